@@ -1,0 +1,151 @@
+"""Checking and converting what users pass in: spikes, weights, targets, budgets.
+
+One place for the rules, so that every public entry point rejects bad input the same way: a
+``TypeError`` or ``ValueError`` that names the argument and says what was expected, before any tensor
+work starts. Nothing here mutates what it is given; every conversion copies or views read-only.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class SpikeBatch(NamedTuple):
+    """Spikes as the engine uses them, plus how to give results back.
+
+    Attributes:
+        spikes: ``(B, T, N)`` floating tensor on the caller's device (a copy or a read-only view).
+        batched: whether the caller passed ``(B, T, N)`` (else ``(T, N)``).
+        numpy: whether the caller passed a NumPy array (results then come back as NumPy).
+    """
+
+    spikes: Tensor
+    batched: bool
+    numpy: bool
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.spikes.shape)  # type: ignore[return-value]
+
+
+def as_tensor(value: Any, name: str) -> tuple[Tensor, bool]:
+    """Array-like -> ``(tensor, came_from_numpy)``; rejects what is not numeric with a ``TypeError``."""
+    if isinstance(value, Tensor):
+        tensor, from_numpy = value, False
+    elif isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected a numeric array (bool, int or float), got dtype {value.dtype}")
+        tensor, from_numpy = torch.from_numpy(np.ascontiguousarray(value)), True
+    elif isinstance(value, (list, tuple)):
+        try:
+            array = np.asarray(value)
+        except ValueError as error:
+            raise ValueError(f"{name}: expected a rectangular array, got a ragged sequence") from error
+        return as_tensor(array, name)[0], True
+    else:
+        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(value).__name__}")
+    if tensor.is_complex() or tensor.dtype not in _REAL_DTYPES:
+        raise TypeError(f"{name}: expected a real numeric dtype (bool, int or float), got {tensor.dtype}")
+    return tensor, from_numpy
+
+
+_REAL_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                torch.float16, torch.bfloat16, torch.float32, torch.float64}
+
+
+def floating(tensor: Tensor) -> Tensor:
+    """``tensor`` in a floating dtype that sums exactly: float32 or float64 are kept, others become float32."""
+    if tensor.dtype in (torch.float32, torch.float64):
+        return tensor
+    return tensor.to(torch.float32)
+
+
+def as_spikes(value: Any, name: str = "input_spikes") -> SpikeBatch:
+    """Validate spikes given as ``(T, N)`` or ``(B, T, N)``; returns a :class:`SpikeBatch`."""
+    tensor, from_numpy = as_tensor(value, name)
+    if tensor.ndim not in (2, 3):
+        raise ValueError(f"{name}: expected shape (T, N) or (B, T, N), got {tensor.ndim} dimensions "
+                         f"{tuple(tensor.shape)}")
+    batched = tensor.ndim == 3
+    tensor = floating(tensor if batched else tensor.unsqueeze(0))
+    if 0 in tensor.shape:
+        raise ValueError(f"{name}: expected a non-empty spike train (B, T, N all > 0), got shape "
+                         f"{tuple(tensor.shape) if batched else tuple(tensor.shape[1:])}")
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name}: expected finite values, found NaN or Inf")
+    return SpikeBatch(tensor, batched, from_numpy)
+
+
+def as_weight_chain(weights: Any, name: str = "weights") -> list[Tensor]:
+    """Validate a list of ``(n_in, n_out)`` matrices whose shapes chain; returns float tensors (copies
+    are never needed: callers only read them)."""
+    if isinstance(weights, (Tensor, np.ndarray)):
+        weights = [weights]
+    if not isinstance(weights, Sequence) or isinstance(weights, (str, bytes)):
+        raise TypeError(f"{name}: expected a list of (n_in, n_out) weight matrices, got {type(weights).__name__}")
+    if len(weights) == 0:
+        raise ValueError(f"{name}: expected at least one (n_in, n_out) weight matrix, got an empty list")
+    chain = []
+    for index, w in enumerate(weights):
+        label = f"{name}[{index}]"
+        tensor = floating(as_tensor(w, label)[0])
+        if tensor.ndim != 2 or 0 in tensor.shape:
+            raise ValueError(f"{label}: expected a non-empty 2-D (n_in, n_out) matrix, got shape {tuple(tensor.shape)}")
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{label}: expected finite values, found NaN or Inf")
+        if chain and chain[-1].shape[1] != tensor.shape[0]:
+            raise ValueError(f"{name}: shapes do not chain: {name}[{index - 1}] is {tuple(chain[-1].shape)} "
+                             f"but {label} is {tuple(tensor.shape)} (expected {chain[-1].shape[1]} rows)")
+        chain.append(tensor)
+    return chain
+
+
+def as_targets(value: Any, batch: int, n_outputs: int, device: torch.device,
+               name: str = "output_neuron") -> Tensor:
+    """An int, or one int per sample ``(B,)``, each in ``[0, n_outputs)``; returns a ``(B,)`` long tensor."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        targets = torch.full((batch,), int(value), dtype=torch.long, device=device)
+    elif isinstance(value, (Tensor, np.ndarray, list, tuple)):
+        tensor, _ = as_tensor(value, name)
+        if tensor.dtype.is_floating_point or tensor.dtype == torch.bool:
+            raise TypeError(f"{name}: expected integer class indices, got dtype {tensor.dtype}")
+        if tensor.ndim == 0:
+            return as_targets(int(tensor), batch, n_outputs, device, name)
+        if tensor.shape != (batch,):
+            raise ValueError(f"{name}: expected an int or a ({batch},) tensor (one per sample), "
+                             f"got shape {tuple(tensor.shape)}")
+        targets = tensor.to(device=device, dtype=torch.long)
+    else:
+        raise TypeError(f"{name}: expected an int or a (B,) integer tensor, got {type(value).__name__}")
+    if bool(((targets < 0) | (targets >= n_outputs)).any()):
+        bad = targets[(targets < 0) | (targets >= n_outputs)][0].item()
+        raise ValueError(f"{name}: expected values in [0, {n_outputs}) (the model has {n_outputs} outputs), got {bad}")
+    return targets
+
+
+def as_positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return int(value)
+
+
+def as_fraction(value: Any, name: str, *, inclusive_high: bool = True) -> float:
+    """A real number in ``[0, 1]`` (``[0, 1)`` if not ``inclusive_high``)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
+        raise TypeError(f"{name}: expected a float in [0, 1], got {value!r}")
+    if value < 0 or value > 1 or (not inclusive_high and value == 1):
+        raise ValueError(f"{name}: expected a float in [0, 1{']' if inclusive_high else ')'}, got {value}")
+    return float(value)
+
+
+def give_back(tensor: Tensor, batched: bool, numpy: bool):
+    """Result tensor ``(B, ...)`` -> what the caller expects: squeeze a lone sample, NumPy for NumPy callers."""
+    if not batched:
+        tensor = tensor[0]
+    return tensor.detach().cpu().numpy() if numpy else tensor

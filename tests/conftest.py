@@ -1,0 +1,44 @@
+"""Shared test configuration.
+
+Tests that need an external tool (the FPGA toolchain, a framework extra) ask for it through
+:func:`require_tool` / :func:`require_module`: on a user's machine without it they skip with the
+install command; in CI (``SC_NEUROCORE_REQUIRE_TOOLS=1``, set by ``.ci/run``) they fail instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+
+import pytest
+import torch
+
+REQUIRE_TOOLS = os.environ.get("SC_NEUROCORE_REQUIRE_TOOLS") == "1"
+
+# Small per-step ops run fastest single-threaded on a loaded 2-core machine, and results must not depend
+# on the thread count.
+torch.set_num_threads(1)
+
+
+def _missing(what: str, how: str) -> None:
+    message = f"{what} is not installed; install it with: {how}"
+    if REQUIRE_TOOLS:
+        pytest.fail(f"{message} (SC_NEUROCORE_REQUIRE_TOOLS=1 turns this skip into a failure)")
+    pytest.skip(message)
+
+
+def require_tool(*names: str) -> None:
+    """Skip (or fail in CI) unless every command in ``names`` is on PATH."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        _missing(", ".join(missing), "sudo bash scripts/install-toolchain.sh  (Debian: apt-get install yosys "
+                 "nextpnr-ice40 fpga-icestorm iverilog verilator)")
+
+
+def require_module(module: str, extra: str):
+    """Import ``module`` or skip (fail in CI) with the pip extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        _missing(f"the Python package {module!r}", f"pip install 'sc-neurocore[{extra}]'")
