@@ -123,11 +123,15 @@ class SpikeAttributor:
 
 
 def linear_paths(chain: list[Tensor], targets: Tensor) -> Tensor:
-    """``W_eff[:, k_b]`` for each sample: ``(B, N)``. Multiplies right to left, one output column at a time."""
-    column = chain[-1][:, targets]  # (n_{L-1}, B)
+    """``W_eff[:, k_b]`` for each sample: ``(B, N)``.
+
+    ``W_eff`` is formed once for all outputs (``N x C``, cheap) and then indexed, so a sample's result
+    does not depend on what else is in the batch, to the last bit.
+    """
+    effective = chain[-1]
     for weight in reversed(chain[:-1]):
-        column = weight @ column
-    return column.T
+        effective = weight @ effective
+    return effective[:, targets].T
 
 
 def window_gates(spikes: Tensor, decay: float) -> Tensor:

@@ -89,6 +89,9 @@ class CausalImportance(PerturbationExplainer):
         if layer == INPUT_LAYER:
             return prepared.batch.spikes.shape[2]
         layers = prepared.model.neuron_layers
+        if not layers:
+            raise ValueError(f"layer: a plain callable exposes no neuron layers (asked for {layer!r}); only "
+                             f"{INPUT_LAYER!r} works, or wrap the network with sc_neurocore.adapters")
         if not isinstance(layer, str) or layer not in layers:
             raise ValueError(f"layer: expected {INPUT_LAYER!r} or one of the model's neuron layers "
                              f"{list(layers)}, got {layer!r}")
