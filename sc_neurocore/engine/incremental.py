@@ -1,0 +1,417 @@
+r"""The incremental executor: exact perturbations of a feed-forward stack without re-running what did not change.
+
+A :class:`Stack` is a feed-forward network whose structure is known: linear layers, each feeding a layer
+of neurons advanced by one of the pure step functions of :mod:`sc_neurocore.dynamics` (the same ones the
+reference :class:`~sc_neurocore.models.LIFNetwork` and the compiled snnTorch / Norse stacks use). For such
+a network a perturbation changes very little, and this executor recomputes only that:
+
+* **Rank-1 delta.** Every perturbation removes spikes from the train ``x_l`` that feeds one linear layer
+  ``W`` (``l = 0``: the input; a silenced hidden neuron ``j`` of layer ``l - 1`` removes its whole emitted
+  train). The layer's input current is then the cached baseline current minus the removed part:
+
+  .. math::
+
+      I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(one spike } (t_0, i)\text{: only at } t = t_0),
+      \qquad I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(neuron } i \text{ silenced: every } t).
+
+  No matrix product with the input per perturbation: a row costs ``O(n_out)`` per step in that layer.
+* **Suffix replay.** Nothing changes before the first timestep ``t_0`` a perturbation touches (the
+  removed spike's time, the silenced neuron's first baseline spike). Its replay starts from the cached
+  baseline state of every layer at ``t_0 - 1``; the prefix is never recomputed, and a readout that sums
+  over time starts from the baseline's partial sum. A silenced neuron that never fired needs no replay.
+* **Grouped by time.** The rows of a chunk are sorted by ``t_0``; at step ``t`` the active rows are the
+  prefix with ``t_0 <= t``, so each step is one batched call of the step function on that prefix.
+
+Exactness: the replay runs the very step functions of the forward pass on the very same states, so
+spike trains are those of a brute-force forward. The one difference is floating-point association of
+the first layer's current (``I - W[i]`` instead of a new matrix product): with weights that are exactly
+representable sums (fixed-point weights) the results are bit-identical; with arbitrary float weights
+they agree to round-off, which changes a spike only if a membrane lies within an ulp of threshold.
+
+Memory: per sample chunk the baseline cache (currents, states, spikes of every layer, ``(B, T, n)``);
+per row chunk the replay states. Both are sized from ``max_memory`` (see :func:`plan_chunks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..protocol import INPUT_LAYER
+from .batched import _progress_bar
+from .budget import default_max_memory
+from .plans import Silencing, SpikeRemovals
+from .threads import thread_policy
+
+READOUTS = ("spike_count",)
+
+
+class StackLayer(NamedTuple):
+    """One linear layer and the neurons it feeds.
+
+    Attributes:
+        weight: ``(n_in, n_out)`` weight matrix.
+        bias: ``(n_out,)`` or ``None``.
+        step: a step function of :mod:`sc_neurocore.dynamics`, ``step(current, state, params) -> (spikes, state)``.
+        params: the step function's parameters.
+        initial_state: ``initial_state(current) -> state``: the resting state shaped like a ``(B, n_out)`` current.
+        linear: ``linear(spikes, weight, bias) -> current``: how the framework computes the current, so the
+            compiled forward reproduces its rounding (``None``: ``spikes @ weight (+ bias)``).
+    """
+
+    weight: Tensor
+    bias: Tensor | None
+    step: Callable[[Tensor, Any, Any], tuple[Tensor, Any]]
+    params: Any
+    initial_state: Callable[[Tensor], Any]
+    linear: Callable[[Tensor, Tensor, Tensor | None], Tensor] | None = None
+
+    def current(self, spikes: Tensor) -> Tensor:
+        """The input current of this layer's neurons for ``spikes`` ``(..., n_in)``."""
+        if self.linear is not None:
+            return self.linear(spikes, self.weight, self.bias)
+        current = spikes @ self.weight
+        return current if self.bias is None else current + self.bias
+
+
+class Stack(NamedTuple):
+    """A feed-forward spiking network in compiled form.
+
+    Attributes:
+        layers: the layers, input side first.
+        names: the neuron layer names, as in the model's ``neuron_layers``.
+        readout: ``"spike_count"``: outputs are the last layer's spikes summed over time, ``(B, C)``.
+    """
+
+    layers: tuple[StackLayer, ...]
+    names: tuple[str, ...]
+    readout: str = "spike_count"
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].weight.shape[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].weight.shape[1]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [layer.weight.shape[1] for layer in self.layers]
+
+
+class Baseline(NamedTuple):
+    """What the unperturbed forward pass did, kept for the replays, batch-first ``(B, T, n)``.
+
+    Attributes:
+        currents: each layer's input current.
+        states: each layer's state after each step (a state NamedTuple of ``(B, T, n)`` tensors).
+        spikes: each layer's emitted spikes.
+        partial_outputs: ``(B, T + 1, C)``: the readout summed over the first ``t`` steps.
+    """
+
+    currents: list[Tensor]
+    states: list[Any]
+    spikes: list[Tensor]
+    partial_outputs: Tensor
+
+
+def stack_forward(stack: Stack, spikes: Tensor, silence: dict[str, Tensor] | None = None,
+                  record: bool = False) -> Tensor | tuple[Tensor, Baseline]:
+    """Run ``stack`` on spikes ``(B, T, N)``: the readout ``(B, C)`` (and the :class:`Baseline` if ``record``).
+
+    Args:
+        stack: the compiled network.
+        spikes: input spikes ``(B, T, N)`` in the weights' dtype.
+        silence: optional ``{layer name: (B, n) bool}`` of neurons whose emitted spikes are forced to 0.
+        record: also return every layer's currents, states and spikes.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
+        >>> stack_forward(compile_model(net), torch.ones(1, 5, 8)).shape
+        torch.Size([1, 2])
+    """
+    n_steps = spikes.shape[1]
+    train = spikes
+    currents_all, states_all, spikes_all = [], [], []
+    for index, layer in enumerate(stack.layers):
+        # The input matrix product needs no state: one call for all timesteps, as the reference network does.
+        currents = layer.current(train)
+        keep = None
+        if silence and stack.names[index] in silence:
+            keep = (~silence[stack.names[index]]).to(currents.dtype)
+        state = layer.initial_state(currents.new_zeros(currents.shape[0], currents.shape[2]))
+        emitted, states = [], []
+        for t in range(n_steps):
+            s, state = layer.step(currents[:, t], state, layer.params)
+            emitted.append(s if keep is None else s * keep)
+            states.append(state)
+        train = torch.stack(emitted, dim=1)
+        if record:
+            currents_all.append(currents)
+            states_all.append(type(state)(*(torch.stack(field, dim=1) for field in zip(*states))))
+            spikes_all.append(train)
+    outputs = train.sum(dim=1)
+    if not record:
+        return outputs
+    partial = torch.cat([torch.zeros_like(train[:, :1]), train.cumsum(dim=1)], dim=1)
+    return outputs, Baseline(currents_all, states_all, spikes_all, partial)
+
+
+class Perturbations(NamedTuple):
+    """A plan in the executor's terms: each row removes spikes from the train feeding layer ``level``.
+
+    Attributes:
+        level: index of the first layer whose input changes (``len(layers)``: the output layer's own spikes).
+        sample: ``(P,)`` the sample each row perturbs.
+        first: ``(P,)`` the first timestep the row changes (``T``: it changes nothing).
+        neuron: ``(P,)`` the removed/silenced neuron of the feeding train, or ``None`` with ``keep``.
+        only_at_first: ``True``: remove one spike at ``first``; ``False``: silence ``neuron`` at every step.
+        keep: ``(P, n)`` float mask of the feeding train's neurons kept (multi-neuron silencing), or ``None``.
+    """
+
+    level: int
+    sample: Tensor
+    first: Tensor
+    neuron: Tensor | None
+    only_at_first: bool
+    keep: Tensor | None
+
+
+def translate(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing,
+              feeding: Callable[[int], Tensor]) -> Perturbations:
+    """Express ``plan`` as removals from one feeding train; ``feeding(level)`` gives that train ``(B, T, n)``."""
+    n_steps = spikes.shape[1]
+    if isinstance(plan, SpikeRemovals):
+        return Perturbations(0, plan.sample, plan.timestep, plan.neuron, True, None)
+    if plan.layer == INPUT_LAYER:
+        level = 0
+    else:
+        level = stack.names.index(plan.layer) + 1
+    masks = plan.masks()  # (P, n) bool: silenced
+    single = bool((masks.sum(dim=1) <= 1).all())
+    if level == len(stack.layers):  # the output layer itself: no replay, the readout just loses spikes
+        return Perturbations(level, plan.sample, torch.full_like(plan.sample, n_steps), None, False,
+                             (~masks).to(spikes.dtype))
+    train = feeding(level)
+    if single:
+        neuron = torch.where(masks.any(dim=1), masks.to(torch.int64).argmax(dim=1), 0)
+        touched = (train[plan.sample, :, neuron] != 0) & masks.any(dim=1, keepdim=True)  # (P, T)
+    else:
+        touched = ((train[plan.sample] != 0) & masks[:, None, :]).any(dim=2)  # (P, T)
+    # The first timestep at which a silenced neuron fired in the baseline (argmax: the first True), else T.
+    first = torch.where(touched.any(dim=1), touched.to(torch.int8).argmax(dim=1), n_steps)
+    if single:
+        return Perturbations(level, plan.sample, first, neuron, False, None)
+    return Perturbations(level, plan.sample, first, None, False, (~masks).to(spikes.dtype))
+
+
+def replay(stack: Stack, spikes: Tensor, baseline: Baseline, rows: Perturbations) -> Tensor:
+    """Outputs ``(P, C)`` of the perturbed rows, by suffix replay from the baseline (see the module docstring).
+
+    ``rows.sample`` indexes ``spikes`` and ``baseline`` (one sample chunk).
+    """
+    n_steps = spikes.shape[1]
+    n_rows = rows.sample.shape[0]
+    partial = baseline.partial_outputs
+    if rows.level == len(stack.layers):
+        return partial[rows.sample, n_steps] * rows.keep
+    order = torch.argsort(rows.first, stable=True)
+    sample, first = rows.sample[order], rows.first[order]
+    joined = torch.searchsorted(first, torch.arange(n_steps + 1, device=first.device), right=True).tolist()
+    level = rows.level
+    train = spikes if level == 0 else baseline.spikes[level - 1]
+    feed = stack.layers[level]
+    outputs = partial[sample, first.clamp(max=n_steps)].clone()  # the unchanged prefix of the readout
+    states = [None] * len(stack.layers)
+    if rows.neuron is not None:
+        neuron = rows.neuron[order]
+        weight_rows = feed.weight[neuron]  # (P, n_out): the rank-1 direction of each row
+        if rows.only_at_first:
+            weight_rows = weight_rows * train[sample, first.clamp(max=n_steps - 1), neuron][:, None]
+    else:
+        keep = rows.keep[order]
+    active = 0
+    for t in range(n_steps):
+        new = joined[t]
+        if new == 0:
+            continue
+        if new > active:  # rows whose first touched timestep is t start from the baseline state at t - 1
+            for index in range(level, len(stack.layers)):
+                states[index] = _join(states[index], baseline.states[index], sample[active:new], t,
+                                      stack.layers[index], n_rows)
+        current = baseline.currents[level][sample[:new], t]
+        if rows.neuron is not None:
+            if rows.only_at_first:
+                current[active:new] -= weight_rows[active:new]
+            else:
+                current -= train[sample[:new], t, neuron[:new]][:, None] * weight_rows[:new]
+        else:
+            current = feed.current(train[sample[:new], t] * keep[:new])
+        active = new
+        for index in range(level, len(stack.layers)):
+            layer = stack.layers[index]
+            if index > level:
+                current = layer.current(emitted)
+            emitted, state = layer.step(current, _head(states[index], new), layer.params)
+            _store(states[index], state, new)
+        outputs[:new] += emitted
+    result = torch.empty_like(outputs)
+    result[order] = outputs
+    return result
+
+
+def _join(buffer, cached, sample: Tensor, t: int, layer: StackLayer, capacity: int):
+    """Append the baseline states at ``t - 1`` of ``sample`` rows to a preallocated state buffer."""
+    if t == 0:
+        joining = layer.initial_state(layer.weight.new_zeros(sample.shape[0], layer.weight.shape[1]))
+    else:
+        joining = type(cached)(*(field[sample, t - 1] for field in cached))
+    if buffer is None:
+        buffer = type(joining)(*(field.new_empty((capacity,) + field.shape[1:]) for field in joining))
+        buffer = _Buffer(buffer, 0)
+    start = buffer.filled
+    for target, field in zip(buffer.state, joining):
+        target[start:start + sample.shape[0]] = field
+    return _Buffer(buffer.state, start + sample.shape[0])
+
+
+class _Buffer:
+    """Replay states of the active rows, preallocated for a chunk; rows ``[:filled]`` are live."""
+
+    __slots__ = ("state", "filled")
+
+    def __init__(self, state, filled: int) -> None:
+        self.state = state
+        self.filled = filled
+
+
+def _head(buffer: _Buffer, n: int):
+    return type(buffer.state)(*(field[:n] for field in buffer.state))
+
+
+def _store(buffer: _Buffer, state, n: int) -> None:
+    for target, field in zip(buffer.state, state):
+        target[:n] = field
+
+
+# -- chunking --------------------------------------------------------------------------------------------------
+
+def baseline_bytes_per_sample(stack: Stack, n_steps: int, itemsize: int, n_state_fields: int = 2) -> int:
+    """Bytes of the baseline cache per sample: input, and per layer currents, states and spikes over time."""
+    return itemsize * n_steps * (stack.n_inputs + sum((2 + n_state_fields) * n for n in stack.sizes)
+                                 + stack.n_outputs)
+
+
+def replay_bytes_per_row(stack: Stack, level: int, n_steps: int, itemsize: int, n_state_fields: int = 2,
+                         masked: bool = False) -> int:
+    """Peak bytes one replayed row costs: its states, its rank-1 direction, per-step currents and spikes."""
+    sizes = stack.sizes[level:]
+    n_feed = stack.layers[min(level, len(stack.layers) - 1)].weight.shape[0]
+    per_row = sum((n_state_fields + 3) * n for n in sizes) + stack.n_outputs * 3 + 8
+    per_row += 2 * n_feed if masked else sizes[0] if sizes else 0
+    if masked:  # the (P, T, n) touched-mask computed once per chunk
+        per_row += n_steps * n_feed // itemsize + n_steps
+    return itemsize * per_row + 8 * 4  # index tensors
+
+
+def plan_chunks(max_memory: int, sample_bytes: int, row_bytes: int, n_samples: int, n_rows: int) -> tuple[int, int]:
+    """``(samples per chunk, rows per chunk)`` so that a chunk's baseline plus its replay fit in ``max_memory``.
+
+    Half the budget goes to the baseline cache (at least one sample), the rest to replayed rows.
+    """
+    if max_memory < sample_bytes + row_bytes:
+        raise ValueError(f"max_memory: {max_memory} bytes is too small for one sample's baseline and one "
+                         f"perturbation, which need about {sample_bytes + row_bytes} bytes; raise it or pass None")
+    samples = max(1, min(n_samples, (max_memory // 2) // sample_bytes))
+    rows = max(1, min(max(n_rows, 1), (max_memory - samples * sample_bytes) // row_bytes))
+    return samples, rows
+
+
+def run_incremental(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
+                    max_memory: int | None = None, progress: bool = False) -> Tensor:
+    """Outputs ``(P, C)`` of every row of ``plan`` by baseline caching, rank-1 deltas and suffix replay.
+
+    Args:
+        stack: the compiled network (see :func:`sc_neurocore.adapters.compile.compile_model`).
+        spikes: the samples ``(B, T, N)`` the plan refers to.
+        plan: spike removals or silencings; ``None``: the unperturbed samples.
+        max_memory: peak bytes of the baseline cache and replay states of one chunk (``None``: automatic).
+        progress: show a progress bar over rows.
+
+    Returns:
+        ``(P, C)`` in the weights' dtype, row ``p`` the outputs of plan row ``p``.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.plans import remove_each_spike
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
+        >>> spikes = (torch.rand(1, 20, 8) < 0.3).float()
+        >>> run_incremental(compile_model(net), spikes, remove_each_spike(spikes)).shape[1]
+        2
+    """
+    dtype = stack.layers[0].weight.dtype
+    x = spikes.to(dtype)
+    n_samples, n_steps, _ = x.shape
+    budget = default_max_memory(x.device) if max_memory is None else max_memory
+    itemsize = x.element_size()
+    if plan is None:
+        samples, _ = plan_chunks(budget, baseline_bytes_per_sample(stack, n_steps, itemsize), 1, n_samples, 1)
+        with thread_policy(samples * max(stack.sizes), x.device):
+            return torch.cat([stack_forward(stack, x[start:start + samples])
+                              for start in range(0, n_samples, samples)]) if n_samples else \
+                x.new_empty(0, stack.n_outputs)
+    n_rows = len(plan)
+    outputs = torch.empty((n_rows, stack.n_outputs), dtype=dtype, device=x.device)
+    if n_rows == 0:
+        return outputs
+    masked = isinstance(plan, Silencing) and bool((plan.stop - plan.start > 1).any())
+    level = 0 if isinstance(plan, SpikeRemovals) or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1
+    sample_bytes = baseline_bytes_per_sample(stack, n_steps, itemsize)
+    row_bytes = replay_bytes_per_row(stack, level, n_steps, itemsize, masked=masked or isinstance(plan, Silencing))
+    samples, rows_chunk = plan_chunks(budget, sample_bytes, row_bytes, n_samples, n_rows)
+    # Rows grouped by sample chunk: a stable sort keeps the plan's order inside each group.
+    sample_order = torch.argsort(plan.sample, stable=True)
+    sorted_samples = plan.sample[sample_order]
+    bounds = torch.searchsorted(sorted_samples, torch.arange(0, n_samples + samples, samples,
+                                                             device=x.device).clamp(max=n_samples)).tolist()
+    bar = _progress_bar(n_rows, progress)
+    try:
+        with thread_policy(rows_chunk * max(stack.sizes[level:] or [1]), x.device):
+            for chunk_index, start in enumerate(range(0, n_samples, samples)):
+                lo, hi = bounds[chunk_index], bounds[chunk_index + 1]
+                if lo == hi:
+                    continue
+                chunk_spikes = x[start:start + samples]
+                _, baseline = stack_forward(stack, chunk_spikes, record=True)
+                for row_start in range(lo, hi, rows_chunk):
+                    picked = sample_order[row_start:min(row_start + rows_chunk, hi)]
+                    sub = _take(plan, picked, start, start + samples)
+                    feeding = (lambda lvl: chunk_spikes if lvl == 0 else baseline.spikes[lvl - 1])
+                    rows = translate(stack, chunk_spikes, sub, feeding)
+                    outputs[picked] = replay(stack, chunk_spikes, baseline, rows)
+                    bar.update(picked.shape[0])
+    finally:
+        bar.close()
+    return outputs
+
+
+def _take(plan: SpikeRemovals | Silencing, picked: Tensor, start: int, stop: int) -> SpikeRemovals | Silencing:
+    """Rows ``picked`` of ``plan``, with samples renumbered into the sample chunk ``[start, stop)``."""
+    if isinstance(plan, SpikeRemovals):
+        return SpikeRemovals(plan.sample[picked] - start, plan.timestep[picked], plan.neuron[picked])
+    rank = plan.rank if plan.rank.ndim == 1 else plan.rank[start:stop]
+    return Silencing(plan.layer, plan.sample[picked] - start, rank, plan.start[picked], plan.stop[picked])
+
+
+def supported_levels(stack: Stack) -> Sequence[str]:
+    """Layers a :class:`~sc_neurocore.engine.plans.Silencing` plan may name for this stack."""
+    return (INPUT_LAYER,) + stack.names
