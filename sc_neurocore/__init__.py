@@ -8,4 +8,15 @@ __version__ = "0.1.0"
 
 from .models import LIFNetwork  # noqa: E402
 
-__all__ = ["LIFNetwork", "__version__"]
+__all__ = ["LIFNetwork", "__version__", "explain_dataset"]
+
+#: Public names whose modules load only when first used, so that ``import sc_neurocore`` stays light.
+_LAZY = {"explain_dataset": "sc_neurocore.distributed"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sc_neurocore' has no attribute {name!r}")

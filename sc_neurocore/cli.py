@@ -14,6 +14,8 @@ import sys
 #: name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sc_neurocore.demo", "explain a built-in spiking network with all three methods"),
+    "explain-dataset": ("sc_neurocore.distributed", "explain a whole dataset into checksummed shards, on one "
+                        "process or many (torchrun)"),
 }
 
 
