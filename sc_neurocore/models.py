@@ -15,6 +15,7 @@ sample, and a recording returns every layer's spikes, membranes and decayed trac
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -113,6 +114,11 @@ class LIFNetwork(nn.Module):
 
     @torch.no_grad()
     def _simulate(self, spikes: Tensor, silence: Mapping[str, Tensor] | None, record: bool) -> Recording:
+        from .explain.inputs import as_tensor
+
+        # The explainers validate their inputs; a direct call (net(spikes)) must not silently drop an
+        # imaginary part or read a meta tensor either.
+        spikes = as_tensor(spikes, "spikes")[0]
         if spikes.ndim != 3 or spikes.shape[-1] != self.n_inputs:
             raise ValueError(f"spikes: expected shape (B, T, {self.n_inputs}), got {tuple(spikes.shape)}")
         dtype = self.weights[0].dtype
@@ -161,11 +167,17 @@ def _keep_masks(silence: Mapping[str, Tensor] | None, layers: Mapping[str, int],
 
 
 def _per_layer(value, n_layers: int, name: str, low: float | None, high: float | None) -> tuple[float, ...]:
-    values = [value] * n_layers if isinstance(value, (int, float)) else list(value)
+    if isinstance(value, numbers.Real):
+        values = [value] * n_layers
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        values = list(value)
+    else:
+        raise TypeError(f"{name}: expected a float or a list of {n_layers} floats, got {type(value).__name__}")
     if len(values) != n_layers:
         raise ValueError(f"{name}: expected a float or {n_layers} floats (one per layer), got {len(values)}")
     for v in values:
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v != v:
+        # `-inf < v < inf` is False for NaN too: a non-finite threshold or leak is never meant.
+        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not -float("inf") < v < float("inf"):
             raise TypeError(f"{name}: expected finite floats, got {v!r}")
         if (low is not None and v < low) or (high is not None and v > high):
             raise ValueError(f"{name}: expected values in [{low}, {high}], got {v}")

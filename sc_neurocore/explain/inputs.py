@@ -52,6 +52,9 @@ def as_tensor(value: Any, name: str) -> tuple[Tensor, bool]:
         raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(value).__name__}")
     if tensor.is_complex() or tensor.dtype not in _REAL_DTYPES:
         raise TypeError(f"{name}: expected a real numeric dtype (bool, int or float), got {tensor.dtype}")
+    if tensor.device.type == "meta":
+        # A meta tensor has a shape but no values: every later check or result would be meaningless.
+        raise ValueError(f"{name}: expected a tensor holding values (cpu or cuda), got one on the 'meta' device")
     return tensor, from_numpy
 
 

@@ -75,10 +75,13 @@ def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:
     expected = model.n_inputs
     if expected != spikes.shape[2]:
         raise ValueError(f"input_spikes: the model takes {expected} input neurons, got {spikes.shape[2]}")
-    if isinstance(model, nn.Module):
-        tensor = next(iter(model.parameters()), None)
+    # The module that holds the weights: the model itself, or the nn.Module a plain-callable wrapper calls.
+    module = next((m for m in (model, getattr(model, "fn", None), getattr(model, "module", None))
+                   if isinstance(m, nn.Module)), None)
+    if module is not None:
+        tensor = next(iter(module.parameters()), None)
         if tensor is None:
-            tensor = next(iter(model.buffers()), None)
+            tensor = next(iter(module.buffers()), None)
         if tensor is not None and tensor.device != spikes.device:
             raise ValueError(f"input_spikes: on {spikes.device} but the model is on {tensor.device}; move one "
                              f"of them (e.g. input_spikes.to('{tensor.device}'))")
