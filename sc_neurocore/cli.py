@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sc_neurocore.demo", "explain a built-in spiking network with all three methods"),
     "explain-dataset": ("sc_neurocore.distributed", "explain a whole dataset into checksummed shards, on one "
                         "process or many (torchrun)"),
+    "fpga": ("sc_neurocore.fpga.cli", "build the trace explainer's iCE40 bitstream and its resource/clock report"),
 }
 
 

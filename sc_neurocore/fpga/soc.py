@@ -111,10 +111,11 @@ def board_crg(platform, board: Board, sys_clk_freq: float):
             self.cd_sys = migen.ClockDomain("sys")
             self.cd_por = migen.ClockDomain("por", reset_less=True)
             oscillator = platform.request(board.clock_name)
-            # The iCE40's configuration leaves BRAM unusable for a few microseconds after start-up.
+            # The iCE40's configuration leaves BRAM unusable for a few microseconds after start-up. The
+            # counter runs on the system clock: a PLL's pad input may drive nothing but the PLL.
             por_count = migen.Signal(16, reset=2**16 - 1)
             por_done = migen.Signal()
-            self.comb += [self.cd_por.clk.eq(oscillator), por_done.eq(por_count == 0)]
+            self.comb += [self.cd_por.clk.eq(migen.ClockSignal("sys")), por_done.eq(por_count == 0)]
             self.sync.por += migen.If(~por_done, por_count.eq(por_count - 1))
             if sys_clk_freq == board.clock_freq:
                 self.comb += self.cd_sys.clk.eq(oscillator)
