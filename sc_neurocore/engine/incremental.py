@@ -44,7 +44,7 @@ from ..protocol import INPUT_LAYER
 from .batched import _progress_bar
 from .budget import default_max_memory
 from .plans import Silencing, SpikeRemovals
-from .threads import thread_policy
+from .threads import step_block_rows, thread_policy
 
 READOUTS = ("spike_count",)
 
@@ -237,6 +237,7 @@ def replay(stack: Stack, spikes: Tensor, baseline: Baseline, rows: Perturbations
             weight_rows = weight_rows * train[sample, first.clamp(max=n_steps - 1), neuron][:, None]
     else:
         keep = rows.keep[order]
+    block = step_block_rows(max(stack.sizes[level:]), spikes.device)
     active = 0
     for t in range(n_steps):
         new = joined[t]
@@ -246,22 +247,23 @@ def replay(stack: Stack, spikes: Tensor, baseline: Baseline, rows: Perturbations
             for index in range(level, len(stack.layers)):
                 states[index] = _join(states[index], baseline.states[index], sample[active:new], t,
                                       stack.layers[index], n_rows)
-        current = baseline.currents[level][sample[:new], t]
-        if rows.neuron is not None:
-            if rows.only_at_first:
-                current[active:new] -= weight_rows[active:new]
-            else:
-                current -= train[sample[:new], t, neuron[:new]][:, None] * weight_rows[:new]
-        else:
-            current = feed.current(train[sample[:new], t] * keep[:new])
+        for lo in range(0, new, block):
+            hi = min(lo + block, new)
+            current = baseline.currents[level][sample[lo:hi], t]
+            if rows.neuron is None:
+                current = feed.current(train[sample[lo:hi], t] * keep[lo:hi])
+            elif not rows.only_at_first:
+                current -= train[sample[lo:hi], t, neuron[lo:hi]][:, None] * weight_rows[lo:hi]
+            elif max(lo, active) < hi:  # the removed spike only changes its own timestep's current
+                current[max(lo, active) - lo:] -= weight_rows[max(lo, active):hi]
+            for index in range(level, len(stack.layers)):
+                layer = stack.layers[index]
+                if index > level:
+                    current = layer.current(emitted)
+                emitted, state = layer.step(current, _rows(states[index], lo, hi), layer.params)
+                _store(states[index], state, lo, hi)
+            outputs[lo:hi] += emitted
         active = new
-        for index in range(level, len(stack.layers)):
-            layer = stack.layers[index]
-            if index > level:
-                current = layer.current(emitted)
-            emitted, state = layer.step(current, _head(states[index], new), layer.params)
-            _store(states[index], state, new)
-        outputs[:new] += emitted
     result = torch.empty_like(outputs)
     result[order] = outputs
     return result
@@ -292,13 +294,13 @@ class _Buffer:
         self.filled = filled
 
 
-def _head(buffer: _Buffer, n: int):
-    return type(buffer.state)(*(field[:n] for field in buffer.state))
+def _rows(buffer: _Buffer, lo: int, hi: int):
+    return type(buffer.state)(*(field[lo:hi] for field in buffer.state))
 
 
-def _store(buffer: _Buffer, state, n: int) -> None:
+def _store(buffer: _Buffer, state, lo: int, hi: int) -> None:
     for target, field in zip(buffer.state, state):
-        target[:n] = field
+        target[lo:hi] = field
 
 
 # -- chunking --------------------------------------------------------------------------------------------------

@@ -23,6 +23,10 @@ import torch
 
 #: Per-step ops below this many elements run on one thread (a 128-neuron layer times ~500 rows).
 SMALL_OP_ELEMENTS = 1 << 16
+#: Largest per-step tensor (elements) the replay builds on CPU at once: 256 KiB of float32. Above about
+#: that size glibc serves each temporary from fresh pages (mmap / heap trimming), and a step's dozen
+#: temporaries then cost page faults: measured 8x slower per row at 1024 x 128 than at 512 x 128.
+STEP_BLOCK_ELEMENTS = 1 << 16
 #: Environment variable that overrides the policy.
 THREADS_ENV = "SC_NEUROCORE_THREADS"
 
@@ -84,3 +88,25 @@ def thread_policy(op_elements: int, device: torch.device | str = "cpu") -> Itera
         yield wanted
     finally:
         torch.set_num_threads(previous)
+
+
+def step_block_rows(width: int, device: torch.device | str = "cpu") -> int:
+    """How many replayed rows one per-step op should cover, for layers up to ``width`` neurons wide.
+
+    On CPU, blocks of at most :data:`STEP_BLOCK_ELEMENTS` elements (see there why); on other devices
+    all rows at once (one kernel launch per op is what matters there).
+
+    Args:
+        width: the widest layer the step computes.
+        device: where the ops run.
+
+    Returns:
+        A positive number of rows (very large off CPU).
+
+    Example:
+        >>> step_block_rows(128)
+        512
+    """
+    if torch.device(device).type != "cpu":
+        return 1 << 62
+    return max(1, STEP_BLOCK_ELEMENTS // max(1, width))
