@@ -602,7 +602,7 @@ def _explain_shards(where: _Rank, todo: list[_Shard], dataset: Dataset, loader_s
             if indices.stop == shard.stop:
                 arrays = {name: torch.cat([part[name] for part in pending]) for name in pending[0]}
                 pending = []
-                written.append(_write_shard(out_dir, shard, suffix, arrays, run_key))
+                written.append(_write_shard(out_dir, shard, suffix, arrays, run_key, where.rank))
     finally:
         bar.close()
     return written
@@ -664,7 +664,8 @@ def _write_npz(path: Path, arrays: Mapping[str, Tensor]) -> None:
                     np.lib.format.write_array(handle, arrays[name].numpy(), allow_pickle=False)
 
 
-def _write_shard(out_dir: Path, shard: _Shard, suffix: str, arrays: dict[str, Tensor], run_key: str) -> dict:
+def _write_shard(out_dir: Path, shard: _Shard, suffix: str, arrays: dict[str, Tensor], run_key: str,
+                 rank: int) -> dict:
     """Write the shard, then its receipt (both atomically); the receipt is the proof of completion."""
     path = out_dir / (shard.name + suffix)
     if suffix == ".npz":
@@ -673,7 +674,8 @@ def _write_shard(out_dir: Path, shard: _Shard, suffix: str, arrays: dict[str, Te
         save_file = _require_safetensors("shard_format='safetensors'").save_file
         with atomic_path(path) as temporary:
             save_file(arrays, str(temporary))
-    receipt = {"run_key": run_key, "shard": shard.index, "file": path.name, "start": shard.start, "stop": shard.stop,
+    receipt = {"run_key": run_key, "shard": shard.index, "rank": rank, "file": path.name, "start": shard.start,
+               "stop": shard.stop,
                "sha256": _sha256(path), "bytes": path.stat().st_size,
                "arrays": {name: {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape[1:])}
                           for name, t in sorted(arrays.items())}}
