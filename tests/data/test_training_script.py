@@ -1,0 +1,45 @@
+"""The training script: a couple of steps run end to end, reproducibly, and write loadable files."""
+
+import json
+
+import torch
+
+from conftest import require_module
+from sc_neurocore.data import load_digits
+from sc_neurocore.data.digits import digit_images
+from sc_neurocore.data.train import main, round_to_grid, train
+from sc_neurocore.loading import load_state_dict
+from sc_neurocore.models import LIFNetwork
+
+
+def test_round_to_grid():
+    assert round_to_grid(torch.tensor([0.1, -0.3, 0.126]), 3).tolist() == [0.125, -0.25, 0.125]
+
+
+def test_two_training_steps_are_reproducible_and_learn():
+    require_module("snntorch", "snntorch")
+    images, labels, _ = digit_images("train")
+    test = load_digits("test")
+    runs = [train(images, labels, (test.spikes, test.labels), epochs=2, max_batches=3, seed=7) for _ in range(2)]
+    for first, second in zip(runs[0].network.linear_weights(), runs[1].network.linear_weights()):
+        assert torch.equal(first, second)
+    assert runs[0].losses == runs[1].losses and runs[0].test_accuracy == runs[1].test_accuracy
+    assert runs[0].losses[1] < runs[0].losses[0]  # the loss falls over the first few steps
+    initial = train(images, labels, (test.spikes, test.labels), epochs=1, max_batches=1, seed=8)
+    assert not torch.equal(initial.network.linear_weights()[0], runs[0].network.linear_weights()[0])
+
+
+def test_command_line_writes_loadable_weights(tmp_path, capsys):
+    require_module("snntorch", "snntorch")
+    assert main(["--size", "8", "--epochs", "1", "--max-batches", "2", "--steps", "10",
+                 "--out", str(tmp_path)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    state = load_state_dict(tmp_path / "digits8.safetensors")
+    record = json.loads((tmp_path / "digits8.json").read_text())
+    assert record["layers"] == [64, 32, 10] and record["n_steps"] == 10 and record["epochs"] == 1
+    network = LIFNetwork([state["weights.0"], state["weights.1"]], beta=record["beta"],
+                         threshold=record["threshold"])
+    test = load_digits("test", n_steps=10)
+    accuracy = float((network(test.spikes).argmax(dim=1) == test.labels).to(torch.float64).mean())
+    assert abs(accuracy - record["test_accuracy"]) < 1e-6  # the record is measured, not typed
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
