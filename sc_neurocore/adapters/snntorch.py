@@ -1,0 +1,244 @@
+"""snnTorch models as :class:`~sc_neurocore.protocol.SpikingModel`: :func:`from_snntorch`.
+
+Three forms of snnTorch model are understood:
+
+* an ``nn.Sequential`` of ``Linear`` / ``Conv2d`` / ``Flatten`` / ``Dropout`` and step-wise neurons
+  (``snn.Leaky``, ``snn.Synaptic``, ``snn.Alpha``, ``snn.RLeaky``) built with ``init_hidden=True``, the
+  last one with ``output=True``: the adapter feeds it one timestep at a time;
+* an ``nn.Sequential`` of sequence-level ``snn.LeakyParallel`` layers (with optional ``Dropout``): fed
+  all ``T`` timesteps at once;
+* any other ``nn.Module`` whose ``forward`` runs its own time loop with explicit state (the snnTorch
+  tutorials' style) and returns the output spike record ``(T, B, C)`` or ``(spk_rec, mem_rec)``.
+
+Neuron layers are the snnTorch neurons the model calls, named as in ``model.named_modules()`` (``"1"``
+for the second entry of a Sequential, ``"lif1"`` for an attribute). Their outputs come in several
+forms: a bare ``spk`` from a hidden ``init_hidden`` layer, ``(spk, mem)`` from an ``output=True`` layer
+or one called with explicit state, ``(spk, syn, mem)`` from ``Synaptic``. The hooks take the spikes as
+the first element of a tuple and never index ``[0]`` of a bare tensor (that would take the first batch
+row instead, neurobench#258). A silenced recurrent neuron (``RLeaky``) also stops feeding its own
+layer: the spikes the layer keeps for its recurrence are silenced too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
+from .stack import StackLayer, linear_chain, linear_params
+
+#: Neuron state snnTorch keeps on the module (non-persistent buffers), emptied before every call.
+STATE_BUFFERS: tuple[str, ...] = ("mem", "syn", "syn_exc", "syn_inh", "spk")
+
+
+def import_snntorch():
+    """``snntorch``, or an ImportError naming the extra that installs it."""
+    try:
+        import snntorch
+    except ImportError as error:
+        raise ImportError("sc_neurocore.adapters.from_snntorch needs snnTorch: pip install 'sc-neurocore[snntorch]'") \
+            from error
+    return snntorch
+
+
+def is_snntorch_neuron(module: nn.Module) -> bool:
+    """Whether ``module`` is an snnTorch neuron layer (without importing snnTorch if it is not loaded)."""
+    import sys
+
+    snntorch = sys.modules.get("snntorch")
+    if snntorch is None:
+        return False
+    return isinstance(module, (snntorch.SpikingNeuron, snntorch.LeakyParallel))
+
+
+def split_output(module: nn.Module, args: tuple, output: Any) -> Emitted:
+    """An snnTorch neuron's output taken apart: spikes, membrane, and how to put new spikes back."""
+    import snntorch
+
+    if isinstance(output, Tensor):
+        if isinstance(module, snntorch.LeakyParallel):
+            # Its membrane is the RNN's output before the threshold; recomputed only when recorded.
+            return Emitted(output, lambda: module.rnn(args[0])[0], _same)
+        return Emitted(output, _attribute_membrane(module, output), _same)
+    if isinstance(output, tuple) and len(output) >= 2 and isinstance(output[0], Tensor):
+        rest = output[1:]
+        return Emitted(output[0], lambda: output[-1], lambda spikes: (spikes, *rest))
+    raise TypeError(f"model: snnTorch layer {type(module).__name__} returned {type(output).__name__}; expected "
+                    "spikes or a (spk, ..., mem) tuple")
+
+
+def silence_recurrence(module: nn.Module, spikes: Tensor) -> None:
+    """Make a recurrent layer feed back the silenced spikes it emitted, not the ones it computed."""
+    kept = getattr(module, "spk", None)
+    if hasattr(module, "recurrent") and isinstance(kept, Tensor) and kept.shape == spikes.shape:
+        module.spk = spikes
+
+
+def _same(spikes: Tensor) -> Tensor:
+    return spikes
+
+
+def _attribute_membrane(module: nn.Module, spikes: Tensor):
+    membrane = getattr(module, "mem", None)
+    if isinstance(membrane, Tensor) and membrane.shape == spikes.shape:
+        return lambda: membrane
+    return None
+
+
+def _split_and_silence(module: nn.Module, args: tuple, output: Any) -> Emitted:
+    emitted = split_output(module, args, output)
+    if not hasattr(module, "recurrent"):
+        return emitted
+
+    def rebuild(spikes: Tensor) -> Any:
+        silence_recurrence(module, spikes)
+        return emitted.rebuild(spikes)
+
+    return emitted._replace(rebuild=rebuild)
+
+
+def neuron_candidates(model: nn.Module) -> list[Candidate]:
+    """Every snnTorch neuron submodule of ``model`` (the model itself excluded)."""
+    return [Candidate(name, module, _split_and_silence) for name, module in model.named_modules()
+            if name and is_snntorch_neuron(module)]
+
+
+def state_buffers(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """The ``(module, buffer)`` pairs where snnTorch neurons keep state between calls."""
+    pairs = []
+    for module in model.modules():
+        if is_snntorch_neuron(module):
+            own = dict(module.named_buffers(recurse=False))
+            pairs += [(module, name) for name in STATE_BUFFERS if isinstance(own.get(name), Tensor)]
+    return pairs
+
+
+def layer_kind(module: nn.Module) -> str:
+    """The :class:`~sc_neurocore.adapters.stack.StackLayer` kind of one entry of an snnTorch Sequential."""
+    import snntorch
+
+    kinds = [(nn.Linear, "linear"), (nn.Conv2d, "conv2d"), (nn.Flatten, "flatten"), (nn.Dropout, "dropout"),
+             (snntorch.RLeaky, "rleaky"), (snntorch.Leaky, "leaky"), (snntorch.Synaptic, "synaptic"),
+             (snntorch.Alpha, "alpha"), (snntorch.LeakyParallel, "leaky_parallel")]
+    return next((kind for cls, kind in kinds if type(module) is cls), "other")
+
+
+def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
+    """The numbers that define one layer of the stack (see :class:`~sc_neurocore.adapters.stack.StackLayer`)."""
+    if kind == "linear":
+        return linear_params(module)  # type: ignore[arg-type]
+    if kind == "conv2d":
+        return {**linear_params(module), "stride": module.stride, "padding": module.padding,  # type: ignore[arg-type]
+                "dilation": module.dilation, "groups": module.groups}
+    if kind == "flatten":
+        return {"start_dim": module.start_dim, "end_dim": module.end_dim}
+    if kind == "dropout":
+        return {"p": module.p}
+    if kind == "leaky_parallel":
+        rnn = module.rnn
+        return {"weight_ih": rnn.weight_ih_l0.detach(), "bias_ih": getattr(rnn, "bias_ih_l0", None),
+                "weight_hh": rnn.weight_hh_l0.detach(), "threshold": module.threshold}
+    if kind in ("leaky", "synaptic", "alpha", "rleaky"):
+        params: dict[str, Any] = {"beta": module.beta, "threshold": module.threshold,
+                                  "reset_mechanism": module.reset_mechanism,
+                                  "reset_delay": getattr(module, "reset_delay", True),
+                                  "graded_spikes_factor": module.graded_spikes_factor}
+        if kind in ("synaptic", "alpha"):
+            params["alpha"] = module.alpha
+        if kind == "rleaky":
+            params["recurrent"] = module.recurrent
+            params["V"] = getattr(module, "V", None)
+        return params
+    return {}
+
+
+class SnnTorchSequential(HookedModel):
+    """An snnTorch ``nn.Sequential`` as a SpikingModel (built by :func:`from_snntorch`).
+
+    Attributes:
+        module: the wrapped Sequential.
+        stack: the ordered :class:`~sc_neurocore.adapters.stack.StackLayer` description of it.
+        sequence_level: ``True`` for a stack of ``LeakyParallel`` layers (fed all timesteps at once).
+    """
+
+    def __init__(self, module: nn.Sequential, *, input_shape: Sequence[int], readout: str | None) -> None:
+        snntorch = import_snntorch()
+        stack = []
+        for name, child in module.named_children():
+            kind = layer_kind(child)
+            if kind == "other":
+                raise ValueError(f"model: entry {name!r} of the Sequential is a {type(child).__name__}; from_snntorch "
+                                 "takes Linear, Conv2d, Flatten, Dropout and snnTorch Leaky, Synaptic, Alpha, RLeaky "
+                                 "or LeakyParallel (wrap other models with from_module)")
+            neuron = is_snntorch_neuron(child)
+            if neuron and kind != "leaky_parallel" and not child.init_hidden:
+                raise ValueError(f"model: snnTorch layer {name!r} has init_hidden=False; inside an nn.Sequential "
+                                 "every neuron needs init_hidden=True (the last one also output=True)")
+            stack.append(StackLayer(name, kind, child, neuron, layer_params(child, kind)))
+        if not stack or not stack[-1].neuron:
+            raise ValueError("model: the last entry of an snnTorch Sequential must be a neuron layer (its spikes are "
+                             "the readout); wrap other models with from_module")
+        if stack[-1].kind != "leaky_parallel" and not stack[-1].module.output:
+            raise ValueError(f"model: the last snnTorch layer {stack[-1].name!r} needs output=True")
+        parallel = [layer.kind == "leaky_parallel" for layer in stack if layer.neuron]
+        if any(parallel) and not all(parallel):
+            raise ValueError("model: a Sequential mixing LeakyParallel (sequence-level) and step-wise snnTorch "
+                             "neurons cannot be driven either per step or per sequence; wrap it with from_module")
+        self.stack = tuple(stack)
+        self.sequence_level = all(parallel)
+        del snntorch
+        super().__init__(module, neuron_candidates(module), input_shape=input_shape, readout=readout,
+                         state_buffers=state_buffers(module))
+
+    def linear_weights(self) -> list[Tensor] | None:
+        return linear_chain(self.stack)
+
+    def _drive(self, inputs: Tensor) -> None:
+        if self.sequence_level:
+            self.module(inputs)
+            return
+        for step in inputs:  # time is sequential
+            self.module(step)
+
+
+def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: int | Sequence[int] | None = None,
+                  time_first: bool = True) -> HookedModel:
+    """Wrap an snnTorch model for the explainers (and Captum).
+
+    Args:
+        model: an ``nn.Sequential`` stack or a module with its own time loop (see the module docstring).
+            It is never modified: its state and ``training`` flags are restored after every call.
+        readout: how the output layer's activity becomes ``(B, C)``: ``"count"`` (default), ``"rate"``,
+            ``"final_membrane"``, ``"max_membrane"`` (see :mod:`sc_neurocore.adapters.readout`).
+        input_shape: the per-timestep input shape, e.g. ``(1, 28, 28)`` for a Conv2d stack; default: the
+            first Linear's ``in_features``.
+        time_first: for a module with its own time loop, whether its ``forward`` takes ``(T, B, ...)``
+            (snnTorch's convention, the default) or ``(B, T, ...)``.
+
+    Returns:
+        A :class:`~sc_neurocore.protocol.SpikingModel` and ``nn.Module``: ``adapter(spikes (B, T, N))`` is a
+        differentiable ``(B, C)``; ``adapter.module`` is ``model``.
+
+    Example:
+        >>> import torch, snntorch as snn
+        >>> net = torch.nn.Sequential(torch.nn.Linear(8, 4), snn.Leaky(beta=0.9, init_hidden=True),
+        ...                           torch.nn.Linear(4, 2), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+        >>> model = from_snntorch(net)
+        >>> model.neuron_layers
+        {'1': 4, '3': 2}
+        >>> model.run(torch.ones(3, 10, 8)).shape
+        torch.Size([3, 2])
+    """
+    import_snntorch()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected an snnTorch nn.Module, got {type(model).__name__}")
+    shape = infer_input_shape(model, input_shape)
+    if isinstance(model, nn.Sequential):
+        return SnnTorchSequential(model, input_shape=shape, readout=readout)
+    from .module import ModuleModel
+
+    return ModuleModel(model, time_first=time_first, input_shape=shape, readout=readout,
+                       candidates=neuron_candidates(model), state_buffers=state_buffers(model))
