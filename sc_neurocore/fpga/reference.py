@@ -1,0 +1,146 @@
+r"""The integer-only reference of the trace explainer: what the FPGA core returns, bit for bit.
+
+Built on :func:`sc_neurocore.dynamics.trace_step` -- the same decayed-trace step as the float
+``SpikeAttributor`` -- applied to integers, followed by the floor shift and saturation of the
+:class:`~sc_neurocore.fpga.spec.FixedPointSpec`::
+
+    x[t] = min( trace_step(2**F * s[t], x[t-1], D_int) >> k, 2**W - 1 )
+
+Every function is vectorised over samples and input neurons; the only loop is over time.
+
+The hardware keeps one trace per input neuron, not per spike. :func:`spike_contributions` splits each
+final trace over the spikes that built it, exactly, in integers: the contribution of timestep ``t`` is
+the final trace with spikes up to ``t`` minus the final trace with spikes up to ``t - 1`` (both run to the
+end of the window). It is 0 where there is no spike, and the contributions of an input sum to its
+hardware trace exactly (a telescoping sum), so a per-spike map built from them sums over time to the
+hardware's importance.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..dynamics import trace_step
+from .spec import FixedPointSpec
+
+
+def as_spike_bits(spikes: Tensor, name: str = "spikes") -> Tensor:
+    """Check that ``spikes`` holds only 0 and 1 (the hardware stores one bit per spike); returns ``int64``.
+
+    Args:
+        spikes: a real tensor of any shape.
+        name: the argument name used in errors.
+
+    Returns:
+        The spikes as an ``int64`` tensor (a new tensor; the input is not modified).
+    """
+    if not isinstance(spikes, Tensor) or spikes.is_complex():
+        raise TypeError(f"{name}: expected a real torch tensor of 0/1 spikes, got {type(spikes).__name__}")
+    if spikes.dtype.is_floating_point and not bool(torch.isfinite(spikes).all()):
+        raise ValueError(f"{name}: expected 0/1 spikes, found NaN or Inf")
+    if bool(((spikes != 0) & (spikes != 1)).any()):
+        raise ValueError(f"{name}: the hardware stores one bit per spike; expected only 0 and 1")
+    return spikes.to(torch.int64)
+
+
+def fixed_trace_step(spikes: Tensor, trace: Tensor, spec: FixedPointSpec) -> Tensor:
+    """One hardware timestep: ``min(trace_step(2**F * s, x, D_int) >> k, 2**W - 1)`` on ``int64`` tensors.
+
+    Args:
+        spikes: 0/1 ``int64`` spikes of the timestep, any shape.
+        trace: the ``int64`` traces after the previous timestep, broadcastable with ``spikes``.
+        spec: the fixed-point format.
+
+    Returns:
+        The new ``int64`` traces.
+
+    Example:
+        >>> spec = FixedPointSpec(decay=0.5)
+        >>> fixed_trace_step(torch.tensor([1, 0]), torch.tensor([0, 100]), spec)
+        tensor([512,  50])
+    """
+    product = trace_step(spikes * spec.spike_increment, trace, spec.decay_int)  # exact in int64: < 2**32
+    return torch.clamp(product >> spec.decay_bits, max=spec.trace_max)  # floor shift, then saturate
+
+
+def hardware_traces(spikes: Tensor, spec: FixedPointSpec) -> Tensor:
+    """Final traces after all ``T`` timesteps, from zero: ``(..., T, N) -> (..., N)`` ``int64``.
+
+    Args:
+        spikes: 0/1 spikes ``(..., T, N)``.
+        spec: the fixed-point format.
+
+    Returns:
+        The traces the core holds after a run, one per input neuron.
+
+    Example:
+        >>> spec = FixedPointSpec(decay=0.5)
+        >>> hardware_traces(torch.tensor([[1, 0], [1, 1]]), spec)
+        tensor([768, 512])
+    """
+    bits = as_spike_bits(spikes)
+    if bits.ndim < 2:
+        raise ValueError(f"spikes: expected shape (..., T, N), got {tuple(bits.shape)}")
+    trace = torch.zeros_like(bits[..., 0, :])
+    for t in range(bits.shape[-2]):  # time is sequential
+        trace = fixed_trace_step(bits[..., t, :], trace, spec)
+    return trace
+
+
+def hardware_importance(spikes: Tensor, weights: Tensor, spec: FixedPointSpec) -> Tensor:
+    """What the core reads back: ``trace[i] * weight[i, c]`` at full width, ``(..., N, C)`` ``int64``.
+
+    Args:
+        spikes: 0/1 spikes ``(..., T, N)``.
+        weights: quantised ``int64`` weights ``(N, C)`` (see :meth:`FixedPointSpec.quantize_weights`).
+        spec: the fixed-point format.
+
+    Returns:
+        ``importance[..., i, c]``; its real value is ``importance * spec.importance_scale``.
+    """
+    check_weight_ints(weights, spec)
+    traces = hardware_traces(spikes, spec)
+    if traces.shape[-1] != weights.shape[0]:
+        raise ValueError(f"weights: expected {traces.shape[-1]} rows (one per input neuron), got {weights.shape[0]}")
+    return traces[..., :, None] * weights
+
+
+def spike_contributions(spikes: Tensor, spec: FixedPointSpec) -> Tensor:
+    """Exact integer split of each hardware trace over its spikes: ``(..., T, N) -> (..., T, N)`` ``int64``.
+
+    ``contribution[t, i] = y_{t+1}[i] - y_t[i]`` where ``y_u`` is the final trace of the train with every
+    spike at ``t >= u`` removed. Zero where there is no spike; sums over ``t`` to
+    :func:`hardware_traces` exactly. All ``T + 1`` truncated trains run together, one loop over time.
+
+    Args:
+        spikes: 0/1 spikes ``(..., T, N)``.
+        spec: the fixed-point format.
+
+    Returns:
+        ``int64`` contributions, same shape as ``spikes``.
+    """
+    bits = as_spike_bits(spikes)
+    if bits.ndim < 2:
+        raise ValueError(f"spikes: expected shape (..., T, N), got {tuple(bits.shape)}")
+    n_steps = bits.shape[-2]
+    # keep[u, t] = 1 where spike t survives truncation at u (t < u), for u = 0 .. T.
+    cut = torch.arange(n_steps + 1, device=bits.device)
+    keep = (torch.arange(n_steps, device=bits.device)[None, :] < cut[:, None]).to(torch.int64)
+    trace = torch.zeros(*bits.shape[:-2], n_steps + 1, bits.shape[-1], dtype=torch.int64, device=bits.device)
+    for t in range(n_steps):  # time is sequential; the T + 1 truncations are a batch dimension
+        trace = fixed_trace_step(bits[..., t, None, :] * keep[:, t, None], trace, spec)
+    return trace[..., 1:, :] - trace[..., :-1, :]
+
+
+def check_weight_ints(weights: Tensor, spec: FixedPointSpec, name: str = "weights") -> None:
+    """Raise unless ``weights`` is an integer ``(N, C)`` tensor within the spec's signed weight range."""
+    if not isinstance(weights, Tensor) or weights.dtype.is_floating_point or weights.dtype == torch.bool \
+            or weights.is_complex():
+        raise TypeError(f"{name}: expected an integer torch tensor of quantised weights, got "
+                        f"{getattr(weights, 'dtype', type(weights).__name__)}")
+    if weights.ndim != 2:
+        raise ValueError(f"{name}: expected shape (n_inputs, n_outputs), got {tuple(weights.shape)}")
+    if bool(((weights < spec.weight_min) | (weights > spec.weight_max)).any()):
+        raise ValueError(f"{name}: expected values in [{spec.weight_min}, {spec.weight_max}] "
+                         f"({spec.weight_bits}-bit signed)")
