@@ -6,7 +6,7 @@ from torch import Tensor
 
 from ..protocol import SpikingModel
 from .batched import run_plan
-from .incremental import run_incremental
+from .incremental import minimum_memory, run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
 
 __all__ = ["execute", "run_plan", "SpikeRemovals", "Silencing", "remove_each_spike", "silence_each_neuron",
@@ -47,7 +47,10 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
         from ..adapters.compile import compiled_for
 
         stack = compiled_for(model, spikes)
-        if stack is not None and (n_outputs is None or n_outputs == stack.n_outputs):
+        # The baseline cache needs more memory than a plain forward: under a budget too small for it the
+        # generic path still runs (a budget is a ceiling, never a reason to fail).
+        if stack is not None and (n_outputs is None or n_outputs == stack.n_outputs) and \
+                (max_memory is None or max_memory >= minimum_memory(stack, spikes, plan)):
             outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress)
             return outputs
     return run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress)

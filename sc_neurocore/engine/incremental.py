@@ -375,10 +375,7 @@ def run_incremental(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencin
     outputs = torch.empty((n_rows, stack.n_outputs), dtype=dtype, device=x.device)
     if n_rows == 0:
         return outputs
-    masked = isinstance(plan, Silencing) and bool((plan.stop - plan.start > 1).any())
-    level = 0 if isinstance(plan, SpikeRemovals) or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1
-    sample_bytes = baseline_bytes_per_sample(stack, n_steps, itemsize)
-    row_bytes = replay_bytes_per_row(stack, level, n_steps, itemsize, masked=masked or isinstance(plan, Silencing))
+    level, sample_bytes, row_bytes = _footprint(stack, x, plan)
     samples, rows_chunk = plan_chunks(budget, sample_bytes, row_bytes, n_samples, n_rows)
     # Rows grouped by sample chunk: a stable sort keeps the plan's order inside each group.
     sample_order = torch.argsort(plan.sample, stable=True)
@@ -404,6 +401,22 @@ def run_incremental(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencin
     finally:
         bar.close()
     return outputs
+
+
+def _footprint(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> tuple[int, int, int]:
+    """``(level, baseline bytes per sample, replay bytes per row)`` of running ``plan`` incrementally."""
+    masked = isinstance(plan, Silencing)
+    level = 0 if not masked or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1
+    itemsize = torch.empty((), dtype=stack.layers[0].weight.dtype).element_size()
+    return (level, baseline_bytes_per_sample(stack, spikes.shape[1], itemsize),
+            replay_bytes_per_row(stack, level, spikes.shape[1], itemsize, masked=masked))
+
+
+def minimum_memory(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> int:
+    """The smallest ``max_memory`` under which :func:`run_incremental` can run ``plan`` (one sample's
+    baseline and one replayed row)."""
+    _, sample_bytes, row_bytes = _footprint(stack, spikes, plan)
+    return sample_bytes + row_bytes
 
 
 def _take(plan: SpikeRemovals | Silencing, picked: Tensor, start: int, stop: int) -> SpikeRemovals | Silencing:
