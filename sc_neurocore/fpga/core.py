@@ -122,7 +122,7 @@ class TraceExplainer(LiteXModule):
         >>> from sc_neurocore.fpga import FixedPointSpec
         >>> core = TraceExplainer(784, 10, 25, 8, FixedPointSpec(decay=0.95))
         >>> core.cycles_per_run
-        2453
+        2454
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, n_steps: int, lanes: int, spec: FixedPointSpec,
