@@ -104,3 +104,14 @@ def test_bad_arguments():
         to_snntorch(torch.nn.Linear(3, 2))
     with pytest.raises(ValueError, match="spikes"):
         snntorch_spike_counts(torch.nn.Sequential(), torch.zeros(3, 4))
+
+
+def test_snntorch_counts_is_differentiable_and_exact():
+    require_module("snntorch", "snntorch")
+    from sc_neurocore.data import SnnTorchCounts
+
+    spikes = load_digits("test").spikes[:5].clone().requires_grad_(True)
+    counts = SnnTorchCounts(pretrained_snntorch(8))(spikes)
+    assert torch.equal(counts.detach(), pretrained_network(8)(spikes.detach()))
+    counts[torch.arange(5), counts.argmax(dim=1)].sum().backward()
+    assert spikes.grad is not None and spikes.grad.abs().sum() > 0  # surrogate gradients reach the input
