@@ -172,3 +172,78 @@ def norse_mlp(sizes: Sequence[int], seed: int = 0, *, hidden: str = "lif", outpu
         else:
             layers += [linear, norse_neuron(output if last else hidden, linear.in_features, linear.out_features)]
     return norse.SequentialState(*layers)
+
+
+# -- the frameworks' own forward passes: what every adapter result is checked against ------------------
+
+def _reset_snntorch(net: nn.Module) -> None:
+    """Rest state for every snnTorch neuron of ``net``, through snnTorch's own ``reset_mem``."""
+    for module in net.modules():
+        if hasattr(module, "reset_mem"):
+            module.reset_mem()
+
+
+def _hooked(hooks):
+    """Register ``(module, hook)`` pairs; returns the handles to remove."""
+    return [module.register_forward_hook(hook) for module, hook in hooks]
+
+
+def snntorch_counts(net: nn.Module, spikes: torch.Tensor, hooks=()) -> torch.Tensor:
+    """Output spike counts ``(B, C)`` of an snnTorch Sequential (step-wise), a ``SnnTorchLoop`` or a
+    ``LeakyParallel`` stack, run by snnTorch itself on batch-first ``spikes`` with optional forward hooks."""
+    import snntorch as snn
+
+    _reset_snntorch(net)
+    handles = _hooked(hooks)
+    try:
+        net.eval()
+        time_first = spikes.transpose(0, 1)
+        if isinstance(net, SnnTorchLoop):
+            return net(time_first)[0].sum(0)
+        if any(isinstance(m, snn.LeakyParallel) for m in net.modules()):
+            return net(time_first).sum(0)
+        return sum(net(step)[0] for step in time_first)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def norse_readout(net, spikes: torch.Tensor, hooks=(), *, readout: str = "auto") -> torch.Tensor:
+    """``(B, C)`` of a Norse ``SequentialState`` run by Norse itself: the whole sequence in one call when
+    every stateful layer is sequence-level (``LIF``, ``LI``), else one step at a time carrying the state
+    list: ``(B, N)`` steps for a stack of cells, ``(1, B, N)`` ones when cells and sequence-level layers
+    mix (a sequence-level layer reads the first axis as time). ``readout="auto"``: spike count for a
+    spiking output layer, max voltage over time for a leaky integrator."""
+    import norse.torch as norse
+
+    handles = _hooked(hooks)
+    try:
+        time_first = spikes.transpose(0, 1)
+        stateful = [m for m, flag in zip(net, net.stateful_layers) if flag]
+        sequence_level = [isinstance(m, (norse.LIF, norse.LI)) for m in stateful]
+        if all(sequence_level):
+            outputs, _ = net(time_first)
+        else:
+            state, steps = None, []
+            for step in (time_first if not any(sequence_level) else time_first[:, None]):
+                out, state = net(step, state)
+                steps.append(out.reshape(time_first.shape[1], -1))
+            outputs = torch.stack(steps)
+    finally:
+        for handle in handles:
+            handle.remove()
+    last = stateful[-1]
+    if readout == "auto":
+        readout = "max" if isinstance(last, (norse.LI, norse.LICell, norse.LILinearCell)) else "count"
+    return outputs.amax(0) if readout == "max" else outputs.sum(0)
+
+
+def silence_neuron_hook(neuron: int):
+    """A forward hook forcing neuron ``neuron``'s spikes to 0 on every call (every timestep), for a bare
+    spike tensor or a tuple with the spikes first (snnTorch ``(spk, mem)``, Norse ``(z, state)``)."""
+    def hook(module, args, output):
+        spikes = output if isinstance(output, torch.Tensor) else output[0]
+        spikes = spikes.clone()
+        spikes[..., neuron] = 0
+        return spikes if isinstance(output, torch.Tensor) else (spikes, *output[1:])
+    return hook
