@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "explain-dataset": ("sc_neurocore.distributed", "explain a whole dataset into checksummed shards, on one "
                         "process or many (torchrun)"),
     "fpga": ("sc_neurocore.fpga.cli", "build the trace explainer's iCE40 bitstream and its resource/clock report"),
+    "quality": ("sc_neurocore.quality", "measure how faithful each explanation method is (deletion, insertion, "
+                "agreement, planted patterns)"),
 }
 
 
