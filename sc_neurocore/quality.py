@@ -30,8 +30,8 @@ from torch import Tensor, nn
 from .atomic import atomic_write
 from .explain import SpikeAttributor, TemporalSaliency
 from .explain.inputs import as_positive_int
-from .explain.metrics import (PlantedTask, deletion_curve, insertion_curve, planted_pattern_task, precision_at_k,
-                              spearman)
+from .explain.metrics import (Curve, PlantedTask, deletion_curve, insertion_curve, planted_pattern_task,
+                              precision_at_k, spearman)
 from .explain.tsa import TemporalSpikeAttribution
 from .models import LIFNetwork
 
@@ -68,6 +68,8 @@ class MethodScores(NamedTuple):
         spearman: mean Spearman correlation with exact saliency over the input spikes (samples where it
             is undefined are left out; ``nan`` if it is undefined for all).
         seconds: wall-clock time of the explanations themselves.
+        deletion: the per-sample deletion :class:`~sc_neurocore.explain.metrics.Curve` (for plots).
+        insertion: the per-sample insertion curve.
     """
 
     method: str
@@ -75,6 +77,8 @@ class MethodScores(NamedTuple):
     insertion_auc: float
     spearman: float
     seconds: float
+    deletion: Curve | None = None
+    insertion: Curve | None = None
 
 
 class PlantedScores(NamedTuple):
@@ -93,41 +97,23 @@ class Target(NamedTuple):
     detail: str
 
 
-class SpikeCounts(nn.Module):
-    """A batch-first, differentiable ``(B, T, N) -> (B, C)`` spike-count view of an snnTorch network.
+def gradient_twin(network: LIFNetwork) -> nn.Module:
+    """The snnTorch twin of ``network`` as a batch-first differentiable ``(B, T, N) -> (B, C)`` module.
 
-    Gradients flow through snnTorch's surrogate spike function, which is what Captum's gradient methods
-    need. The network is reset at every call.
-
-    Args:
-        network: an ``init_hidden`` snnTorch ``nn.Sequential`` (e.g. from
-            :func:`sc_neurocore.data.pretrained.to_snntorch`).
+    Same spikes as ``network`` (:func:`sc_neurocore.data.pretrained.to_snntorch`), gradients through
+    snnTorch's surrogate spike function (:class:`sc_neurocore.data.pretrained.SnnTorchCounts`).
 
     Example:
         >>> import torch
         >>> from sc_neurocore.models import LIFNetwork
-        >>> from sc_neurocore.data.pretrained import to_snntorch
         >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 3)])
         >>> spikes = (torch.rand(2, 10, 8) < 0.3).float()
-        >>> bool(torch.equal(SpikeCounts(to_snntorch(net))(spikes), net(spikes)))
+        >>> bool(torch.equal(gradient_twin(net)(spikes), net(spikes)))
         True
     """
+    from .data.pretrained import SnnTorchCounts, to_snntorch
 
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, spikes: Tensor) -> Tensor:
-        from .data.pretrained import snntorch_spike_counts
-
-        return snntorch_spike_counts(self.network, spikes)
-
-
-def gradient_twin(network: LIFNetwork) -> SpikeCounts:
-    """The snnTorch twin of ``network`` as a :class:`SpikeCounts` module (same spikes, surrogate gradients)."""
-    from .data.pretrained import to_snntorch
-
-    twin = SpikeCounts(to_snntorch(network))
+    twin = SnnTorchCounts(to_snntorch(network))
     twin.requires_grad_(False)  # Captum differentiates the inputs only
     return twin
 
@@ -223,7 +209,7 @@ def faithfulness_rows(network: LIFNetwork, spikes: Tensor, targets: Tensor, *, g
         deletion = deletion_curve(network, spikes, scores, targets, n_points=n_points)
         insertion = insertion_curve(network, spikes, scores, targets, n_points=n_points)
         rows.append(MethodScores(name, _mean(deletion.auc), _mean(insertion.auc),
-                                 _mean(spearman(scores, exact, spikes)), seconds))
+                                 _mean(spearman(scores, exact, spikes)), seconds, deletion, insertion))
     return rows
 
 
