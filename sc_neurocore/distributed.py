@@ -230,7 +230,8 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
         out_dir: the folder of results (created if missing). A rerun into it resumes.
         batch_size: samples per explained batch (default: the ``DataLoader``'s, else 32).
         targets: ``"predicted"`` (the model's argmax output, ties to the lowest index), ``"labels"`` (the
-            dataset's labels), or an int output neuron for every sample.
+            dataset's labels), or an int output neuron for every sample. Causal importance is the per-sample
+            change of that output (never a batch accuracy, which would depend on how samples are batched).
         layer: for causal importance, the layer whose neurons are silenced (default ``"input"``).
         shard_size: samples per shard (default: 8 batches). Batches never straddle two shards.
         device: where to explain (default: ``cuda:LOCAL_RANK`` when CUDA is available, else CPU).
@@ -591,8 +592,9 @@ def _explain_shards(where: _Rank, todo: list[_Shard], dataset: Dataset, loader_s
     settings["collate_fn"] = collate
     loader = DataLoader(dataset, batch_sampler=[indices for _, indices in plan], **settings)
     done_before = owned_samples - sum(s.stop - s.start for s in todo)
+    # One line per process of this node: on a cluster, global ranks would push bars off the screen.
     bar = tqdm(total=owned_samples, initial=done_before, desc=f"rank {where.rank}", unit="sample",
-               position=where.rank, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+               position=int(os.environ.get("LOCAL_RANK", where.rank)), disable=not progress, file=sys.stderr, dynamic_ncols=True)
     written, pending = [], []
     try:
         for (shard, indices), batch in zip(plan, loader):

@@ -286,6 +286,30 @@ def test_safetensors_shards_a_dataloader_and_the_model_is_left_untouched(tmp_pat
     assert all(torch.equal(state[name], t) for name, t in model.state_dict().items())
 
 
+def test_spike_files_load_lazily_and_survive_pickling_into_workers(tmp_path):
+    import pickle
+
+    from conftest import require_module
+
+    safetensors = require_module("safetensors.torch", "data")
+    spikes, labels = spikes_and_labels()
+    safetensors.save_file({"spikes": spikes, "labels": labels}, str(tmp_path / "s.safetensors"))
+    dataset = SpikeFileDataset(tmp_path / "s.safetensors")
+    first = dataset[5]  # opens the memory map
+    copy = pickle.loads(pickle.dumps(dataset))  # what a spawned DataLoader worker receives
+    for item in (first, copy[5]):
+        assert torch.equal(item[0], spikes[5]) and int(item[1]) == int(labels[5])
+    assert len(copy) == N_SAMPLES
+    safetensors.save_file({"spikes": spikes, "labels": labels[:3]}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(ValueError, match=r"dataset: expected 'labels' of shape \(96,\)"):
+        SpikeFileDataset(tmp_path / "bad.safetensors")
+    safetensors.save_file({"trains": spikes}, str(tmp_path / "none.safetensors"))
+    with pytest.raises(ValueError, match="no array named 'spikes'"):
+        SpikeFileDataset(tmp_path / "none.safetensors")
+    with pytest.raises(IndexError):
+        dataset[N_SAMPLES]
+
+
 def test_the_command_runs_in_one_process_and_reports_bad_input(tmp_path, capsys):
     from sc_neurocore.cli import main
 
