@@ -28,6 +28,7 @@ is the linear rule. Its scores sum to the gated readout ``total``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -49,6 +50,11 @@ class SpikeAttributor:
             the window weighs ``d**(T - t)``.
         mode: ``"linear"`` (all weight paths) or ``"gated"`` (paths weighted by recorded hidden activity;
             needs a model rather than bare weights).
+        fixed_point: ``None`` (float), or a :class:`~sc_neurocore.fpga.FixedPointSpec` with the same
+            ``decay``: :meth:`attribute` then returns exactly what the FPGA core computes (linear mode, 0/1
+            spikes). Each input's scores sum over time to the hardware importance ``trace * weight`` bit for
+            bit; the split over spikes is :func:`~sc_neurocore.fpga.reference.spike_contributions`. Scores
+            come back in float64 (exact).
 
     Example:
         >>> import numpy as np
@@ -61,13 +67,24 @@ class SpikeAttributor:
         (100, 64)
     """
 
-    def __init__(self, decay: float = 0.9, mode: str = "linear") -> None:
+    def __init__(self, decay: float = 0.9, mode: str = "linear", fixed_point: Any = None) -> None:
         self.decay = as_fraction(decay, "decay")
         if self.decay == 0:
             raise ValueError("decay: expected a float in (0, 1], got 0 (every spike would weigh 0)")
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
         self.mode = mode
+        if fixed_point is not None:
+            from ..fpga.spec import FixedPointSpec  # the hardware format; only needed on this path
+
+            if not isinstance(fixed_point, FixedPointSpec):
+                raise TypeError(f"fixed_point: expected None or a FixedPointSpec, got {type(fixed_point).__name__}")
+            if fixed_point.decay != self.decay:
+                raise ValueError(f"fixed_point: the spec's decay {fixed_point.decay} differs from decay {self.decay}; "
+                                 "use spec.with_decay(decay)")
+            if mode != "linear":
+                raise ValueError("fixed_point: the hardware computes the linear rule only; use mode='linear'")
+        self.fixed_point = fixed_point
 
     def attribute(self, input_spikes: Any, weights: Any, output_neuron: Any = 0) -> AttributionResult:
         """Attribute output neuron ``output_neuron`` to every input spike.
@@ -82,18 +99,7 @@ class SpikeAttributor:
             An :class:`~sc_neurocore.explain.results.AttributionResult`.
         """
         batch = as_spikes(input_spikes)
-        model = weights if isinstance(weights, SpikingModel) else None
-        if model is not None:
-            chain = model.linear_weights()
-            if chain is None:
-                raise ValueError(f"weights: {type(model).__name__} is not a stack of linear layers and neurons, "
-                                 "so it has no weight paths to attribute through")
-            chain = as_weight_chain(chain, "weights")
-        else:
-            chain = as_weight_chain(weights, "weights")
-            if self.mode == "gated":
-                raise ValueError("weights: mode='gated' needs a model (an LIFNetwork or an adapter) to record "
-                                 "hidden activity, not bare weight matrices")
+        chain, model = self._weight_chain(weights)
         spikes = batch.spikes
         n_samples, n_steps, n_inputs = spikes.shape
         if chain[0].shape[0] != n_inputs:
@@ -103,9 +109,82 @@ class SpikeAttributor:
         chain = [w.to(device=spikes.device, dtype=dtype) for w in chain]
         targets = as_targets(output_neuron, n_samples, chain[-1].shape[1], spikes.device)
         with torch.inference_mode():
-            scores = self._scores(spikes.to(dtype), chain, targets, model)
+            if self.fixed_point is not None:
+                from ..fpga.reference import fixed_point_attribution
+
+                scores = fixed_point_attribution(spikes, chain, targets, self.fixed_point)
+            else:
+                scores = self._scores(spikes.to(dtype), chain, targets, model)
         # Cloned outside inference mode: users get an ordinary tensor they may modify or differentiate.
         return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
+
+    def _weight_chain(self, weights: Any) -> tuple[list[Tensor], SpikingModel | None]:
+        """``weights`` (matrices or a model) -> the validated weight chain and the model, if one was given."""
+        model = weights if isinstance(weights, SpikingModel) else None
+        if model is not None:
+            chain = model.linear_weights()
+            if chain is None:
+                raise ValueError(f"weights: {type(model).__name__} is not a stack of linear layers and neurons, "
+                                 "so it has no weight paths to attribute through")
+            return as_weight_chain(chain, "weights"), model
+        if self.mode == "gated":
+            raise ValueError("weights: mode='gated' needs a model (an LIFNetwork or an adapter) to record "
+                             "hidden activity, not bare weight matrices")
+        return as_weight_chain(weights, "weights"), None
+
+    def export_fpga(self, path: Any, target: str = "ice40", *, weights: Any = None, n_inputs: int | None = None,
+                    n_outputs: int | None = None, n_steps: int = 25, lanes: int = 8) -> Path:
+        """Write the FPGA trace explainer as one synthesizable Verilog file (see :mod:`sc_neurocore.fpga`).
+
+        Each input neuron gets a trace register (in block RAM, ``lanes`` updated per clock) that accumulates
+        its decayed spikes over ``n_steps`` timesteps; the final trace times the weight is the input's
+        importance, read back per output neuron through the core's CSRs (the map is in the file's header).
+
+        What gets exported: the decay and fixed-point format of this attributor (``fixed_point``, or the
+        default :class:`~sc_neurocore.fpga.FixedPointSpec` at this decay). An attributor holds no weights,
+        so with ``weights=None`` the core is sized ``n_inputs x n_outputs`` (default 784 x 10, the MNIST
+        readout of the tutorial) and its weight RAM starts at zero: weights are loaded at run time through
+        the ``load_data`` CSR. Given ``weights`` (matrices or a model, as for :meth:`attribute`), the
+        quantised effective weights ``W_1 @ ... @ W_L`` are inlined as the weight RAM's initial contents and
+        the sizes come from them. Needs the ``fpga`` extra.
+
+        Args:
+            path: the ``.v`` file to write (atomically).
+            target: ``"ice40"``; anything else is a ``ValueError``.
+            weights: optional weight matrices or model to inline.
+            n_inputs: input neurons (default: from ``weights``, else 784).
+            n_outputs: output neurons (default: from ``weights``, else 10).
+            n_steps: timesteps per spike train.
+            lanes: parallel lanes, 1 to 8.
+
+        Returns:
+            The written path.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> attr = SpikeAttributor(decay=0.95)
+            >>> path = pathlib.Path(tempfile.mkdtemp()) / "explain_ice40.v"
+            >>> attr.export_fpga(path, target="ice40").name
+            'explain_ice40.v'
+        """
+        if not isinstance(target, str) or target not in ("ice40",):
+            raise ValueError(f"target: expected one of ('ice40',), got {target!r}")
+        from ..fpga.export import export_verilog
+        from ..fpga.reference import quantized_weight_matrix
+        from ..fpga.spec import FixedPointSpec
+
+        spec = self.fixed_point if self.fixed_point is not None else FixedPointSpec(decay=self.decay)
+        matrix = None
+        if weights is not None:
+            chain, _ = self._weight_chain(weights)
+            matrix = quantized_weight_matrix(chain, spec)
+            for name, value, size in (("n_inputs", n_inputs, matrix.shape[0]), ("n_outputs", n_outputs, matrix.shape[1])):
+                if value is not None and value != size:
+                    raise ValueError(f"{name}: expected {size} (from weights) or None, got {value!r}")
+            n_inputs, n_outputs = matrix.shape
+        n_inputs = 784 if n_inputs is None else n_inputs
+        n_outputs = 10 if n_outputs is None else n_outputs
+        return export_verilog(path, n_inputs, n_outputs, n_steps, lanes, spec, weights=matrix, target=target)
 
     def _scores(self, x: Tensor, chain: list[Tensor], targets: Tensor, model: SpikingModel | None) -> Tensor:
         """Attribution ``(B, T, N)`` of spikes ``x`` in the compute dtype."""

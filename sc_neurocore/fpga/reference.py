@@ -144,3 +144,51 @@ def check_weight_ints(weights: Tensor, spec: FixedPointSpec, name: str = "weight
     if bool(((weights < spec.weight_min) | (weights > spec.weight_max)).any()):
         raise ValueError(f"{name}: expected values in [{spec.weight_min}, {spec.weight_max}] "
                          f"({spec.weight_bits}-bit signed)")
+
+
+def quantized_paths(chain: list[Tensor], targets: Tensor, spec: FixedPointSpec) -> Tensor:
+    """The hardware weights of each sample's target: quantised ``W_eff[:, k_b]``, ``(B, N)`` ``int64``.
+
+    ``W_eff = W_1 @ ... @ W_L`` is multiplied in float64 (as ``SpikeAttributor``'s linear rule, by
+    :func:`~sc_neurocore.explain.attribution.linear_paths`) and then quantised once, so that the core's
+    weight RAM, the exporter and ``SpikeAttributor(fixed_point=spec)`` hold the same integers.
+
+    Args:
+        chain: ``(n_in, n_out)`` float weight matrices whose shapes chain.
+        targets: ``(B,)`` output neuron indices.
+        spec: the fixed-point format.
+
+    Returns:
+        ``int64`` weights ``(B, N)``.
+    """
+    from ..explain.attribution import linear_paths
+
+    return spec.quantize_weights(linear_paths([w.to(torch.float64) for w in chain], targets), "weights")
+
+
+def quantized_weight_matrix(chain: list[Tensor], spec: FixedPointSpec) -> Tensor:
+    """The whole hardware weight RAM: quantised ``W_eff``, ``(N, C)`` ``int64`` (see :func:`quantized_paths`)."""
+    n_outputs = chain[-1].shape[1]
+    return quantized_paths(chain, torch.arange(n_outputs, device=chain[-1].device), spec).T
+
+
+def fixed_point_attribution(spikes: Tensor, chain: list[Tensor], targets: Tensor, spec: FixedPointSpec) -> Tensor:
+    """``SpikeAttributor(fixed_point=spec)``'s map: ``(B, T, N)`` float64, exact in every bit.
+
+    ``A[b, t, i] = contribution[b, t, i] * w[b, i] * 2**-(F + G)`` with the integer
+    :func:`spike_contributions` and the quantised weights of :func:`quantized_paths`. Every entry is an
+    integer below ``2**46`` times a power of two, so float64 holds it exactly and summing over time gives
+    the hardware's importance ``trace[i] * w[i, k]`` exactly.
+
+    Args:
+        spikes: 0/1 spikes ``(B, T, N)``.
+        chain: float weight matrices.
+        targets: ``(B,)`` output neuron indices.
+        spec: the fixed-point format.
+
+    Returns:
+        The attribution map in real units, float64.
+    """
+    contributions = spike_contributions(as_spike_bits(spikes, "input_spikes"), spec)  # (B, T, N)
+    weights = quantized_paths(chain, targets, spec)  # (B, N)
+    return (contributions * weights[:, None, :]).to(torch.float64) * spec.importance_scale
