@@ -14,27 +14,29 @@ generic path.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from ..dynamics import LIFParameters, lif_initial_state, lif_step
-from ..engine.incremental import Stack, StackLayer, stack_forward
+from ..engine.incremental import CompiledStack, CompiledLayer, stack_forward
 from ..models import LIFNetwork
 
 logger = logging.getLogger(__name__)
 
 
-def compile_model(model) -> Stack | None:
-    """The compiled :class:`~sc_neurocore.engine.incremental.Stack` of ``model``, or ``None`` if its
+def compile_model(model) -> CompiledStack | None:
+    """The compiled :class:`~sc_neurocore.engine.incremental.CompiledStack` of ``model``, or ``None`` if its
     structure is not one we know (structure only; see :func:`compiled_for` for the verified form).
 
     Args:
         model: an ``LIFNetwork``, an snnTorch / Norse adapter, or any other spiking model.
 
     Returns:
-        A :class:`Stack` or ``None``.
+        A :class:`CompiledStack` or ``None``.
 
     Example:
         >>> import torch
@@ -57,7 +59,7 @@ def compile_model(model) -> Stack | None:
     return None
 
 
-def compiled_for(model, spikes: Tensor) -> Stack | None:
+def compiled_for(model, spikes: Tensor) -> CompiledStack | None:
     """``model``'s compiled stack if it reproduces ``model.run(spikes)`` bit for bit, else ``None``.
 
     Args:
@@ -65,7 +67,7 @@ def compiled_for(model, spikes: Tensor) -> Stack | None:
         spikes: ``(B, T, N)``: the spikes about to be explained (the check runs on exactly these).
 
     Returns:
-        The verified :class:`Stack`, or ``None`` (then the caller uses the generic path).
+        The verified :class:`CompiledStack`, or ``None`` (then the caller uses the generic path).
 
     Example:
         >>> import torch
@@ -90,17 +92,63 @@ def compiled_for(model, spikes: Tensor) -> Stack | None:
     return stack
 
 
-def _compile_lif_network(net: LIFNetwork) -> Stack:
+def _compile_lif_network(net: LIFNetwork) -> CompiledStack:
     layers = []
     for index, weight in enumerate(net.weights):
-        layers.append(StackLayer(weight.detach(), None if net._bias(index) is None else net._bias(index).detach(),
+        layers.append(CompiledLayer(weight.detach(), None if net._bias(index) is None else net._bias(index).detach(),
                                  lif_step, net.layer_params(index), lif_initial_state))
-    return Stack(tuple(layers), tuple(net.neuron_layers), "spike_count")
+    return CompiledStack(tuple(layers), tuple(net.neuron_layers), "count")
 
 
-def _compile_snntorch(model, module) -> Stack | None:
-    return None
+def _compile_snntorch(model, module) -> CompiledStack | None:
+    """``nn.Linear`` + ``snntorch.Leaky`` pairs (Dropout / Flatten between them: identity in evaluation)."""
+    import sys
+
+    snntorch = sys.modules.get("snntorch")
+    stack = getattr(model, "stack", None)
+    if snntorch is None or stack is None or getattr(model, "sequence_level", False) or len(model.input_shape) != 1:
+        return None
+    layers, names, linear = [], [], None
+    for entry in stack:
+        if entry.kind in ("dropout", "flatten"):
+            continue
+        if entry.kind == "linear" and linear is None:
+            linear = entry.module
+        elif entry.kind == "leaky" and linear is not None and _plain_leaky(entry.module):
+            leaky = entry.module
+            params = LIFParameters(leaky.beta.detach().clamp(0, 1), leaky.threshold.detach(), leaky.reset_mechanism)
+            layers.append(_linear_layer(linear, lif_step, params, lif_initial_state))
+            names.append(entry.name)
+            linear = None
+        else:
+            return None
+    if not layers or linear is not None or tuple(names) != tuple(model.neuron_layers):
+        return None
+    return CompiledStack(tuple(layers), tuple(names), model.readout)
 
 
-def _compile_norse(model, module) -> Stack | None:
+def _plain_leaky(leaky) -> bool:
+    """A Leaky whose step is exactly :func:`~sc_neurocore.dynamics.lif_step`: delayed reset, no inhibition,
+    no state quantisation, ungraded spikes."""
+    graded = leaky.graded_spikes_factor
+    return (getattr(leaky, "reset_delay", True) and not leaky.inhibition and not leaky.state_quant
+            and leaky.reset_mechanism in ("subtract", "zero", "none")
+            and bool(torch.all(torch.as_tensor(graded) == 1)))
+
+
+def _linear_layer(linear: nn.Linear, step, params, initial_state) -> CompiledLayer:
+    weight = linear.weight.detach()
+    bias = None if linear.bias is None else linear.bias.detach()
+    return CompiledLayer(weight.T.contiguous(), bias, step, params, initial_state,
+                         functools.partial(_per_step_linear, weight=weight, bias=bias))
+
+
+def _per_step_linear(spikes: Tensor, *, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``F.linear`` called one timestep at a time, as the frameworks call it (same shapes, same rounding)."""
+    if spikes.ndim == 2:
+        return F.linear(spikes, weight, bias)
+    return torch.stack([F.linear(spikes[:, t].contiguous(), weight, bias) for t in range(spikes.shape[1])], dim=1)
+
+
+def _compile_norse(model, module) -> CompiledStack | None:
     return None

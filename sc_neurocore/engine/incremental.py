@@ -1,6 +1,6 @@
 r"""The incremental executor: exact perturbations of a feed-forward stack without re-running what did not change.
 
-A :class:`Stack` is a feed-forward network whose structure is known: linear layers, each feeding a layer
+A :class:`CompiledStack` is a feed-forward network whose structure is known: linear layers, each feeding a layer
 of neurons advanced by one of the pure step functions of :mod:`sc_neurocore.dynamics` (the same ones the
 reference :class:`~sc_neurocore.models.LIFNetwork` and the compiled snnTorch / Norse stacks use). For such
 a network a perturbation changes very little, and this executor recomputes only that:
@@ -46,10 +46,33 @@ from .budget import default_max_memory
 from .plans import Silencing, SpikeRemovals
 from .threads import step_block_rows, thread_policy
 
-READOUTS = ("spike_count",)
+#: Readouts of the output layer, named as the adapters name them (:mod:`sc_neurocore.adapters.readout`):
+#: spike count, spike rate (count / T), membrane at the last step, maximum membrane over time.
+READOUTS = ("count", "rate", "final_membrane", "max_membrane")
 
 
-class StackLayer(NamedTuple):
+def readout_start(readout: str, like: Tensor) -> Tensor:
+    """The readout accumulator before any step ``(B, C)`` (``like``: a ``(B, C)`` tensor)."""
+    if readout == "max_membrane":
+        return torch.full_like(like, float("-inf"))
+    return torch.zeros_like(like)
+
+
+def readout_step(readout: str, accumulated: Tensor, spikes: Tensor, membrane: Tensor) -> Tensor:
+    """The accumulator after one more step of the output layer (spikes and membrane ``(B, C)``)."""
+    if readout in ("count", "rate"):
+        return accumulated + spikes
+    if readout == "max_membrane":
+        return torch.maximum(accumulated, membrane)
+    return membrane
+
+
+def readout_finish(readout: str, accumulated: Tensor, n_steps: int) -> Tensor:
+    """The readout ``(B, C)`` from the accumulator after all ``n_steps`` steps."""
+    return accumulated / n_steps if readout == "rate" else accumulated
+
+
+class CompiledLayer(NamedTuple):
     """One linear layer and the neurons it feeds.
 
     Attributes:
@@ -58,8 +81,9 @@ class StackLayer(NamedTuple):
         step: a step function of :mod:`sc_neurocore.dynamics`, ``step(current, state, params) -> (spikes, state)``.
         params: the step function's parameters.
         initial_state: ``initial_state(current) -> state``: the resting state shaped like a ``(B, n_out)`` current.
-        linear: ``linear(spikes, weight, bias) -> current``: how the framework computes the current, so the
-            compiled forward reproduces its rounding (``None``: ``spikes @ weight (+ bias)``).
+        linear: ``linear(spikes) -> current`` for spikes ``(B, n_in)`` or ``(B, T, n_in)``: how the framework
+            computes the current, so that the compiled forward reproduces its rounding (``None``:
+            ``spikes @ weight (+ bias)``, as :class:`~sc_neurocore.models.LIFNetwork` does).
     """
 
     weight: Tensor
@@ -67,28 +91,29 @@ class StackLayer(NamedTuple):
     step: Callable[[Tensor, Any, Any], tuple[Tensor, Any]]
     params: Any
     initial_state: Callable[[Tensor], Any]
-    linear: Callable[[Tensor, Tensor, Tensor | None], Tensor] | None = None
+    linear: Callable[[Tensor], Tensor] | None = None
 
     def current(self, spikes: Tensor) -> Tensor:
         """The input current of this layer's neurons for ``spikes`` ``(..., n_in)``."""
         if self.linear is not None:
-            return self.linear(spikes, self.weight, self.bias)
+            return self.linear(spikes)
         current = spikes @ self.weight
         return current if self.bias is None else current + self.bias
 
 
-class Stack(NamedTuple):
+class CompiledStack(NamedTuple):
     """A feed-forward spiking network in compiled form.
 
     Attributes:
         layers: the layers, input side first.
         names: the neuron layer names, as in the model's ``neuron_layers``.
-        readout: ``"spike_count"``: outputs are the last layer's spikes summed over time, ``(B, C)``.
+        readout: one of :data:`READOUTS`: what the outputs ``(B, C)`` are made of (the last layer's spikes
+            summed over time by default).
     """
 
-    layers: tuple[StackLayer, ...]
+    layers: tuple[CompiledLayer, ...]
     names: tuple[str, ...]
-    readout: str = "spike_count"
+    readout: str = "count"
 
     @property
     def n_inputs(self) -> int:
@@ -110,7 +135,7 @@ class Baseline(NamedTuple):
         currents: each layer's input current.
         states: each layer's state after each step (a state NamedTuple of ``(B, T, n)`` tensors).
         spikes: each layer's emitted spikes.
-        partial_outputs: ``(B, T + 1, C)``: the readout summed over the first ``t`` steps.
+        partial_outputs: ``(B, T + 1, C)``: the readout accumulator after the first ``t`` steps.
     """
 
     currents: list[Tensor]
@@ -119,7 +144,7 @@ class Baseline(NamedTuple):
     partial_outputs: Tensor
 
 
-def stack_forward(stack: Stack, spikes: Tensor, silence: dict[str, Tensor] | None = None,
+def stack_forward(stack: CompiledStack, spikes: Tensor, silence: dict[str, Tensor] | None = None,
                   record: bool = False) -> Tensor | tuple[Tensor, Baseline]:
     """Run ``stack`` on spikes ``(B, T, N)``: the readout ``(B, C)`` (and the :class:`Baseline` if ``record``).
 
@@ -153,15 +178,21 @@ def stack_forward(stack: Stack, spikes: Tensor, silence: dict[str, Tensor] | Non
             emitted.append(s if keep is None else s * keep)
             states.append(state)
         train = torch.stack(emitted, dim=1)
+        last_states = states
         if record:
             currents_all.append(currents)
             states_all.append(type(state)(*(torch.stack(field, dim=1) for field in zip(*states))))
             spikes_all.append(train)
-    outputs = train.sum(dim=1)
+    # The readout accumulates step by step, exactly as a replay continues it from any timestep.
+    accumulated = readout_start(stack.readout, train[:, 0])
+    partial = [accumulated]
+    for t in range(n_steps):
+        accumulated = readout_step(stack.readout, accumulated, train[:, t], last_states[t][0])
+        partial.append(accumulated)
+    outputs = readout_finish(stack.readout, accumulated, n_steps)
     if not record:
         return outputs
-    partial = torch.cat([torch.zeros_like(train[:, :1]), train.cumsum(dim=1)], dim=1)
-    return outputs, Baseline(currents_all, states_all, spikes_all, partial)
+    return outputs, Baseline(currents_all, states_all, spikes_all, torch.stack(partial, dim=1))
 
 
 class Perturbations(NamedTuple):
@@ -184,7 +215,7 @@ class Perturbations(NamedTuple):
     keep: Tensor | None
 
 
-def translate(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing,
+def translate(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing,
               feeding: Callable[[int], Tensor]) -> Perturbations:
     """Express ``plan`` as removals from one feeding train; ``feeding(level)`` gives that train ``(B, T, n)``."""
     n_steps = spikes.shape[1]
@@ -212,7 +243,7 @@ def translate(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing,
     return Perturbations(level, plan.sample, first, None, False, (~masks).to(spikes.dtype))
 
 
-def replay(stack: Stack, spikes: Tensor, baseline: Baseline, rows: Perturbations) -> Tensor:
+def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Perturbations) -> Tensor:
     """Outputs ``(P, C)`` of the perturbed rows, by suffix replay from the baseline (see the module docstring).
 
     ``rows.sample`` indexes ``spikes`` and ``baseline`` (one sample chunk).
@@ -221,7 +252,9 @@ def replay(stack: Stack, spikes: Tensor, baseline: Baseline, rows: Perturbations
     n_rows = rows.sample.shape[0]
     partial = baseline.partial_outputs
     if rows.level == len(stack.layers):
-        return partial[rows.sample, n_steps] * rows.keep
+        # Silenced output neurons: their spikes leave the readout, their own membranes do not move.
+        outputs = readout_finish(stack.readout, partial[rows.sample, n_steps], n_steps)
+        return outputs * rows.keep if stack.readout in ("count", "rate") else outputs
     order = torch.argsort(rows.first, stable=True)
     sample, first = rows.sample[order], rows.first[order]
     joined = torch.searchsorted(first, torch.arange(n_steps + 1, device=first.device), right=True).tolist()
@@ -262,14 +295,15 @@ def replay(stack: Stack, spikes: Tensor, baseline: Baseline, rows: Perturbations
                     current = layer.current(emitted)
                 emitted, state = layer.step(current, _rows(states[index], lo, hi), layer.params)
                 _store(states[index], state, lo, hi)
-            outputs[lo:hi] += emitted
+            outputs[lo:hi] = readout_step(stack.readout, outputs[lo:hi], emitted, state[0])
         active = new
+    outputs = readout_finish(stack.readout, outputs, n_steps)
     result = torch.empty_like(outputs)
     result[order] = outputs
     return result
 
 
-def _join(buffer, cached, sample: Tensor, t: int, layer: StackLayer, capacity: int):
+def _join(buffer, cached, sample: Tensor, t: int, layer: CompiledLayer, capacity: int):
     """Append the baseline states at ``t - 1`` of ``sample`` rows to a preallocated state buffer."""
     if t == 0:
         joining = layer.initial_state(layer.weight.new_zeros(sample.shape[0], layer.weight.shape[1]))
@@ -305,13 +339,13 @@ def _store(buffer: _Buffer, state, lo: int, hi: int) -> None:
 
 # -- chunking --------------------------------------------------------------------------------------------------
 
-def baseline_bytes_per_sample(stack: Stack, n_steps: int, itemsize: int, n_state_fields: int = 2) -> int:
+def baseline_bytes_per_sample(stack: CompiledStack, n_steps: int, itemsize: int, n_state_fields: int = 2) -> int:
     """Bytes of the baseline cache per sample: input, and per layer currents, states and spikes over time."""
     return itemsize * n_steps * (stack.n_inputs + sum((2 + n_state_fields) * n for n in stack.sizes)
                                  + stack.n_outputs)
 
 
-def replay_bytes_per_row(stack: Stack, level: int, n_steps: int, itemsize: int, n_state_fields: int = 2,
+def replay_bytes_per_row(stack: CompiledStack, level: int, n_steps: int, itemsize: int, n_state_fields: int = 2,
                          masked: bool = False) -> int:
     """Peak bytes one replayed row costs: its states, its rank-1 direction, per-step currents and spikes."""
     sizes = stack.sizes[level:]
@@ -336,7 +370,7 @@ def plan_chunks(max_memory: int, sample_bytes: int, row_bytes: int, n_samples: i
     return samples, rows
 
 
-def run_incremental(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
+def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
                     max_memory: int | None = None, progress: bool = False) -> Tensor:
     """Outputs ``(P, C)`` of every row of ``plan`` by baseline caching, rank-1 deltas and suffix replay.
 
@@ -403,7 +437,7 @@ def run_incremental(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencin
     return outputs
 
 
-def _footprint(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> tuple[int, int, int]:
+def _footprint(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> tuple[int, int, int]:
     """``(level, baseline bytes per sample, replay bytes per row)`` of running ``plan`` incrementally."""
     masked = isinstance(plan, Silencing)
     level = 0 if not masked or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1
@@ -412,7 +446,7 @@ def _footprint(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing) ->
             replay_bytes_per_row(stack, level, spikes.shape[1], itemsize, masked=masked))
 
 
-def minimum_memory(stack: Stack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> int:
+def minimum_memory(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> int:
     """The smallest ``max_memory`` under which :func:`run_incremental` can run ``plan`` (one sample's
     baseline and one replayed row)."""
     _, sample_bytes, row_bytes = _footprint(stack, spikes, plan)
@@ -427,6 +461,6 @@ def _take(plan: SpikeRemovals | Silencing, picked: Tensor, start: int, stop: int
     return Silencing(plan.layer, plan.sample[picked] - start, rank, plan.start[picked], plan.stop[picked])
 
 
-def supported_levels(stack: Stack) -> Sequence[str]:
+def supported_levels(stack: CompiledStack) -> Sequence[str]:
     """Layers a :class:`~sc_neurocore.engine.plans.Silencing` plan may name for this stack."""
     return (INPUT_LAYER,) + stack.names
