@@ -74,6 +74,8 @@ class NeuronLayer(NamedTuple):
         split: how to take its output apart.
         spiking: ``False`` for leaky integrators.
         feature_shape: the per-sample shape of its output, e.g. ``(n,)`` or ``(C, H, W)``.
+        batch_first: ``True`` for a layer of a batch-first module called once on the whole sequence,
+            emitting ``(B, T, ...)``; otherwise it emits ``(B, ...)`` per step or ``(t, B, ...)`` per chunk.
     """
 
     name: str
@@ -81,6 +83,7 @@ class NeuronLayer(NamedTuple):
     split: Split
     spiking: bool
     feature_shape: tuple[int, ...]
+    batch_first: bool = False
 
     @property
     def size(self) -> int:
@@ -299,13 +302,17 @@ class HookedModel(nn.Module):
         layers = []
         for name in order:
             shapes = calls[name]
+            candidate = by_name[name]
+            if not self.time_first and len(shapes) == 1 and shapes[0][:2] == (_PROBE_BATCH, _PROBE_STEPS):
+                layers.append(NeuronLayer(name, candidate.module, candidate.split, candidate.spiking, shapes[0][2:],
+                                          batch_first=True))
+                continue
             feature_shape, steps = _layout(shapes[0])
             covered = sum(_layout(shape)[1] for shape in shapes)
             if any(_layout(shape)[0] != feature_shape for shape in shapes) or covered != _PROBE_STEPS:
                 raise ValueError(f"model: neuron layer {name!r} was called with outputs {shapes} for "
                                  f"{_PROBE_STEPS} timesteps of {_PROBE_BATCH} samples; an adapter needs each neuron "
                                  "layer called once per timestep (or once per chunk of timesteps)")
-            candidate = by_name[name]
             layers.append(NeuronLayer(name, candidate.module, candidate.split, candidate.spiking, feature_shape))
         return layers
 
@@ -338,6 +345,8 @@ class _LayerHook:
     def __call__(self, module: nn.Module, args: tuple, output: Any) -> Any:
         emitted = self.layer.split(module, args, output)
         spikes = emitted.spikes
+        if self.layer.batch_first:
+            return self._batch_first_sequence(emitted)
         one_step = tuple(spikes.shape) == self.step_shape
         if not one_step and tuple(spikes.shape[1:]) != self.step_shape:
             raise RuntimeError(f"layer {self.layer.name!r} emitted shape {tuple(spikes.shape)}; expected "
@@ -356,6 +365,26 @@ class _LayerHook:
             self.capture.spikes.append(chunk)
             self.capture.membranes.append(membrane)
         return output if self.keep is not None else None
+
+    def _batch_first_sequence(self, emitted: Emitted) -> Any:
+        """A whole ``(B, T, ...)`` sequence at once: silence along time, capture time-first."""
+        spikes = emitted.spikes
+        if spikes.shape[0] != self.step_shape[0] or tuple(spikes.shape[2:]) != self.step_shape[1:]:
+            raise RuntimeError(f"layer {self.layer.name!r} emitted shape {tuple(spikes.shape)}; expected "
+                               f"({self.step_shape[0]}, T, *{self.step_shape[1:]})")
+        output = None
+        if self.keep is not None:
+            spikes = spikes * self.keep[:, None]
+            output = emitted.rebuild(spikes)
+        if self.capture is not None:
+            membrane = None
+            if not self.layer.spiking:
+                membrane = spikes.transpose(0, 1)
+            elif self.capture.want_membranes and emitted.membrane is not None:
+                membrane = emitted.membrane().transpose(0, 1)
+            self.capture.spikes.append(spikes.transpose(0, 1))
+            self.capture.membranes.append(membrane)
+        return output
 
 
 def _layout(shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
