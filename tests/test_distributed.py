@@ -111,38 +111,53 @@ def assert_same(a, b) -> None:
 
 
 # -- two ranks on torchrun --------------------------------------------------------------------------------------
+def untrained_digits_network() -> LIFNetwork:
+    """The shipped digits network's architecture with random weights: the job must load the trained ones."""
+    from sc_neurocore.data import model_config
+
+    config = model_config(8)
+    sizes = config["layers"]
+    return LIFNetwork([torch.randn(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:])], beta=config["beta"],
+                      threshold=config["threshold"], reset=config["reset"])
+
+
 def test_two_gloo_ranks_write_bit_identical_results_to_one_rank(tmp_path):
     from conftest import require_module
 
     safetensors = require_module("safetensors.torch", "data")
-    spikes, labels = spikes_and_labels()
-    data = tmp_path / "digits.safetensors"
-    safetensors.save_file({"spikes": spikes, "labels": labels}, str(data))
-    weights = tmp_path / "weights.safetensors"
-    loaded = trained_weights(weights)
+    require_module("sklearn", "data")
+    from sc_neurocore.data import load_digits, pretrained_network
 
-    one = explain_dataset(TemporalSaliency(loaded), loaded, SpikeFileDataset(data), tmp_path / "one",
-                          batch_size=BATCH, shard_size=SHARD, progress=False)
-    run = torchrun(2, ["--model", "test_distributed:make_model", "--weights", str(weights), "--dataset", str(data),
-                       "--method", "saliency", "--out", str(tmp_path / "two"), "--batch-size", str(BATCH),
-                       "--shard-size", str(SHARD)])
+    test = load_digits("test")  # 355 real handwritten digits as spikes (355, 25, 64)
+    data = tmp_path / "digits.safetensors"
+    safetensors.save_file({"spikes": test.spikes, "labels": test.labels}, str(data))
+    weights = ROOT / "sc_neurocore" / "data" / "digits8.safetensors"
+    trained = pretrained_network(8)
+
+    one = explain_dataset(TemporalSaliency(trained), trained, SpikeFileDataset(data), tmp_path / "one",
+                          batch_size=16, shard_size=32, progress=False)
+    run = torchrun(2, ["--model", "test_distributed:untrained_digits_network", "--weights", str(weights),
+                       "--dataset", str(data), "--method", "saliency", "--out", str(tmp_path / "two"),
+                       "--batch-size", "16", "--shard-size", "32"])
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "explained 96 of 96 samples in 12 of 12 shards" in run.stdout and "on 2 rank(s)" in run.stdout
+    assert "explained 355 of 355 samples in 12 of 12 shards" in run.stdout and "on 2 rank(s)" in run.stdout
     assert "rank 0" in run.stderr and "rank 1" in run.stderr  # one progress bar per rank
 
     # Each rank took its own deterministic, disjoint half of the shards.
     assert {k: r["rank"] for k, r in receipts(tmp_path / "two").items()} == {k: k % 2 for k in range(12)}
     two = load_explanations(tmp_path / "two")
     assert_same(load_explanations(tmp_path / "one"), two)
-    assert two.sample_index.tolist() == list(range(N_SAMPLES))
+    assert two.sample_index.tolist() == list(range(355))
     manifest = two.manifest
     assert [s["sha256"] for s in manifest["shards"]] == [s["sha256"] for s in one_manifest(tmp_path / "one")["shards"]]
+    assert [(s["start"], s["stop"]) for s in manifest["shards"]][-1] == (352, 355)
     assert manifest["summary"]["world_size"] == 2 and one.world_size == 1
     assert manifest["method"] == "saliency" and manifest["parameters"]["significance"] == 1e-6
-    assert manifest["metadata"]["model_factory"] == "test_distributed:make_model"
+    assert manifest["metadata"]["model_factory"] == "test_distributed:untrained_digits_network"
     assert manifest["model"]["state_sha256"] == one_manifest(tmp_path / "one")["model"]["state_sha256"]
-    # The scores are not vacuous: removing spikes changes the output.
-    assert int((two.scores != 0).sum()) > 100
+    # The job explained the trained network (it loaded the weights): it reads the digits.
+    assert (two.outputs.argmax(dim=1) == test.labels).float().mean() > 0.9
+    assert int((two.scores != 0).sum()) > 1000  # removing spikes changes the output: not a vacuous comparison
 
 
 def one_manifest(out_dir: Path) -> dict:
