@@ -16,6 +16,15 @@ Leaky integrate-and-fire neuron (discrete time, snnTorch's ``Leaky`` with its de
     v[t] = beta * v[t-1] + I[t]                       no reset             ("none")
     s[t] = H(v[t] - theta)                            H(x) = 1 if x > 0 else 0
 
+Current-based LIF neuron (Norse's ``LIFCell``: an exponential synapse ``i``, forward Euler with step
+``dt``, reset decided and applied in the same step)::
+
+    j       = i[t-1] + I[t]                                           input jumps the synaptic current
+    v~      = v[t-1] + dt / tau_mem * ((v_leak - v[t-1]) + j)
+    i[t]    = j + (-dt / tau_syn) * j
+    s[t]    = H(v~ - v_th)
+    v[t]    = (1 - s[t]) * v~ + s[t] * v_reset
+
 Leaky integrator readout::
 
     v[t] = beta * v[t-1] + I[t]
@@ -95,6 +104,67 @@ def lif_step(current: Tensor, state: LIFState, params: LIFParameters) -> tuple[T
     else:
         membrane = params.beta * membrane + current
     return heaviside(membrane - params.threshold), LIFState(membrane)
+
+
+class CurrentLIFParameters(NamedTuple):
+    """Parameters of a current-based LIF layer (Norse's ``LIFParameters`` fields plus ``dt``).
+
+    Attributes:
+        tau_syn_inv: inverse synaptic time constant (1/s).
+        tau_mem_inv: inverse membrane time constant (1/s).
+        v_leak: leak (resting) potential.
+        v_th: firing threshold.
+        v_reset: potential after a spike.
+        dt: integration timestep (s).
+    """
+
+    tau_syn_inv: float | Tensor = 200.0
+    tau_mem_inv: float | Tensor = 100.0
+    v_leak: float | Tensor = 0.0
+    v_th: float | Tensor = 1.0
+    v_reset: float | Tensor = 0.0
+    dt: float = 0.001
+
+
+class CurrentLIFState(NamedTuple):
+    """State of a current-based LIF layer: membrane ``v`` and synaptic current ``i``."""
+
+    membrane: Tensor
+    current: Tensor
+
+
+def current_lif_initial_state(like: Tensor, params: CurrentLIFParameters) -> CurrentLIFState:
+    """A resting current-based LIF state (``v = v_leak``, ``i = 0``) with the shape of ``like``."""
+    return CurrentLIFState(torch.zeros_like(like) + params.v_leak, torch.zeros_like(like))
+
+
+def current_lif_step(current: Tensor, state: CurrentLIFState,
+                     params: CurrentLIFParameters) -> tuple[Tensor, CurrentLIFState]:
+    """Advance a current-based LIF layer by one timestep (the equations in the module docstring).
+
+    The operations run in the order Norse's ``lif_feed_forward_step`` runs them, so the two agree to
+    the last bit on the same inputs.
+
+    Args:
+        current: input current ``I[t]``, any shape.
+        state: membrane and synaptic current after ``t - 1``.
+        params: time constants, potentials and ``dt``.
+
+    Returns:
+        ``(spikes, state)``.
+
+    Example:
+        >>> spikes, state = current_lif_step(torch.full((2,), 500.0), current_lif_initial_state(torch.zeros(2),
+        ...                                  CurrentLIFParameters()), CurrentLIFParameters())
+        >>> spikes
+        tensor([0., 0.])
+    """
+    jumped = state.current + current
+    decayed = state.membrane + params.dt * params.tau_mem_inv * ((params.v_leak - state.membrane) + jumped)
+    synaptic = jumped + -params.dt * params.tau_syn_inv * jumped
+    spikes = heaviside(decayed - params.v_th)
+    membrane = (1 - spikes) * decayed + spikes * params.v_reset
+    return spikes, CurrentLIFState(membrane, synaptic)
 
 
 def li_step(current: Tensor, state: LIState, beta: float | Tensor) -> tuple[Tensor, LIState]:

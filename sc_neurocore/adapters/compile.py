@@ -21,11 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..dynamics import LIFParameters, lif_initial_state, lif_step
+from ..dynamics import (CurrentLIFParameters, LIFParameters, current_lif_initial_state, current_lif_step,
+                        lif_initial_state, lif_step)
 from ..engine.incremental import CompiledStack, CompiledLayer, stack_forward
 from ..models import LIFNetwork
 
 logger = logging.getLogger(__name__)
+
+#: Norse threshold methods whose forward pass is the Heaviside step (they differ only in the surrogate
+#: gradient, which the explainers never use).
+HEAVISIDE_METHODS = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc")
 
 
 def compile_model(model) -> CompiledStack | None:
@@ -151,4 +156,29 @@ def _per_step_linear(spikes: Tensor, *, weight: Tensor, bias: Tensor | None) -> 
 
 
 def _compile_norse(model, module) -> CompiledStack | None:
-    return None
+    """``nn.Linear`` + Norse ``LIFCell`` / ``LIF`` pairs (current-based LIF, :func:`current_lif_step`)."""
+    import sys
+
+    norse = sys.modules.get("norse.torch")
+    stack = getattr(model, "stack", None)
+    if norse is None or stack is None or len(model.input_shape) != 1:
+        return None
+    layers, names, linear = [], [], None
+    for entry in stack:
+        if entry.kind in ("dropout", "flatten"):
+            continue
+        if entry.kind == "linear" and linear is None:
+            linear = entry.module
+        elif entry.kind in ("lif_cell", "lif") and linear is not None and entry.module.p.method in HEAVISIDE_METHODS:
+            p = entry.module.p
+            params = CurrentLIFParameters(p.tau_syn_inv, p.tau_mem_inv, p.v_leak, p.v_th, p.v_reset,
+                                          entry.module.dt)
+            layers.append(_linear_layer(linear, current_lif_step, params,
+                                        functools.partial(current_lif_initial_state, params=params)))
+            names.append(entry.name)
+            linear = None
+        else:
+            return None
+    if not layers or linear is not None or tuple(names) != tuple(model.neuron_layers):
+        return None
+    return CompiledStack(tuple(layers), tuple(names), model.readout)
