@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -98,10 +99,11 @@ class Target(NamedTuple):
 
 
 def gradient_twin(network: LIFNetwork) -> nn.Module:
-    """The snnTorch twin of ``network`` as a batch-first differentiable ``(B, T, N) -> (B, C)`` module.
+    """The snnTorch twin of ``network``, wrapped by :func:`sc_neurocore.adapters.from_snntorch`: a batch-first
+    differentiable ``(B, T, N) -> (B, C)`` spike-count module for Captum.
 
-    Same spikes as ``network`` (:func:`sc_neurocore.data.pretrained.to_snntorch`), gradients through
-    snnTorch's surrogate spike function (:class:`sc_neurocore.data.pretrained.SnnTorchCounts`).
+    Same spikes as ``network`` (:func:`sc_neurocore.data.pretrained.to_snntorch`); gradients flow through
+    snnTorch's surrogate spike function.
 
     Example:
         >>> import torch
@@ -111,11 +113,12 @@ def gradient_twin(network: LIFNetwork) -> nn.Module:
         >>> bool(torch.equal(gradient_twin(net)(spikes), net(spikes)))
         True
     """
-    from .data.pretrained import SnnTorchCounts, to_snntorch
+    from .adapters import from_snntorch
+    from .data.pretrained import to_snntorch
 
-    twin = SnnTorchCounts(to_snntorch(network))
-    twin.requires_grad_(False)  # Captum differentiates the inputs only
-    return twin
+    twin = to_snntorch(network)
+    twin.requires_grad_(False)  # our own copy; Captum differentiates the inputs only
+    return from_snntorch(twin, readout="count")
 
 
 def _captum_map(attribution: Any, spikes: Tensor, targets: Tensor, **options) -> Tensor:
@@ -426,6 +429,8 @@ def report(args: argparse.Namespace) -> str:
 
 def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # small ops: one thread is fastest on a loaded machine, and deterministic
+    if args.out and not Path(args.out).resolve().parent.is_dir():  # fail before minutes of work, not after
+        raise FileNotFoundError(f"--out: the folder {str(Path(args.out).parent)!r} does not exist")
     text = report(args)
     print(text)
     if args.out:

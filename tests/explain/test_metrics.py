@@ -1,0 +1,189 @@
+"""Faithfulness metrics: every number against its brute-force definition, on LIFNetwork and snnTorch models."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import require_module
+from sc_neurocore.explain import SpikeAttributor, TemporalSaliency
+from sc_neurocore.explain.metrics import (deletion_curve, insertion_curve, perturbation_curve, planted_pattern_task,
+                                          precision_at_k, spearman, spike_ranks)
+from sc_neurocore.models import LIFNetwork
+
+
+def _net(seed=0, sizes=(12, 8, 4)):
+    g = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(a, b, generator=g) * 0.9 for a, b in zip(sizes[:-1], sizes[1:])]
+    return LIFNetwork(weights, beta=0.85, threshold=0.5)
+
+
+def _spikes(shape, seed=1, rate=0.3):
+    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < rate).float()
+
+
+def _brute_force_curve(forward, spikes, scores, targets, kind, n_points):
+    """One forward per sample and point, spikes ordered by a Python sort (score descending, then (t, neuron))."""
+    values = np.zeros((spikes.shape[0], n_points))
+    for b in range(spikes.shape[0]):
+        entries = [(t, n) for t in range(spikes.shape[1]) for n in range(spikes.shape[2]) if spikes[b, t, n] != 0]
+        entries.sort(key=lambda e: (-float(scores[b, e[0], e[1]]), e[0], e[1]))
+        for j in range(n_points):
+            k = int(round(j / (n_points - 1) * len(entries)))
+            if kind == "deletion":
+                x = spikes[b].clone()
+                for t, n in entries[:k]:
+                    x[t, n] = 0
+            else:
+                x = torch.zeros_like(spikes[b])
+                for t, n in entries[:k]:
+                    x[t, n] = spikes[b, t, n]
+            values[b, j] = float(forward(x[None])[0, int(targets[b])])
+    return values
+
+
+def _trapezoid(values):
+    fractions = np.linspace(0, 1, values.shape[1])
+    return ((values[:, 1:] + values[:, :-1]) / 2 * np.diff(fractions)).sum(axis=1)
+
+
+@pytest.mark.parametrize("kind", ["deletion", "insertion"])
+def test_curve_equals_brute_force_on_lif_network(kind):
+    net, spikes = _net(), _spikes((3, 15, 12))
+    targets = torch.tensor([0, 2, 3])
+    scores = SpikeAttributor(0.9, mode="gated").attribute(spikes, net, targets).attribution_map()
+    curve = perturbation_curve(net, spikes, scores, targets, kind=kind, n_points=7)
+    expected = _brute_force_curve(net, spikes, scores, targets, kind, 7)
+    assert np.array_equal(curve.values.numpy(), expected)
+    assert np.allclose(curve.auc.numpy(), _trapezoid(expected))
+    assert curve.kind == kind and curve.values.shape == (3, 7)
+    # the ends of the curves are the unperturbed and the empty input, whatever the order
+    full, empty = net(spikes)[torch.arange(3), targets], net(torch.zeros_like(spikes))[torch.arange(3), targets]
+    first, last = (full, empty) if kind == "deletion" else (empty, full)
+    assert torch.equal(curve.values[:, 0], first.double()) and torch.equal(curve.values[:, -1], last.double())
+    assert expected.std() > 0  # the curve really moves
+
+
+def test_curve_equals_brute_force_on_snntorch_model():
+    require_module("snntorch", "snntorch")
+    from sc_neurocore.adapters import from_snntorch
+    from toy_models import snntorch_counts, snntorch_mlp
+
+    net = snntorch_mlp([10, 6, 3], beta=0.8, seed=2)
+    spikes = _spikes((2, 12, 10), seed=4)
+    scores = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(5))
+    forward = lambda x: snntorch_counts(net, x).detach()  # snnTorch's own forward pass
+    for kind in ("deletion", "insertion"):
+        curve = perturbation_curve(from_snntorch(net), spikes, scores, 1, kind=kind, n_points=5)
+        expected = _brute_force_curve(forward, spikes, scores, torch.tensor([1, 1]), kind, 5)
+        assert np.array_equal(curve.values.numpy(), expected)
+
+
+def test_curve_is_chunked_and_numpy_and_unbatched_callables_agree():
+    net, spikes = _net(), _spikes((2, 10, 12), seed=7)
+    scores = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(8))
+    reference = deletion_curve(net, spikes, scores, 1, n_points=6)
+    tiny_budget = deletion_curve(net, spikes, scores, 1, n_points=6, max_memory=20_000)
+    assert torch.equal(reference.values, tiny_budget.values)
+    tutorial_run_fn = lambda x: net(torch.as_tensor(x, dtype=torch.float32)[None])[0].numpy()
+    numpy_curve = deletion_curve(tutorial_run_fn, spikes[0].numpy(), scores[0].numpy(), 1, n_points=6)
+    assert np.array_equal(numpy_curve.values[0].numpy(), reference.values[0].numpy())
+
+
+def test_curve_accepts_result_objects_and_never_mutates():
+    net, spikes = _net(), _spikes((2, 10, 12), seed=9)
+    saliency = TemporalSaliency(net).explain(spikes, 0)
+    before = spikes.clone()
+    curve = insertion_curve(net, spikes, saliency, 0, n_points=4)
+    assert torch.equal(curve.values, insertion_curve(net, spikes, saliency.saliency_map(), 0, n_points=4).values)
+    assert torch.equal(spikes, before)
+
+
+def test_counts_round_each_fraction_of_the_spikes():
+    net, spikes = _net(), _spikes((2, 10, 12), seed=3)
+    curve = deletion_curve(net, spikes, torch.rand(spikes.shape), 0, n_points=5)
+    n = (spikes != 0).sum(dim=(1, 2))
+    expected = torch.round(torch.tensor([0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)[None] * n[:, None]).long()
+    assert torch.equal(curve.counts, expected)
+
+
+def test_spike_ranks_put_spikes_first_by_score_then_position():
+    spikes = torch.tensor([[[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]])
+    scores = torch.tensor([[[0.5, 9.0, 2.0], [0.5, -1.0, 7.0]]])
+    ranks = spike_ranks(spikes, scores)[0].tolist()
+    # spikes: (0,0)=0.5, (0,2)=2.0, (1,0)=0.5, (1,1)=-1 -> order (0,2), (0,0), (1,0), (1,1); then non-spikes
+    assert ranks[2] == 0 and ranks[0] == 1 and ranks[3] == 2 and ranks[4] == 3
+    assert sorted([ranks[1], ranks[5]]) == [4, 5]
+
+
+def test_spearman_matches_scipy_per_sample():
+    from scipy.stats import spearmanr
+
+    spikes = _spikes((3, 8, 6), seed=11, rate=0.5)
+    g = torch.Generator().manual_seed(12)
+    a = torch.randint(0, 4, spikes.shape, generator=g).double()  # many ties
+    b = torch.randn(spikes.shape, generator=g, dtype=torch.float64)
+    ours = spearman(a, b, spikes)
+    for sample in range(3):
+        mask = spikes[sample] != 0
+        expected = spearmanr(a[sample][mask].numpy(), b[sample][mask].numpy()).statistic
+        assert ours[sample].item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_spearman_is_nan_for_a_constant_map_and_one_for_monotone_maps():
+    spikes = torch.ones(2, 3, 4)
+    a = torch.arange(24.0).reshape(2, 3, 4)
+    result = spearman(a, torch.zeros_like(a), spikes)
+    assert torch.isnan(result).all()
+    assert torch.allclose(spearman(a, torch.exp(a / 5), spikes), torch.ones(2, dtype=torch.float64))
+
+
+def test_precision_at_k_equals_brute_force():
+    spikes = _spikes((4, 9, 7), seed=13, rate=0.5)
+    g = torch.Generator().manual_seed(14)
+    scores = torch.randn(spikes.shape, generator=g)
+    planted = (torch.rand(spikes.shape, generator=g) < 0.3) & (spikes != 0)
+    ours = precision_at_k(scores, planted, spikes)
+    for b in range(4):
+        entries = [(t, n) for t in range(9) for n in range(7) if spikes[b, t, n] != 0]
+        entries.sort(key=lambda e: (-float(scores[b, e[0], e[1]]), e))
+        k = int(planted[b].sum())
+        hits = sum(bool(planted[b, t, n]) for t, n in entries[:k])
+        assert ours[b].item() == pytest.approx(hits / k)
+    assert precision_at_k(planted.float(), planted, spikes).eq(1).all()
+    assert precision_at_k(scores, planted, spikes, k=2).shape == (4,)
+
+
+def test_planted_task_hides_exactly_the_class_pattern_in_noise():
+    task = planted_pattern_task(40, n_steps=12, n_inputs=20, n_classes=4, pattern_size=3, noise_rate=0.3, seed=5)
+    assert task.spikes.shape == (40, 12, 20) and task.planted.shape == (40, 12, 20)
+    owned = task.pattern_neurons.reshape(-1)
+    for b in range(40):
+        c = int(task.labels[b])
+        planted = {(int(t), int(n)) for t, n in zip(*torch.nonzero(task.planted[b], as_tuple=True))}
+        assert planted == {(int(t), int(n)) for t, n in zip(task.pattern_times[c], task.pattern_neurons[c])}
+        # the owned neurons carry only the planted spikes; noise lives elsewhere
+        assert torch.equal(task.spikes[b][:, owned] != 0, task.planted[b][:, owned])
+    noise = task.spikes.bool() & ~task.planted
+    assert 0.2 < float(noise.float().sum() / (40 * 12 * (20 - 12))) < 0.4
+    assert torch.equal(planted_pattern_task(40, n_steps=12, n_inputs=20, n_classes=4, pattern_size=3,
+                                            noise_rate=0.3, seed=5).spikes, task.spikes)
+    assert torch.bincount(task.labels).tolist() == [10, 10, 10, 10]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda net, s: perturbation_curve(net, s, torch.rand(s.shape), 0, kind="sideways"), "kind"),
+    (lambda net, s: deletion_curve(net, s, torch.rand(s.shape), 0, n_points=1), "n_points"),
+    (lambda net, s: deletion_curve(net, s, torch.rand(3, 3), 0), "scores"),
+    (lambda net, s: deletion_curve(net, s, torch.full(s.shape, float("nan")), 0), "scores"),
+    (lambda net, s: deletion_curve(net, s, torch.rand(s.shape), 9), "output_neuron"),
+    (lambda net, s: deletion_curve(net, s[..., :5], torch.rand(s[..., :5].shape), 0), "input_spikes"),
+    (lambda net, s: precision_at_k(torch.rand(s.shape), torch.ones(s.shape), s * 0), "planted"),
+    (lambda net, s: precision_at_k(torch.rand(s.shape), torch.ones(2, 2), s), "planted"),
+    (lambda net, s: spearman(torch.rand(s.shape), torch.rand(1, 2), s), "scores_b"),
+    (lambda net, s: planted_pattern_task(5, n_inputs=4, n_classes=3, pattern_size=2), "n_inputs"),
+    (lambda net, s: planted_pattern_task(5, noise_rate=1.5), "noise_rate"),
+])
+def test_bad_arguments_are_named(call, match):
+    net, spikes = _net(), _spikes((2, 6, 12))
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(net, spikes)
