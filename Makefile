@@ -27,7 +27,7 @@ bench: setup
 	$(VENV)/bin/sc-neurocore bench
 
 quality: setup
-	$(VENV)/bin/sc-neurocore quality
+	$(VENV)/bin/sc-neurocore quality --out docs/quality.md
 
 docs: setup
 	$(VENV)/bin/mkdocs build --strict
