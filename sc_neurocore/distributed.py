@@ -12,8 +12,8 @@ of the three explainers, in batches on the chosen device, and writes what it fin
   shard list with sample ranges and checksums, and a summary. A folder with a manifest is complete.
 
 Launched by ``torchrun --nproc-per-node N`` (and ``--nnodes M`` on a cluster), every rank takes a
-disjoint, deterministic set of shards (shard ``k`` goes to rank ``k mod world_size``); the process group
-uses gloo on CPU and NCCL on GPUs. Shards and batches do not depend on the number of ranks, so results
+disjoint, deterministic set of shards (the shards still to do, in order, dealt round-robin: on a fresh
+folder shard ``k`` goes to rank ``k mod world_size``); the process group uses gloo on CPU and NCCL on GPUs. Shards and batches do not depend on the number of ranks, so results
 are bit-identical whatever the world size. Every file is written atomically (:mod:`sc_neurocore.atomic`)
 and a shard's receipt only after its shard, so a killed rank loses only the shard it was computing: a
 rerun into the same folder keeps every shard whose checksum still matches its receipt and redoes the
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import datetime
 import hashlib
 import json
 import numbers
@@ -60,6 +61,9 @@ DEFAULT_BATCH_SIZE = 32
 #: Shards of this many batches by default: small enough that a killed rank loses little, large enough
 #: that files stay few.
 DEFAULT_BATCHES_PER_SHARD = 8
+#: How long a rank waits for the others at a barrier (torch's default, 10 to 30 minutes, is too short when
+#: ranks finish their shards at different times).
+GROUP_TIMEOUT = datetime.timedelta(hours=12)
 
 
 class DatasetSummary(NamedTuple):
@@ -410,7 +414,8 @@ def _process_group(device: Any) -> Iterator[_Rank]:
     device = _resolve_device(device)
     created = False
     if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # Ranks wait for each other only at the start and the end, which may be hours apart on a big dataset.
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=GROUP_TIMEOUT)
         created = True
     try:
         if dist.is_available() and dist.is_initialized():
@@ -490,48 +495,39 @@ def _run(where: _Rank, method: str, explainer: Any, model: Any, dataset: Dataset
     run_key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     suffix = "." + shard_format
     shards = _shards(n_samples, shard_size)
-    mine = shards[where.rank::where.world_size]
-
     if where.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     _barrier(where)
-    kept, todo, redone, foreign = [], [], 0, []
-    for shard in mine:
-        verdict, receipt = _check_shard(out_dir, shard, suffix, run_key)
-        if verdict == "kept":
-            kept.append(receipt)
-        else:
-            if verdict == "foreign":
-                foreign.append(shard.name)
-            redone += verdict in ("corrupt", "partial")
-            todo.append(shard)
-    refusals = [name for names in _gather(where, foreign) for name in names]
+    # Every rank verifies a slice of the shards left by earlier runs; then the shards still to do are dealt
+    # round-robin, so a resumed run is balanced too. On a fresh folder rank r gets shards r, r + W, ...
+    verdicts = [(shard.index, *_check_shard(out_dir, shard, suffix, run_key))
+                for shard in shards[where.rank::where.world_size]]
+    verdicts = sorted(v for part in _gather(where, verdicts) for v in part)
+    refusals = [shards[index].name for index, verdict, _ in verdicts if verdict == "foreign"]
     if refusals and not overwrite:
         raise ValueError(f"out_dir: {str(out_dir)!r} holds shards of a run with other settings ({len(refusals)} "
                          f"shards, e.g. {refusals[0]}); choose another folder or pass overwrite=True")
+    kept = [receipt for _, verdict, receipt in verdicts if verdict == "kept"]
+    redone = sum(verdict in ("corrupt", "partial") for _, verdict, _ in verdicts)
+    todo = [shards[index] for index, verdict, _ in verdicts if verdict != "kept"][where.rank::where.world_size]
+    _barrier(where)  # nobody writes before every leftover has been checked
     if where.rank == 0:  # a manifest means "complete": take it down until this run completes
         with contextlib.suppress(FileNotFoundError):
             (out_dir / MANIFEST).unlink()
-    _barrier(where)
     started = time.perf_counter()
 
     written = _explain_shards(where, todo, dataset, loader_settings, collate, out_dir, suffix, run_key,
-                              spiking_model, method, explainer, targets, layer, batch_size, progress,
-                              owned_samples=sum(s.stop - s.start for s in mine))
+                              spiking_model, method, explainer, targets, layer, batch_size, progress)
     _barrier(where)
     seconds = time.perf_counter() - started
-    reports = _gather(where, {"receipts": kept + written, "explained_shards": len(written),
-                              "explained_samples": sum(r["stop"] - r["start"] for r in written),
-                              "skipped_shards": len(kept), "redone_shards": redone})
-    receipts = sorted((r for report in reports for r in report["receipts"]), key=lambda r: r["shard"])
-    explained_samples = sum(report["explained_samples"] for report in reports)
+    written = sorted((r for part in _gather(where, written) for r in part), key=lambda r: r["shard"])
+    receipts = sorted(kept + written, key=lambda r: r["shard"])
+    explained_samples = sum(r["stop"] - r["start"] for r in written)
     summary = DatasetSummary(
         n_samples=n_samples, n_shards=len(shards), explained_samples=explained_samples,
-        explained_shards=sum(report["explained_shards"] for report in reports),
-        skipped_shards=sum(report["skipped_shards"] for report in reports),
-        redone_shards=sum(report["redone_shards"] for report in reports), world_size=where.world_size,
-        seconds=seconds, samples_per_second=explained_samples / seconds if seconds > 0 else 0.0,
-        manifest=out_dir / MANIFEST)
+        explained_shards=len(written), skipped_shards=len(kept), redone_shards=redone,
+        world_size=where.world_size, seconds=seconds,
+        samples_per_second=explained_samples / seconds if seconds > 0 else 0.0, manifest=out_dir / MANIFEST)
     if where.rank == 0:
         if [r["shard"] for r in receipts] != [s.index for s in shards]:
             raise RuntimeError("explain_dataset: the ranks did not report every shard exactly once; this is a bug")
@@ -580,7 +576,7 @@ def _split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
 
 def _explain_shards(where: _Rank, todo: list[_Shard], dataset: Dataset, loader_settings: dict, collate, out_dir: Path,
                     suffix: str, run_key: str, spiking_model, method: str, explainer: Any, targets: Any,
-                    layer: str, batch_size: int, progress: bool, owned_samples: int) -> list[dict]:
+                    layer: str, batch_size: int, progress: bool) -> list[dict]:
     """Explain the shards ``todo`` batch by batch; each shard is written as soon as its last batch is done."""
     from tqdm.auto import tqdm
 
@@ -590,10 +586,10 @@ def _explain_shards(where: _Rank, todo: list[_Shard], dataset: Dataset, loader_s
             for shard in todo for start in range(shard.start, shard.stop, batch_size)]
     settings = {key: value for key, value in loader_settings.items() if value is not None}
     settings["collate_fn"] = collate
+    settings.setdefault("pin_memory", where.device.type == "cuda")  # lets the copies to the GPU overlap
     loader = DataLoader(dataset, batch_sampler=[indices for _, indices in plan], **settings)
-    done_before = owned_samples - sum(s.stop - s.start for s in todo)
     # One line per process of this node: on a cluster, global ranks would push bars off the screen.
-    bar = tqdm(total=owned_samples, initial=done_before, desc=f"rank {where.rank}", unit="sample",
+    bar = tqdm(total=sum(s.stop - s.start for s in todo), desc=f"rank {where.rank}", unit="sample",
                position=int(os.environ.get("LOCAL_RANK", where.rank)), disable=not progress, file=sys.stderr, dynamic_ncols=True)
     written, pending = [], []
     try:

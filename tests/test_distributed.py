@@ -185,6 +185,9 @@ def test_a_killed_rank_loses_only_its_current_shard_and_a_rerun_loses_and_duplic
     assert manifest["summary"]["explained_shards"] == 12 - len(survivors)
     # Kept shards were not rewritten.
     assert all((out / survivors[k]["file"]).stat().st_mtime_ns == mtime for k, mtime in before.items())
+    # The shards still to do were dealt round-robin over both ranks, so the resumed run is balanced.
+    redone = [r["rank"] for k, r in sorted(receipts(out).items()) if k not in survivors]
+    assert redone == [i % 2 for i in range(len(redone))]
 
     merged = load_explanations(out)
     index = merged.sample_index.tolist()
