@@ -141,7 +141,8 @@ class LIFNetwork(nn.Module):
                 if keep[index] is not None:
                     s = s * keep[index]
                 out_spikes.append(s)
-                membranes.append(state.membrane)
+                if record:  # only a recording keeps every step's membrane alive
+                    membranes.append(state.membrane)
             layer_input = torch.stack(out_spikes, dim=1) if out_spikes else currents
             if record:
                 mem = torch.stack(membranes, dim=1) if membranes else currents

@@ -33,13 +33,14 @@ def check_max_memory(max_memory) -> int | None:
 def bytes_per_row(n_steps: int, n_inputs: int, layer_sizes, itemsize: int) -> int:
     """Peak bytes one perturbed copy costs in a forward pass.
 
-    Counted: the materialised input ``T x N``, and per neuron layer ``T x n`` input currents, ``T x n``
-    spikes and a membrane of ``n`` -- what a layer-by-layer simulation such as
-    :class:`~sc_neurocore.models.LIFNetwork` keeps alive. Models without known layers count as one
+    Counted: the materialised input ``T x N``, and per neuron layer ``T x n`` input currents, ``2 x T x n``
+    spikes (the per-step outputs and their stacked copy, both alive while stacking) and a membrane of
+    ``n`` -- what a layer-by-layer simulation such as :class:`~sc_neurocore.models.LIFNetwork` keeps
+    alive (measured by ``tests/reliability/test_memory.py``). Models without known layers count as one
     extra input-sized layer.
     """
     sizes = list(layer_sizes) or [n_inputs]
-    return itemsize * (n_steps * n_inputs + sum(2 * n_steps * n + n for n in sizes))
+    return itemsize * (n_steps * n_inputs + sum(3 * n_steps * n + n for n in sizes))
 
 
 def rows_per_chunk(max_memory: int, row_bytes: int, n_rows: int) -> int:

@@ -1,0 +1,70 @@
+"""Random small spiking networks and inputs for the property tests (hypothesis strategies).
+
+Weights are multiples of 1/8 in ``[-1.5, 2]`` (biased positive so that neurons fire): every sum of them is exact in float32, so the generic and
+the incremental engines (which associate the first layer's current differently) must agree bit for bit,
+and a property failure is a real bug, never round-off.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+import torch
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from sc_neurocore.dynamics import RESET_MECHANISMS
+from sc_neurocore.models import LIFNetwork
+
+#: CI-stable and fast: few examples, a fixed seed, no deadline on a loaded 2-core machine.
+PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
+                             suppress_health_check=[HealthCheck.too_slow])
+
+
+class Problem(NamedTuple):
+    """A network, a batch of input spikes ``(B, T, N)`` and per-sample targets ``(B,)``."""
+
+    network: LIFNetwork
+    weights: list[torch.Tensor]
+    spikes: torch.Tensor
+    targets: torch.Tensor
+
+
+@st.composite
+def problems(draw, max_batch: int = 3, max_steps: int = 6, max_inputs: int = 6) -> Problem:
+    n_inputs = draw(st.integers(1, max_inputs))
+    sizes = draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))
+    n_steps = draw(st.integers(1, max_steps))
+    batch = draw(st.integers(1, max_batch))
+    rate = draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
+    seed = draw(st.integers(0, 2**16))
+    generator = torch.Generator().manual_seed(seed)
+    shapes = zip([n_inputs] + sizes[:-1], sizes)
+    weights = [torch.randint(-12, 17, shape, generator=generator).float() / 8 for shape in shapes]
+    network = LIFNetwork(weights, beta=draw(st.sampled_from([0.5, 0.75, 0.9, 1.0])),
+                         threshold=draw(st.sampled_from([0.25, 0.5, 1.0])),
+                         reset=draw(st.sampled_from(RESET_MECHANISMS)))
+    spikes = (torch.rand(batch, n_steps, n_inputs, generator=generator) < rate).float()
+    targets = torch.randint(0, sizes[-1], (batch,), generator=generator)
+    return Problem(network, weights, spikes, targets)
+
+
+def smallest_budget(explain) -> int:
+    """The smallest ``max_memory`` an explainer runs with, read from its "too small" errors.
+
+    ``explain(max_memory)`` runs the explainer. The baseline pass and the perturbation pass size their
+    chunks separately and may each ask for more, so the budget is raised to what the error asks for
+    until the call succeeds. At that budget chunks are as small as the engine allows.
+    """
+    budget = 1
+    for _ in range(5):
+        try:
+            explain(budget)
+            return budget
+        except ValueError as error:
+            found = re.search(r"about (\d+) bytes", str(error))
+            assert found and str(error).startswith("max_memory"), str(error)
+            assert int(found.group(1)) > budget, f"asked for {found.group(1)} bytes at max_memory={budget}"
+            budget = int(found.group(1))
+    raise AssertionError(f"no max_memory up to {budget} bytes was accepted")
