@@ -55,8 +55,11 @@ class BuildReport:
         fmax_mhz: the highest clock nextpnr's timing analysis allows for the system clock.
         timing_met: ``fmax_mhz >= sys_clk_mhz`` (always true for a published bitstream: the build is strict).
         logic_cells, bram, spram, dsp: used resources; ``*_available``: the device's totals.
-        cycles_per_explanation: clock cycles from start to done for one explanation (all ``n_steps``
-            timesteps and all ``n_outputs`` output neurons), from the core's schedule.
+        cycles_per_timestep: clock cycles one timestep takes (all inputs, ``lanes`` at a time).
+        cycles_per_explanation: clock cycles of one run, from ``start`` to ``done``: all ``n_steps`` timesteps
+            of a preloaded spike train, after which every input's importance for every output neuron is
+            ready to read (the core's ``cycles_per_run``; the SoC simulation checks it against the chip's
+            ``cycles`` register). Reading the importance back goes at the UART's pace and is not included.
         explanation_us: ``cycles_per_explanation`` at ``sys_clk_mhz``, in microseconds.
         seed: nextpnr's placement seed.
         yosys, nextpnr: the tool versions.
@@ -81,6 +84,7 @@ class BuildReport:
     spram_available: int
     dsp: int
     dsp_available: int
+    cycles_per_timestep: int
     cycles_per_explanation: int
     explanation_us: float
     seed: int
@@ -117,7 +121,8 @@ class BuildReport:
             ("DSP (SB_MAC16)", share(self.dsp, self.dsp_available)),
             ("System clock", f"{self.sys_clk_mhz:.2f} MHz"),
             ("Fmax (nextpnr)", f"{self.fmax_mhz:.2f} MHz ({'met' if self.timing_met else 'MISSED'}, timing-strict)"),
-            ("Cycles per explanation", f"{self.cycles_per_explanation}"),
+            ("Cycles per timestep", f"{self.cycles_per_timestep}"),
+            ("Cycles per explanation (start to done)", f"{self.cycles_per_explanation}"),
             ("Time per explanation", f"{self.explanation_us:.1f} us at {self.sys_clk_mhz:.2f} MHz"),
             ("Toolchain", f"{self.yosys}; {self.nextpnr}; nextpnr seed {self.seed}"),
         ]
@@ -164,8 +169,10 @@ def _failure_reason(log: Path) -> str:
     if not log.exists():
         return "nextpnr did not run (see the yosys log in the build folder)"
     text = log.read_text(errors="replace")
+    over = re.compile(r"(\d+)/\s*(\d+)\s+\d+%")
     wanted = [line for line in text.splitlines()
-              if "Max frequency for clock" in line or line.startswith("ERROR") or "Device utilisation" in line]
+              if "Max frequency for clock" in line or line.startswith("ERROR")
+              or ((match := over.search(line)) and int(match.group(1)) > int(match.group(2)))]
     return "\n".join(wanted[-12:]) or text[-2000:]
 
 
@@ -245,6 +252,8 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
         stale.unlink(missing_ok=True)
     # nextpnr writes its numbers as JSON and its log to a file; relative paths: it runs in gateware/.
     platform.toolchain._pnr_opts += f" --report {report_json.name} --log {pnr_log.name}"
+    if board.synth_options:
+        platform.toolchain._synth_opts += f" {board.synth_options}"
     from litex.soc.integration.builder import Builder
     builder = Builder(soc, output_dir=str(scratch), compile_software=False, csr_csv=str(scratch / "csr.csv"))
     try:
@@ -254,7 +263,8 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
                          f"(timing-strict):\n{_failure_reason(pnr_log)}") from error
     measured = parse_nextpnr_report(report_json)
     resources = measured["resources"]
-    cycles = int(core.cycles_per_explanation)
+    from .core import cycles_per_step
+    cycles = int(core.cycles_per_run)
     report = BuildReport(
         board=board.name, device=board.device, **sizes,
         spec={field.name: getattr(spec, field.name) for field in fields(spec)},
@@ -264,6 +274,7 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
         bram=resources["bram"][0], bram_available=resources["bram"][1],
         spram=resources["spram"][0], spram_available=resources["spram"][1],
         dsp=resources["dsp"][0], dsp_available=resources["dsp"][1],
+        cycles_per_timestep=cycles_per_step(sizes["n_inputs"], sizes["lanes"]),
         cycles_per_explanation=cycles, explanation_us=round(cycles / sys_clk_freq * 1e6, 3),
         seed=seed, yosys=tool_version(["yosys", "-V"]), nextpnr=tool_version(["nextpnr-ice40", "--version"]),
         bitstream=f"{BUILD_NAME}.bin",

@@ -177,10 +177,12 @@ class Simulation:
 
     Args:
         build: a :class:`SimulationBuild`.
+        with_server: also start ``litex_server`` in front of the model (``False``: only the model, for a
+            client that speaks the UART bridge protocol itself, such as ``FpgaExplainer(uart_port=...)``).
         start_timeout: seconds to wait for each process to listen.
 
     Attributes:
-        url: ``"localhost:PORT"`` of the ``litex_server``, for ``FpgaExplainer(url=...)``.
+        url: ``"localhost:PORT"`` of the ``litex_server``, for ``FpgaExplainer(url=...)`` (empty without one).
         uart_port: ``"socket://localhost:PORT"`` of the simulated UART itself, for tools that speak the
             bridge protocol directly (only one client at a time: the server holds it while running).
 
@@ -189,8 +191,9 @@ class Simulation:
         ...     print(simulation.url)
     """
 
-    def __init__(self, build: SimulationBuild, start_timeout: float = 60.0) -> None:
+    def __init__(self, build: SimulationBuild, with_server: bool = True, start_timeout: float = 60.0) -> None:
         self.build = build
+        self.with_server = with_server
         self.start_timeout = start_timeout
         self._model: subprocess.Popen | None = None
         self._server: subprocess.Popen | None = None
@@ -228,7 +231,8 @@ class Simulation:
                                        stdout=self._logs[-1], stderr=subprocess.STDOUT)
         _wait_listening(uart_port, self._model, "the Verilator model", model_log, self.start_timeout)
         self.uart_port = f"socket://localhost:{uart_port}"
-
+        if not self.with_server:
+            return
         server_port = free_port()
         server_log = directory / "litex_server.log"
         self._logs.append(open(server_log, "w"))

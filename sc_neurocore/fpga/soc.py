@@ -47,6 +47,8 @@ class Board:
         resources: what the device offers, by the names of the build report (``logic_cells``, ``bram``,
             ``spram``, ``dsp``).
         flash_command: how the bitstream is written to the board's configuration flash.
+        synth_options: extra ``synth_ice40`` options (``-spram`` lets yosys put large single-port memories,
+            such as the weight RAM, in the UP5K's 256-kbit SPRAM blocks instead of 4-kbit block RAM).
     """
 
     name: str
@@ -57,6 +59,7 @@ class Board:
     sys_clk_freq: float
     resources: dict[str, int] = field(default_factory=dict)
     flash_command: str = ""
+    synth_options: str = ""
 
     def make_platform(self):
         """A new litex-boards platform object for this board."""
@@ -82,6 +85,7 @@ BOARDS: dict[str, Board] = {
         # iCE40UP5K data sheet: 5280 logic cells, 30 EBR (4 kbit), 4 SPRAM (256 kbit), 8 SB_MAC16.
         resources={"logic_cells": 5280, "bram": 30, "spram": 4, "dsp": 8},
         flash_command="iceprog {bitstream}",
+        synth_options="-spram",
     ),
 }
 
