@@ -8,10 +8,10 @@ __version__ = "0.1.0"
 
 from .models import LIFNetwork  # noqa: E402
 
-__all__ = ["LIFNetwork", "__version__", "explain_dataset"]
+__all__ = ["LIFNetwork", "__version__", "explain_dataset", "load_explanations"]
 
 #: Public names whose modules load only when first used, so that ``import sc_neurocore`` stays light.
-_LAZY = {"explain_dataset": "sc_neurocore.distributed"}
+_LAZY = {"explain_dataset": "sc_neurocore.distributed", "load_explanations": "sc_neurocore.distributed"}
 
 
 def __getattr__(name: str):

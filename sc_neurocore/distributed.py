@@ -449,8 +449,15 @@ def _gather(where: _Rank, value: Any) -> list:
 
 
 def _model_on(model: Any, device: torch.device) -> Any:
-    """A copy of ``model`` on ``device`` in eval mode (the caller's model is never moved or modified)."""
+    """``model`` on ``device`` in eval mode: a copy when that needs a change (the caller's model is never
+    moved or switched to eval), the model itself when it already is."""
     if not isinstance(model, nn.Module):
+        return model  # a plain callable runs wherever its own tensors are
+    tensor = next(iter(model.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(model.buffers()), None)
+    on_device = tensor is None or tensor.device == device
+    if on_device and not any(module.training for module in model.modules()):
         return model
     return copy.deepcopy(model).to(device).eval()
 
@@ -486,7 +493,8 @@ def _run(where: _Rank, method: str, explainer: Any, model: Any, dataset: Dataset
         explainer.run_fn = device_model
     collate = loader_settings.get("collate_fn") or default_collate
     n_inputs = _check_first_sample(dataset, collate, targets, model)
-    spiking_model = as_spiking_model(device_model, batched=None, n_inputs=n_inputs, numpy_io=False, name="model")
+    spiking_model = as_spiking_model(device_model, batched=getattr(explainer, "batched", None), n_inputs=n_inputs,
+                                     numpy_io=False, name="model")
 
     parameters = _parameters(method, explainer, layer)
     settings = {"format_version": FORMAT_VERSION, "method": method, "parameters": parameters,

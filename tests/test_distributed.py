@@ -304,6 +304,32 @@ def test_safetensors_shards_a_dataloader_and_the_model_is_left_untouched(tmp_pat
     assert all(torch.equal(state[name], t) for name, t in model.state_dict().items())
 
 
+def test_a_real_snntorch_model_is_explained_as_the_explainers_explain_it(tmp_path):
+    from conftest import require_module
+
+    require_module("snntorch", "snntorch")
+    from toy_models import random_spikes, snntorch_mlp
+
+    from sc_neurocore.adapters import from_snntorch
+
+    model = from_snntorch(snntorch_mlp([12, 10, 4], seed=3))
+    spikes = random_spikes(batch=20, steps=15, n_inputs=12, seed=4)
+    hidden = next(iter(model.neuron_layers))
+    explain_dataset(CausalImportance(model), model, TensorDataset(spikes), tmp_path / "causal", batch_size=8,
+                    shard_size=16, layer=hidden, progress=False)
+    explain_dataset(TemporalSaliency(model), model, TensorDataset(spikes), tmp_path / "saliency", batch_size=8,
+                    shard_size=16, progress=False)
+    causal, saliency = load_explanations(tmp_path / "causal"), load_explanations(tmp_path / "saliency")
+    for start, stop in [(0, 8), (8, 16), (16, 20)]:  # the batches: 8, 8 in shard 0, then 4 in shard 1
+        batch, target = spikes[start:stop], causal.targets[start:stop]
+        assert torch.equal(target, model.run(batch).argmax(dim=1))
+        assert torch.equal(causal.scores[start:stop],
+                           CausalImportance(model).explain(batch, output_neuron=target, layer=hidden).importance_map())
+        assert torch.equal(saliency.scores[start:stop],
+                           TemporalSaliency(model).explain(batch, output_neuron=target).saliency_map())
+    assert causal.scores.shape == (20, model.neuron_layers[hidden]) and bool(causal.scores.any())
+
+
 def test_spike_files_load_lazily_and_survive_pickling_into_workers(tmp_path):
     import pickle
 
