@@ -67,8 +67,10 @@ def cycles_per_step(n_inputs: int, lanes: int) -> int:
 
 
 def cycles_per_run(n_inputs: int, n_steps: int, lanes: int) -> int:
-    """Cycles from ``start`` to ``done`` (what the ``cycles`` CSR reports)."""
-    return n_steps * cycles_per_step(n_inputs, lanes) + PIPELINE_DEPTH + 1
+    """Cycles from ``start`` to ``done`` (what the ``cycles`` CSR reports): issue ``T`` timesteps, drain the
+    pipeline after the last word, one cycle to flag ``done``."""
+    slots, words = cycles_per_step(n_inputs, lanes), words_per_lane(n_inputs, lanes)
+    return max(n_steps * slots, (n_steps - 1) * slots + words + PIPELINE_DEPTH) + 1
 
 
 def _bits(n: int) -> int:
@@ -204,10 +206,11 @@ class TraceExplainer(LiteXModule):
             self.decay.status.eq(spec.decay_int),
         ]
 
-        # Memories.
-        spike_ram = Memory(lanes, spike_depth, name="spike_ram")
-        weight_ram = Memory(weight_bits, weight_depth, init=weights, name="weight_ram")
-        trace_rams = [Memory(trace_bits, words, name=f"trace_ram{lane}") for lane in range(lanes)]
+        # Memories (Migen needs a depth of at least 2; a spare word is never addressed).
+        spike_ram = Memory(lanes, max(spike_depth, 2), name="spike_ram")
+        weight_ram = Memory(weight_bits, max(weight_depth, 2), name="weight_ram",
+                            init=None if weights is None else weights + [0] * (weight_depth < 2))
+        trace_rams = [Memory(trace_bits, max(words, 2), name=f"trace_ram{lane}") for lane in range(lanes)]
         spike_port = spike_ram.get_port(write_capable=True)
         weight_port = weight_ram.get_port(write_capable=True)
         trace_reads = [ram.get_port() for ram in trace_rams]

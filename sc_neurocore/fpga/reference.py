@@ -192,3 +192,50 @@ def fixed_point_attribution(spikes: Tensor, chain: list[Tensor], targets: Tensor
     contributions = spike_contributions(as_spike_bits(spikes, "input_spikes"), spec)  # (B, T, N)
     weights = quantized_paths(chain, targets, spec)  # (B, N)
     return (contributions * weights[:, None, :]).to(torch.float64) * spec.importance_scale
+
+
+# Memory images: what the host writes through the core's ``load_data`` CSR and how it reads back.
+
+def spike_memory_words(spikes: Tensor, lanes: int) -> Tensor:
+    """The spike RAM image of one train: ``(T, N) -> (T * M,)`` ``int64`` words, ``M = ceil(N / L)``.
+
+    Word ``t * M + j`` holds in bit ``l`` the spike of input ``j * L + l`` at timestep ``t`` (0 for the
+    padding inputs ``>= N``), the layout of :class:`~sc_neurocore.fpga.core.TraceExplainer`.
+
+    Args:
+        spikes: 0/1 spikes ``(T, N)``.
+        lanes: the core's lane count ``L``.
+
+    Returns:
+        The words to write in order from address 0.
+
+    Example:
+        >>> spike_memory_words(torch.tensor([[1, 0, 1], [0, 1, 1]]), lanes=2)
+        tensor([1, 1, 2, 1])
+    """
+    bits = as_spike_bits(spikes)
+    if bits.ndim != 2:
+        raise ValueError(f"spikes: expected shape (T, N), got {tuple(bits.shape)}")
+    n_steps, n_inputs = bits.shape
+    words = -(-n_inputs // lanes)
+    padded = torch.zeros(n_steps, words * lanes, dtype=torch.int64, device=bits.device)
+    padded[:, :n_inputs] = bits
+    powers = torch.ones(lanes, dtype=torch.int64, device=bits.device) << torch.arange(lanes, device=bits.device)
+    return (padded.reshape(n_steps, words, lanes) * powers).sum(dim=-1).reshape(-1)
+
+
+def weight_memory_words(weights: Tensor, spec: FixedPointSpec) -> Tensor:
+    """The weight RAM image: quantised ``(N, C)`` ints -> ``(N * C,)`` words, row-major, ``B``-bit two's complement.
+
+    Example:
+        >>> weight_memory_words(torch.tensor([[1, -1]]), FixedPointSpec(decay=0.9))
+        tensor([    1, 65535])
+    """
+    check_weight_ints(weights, spec)
+    return weights.to(torch.int64).reshape(-1) & ((1 << spec.weight_bits) - 1)
+
+
+def importance_from_word(word: int) -> int:
+    """The signed importance from the 32-bit ``importance`` CSR word (two's complement)."""
+    word = int(word) & 0xFFFFFFFF
+    return word - (1 << 32) if word & (1 << 31) else word
