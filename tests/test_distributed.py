@@ -405,3 +405,24 @@ class Stream(IterableDataset):
 def test_bad_input_is_refused_naming_the_argument(tmp_path, model, dataset, call, error, match):
     with pytest.raises(error, match=match):
         call(model, dataset, tmp_path / "out")
+
+
+def test_on_a_gpu_results_come_back_to_the_cpu_and_agree_with_it(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (the CPU paths are tested above)")
+    from conftest import require_module
+
+    require_module("sklearn", "data")
+    from sc_neurocore.data import load_digits, pretrained_network
+
+    test = load_digits("test")
+    dataset, model = TensorDataset(test.spikes, test.labels), pretrained_network(8)
+    for device in ("cpu", "cuda"):
+        explain_dataset(TemporalSaliency(model), model, dataset, tmp_path / device, batch_size=64, shard_size=128,
+                        device=device, progress=False)
+    cpu, gpu = load_explanations(tmp_path / "cpu"), load_explanations(tmp_path / "cuda")
+    assert gpu.manifest["device_type"] == "cuda" and gpu.scores.device.type == "cpu"
+    assert next(model.parameters()).device.type == "cpu"  # the caller's model stayed where it was
+    # Float sums may round differently on the GPU and flip a spike at the threshold, rarely.
+    assert (gpu.targets == cpu.targets).float().mean() > 0.99
+    assert (gpu.scores == cpu.scores).float().mean() > 0.999
