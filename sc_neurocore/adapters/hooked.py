@@ -116,6 +116,10 @@ class HookedModel(nn.Module):
     #: :meth:`_drive` returns (modules with their own time loop).
     _readout_from_last_layer: bool = True
 
+    #: The ordered layer description of a plain stack (see :mod:`sc_neurocore.adapters.stack`); ``None``
+    #: for modules with their own time loop, whose structure is not known.
+    stack: tuple | None = None
+
     def __init__(self, module: nn.Module, candidates: Sequence[Candidate], *, input_shape: Sequence[int],
                  readout: str | None, time_first: bool = True,
                  state_buffers: Sequence[tuple[nn.Module, str]] = ()) -> None:
@@ -152,25 +156,53 @@ class HookedModel(nn.Module):
         return None
 
     def run(self, spikes: Tensor, silence: Mapping[str, Tensor] | None = None) -> Tensor:
-        """Readout ``(B, C)`` for spikes ``(B, T, N)``; ``silence[name]`` is a ``(B, n)`` bool mask.
+        """The readout of one forward pass, under ``torch.inference_mode()``, from fresh neuron state.
 
-        Runs under ``torch.inference_mode()`` with fresh neuron state; see the module docstring.
+        Args:
+            spikes: batch-first input spikes ``(B, T, N)``.
+            silence: ``{layer name: (B, n) bool mask}``; a ``True`` neuron emits no spikes at any timestep
+                of that sample (its membrane keeps integrating).
+
+        Returns:
+            The readout ``(B, C)``.
+
+        Example:
+            >>> model.run(spikes, silence={"1": torch.eye(len(spikes), 12, dtype=torch.bool)})  # doctest: +SKIP
         """
         with torch.inference_mode():
             return self._pass(self._checked(spikes), silence, record=False).outputs
 
     def record(self, spikes: Tensor, silence: Mapping[str, Tensor] | None = None) -> Recording:
-        """Readout plus every neuron layer's spikes and membranes ``(B, T, n)``, input side first.
+        """One forward pass recording every neuron layer, under ``torch.inference_mode()``.
 
-        A layer that does not expose its membrane records ``NaN`` membranes.
+        Args:
+            spikes: batch-first input spikes ``(B, T, N)``.
+            silence: as for :meth:`run`.
+
+        Returns:
+            A :class:`~sc_neurocore.protocol.Recording`: the readout and one
+            :class:`~sc_neurocore.protocol.LayerRecord` per neuron layer in call order, spikes and
+            membranes ``(B, T, n)``. A layer that does not expose its membrane records ``NaN``
+            membranes (not observable, never a made-up value).
+
+        Example:
+            >>> [layer.spikes.shape for layer in model.record(spikes).layers]  # doctest: +SKIP
         """
         with torch.inference_mode():
             return self._pass(self._checked(spikes), silence, record=True)
 
     def forward(self, spikes: Tensor, silence: Mapping[str, Tensor] | None = None) -> Tensor:
-        """Differentiable readout ``(B, C)``: a valid Captum ``forward_func``.
+        """The differentiable readout: ``adapter(spikes)`` is a valid Captum ``forward_func``.
 
-        Gradients flow through the frameworks' surrogate spike functions.
+        Args:
+            spikes: batch-first input spikes ``(B, T, N)``; may require gradients.
+            silence: as for :meth:`run`.
+
+        Returns:
+            The readout ``(B, C)``, with gradients through the frameworks' surrogate spike functions.
+
+        Example:
+            >>> captum.attr.Saliency(model).attribute(spikes, target=0)  # doctest: +SKIP
         """
         return self._pass(self._checked(spikes), silence, record=False).outputs
 

@@ -40,9 +40,6 @@ class ModuleModel(HookedModel):
         super().__init__(module, candidates, input_shape=input_shape, readout=readout, time_first=time_first,
                          state_buffers=state_buffers)
 
-    def _default_readout(self) -> str:
-        return "count"
-
     def _choose_readout(self, readout: str | None) -> str:
         return "count" if readout is None else check_readout(readout)
 
