@@ -13,8 +13,9 @@ of the three explainers, in batches on the chosen device, and writes what it fin
 
 Launched by ``torchrun --nproc-per-node N`` (and ``--nnodes M`` on a cluster), every rank takes a
 disjoint, deterministic set of shards (the shards still to do, in order, dealt round-robin: on a fresh
-folder shard ``k`` goes to rank ``k mod world_size``); the process group uses gloo on CPU and NCCL on GPUs. Shards and batches do not depend on the number of ranks, so results
-are bit-identical whatever the world size. Every file is written atomically (:mod:`sc_neurocore.atomic`)
+folder shard ``k`` goes to rank ``k mod world_size``); the process group uses gloo on CPU and NCCL on
+GPUs. Shards and batches do not depend on the number of ranks, so results are bit-identical whatever the
+world size. Every file is written atomically (:mod:`sc_neurocore.atomic`)
 and a shard's receipt only after its shard, so a killed rank loses only the shard it was computing: a
 rerun into the same folder keeps every shard whose checksum still matches its receipt and redoes the
 others.
@@ -268,7 +269,8 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
         batch_size = loader_settings.pop("batch_size", None) or DEFAULT_BATCH_SIZE
     loader_settings.pop("batch_size", None)
     batch_size = as_positive_int(batch_size, "batch_size")
-    shard_size = batch_size * DEFAULT_BATCHES_PER_SHARD if shard_size is None else as_positive_int(shard_size, "shard_size")
+    shard_size = (batch_size * DEFAULT_BATCHES_PER_SHARD if shard_size is None
+                  else as_positive_int(shard_size, "shard_size"))
     if num_workers is not None:
         if not isinstance(num_workers, numbers.Integral) or isinstance(num_workers, bool) or num_workers < 0:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
@@ -598,7 +600,8 @@ def _explain_shards(where: _Rank, todo: list[_Shard], dataset: Dataset, loader_s
     loader = DataLoader(dataset, batch_sampler=[indices for _, indices in plan], **settings)
     # One line per process of this node: on a cluster, global ranks would push bars off the screen.
     bar = tqdm(total=sum(s.stop - s.start for s in todo), desc=f"rank {where.rank}", unit="sample",
-               position=int(os.environ.get("LOCAL_RANK", where.rank)), disable=not progress, file=sys.stderr, dynamic_ncols=True)
+               position=int(os.environ.get("LOCAL_RANK", where.rank)), disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
     written, pending = [], []
     try:
         for (shard, indices), batch in zip(plan, loader):
@@ -753,7 +756,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder of shards and manifest (a rerun resumes)")
     parser.add_argument("--targets", default="predicted",
                         help="'predicted' (argmax output), 'labels' (the dataset's), or an output neuron index")
-    parser.add_argument("--batch-size", type=int, default=None, help=f"samples per batch (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"samples per batch (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--shard-size", type=int, default=None,
                         help=f"samples per shard (default {DEFAULT_BATCHES_PER_SHARD} batches)")
     parser.add_argument("--format", dest="shard_format", choices=SHARD_FORMATS, default="npz", help="shard file format")
@@ -786,7 +790,8 @@ def main(args: argparse.Namespace) -> int:
         except ValueError as error:  # import_factory names the argument 'model'
             raise ValueError(f"dataset: {str(error).removeprefix('model: ')}") from error
     else:
-        raise ValueError(f"dataset: expected a .safetensors/.npz file or 'package.module:factory', got {args.dataset!r}")
+        raise ValueError(f"dataset: expected a .safetensors/.npz file or 'package.module:factory', "
+                         f"got {args.dataset!r}")
     if args.method == "attribution":
         explainer = SpikeAttributor(decay=args.decay, mode=args.mode)
     else:
