@@ -385,7 +385,10 @@ def plot_perturbation_curves(curves: Mapping[str, Any], *, ax: Any = None, title
             raise ValueError(f"curves[{name!r}]: expected (M,) fractions and (B, M) or (M,) values, got "
                              f"{x.shape} and {y.shape}")
         mean = y.mean(axis=0)
-        auc = float(np.trapezoid(mean, x)) if hasattr(np, "trapezoid") else float(np.trapz(mean, x))
+        if hasattr(curve, "auc"):  # the metric's own per-sample areas, averaged
+            auc = float(_array(curve.auc, f"curves[{name!r}].auc").mean())
+        else:  # the trapezoid area of the mean curve (equal to the mean of the areas)
+            auc = float(np.sum((mean[1:] + mean[:-1]) * np.diff(x)) / 2)
         axes.plot(x, mean, marker="o", markersize=3, label=f"{name} (AUC {auc:.3g})")
     kind = next(iter(kinds), None)
     axes.set_xlabel({"deletion": "share of spikes deleted (highest score first)",

@@ -1,0 +1,75 @@
+"""`sc-neurocore demo`: runs end to end into a folder, prints every section with measured numbers, writes every figure."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import require_module
+from sc_neurocore.cli import main as cli_main
+from sc_neurocore.demo import naive_saliency
+from sc_neurocore.explain import CausalImportance, TemporalSaliency
+from sc_neurocore.models import LIFNetwork
+
+FIGURES = ["spike_raster.png", "saliency_heatmap.png", "temporal_profile.png", "digit_importance_8x8.png",
+           "digit_importance_28x28.png", "causal_importance.png", "robustness_curve.png", "deletion_curves.png",
+           "insertion_curves.png"]
+
+
+def test_naive_saliency_is_the_definition():
+    generator = torch.Generator().manual_seed(3)
+    network = LIFNetwork([torch.randn(10, 6, generator=generator), torch.randn(6, 3, generator=generator)],
+                         threshold=0.5)
+    spikes = (torch.rand(15, 10, generator=generator) < 0.4).float()
+    naive = naive_saliency(network, spikes, 1)
+    assert naive.abs().sum() > 0
+    assert torch.equal(naive, TemporalSaliency(network).explain(spikes, 1).saliency_map().to(torch.float64))
+
+
+def test_demo_runs_into_a_folder(tmp_path, capsys):
+    require_module("matplotlib", "viz")
+    require_module("snntorch", "snntorch")
+    from sc_neurocore.data import load_digits, model_config, pretrained_network
+
+    out = tmp_path / "figures"  # created by the demo
+    assert cli_main(["demo", "--out", str(out), "--samples", "3", "--faithfulness-samples", "8"]) == 0
+    printed = capsys.readouterr().out
+    for section in ["Trained network", "Spike attribution", "Temporal saliency", "Causal importance",
+                    "Faithfulness on 8 test digits", "Speed-up over the naive loop", "The tutorial's MNIST example",
+                    "Figures"]:
+        assert f"== {section}" in printed, section
+
+    accuracy = float(re.search(r"Test accuracy: ([\d.]+)%", printed).group(1)) / 100
+    assert accuracy == pytest.approx(model_config(8)["test_accuracy"], abs=5e-5) and accuracy >= 0.9
+    assert len(re.findall(r"^digit \d \(label \d, predicted \d\): t=", printed, flags=re.M)) == 3
+    assert "Total spikes tested:" in printed and "Mean saliency:" in printed
+
+    test = load_digits("test")
+    causal = CausalImportance(pretrained_network(8)).explain(test.spikes, labels=test.labels, layer="0")
+    count = int(re.search(r"Robustness: can silence (\d+) of 32", printed).group(1))
+    assert count == causal.robustness_count(threshold=0.05)
+    critical = [int(n) for n in re.search(r"Most critical hidden neurons: \[([\d, ]+)\]", printed).group(1).split(",")]
+    importance = causal.importance_map()
+    assert sorted(importance[critical].tolist(), reverse=True) == sorted(importance.tolist(), reverse=True)[:5]
+
+    table = [line for line in printed.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| method | deletion AUC") and len(table) >= 5
+    assert any(line.startswith("| random order |") for line in table)
+    speed = re.search(r"(\d+) spikes: naive per-spike loop ([\d.]+) s, batched ([\d.]+) s: ([\d.]+)x faster "
+                      r"\(maps checked equal\)", printed)
+    assert speed is not None and int(speed.group(1)) == int(test.spikes[0].count_nonzero())
+    assert float(speed.group(4)) > 1.0
+
+    import matplotlib.image
+
+    assert sorted(path.name for path in out.iterdir()) == sorted(FIGURES)  # every figure, nothing left over
+    for name in FIGURES:
+        pixels = matplotlib.image.imread(out / name)
+        assert pixels.std() > 0.05 and len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20, name
+        assert str(out / name) in printed
+
+
+def test_demo_rejects_bad_arguments(tmp_path, capsys):
+    assert cli_main(["demo", "--out", str(tmp_path), "--samples", "0"]) == 2
+    assert "samples" in capsys.readouterr().err
