@@ -426,3 +426,16 @@ def test_on_a_gpu_results_come_back_to_the_cpu_and_agree_with_it(tmp_path):
     # Float sums may round differently on the GPU and flip a spike at the threshold, rarely.
     assert (gpu.targets == cpu.targets).float().mean() > 0.99
     assert (gpu.scores == cpu.scores).float().mean() > 0.999
+
+
+def test_import_sc_neurocore_stays_light_and_exports_explain_dataset_lazily():
+    check = ("import sys, sc_neurocore; assert 'sc_neurocore.distributed' not in sys.modules; "
+             "import sc_neurocore.distributed as d; "
+             "assert sc_neurocore.explain_dataset is d.explain_dataset; "
+             "assert sc_neurocore.load_explanations is d.load_explanations")
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert run.returncode == 0, run.stderr
+    with pytest.raises(AttributeError, match="no attribute 'explain_everything'"):
+        import sc_neurocore
+
+        sc_neurocore.explain_everything
