@@ -28,10 +28,10 @@ snnTorch (``[snntorch]``) for the snnTorch model and training.
 from .digits import DigitSpikes, digit_images, load_digits, split_indices, upsample_to_mnist
 from .encoding import encode, latency_encode, rate_encode
 from .mnist import load_mnist, read_idx, read_mnist
-from .pretrained import (SnnTorchCounts, model_config, pretrained_network, pretrained_snntorch, pretrained_weights,
+from .pretrained import (model_config, pretrained_network, pretrained_snntorch, pretrained_weights,
                          snntorch_sequential, snntorch_spike_counts, to_snntorch)
 
 __all__ = ["DigitSpikes", "load_digits", "digit_images", "split_indices", "upsample_to_mnist", "encode",
            "rate_encode", "latency_encode", "load_mnist", "read_mnist", "read_idx", "model_config",
            "pretrained_network", "pretrained_weights", "pretrained_snntorch", "to_snntorch",
-           "snntorch_sequential", "snntorch_spike_counts", "SnnTorchCounts"]
+           "snntorch_sequential", "snntorch_spike_counts"]

@@ -220,27 +220,3 @@ def snntorch_spike_counts(network: nn.Module, spikes: Tensor) -> Tensor:
         counts = output_spikes if counts is None else counts + output_spikes
     return counts
 
-
-class SnnTorchCounts(nn.Module):
-    """A batch-first, differentiable view of an ``init_hidden`` snnTorch network: spikes ``(B, T, N)`` -> counts ``(B, C)``.
-
-    Gradients flow through snnTorch's surrogate spike function, which is what gradient attributions
-    (Captum's ``Saliency``, ``IntegratedGradients``, ...) and training need; the forward values are
-    exactly :func:`snntorch_spike_counts`.
-
-    Args:
-        network: an snnTorch ``nn.Sequential`` as :func:`snntorch_sequential` builds (not copied: this is a view).
-
-    Example:
-        >>> counts_model = SnnTorchCounts(pretrained_snntorch(8))
-        >>> spikes = torch.zeros(2, 25, 64, requires_grad=True)
-        >>> counts_model(spikes).shape
-        torch.Size([2, 10])
-    """
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, spikes: Tensor) -> Tensor:
-        return snntorch_spike_counts(self.network, spikes)
