@@ -19,13 +19,15 @@ PACKAGE = str(Path(sc_neurocore.__file__).parent)
 def test_the_table_is_big_and_ids_are_unique():
     ids = [case.id for case in CASES]
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
-    assert sum(case.raises is not None for case in CASES) >= 30
+    assert sum(case.raises is not None and not case.gap for case in CASES) >= 30
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_bad_input(case):
+def test_bad_input(case, request):
     for module, extra in case.needs:
         require_module(module, extra)
+    if case.gap:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=case.gap))
     if case.raises is None:
         case.check(case.call())
         return
@@ -36,7 +38,8 @@ def test_bad_input(case):
         assert fragment in message, f"{fragment!r} not in the message {message!r}"
     if case.raises is CommandFailed:
         assert info.value.status == 2
-        assert "Traceback" not in message and len(message.splitlines()) <= 3, message
+        # One error line (after argparse's usage lines, for a malformed flag), never a traceback.
+        assert "Traceback" not in message and "error: " in message.splitlines()[-1], message
         return
     # The argument is named first ("name: expected ..."), and the error comes from a check of ours, not
     # from deep inside torch or NumPy: the innermost frame is sc-neurocore code.
