@@ -439,3 +439,41 @@ def test_import_sc_neurocore_stays_light_and_exports_explain_dataset_lazily():
         import sc_neurocore
 
         sc_neurocore.explain_everything
+
+
+class DictSpikes(Dataset):
+    """Items as mappings, the other layout datasets commonly use."""
+
+    def __init__(self, with_labels: bool = True) -> None:
+        self.spikes, self.labels = spikes_and_labels()
+        self.with_labels = with_labels
+
+    def __len__(self) -> int:
+        return 20
+
+    def __getitem__(self, index: int):
+        item = {"spikes": self.spikes[index]}
+        if self.with_labels:
+            item["labels"] = self.labels[index]
+        return item
+
+
+def test_items_as_mappings_and_bad_items(tmp_path, model):
+    explain_dataset("attribution", model, DictSpikes(), tmp_path / "dict", batch_size=8, targets="labels",
+                    progress=False)
+    merged = load_explanations(tmp_path / "dict")
+    spikes, labels = spikes_and_labels()
+    assert torch.equal(merged.labels, labels[:20]) and torch.equal(merged.targets, labels[:20])
+    direct = SpikeAttributor().attribute(spikes[:8], model, output_neuron=labels[:8]).attribution_map()
+    assert torch.equal(merged.scores[:8], direct)
+    with pytest.raises(ValueError, match="targets: 'labels' needs a dataset"):
+        explain_dataset("attribution", model, DictSpikes(with_labels=False), tmp_path / "nolabels", targets="labels")
+    three = TensorDataset(spikes, labels, labels)
+    with pytest.raises(ValueError, match=r"dataset: expected items spikes or \(spikes, label\), got tuples of 3"):
+        explain_dataset("attribution", model, three, tmp_path / "three")
+    flat = TensorDataset(spikes.reshape(N_SAMPLES, -1))
+    with pytest.raises(ValueError, match=r"dataset: expected spikes of shape \(T, N\) per item"):
+        explain_dataset("attribution", model, flat, tmp_path / "flat")
+    floats = TensorDataset(spikes, labels.float())
+    with pytest.raises(ValueError, match="dataset: expected one integer label per item"):
+        explain_dataset("attribution", model, floats, tmp_path / "floats")
