@@ -444,7 +444,8 @@ def _reference_tensor(module: nn.Module) -> Tensor:
 
 
 def infer_input_shape(model: nn.Module, input_shape: int | Sequence[int] | None) -> tuple[int, ...]:
-    """``input_shape`` as a tuple, or the input size of the first Linear-like layer (``in_features``, ``input_size``)."""
+    """``input_shape`` as a tuple, or the input size of the first Linear-like layer (``in_features``,
+    ``input_size``, or the columns of a Norse cell's ``input_weights``)."""
     if input_shape is not None:
         shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
         if not shape or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape):
@@ -454,6 +455,9 @@ def infer_input_shape(model: nn.Module, input_shape: int | Sequence[int] | None)
         if isinstance(module, nn.Conv2d):
             break
         size = getattr(module, "in_features", None) or getattr(module, "input_size", None)
+        weights = getattr(module, "input_weights", None)  # Norse cells with their own input weights
+        if not isinstance(size, int) and isinstance(weights, Tensor) and weights.ndim == 2:
+            size = weights.shape[1]
         if isinstance(size, int):
             return (size,)
     raise ValueError(f"input_shape: cannot tell the input size of {type(model).__name__} (no Linear before any "

@@ -98,3 +98,38 @@ def test_missing_norse_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "norse.torch", None)
     with pytest.raises(ImportError, match=r"sc-neurocore\[norse\]"):
         from_norse(torch.nn.Linear(2, 2))
+
+
+def test_silenced_recurrent_neuron_stops_feeding_its_layer():
+    # Norse keeps a recurrent layer's spikes in its state (state.z) for the next step; a silenced
+    # neuron must not feed back either. Independent oracle: cut every weight that reads neuron j.
+    import norse.torch as norse
+
+    def build():
+        torch.manual_seed(0)
+        cell = norse.LIFRecurrentCell(8, 6)
+        readout = torch.nn.Linear(6, 3)
+        with torch.no_grad():
+            cell.input_weights.mul_(30)
+            cell.recurrent_weights.mul_(10)
+            readout.weight.mul_(30)
+        return norse.SequentialState(cell, readout, norse.LIFCell())
+
+    net = build()
+    spikes = random_spikes(2, 15, 8, seed=6)
+    model = from_norse(net)
+    assert model.neuron_layers == {"0": 6, "2": 3}
+    assert model.linear_weights() is None
+    changed = False
+    for j in range(6):
+        cut = build()
+        with torch.no_grad():
+            cut[0].recurrent_weights[:, j] = 0
+            cut[1].weight[:, j] = 0
+        mask = torch.zeros(2, 6, dtype=torch.bool)
+        mask[:, j] = True
+        with torch.no_grad():
+            expected = norse_readout(cut, spikes)
+        torch.testing.assert_close(model.run(spikes, silence={"0": mask}), expected, rtol=0, atol=0)
+        changed |= not torch.equal(expected, model.run(spikes))
+    assert changed
