@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..explain.attribution import linear_paths
 from ..explain.inputs import as_spikes, as_targets, as_weight_chain
 from ..explain.results import AttributionResult
-from .reference import as_spike_bits, spike_contributions
+from .reference import (as_spike_bits, importance_from_word, quantized_weight_matrix, spike_contributions,
+                        spike_memory_words, weight_memory_words)
 from .spec import FixedPointSpec
 
 #: The core's register prefix in ``csr.csv`` (the SoC names it ``explainer``).
@@ -44,30 +44,6 @@ WRITES_PER_BARRIER = 48
 
 class HardwareError(RuntimeError):
     """The chip answered something impossible (a wrong bitstream, or a corrupted link)."""
-
-
-def pack_spike_words(spikes: Tensor, lanes: int) -> list[int]:
-    """The spike RAM's contents for one ``(T, N)`` 0/1 train: word ``t * M + j`` has bit ``l`` set when input
-    ``j * L + l`` spikes at timestep ``t`` (``M = ceil(N / L)``; padding inputs are 0).
-
-    Args:
-        spikes: ``(T, N)`` 0/1 spikes.
-        lanes: the core's lanes ``L``.
-
-    Returns:
-        ``T * M`` ints, in load order.
-
-    Example:
-        >>> pack_spike_words(torch.tensor([[1, 0, 1], [0, 1, 1]]), lanes=2)
-        [1, 1, 2, 1]
-    """
-    bits = as_spike_bits(spikes)
-    n_steps, n_inputs = bits.shape
-    words = -(-n_inputs // lanes)
-    padded = torch.zeros(n_steps, words * lanes, dtype=torch.int64)
-    padded[:, :n_inputs] = bits
-    place = 2 ** torch.arange(lanes, dtype=torch.int64)
-    return (padded.reshape(n_steps, words, lanes) * place).sum(dim=2).reshape(-1).tolist()
 
 
 def _parse_url(url: str) -> tuple[str, int]:
@@ -214,16 +190,15 @@ class FpgaExplainer:
         Raises:
             ValueError: the shape does not match the chip, or a weight is out of the spec's range.
         """
-        chain = [w.to(torch.float64) for w in as_weight_chain(weights, "weights")]
-        effective = linear_paths(chain, torch.arange(chain[-1].shape[1])).T  # (N, C)
-        if tuple(effective.shape) != (self.n_inputs, self.n_outputs):
-            raise ValueError(f"weights: the chip holds ({self.n_inputs}, {self.n_outputs}) weight paths, "
-                             f"got {tuple(effective.shape)}")
-        quantised = self.spec.quantize_weights(effective, "weights")
-        mask = (1 << self.spec.weight_bits) - 1
+        chain = as_weight_chain(weights, "weights")
+        shape = (chain[0].shape[0], chain[-1].shape[1])
+        if shape != (self.n_inputs, self.n_outputs):
+            raise ValueError(f"weights: the chip holds ({self.n_inputs}, {self.n_outputs}) weight paths, got {shape}")
+        # The same quantisation as SpikeAttributor(fixed_point=spec) and the exporter.
+        quantised = quantized_weight_matrix(chain, self.spec)
         self._write("load_target", 1)
         self._write("load_address", 0)
-        self._write_stream("load_data", [value & mask for value in quantised.reshape(-1).tolist()])
+        self._write_stream("load_data", weight_memory_words(quantised, self.spec).tolist())
         self._weights = quantised
         return quantised
 
@@ -235,7 +210,7 @@ class FpgaExplainer:
                              f"got {tuple(bits.shape)}")
         self._write("load_target", 0)
         self._write("load_address", 0)
-        self._write_stream("load_data", pack_spike_words(bits, self.lanes))
+        self._write_stream("load_data", spike_memory_words(bits, self.lanes).tolist())
         self._write("control", 1)
         self._wait_status(STATUS_DONE, "the end of the run")
         return self.cycles_last_run
@@ -269,7 +244,7 @@ class FpgaExplainer:
                 importance, position = self._bus.read(addresses["importance"], 2)
             if position != index:
                 raise HardwareError(f"the chip's readout is at input {position}, expected {index}")
-            values.append(importance - (1 << 32) if importance & (1 << 31) else importance)
+            values.append(importance_from_word(importance))
         return torch.tensor(values, dtype=torch.int64)
 
     def _importance_rows(self, spikes: Tensor, targets: Tensor) -> Tensor:

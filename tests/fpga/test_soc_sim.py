@@ -82,6 +82,7 @@ def test_importance_is_bit_exact_with_the_reference_over_random_spike_trains(chi
 
 
 def test_attribute_returns_an_attribution_result_matching_the_reference_split(chip, simulation_build):
+    from sc_neurocore.explain import SpikeAttributor
     from sc_neurocore.explain.results import AttributionResult
     from sc_neurocore.fpga import hardware_importance, spike_contributions
 
@@ -96,6 +97,10 @@ def test_attribute_returns_an_attribution_result_matching_the_reference_split(ch
     expected_map = torch.stack([spike_contributions(spikes[b], core.spec) * quantised[:, targets[b]]
                                 for b in range(2)]).to(torch.float64) * scale
     assert torch.equal(result.attribution_map(), expected_map)
+    # The same result as the software attributor in fixed point: the chip is a drop-in for it.
+    software = SpikeAttributor(decay=core.spec.decay, fixed_point=core.spec).attribute(spikes, weights, targets)
+    assert torch.equal(result.attribution_map(), software.attribution_map())
+    assert result.top_k(5, sample=1) == software.top_k(5, sample=1)
     spatial = torch.stack([hardware_importance(spikes[b], quantised, core.spec)[:, targets[b]] for b in range(2)])
     assert torch.equal(result.spatial_importance(), spatial.to(torch.float64) * scale)
     assert result.output_neuron.tolist() == [2, 0]
