@@ -744,7 +744,20 @@ def _write_manifest(out_dir: Path, settings: dict, run_key: str, receipts: list[
 
 # -- the command --------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``sc-neurocore explain-dataset``."""
+    """Add the options of ``sc-neurocore explain-dataset`` to ``parser``.
+
+    Args:
+        parser: the subcommand's parser (:mod:`sc_neurocore.cli` builds it).
+
+    Returns:
+        None.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_arguments(parser)
+        >>> parser.parse_args(["--model", "m:f", "--dataset", "d.npz", "--method", "saliency", "--out", "o"]).targets
+        'predicted'
+    """
     parser.add_argument("--model", required=True, metavar="PACKAGE.MODULE:FACTORY",
                         help="a callable that builds the network (imported by name, never unpickled)")
     parser.add_argument("--weights", metavar="FILE", help="state dict to load into the built network "
@@ -773,22 +786,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """``sc-neurocore explain-dataset``: build the model and dataset by name, then :func:`explain_dataset`."""
-    from .loading import import_factory, load_state_dict
+    """``sc-neurocore explain-dataset``: build the model and the dataset by name, then :func:`explain_dataset`.
 
-    model = import_factory(args.model)()
+    The model is built by calling ``--model`` (imported by name) and, with ``--weights``, given the state
+    dict read by :func:`sc_neurocore.loading.load_state_dict`; nothing is unpickled.
+
+    Args:
+        args: the parsed options (see :func:`add_arguments`).
+
+    Returns:
+        0 on success (bad input raises ``ValueError`` / ``TypeError``, which the CLI reports as one line).
+
+    Example:
+        >>> from sc_neurocore.cli import main as cli  # doctest: +SKIP
+        >>> cli(["explain-dataset", "--model", "mypkg.nets:build", "--weights", "w.safetensors",
+        ...      "--dataset", "spikes.npz", "--method", "saliency", "--out", "results"])  # doctest: +SKIP
+        0
+    """
+    from .loading import load_state_dict
+
+    model = _build(args.model, "model")
     if args.weights is not None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: --weights needs {args.model} to build an nn.Module, got {type(model).__name__}")
-        model.load_state_dict(load_state_dict(args.weights))
+        try:
+            model.load_state_dict(load_state_dict(args.weights))
+        except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
+            raise ValueError(f"weights: {args.weights} does not fit the network {args.model} builds: {error}") \
+                from error
     dataset_path = Path(args.dataset)
     if dataset_path.suffix in (".safetensors", ".npz"):
         dataset = SpikeFileDataset(dataset_path)
     elif ":" in args.dataset:
-        try:
-            dataset = import_factory(args.dataset)()
-        except ValueError as error:  # import_factory names the argument 'model'
-            raise ValueError(f"dataset: {str(error).removeprefix('model: ')}") from error
+        dataset = _build(args.dataset, "dataset")
     else:
         raise ValueError(f"dataset: expected a .safetensors/.npz file or 'package.module:factory', "
                          f"got {args.dataset!r}")
@@ -810,3 +840,16 @@ def main(args: argparse.Namespace) -> int:
     if args.no_progress and int(os.environ.get("RANK", "0")) == 0:  # with progress, explain_dataset printed it
         print(summary.describe(), flush=True)
     return 0
+
+
+def _build(spec: str, name: str):
+    """Call the factory ``package.module:factory``; import problems become a ``ValueError`` naming ``name``."""
+    from .loading import import_factory
+
+    try:
+        factory = import_factory(spec)
+    except ImportError as error:
+        raise ValueError(f"{name}: cannot import {spec.split(':')[0]!r} ({error})") from error
+    except ValueError as error:  # import_factory names the argument 'model'
+        raise ValueError(f"{name}: {str(error).removeprefix('model: ')}") from error
+    return factory()

@@ -376,6 +376,17 @@ def test_the_command_runs_in_one_process_and_reports_bad_input(tmp_path, capsys)
     assert main(["explain-dataset", "--model", "test_distributed:make_model", "--dataset", str(data),
                  "--method", "saliency", "--targets", "11", "--out", str(tmp_path / "bad")]) == 2
     assert "targets: expected values in [0, 5)" in capsys.readouterr().err
+    assert main(["explain-dataset", "--model", "no_such_package.nets:build", "--dataset", str(data),
+                 "--method", "saliency", "--out", str(tmp_path / "bad")]) == 2
+    assert "model: cannot import 'no_such_package.nets'" in capsys.readouterr().err
+    assert main(["explain-dataset", "--model", "test_distributed:make_model", "--dataset", "test_distributed:nothing",
+                 "--method", "saliency", "--out", str(tmp_path / "bad")]) == 2
+    assert "dataset: 'test_distributed' has no callable 'nothing'" in capsys.readouterr().err
+    other = tmp_path / "other.pt"
+    torch.save({"weights.0": torch.zeros(3, 3)}, other)
+    assert main(["explain-dataset", "--model", "test_distributed:make_model", "--weights", str(other),
+                 "--dataset", str(data), "--method", "saliency", "--out", str(tmp_path / "bad")]) == 2
+    assert "does not fit the network test_distributed:make_model builds" in capsys.readouterr().err
 
 
 class Stream(IterableDataset):
