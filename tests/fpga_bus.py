@@ -154,7 +154,7 @@ module bench;
     reg re = 0;
     reg [31:0] dat_w = 0;
     wire [31:0] dat_r;
-    reg [63:0] program [0:{depth}];
+    reg [63:0] commands [0:{depth}];
     integer pc, out, polls;
     {module} dut (.bus_adr(adr), .bus_dat_r(dat_r), .bus_dat_w(dat_w), .bus_re(re), .bus_we(we),
                   .sys_clk(clk), .sys_rst(rst));
@@ -166,22 +166,22 @@ module bench;
         end
     endtask
     initial begin
-        $readmemh("program.hex", program);
+        $readmemh("program.hex", commands);
         out = $fopen("reads.txt", "w");
         repeat (3) @(negedge clk);
         rst = 0;
         @(negedge clk);
         pc = 0;
-        while (program[pc][63:60] != 0) begin
-            adr = program[pc][45:32];
-            if (program[pc][63:60] == 1) begin
-                dat_w = program[pc][31:0]; we = 1; @(negedge clk); we = 0;
-            end else if (program[pc][63:60] == 2) begin
+        while (commands[pc][63:60] != 0) begin
+            adr = commands[pc][45:32];
+            if (commands[pc][63:60] == 1) begin
+                dat_w = commands[pc][31:0]; we = 1; @(negedge clk); we = 0;
+            end else if (commands[pc][63:60] == 2) begin
                 bus_read; $fdisplay(out, "%08h", dat_r);
             end else begin
                 polls = 0;
                 bus_read;
-                while ((dat_r & program[pc][31:0]) == 0 && polls < {max_polls}) begin
+                while ((dat_r & commands[pc][31:0]) == 0 && polls < {max_polls}) begin
                     bus_read; polls = polls + 1;
                 end
                 if (polls == {max_polls}) begin
