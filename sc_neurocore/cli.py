@@ -14,6 +14,8 @@ import sys
 #: name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sc_neurocore.demo", "explain a built-in spiking network with all three methods"),
+    "bench": ("sc_neurocore.bench", "time exact saliency, causal importance and attribution against naive loops "
+              "and Captum"),
     "explain-dataset": ("sc_neurocore.distributed", "explain a whole dataset into checksummed shards, on one "
                         "process or many (torchrun)"),
     "fpga": ("sc_neurocore.fpga.cli", "build the trace explainer's iCE40 bitstream and its resource/clock report"),

@@ -1,0 +1,480 @@
+"""The benchmark suite: every contender checked against ours, then timed, side by side in one run.
+
+Each section runs ours and its contenders on the same model and inputs. Before anything is timed, every
+contender's numbers are compared with ours (exact methods must agree exactly; a gradient method, which
+computes something else, is checked to run on the same network). Then each is run ``runs`` times and the
+median wall time is kept, with the peak resident memory the run added (Linux: ``VmHWM`` after resetting
+it through ``/proc/self/clear_refs``; "n/a" elsewhere). Ratios are contender time / our time.
+
+All contenders run under the same torch thread setting (the suite sets one thread: on a shared 2-core
+machine every contender is faster so, and the comparison stays like for like).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..adapters.compile import compiled_for
+from ..engine import execute, run_plan
+from ..engine.plans import remove_each_spike
+from ..explain import CausalImportance, SpikeAttributor, TemporalSaliency
+from . import contenders
+from .workloads import WORKLOADS, Workload, input_spikes, lif_network, snntorch_network
+
+#: Captum FeatureAblation's ``perturbations_per_eval`` values tried; the fastest is reported.
+PERTURBATIONS_PER_EVAL = (64, 256, 1024)
+
+
+class Settings(NamedTuple):
+    """What to run.
+
+    Attributes:
+        runs: timed runs per contender (the median is reported).
+        scale: workload size factor (1.0: the real workloads; the smoke test shrinks them).
+        attribution_samples: samples for the SpikeAttributor-vs-Saliency section.
+        attribution_chunk: samples per call in that section (both contenders get the same chunks).
+        memory_perturbations: perturbations in the peak-memory section.
+        memory_budgets: ``max_memory`` values (bytes) tried there.
+        rates: input rates of the time-vs-spikes section (R-MNIST).
+        workloads: workload names.
+    """
+
+    runs: int = 5
+    scale: float = 1.0
+    attribution_samples: int = 10_000
+    attribution_chunk: int = 1_000
+    memory_perturbations: int = 100_000
+    memory_budgets: tuple[int, ...] = (64 * 2**20, 256 * 2**20)
+    rates: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
+    workloads: tuple[str, ...] = tuple(WORKLOADS)
+
+
+QUICK = Settings(runs=1, scale=0.15, attribution_samples=64, attribution_chunk=32, memory_perturbations=3_000,
+                 memory_budgets=(4 * 2**20,), rates=(0.05, 0.1))
+
+
+class Row(NamedTuple):
+    """One timed contender.
+
+    Attributes:
+        section: which comparison.
+        case: workload and model, e.g. ``"R-MNIST / snnTorch"``.
+        contender: who ran.
+        seconds: median wall time.
+        runs: how many timed runs.
+        peak_mib: peak resident memory the run added (MiB), or ``None`` where it cannot be measured.
+        agreement: how its numbers compared with ours, checked before timing.
+        ratio: contender time / our time (1.0 for ours).
+    """
+
+    section: str
+    case: str
+    contender: str
+    seconds: float
+    runs: int
+    peak_mib: float | None
+    agreement: str
+    ratio: float
+
+
+class Target(NamedTuple):
+    """A target of the issue and what this run measured for it."""
+
+    name: str
+    wanted: float
+    measured: float
+    note: str
+
+    @property
+    def met(self) -> bool:
+        return self.measured >= self.wanted
+
+
+# -- measuring ---------------------------------------------------------------------------------------------------
+
+def _release_free_memory() -> None:
+    gc.collect()
+    try:  # glibc keeps freed pages; give them back so the next peak is the next run's own
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _resident_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def measure_peak(function: Callable[[], Any]) -> tuple[Any, float | None, float]:
+    """Run ``function`` once; returns ``(its result, peak resident memory it added in MiB or None, seconds)``."""
+    _release_free_memory()
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # resets VmHWM to the current resident size
+        before = _resident_kib("VmRSS")
+    except OSError:
+        before = None
+    start = time.perf_counter()
+    result = function()
+    seconds = time.perf_counter() - start
+    peak = _resident_kib("VmHWM")
+    if before is None or peak is None:
+        return result, None, seconds
+    return result, max(0, peak - before) / 1024, seconds
+
+
+def timed(function: Callable[[], Any], runs: int) -> tuple[float, float | None]:
+    """``(median seconds over runs, peak MiB of the first run)``."""
+    seconds = []
+    peak = None
+    for index in range(runs):
+        if index == 0:
+            _, peak, first = measure_peak(function)
+            seconds.append(first)
+        else:
+            start = time.perf_counter()
+            function()
+            seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), peak
+
+
+def _agreement(ours: Tensor, theirs: Tensor) -> str:
+    ours, theirs = ours.double().cpu(), theirs.double().cpu()
+    if torch.equal(ours, theirs):
+        return "identical"
+    difference = float((ours - theirs).abs().max())
+    mismatches = int((ours != theirs).sum())
+    return f"DIFFERS: {mismatches} entries, max |diff| {difference:.3g}"
+
+
+# -- the models of a case -----------------------------------------------------------------------------------------
+
+class Case(NamedTuple):
+    """A workload as one model kind: what ours explains, and how the contenders call it."""
+
+    label: str
+    model: Any  # what our explainers get: an LIFNetwork or an snnTorch adapter
+    run: Callable[[Tensor], Tensor]  # the batched forward the naive loops and Captum call
+    hidden_loop: Callable[[Tensor, int], Tensor]  # the per-neuron hidden silencing loop
+    hidden_layer: str  # the first hidden layer's name in model.neuron_layers
+
+
+def cases(workload: Workload) -> list[Case]:
+    """The workload as an ``LIFNetwork`` and as the equivalent snnTorch model (when snnTorch is installed)."""
+    network = lif_network(workload)
+    result = [Case(f"{workload.name} / LIFNetwork", network, network.run,
+                   lambda spikes, target: contenders.lif_loop_hidden_importance(network, "0", spikes, target), "0")]
+    try:
+        sequential = snntorch_network(workload)
+    except ImportError:
+        return result
+    from ..adapters import from_snntorch
+
+    adapter = from_snntorch(sequential)
+    first_hidden = next(iter(adapter.neuron_layers))
+    layer_module = dict(sequential.named_modules())[first_hidden]
+    n_hidden = adapter.neuron_layers[first_hidden]
+    result.append(Case(f"{workload.name} / snnTorch", adapter, adapter.run,
+                       lambda spikes, target: contenders.hook_loop_hidden_importance(
+                           sequential, layer_module, n_hidden, spikes, target), first_hidden))
+    return result
+
+
+def check_twins(workload: Workload, spikes: Tensor) -> str:
+    """That the snnTorch twin gives the LIFNetwork's spike counts (else the comparison is meaningless)."""
+    both = cases(workload)
+    if len(both) < 2:
+        return "snnTorch not installed: LIFNetwork only"
+    counts = [case.run(spikes) for case in both]
+    raw = contenders.snntorch_counts(snntorch_network(workload), spikes)
+    if not (torch.equal(counts[0], counts[1]) and torch.equal(counts[1], raw)):
+        raise RuntimeError(f"{workload.name}: the snnTorch twin's spike counts differ from the LIFNetwork's")
+    return "snnTorch twin = LIFNetwork spike counts: identical"
+
+
+def predicted(run: Callable[[Tensor], Tensor], spikes: Tensor) -> int:
+    """The explained output of a single sample: its most active output (ties to the lowest index)."""
+    with torch.inference_mode():
+        return int(run(spikes)[0].argmax())
+
+
+# -- sections ------------------------------------------------------------------------------------------------------
+
+def saliency_section(case: Case, spikes: Tensor, runs: int) -> list[Row]:
+    """Exact saliency of one sample: ours, the naive loop, Captum FeatureAblation at its best setting."""
+    target = predicted(case.run, spikes)
+    explainer = TemporalSaliency(case.model)
+    ours_map = torch.as_tensor(explainer.explain(spikes[0], output_neuron=target).saliency_map())
+    section, rows = "Exact saliency, one sample", []
+    ours_s, ours_peak = timed(lambda: explainer.explain(spikes[0], output_neuron=target), runs)
+    spikes_n = int((spikes != 0).sum())
+    rows.append(Row(section, case.label, f"ours ({spikes_n} spikes)", ours_s, runs, ours_peak, "reference", 1.0))
+    naive_map = contenders.naive_saliency(case.run, spikes, target)
+    agreement = _agreement(ours_map, naive_map)
+    naive_s, naive_peak = timed(lambda: contenders.naive_saliency(case.run, spikes, target), runs)
+    rows.append(Row(section, case.label, "naive per-spike loop", naive_s, runs, naive_peak, agreement,
+                    naive_s / ours_s))
+    rows.append(_best_captum(section, case, ours_s, runs, ours_map, lambda ppe: contenders.captum_ablation_saliency(
+        case.run, spikes, target, ppe)))
+    return rows
+
+
+def _best_captum(section: str, case: Case, ours_s: float, runs: int, ours: Tensor,
+                 call: Callable[[int], Tensor]) -> Row:
+    best = None
+    for ppe in PERTURBATIONS_PER_EVAL:
+        agreement = _agreement(ours, call(ppe))
+        seconds, peak = timed(lambda: call(ppe), runs)
+        if best is None or seconds < best[0]:
+            best = (seconds, peak, agreement, ppe)
+    seconds, peak, agreement, ppe = best  # type: ignore[misc]
+    return Row(section, case.label, f"Captum FeatureAblation (best perturbations_per_eval={ppe})", seconds, runs,
+               peak, agreement, seconds / ours_s)
+
+
+def causal_section(case: Case, spikes: Tensor, runs: int) -> list[Row]:
+    """Causal importance of every input neuron and every first-hidden-layer neuron of one sample."""
+    target = predicted(case.run, spikes)
+    explainer = CausalImportance(case.model)
+    rows = []
+    section = "Causal importance, all input neurons"
+    ours_input = torch.as_tensor(explainer.explain(spikes[0], output_neuron=target, layer="input").importance_map())
+    ours_s, peak = timed(lambda: explainer.explain(spikes[0], output_neuron=target, layer="input"), runs)
+    rows.append(Row(section, case.label, f"ours ({spikes.shape[2]} neurons)", ours_s, runs, peak, "reference", 1.0))
+    agreement = _agreement(ours_input, contenders.naive_input_importance(case.run, spikes, target))
+    seconds, peak = timed(lambda: contenders.naive_input_importance(case.run, spikes, target), runs)
+    rows.append(Row(section, case.label, "naive per-neuron loop", seconds, runs, peak, agreement, seconds / ours_s))
+    rows.append(_best_captum(section, case, ours_s, runs, ours_input,
+                             lambda ppe: contenders.captum_ablation_input_importance(case.run, spikes, target, ppe)))
+    section = "Causal importance, all first-hidden-layer neurons"
+    layer = case.hidden_layer
+    ours_hidden = torch.as_tensor(explainer.explain(spikes[0], output_neuron=target, layer=layer).importance_map())
+    ours_s, peak = timed(lambda: explainer.explain(spikes[0], output_neuron=target, layer=layer), runs)
+    n_hidden = case.model.neuron_layers[layer]
+    rows.append(Row(section, case.label, f"ours ({n_hidden} neurons)", ours_s, runs, peak, "reference", 1.0))
+    agreement = _agreement(ours_hidden, case.hidden_loop(spikes, target))
+    seconds, peak = timed(lambda: case.hidden_loop(spikes, target), runs)
+    name = "per-neuron forward-hook loop" if "snnTorch" in case.label else "per-neuron silence= loop"
+    rows.append(Row(section, case.label, name, seconds, runs, peak, agreement, seconds / ours_s))
+    return rows
+
+
+def attribution_section(workload: Workload, settings: Settings) -> list[Row]:
+    """SpikeAttributor over many samples with per-sample targets vs Captum Saliency on the wrapped model."""
+    section = f"Attribution, {settings.attribution_samples} samples, per-sample targets"
+    try:
+        from ..adapters import from_snntorch
+
+        adapter = from_snntorch(snntorch_network(workload))
+    except ImportError:
+        return []
+    network = lif_network(workload)
+    spikes = input_spikes(workload, batch=settings.attribution_samples, seed=7)
+    chunk = settings.attribution_chunk
+    with torch.no_grad():  # not inference mode: Captum's backward must be able to use the targets
+        targets = torch.cat([network.run(spikes[s:s + chunk]).argmax(dim=1) for s in range(0, len(spikes), chunk)])
+    attributor = SpikeAttributor(decay=0.9)
+
+    def ours():
+        return [attributor.attribute(spikes[s:s + chunk], adapter, output_neuron=targets[s:s + chunk]).attribution_map()
+                for s in range(0, len(spikes), chunk)]
+
+    def theirs():
+        return contenders.captum_saliency(adapter, spikes, targets, chunk)
+
+    first_ours = torch.as_tensor(ours()[0])
+    first_theirs = theirs()[:chunk]
+    same_model = torch.equal(adapter.run(spikes[:chunk]), network.run(spikes[:chunk]))
+    if first_ours.shape != first_theirs.shape or not bool(torch.isfinite(first_theirs).all()) or not same_model:
+        raise RuntimeError("attribution section: the contenders do not run on the same model and inputs")
+    note = "different method (gradient): same model, same (B, T, N) maps, finite"
+    ours_s, ours_peak = timed(ours, settings.runs)
+    case = f"{workload.name} / snnTorch adapter"
+    rows = [Row(section, case, "ours: SpikeAttributor (linear)", ours_s, settings.runs, ours_peak, "reference", 1.0)]
+    seconds, peak = timed(theirs, settings.runs)
+    rows.append(Row(section, case, "Captum Saliency (surrogate gradient)", seconds, settings.runs, peak, note,
+                    seconds / ours_s))
+    return rows
+
+
+def linearity_section(workload: Workload, settings: Settings) -> tuple[list[Row], float]:
+    """Our exact saliency time against the number of spikes; returns rows and the worst deviation of the
+    per-spike time from its median (0.25 = 25%)."""
+    network = lif_network(workload)
+    explainer = TemporalSaliency(network)
+    rows, per_spike = [], []
+    section = "Time vs number of spikes (ours, exact saliency, one sample)"
+    for rate in settings.rates:
+        spikes = input_spikes(workload, rate=rate, seed=11)
+        target = predicted(network.run, spikes)
+        explainer.explain(spikes[0], output_neuron=target)  # warm-up, untimed
+        seconds, peak = timed(lambda: explainer.explain(spikes[0], output_neuron=target), settings.runs)
+        n_spikes = int((spikes != 0).sum())
+        per_spike.append(seconds / n_spikes)
+        rows.append(Row(section, f"{workload.name} / LIFNetwork, rate {rate:.1%}",
+                        f"ours ({n_spikes} spikes, {1e6 * seconds / n_spikes:.1f} us/spike)", seconds,
+                        settings.runs, peak, "-", 1.0))
+    middle = statistics.median(per_spike)
+    return rows, max(abs(value - middle) / middle for value in per_spike)
+
+
+def memory_section(workload: Workload, settings: Settings) -> tuple[list[Row], list[tuple[int, float | None]]]:
+    """Peak memory of the engine running ``memory_perturbations`` spike removals under each budget."""
+    network = lif_network(workload)
+    per_sample = max(1, int(workload.rate * workload.steps * workload.sizes[0]))
+    batch = max(1, math.ceil(settings.memory_perturbations / per_sample))
+    spikes = input_spikes(workload, batch=batch, seed=13)
+    plan = remove_each_spike(spikes)
+    rows, peaks = [], []
+    section = f"Peak memory, {len(plan)} perturbations"
+    reference = None
+    for budget in settings.memory_budgets:
+        with torch.inference_mode():
+            outputs = execute(network, spikes, plan, max_memory=budget)
+            if reference is None:
+                reference = run_plan(network, spikes, plan, max_memory=budget)
+        agreement = _agreement(outputs, reference)
+        with torch.inference_mode():
+            seconds, peak = timed(lambda: execute(network, spikes, plan, max_memory=budget), max(1, settings.runs // 2))
+        peaks.append((budget, peak))
+        share = "n/a" if peak is None else f"{peak / (budget / 2**20):.0%} of max_memory"
+        rows.append(Row(section, f"{workload.name} / LIFNetwork, max_memory {budget // 2**20} MiB",
+                        f"ours (peak {share})", seconds, max(1, settings.runs // 2), peak,
+                        f"vs generic path: {agreement}", 1.0))
+    return rows, peaks
+
+
+# -- the whole run -------------------------------------------------------------------------------------------------
+
+class Report(NamedTuple):
+    """Everything one benchmark run measured."""
+
+    rows: list[Row]
+    targets: list[Target]
+    notes: list[str]
+    environment: dict[str, str]
+
+
+def run_suite(settings: Settings = Settings(), progress: Callable[[str], None] = lambda message: None) -> Report:
+    """Run every section; see the module docstring.
+
+    Args:
+        settings: what to run (:data:`QUICK` for a smoke run).
+        progress: called with a line of text as each section starts.
+
+    Returns:
+        A :class:`Report`.
+
+    Example:
+        >>> report = run_suite(QUICK._replace(workloads=("R-seed",)))  # doctest: +SKIP
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    load_start = _load()
+    started = time.perf_counter()
+    rows: list[Row] = []
+    notes: list[str] = []
+    targets: list[Target] = []
+    try:
+        workloads = {name: WORKLOADS[name] if settings.scale == 1.0 else WORKLOADS[name].scaled(settings.scale)
+                     for name in settings.workloads}
+        for name, workload in workloads.items():
+            spikes = input_spikes(workload)
+            notes.append(f"{name}: {check_twins(workload, spikes)}")
+            for case in cases(workload):
+                progress(f"saliency: {case.label}")
+                rows += saliency_section(case, spikes, settings.runs)
+                compiled = compiled_for(case.model, spikes) is not None
+                notes.append(f"{case.label}: {'compiled to the incremental engine' if compiled else 'generic batched path'}")
+        mnist = workloads.get("R-MNIST")
+        if mnist is not None:
+            spikes = input_spikes(mnist)
+            for case in cases(mnist):
+                progress(f"causal importance: {case.label}")
+                rows += causal_section(case, spikes, settings.runs)
+            progress("attribution")
+            rows += attribution_section(mnist, settings)
+            progress("time vs spikes")
+            linear_rows, deviation = linearity_section(mnist, settings)
+            rows += linear_rows
+            progress("peak memory")
+            memory_rows, peaks = memory_section(mnist, settings)
+            rows += memory_rows
+            # Targets are ratios on the real workloads; on shrunken ones they mean nothing.
+            targets = _targets(rows, deviation, peaks) if settings.scale == 1.0 else []
+    finally:
+        torch.set_num_threads(previous_threads)
+    environment = {
+        "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+        "cpu cores": str(os.cpu_count()), "torch threads": "1 (all contenders)",
+        "load average at start / end": f"{load_start} / {_load()}",
+        "wall time of the run": f"{time.perf_counter() - started:.0f} s",
+        "runs per contender": str(settings.runs),
+    }
+    return Report(rows, targets, notes, environment)
+
+
+def _load() -> str:
+    try:
+        return "{:.2f}".format(os.getloadavg()[0])
+    except OSError:
+        return "n/a"
+
+
+def _find(rows: list[Row], section: str, case: str, contender: str) -> Row | None:
+    return next((r for r in rows if r.section.startswith(section) and r.case == case and
+                 r.contender.startswith(contender)), None)
+
+
+def _targets(rows: list[Row], deviation: float, peaks: list[tuple[int, float | None]]) -> list[Target]:
+    targets = []
+    for kind in ("LIFNetwork", "snnTorch"):
+        case = f"R-MNIST / {kind}"
+        naive = _find(rows, "Exact saliency", case, "naive")
+        captum = _find(rows, "Exact saliency", case, "Captum")
+        if naive is not None:
+            targets.append(Target(f"exact saliency, R-MNIST, one sample, {kind}: x naive loop", 100, naive.ratio,
+                                  "the naive loop pays one full forward per spike; ours replays only the suffix"))
+        if captum is not None:
+            targets.append(Target(f"exact saliency, R-MNIST, one sample, {kind}: x Captum FeatureAblation", 50,
+                                  captum.ratio, "FeatureAblation batches full forwards and builds each ablated "
+                                  "copy with a full-mask comparison"))
+        for section, contender in (("Causal importance, all input", "naive"),
+                                   ("Causal importance, all input", "Captum"),
+                                   ("Causal importance, all first-hidden", "per-neuron")):
+            row = _find(rows, section, case, contender)
+            if row is not None:
+                targets.append(Target(f"{section.lower()} neurons, {kind}: x {row.contender}", 20, row.ratio,
+                                      "silenced neurons that never fired need no replay; the rest replay from "
+                                      "their first spike"))
+    attribution = next((r for r in rows if r.section.startswith("Attribution") and r.contender.startswith("Captum")), None)
+    if attribution is not None:
+        targets.append(Target("SpikeAttributor over the samples, per-sample targets: x Captum Saliency", 100,
+                              attribution.ratio, "both write a dense (B, T, N) map; the attributor's cost is that "
+                              "write (memory bound), Saliency's a forward and a backward pass over T steps"))
+    targets.append(Target("time linear in spikes: 1 - worst deviation of time per spike from its median", 0.7,
+                          1 - deviation, "fixed costs (baseline pass, compile check) weigh more at low spike counts"))
+    for budget, peak in peaks:
+        if peak is not None:
+            targets.append(Target(f"peak memory within max_memory {budget // 2**20} MiB +-10%: "
+                                  "1 - |peak / max_memory - 1|", 0.9, 1 - abs(peak / (budget / 2**20) - 1),
+                                  "the budget sizes the baseline cache and the replay states; per-step temporaries, "
+                                  "the plan's index tensors and the outputs come on top, allocator slack below"))
+    return targets

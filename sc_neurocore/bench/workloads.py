@@ -1,0 +1,98 @@
+"""The benchmark workloads: seeded random LIF networks of three shapes, as our ``LIFNetwork`` and as the
+equivalent snnTorch model, with Bernoulli input spikes.
+
+=========  ==================  =====  ==========  ==================================================
+name       layers              T      input rate  why
+=========  ==================  =====  ==========  ==================================================
+R-seed     64-32-10            100    10%         the tutorial's shape
+R-MNIST    784-128-10          25     5%          an MNIST-sized classifier
+R-deep     784-256-128-10      50     5%          more layers and a longer window
+=========  ==================  =====  ==========  ==================================================
+
+Weights are Gaussian, scaled so that about a fifth of the hidden neurons fire per step (a network that
+never fires makes every explanation zero and every timing meaningless). The snnTorch twin is an
+``nn.Sequential`` of bias-free ``nn.Linear`` and ``snn.Leaky`` (same beta, threshold and subtractive
+reset) wrapped by :func:`sc_neurocore.adapters.from_snntorch`; the suite checks that it gives the same
+spike counts as the ``LIFNetwork`` before timing anything.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ..models import LIFNetwork
+
+#: Membrane decay and threshold of every workload.
+BETA, THRESHOLD = 0.9, 1.0
+
+
+class Workload(NamedTuple):
+    """One benchmark shape.
+
+    Attributes:
+        name: e.g. ``"R-MNIST"``.
+        sizes: layer sizes, input first.
+        steps: timesteps ``T``.
+        rate: input spike probability per neuron and step.
+    """
+
+    name: str
+    sizes: tuple[int, ...]
+    steps: int
+    rate: float
+
+    def scaled(self, factor: float) -> "Workload":
+        """The same workload with every size and the window shrunk by ``factor`` (for smoke runs)."""
+        sizes = tuple(max(4, int(size * factor)) for size in self.sizes[:-1]) + (self.sizes[-1],)
+        return Workload(self.name, sizes, max(5, int(self.steps * factor)), self.rate)
+
+
+WORKLOADS = {
+    "R-seed": Workload("R-seed", (64, 32, 10), 100, 0.10),
+    "R-MNIST": Workload("R-MNIST", (784, 128, 10), 25, 0.05),
+    "R-deep": Workload("R-deep", (784, 256, 128, 10), 50, 0.05),
+}
+
+
+def weights(workload: Workload, seed: int = 0) -> list[Tensor]:
+    """Seeded ``(n_in, n_out)`` Gaussian weights, std ``1.5 / sqrt(expected active inputs)`` per layer."""
+    generator = torch.Generator().manual_seed(seed)
+    chain, active_rate = [], workload.rate
+    for n_in, n_out in zip(workload.sizes[:-1], workload.sizes[1:]):
+        chain.append(torch.randn(n_in, n_out, generator=generator) * (1.5 / (active_rate * n_in) ** 0.5))
+        active_rate = 0.2  # hidden layers fire about this often with these scales
+    return chain
+
+
+def lif_network(workload: Workload, seed: int = 0) -> LIFNetwork:
+    """The workload as our :class:`~sc_neurocore.models.LIFNetwork`."""
+    return LIFNetwork(weights(workload, seed), beta=BETA, threshold=THRESHOLD, reset="subtract")
+
+
+def snntorch_network(workload: Workload, seed: int = 0) -> nn.Sequential:
+    """The same network as an snnTorch ``nn.Sequential`` (``init_hidden=True``, last layer ``output=True``)."""
+    try:
+        import snntorch as snn
+    except ImportError as error:
+        raise ImportError("the snnTorch workloads need snnTorch: pip install 'sc-neurocore[snntorch]'") from error
+    layers: list[nn.Module] = []
+    chain = weights(workload, seed)
+    for index, weight in enumerate(chain):
+        linear = nn.Linear(weight.shape[0], weight.shape[1], bias=False)
+        with torch.no_grad():
+            linear.weight.copy_(weight.T)
+        layers += [linear, snn.Leaky(beta=BETA, threshold=THRESHOLD, reset_mechanism="subtract", init_hidden=True,
+                                     output=index == len(chain) - 1)]
+    return nn.Sequential(*layers)
+
+
+def input_spikes(workload: Workload, batch: int = 1, seed: int = 1, rate: float | None = None) -> Tensor:
+    """Bernoulli input spikes ``(batch, T, N)``; the last timestep of sample 0 always holds a spike."""
+    generator = torch.Generator().manual_seed(seed)
+    probability = workload.rate if rate is None else rate
+    spikes = (torch.rand(batch, workload.steps, workload.sizes[0], generator=generator) < probability).float()
+    spikes[0, -1, 0] = 1.0
+    return spikes
