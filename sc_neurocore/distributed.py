@@ -404,6 +404,9 @@ def _resolve_device(device: Any) -> torch.device:
             raise ValueError(f"device: {device} requested but CUDA is not available")
         if device.index is None:  # one GPU per local rank, as torchrun intends
             device = torch.device("cuda", local_rank)
+        if device.index >= torch.cuda.device_count():
+            raise ValueError(f"device: {device} does not exist ({torch.cuda.device_count()} CUDA device(s)); "
+                             "start at most one rank per GPU (torchrun --nproc-per-node <= number of GPUs)")
         torch.cuda.set_device(device)
     return device
 
