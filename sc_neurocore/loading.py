@@ -34,7 +34,10 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as error:  # SafetensorError is no ValueError: say which argument, in one line
+            raise ValueError(f"weights: {str(path)!r} is not a valid safetensors file: {error}") from error
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError (and others) for anything not plain tensors
@@ -50,9 +53,16 @@ def import_factory(spec: str) -> Callable:
     if not isinstance(spec, str) or spec.count(":") != 1:
         raise ValueError(f"model: expected 'package.module:factory', got {spec!r}")
     module_name, attribute = spec.split(":")
-    if not module_name or not attribute.isidentifier():
+    if not all(part.isidentifier() for part in module_name.split(".")) or not attribute.isidentifier():
         raise ValueError(f"model: expected 'package.module:factory', got {spec!r}")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        # Only the named module missing is a bad argument; a dependency missing inside it stays an ImportError.
+        if error.name is None or not (module_name == error.name or module_name.startswith(error.name + ".")):
+            raise
+        raise ValueError(f"model: cannot import {module_name!r} (no module named {error.name!r}); expected "
+                         "'package.module:factory' with the module on the Python path") from error
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise ValueError(f"model: {module_name!r} has no callable {attribute!r}")

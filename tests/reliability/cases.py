@@ -451,6 +451,13 @@ def _core_cases() -> list[Case]:
              lambda: _load_from_tmp(malicious_pickle), ValueError, ("weights", "refused", "weights_only=True")),
         Case("load-not-dict", "loading.load_state_dict", "a torch.save'd list of tensors",
              lambda: _load_from_tmp(_saved_list), ValueError, ("weights", "dict of name -> tensor")),
+        Case("load-bad-safetensors", "loading.load_state_dict", "a corrupt .safetensors file",
+             lambda: _load_from_tmp(_corrupt_safetensors), ValueError, ("weights", "not a valid safetensors file")),
+        Case("factory-path", "loading.import_factory", "a file path instead of a module ('/tmp/net.pt:load')",
+             lambda: _import_factory("/tmp/net.pt:load"), ValueError, ("model", "package.module:factory")),
+        Case("factory-no-module", "loading.import_factory", "a module that does not exist",
+             lambda: _import_factory("no_such_package_xyz.models:build"), ValueError,
+             ("model", "cannot import", "no_such_package_xyz")),
         Case("factory-no-colon", "loading.import_factory", "'package.module' without ':factory'",
              lambda: _import_factory("sc_neurocore.models"), ValueError, ("model", "package.module:factory")),
         Case("factory-two-colons", "loading.import_factory", "'a:b:c'",
@@ -503,6 +510,12 @@ def _load_from_tmp(make_path):
 def _saved_list(folder):
     path = folder / "list.pt"
     torch.save([torch.zeros(2)], path)
+    return path
+
+
+def _corrupt_safetensors(folder):
+    path = folder / "weights.safetensors"
+    path.write_bytes(b"not a safetensors header" * 4)
     return path
 
 
