@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .data import load_digits, model_config, pretrained_network, pretrained_weights
-    from .plot import (plot_causal_importance, plot_digit_importance, plot_perturbation_curves,
+    from .plot import (new_figure, plot_causal_importance, plot_digit_importance, plot_perturbation_curves,
                        plot_robustness_curve, plot_saliency_heatmap, plot_spike_raster, plot_temporal_profile,
                        save_figure)
     from .quality import COUNT_READOUT_DECAY, GATED, SALIENCY, faithfulness_rows, format_table
@@ -104,7 +104,8 @@ def _run(args: argparse.Namespace) -> int:
         predicted = network(test.spikes).argmax(dim=1)
     correct = int((predicted == test.labels).sum())
     _section("Trained network")
-    print(f"LIF network {'-'.join(map(str, config['layers']))} (beta={config['beta']}, threshold={config['threshold']}),"
+    shape = "-".join(map(str, config["layers"]))
+    print(f"LIF network {shape} (beta={config['beta']}, threshold={config['threshold']}),"
           f" T={config['n_steps']} steps, {config['encoding']}-coded 8x8 digits (scikit-learn, no download)")
     print(f"Test accuracy: {correct / len(test.labels):.2%} ({correct}/{len(test.labels)} test digits)")
 
@@ -142,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     # -- faithfulness -------------------------------------------------------------------------------------
     n_faithful = min(n_faithful, len(test.labels))
     rows = faithfulness_rows(network, test.spikes[:n_faithful], predicted[:n_faithful], n_points=21, seed=0)
-    _section(f"Faithfulness on {n_faithful} test digits (sc_neurocore.quality; `sc-neurocore quality` for the full report)")
+    _section(f"Faithfulness on {n_faithful} test digits (`sc-neurocore quality` prints the full report)")
     print(format_table(rows))
 
     # -- speed-up over the naive loop ---------------------------------------------------------------------
@@ -180,9 +181,7 @@ def _run(args: argparse.Namespace) -> int:
          "saliency_heatmap.png")
     save(plot_temporal_profile({"gated attribution": profile[0], "saliency": saliency.temporal_profile()[0]},
                                title="Digit 0: score per timestep"), "temporal_profile.png")
-    from matplotlib.figure import Figure
-
-    overlay = Figure(figsize=(3.2 * n_samples, 3.0), layout="constrained")
+    overlay = new_figure((3.2 * n_samples, 3.0))
     spatial = attribution.spatial_importance()
     for sample, axes in enumerate(overlay.subplots(1, n_samples, squeeze=False)[0]):
         plot_digit_importance(images[sample], spatial[sample], ax=axes, label="attribution",

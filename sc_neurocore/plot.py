@@ -3,8 +3,8 @@
 Every function returns a :class:`matplotlib.figure.Figure`, draws into ``ax=`` when one is given (and then
 returns ``ax.figure``), and accepts NumPy arrays, torch tensors (any device) or our result objects.
 Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``, so plotting never opens a
-window, never needs a display and leaves no global figure state behind; save them with ``fig.savefig``
-(through :func:`sc_neurocore.atomic.atomic_path` for an atomic write).
+window, never needs a display and leaves no global figure state behind; a notebook shows them as images
+(they carry a PNG representation); save them with :func:`save_figure` (atomic) or ``fig.savefig``.
 
 Colour scales are explicit and labelled: signed scores (attribution, saliency, importance) use a
 diverging map centred on 0 (red: supports the output, blue: opposes it; limits symmetric, ``+-max|s|``);
@@ -15,6 +15,8 @@ matplotlib is imported lazily: ``pip install 'sc-neurocore[viz]'``.
 
 from __future__ import annotations
 
+import functools
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,12 +36,39 @@ def _matplotlib():
     return matplotlib, Figure
 
 
+@functools.cache
+def _figure_class():
+    """A ``Figure`` that Jupyter shows as an image even when no pyplot backend is active."""
+    _, Figure = _matplotlib()
+
+    class ExplanationFigure(Figure):
+        """A :class:`matplotlib.figure.Figure` with a PNG representation for notebooks."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=100)
+            return buffer.getvalue()
+
+    return ExplanationFigure
+
+
+def new_figure(figsize: tuple[float, float] = (6.0, 4.0)):
+    """An empty figure (constrained layout) that notebooks display as an image; for multi-panel layouts.
+
+    Example:
+        >>> figure = new_figure((8, 3))
+        >>> axes = figure.subplots(1, 2)
+        >>> len(figure.axes)
+        2
+    """
+    return _figure_class()(figsize=figsize, layout="constrained")
+
+
 def _new_axes(ax: Any, figsize: tuple[float, float]):
     """``(figure, axes)``: a fresh figure with one axes, or the caller's axes and its figure."""
     if ax is not None:
         return ax.figure, ax
-    _, Figure = _matplotlib()
-    figure = Figure(figsize=figsize, layout="constrained")
+    figure = new_figure(figsize)
     return figure, figure.add_subplot()
 
 

@@ -1,4 +1,4 @@
-"""`sc-neurocore demo`: runs end to end into a folder, prints every section with measured numbers, writes every figure."""
+"""`sc-neurocore demo` runs end to end into a folder: every section printed with measured numbers, every figure."""
 
 import re
 

@@ -152,6 +152,12 @@ def test_deletion_and_insertion_curves_of_several_methods(explained, tmp_path):
     assert pairs.axes[0].get_lines()[0].get_label() == "a (AUC 0.5)"
 
 
+def test_figures_show_as_png_in_notebooks(matplotlib):
+    figure = plot.plot_temporal_profile(np.arange(5.0))
+    assert figure._repr_png_().startswith(b"\x89PNG\r\n\x1a\n")
+    assert isinstance(figure, matplotlib.figure.Figure)
+
+
 def test_ax_argument_draws_into_the_callers_axes(explained, matplotlib):
     from matplotlib.figure import Figure
 
