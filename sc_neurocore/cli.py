@@ -13,7 +13,7 @@ import sys
 
 #: name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("sc_neurocore.demo", "explain a built-in spiking network with all three methods"),
+    "demo": ("sc_neurocore.demo", "explain the shipped digits network with all three methods; figures into --out"),
     "bench": ("sc_neurocore.bench", "time exact saliency, causal importance and attribution against naive loops "
               "and Captum"),
     "explain-dataset": ("sc_neurocore.distributed", "explain a whole dataset into checksummed shards, on one "
