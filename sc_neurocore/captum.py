@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -74,8 +75,10 @@ def _checked_target(target: Any, batch: int) -> int | Tensor:
                     "(Captum's tuple and list targets are not supported)")
 
 
-def _give(attribution: Tensor, like: Tensor, as_tuple: bool):
-    attribution = attribution.to(device=like.device)
+def _attribute(inputs: Any, target: Any, compute: Callable[[Tensor, int | Tensor], Tensor]):
+    """Captum's calling convention around ``compute(spikes (B, T, N), target) -> (B, T, N)``."""
+    spikes, as_tuple = _unpack_inputs(inputs)
+    attribution = compute(spikes, _checked_target(target, spikes.shape[0])).to(device=spikes.device)
     return (attribution,) if as_tuple else attribution
 
 
@@ -112,9 +115,7 @@ class TemporalSaliencyAttr(PerturbationAttribution):
         Returns:
             A tensor of the input's shape (a one-tensor tuple if ``inputs`` was one).
         """
-        spikes, as_tuple = _unpack_inputs(inputs)
-        result = self.explainer.explain(spikes, output_neuron=_checked_target(target, spikes.shape[0]))
-        return _give(result.saliency_map(), spikes, as_tuple)
+        return _attribute(inputs, target, lambda spikes, k: self.explainer.explain(spikes, k).saliency_map())
 
 
 class CausalImportanceAttr(PerturbationAttribution):
@@ -150,10 +151,11 @@ class CausalImportanceAttr(PerturbationAttribution):
         Returns:
             A tensor of the input's shape (a one-tensor tuple if ``inputs`` was one).
         """
-        spikes, as_tuple = _unpack_inputs(inputs)
-        result = self.explainer.explain(spikes, output_neuron=_checked_target(target, spikes.shape[0]))
-        importance = result.importance_map()  # (B, N): per sample, since the input is a batch
-        return _give(importance[:, None, :].expand(spikes.shape).clone(), spikes, as_tuple)
+        def per_neuron(spikes: Tensor, k: int | Tensor) -> Tensor:
+            importance = self.explainer.explain(spikes, k).importance_map()  # (B, N): the input is a batch
+            return importance[:, None, :].expand(spikes.shape).clone()
+
+        return _attribute(inputs, target, per_neuron)
 
 
 class SpikeAttributorAttr(Attribution):
@@ -194,7 +196,5 @@ class SpikeAttributorAttr(Attribution):
         Returns:
             A tensor of the input's shape (a one-tensor tuple if ``inputs`` was one).
         """
-        spikes, as_tuple = _unpack_inputs(inputs)
-        result = self.explainer.attribute(spikes, self.forward_func,
-                                          output_neuron=_checked_target(target, spikes.shape[0]))
-        return _give(result.attribution_map(), spikes, as_tuple)
+        return _attribute(inputs, target, lambda spikes, k: self.explainer.attribute(
+            spikes, self.forward_func, output_neuron=k).attribution_map())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import require_module
-from toy_models import norse_mlp, random_spikes, silence_neuron_hook, snntorch_counts, snntorch_mlp
+from toy_models import hidden_importance_loop, norse_mlp, random_spikes, snntorch_counts, snntorch_mlp
 
 from sc_neurocore.adapters import from_norse, from_snntorch
 from sc_neurocore.captum import CausalImportanceAttr, SpikeAttributorAttr, TemporalSaliencyAttr
@@ -118,9 +118,7 @@ def test_layer_feature_ablation_is_wrong_on_spiking_hidden_layers():
     net = snntorch_mlp([8, 6, 3])
     spikes = random_spikes(2, 15, 8, seed=5)
     ours = CausalImportance(from_snntorch(net)).explain(spikes, output_neuron=0, layer="1").importance_map()
-    base = snntorch_counts(net, spikes)[:, 0]
-    truth = torch.stack([base - snntorch_counts(net, spikes, [(net[1], silence_neuron_hook(j))])[:, 0]
-                         for j in range(6)], dim=1)
+    truth = hidden_importance_loop(lambda hooks: snntorch_counts(net, spikes, hooks), net[1], 6, target=0)
     torch.testing.assert_close(ours, truth)
     # Captum's layer methods record a layer's output with a forward hook that keeps only its *last*
     # call -- here the hidden spikes of the final timestep -- and then ablate by replaying that one

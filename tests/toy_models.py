@@ -247,3 +247,13 @@ def silence_neuron_hook(neuron: int):
         spikes[..., neuron] = 0
         return spikes if isinstance(output, torch.Tensor) else (spikes, *output[1:])
     return hook
+
+
+def hidden_importance_loop(readout, module: nn.Module, n_neurons: int, target: int) -> torch.Tensor:
+    """The brute-force definition of hidden-neuron importance: ``(B, n)`` of
+    ``readout()[:, target] - readout(hooks silencing neuron j of module)[:, target]``, one run per neuron,
+    where ``readout(hooks)`` runs a framework forward (``snntorch_counts`` / ``norse_readout``)."""
+    with torch.no_grad():
+        base = readout(())[:, target]
+        return torch.stack([base - readout([(module, silence_neuron_hook(j))])[:, target]
+                            for j in range(n_neurons)], dim=1)

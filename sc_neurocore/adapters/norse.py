@@ -23,7 +23,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
-from .stack import StackLayer, linear_chain, linear_params
+from .stack import StackLayer, linear_chain, structure_params
 
 
 def import_norse():
@@ -86,12 +86,9 @@ def layer_kind(module: nn.Module) -> str:
 
 def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
     """The numbers that define one layer: a Linear's weights, or Norse's parameter fields plus ``dt``."""
-    if kind == "linear":
-        return linear_params(module)  # type: ignore[arg-type]
-    if kind == "flatten":
-        return {"start_dim": module.start_dim, "end_dim": module.end_dim}
-    if kind == "dropout":
-        return {"p": module.p}
+    structure = structure_params(module, kind)
+    if structure is not None:
+        return structure
     params = getattr(module, "p", None)
     if params is None or not hasattr(params, "_asdict"):
         return {}

@@ -64,7 +64,3 @@ def apply_readout(readout: str, spikes: Tensor | None, membrane: Tensor | None) 
     count = spikes.sum(dim=0)
     return count / spikes.shape[0] if readout == "rate" else count
 
-
-def empty_readout(batch: int, n_outputs: int, like: Tensor) -> Tensor:
-    """The readout of zero timesteps: nothing fired, so zeros ``(B, C)``."""
-    return torch.zeros(batch, n_outputs, dtype=like.dtype, device=like.device)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
-from .stack import StackLayer, linear_chain, linear_params
+from .stack import StackLayer, linear_chain, structure_params
 
 #: Neuron state snnTorch keeps on the module (non-persistent buffers), emptied before every call.
 STATE_BUFFERS: tuple[str, ...] = ("mem", "syn", "syn_exc", "syn_inh", "spk")
@@ -128,15 +128,9 @@ def layer_kind(module: nn.Module) -> str:
 
 def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
     """The numbers that define one layer of the stack (see :class:`~sc_neurocore.adapters.stack.StackLayer`)."""
-    if kind == "linear":
-        return linear_params(module)  # type: ignore[arg-type]
-    if kind == "conv2d":
-        return {**linear_params(module), "stride": module.stride, "padding": module.padding,  # type: ignore[arg-type]
-                "dilation": module.dilation, "groups": module.groups}
-    if kind == "flatten":
-        return {"start_dim": module.start_dim, "end_dim": module.end_dim}
-    if kind == "dropout":
-        return {"p": module.p}
+    structure = structure_params(module, kind)
+    if structure is not None:
+        return structure
     if kind == "leaky_parallel":
         rnn = module.rnn
         return {"weight_ih": rnn.weight_ih_l0.detach(), "bias_ih": getattr(rnn, "bias_ih_l0", None),

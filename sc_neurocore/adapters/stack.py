@@ -51,6 +51,20 @@ def linear_params(module: nn.Linear) -> dict[str, Any]:
     return {"weight": module.weight.detach(), "bias": None if module.bias is None else module.bias.detach()}
 
 
+def structure_params(module: nn.Module, kind: str) -> dict[str, Any] | None:
+    """The params of a structural layer (``linear``, ``conv2d``, ``flatten``, ``dropout``), else ``None``."""
+    if kind == "linear":
+        return linear_params(module)  # type: ignore[arg-type]
+    if kind == "conv2d":
+        return {**linear_params(module), "stride": module.stride, "padding": module.padding,  # type: ignore[arg-type]
+                "dilation": module.dilation, "groups": module.groups}
+    if kind == "flatten":
+        return {"start_dim": module.start_dim, "end_dim": module.end_dim}
+    if kind == "dropout":
+        return {"p": module.p}
+    return None
+
+
 def linear_chain(stack: Sequence[StackLayer]) -> list[Tensor] | None:
     """The ``(n_in, n_out)`` weights of ``Linear -> neuron -> Linear -> neuron ...``, or ``None``.
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from brute_force import input_causal_loop, saliency_loop
 from conftest import require_module
-from toy_models import (SnnTorchLoop, random_spikes, silence_neuron_hook, snntorch_conv, snntorch_counts,
+from toy_models import (SnnTorchLoop, hidden_importance_loop, random_spikes, snntorch_conv, snntorch_counts,
                         snntorch_mlp, snntorch_parallel)
 
 from sc_neurocore.adapters import from_snntorch
@@ -72,9 +72,7 @@ def test_hidden_importance_equals_per_step_hook_loop(kind):
     net = snntorch_mlp([8, 6, 3], neuron=kind)
     spikes = random_spikes(2, 15, 8, seed=5)
     result = CausalImportance(from_snntorch(net)).explain(spikes, output_neuron=0, layer="1").importance_map()
-    base = snntorch_counts(net, spikes)[:, 0]
-    expected = torch.stack([base - snntorch_counts(net, spikes, [(net[1], silence_neuron_hook(j))])[:, 0]
-                            for j in range(6)], dim=1)
+    expected = hidden_importance_loop(lambda hooks: snntorch_counts(net, spikes, hooks), net[1], 6, target=0)
     torch.testing.assert_close(result, expected)
     if kind != "rleaky":
         assert expected.abs().sum() > 0
@@ -206,10 +204,7 @@ def test_hidden_importance_on_loop_parallel_and_conv_models_equals_hook_loop():
     parallel = snntorch_parallel([8, 6, 3])
     for net, layer, module in ((loop, "lif1", loop.lif1), (parallel, "0", parallel[0])):
         result = CausalImportance(from_snntorch(net)).explain(spikes, output_neuron=0, layer=layer).importance_map()
-        with torch.no_grad():
-            base = snntorch_counts(net, spikes)[:, 0]
-            expected = torch.stack([base - snntorch_counts(net, spikes, [(module, silence_neuron_hook(j))])[:, 0]
-                                    for j in range(6)], dim=1)
+        expected = hidden_importance_loop(lambda hooks: snntorch_counts(net, spikes, hooks), module, 6, target=0)
         assert expected.abs().sum() > 0
         torch.testing.assert_close(result, expected)
     conv = snntorch_conv()
