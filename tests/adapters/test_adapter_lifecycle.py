@@ -80,6 +80,11 @@ def test_explainers_accept_adapters_and_wrap_bare_stacks():
     explicit = TemporalSaliency(from_snntorch(net)).explain(spikes, output_neuron=0).saliency_map()
     bare = TemporalSaliency(net).explain(spikes, output_neuron=0).saliency_map()
     assert torch.equal(explicit, bare)
+    # The tutorial's keyword form takes an adapter as its run_fn.
+    keyword = TemporalSaliency(run_fn=from_snntorch(net)).explain(spikes, output_neuron=0).saliency_map()
+    assert torch.equal(keyword, explicit) and explicit.abs().sum() > 0
+    importance = CausalImportance(run_fn=from_snntorch(net)).explain(spikes, output_neuron=0, layer="1")
+    assert importance.importance_map().shape == (6,)
     norse_net = norse_mlp([8, 6, 3])
     assert isinstance(as_spiking_model(norse_net, batched=None, n_inputs=8, numpy_io=False).module, type(norse_net))
     assert CausalImportance(norse_net).explain(spikes, layer="1").importance_map().shape == (6,)
