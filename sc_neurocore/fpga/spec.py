@@ -204,7 +204,7 @@ class FixedPointSpec:
 
         Why it holds (no saturation): the hardware computes ``X_t = D (X_{t-1} + s_t) - r_t`` with the floor
         remainder ``0 <= r_t < 2**-F``, so ``X_T = sum_t D**(T-t+1) s_t - sum_t D**(T-t) r_t``; the second sum is
-        below ``2**-F sum_{m<T} D**m``. The float trace differs from the first sum by
+        below ``2**-F sum_{m<T} D**m`` (and 0 when ``D = 1``: the shift then undoes the multiply). The float trace differs from the first sum by
         ``sum_t s_t (d**(T-t+1) - D**(T-t+1))``, at most ``sum_{n=1..T} |d**n - D**n|`` in magnitude.
 
         Args:
@@ -218,7 +218,9 @@ class FixedPointSpec:
         d = torch.tensor(self.decay, dtype=torch.float64)
         fixed = torch.tensor(self.decay_fixed, dtype=torch.float64)
         decay_error = float((d ** steps - fixed ** steps).abs().sum())
-        rounding_error = float((fixed ** (steps - 1)).sum()) / self.spike_increment
+        # With D = 1 the shift undoes the multiply exactly: no floor remainder, no rounding term.
+        exact_shift = self.decay_int == 1 << self.decay_bits
+        rounding_error = 0.0 if exact_shift else float((fixed ** (steps - 1)).sum()) / self.spike_increment
         return decay_error + rounding_error
 
     def importance_error_bound(self, n_steps: int, weights: Tensor) -> Tensor:
