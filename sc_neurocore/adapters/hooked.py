@@ -134,7 +134,8 @@ class HookedModel(nn.Module):
         if not self._layers and self._readout_from_last_layer:
             raise ValueError(f"model: found no neuron layer that {type(module).__name__} calls")
         self.readout = self._choose_readout(readout)
-        self._n_outputs = self._pass(self._probe_input(), None, record=False).outputs.shape[1]
+        with torch.inference_mode():
+            self._n_outputs = self._pass(self._probe_input(), None, record=False).outputs.shape[1]
 
     # -- SpikingModel protocol ------------------------------------------------------------------------
     @property
