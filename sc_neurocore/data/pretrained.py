@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..dynamics import RESET_MECHANISMS
+from ..explain.inputs import as_weight_chain
 from ..loading import load_state_dict
 from ..models import LIFNetwork
 from .digits import SIZES
@@ -142,6 +144,9 @@ def snntorch_sequential(weights: Sequence[Tensor], beta: float | Sequence[float]
         ['Linear', 'Leaky', 'Linear', 'Leaky']
     """
     snn = _import_snntorch()
+    weights = as_weight_chain(weights, "weights")
+    if reset not in RESET_MECHANISMS:
+        raise ValueError(f"reset: expected one of {RESET_MECHANISMS}, got {reset!r}")
     n_layers = len(weights)
     betas = [beta] * n_layers if isinstance(beta, (int, float)) else list(beta)
     thresholds = [threshold] * n_layers if isinstance(threshold, (int, float)) else list(threshold)
@@ -150,7 +155,6 @@ def snntorch_sequential(weights: Sequence[Tensor], beta: float | Sequence[float]
         raise ValueError(f"beta, threshold, biases: expected one value per layer ({n_layers})")
     modules: list[nn.Module] = []
     for index, weight in enumerate(weights):
-        weight = torch.as_tensor(weight)
         bias = biases[index]
         linear = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None, dtype=weight.dtype)
         with torch.no_grad():

@@ -118,8 +118,15 @@ def train(train_images: Tensor, train_labels: Tensor, test: DigitSpikes | tuple[
         raise ValueError(f"encoding: expected one of {ENCODINGS}, got {encoding!r}")
     hidden, epochs, batch_size = (as_positive_int(hidden, "hidden"), as_positive_int(epochs, "epochs"),
                                   as_positive_int(batch_size, "batch_size"))
-    intensities = train_images.reshape(len(train_images), -1).to(torch.float32)
+    if not isinstance(learning_rate, (int, float)) or isinstance(learning_rate, bool) or not 0 < learning_rate < 1e3:
+        raise ValueError(f"learning_rate: expected a positive float, got {learning_rate!r}")
+    if max_batches is not None:
+        max_batches = as_positive_int(max_batches, "max_batches")
+    intensities = torch.as_tensor(train_images).reshape(len(train_images), -1).to(torch.float32)
     labels = torch.as_tensor(train_labels, dtype=torch.long)
+    if labels.shape != (len(intensities),):
+        raise ValueError(f"train_labels: expected one label per image ({len(intensities)},), got shape "
+                         f"{tuple(labels.shape)}")
     n_inputs, n_classes = intensities.shape[1], int(labels.max()) + 1
     test_spikes, test_labels = test[0], test[1]
 

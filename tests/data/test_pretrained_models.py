@@ -104,6 +104,15 @@ def test_bad_arguments():
         to_snntorch(torch.nn.Linear(3, 2))
     with pytest.raises(ValueError, match="spikes"):
         snntorch_spike_counts(torch.nn.Sequential(), torch.zeros(3, 4))
+    require_module("snntorch", "snntorch")
+    from sc_neurocore.data import snntorch_sequential
+
+    with pytest.raises(ValueError, match="weights"):
+        snntorch_sequential([torch.zeros(4, 3), torch.zeros(5, 2)])
+    with pytest.raises(ValueError, match="reset"):
+        snntorch_sequential([torch.zeros(4, 3)], reset="soft")
+    with pytest.raises(ValueError, match="beta"):
+        snntorch_sequential([torch.zeros(4, 3), torch.zeros(3, 2)], beta=[0.9])
 
 
 def test_snntorch_spike_counts_carries_surrogate_gradients():

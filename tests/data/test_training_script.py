@@ -43,3 +43,18 @@ def test_command_line_writes_loadable_weights(tmp_path, capsys):
     accuracy = float((network(test.spikes).argmax(dim=1) == test.labels).to(torch.float64).mean())
     assert abs(accuracy - record["test_accuracy"]) < 1e-6  # the record is measured, not typed
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left behind
+
+
+def test_train_rejects_bad_arguments():
+    import pytest
+
+    images, labels, _ = digit_images("train")
+    test = load_digits("test", n_steps=5)
+    with pytest.raises(ValueError, match="train_labels"):
+        train(images, labels[:-1], (test.spikes, test.labels))
+    with pytest.raises(ValueError, match="learning_rate"):
+        train(images, labels, (test.spikes, test.labels), learning_rate=0.0)
+    with pytest.raises(ValueError, match="encoding"):
+        train(images, labels, (test.spikes, test.labels), encoding="phase")
+    with pytest.raises(ValueError, match="epochs"):
+        train(images, labels, (test.spikes, test.labels), epochs=0)
