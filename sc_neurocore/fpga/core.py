@@ -45,7 +45,13 @@ MAX_LANES = 8
 
 
 def check_geometry(n_inputs, n_outputs, n_steps, lanes, spec) -> None:
-    """Validate the plain-Python sizes of a :class:`TraceExplainer` (shared by the core and the exporter)."""
+    """Validate the plain-Python sizes of a :class:`TraceExplainer` (shared by the core and the exporter).
+
+    Raises:
+        TypeError: a size that is not an int, or ``spec`` that is not a ``FixedPointSpec``.
+        ValueError: a size out of range (``n_inputs`` 1..65535, ``n_outputs`` 1..255, ``n_steps`` 1..65535,
+            ``lanes`` 1..8).
+    """
     for name, value, high in (("n_inputs", n_inputs, 65535), ("n_outputs", n_outputs, 255),
                               ("n_steps", n_steps, 65535), ("lanes", lanes, MAX_LANES)):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool):
@@ -57,18 +63,33 @@ def check_geometry(n_inputs, n_outputs, n_steps, lanes, spec) -> None:
 
 
 def words_per_lane(n_inputs: int, lanes: int) -> int:
-    """``M = ceil(N / L)``: trace words per lane and spike words per timestep."""
+    """``M = ceil(N / L)``: trace words per lane and spike words per timestep.
+
+    Example:
+        >>> words_per_lane(784, 8), words_per_lane(10, 3)
+        (98, 4)
+    """
     return -(-n_inputs // lanes)
 
 
 def cycles_per_step(n_inputs: int, lanes: int) -> int:
-    """Cycles one timestep takes: ``max(M, PIPELINE_DEPTH + 1)``."""
+    """Cycles one timestep takes: ``max(M, PIPELINE_DEPTH + 1)`` (a word is read again only after its write-back).
+
+    Example:
+        >>> cycles_per_step(784, 8), cycles_per_step(8, 8)
+        (98, 4)
+    """
     return max(words_per_lane(n_inputs, lanes), PIPELINE_DEPTH + 1)
 
 
 def cycles_per_run(n_inputs: int, n_steps: int, lanes: int) -> int:
     """Cycles from ``start`` to ``done`` (what the ``cycles`` CSR reports): issue ``T`` timesteps, drain the
-    pipeline after the last word, one cycle to flag ``done``."""
+    pipeline after the last word, one cycle to flag ``done``.
+
+    Example:
+        >>> cycles_per_run(784, 25, 8)
+        2454
+    """
     slots, words = cycles_per_step(n_inputs, lanes), words_per_lane(n_inputs, lanes)
     return max(n_steps * slots, (n_steps - 1) * slots + words + PIPELINE_DEPTH) + 1
 

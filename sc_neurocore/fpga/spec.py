@@ -135,10 +135,12 @@ class FixedPointSpec:
 
     @property
     def weight_min(self) -> int:
+        """The most negative quantised weight, ``-2**(B-1)``."""
         return -(1 << (self.weight_bits - 1))
 
     @property
     def weight_max(self) -> int:
+        """The largest quantised weight, ``2**(B-1) - 1``."""
         return (1 << (self.weight_bits - 1)) - 1
 
     @property
@@ -152,7 +154,18 @@ class FixedPointSpec:
         return 2.0 ** -(self.frac_bits + self.weight_frac_bits)
 
     def with_decay(self, decay: float) -> FixedPointSpec:
-        """The same format with another decay."""
+        """The same widths with another decay.
+
+        Args:
+            decay: the new float decay in ``(0, 1]``.
+
+        Returns:
+            A new :class:`FixedPointSpec` (specs are immutable).
+
+        Example:
+            >>> FixedPointSpec(decay=0.9, frac_bits=8).with_decay(0.5).decay_int
+            16384
+        """
         return FixedPointSpec(decay, self.trace_bits, self.frac_bits, self.decay_bits, self.weight_bits,
                               self.weight_frac_bits)
 
