@@ -51,7 +51,13 @@ def naive_saliency(network: LIFNetwork, spikes: Tensor, output_neuron: int) -> T
         output_neuron: the explained output.
 
     Returns:
-        The ``(T, N)`` saliency map.
+        The ``(T, N)`` saliency map (float64).
+
+    Example:
+        >>> import torch
+        >>> net = LIFNetwork([torch.ones(3, 2)], threshold=1.5)  # fires only on two coincident spikes
+        >>> naive_saliency(net, torch.tensor([[1.0, 0.0, 1.0]]), 0).tolist()
+        [[1.0, 0.0, 1.0]]
     """
     saliency = torch.zeros(spikes.shape, dtype=torch.float64)
     with torch.no_grad():

@@ -431,6 +431,11 @@ def plot_perturbation_curves(curves: Mapping[str, Any], *, ax: Any = None, title
 def save_figure(figure: Any, path: Any, dpi: int = 120) -> None:
     """Write ``figure`` as an image file (format from the suffix) atomically: the file is whole or absent.
 
+    Args:
+        figure: a matplotlib ``Figure``.
+        path: the target file; its folder must exist; ``.png``, ``.svg``, ``.pdf``, ...
+        dpi: resolution of raster formats.
+
     Example:
         >>> import numpy as np, tempfile, pathlib
         >>> folder = pathlib.Path(tempfile.mkdtemp())

@@ -42,6 +42,17 @@ _UBYTE = 0x08
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """An IDX file (``.gz`` or plain) as a ``uint8`` array of the shape its header gives.
 
+    Args:
+        path: the file; gzip is recognised by its magic bytes, not its name.
+
+    Returns:
+        A fresh ``uint8`` array.
+
+    Example:
+        >>> array = read_idx("t10k-labels-idx1-ubyte.gz")  # doctest: +SKIP
+        >>> array.shape, array.dtype  # doctest: +SKIP
+        ((10000,), dtype('uint8'))
+
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file is not an unsigned-byte IDX file, or its size disagrees with its header.
@@ -74,6 +85,14 @@ def read_mnist(images_path: str | os.PathLike, labels_path: str | os.PathLike,
         images_path: the ``*-images-idx3-ubyte[.gz]`` file.
         labels_path: the matching ``*-labels-idx1-ubyte[.gz]`` file.
         limit: keep only the first ``limit`` images (``None``: all).
+
+    Returns:
+        ``(images, labels)``, fresh tensors.
+
+    Example:
+        >>> images, labels = read_mnist("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")  # doctest: +SKIP
+        >>> images.shape  # doctest: +SKIP
+        torch.Size([60000, 28, 28])
     """
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):

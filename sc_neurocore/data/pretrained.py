@@ -197,7 +197,18 @@ def to_snntorch(network: LIFNetwork, spike_grad: Any = None) -> nn.Sequential:
 
 
 def reset_snntorch(network: nn.Module) -> None:
-    """Zero the hidden membrane of every snnTorch neuron in ``network`` (call before each new sequence)."""
+    """Zero the hidden membrane of every snnTorch neuron in ``network`` (call before each new sequence).
+
+    Args:
+        network: a module holding snnTorch neurons built with ``init_hidden=True``.
+
+    Example:
+        >>> net = pretrained_snntorch(8)
+        >>> _ = net(torch.ones(2, 64))
+        >>> reset_snntorch(net)
+        >>> float(net[1].mem.abs().sum())
+        0.0
+    """
     snn = _import_snntorch()
     for module in network.modules():
         if isinstance(module, snn.SpikingNeuron) and hasattr(module, "reset_mem"):

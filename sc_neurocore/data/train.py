@@ -76,7 +76,22 @@ def round_to_grid(weight: Tensor, fraction_bits: int = WEIGHT_FRACTION_BITS) -> 
 
 
 def accuracy(network: Any, spikes: Tensor, labels: Tensor) -> float:
-    """Share of samples whose largest output (ties: lowest index) is the label."""
+    """Share of samples whose largest output (ties: lowest index) is the label.
+
+    Args:
+        network: a batched model ``(B, T, N) -> (B, C)``.
+        spikes: ``(B, T, N)`` inputs.
+        labels: ``(B,)`` classes.
+
+    Returns:
+        The accuracy in ``[0, 1]``.
+
+    Example:
+        >>> from sc_neurocore.data import load_digits, pretrained_network
+        >>> test = load_digits("test")
+        >>> accuracy(pretrained_network(8), test.spikes, test.labels) >= 0.9
+        True
+    """
     with torch.no_grad():
         return float((network(spikes).argmax(dim=1) == labels).to(torch.float64).mean())
 
@@ -164,7 +179,26 @@ def train(train_images: Tensor, train_labels: Tensor, test: DigitSpikes | tuple[
 
 
 def save(result: TrainingResult, folder: str | Path, name: str, config: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``folder/name.safetensors`` (the network's ``state_dict``) and ``folder/name.json``, atomically."""
+    """Write ``folder/name.safetensors`` (the network's ``state_dict``) and ``folder/name.json``, atomically.
+
+    Args:
+        result: what :func:`train` returned.
+        folder: the output folder (created if missing).
+        name: the file name stem (``digits8`` for the shipped 8x8 model).
+        config: what to record beside the measured accuracy, loss and time (hyperparameters, command).
+
+    Returns:
+        The paths of the weights and of the record.
+
+    Example:
+        >>> import tempfile
+        >>> from sc_neurocore.data import load_digits
+        >>> from sc_neurocore.data.digits import digit_images
+        >>> images, labels, _ = digit_images("train")
+        >>> result = train(images, labels, load_digits("test")[:2], epochs=1, max_batches=1)
+        >>> [path.name for path in save(result, tempfile.mkdtemp(), "digits8", {"seed": 0})]
+        ['digits8.safetensors', 'digits8.json']
+    """
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -182,6 +216,7 @@ def save(result: TrainingResult, folder: str | Path, name: str, config: dict[str
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m sc_neurocore.data.train`` (every :func:`train` option)."""
     parser = argparse.ArgumentParser(prog="python -m sc_neurocore.data.train", description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, choices=(8, 28), default=8, help="8x8 digits or the 28x28 variant")
     parser.add_argument("--out", default=".", help="folder for digits{size}.safetensors and .json")
@@ -204,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train, evaluate once on the test split and write the weights and their record; returns 0."""
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)  # small per-step ops: one thread is fastest and the result does not vary
     mnist = [args.mnist_images, args.mnist_labels, args.mnist_test_images, args.mnist_test_labels]
