@@ -123,3 +123,21 @@ def test_command_rejects_bad_arguments(tmp_path, capsys):
     assert cli_main(["quality", "--samples", "0"]) == 2
     assert "--samples" in capsys.readouterr().err
     assert cli_main(["quality", "--samples", "2", "--out", str(tmp_path / "missing" / "q.md")]) == 2
+
+
+def test_spearman_ceiling_is_the_best_tie_free_agreement():
+    net, spikes = _net(), _spikes((3, 12, 12), seed=5)
+    targets = net(spikes).argmax(dim=1)
+    ceiling, zero_share = quality.spearman_ceiling(net, spikes, targets, seed=2)
+    from sc_neurocore.explain import TemporalSaliency
+
+    exact = TemporalSaliency(net).explain(spikes, targets).saliency_map()
+    # any other tie-breaking that keeps distinct values in order reaches the same value
+    by_position = exact + 1e-3 * torch.arange(exact[0].numel(), dtype=exact.dtype).reshape(exact[0].shape) / exact[0].numel()
+    assert ceiling == pytest.approx(float(spearman(by_position, exact, spikes).nanmean()))
+    for seed in range(5):  # and no tie-free map does better
+        other = torch.rand(spikes.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        assert float(spearman(other, exact, spikes).nanmean()) <= ceiling + 1e-12
+    spiking = spikes != 0
+    assert zero_share == pytest.approx(float(((exact == 0) & spiking).sum() / spiking.sum()))
+    assert 0 < zero_share < 1
