@@ -11,11 +11,12 @@ Which one a callable is is said explicitly (``batched=``), never guessed by call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 class FunctionModel:
@@ -57,9 +58,10 @@ class FunctionModel:
         if silence:
             raise ValueError(f"layer: a plain callable exposes no neuron layers to silence (asked for "
                              f"{sorted(silence)}); wrap the network with sc_neurocore.adapters")
-        if self.batched:
-            return self.fn(self._convert(spikes))
-        rows = [_as_row_output(self.fn(self._convert(row)), index) for index, row in enumerate(spikes)]
+        with _module_session(self.fn):
+            if self.batched:
+                return self.fn(self._convert(spikes))
+            rows = [_as_row_output(self.fn(self._convert(row)), index) for index, row in enumerate(spikes)]
         shapes = sorted({tuple(row.shape) for row in rows})
         if len(shapes) > 1:
             raise ValueError(f"run_fn: expected the same output shape for every sample, got {shapes}")
@@ -67,6 +69,38 @@ class FunctionModel:
 
     def _convert(self, spikes: Tensor):
         return spikes.detach().cpu().numpy() if self.numpy_io else spikes
+
+
+@contextlib.contextmanager
+def _module_session(fn: Callable) -> Iterator[None]:
+    """For an ``nn.Module``: eval mode during the call, and its flags, buffers and tensor attributes put
+    back afterwards.
+
+    Explaining runs a model thousands of times. A module that keeps state between timesteps in a buffer or
+    attribute, or one left in training mode (dropout, BatchNorm updating its running statistics), must
+    neither change its results from call to call nor come back changed to its owner.
+    """
+    if not isinstance(fn, nn.Module):
+        yield
+        return
+    modules = list(fn.modules())
+    training = [module.training for module in modules]
+    buffers = [(module, name, value, value.clone()) for module in modules
+               for name, value in module._buffers.items() if value is not None]
+    attributes = [(module, name, value) for module in modules for name, value in vars(module).items()
+                  if isinstance(value, Tensor)]
+    try:
+        fn.eval()
+        yield
+    finally:
+        for module, flag in zip(modules, training):
+            module.training = flag
+        for module, name, original, values in buffers:
+            if original.shape == values.shape:  # undo in-place updates too (BatchNorm's running statistics)
+                original.copy_(values)
+            module._buffers[name] = original
+        for module, name, original in attributes:
+            setattr(module, name, original)
 
 
 def _as_row_output(value, index: int) -> Tensor:
