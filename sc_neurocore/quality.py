@@ -450,7 +450,49 @@ def report(args: argparse.Namespace) -> str:
         format_targets(targets_met),
         "",
     ]
+    notes = explain_misses(rows, ceiling)
+    if notes:
+        lines += ["## Why a target is missed", "", *notes, ""]
     return "\n".join(lines)
+
+
+def explain_misses(rows: list[MethodScores], ceiling: float) -> list[str]:
+    """Markdown bullet notes on what this run's rows miss and why (empty when nothing is missed).
+
+    Example:
+        >>> rows = [MethodScores(GATED, 2.0, 9.0, 0.2, 0.1), MethodScores(RANDOM, 5.0, 5.0, 0.0, 0.1)]
+        >>> explain_misses(rows, ceiling=0.5)[0].startswith("- Spearman >= 0.6 is out of reach")
+        True
+    """
+    by_name = {row.method: row for row in rows}
+    rivals = [name for name in (*CAPTUM_METHODS, TSA_S, TSA_NS, RANDOM) if name in by_name]
+    notes = []
+    gated = by_name.get(GATED)
+    gradient = [by_name[name].spearman for name in CAPTUM_METHODS if name in by_name]
+    best_gradient = max(gradient) if gradient else math.nan
+    if gated is not None and gated.spearman < 0.6:
+        if ceiling < 0.6:
+            notes.append(f"- Spearman >= 0.6 is out of reach for every method that scores spikes without ties: "
+                         f"the ceiling above is {_number(ceiling)}. The gated rule reaches {_number(gated.spearman)}, "
+                         f"the best gradient method {_number(best_gradient)}. "
+                         "Spike-count saliency is an integer that is 0 for most spikes; the rank agreement is "
+                         "dominated by that tie, not by the order of the spikes that matter.")
+        else:
+            notes.append(f"- The gated rule's Spearman with exact saliency is {_number(gated.spearman)}, below 0.6 "
+                         f"although a tie-free map could reach {_number(ceiling)}.")
+    if gated is not None:
+        beaten_by = [name for name in rivals if by_name[name].deletion_auc <= gated.deletion_auc]
+        if beaten_by:
+            notes.append(f"- The gated rule's deletion AUC {_number(gated.deletion_auc)} is not below that of "
+                         f"{', '.join(beaten_by)}.")
+    tutorial = by_name.get(GATED_TUTORIAL)
+    if tutorial is not None:
+        beaten_by = [name for name in rivals if by_name[name].deletion_auc <= tutorial.deletion_auc]
+        if beaten_by:
+            notes.append(f"- With the tutorial's decay 0.9 the gated rule's deletion AUC ({_number(tutorial.deletion_auc)}) "
+                         f"is not below that of {', '.join(beaten_by)}: the factor 0.9^(T-t) discounts early spikes, "
+                         "which a spike-count readout counts as much as late ones. Decay 1 matches this readout.")
+    return notes
 
 
 def main(args: argparse.Namespace) -> int:

@@ -141,3 +141,16 @@ def test_spearman_ceiling_is_the_best_tie_free_agreement():
     spiking = spikes != 0
     assert zero_share == pytest.approx(float(((exact == 0) & spiking).sum() / spiking.sum()))
     assert 0 < zero_share < 1
+
+
+def test_misses_are_explained_only_when_missed():
+    rivals = [*quality.CAPTUM_METHODS, quality.TSA_S, quality.TSA_NS, quality.RANDOM]
+    good = [_row(quality.GATED, 2.0, 0.7)] + [_row(name, 3.0, 0.1) for name in rivals]
+    assert quality.explain_misses(good, ceiling=0.9) == []
+    bad = [_row(quality.GATED, 3.5, 0.3), _row(quality.GATED_TUTORIAL, 4.0, 0.3)] + [_row(n, 3.0, 0.1) for n in rivals]
+    notes = quality.explain_misses(bad, ceiling=0.5)
+    assert len(notes) == 3
+    assert "0.500" in notes[0] and "out of reach" in notes[0]
+    assert all(name in notes[1] for name in rivals)
+    assert "decay 0.9" in notes[2]
+    assert "below 0.6 although" in quality.explain_misses(bad, ceiling=0.9)[0]
