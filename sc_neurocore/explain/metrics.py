@@ -203,8 +203,10 @@ def perturbation_curve(model: Any, input_spikes: Any, scores: Any, output_neuron
         start, stop = k, torch.full_like(k, n_steps * n_inputs)
     plan = Silencing(INPUT_LAYER, sample, ranks, start, stop)
     with torch.inference_mode():
-        outputs = execute(flat_model, flat_spikes, plan, max_memory=max_memory)
-    targets = as_targets(output_neuron, n_samples, outputs.shape[1], spikes.device)
+        # The unperturbed outputs first (B rows): they say C, so bad targets fail before the plan runs.
+        n_outputs = execute(flat_model, flat_spikes, None, max_memory=max_memory).shape[1]
+        targets = as_targets(output_neuron, n_samples, n_outputs, spikes.device)
+        outputs = execute(flat_model, flat_spikes, plan, max_memory=max_memory, n_outputs=n_outputs)
     values = target_column(outputs, targets[sample]).reshape(n_samples, n_points).to(torch.float64)
     auc = torch.trapezoid(values, fractions, dim=1)
     return Curve(kind, fractions.clone(), values.clone(), counts.clone(), auc.clone())
