@@ -73,3 +73,12 @@ def test_demo_runs_into_a_folder(tmp_path, capsys):
 def test_demo_rejects_bad_arguments(tmp_path, capsys):
     assert cli_main(["demo", "--out", str(tmp_path), "--samples", "0"]) == 2
     assert "samples" in capsys.readouterr().err
+
+
+def test_docstring_examples():
+    import doctest
+
+    import sc_neurocore.demo
+
+    result = doctest.testmod(sc_neurocore.demo)
+    assert result.attempted > 0 and result.failed == 0
