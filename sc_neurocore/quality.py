@@ -399,7 +399,12 @@ def report(args: argparse.Namespace) -> str:
     from .data.pretrained import model_config, pretrained_network
 
     torch.manual_seed(args.seed)
+    # Every option is checked before the minutes of work it would otherwise fail at the end of.
     samples = as_positive_int(args.samples, "--samples")
+    for option in ("ig_steps", "planted_train", "planted_eval"):
+        as_positive_int(getattr(args, option), "--" + option.replace("_", "-"))
+    if as_positive_int(args.points, "--points") < 2:
+        raise ValueError(f"--points: expected at least 2 (the curve's two ends), got {args.points}")
     network = pretrained_network(8)
     test = load_digits("test")
     spikes = test.spikes[:samples]

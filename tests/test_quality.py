@@ -123,6 +123,10 @@ def test_command_rejects_bad_arguments(tmp_path, capsys):
     assert cli_main(["quality", "--samples", "0"]) == 2
     assert "--samples" in capsys.readouterr().err
     assert cli_main(["quality", "--samples", "2", "--out", str(tmp_path / "missing" / "q.md")]) == 2
+    assert "--out" in capsys.readouterr().err
+    for option, value in (("--points", "1"), ("--ig-steps", "0"), ("--planted-train", "-3"), ("--planted-eval", "0")):
+        assert cli_main(["quality", option, value]) == 2
+        assert option in capsys.readouterr().err
 
 
 def test_spearman_ceiling_is_the_best_tie_free_agreement():
