@@ -28,6 +28,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if not target.parent.is_dir():
         raise FileNotFoundError(f"path: the folder {str(target.parent)!r} does not exist")
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # mkstemp makes the file private (0600); a published file gets the permissions open() would give it.
+    os.fchmod(handle, 0o666 & ~_current_umask())
     os.close(handle)
     temporary_path = Path(temporary)
     try:
@@ -39,6 +41,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # Reached with the file still there only when the body raised (KeyboardInterrupt included).
         with contextlib.suppress(FileNotFoundError):
             temporary_path.unlink()
+
+
+def _current_umask() -> int:
+    # Linux reports the umask without changing it; elsewhere set-and-restore (briefly process-wide).
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
