@@ -18,6 +18,7 @@ once per removed spike (after checking both give the same map), runs the tutoria
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
 
@@ -148,9 +149,14 @@ def _run(args: argparse.Namespace) -> int:
 
     # -- faithfulness -------------------------------------------------------------------------------------
     n_faithful = min(n_faithful, len(test.labels))
-    rows = faithfulness_rows(network, test.spikes[:n_faithful], predicted[:n_faithful], n_points=21, seed=0)
+    # Captum's rows differentiate through the snnTorch twin: without snnTorch the table keeps our own rows.
+    captum = importlib.util.find_spec("snntorch") is not None
+    rows = faithfulness_rows(network, test.spikes[:n_faithful], predicted[:n_faithful], captum=captum,
+                             n_points=21, seed=0)
     _section(f"Faithfulness on {n_faithful} test digits (`sc-neurocore quality` prints the full report)")
     print(format_table(rows))
+    if not captum:
+        print("(Captum rows left out: they need snnTorch, pip install 'sc-neurocore[snntorch]')")
 
     # -- speed-up over the naive loop ---------------------------------------------------------------------
     one = spikes[0]
