@@ -34,6 +34,7 @@ per row chunk the replay states. Both are sized from ``max_memory`` (see :func:`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -45,6 +46,8 @@ from .batched import _progress_bar
 from .budget import default_max_memory
 from .plans import Silencing, SpikeRemovals
 from .threads import step_block_rows, thread_policy
+
+logger = logging.getLogger(__name__)
 
 #: Readouts of the output layer, named as the adapters name them (:mod:`sc_neurocore.adapters.readout`):
 #: spike count, spike rate (count / T), membrane at the last step, maximum membrane over time.
@@ -425,13 +428,26 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                     continue
                 chunk_spikes = x[start:start + samples]
                 _, baseline = stack_forward(stack, chunk_spikes, record=True)
-                for row_start in range(lo, hi, rows_chunk):
+                row_start = lo
+                while row_start < hi:
                     picked = sample_order[row_start:min(row_start + rows_chunk, hi)]
                     sub = _take(plan, picked, start, start + samples)
                     feeding = (lambda lvl: chunk_spikes if lvl == 0 else baseline.spikes[lvl - 1])
-                    rows = translate(stack, chunk_spikes, sub, feeding)
-                    outputs[picked] = replay(stack, chunk_spikes, baseline, rows)
+                    try:
+                        rows = translate(stack, chunk_spikes, sub, feeding)
+                        outputs[picked] = replay(stack, chunk_spikes, baseline, rows)
+                    except torch.cuda.OutOfMemoryError:
+                        # As the generic path does: halve the rows per replay and retry; at one row, give up
+                        # (raise) rather than return a partial result.
+                        if rows_chunk == 1:
+                            raise
+                        rows_chunk = max(1, rows_chunk // 2)
+                        logger.warning("CUDA out of memory: halving the incremental replay chunk to %d rows and "
+                                       "retrying", rows_chunk)
+                        torch.cuda.empty_cache()
+                        continue
                     bar.update(picked.shape[0])
+                    row_start += picked.shape[0]
     finally:
         bar.close()
     return outputs
