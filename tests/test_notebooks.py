@@ -34,7 +34,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     nbclient = require_module("nbclient", "dev")
     require_module("ipykernel", "dev")
     notebook = _read(path)
-    # A notebook may say what it needs: {"sc_neurocore": {"requires_tools": [...], "requires_modules": {module: extra}}}
+    # A notebook may say what it needs and how long a cell may take: {"sc_neurocore": {"requires_tools": [...],
+    # "requires_modules": {module: extra}, "cell_timeout": seconds}}
     needs = notebook.metadata.get("sc_neurocore", {})
     if needs.get("requires_tools"):
         require_tool(*needs["requires_tools"])
@@ -42,7 +43,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         require_module(module, extra)
     # Files a notebook writes land in tmp_path, the kernel's working folder; figures render inline as PNG.
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
+    timeout = int(needs.get("cell_timeout", CELL_TIMEOUT))
+    client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     images = sum("image/png" in output.get("data", {}) for cell in notebook.cells if cell.cell_type == "code"
