@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from .atomic import atomic_write
 from .explain import SpikeAttributor, TemporalSaliency
-from .explain.inputs import as_positive_int
+from .inputs import as_positive_int
 from .explain.metrics import (Curve, PlantedTask, deletion_curve, insertion_curve, planted_pattern_task,
                               precision_at_k, spearman)
 from .explain.tsa import TemporalSpikeAttribution
@@ -140,6 +140,14 @@ def explanation_methods(network: LIFNetwork, *, gradient_model: nn.Module | None
 
     Returns:
         An ordered dict, our methods first.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 3)])
+        >>> methods = explanation_methods(net, captum=False)
+        >>> methods[GATED](torch.ones(2, 5, 8), torch.tensor([0, 1])).shape
+        torch.Size([2, 5, 8])
     """
     beta = network.betas[0]
     methods: dict[str, ScoreFunction] = {
@@ -308,8 +316,20 @@ def planted_rows(*, n_train: int = 768, n_eval: int = 64, captum: bool = True, i
                  seed: int = 0) -> PlantedRun:
     """Train a network on the planted task, explain ``n_eval`` held-out samples' true class, score precision@k.
 
+    Args:
+        n_train: training samples of the task (:data:`PLANTED_OPTIONS`).
+        n_eval: held-out samples explained.
+        captum: include the Captum rows.
+        ig_steps: Integrated Gradients steps.
+        seed: seed of the task, the training and the random order.
+
     Returns:
         A :class:`PlantedRun` (rows in :func:`explanation_methods` order, the network's held-out accuracy).
+
+    Example:
+        >>> run = planted_rows(n_train=64, n_eval=4, captum=False)
+        >>> run.rows[0].method, 0.0 <= run.rows[0].precision <= 1.0
+        ('SpikeAttributor gated (decay 1)', True)
     """
     n_train, n_eval = as_positive_int(n_train, "n_train"), as_positive_int(n_eval, "n_eval")
     task = planted_pattern_task(n_train + n_eval, seed=seed, **PLANTED_OPTIONS)
@@ -326,7 +346,20 @@ def planted_rows(*, n_train: int = 768, n_eval: int = 64, captum: bool = True, i
 
 
 def check_targets(rows: list[MethodScores], planted: list[PlantedScores] | None = None) -> list[Target]:
-    """The project's faithfulness targets, checked against this run's rows."""
+    """The project's faithfulness targets, checked against this run's rows.
+
+    Args:
+        rows: the faithfulness table.
+        planted: the planted-pattern table, if run.
+
+    Returns:
+        One :class:`Target` per target whose methods are in the rows.
+
+    Example:
+        >>> rows = [MethodScores(GATED, 2.0, 9.0, 0.7, 0.1), MethodScores(RANDOM, 5.0, 5.0, 0.0, 0.1)]
+        >>> [t.met for t in check_targets(rows)]
+        [False, True]
+    """
     by_name = {row.method: row for row in rows}
     targets = []
     gated = by_name.get(GATED)
@@ -372,14 +405,24 @@ def format_table(rows: list[MethodScores]) -> str:
 
 
 def format_planted(rows: list[PlantedScores]) -> str:
-    """The planted-pattern table as Markdown."""
+    """The planted-pattern table as Markdown.
+
+    Example:
+        >>> print(format_planted([PlantedScores("random order", 0.02, 0.001)]).splitlines()[2])
+        | random order | 0.020 | 0.001 |
+    """
     lines = ["| method | precision@k of planted spikes | seconds |", "|---|---:|---:|"]
     lines += [f"| {row.method} | {_number(row.precision)} | {_number(row.seconds)} |" for row in rows]
     return "\n".join(lines)
 
 
 def format_targets(targets: list[Target]) -> str:
-    """The targets as a Markdown list, each marked met or MISSED."""
+    """The targets as a Markdown list, each marked met or MISSED.
+
+    Example:
+        >>> print(format_targets([Target("something", False, "0.1")]))
+        - MISSED: something (0.1)
+    """
     return "\n".join(f"- {'met' if t.met else 'MISSED'}: {t.description} ({t.detail})" for t in targets)
 
 

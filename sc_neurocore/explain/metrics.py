@@ -42,7 +42,7 @@ from ..engine import execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing
 from ..protocol import INPUT_LAYER, Recording, SpikingModel
-from .inputs import as_fraction, as_positive_int, as_spikes, as_targets, as_tensor
+from ..inputs import as_fraction, as_positive_int, as_spikes, as_targets, as_tensor
 from .perturbation import _check_inputs_fit, target_column
 
 CURVE_KINDS = ("deletion", "insertion")
@@ -70,6 +70,19 @@ def as_scores(scores: Any, shape: tuple[int, ...], name: str = "scores") -> Tens
     """A score map of the same shape as the spikes (``(T, N)`` for one sample), as a float tensor ``(B, T, N)``.
 
     Accepts a tensor, an array, or a result of ours (``AttributionResult``, ``SaliencyResult``).
+
+    Args:
+        scores: the score map or result.
+        shape: the spikes' ``(B, T, N)``.
+        name: the argument name for error messages.
+
+    Returns:
+        A float32 (float64 kept) tensor ``(B, T, N)``.
+
+    Example:
+        >>> import numpy as np
+        >>> as_scores(np.ones((4, 3)), (1, 4, 3)).shape
+        torch.Size([1, 4, 3])
     """
     for accessor in ("attribution_map", "saliency_map"):
         if hasattr(scores, accessor):
@@ -92,6 +105,18 @@ def spike_ranks(spikes: Tensor, scores: Tensor) -> Tensor:
 
     Spikes come first, by descending score, ties by flat index ``(t, neuron)``; entries without a spike
     come after every spike, so a prefix of length ``k <= n_spikes`` holds spikes only.
+
+    Args:
+        spikes: ``(B, T, N)``.
+        scores: ``(B, T, N)`` float.
+
+    Returns:
+        ``(B, T * N)`` long: rank of each flat entry ``t * N + neuron``.
+
+    Example:
+        >>> import torch
+        >>> spike_ranks(torch.tensor([[[1.0, 0.0, 1.0]]]), torch.tensor([[[1.0, 5.0, 2.0]]])).tolist()
+        [[1, 2, 0]]
     """
     flat_spikes = spikes.reshape(spikes.shape[0], -1) != 0
     flat_scores = scores.reshape(scores.shape[0], -1).to(torch.float64)
