@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .explain import CausalImportance, SpikeAttributor, TemporalSaliency
-from .explain.inputs import as_positive_int
+from .inputs import as_positive_int
 from .models import LIFNetwork
 
 #: Robustness: how much accuracy may drop (as a share of the unsilenced accuracy) while neurons are silenced.

@@ -47,7 +47,7 @@ from .adapters import as_spiking_model
 from .atomic import atomic_path, atomic_write
 from .engine import execute
 from .explain import CausalImportance, SpikeAttributor, TemporalSaliency
-from .explain.inputs import as_positive_int, as_spikes, as_targets
+from .inputs import as_positive_int, as_spikes, as_targets
 from .explain.perturbation import PerturbationExplainer
 from .protocol import INPUT_LAYER
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .dynamics import RESET_MECHANISMS, LIFParameters, LIFState, lif_initial_state, lif_step
+from .inputs import as_tensor, as_weight_chain
 from .protocol import LayerRecord, Recording
 
 
@@ -48,8 +49,6 @@ class LIFNetwork(nn.Module):
                  threshold: float | Sequence[float] = 1.0, reset: str = "subtract",
                  biases: Sequence | None = None) -> None:
         super().__init__()
-        from .explain.inputs import as_weight_chain  # validation lives with the other input checks
-
         chain = as_weight_chain(weights, name="weights")
         n_layers = len(chain)
         if reset not in RESET_MECHANISMS:
@@ -114,8 +113,6 @@ class LIFNetwork(nn.Module):
 
     @torch.no_grad()
     def _simulate(self, spikes: Tensor, silence: Mapping[str, Tensor] | None, record: bool) -> Recording:
-        from .explain.inputs import as_tensor
-
         # The explainers validate their inputs; a direct call (net(spikes)) must not silently drop an
         # imaginary part or read a meta tensor either.
         spikes = as_tensor(spikes, "spikes")[0]
@@ -134,7 +131,7 @@ class LIFNetwork(nn.Module):
             if bias is not None:
                 currents = currents + bias
             params = self.layer_params(index)
-            state = lif_initial_state(currents[:, 0])
+            state = lif_initial_state(currents.new_zeros(currents.shape[0], currents.shape[2]))
             out_spikes, membranes = [], []
             for t in range(currents.shape[1]):
                 s, state = lif_step(currents[:, t], state, params)

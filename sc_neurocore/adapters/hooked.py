@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from ..protocol import LayerRecord, Recording
+from ..inputs import REAL_DTYPES
 from .readout import MEMBRANE_READOUTS, apply_readout, check_readout
 
 #: ``split(module, args, output) -> Emitted``: a framework's neuron output taken apart.
@@ -95,6 +96,9 @@ class NeuronLayer(NamedTuple):
 _PROBE_BATCH, _PROBE_STEPS = 2, 3
 
 
+_ABSENT = object()
+
+
 class HookedModel(nn.Module):
     """Base of the framework adapters: a :class:`~sc_neurocore.protocol.SpikingModel` around a module.
 
@@ -109,7 +113,8 @@ class HookedModel(nn.Module):
         readout: one of :data:`~sc_neurocore.adapters.readout.READOUTS`, or ``None`` for the subclass's
             default.
         time_first: whether :meth:`_drive` receives ``(T, B, ...)`` (else ``(B, T, ...)``).
-        state_buffers: ``(submodule, buffer name)`` pairs holding neuron state on the module.
+        state_buffers: ``(submodule, attribute name)`` pairs holding neuron state on the module; each is
+            emptied before a call and restored (or removed, if the call created it) after it.
     """
 
     #: Whether the readout is taken from the last neuron layer's hook (stacks) or from what
@@ -231,8 +236,14 @@ class HookedModel(nn.Module):
     def _checked(self, spikes: Any) -> Tensor:
         if not isinstance(spikes, Tensor):
             raise TypeError(f"spikes: expected a torch.Tensor (B, T, N), got {type(spikes).__name__}")
+        if spikes.is_complex() or spikes.dtype not in REAL_DTYPES:
+            raise TypeError(f"spikes: expected a real dtype (bool, int or float), got {spikes.dtype}")
         if spikes.ndim != 3 or spikes.shape[2] != self.n_inputs or spikes.shape[1] < 1:
             raise ValueError(f"spikes: expected shape (B, T, {self.n_inputs}) with T >= 1, got {tuple(spikes.shape)}")
+        device = _reference_tensor(self.module).device
+        if spikes.device != device:
+            raise ValueError(f"spikes: on {spikes.device} but the model is on {device}; move one of them "
+                             f"(e.g. spikes.to('{device}'))")
         return spikes
 
     def _probe_input(self) -> Tensor:
@@ -250,13 +261,14 @@ class HookedModel(nn.Module):
     def _session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
         """Eval mode, empty neuron state and ``hooks`` for one call; everything restored on exit."""
         training = [(module, module.training) for module in self.module.modules()]
-        saved = [(module, name, getattr(module, name)) for module, name in self._state_buffers]
+        saved = [(module, name, getattr(module, name, _ABSENT)) for module, name in self._state_buffers]
         handles = []
         try:
             self.module.eval()
             for module, name, tensor in saved:
                 # snnTorch re-creates a state whose shape differs from its input as zeros of the input's shape.
-                setattr(module, name, tensor.new_zeros(0))
+                if isinstance(tensor, Tensor):
+                    setattr(module, name, tensor.new_zeros(0))
             for module, hook in hooks:
                 handles.append(module.register_forward_hook(hook))
             yield
@@ -264,7 +276,10 @@ class HookedModel(nn.Module):
             for handle in handles:
                 handle.remove()
             for module, name, tensor in saved:
-                setattr(module, name, tensor)
+                if tensor is not _ABSENT:
+                    setattr(module, name, tensor)
+                elif name in vars(module):  # state the call created (snnTorch's `reset`): not the user's
+                    delattr(module, name)
             for module, flag in training:
                 module.training = flag
 

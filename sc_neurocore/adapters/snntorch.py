@@ -113,6 +113,8 @@ def state_buffers(model: nn.Module) -> list[tuple[nn.Module, str]]:
         if is_snntorch_neuron(module):
             own = dict(module.named_buffers(recurse=False))
             pairs += [(module, name) for name in STATE_BUFFERS if isinstance(own.get(name), Tensor)]
+            # `reset` is a plain attribute snnTorch (re)creates on every step: restore or remove it too.
+            pairs.append((module, "reset"))
     return pairs
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..explain.inputs import as_positive_int
+from ..inputs import as_positive_int
 from .encoding import encode
 
 SPLITS: tuple[str, ...] = ("train", "test")

@@ -22,7 +22,7 @@ import numbers
 import torch
 from torch import Tensor
 
-from ..explain.inputs import as_positive_int
+from ..inputs import as_positive_int
 
 ENCODINGS: tuple[str, ...] = ("rate", "latency")
 

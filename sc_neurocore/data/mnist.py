@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..explain.inputs import as_positive_int
+from ..inputs import as_positive_int
 from .digits import DEFAULT_STEPS, DigitSpikes
 from .encoding import encode
 

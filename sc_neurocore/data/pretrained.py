@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..dynamics import RESET_MECHANISMS
-from ..explain.inputs import as_weight_chain
+from ..inputs import as_weight_chain
 from ..loading import load_state_dict
 from ..models import LIFNetwork
 from .digits import SIZES

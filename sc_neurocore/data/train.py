@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..atomic import atomic_path, atomic_write
-from ..explain.inputs import as_positive_int
+from ..inputs import as_positive_int
 from ..models import LIFNetwork
 from .digits import DEFAULT_STEPS, DigitSpikes, digit_images, load_digits
 from .encoding import ENCODINGS, encode

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ..dynamics import decay_weights
 from ..protocol import SpikingModel
-from .inputs import as_fraction, as_spikes, as_targets, as_weight_chain
+from ..inputs import as_fraction, as_spikes, as_targets, as_weight_chain
 from .results import AttributionResult
 
 MODES = ("linear", "gated")

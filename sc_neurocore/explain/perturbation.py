@@ -18,7 +18,7 @@ from ..engine import execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing, SpikeRemovals
 from ..protocol import SpikingModel
-from .inputs import SpikeBatch, as_spikes
+from ..inputs import SpikeBatch, as_spikes
 
 
 class Prepared(NamedTuple):

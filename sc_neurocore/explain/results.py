@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .inputs import as_fraction, as_positive_int, give_back
+from ..inputs import as_fraction, as_positive_int, give_back
 
 TopK = list[tuple[int, int, float]]
 

@@ -19,7 +19,7 @@ import numbers
 import torch
 
 from ..engine.plans import remove_each_spike
-from .inputs import as_targets
+from ..inputs import as_targets
 from .perturbation import PerturbationExplainer, target_column
 from .results import SaliencyResult
 

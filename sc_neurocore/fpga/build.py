@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..atomic import atomic_path, atomic_write
-from ..explain.inputs import as_positive_int
+from ..inputs import as_positive_int
 from .soc import Board, board_soc, get_board
 
 #: Base name of every file the toolchain writes.

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..explain.inputs import as_spikes, as_targets, as_weight_chain
+from ..inputs import as_spikes, as_targets, as_weight_chain
 from ..explain.results import AttributionResult
 from .reference import (as_spike_bits, importance_from_word, quantized_weight_matrix, spike_contributions,
                         spike_memory_words, weight_memory_words)

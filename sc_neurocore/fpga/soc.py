@@ -18,7 +18,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..explain.inputs import as_positive_int
+from ..inputs import as_positive_int
 
 #: Name of the explainer in the SoC: its registers appear in ``csr.csv`` as ``explainer_<name>``.
 CORE_NAME = "explainer"

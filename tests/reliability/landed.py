@@ -123,13 +123,9 @@ def _adapter_cases() -> list[Case]:
              lambda: saliency(snntorch_adapter().to("meta")).explain(x()), ValueError,
              ("input_spikes", "model is on meta"), needs=SNNTORCH),
         Case("adapter-run-complex", run, "complex spikes given to an adapter directly",
-             lambda: snntorch_adapter().run(x().to(torch.complex64)), TypeError, ("spikes", "real"), needs=SNNTORCH,
-             gap="adapters/hooked.py HookedModel._checked does not check the dtype: torch drops the imaginary part "
-                 "with a warning and a result comes back (the explainers reject complex input before the adapter)"),
+             lambda: snntorch_adapter().run(x().to(torch.complex64)), TypeError, ("spikes", "real"), needs=SNNTORCH),
         Case("adapter-run-meta", run, "spikes on the 'meta' device given to an adapter directly",
-             lambda: snntorch_adapter().run(x().to("meta")), ValueError, ("spikes", "meta"), needs=SNNTORCH,
-             gap="adapters/hooked.py copies the input to the module's device without checking it: torch raises "
-                 "NotImplementedError 'Cannot copy out of meta tensor' from deep inside the forward"),
+             lambda: snntorch_adapter().run(x().to("meta")), ValueError, ("spikes", "meta"), needs=SNNTORCH),
         Case("adapter-zeros", f"{S}.explain", "all-zero input_spikes through an snnTorch adapter (legal)",
              lambda: saliency(snntorch_adapter()).explain(zeros()),
              outcome="saliency 0 everywhere, no spike tested", check=_zero_saliency_adapter, needs=SNNTORCH),

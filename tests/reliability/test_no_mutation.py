@@ -41,10 +41,6 @@ def test_explaining_mutates_nothing(entry):
         assert a == b, f"{what} changed"
 
 
-@pytest.mark.xfail(strict=True, reason="adapters/snntorch.py restores each snnTorch neuron's `mem` after a call but "
-                   "not its `reset` tensor, which is left shaped like the last batch explained (harmless to snnTorch's "
-                   "own forward, which recomputes it first, but a change to the user's model); reported to the "
-                   "adapters worker")
 @pytest.mark.parametrize("name", ["snntorch", "snntorch-bare", "snntorch-own-loop"])
 def test_snntorch_reset_state_is_restored(name):
     require_module("snntorch", "snntorch")

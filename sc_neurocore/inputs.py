@@ -1,4 +1,4 @@
-"""Checking and converting what users pass in: spikes, weights, targets, budgets.
+"""Checking and converting what users pass in: spikes, weights, targets, sizes.
 
 One place for the rules, so that every public entry point rejects bad input the same way: a
 ``TypeError`` or ``ValueError`` that names the argument and says what was expected, before any tensor
@@ -50,7 +50,7 @@ def as_tensor(value: Any, name: str) -> tuple[Tensor, bool]:
         return as_tensor(array, name)[0], True
     else:
         raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(value).__name__}")
-    if tensor.is_complex() or tensor.dtype not in _REAL_DTYPES:
+    if tensor.is_complex() or tensor.dtype not in REAL_DTYPES:
         raise TypeError(f"{name}: expected a real numeric dtype (bool, int or float), got {tensor.dtype}")
     if tensor.device.type == "meta":
         # A meta tensor has a shape but no values: every later check or result would be meaningless.
@@ -58,7 +58,7 @@ def as_tensor(value: Any, name: str) -> tuple[Tensor, bool]:
     return tensor, from_numpy
 
 
-_REAL_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+REAL_DTYPES = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
                 torch.float16, torch.bfloat16, torch.float32, torch.float64}
 
 
