@@ -6,8 +6,9 @@ digits with all three methods, each in one batched call:
 
 * :class:`~sc_neurocore.explain.SpikeAttributor` (gated): the top spikes of each digit;
 * :class:`~sc_neurocore.explain.TemporalSaliency`: the exact saliency summary;
-* :class:`~sc_neurocore.explain.CausalImportance`: the hidden neurons whose silencing costs the most test
-  accuracy, and how many can be silenced before accuracy drops 5%.
+* :class:`~sc_neurocore.explain.CausalImportance`: the input pixels whose silencing lowers each digit's
+  output most; the hidden neurons whose silencing costs the most test accuracy, and how many can be
+  silenced before accuracy drops 5%.
 
 Then it measures how faithful each method is (:mod:`sc_neurocore.quality`'s table of deletion / insertion
 AUC and agreement with exact saliency), times exact saliency against a naive loop that reruns the network
@@ -136,6 +137,15 @@ def _run(args: argparse.Namespace) -> int:
     _section("Temporal saliency (exact: output change when each input spike is removed)")
     print(saliency.summary())
 
+    # -- causal importance of input pixels, per digit, batched -----------------------------------------------
+    pixels = CausalImportance(network).explain(spikes, output_neuron=targets)
+    pixel_importance = pixels.importance_map()  # (B, 64)
+    _section("Causal importance of input pixels (target output drop when a pixel is silenced): top 3 per digit")
+    for sample in range(n_samples):
+        top = torch.argsort(pixel_importance[sample], descending=True, stable=True)[:3].tolist()
+        listed = ", ".join(f"pixel ({n // 8},{n % 8}) {float(pixel_importance[sample, n]):+.0f}" for n in top)
+        print(f"digit {sample}: {listed} (of {float(pixels.baseline[sample]):.0f} output spikes)")
+
     # -- causal importance of hidden neurons, over the whole test set ----------------------------------------
     causal = CausalImportance(network).explain(test.spikes, labels=test.labels, layer="0")
     importance = causal.importance_map()
@@ -186,18 +196,26 @@ def _run(args: argparse.Namespace) -> int:
           f"importance_image {tuple(importance_image.shape)}, total attribution {mnist_result.total:.3f}")
 
     # -- figures -----------------------------------------------------------------------------------------
-    save(plot_spike_raster(spikes[0], attribution.attribution_map()[0], label="gated attribution",
+    save(plot_spike_raster(spikes[0], attribution.attribution_map()[0], label="gated attribution", signed=True,
                            title=f"Digit 0 (predicted {int(targets[0])}): input spikes coloured by attribution"),
          "spike_raster.png")
-    save(plot_saliency_heatmap(saliency.saliency_map()[0], title="Digit 0: exact temporal saliency"),
+    save(plot_saliency_heatmap(saliency.saliency_map()[0], title="Digit 0: exact temporal saliency", signed=True),
          "saliency_heatmap.png")
     save(plot_temporal_profile({"gated attribution": profile[0], "saliency": saliency.temporal_profile()[0]},
                                title="Digit 0: score per timestep"), "temporal_profile.png")
-    overlay = new_figure((3.2 * n_samples, 3.0))
-    spatial = attribution.spatial_importance()
-    for sample, axes in enumerate(overlay.subplots(1, n_samples, squeeze=False)[0]):
-        plot_digit_importance(images[sample], spatial[sample], ax=axes, label="attribution",
-                              title=f"label {int(labels[sample])}, predicted {int(targets[sample])}")
+    # One row per method, one column per digit: where each method says the network looked. Every method is
+    # signed, so every panel uses the diverging scale (red: supports the predicted class).
+    per_pixel = {"attribution": attribution.spatial_importance(), "saliency": saliency.spatial_importance(),
+                 "causal": pixel_importance}
+    overlay = new_figure((3.0 * n_samples, 2.6 * len(per_pixel)))
+    grid = overlay.subplots(len(per_pixel), n_samples, squeeze=False)
+    for row, (method, maps) in enumerate(per_pixel.items()):
+        for sample in range(n_samples):
+            axes = grid[row, sample]
+            plot_digit_importance(images[sample], maps[sample], ax=axes, label=method, signed=True,
+                                  title=f"label {int(labels[sample])}, predicted {int(targets[sample])}"
+                                  if row == 0 else "")
+        grid[row, 0].set_ylabel(method, fontsize=12)
     save(overlay, "digit_importance_8x8.png")
     save(plot_digit_importance(test28.images[0], importance_image, label="attribution (decay 0.95)",
                                title=f"28x28 digit, predicted {predicted_class}"), "digit_importance_28x28.png")

@@ -111,7 +111,7 @@ def _colour_scale(values: np.ndarray, signed: bool | None = None):
 
 
 def plot_spike_raster(spikes: Any, scores: Any = None, *, ax: Any = None, title: str | None = None,
-                      label: str = "importance"):
+                      label: str = "importance", signed: bool | None = None):
     """Spike raster of one sample, each spike coloured by its score.
 
     Args:
@@ -119,8 +119,10 @@ def plot_spike_raster(spikes: Any, scores: Any = None, *, ax: Any = None, title:
         scores: ``(T, N)`` scores, or an attribution / saliency result of one sample; ``None`` draws plain
             black spikes.
         ax: axes to draw into (``None``: a new figure).
-        title: the axes title.
+        title: the axes title (``None``: a default; ``""``: none).
         label: the colour bar's label.
+        signed: force the diverging (``True``) or sequential (``False``) scale; ``None``: diverging if any
+            score is negative. Pass ``True`` to compare maps of a signed method on the same kind of scale.
 
     Returns:
         The ``Figure``.
@@ -144,7 +146,7 @@ def plot_spike_raster(spikes: Any, scores: Any = None, *, ax: Any = None, title:
         if score_map.shape != spike_map.shape:
             raise ValueError(f"scores: expected the spikes' shape {spike_map.shape}, got {score_map.shape}")
         values = score_map[timestep, neuron]
-        cmap, norm, _ = _colour_scale(values)
+        cmap, norm, _ = _colour_scale(values, signed)
         # Draw the strongest last so they are not hidden under weak ones.
         order = np.argsort(np.abs(values), kind="stable")
         points = axes.scatter(timestep[order], neuron[order], c=values[order], cmap=cmap, norm=norm, s=14,
@@ -154,18 +156,22 @@ def plot_spike_raster(spikes: Any, scores: Any = None, *, ax: Any = None, title:
     axes.set_ylim(-0.5, spike_map.shape[1] - 0.5)
     axes.set_xlabel("timestep")
     axes.set_ylabel("input neuron")
-    axes.set_title(title or "Input spikes" + ("" if scores is None else f" coloured by {label}"))
+    default = "Input spikes" + ("" if scores is None else f" coloured by {label}")
+    axes.set_title(default if title is None else title)
     return figure
 
 
-def plot_saliency_heatmap(scores: Any, *, ax: Any = None, title: str | None = None, label: str = "saliency"):
+def plot_saliency_heatmap(scores: Any, *, ax: Any = None, title: str | None = None, label: str = "saliency",
+                          signed: bool | None = None):
     """Heatmap of a ``(T, N)`` score map: timestep on x, neuron on y.
 
     Args:
         scores: ``(T, N)`` scores or a saliency / attribution result of one sample.
         ax: axes to draw into.
-        title: the axes title.
+        title: the axes title (``None``: a default; ``""``: none).
         label: the colour bar's label.
+        signed: force the diverging (``True``) or sequential (``False``) scale; ``None``: diverging if any
+            score is negative.
 
     Returns:
         The ``Figure``.
@@ -178,12 +184,12 @@ def plot_saliency_heatmap(scores: Any, *, ax: Any = None, title: str | None = No
     """
     score_map = _score_map(scores)
     figure, axes = _new_axes(ax, (7.0, 4.0))
-    cmap, norm, _ = _colour_scale(score_map)
+    cmap, norm, _ = _colour_scale(score_map, signed)
     image = axes.imshow(score_map.T, aspect="auto", origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
     figure.colorbar(image, ax=axes, label=label)
     axes.set_xlabel("timestep")
     axes.set_ylabel("input neuron")
-    axes.set_title(title or f"{label.capitalize()} per spike (timestep x neuron)")
+    axes.set_title(f"{label.capitalize()} per spike (timestep x neuron)" if title is None else title)
     return figure
 
 
@@ -195,7 +201,7 @@ def plot_temporal_profile(profiles: Any, *, ax: Any = None, title: str | None = 
         profiles: a ``(T,)`` profile, a result object (its ``temporal_profile()`` is used), or a mapping
             ``{method name: profile or result}`` to compare methods on one axes.
         ax: axes to draw into.
-        title: the axes title.
+        title: the axes title (``None``: a default; ``""``: none).
         ylabel: the y axis label.
 
     Returns:
@@ -220,14 +226,14 @@ def plot_temporal_profile(profiles: Any, *, ax: Any = None, title: str | None = 
     axes.axhline(0.0, color="grey", linewidth=0.8)
     axes.set_xlabel("timestep")
     axes.set_ylabel(ylabel)
-    axes.set_title(title or "Temporal profile")
+    axes.set_title("Temporal profile" if title is None else title)
     if any(profiles):
         axes.legend()
     return figure
 
 
 def plot_digit_importance(image: Any, importance: Any, *, ax: Any = None, title: str | None = None,
-                          label: str = "importance", outline: float = 0.3):
+                          label: str = "importance", outline: float = 0.3, signed: bool | None = None):
     """Importance per pixel overlaid on the digit: importance in colour, the digit's outline in black.
 
     Pixels with importance exactly 0 (no spikes) stay white; the digit is drawn as the contour where its
@@ -237,9 +243,11 @@ def plot_digit_importance(image: Any, importance: Any, *, ax: Any = None, title:
         image: ``(H, W)`` intensities (8x8, 28x28, any size).
         importance: ``H * W`` per-pixel scores (e.g. ``result.spatial_importance()``), flat or ``(H, W)``.
         ax: axes to draw into.
-        title: the axes title.
+        title: the axes title (``None``: a default; ``""``: none).
         label: the colour bar's label.
         outline: the contour level, as a share of the image's maximum intensity.
+        signed: force the diverging (``True``) or sequential (``False``) scale; ``None``: diverging if any
+            score is negative.
 
     Returns:
         The ``Figure``.
@@ -259,7 +267,7 @@ def plot_digit_importance(image: Any, importance: Any, *, ax: Any = None, title:
                          f"got shape {scores.shape}")
     scores = scores.reshape(pixels.shape)
     figure, axes = _new_axes(ax, (4.5, 4.0))
-    cmap, norm, _ = _colour_scale(scores)
+    cmap, norm, _ = _colour_scale(scores, signed)
     heat = axes.imshow(np.ma.masked_equal(scores, 0.0), cmap=cmap, norm=norm, interpolation="nearest")
     brightest = float(pixels.max())
     if brightest > 0 and pixels.min() < outline * brightest:
@@ -272,7 +280,7 @@ def plot_digit_importance(image: Any, importance: Any, *, ax: Any = None, title:
     figure.colorbar(heat, ax=axes, label=label)
     axes.set_xticks([])
     axes.set_yticks([])
-    axes.set_title(title or "Importance on the digit")
+    axes.set_title("Importance on the digit" if title is None else title)
     return figure
 
 
@@ -284,7 +292,7 @@ def plot_causal_importance(importance: Any, *, ax: Any = None, title: str | None
         importance: ``(n,)`` importance scores, or a :class:`~sc_neurocore.explain.CausalResult` of one sample
             or of a labelled batch.
         ax: axes to draw into.
-        title: the axes title.
+        title: the axes title (``None``: a default; ``""``: none).
         top: show only the ``top`` largest ``|importance|`` neurons, largest first (``None``: all, in order).
         neuron_label: the x axis label.
         ylabel: the y axis label (default from the result's metric).
@@ -320,7 +328,7 @@ def plot_causal_importance(importance: Any, *, ax: Any = None, title: str | None
     axes.set_xlabel(neuron_label)
     axes.set_ylabel(ylabel or ("accuracy drop when silenced" if metric == "accuracy"
                                else "output drop when silenced"))
-    axes.set_title(title or "Causal importance")
+    axes.set_title("Causal importance" if title is None else title)
     return figure
 
 
@@ -335,7 +343,7 @@ def plot_robustness_curve(curve: Any, *, baseline: float | None = None, threshol
         threshold: draw the level ``(1 - threshold) * baseline`` and mark the robustness count, the last
             ``k`` at or above it (as ``CausalResult.robustness_count`` defines it).
         ax: axes to draw into.
-        title: the axes title.
+        title: the axes title (``None``: a default; ``""``: none).
         ylabel: the y axis label (default from the result's metric).
 
     Returns:
@@ -367,7 +375,7 @@ def plot_robustness_curve(curve: Any, *, baseline: float | None = None, threshol
     axes.axvline(count, color="tab:blue", linestyle=":", linewidth=1, label=f"robustness count = {count}")
     axes.set_xlabel("neurons silenced (least important first)")
     axes.set_ylabel(ylabel or ("accuracy" if metric == "accuracy" else "target output"))
-    axes.set_title(title or "Robustness")
+    axes.set_title("Robustness" if title is None else title)
     axes.legend()
     return figure
 
@@ -423,7 +431,8 @@ def plot_perturbation_curves(curves: Mapping[str, Any], *, ax: Any = None, title
     axes.set_xlabel({"deletion": "share of spikes deleted (highest score first)",
                      "insertion": "share of spikes inserted (highest score first)"}.get(kind, "share of spikes"))
     axes.set_ylabel(ylabel)
-    axes.set_title(title or (f"{kind.capitalize()} curves" if kind else "Perturbation curves"))
+    default = f"{kind.capitalize()} curves" if kind else "Perturbation curves"
+    axes.set_title(default if title is None else title)
     axes.legend(fontsize=8)
     return figure
 

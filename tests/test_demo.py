@@ -35,7 +35,8 @@ def test_demo_runs_into_a_folder(tmp_path, capsys):
     out = tmp_path / "figures"  # created by the demo
     assert cli_main(["demo", "--out", str(out), "--samples", "3", "--faithfulness-samples", "8"]) == 0
     printed = capsys.readouterr().out
-    for section in ["Trained network", "Spike attribution", "Temporal saliency", "Causal importance",
+    for section in ["Trained network", "Spike attribution", "Temporal saliency", "Causal importance of input pixels",
+                    "Causal importance of the 32 hidden neurons",
                     "Faithfulness on 8 test digits", "Speed-up over the naive loop", "The tutorial's MNIST example",
                     "Figures"]:
         assert f"== {section}" in printed, section
@@ -44,6 +45,7 @@ def test_demo_runs_into_a_folder(tmp_path, capsys):
     assert accuracy == pytest.approx(model_config(8)["test_accuracy"], abs=5e-5) and accuracy >= 0.9
     assert len(re.findall(r"^digit \d \(label \d, predicted \d\): t=", printed, flags=re.M)) == 3
     assert "Total spikes tested:" in printed and "Mean saliency:" in printed
+    assert len(re.findall(r"^digit \d: pixel \(\d,\d\) [+-]\d+, ", printed, flags=re.M)) == 3
 
     test = load_digits("test")
     causal = CausalImportance(pretrained_network(8)).explain(test.spikes, labels=test.labels, layer="0")

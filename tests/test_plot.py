@@ -86,6 +86,11 @@ def test_saliency_heatmap_is_time_by_neuron(explained, tmp_path):
     unsigned = plot.plot_saliency_heatmap(saliency_map.abs())
     assert unsigned.axes[0].images[0].get_cmap().name == plot.UNSIGNED_CMAP
     assert unsigned.axes[0].images[0].norm.vmin == 0
+    # signed=True keeps a signed method on the diverging scale even where its map happens to be >= 0.
+    forced = plot.plot_saliency_heatmap(saliency_map.abs(), signed=True, title="")
+    assert forced.axes[0].images[0].get_cmap().name == plot.SIGNED_CMAP
+    assert forced.axes[0].images[0].norm.vmin == -forced.axes[0].images[0].norm.vmax
+    assert forced.axes[0].get_title() == ""
 
 
 def test_temporal_profile_compares_methods(explained, tmp_path):
