@@ -3,7 +3,8 @@
 * :mod:`~sc_neurocore.fpga.spec` -- :class:`FixedPointSpec`, the one fixed-point format;
 * :mod:`~sc_neurocore.fpga.reference` -- the integer reference, bit-exact with the hardware;
 * :mod:`~sc_neurocore.fpga.core` -- :class:`TraceExplainer`, the Migen/LiteX core (needs the ``fpga`` extra);
-* :mod:`~sc_neurocore.fpga.export` -- standalone synthesizable Verilog of the core.
+* :mod:`~sc_neurocore.fpga.export` -- standalone synthesizable Verilog of the core;
+* :mod:`~sc_neurocore.fpga.driver` -- :class:`FpgaExplainer`, the host driver of a board running the core.
 
 The spec and the reference need only torch; names from the gateware modules are imported on first use,
 so ``import sc_neurocore.fpga`` works without migen/litex installed.
@@ -22,6 +23,8 @@ _LAZY = {
     "TraceExplainer": "core",
     "export_verilog": "export",
     "TARGETS": "export",
+    "FpgaExplainer": "driver",
+    "HardwareError": "driver",
 }
 
 __all__ = ["FixedPointSpec", "fixed_trace_step", "hardware_traces", "hardware_importance", "spike_contributions",
