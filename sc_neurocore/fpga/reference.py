@@ -24,6 +24,9 @@ from torch import Tensor
 from ..dynamics import trace_step
 from .spec import FixedPointSpec
 
+#: Bytes of truncated-run traces :func:`fixed_point_attribution` holds at once (samples are chunked to fit).
+CONTRIBUTION_BUDGET_BYTES = 256 * 2**20
+
 
 def as_spike_bits(spikes: Tensor, name: str = "spikes") -> Tensor:
     """Check that ``spikes`` holds only 0 and 1 (the hardware stores one bit per spike); returns ``int64``.
@@ -189,9 +192,16 @@ def fixed_point_attribution(spikes: Tensor, chain: list[Tensor], targets: Tensor
     Returns:
         The attribution map in real units, float64.
     """
-    contributions = spike_contributions(as_spike_bits(spikes, "input_spikes"), spec)  # (B, T, N)
+    bits = as_spike_bits(spikes, "input_spikes")
     weights = quantized_paths(chain, targets, spec)  # (B, N)
-    return (contributions * weights[:, None, :]).to(torch.float64) * spec.importance_scale
+    n_samples, n_steps, n_inputs = bits.shape
+    # spike_contributions holds T + 1 truncated runs per sample: bound that working set by chunking samples.
+    chunk = max(1, CONTRIBUTION_BUDGET_BYTES // (8 * (n_steps + 1) * n_inputs))
+    scores = torch.empty(bits.shape, dtype=torch.float64, device=bits.device)
+    for start in range(0, n_samples, chunk):  # chunks of samples, each a tensor op
+        part = slice(start, start + chunk)
+        scores[part] = (spike_contributions(bits[part], spec) * weights[part, None, :]).to(torch.float64)
+    return scores * spec.importance_scale
 
 
 # Memory images: what the host writes through the core's ``load_data`` CSR and how it reads back.

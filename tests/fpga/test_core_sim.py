@@ -74,3 +74,44 @@ def test_bad_sizes(arguments, error, match):
         TraceExplainer(*arguments, FixedPointSpec(decay=0.9))
     with pytest.raises(TypeError, match="spec"):
         TraceExplainer(784, 10, 25, 8, spec=0.9)
+
+
+def test_control_corner_cases():
+    """Readout wraps after the last input; a start or a load while busy is ignored; a readout selected during a
+    run never turns ready until selected again."""
+    require_module("migen", "fpga")
+    from fpga_bus import DONE, READY, BusProgram, load_weights
+
+    from sc_neurocore.fpga.core import StandaloneTraceExplainer, cycles_per_run
+    from sc_neurocore.fpga.reference import hardware_importance, spike_memory_words
+
+    n_inputs, n_outputs, n_steps, lanes = 5, 2, 30, 2
+    spec = FixedPointSpec(decay=0.9)
+    generator = torch.Generator().manual_seed(4)
+    train = random_trains(generator, 3, n_steps, n_inputs)[2]
+    weights = random_weights(generator, n_inputs, n_outputs, spec)
+    importance = hardware_importance(train, weights, spec)
+    program = BusProgram()
+    load_weights(program, weights, spec)
+    program.write("load_target", 0)
+    program.write("load_address", 0)
+    for word in spike_memory_words(train, lanes).tolist():
+        program.write("load_data", word)
+    program.write("control", 1)
+    program.read("status", 1, "busy right after start")
+    program.write("readout", 1)  # selected mid-run: must not become ready
+    program.write("load_address", 0)
+    program.write("load_data", 0)  # ignored: busy
+    program.write("control", 1)  # ignored: busy (the run is not restarted)
+    program.poll("status", DONE)
+    program.read("cycles", cycles_per_run(n_inputs, n_steps, lanes), "one run, not restarted")
+    program.read("status", DONE, "done, the mid-run readout is not ready")
+    program.write("readout", 1)
+    for i in [*range(n_inputs), 0]:  # the last advance wraps to input 0
+        program.poll("status", READY)
+        program.read("readout_index", i)
+        program.read("importance", int(importance[i, 1]), f"input {i}")
+        program.write("advance", 1)
+    program.n_trains = 1
+    top = StandaloneTraceExplainer(n_inputs, n_outputs, n_steps, lanes, spec)
+    assert_reads_match(program, run_migen(program, top))

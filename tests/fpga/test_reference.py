@@ -173,3 +173,16 @@ def test_export_with_weights_inlines_the_quantised_effective_weights(tmp_path):
     assert inlined == weight_memory_words(matrix, spec).tolist()
     with pytest.raises(ValueError, match="n_inputs: expected 6"):
         SpikeAttributor(decay=0.9, fixed_point=spec).export_fpga(tmp_path / "x.v", weights=weights, n_inputs=7)
+
+
+def test_fixed_point_attribution_chunks_samples(monkeypatch):
+    import sc_neurocore.fpga.reference as reference
+
+    spec = FixedPointSpec(decay=0.9)
+    generator = torch.Generator().manual_seed(8)
+    spikes = (torch.rand(7, 10, 5, generator=generator) < 0.5).to(torch.float32)
+    chain = [torch.randn(5, 3, generator=generator)]
+    targets = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    whole = reference.fixed_point_attribution(spikes, chain, targets, spec)
+    monkeypatch.setattr(reference, "CONTRIBUTION_BUDGET_BYTES", 2 * 8 * 11 * 5)  # two samples per chunk
+    assert torch.equal(reference.fixed_point_attribution(spikes, chain, targets, spec), whole)
