@@ -78,6 +78,22 @@ def test_curve_equals_brute_force_on_snntorch_model():
         assert np.array_equal(curve.values.numpy(), expected)
 
 
+def test_curve_equals_brute_force_on_norse_model():
+    require_module("norse", "norse")
+    from sc_neurocore.adapters import from_norse
+    from toy_models import norse_mlp, norse_readout
+
+    net = norse_mlp([10, 6, 3], seed=3)
+    spikes = _spikes((2, 30, 10), seed=6, rate=0.4)
+    scores = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(7))
+    forward = lambda x: norse_readout(net, x).detach()  # Norse's own forward pass
+    for kind in ("deletion", "insertion"):
+        curve = perturbation_curve(from_norse(net), spikes, scores, 2, kind=kind, n_points=5)
+        expected = _brute_force_curve(forward, spikes, scores, torch.tensor([2, 2]), kind, 5)
+        assert np.allclose(curve.values.numpy(), expected, rtol=0, atol=1e-5)
+        assert expected.std() > 0  # the network responds to the input
+
+
 def test_curve_is_chunked_and_numpy_and_unbatched_callables_agree():
     net, spikes = _net(), _spikes((2, 10, 12), seed=7)
     scores = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(8))
