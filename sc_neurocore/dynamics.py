@@ -138,6 +138,15 @@ def current_lif_initial_state(like: Tensor, params: CurrentLIFParameters) -> Cur
     return CurrentLIFState(torch.zeros_like(like) + params.v_leak, torch.zeros_like(like))
 
 
+def current_lif_integrate(current: Tensor, state: CurrentLIFState,
+                          params: CurrentLIFParameters) -> tuple[Tensor, Tensor]:
+    """The first half of :func:`current_lif_step`: ``(j, v~)``, the jumped synaptic current and the membrane
+    before the threshold (whose distance to ``v_th`` decides the spike)."""
+    jumped = state.current + current
+    decayed = state.membrane + params.dt * params.tau_mem_inv * ((params.v_leak - state.membrane) + jumped)
+    return jumped, decayed
+
+
 def current_lif_step(current: Tensor, state: CurrentLIFState,
                      params: CurrentLIFParameters) -> tuple[Tensor, CurrentLIFState]:
     """Advance a current-based LIF layer by one timestep (the equations in the module docstring).
@@ -159,8 +168,7 @@ def current_lif_step(current: Tensor, state: CurrentLIFState,
         >>> spikes
         tensor([0., 0.])
     """
-    jumped = state.current + current
-    decayed = state.membrane + params.dt * params.tau_mem_inv * ((params.v_leak - state.membrane) + jumped)
+    jumped, decayed = current_lif_integrate(current, state, params)
     synaptic = jumped + -params.dt * params.tau_syn_inv * jumped
     spikes = heaviside(decayed - params.v_th)
     membrane = (1 - spikes) * decayed + spikes * params.v_reset

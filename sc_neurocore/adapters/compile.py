@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..dynamics import (CurrentLIFParameters, LIFParameters, current_lif_initial_state, current_lif_step,
-                        lif_initial_state, lif_step)
+from ..dynamics import (CurrentLIFParameters, LIFParameters, current_lif_initial_state, current_lif_integrate,
+                        current_lif_step, lif_initial_state, lif_step)
 from ..engine.incremental import CompiledStack, CompiledLayer, stack_forward
 from ..models import LIFNetwork
 
@@ -141,11 +141,17 @@ def _plain_leaky(leaky) -> bool:
             and bool(torch.all(torch.as_tensor(graded) == 1)))
 
 
-def _linear_layer(linear: nn.Linear, step, params, initial_state) -> CompiledLayer:
+def _linear_layer(linear: nn.Linear, step, params, initial_state, decision=None) -> CompiledLayer:
     weight = linear.weight.detach()
     bias = None if linear.bias is None else linear.bias.detach()
     return CompiledLayer(weight.T.contiguous(), bias, step, params, initial_state,
-                         functools.partial(_per_step_linear, weight=weight, bias=bias))
+                         functools.partial(_per_step_linear, weight=weight, bias=bias), decision)
+
+
+def _current_lif_decision(current: Tensor, before, after, params) -> Tensor:
+    """The spike decision of a current-based LIF step: its membrane before the threshold minus ``v_th``
+    (the state after the step holds the reset membrane instead)."""
+    return current_lif_integrate(current, before, params)[1] - params.v_th
 
 
 def _per_step_linear(spikes: Tensor, *, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -174,7 +180,8 @@ def _compile_norse(model, module) -> CompiledStack | None:
             params = CurrentLIFParameters(p.tau_syn_inv, p.tau_mem_inv, p.v_leak, p.v_th, p.v_reset,
                                           entry.module.dt)
             layers.append(_linear_layer(linear, current_lif_step, params,
-                                        functools.partial(current_lif_initial_state, params=params)))
+                                        functools.partial(current_lif_initial_state, params=params),
+                                        decision=_current_lif_decision))
             names.append(entry.name)
             linear = None
         else:

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from ..protocol import INPUT_LAYER
-from .batched import _progress_bar
+from .batched import _progress_bar, materialise
 from .budget import default_max_memory
 from .plans import Silencing, SpikeRemovals
 from .threads import step_block_rows, thread_policy
@@ -87,6 +87,9 @@ class CompiledLayer(NamedTuple):
         linear: ``linear(spikes) -> current`` for spikes ``(B, n_in)`` or ``(B, T, n_in)``: how the framework
             computes the current, so that the compiled forward reproduces its rounding (``None``:
             ``spikes @ weight (+ bias)``, as :class:`~sc_neurocore.models.LIFNetwork` does).
+        decision: ``decision(current, state_before, state_after, params)``: the quantity whose sign decided
+            this step's spikes (``membrane - threshold`` for :func:`~sc_neurocore.dynamics.lif_step`, the
+            default), watched by the replay for near-ties (see :func:`replay`).
     """
 
     weight: Tensor
@@ -95,6 +98,13 @@ class CompiledLayer(NamedTuple):
     params: Any
     initial_state: Callable[[Tensor], Any]
     linear: Callable[[Tensor], Tensor] | None = None
+    decision: Callable[[Tensor, Any, Any, Any], Tensor] | None = None
+
+    def distance(self, current: Tensor, before, after) -> Tensor:
+        """How far each neuron was from flipping its spike this step (the decision variable)."""
+        if self.decision is not None:
+            return self.decision(current, before, after, self.params)
+        return after.membrane - self.params.threshold
 
     def current(self, spikes: Tensor) -> Tensor:
         """The input current of this layer's neurons for ``spikes`` ``(..., n_in)``."""
@@ -246,8 +256,14 @@ def translate(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silenc
     return Perturbations(level, plan.sample, first, None, False, (~masks).to(spikes.dtype))
 
 
-def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Perturbations) -> Tensor:
-    """Outputs ``(P, C)`` of the perturbed rows, by suffix replay from the baseline (see the module docstring).
+def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Perturbations) -> tuple[Tensor, Tensor]:
+    """Outputs ``(P, C)`` of the perturbed rows, by suffix replay from the baseline (see the module docstring),
+    and a ``(P,)`` bool mask of the rows to recompute by a full forward.
+
+    A replay computes the first layer's current as ``I - W[i]`` where a full forward computes a new matrix
+    product: the two round differently, by far less than :func:`tie_margin`. A spike decision closer than
+    that to its threshold could therefore go either way, so a row that meets one is flagged, and
+    :func:`run_incremental` recomputes it exactly as a forward pass would.
 
     ``rows.sample`` indexes ``spikes`` and ``baseline`` (one sample chunk).
     """
@@ -257,7 +273,8 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
     if rows.level == len(stack.layers):
         # Silenced output neurons: their spikes leave the readout, their own membranes do not move.
         outputs = readout_finish(stack.readout, partial[rows.sample, n_steps], n_steps)
-        return outputs * rows.keep if stack.readout in ("count", "rate") else outputs
+        outputs = outputs * rows.keep if stack.readout in ("count", "rate") else outputs
+        return outputs, torch.zeros(n_rows, dtype=torch.bool, device=outputs.device)
     order = torch.argsort(rows.first, stable=True)
     sample, first = rows.sample[order], rows.first[order]
     joined = torch.searchsorted(first, torch.arange(n_steps + 1, device=first.device), right=True).tolist()
@@ -274,6 +291,8 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
     else:
         keep = rows.keep[order]
     block = step_block_rows(max(stack.sizes[level:]), spikes.device)
+    margin = tie_margin(stack)
+    uncertain = torch.zeros(n_rows, dtype=torch.bool, device=spikes.device)
     active = 0
     for t in range(n_steps):
         new = joined[t]
@@ -296,14 +315,31 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
                 layer = stack.layers[index]
                 if index > level:
                     current = layer.current(emitted)
-                emitted, state = layer.step(current, _rows(states[index], lo, hi), layer.params)
+                before = _rows(states[index], lo, hi)
+                emitted, state = layer.step(current, before, layer.params)
+                near = layer.distance(current, before, state).abs_() < margin
+                uncertain[lo:hi] |= near.any(dim=1)
                 _store(states[index], state, lo, hi)
             outputs[lo:hi] = readout_step(stack.readout, outputs[lo:hi], emitted, state[0])
         active = new
     outputs = readout_finish(stack.readout, outputs, n_steps)
     result = torch.empty_like(outputs)
     result[order] = outputs
-    return result
+    flagged = torch.empty_like(uncertain)
+    flagged[order] = uncertain
+    return result, flagged
+
+
+def tie_margin(stack: CompiledStack) -> float:
+    """Distance to threshold below which a replayed spike decision counts as a near-tie: 1024 ulps of 1
+    (about 1.2e-4 in float32, 2.3e-13 in float64), scaled by the largest threshold magnitude. Rounding
+    differences between a replay and a forward pass are orders of magnitude smaller."""
+    dtype = stack.layers[0].weight.dtype
+    scale = 1.0
+    for layer in stack.layers:
+        threshold = getattr(layer.params, "threshold", getattr(layer.params, "v_th", 1.0))
+        scale = max(scale, float(torch.as_tensor(threshold).abs().max()))
+    return 1024 * torch.finfo(dtype).eps * scale
 
 
 def _join(buffer, cached, sample: Tensor, t: int, layer: CompiledLayer, capacity: int):
@@ -435,7 +471,10 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                     feeding = (lambda lvl: chunk_spikes if lvl == 0 else baseline.spikes[lvl - 1])
                     try:
                         rows = translate(stack, chunk_spikes, sub, feeding)
-                        outputs[picked] = replay(stack, chunk_spikes, baseline, rows)
+                        replayed, uncertain = replay(stack, chunk_spikes, baseline, rows)
+                        if bool(uncertain.any()):
+                            replayed[uncertain] = _forward_rows(stack, chunk_spikes, sub, uncertain)
+                        outputs[picked] = replayed
                     except torch.cuda.OutOfMemoryError:
                         # As the generic path does: halve the rows per replay and retry; at one row, give up
                         # (raise) rather than return a partial result.
@@ -451,6 +490,18 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     finally:
         bar.close()
     return outputs
+
+
+def _forward_rows(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, which: Tensor) -> Tensor:
+    """Outputs of the ``which`` rows of ``plan`` by full forward passes of the compiled stack (the same
+    operations as the model's forward, verified bit for bit), for near-tie rows."""
+    index = torch.nonzero(which)[:, 0]
+    if isinstance(plan, SpikeRemovals):
+        sub = SpikeRemovals(plan.sample[index], plan.timestep[index], plan.neuron[index])
+    else:
+        sub = Silencing(plan.layer, plan.sample[index], plan.rank, plan.start[index], plan.stop[index])
+    rows, silence = materialise(spikes, sub)
+    return stack_forward(stack, rows, silence)
 
 
 def _footprint(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> tuple[int, int, int]:
