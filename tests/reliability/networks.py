@@ -68,3 +68,44 @@ def smallest_budget(explain) -> int:
             assert int(found.group(1)) > budget, f"asked for {found.group(1)} bytes at max_memory={budget}"
             budget = int(found.group(1))
     raise AssertionError(f"no max_memory up to {budget} bytes was accepted")
+
+
+@st.composite
+def framework_problems(draw, framework: str):
+    """A seeded snnTorch (``Linear`` + ``Leaky``) or Norse (``Linear`` + ``LIFCell``) stack wrapped by its
+    adapter, with input spikes ``(B, T, N)``. Weights are dyadic (see the module docstring)."""
+    n_inputs = draw(st.integers(1, 6))
+    sizes = draw(st.lists(st.integers(1, 5), min_size=1, max_size=2))
+    n_steps = draw(st.integers(1, 8))
+    batch = draw(st.integers(1, 3))
+    rate = draw(st.sampled_from([0.2, 0.5, 1.0]))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+    linears = []
+    for n_in, n_out in zip([n_inputs] + sizes[:-1], sizes):
+        linear = torch.nn.Linear(n_in, n_out)
+        with torch.no_grad():
+            scale = 8 if framework == "snntorch" else 1 / 4  # Norse's synapse needs far larger currents
+            linear.weight.copy_(torch.randint(-12, 25, (n_out, n_in), generator=generator).float() / scale)
+            linear.bias.zero_()
+        linears.append(linear)
+    if framework == "snntorch":
+        import snntorch as snn
+
+        from sc_neurocore.adapters import from_snntorch
+
+        beta = draw(st.sampled_from([0.5, 0.75, 0.9]))
+        layers = []
+        for index, linear in enumerate(linears):
+            layers += [linear, snn.Leaky(beta=beta, init_hidden=True, output=index == len(linears) - 1)]
+        model = from_snntorch(torch.nn.Sequential(*layers))
+    else:
+        import norse.torch as norse
+
+        from sc_neurocore.adapters import from_norse
+
+        layers = []
+        for linear in linears:
+            layers += [linear, norse.LIFCell()]
+        model = from_norse(norse.SequentialState(*layers))
+    spikes = (torch.rand(batch, n_steps, n_inputs, generator=generator) < rate).float()
+    return model, spikes

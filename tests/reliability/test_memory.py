@@ -164,11 +164,12 @@ def test_out_of_memory_in_the_incremental_engine_halves_the_chunk(monkeypatch, c
     sizes = []
 
     def replay_within_three_rows(*args, **kwargs):
-        outputs = replay(*args, **kwargs)
-        sizes.append(outputs.shape[0])
-        if outputs.shape[0] > 3:
-            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (simulated for {outputs.shape[0]} rows)")
-        return outputs
+        replayed = replay(*args, **kwargs)
+        rows = (replayed[0] if isinstance(replayed, tuple) else replayed).shape[0]  # outputs first
+        sizes.append(rows)
+        if rows > 3:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (simulated for {rows} rows)")
+        return replayed
 
     monkeypatch.setattr(incremental, "replay", replay_within_three_rows)
     with caplog.at_level(logging.WARNING, logger="sc_neurocore.engine"):
