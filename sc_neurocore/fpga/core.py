@@ -18,7 +18,6 @@ Requires the ``fpga`` extra (``pip install 'sc-neurocore[fpga]'``).
 
 from __future__ import annotations
 
-import math
 import numbers
 
 from .spec import FixedPointSpec
