@@ -58,3 +58,35 @@ def test_train_rejects_bad_arguments():
         train(images, labels, (test.spikes, test.labels), encoding="phase")
     with pytest.raises(ValueError, match="epochs"):
         train(images, labels, (test.spikes, test.labels), epochs=0)
+
+
+def test_command_line_trains_on_your_own_mnist_files(tmp_path, capsys):
+    require_module("snntorch", "snntorch")
+    import gzip
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 48), ("t10k", 16)):
+        for kind, values in (("images-idx3", rng.integers(0, 256, size=(n, 28, 28))),
+                             ("labels-idx1", rng.integers(0, 10, size=n))):
+            header = bytes([0, 0, 8, values.ndim]) + b"".join(d.to_bytes(4, "big") for d in values.shape)
+            content = header + values.astype(np.uint8).tobytes()
+            (tmp_path / f"{split}-{kind}-ubyte.gz").write_bytes(gzip.compress(content))
+    out = tmp_path / "my-mnist"
+    assert main(["--out", str(out), "--epochs", "1", "--max-batches", "1", "--steps", "5",
+                 "--mnist-images", str(tmp_path / "train-images-idx3-ubyte.gz"),
+                 "--mnist-labels", str(tmp_path / "train-labels-idx1-ubyte.gz"),
+                 "--mnist-test-images", str(tmp_path / "t10k-images-idx3-ubyte.gz"),
+                 "--mnist-test-labels", str(tmp_path / "t10k-labels-idx1-ubyte.gz")]) == 0
+    assert "user MNIST" in capsys.readouterr().out
+    state = load_state_dict(out / "mnist.safetensors")
+    assert state["weights.0"].shape == (784, 32) and state["weights.1"].shape == (32, 10)
+    assert json.loads((out / "mnist.json").read_text())["data"] == "user MNIST (IDX files)"
+
+
+def test_mnist_options_go_together(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="--mnist-images"):
+        main(["--out", str(tmp_path), "--mnist-images", "x"])
