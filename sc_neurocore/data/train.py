@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -263,13 +264,13 @@ def main(argv: list[str] | None = None) -> int:
                    beta=args.beta, threshold=args.threshold, epochs=args.epochs, batch_size=args.batch_size,
                    learning_rate=args.lr, seed=args.seed, max_batches=args.max_batches,
                    log=lambda line: print(line, flush=True))
-    command = ["python -m sc_neurocore.data.train", f"--size {args.size}", f"--out {args.out}",
-               f"--epochs {args.epochs}", f"--seed {args.seed}"]
+    # The exact command line, so that the record says how to reproduce these weights.
+    command = "python -m sc_neurocore.data.train " + shlex.join(sys.argv[1:] if argv is None else argv)
     config = {"layers": [images[0].numel(), args.hidden, int(labels.max()) + 1], "beta": args.beta,
               "threshold": args.threshold, "reset": "subtract", "n_steps": args.steps, "encoding": args.encoding,
               "data": source, "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size,
               "learning_rate": args.lr, "weight_grid": f"2**-{WEIGHT_FRACTION_BITS}",
-              "torch": torch.__version__, "command": " ".join(command)}
+              "torch": torch.__version__, "command": command.strip()}
     weights_path, _ = save(result, args.out, name, config)
     print(f"test accuracy {result.test_accuracy:.4f} ({len(test[1])} images); wrote {weights_path} "
           f"in {result.seconds:.0f} s", flush=True)

@@ -37,6 +37,8 @@ def test_command_line_writes_loadable_weights(tmp_path, capsys):
     state = load_state_dict(tmp_path / "digits8.safetensors")
     record = json.loads((tmp_path / "digits8.json").read_text())
     assert record["layers"] == [64, 32, 10] and record["n_steps"] == 10 and record["epochs"] == 1
+    assert record["command"] == ("python -m sc_neurocore.data.train --size 8 --epochs 1 --max-batches 2 --steps 10 "
+                                 f"--out {tmp_path}")
     network = LIFNetwork([state["weights.0"], state["weights.1"]], beta=record["beta"],
                          threshold=record["threshold"])
     test = load_digits("test", n_steps=10)
