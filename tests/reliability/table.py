@@ -35,6 +35,15 @@ The same tests also check, on every call, that inputs, weights and model state a
 (`test_memory.py`), determinism (`test_determinism.py`), safe loading (`test_loading.py`), atomic files
 and interrupts (`test_files.py`), and properties on random networks (`test_properties.py`).
 
+Determinism: repeated calls give bit-identical results on CPU. The engines write results only through
+`index_put_` / `scatter_` / `gather` at unique indices (one entry per spike or neuron), so no
+accumulation order varies between runs. On CUDA, cuBLAS matrix products are reproducible only with a
+fixed workspace: for bit-identical reruns set `CUBLAS_WORKSPACE_CONFIG=:4096:8` and call
+`torch.use_deterministic_algorithms(True)`; `test_determinism.py` runs every explainer in that mode (on
+CUDA when a GPU is present), so no operation torch flags as nondeterministic is used. A batch and the
+same sample alone agree bit for bit except for gated attribution, whose float32 matrix products may
+round differently by a row's place in memory (agreement to 1e-6).
+
 """
 
 

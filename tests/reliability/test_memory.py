@@ -98,15 +98,15 @@ def test_generic_engine_stays_within_max_memory(plan_name, max_memory):
     assert torch.equal(outputs, run_plan(net, spikes, plan))
 
 
-@pytest.mark.xfail(strict=True, reason="the incremental engine (engine/incremental.py) sizes its caches below what "
-                   "it allocates, and adapters.compile.compiled_for checks the compiled stack on the whole batch "
-                   "unchunked; reported to the speed worker")
-@pytest.mark.parametrize("max_memory", [25_000, 60_000])
-def test_incremental_engine_stays_within_max_memory(max_memory):
-    net, spikes = _problem()
-    for plan in _plans(net, spikes).values():
-        peak, outputs = _peak(lambda: execute(net, spikes, plan, max_memory=max_memory))
-        assert peak - outputs.numel() * outputs.element_size() <= max_memory
+@pytest.mark.xfail(strict=True, reason="adapters/compile.py compiled_for verifies the compiled stack by running the "
+                   "model and the stack on the whole batch at once, outside max_memory (about 66 kB at B=16 against a "
+                   "25 kB budget); reported to the speed worker")
+def test_incremental_engine_stays_within_max_memory():
+    net, _ = _problem()
+    spikes = (torch.rand(16, 12, 30, generator=torch.Generator().manual_seed(1)) < 0.2).float()
+    plan = silence_each_neuron("0", 20, spikes.shape[0], spikes.device)
+    peak, outputs = _peak(lambda: execute(net, spikes, plan, max_memory=25_000))
+    assert peak - outputs.numel() * outputs.element_size() <= 25_000
 
 
 def test_out_of_memory_halves_the_chunk_and_completes(caplog):
