@@ -72,9 +72,26 @@ def test_demo_runs_into_a_folder(tmp_path, capsys):
         assert str(out / name) in printed
 
 
+def test_speedup_checks_the_maps_before_timing(monkeypatch):
+    import sc_neurocore.demo as demo
+
+    generator = torch.Generator().manual_seed(4)
+    network = LIFNetwork([torch.randn(10, 3, generator=generator)], threshold=0.5)
+    spikes = (torch.rand(12, 10, generator=generator) < 0.4).float()
+    speed = demo.saliency_speedup(network, spikes, 0)
+    assert speed.n_spikes == int(spikes.count_nonzero())
+    assert speed.factor == speed.naive_seconds / speed.batched_seconds > 0
+    monkeypatch.setattr(demo, "naive_saliency", lambda *args: torch.ones(spikes.shape, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="differs"):
+        demo.saliency_speedup(network, spikes, 0)
+
+
 def test_demo_rejects_bad_arguments(tmp_path, capsys):
     assert cli_main(["demo", "--out", str(tmp_path), "--samples", "0"]) == 2
     assert "samples" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert cli_main(["demo", "--out", str(tmp_path / "file")]) == 2
+    assert "out" in capsys.readouterr().err
 
 
 def test_docstring_examples():
