@@ -294,6 +294,212 @@ def _cli_cases() -> list[Case]:
     return cases
 
 
+def _zero_curve(curve) -> None:
+    # No spike to delete: every point is the unperturbed output, the model's output on silence (0 counts).
+    assert torch.equal(curve.counts, torch.zeros_like(curve.counts))
+    assert torch.equal(curve.values, torch.zeros_like(curve.values))
+
+
+def _captum_cases() -> list[Case]:
+    from sc_neurocore.captum import CausalImportanceAttr, SpikeAttributorAttr, TemporalSaliencyAttr
+
+    attribute = "captum.TemporalSaliencyAttr.attribute"
+    x = spikes
+    return [
+        Case("captum-target-float", attribute, "target = 1.5",
+             lambda: TemporalSaliencyAttr(_net()).attribute(x(), target=1.5), TypeError, ("target", "int", "float")),
+        Case("captum-target-tuple", attribute, "Captum's tuple target (0, 1)",
+             lambda: TemporalSaliencyAttr(_net()).attribute(x(), target=(0, 1)), TypeError,
+             ("target", "tuple and list targets are not supported")),
+        Case("captum-target-length", "captum.CausalImportanceAttr.attribute", "(B + 1,) targets",
+             lambda: CausalImportanceAttr(_net()).attribute(x(), target=torch.tensor([0, 1, 2])), TypeError,
+             ("target", "(2,)")),
+        Case("captum-two-inputs", attribute, "a tuple of two input tensors",
+             lambda: TemporalSaliencyAttr(_net()).attribute((x(), x())), ValueError, ("inputs", "tuple of 2")),
+        Case("captum-2d", attribute, "inputs (T, N) without the batch axis",
+             lambda: TemporalSaliencyAttr(_net()).attribute(x()[0]), ValueError, ("inputs", "(B, T, N)")),
+        Case("captum-numpy", attribute, "a NumPy array as inputs",
+             lambda: TemporalSaliencyAttr(_net()).attribute(x().numpy()), TypeError, ("inputs", "torch.Tensor")),
+        Case("captum-target-range", "captum.SpikeAttributorAttr.attribute", "target = 5 with 3 outputs",
+             lambda: SpikeAttributorAttr(_net()).attribute(x(), target=5), ValueError, ("output_neuron", "[0, 3)")),
+    ]
+
+
+def _net():
+    from .cases import network
+
+    return network()
+
+
+def _metrics_cases() -> list[Case]:
+    from sc_neurocore.explain.metrics import deletion_curve, planted_pattern_task, precision_at_k, spearman
+    from sc_neurocore.explain.tsa import TemporalSpikeAttribution
+
+    x = spikes
+    scores = lambda: torch.rand(BATCH, N_STEPS, N_IN, generator=torch.Generator().manual_seed(2))  # noqa: E731
+    return [
+        Case("deletion-scores-shape", "explain.metrics.deletion_curve", "scores of another shape than the spikes",
+             lambda: deletion_curve(_net(), x(), scores()[..., :3]), ValueError, ("scores", "(2, 8, 6)")),
+        Case("deletion-scores-nan", "explain.metrics.deletion_curve", "NaN scores",
+             lambda: deletion_curve(_net(), x(), scores() * float("nan")), ValueError, ("scores", "finite")),
+        Case("deletion-points", "explain.metrics.deletion_curve", "n_points = 0",
+             lambda: deletion_curve(_net(), x(), scores(), n_points=0), ValueError, ("n_points", "positive int")),
+        Case("deletion-zeros", "explain.metrics.deletion_curve", "all-zero input_spikes (legal)",
+             lambda: deletion_curve(_net(), zeros(), scores()),
+             outcome="nothing deleted at any point; every value is the output on silence (0 counts)",
+             check=_zero_curve),
+        Case("spearman-shapes", "explain.metrics.spearman", "score maps of different batch sizes",
+             lambda: spearman(scores(), scores()[:1], x()), ValueError, ("scores_b", "(2, 8, 6)")),
+        Case("precision-k", "explain.metrics.precision_at_k", "k = 0",
+             lambda: precision_at_k(scores(), x() > 0, x(), k=0), ValueError, ("k", "positive int")),
+        Case("precision-planted", "explain.metrics.precision_at_k", "planted marks where there is no spike",
+             lambda: precision_at_k(scores(), torch.ones(BATCH, N_STEPS, N_IN, dtype=torch.bool), x()), ValueError,
+             ("planted", "no spike")),
+        Case("planted-samples", "explain.metrics.planted_pattern_task", "n_samples = 0",
+             lambda: planted_pattern_task(0), ValueError, ("n_samples", "positive int")),
+        Case("tsa-weights", "explain.TemporalSpikeAttribution.attribute", "bare weights instead of a model",
+             lambda: TemporalSpikeAttribution().attribute(x(), weights()), TypeError, ("model", "LIFNetwork")),
+        Case("tsa-decay", "explain.TemporalSpikeAttribution()", "decay = 3",
+             lambda: TemporalSpikeAttribution(decay=3), ValueError, ("decay", "[0, 1]")),
+    ]
+
+
+def _explain_dataset(*args, **kwargs):
+    from torch.utils.data import TensorDataset
+
+    from sc_neurocore import explain_dataset
+
+    dataset = kwargs.pop("dataset", None) or TensorDataset(spikes(10))
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "out"
+        if kwargs.pop("out_is_file", False):
+            out.write_text("not a folder")
+        return explain_dataset(kwargs.pop("explainer", "saliency"), _net(), dataset, out, progress=False, **kwargs)
+
+
+def _load_explanations_missing():
+    from sc_neurocore import load_explanations
+
+    with tempfile.TemporaryDirectory() as folder:
+        return load_explanations(folder)
+
+
+def _load_explanations_corrupt():
+    from torch.utils.data import TensorDataset
+
+    from sc_neurocore import explain_dataset, load_explanations
+
+    with tempfile.TemporaryDirectory() as folder:
+        explain_dataset("saliency", _net(), TensorDataset(spikes(4)), folder, batch_size=2, shard_size=2,
+                        progress=False)
+        shard = sorted(Path(folder).glob("*.npz"))[0]
+        shard.write_bytes(shard.read_bytes()[:-10])
+        return load_explanations(folder)
+
+
+def _distributed_cases() -> list[Case]:
+    from torch.utils.data import TensorDataset
+
+    ed, le = "explain_dataset", "load_explanations"
+    return [
+        Case("ed-batch-size", ed, "batch_size = 0", lambda: _explain_dataset(batch_size=0), ValueError,
+             ("batch_size", "positive int")),
+        Case("ed-format", ed, "shard_format = 'pickle'", lambda: _explain_dataset(shard_format="pickle"), ValueError,
+             ("shard_format", "'npz', 'safetensors'")),
+        Case("ed-method", ed, "explainer = 'lrp'", lambda: _explain_dataset(explainer="lrp"), ValueError,
+             ("explainer", "'attribution', 'causal', 'saliency'")),
+        Case("ed-targets", ed, "targets = 'best'", lambda: _explain_dataset(targets="best"), ValueError,
+             ("targets", "'predicted', 'labels'")),
+        Case("ed-targets-range", ed, "targets = 7 with 3 outputs", lambda: _explain_dataset(targets=7), ValueError,
+             ("targets", "[0, 3)")),
+        Case("ed-layer", ed, "layer='0' with saliency (only causal silences layers)",
+             lambda: _explain_dataset(layer="0"), ValueError, ("layer", "only causal importance")),
+        Case("ed-out-file", ed, "out_dir is an existing file", lambda: _explain_dataset(out_is_file=True), ValueError,
+             ("out_dir", "not a folder")),
+        Case("ed-no-labels", ed, "targets='labels' on a dataset without labels",
+             lambda: _explain_dataset(targets="labels"), ValueError, ("targets", "'labels' needs")),
+        Case("ed-wrong-inputs", ed, "samples with N - 1 input neurons",
+             lambda: _explain_dataset(dataset=TensorDataset(torch.zeros(4, N_STEPS, N_IN - 1))), ValueError,
+             ("dataset", "input neurons")),
+        Case("ed-nan", ed, "a dataset of NaN spikes",
+             lambda: _explain_dataset(dataset=TensorDataset(torch.full((4, N_STEPS, N_IN), float("nan")))),
+             ValueError, ("input_spikes", "finite")),
+        Case("ed-metadata", ed, "metadata that is not JSON",
+             lambda: _explain_dataset(metadata={"when": object()}), TypeError, ("metadata", "JSON")),
+        Case("ed-other-model", ed, "an explainer built on another model than `model`",
+             lambda: _explain_dataset(explainer=saliency()), ValueError, ("explainer", "different model")),
+        Case("le-missing", le, "a folder without a finished run", _load_explanations_missing, FileNotFoundError,
+             ("out_dir", "no manifest.json")),
+        Case("le-corrupt", le, "a shard truncated after the run",
+             _load_explanations_corrupt, ValueError, ("out_dir", "checksum")),
+    ]
+
+
+def _data_cases() -> list[Case]:
+    from sc_neurocore.data.encoding import encode, rate_encode
+
+    data = (("sklearn", "data"),)
+    return [
+        Case("rate-negative", "data.rate_encode", "an intensity of -0.5",
+             lambda: rate_encode(torch.tensor([[-0.5, 0.2]]), 10), ValueError, ("intensities", "[0, 1]")),
+        Case("rate-nan", "data.rate_encode", "a NaN intensity",
+             lambda: rate_encode(torch.tensor([[float("nan"), 0.2]]), 10), ValueError, ("intensities", "NaN")),
+        Case("rate-steps", "data.rate_encode", "n_steps = 0",
+             lambda: rate_encode(torch.tensor([[0.5]]), 0), ValueError, ("n_steps", "positive int")),
+        Case("encode-kind", "data.encode", "encoding = 'burst'",
+             lambda: encode(torch.tensor([[0.5]]), 5, encoding="burst"), ValueError, ("encoding", "'rate', 'latency'")),
+        Case("digits-split", "data.load_digits", "split = 'val'", lambda: _load_digits(split="val"), ValueError,
+             ("split", "'train', 'test'"), needs=data),
+        Case("digits-size", "data.load_digits", "size = 16", lambda: _load_digits(size=16), ValueError,
+             ("size", "(8, 28)"), needs=data),
+    ]
+
+
+def _load_digits(**kwargs):
+    from sc_neurocore.data.digits import load_digits
+
+    return load_digits(**kwargs)
+
+
+def _plot(name, *args, **kwargs):
+    import numpy as np
+
+    from sc_neurocore import plot
+
+    return getattr(plot, name)(*[np.asarray(a) if isinstance(a, torch.Tensor) else a for a in args], **kwargs)
+
+
+def _save_figure(name: str):
+    import numpy as np
+
+    from sc_neurocore import plot
+
+    with tempfile.TemporaryDirectory() as folder:
+        plot.save_figure(plot.plot_saliency_heatmap(np.zeros((3, 3))), Path(folder) / name)
+
+
+def _plot_cases() -> list[Case]:
+    viz = (("matplotlib", "viz"),)
+    return [
+        Case("plot-heatmap-1d", "plot.plot_saliency_heatmap", "a 1-D score vector",
+             lambda: _plot("plot_saliency_heatmap", torch.zeros(5)), ValueError, ("scores", "(T, N)"), needs=viz),
+        Case("plot-heatmap-nan", "plot.plot_saliency_heatmap", "NaN scores",
+             lambda: _plot("plot_saliency_heatmap", torch.full((3, 3), float("nan"))), ValueError,
+             ("scores", "finite"), needs=viz),
+        Case("plot-raster-str", "plot.plot_spike_raster", "a str as spikes", lambda: _plot("plot_spike_raster", "x"),
+             TypeError, ("spikes", "numeric array"), needs=viz),
+        Case("plot-digit-size", "plot.plot_digit_importance", "63 importances for an 8x8 image",
+             lambda: _plot("plot_digit_importance", torch.zeros(8, 8), torch.zeros(63)), ValueError,
+             ("importance", "64 values"), needs=viz),
+        Case("save-figure-folder", "plot.save_figure", "a path in a folder that does not exist",
+             lambda: _save_figure("missing/figure.png"), FileNotFoundError, ("path", "does not exist"), needs=viz),
+        Case("save-figure-format", "plot.save_figure", "a file suffix matplotlib cannot write ('.zzz')",
+             lambda: _save_figure("figure.zzz"), ValueError, ("path", "zzz"), needs=viz,
+             gap="plot.py hands the suffix to matplotlib unchecked: matplotlib's ValueError 'Format 'zzz' is not "
+                 "supported' is raised inside matplotlib and does not name path (no file is left behind)"),
+    ]
+
+
 S, C = "TemporalSaliency", "CausalImportance"
 
 
@@ -304,4 +510,9 @@ def cases() -> list[Case]:
     if present("sc_neurocore.fpga.spec"):
         found += _fpga_cases()
     found += _cli_cases()
+    for module, group in (("sc_neurocore.captum", _captum_cases), ("sc_neurocore.explain.metrics", _metrics_cases),
+                          ("sc_neurocore.distributed", _distributed_cases), ("sc_neurocore.data.encoding", _data_cases),
+                          ("sc_neurocore.plot", _plot_cases)):
+        if present(module):
+            found += group()
     return found
