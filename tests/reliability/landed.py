@@ -291,6 +291,16 @@ def _cli_cases() -> list[Case]:
     if "quality" in SUBCOMMANDS:
         cases.append(Case("cli-quality-samples", "sc-neurocore quality", "--samples 0",
                           lambda: cli("quality", "--samples", "0"), CommandFailed, ("--samples", "positive int")))
+        cases.append(Case("cli-quality-points", "sc-neurocore quality", "--points 1 (a curve needs two ends)",
+                          lambda: cli("quality", "--points", "1"), CommandFailed, ("--points", "at least 2")))
+    if "bench" in SUBCOMMANDS:
+        cases.append(Case("cli-bench-runs", "sc-neurocore bench", "--runs 0", lambda: cli("bench", "--quick", "--runs", "0"),
+                          CommandFailed, ("--runs", "positive number of runs")))
+        cases.append(Case("cli-bench-workload", "sc-neurocore bench", "--workloads nope",
+                          lambda: cli("bench", "--workloads", "nope"), CommandFailed, ("--workloads", "invalid choice")))
+    cases.append(Case("cli-demo-samples-0", "sc-neurocore demo", "--samples 0",
+                      lambda: _cli_in_tmp("demo", "--samples", "0", "--out", "{tmp}"), CommandFailed,
+                      ("samples", "positive int")))
     return cases
 
 
