@@ -156,7 +156,9 @@ def snntorch_sequential(weights: Sequence[Tensor], beta: float | Sequence[float]
     modules: list[nn.Module] = []
     for index, weight in enumerate(weights):
         bias = biases[index]
-        linear = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None, dtype=weight.dtype)
+        # skip_init: the weights are overwritten below, so draw nothing from the caller's random generator.
+        linear = torch.nn.utils.skip_init(nn.Linear, weight.shape[0], weight.shape[1], bias=bias is not None,
+                                          dtype=weight.dtype)
         with torch.no_grad():
             linear.weight.copy_(weight.T)
             if bias is not None:

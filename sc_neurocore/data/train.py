@@ -146,9 +146,12 @@ def train(train_images: Tensor, train_labels: Tensor, test: DigitSpikes | tuple[
     n_inputs, n_classes = intensities.shape[1], int(labels.max()) + 1
     test_spikes, test_labels = test[0], test[1]
 
-    torch.manual_seed(seed)  # nn.Linear's default initialisation draws from the global generator
-    initial = [torch.nn.Linear(n_inputs, hidden, bias=False).weight.detach().T,
-               torch.nn.Linear(hidden, n_classes, bias=False).weight.detach().T]
+    # nn.Linear's default initialisation draws from the global generator: seed it, and give the caller's
+    # random state back afterwards.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        initial = [torch.nn.Linear(n_inputs, hidden, bias=False).weight.detach().T,
+                   torch.nn.Linear(hidden, n_classes, bias=False).weight.detach().T]
     model = snntorch_sequential(initial, beta=beta, threshold=threshold)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     order_generator = torch.Generator().manual_seed(seed)

@@ -44,7 +44,9 @@ def test_weight_file_is_the_network_state_dict_on_the_grid(size):
 
 def test_snntorch_model_structure():
     snn = require_module("snntorch", "snntorch")
+    state = torch.get_rng_state()
     model = pretrained_snntorch(8)
+    assert torch.equal(state, torch.get_rng_state())  # building it draws no random numbers
     kinds = [type(module) for module in model]
     assert kinds == [torch.nn.Linear, snn.Leaky, torch.nn.Linear, snn.Leaky]
     assert all(module.init_hidden for module in model[1::2])

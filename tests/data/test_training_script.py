@@ -25,7 +25,9 @@ def test_two_training_steps_are_reproducible_and_learn():
         assert torch.equal(first, second)
     assert runs[0].losses == runs[1].losses and runs[0].test_accuracy == runs[1].test_accuracy
     assert runs[0].losses[1] < runs[0].losses[0]  # the loss falls over the first few steps
+    state = torch.get_rng_state()
     initial = train(images, labels, (test.spikes, test.labels), epochs=1, max_batches=1, seed=8)
+    assert torch.equal(state, torch.get_rng_state())  # the caller's random state is left alone
     assert not torch.equal(initial.network.linear_weights()[0], runs[0].network.linear_weights()[0])
 
 
