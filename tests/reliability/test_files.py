@@ -227,3 +227,20 @@ def test_ctrl_c_mid_dataset_leaves_only_whole_shards_and_resumes(tmp_path):
     explain_dataset(TemporalSaliency(model), model, dataset, out, batch_size=4, shard_size=8, progress=False)
     resumed, reference = load_explanations(out), load_explanations(clean)
     assert torch.equal(resumed.scores, reference.scores) and torch.equal(resumed.sample_index, reference.sample_index)
+
+
+def test_ctrl_c_in_the_incremental_engine_closes_the_bar(monkeypatch):
+    import sc_neurocore.engine.incremental as incremental
+    from tqdm import tqdm
+
+    net, spikes = _problem()
+    calls = []
+
+    def interrupted_replay(*args, **kwargs):
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(incremental, "replay", interrupted_replay)
+    with pytest.raises(KeyboardInterrupt):
+        TemporalSaliency(net, progress=True).explain(spikes)
+    assert calls and len(tqdm._instances) == 0  # the incremental path ran, and its bar is closed
