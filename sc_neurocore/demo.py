@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     from .plot import (new_figure, plot_causal_importance, plot_digit_importance, plot_perturbation_curves,
                        plot_robustness_curve, plot_saliency_heatmap, plot_spike_raster, plot_temporal_profile,
                        save_figure)
-    from .quality import COUNT_READOUT_DECAY, GATED, SALIENCY, faithfulness_rows, format_table
+    from .quality import COUNT_READOUT_DECAY, faithfulness_rows, format_table
 
     started = time.perf_counter()
     n_samples = as_positive_int(args.samples, "samples")
@@ -273,5 +273,5 @@ def _run(args: argparse.Namespace) -> int:
     _section("Figures")
     for path in written:
         print(path)
-    print(f"\nDone in {time.perf_counter() - started:.1f} s (explained with {GATED!r} and {SALIENCY!r} among others).")
+    print(f"\nDone in {time.perf_counter() - started:.1f} s.")
     return 0
