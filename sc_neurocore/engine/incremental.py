@@ -43,7 +43,7 @@ from torch import Tensor
 
 from ..protocol import INPUT_LAYER
 from .batched import _progress_bar, materialise
-from .budget import default_max_memory
+from .budget import bytes_per_row, default_max_memory
 from .plans import Silencing, SpikeRemovals
 from .threads import step_block_rows, thread_policy
 
@@ -238,16 +238,20 @@ def translate(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silenc
         level = 0
     else:
         level = stack.names.index(plan.layer) + 1
-    masks = plan.masks()  # (P, n) bool: silenced
-    single = bool((masks.sum(dim=1) <= 1).all())
+    count = plan.stop - plan.start  # neurons silenced per row (ranks are a permutation)
+    single = bool((count <= 1).all())
     if level == len(stack.layers):  # the output layer itself: no replay, the readout just loses spikes
         return Perturbations(level, plan.sample, torch.full_like(plan.sample, n_steps), None, False,
-                             (~masks).to(spikes.dtype))
+                             (~plan.masks()).to(spikes.dtype))
     train = feeding(level)
     if single:
-        neuron = torch.where(masks.any(dim=1), masks.to(torch.int64).argmax(dim=1), 0)
-        touched = (train[plan.sample, :, neuron] != 0) & masks.any(dim=1, keepdim=True)  # (P, T)
+        # The neuron of rank start: no (P, n) mask needed when each row silences at most one neuron.
+        by_rank = torch.argsort(plan.rank, dim=-1)
+        position = plan.start.clamp(max=by_rank.shape[-1] - 1)
+        neuron = by_rank[position] if by_rank.ndim == 1 else by_rank[plan.sample, position]
+        touched = (train[plan.sample, :, neuron] != 0) & (count > 0)[:, None]  # (P, T)
     else:
+        masks = plan.masks()  # (P, n) bool: silenced
         touched = ((train[plan.sample] != 0) & masks[:, None, :]).any(dim=2)  # (P, T)
     # The first timestep at which a silenced neuron fired in the baseline (argmax: the first True), else T.
     first = torch.where(touched.any(dim=1), touched.to(torch.int8).argmax(dim=1), n_steps)
@@ -378,34 +382,66 @@ def _store(buffer: _Buffer, state, lo: int, hi: int) -> None:
 
 # -- chunking --------------------------------------------------------------------------------------------------
 
-def baseline_bytes_per_sample(stack: CompiledStack, n_steps: int, itemsize: int, n_state_fields: int = 2) -> int:
-    """Bytes of the baseline cache per sample: input, and per layer currents, states and spikes over time."""
-    return itemsize * n_steps * (stack.n_inputs + sum((2 + n_state_fields) * n for n in stack.sizes)
-                                 + stack.n_outputs)
+def state_fields(stack: CompiledStack) -> list[int]:
+    """How many tensors each layer's state holds (1 for :func:`~sc_neurocore.dynamics.lif_step`'s membrane)."""
+    return [len(layer.initial_state(layer.weight.new_zeros(1, layer.weight.shape[1]))) for layer in stack.layers]
 
 
-def replay_bytes_per_row(stack: CompiledStack, level: int, n_steps: int, itemsize: int, n_state_fields: int = 2,
+def baseline_bytes_per_sample(stack: CompiledStack, n_steps: int, itemsize: int) -> int:
+    """Peak bytes of the baseline cache per sample while it is built.
+
+    Per layer and step: the input current, the emitted spikes and every state field, each kept once and
+    held two to three times while the per-step lists are stacked; plus the readout's partial sums.
+    """
+    # Calibrated on R-MNIST (measured peak RSS): currents, spikes and states, the per-step lists while they
+    # are stacked, and the input matrix product's own workspace.
+    per_step = sum(n * (3 + 3 * fields + 3) for n, fields in zip(stack.sizes, state_fields(stack)))
+    return itemsize * (n_steps * per_step + 2 * (n_steps + 1) * stack.n_outputs)
+
+
+def replay_bytes_per_row(stack: CompiledStack, level: int, n_steps: int, itemsize: int, silencing: bool = False,
                          masked: bool = False) -> int:
-    """Peak bytes one replayed row costs: its states, its rank-1 direction, per-step currents and spikes."""
+    """Peak bytes one replayed row costs in :func:`replay`.
+
+    Counted: the replay states of every layer from ``level`` on; the row's rank-1 direction (held twice
+    while it is scaled); the readout accumulator, its prefix and the reordered result; the index tensors
+    of the plan chunk, the sort and the translation. Silencing plans add the row's view of the feeding
+    train over time; multi-neuron silencing its keep mask and a ``(T, n)`` fired-and-silenced mask.
+    """
+    fields = state_fields(stack)[level:]
     sizes = stack.sizes[level:]
     n_feed = stack.layers[min(level, len(stack.layers) - 1)].weight.shape[0]
-    per_row = sum((n_state_fields + 3) * n for n in sizes) + stack.n_outputs * 3 + 8
-    per_row += 2 * n_feed if masked else sizes[0] if sizes else 0
-    if masked:  # the (P, T, n) touched-mask computed once per chunk
-        per_row += n_steps * n_feed // itemsize + n_steps
-    return itemsize * per_row + 8 * 4  # index tensors
+    per_row = itemsize * (sum(f * n for f, n in zip(fields, sizes)) + 2 * (sizes[0] if sizes else 0)
+                          + 3 * stack.n_outputs)
+    per_row += 8 * 9 + 2  # int64 indices (picked, sub-plan, order, sorted sample/first, neuron) and flags
+    if silencing:
+        per_row += n_steps * (itemsize + 1) + n_feed
+    if masked:
+        per_row += n_feed * (itemsize + 1) + 2 * n_steps * n_feed
+    return per_row
 
 
-def plan_chunks(max_memory: int, sample_bytes: int, row_bytes: int, n_samples: int, n_rows: int) -> tuple[int, int]:
+def step_bytes(stack: CompiledStack, level: int, itemsize: int, device: torch.device, n_rows: int) -> int:
+    """Bytes of one replay step's temporaries (the dozen tensors a step function and the readout create):
+    bounded by the row block on CPU, proportional to the rows elsewhere."""
+    width = max(stack.sizes[level:] or [1])
+    rows = min(n_rows, step_block_rows(width, device))
+    return 12 * itemsize * rows * width
+
+
+def plan_chunks(max_memory: int, sample_bytes: int, row_bytes: int, n_samples: int, n_rows: int,
+                fixed: int = 0) -> tuple[int, int]:
     """``(samples per chunk, rows per chunk)`` so that a chunk's baseline plus its replay fit in ``max_memory``.
 
-    Half the budget goes to the baseline cache (at least one sample), the rest to replayed rows.
+    ``fixed`` bytes (outputs, sort indices, step temporaries) come off the top; half the rest goes to the
+    baseline cache (at least one sample), the remainder to replayed rows.
     """
     if max_memory < sample_bytes + row_bytes:
         raise ValueError(f"max_memory: {max_memory} bytes is too small for one sample's baseline and one "
                          f"perturbation, which need about {sample_bytes + row_bytes} bytes; raise it or pass None")
-    samples = max(1, min(n_samples, (max_memory // 2) // sample_bytes))
-    rows = max(1, min(max(n_rows, 1), (max_memory - samples * sample_bytes) // row_bytes))
+    available = max(max_memory - fixed, sample_bytes + row_bytes)
+    samples = max(1, min(n_samples, (available // 2) // sample_bytes))
+    rows = max(1, min(max(n_rows, 1), (available - samples * sample_bytes) // row_bytes))
     return samples, rows
 
 
@@ -449,7 +485,9 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     if n_rows == 0:
         return outputs
     level, sample_bytes, row_bytes = _footprint(stack, x, plan)
-    samples, rows_chunk = plan_chunks(budget, sample_bytes, row_bytes, n_samples, n_rows)
+    # Allocated for the whole plan, outside any chunk: the outputs and the sample sort.
+    fixed = n_rows * (itemsize * stack.n_outputs + 16) + step_bytes(stack, level, itemsize, x.device, n_rows)
+    samples, rows_chunk = plan_chunks(budget, sample_bytes, row_bytes, n_samples, n_rows, fixed)
     # Rows grouped by sample chunk: a stable sort keeps the plan's order inside each group.
     sample_order = torch.argsort(plan.sample, stable=True)
     sorted_samples = plan.sample[sample_order]
@@ -473,7 +511,8 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                         rows = translate(stack, chunk_spikes, sub, feeding)
                         replayed, uncertain = replay(stack, chunk_spikes, baseline, rows)
                         if bool(uncertain.any()):
-                            replayed[uncertain] = _forward_rows(stack, chunk_spikes, sub, uncertain)
+                            replayed[uncertain] = _forward_rows(stack, chunk_spikes, sub, uncertain,
+                                                                        rows_chunk * row_bytes)
                         outputs[picked] = replayed
                     except torch.cuda.OutOfMemoryError:
                         # As the generic path does: halve the rows per replay and retry; at one row, give up
@@ -492,25 +531,35 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     return outputs
 
 
-def _forward_rows(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, which: Tensor) -> Tensor:
+def _forward_rows(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, which: Tensor,
+                  max_memory: int) -> Tensor:
     """Outputs of the ``which`` rows of ``plan`` by full forward passes of the compiled stack (the same
-    operations as the model's forward, verified bit for bit), for near-tie rows."""
+    operations as the model's forward, verified bit for bit), for near-tie rows; materialised in chunks
+    that fit in ``max_memory`` bytes (the replay's share of the budget, free again by then)."""
     index = torch.nonzero(which)[:, 0]
-    if isinstance(plan, SpikeRemovals):
-        sub = SpikeRemovals(plan.sample[index], plan.timestep[index], plan.neuron[index])
-    else:
-        sub = Silencing(plan.layer, plan.sample[index], plan.rank, plan.start[index], plan.stop[index])
-    rows, silence = materialise(spikes, sub)
-    return stack_forward(stack, rows, silence)
+    # The generic path's per-row estimate leaves out the simulation's per-step lists: half again on top.
+    row_bytes = 3 * bytes_per_row(spikes.shape[1], spikes.shape[2], stack.sizes, spikes.element_size()) // 2
+    chunk = max(1, max_memory // row_bytes)
+    outputs = []
+    for start in range(0, index.shape[0], chunk):
+        rows = index[start:start + chunk]
+        if isinstance(plan, SpikeRemovals):
+            sub = SpikeRemovals(plan.sample[rows], plan.timestep[rows], plan.neuron[rows])
+        else:
+            sub = Silencing(plan.layer, plan.sample[rows], plan.rank, plan.start[rows], plan.stop[rows])
+        inputs, silence = materialise(spikes, sub)
+        outputs.append(stack_forward(stack, inputs, silence))
+    return torch.cat(outputs)
 
 
 def _footprint(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> tuple[int, int, int]:
     """``(level, baseline bytes per sample, replay bytes per row)`` of running ``plan`` incrementally."""
-    masked = isinstance(plan, Silencing)
-    level = 0 if not masked or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1
+    silencing = isinstance(plan, Silencing)
+    level = 0 if not silencing or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1
+    masked = silencing and len(plan) > 0 and bool((plan.stop - plan.start > 1).any())
     itemsize = torch.empty((), dtype=stack.layers[0].weight.dtype).element_size()
     return (level, baseline_bytes_per_sample(stack, spikes.shape[1], itemsize),
-            replay_bytes_per_row(stack, level, spikes.shape[1], itemsize, masked=masked))
+            replay_bytes_per_row(stack, level, spikes.shape[1], itemsize, silencing=silencing, masked=masked))
 
 
 def minimum_memory(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> int:
