@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..atomic import atomic_path, atomic_write
 from ..inputs import as_positive_int
-from .soc import Board, board_soc, get_board
+from .soc import Board, board_soc, get_board, quiet_litex
 
 #: Base name of every file the toolchain writes.
 BUILD_NAME = "explainer"
@@ -134,8 +134,10 @@ def tool_version(command: list[str]) -> str:
     """The first line a tool prints for its version (``"unknown"`` if it prints nothing)."""
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     line = result.stdout.strip().splitlines()[0] if result.stdout.strip() else "unknown"
-    # Drop the "(git sha1 ...)" noise: the release number is what a reader compares.
-    return re.sub(r"\s*\(git sha1 [^)]*\)", "", line).strip()
+    # Keep the tool and its release number, which is what a reader compares.
+    line = re.sub(r"\s*\(git sha1 [^)]*\)", "", line)
+    line = re.sub(r" -- Next Generation Place and Route \(Version ([^)]*)\)", r" \1", line)
+    return line.strip()
 
 
 def parse_nextpnr_report(path: str | Path) -> dict:
@@ -201,7 +203,7 @@ def _publish(source: Path, target: Path) -> None:
 
 def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_steps: int, lanes: int,
                     spec=None, board: str | Board = "icebreaker", sys_clk_freq: float | None = None,
-                    seed: int = 1, report_md: str | Path | None = None) -> BuildReport:
+                    seed: int = 1, report_md: str | Path | None = None, verbose: bool = False) -> BuildReport:
     """Build a timing-clean bitstream of the explainer SoC and report what it uses.
 
     Args:
@@ -212,6 +214,8 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
         sys_clk_freq: the system clock in Hz (default: the board's).
         seed: nextpnr's placement seed.
         report_md: also write the markdown table here (see :func:`write_report_markdown`).
+        verbose: print LiteX's, yosys' and nextpnr's progress (otherwise only their errors; the full logs
+            are ``build/gateware/explainer.rpt`` and ``explainer_nextpnr.log`` either way).
 
     Returns:
         The :class:`BuildReport` (also in ``out_dir/report.json``).
@@ -245,19 +249,23 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scratch = (out / "build").resolve()
-    soc, platform = board_soc(board, core, sys_clk_freq)
+    with quiet_litex(verbose):
+        soc, platform = board_soc(board, core, sys_clk_freq)
     gateware = scratch / "gateware"
     report_json, pnr_log = gateware / f"{BUILD_NAME}_report.json", gateware / f"{BUILD_NAME}_nextpnr.log"
     for stale in (report_json, pnr_log):
         stale.unlink(missing_ok=True)
     # nextpnr writes its numbers as JSON and its log to a file; relative paths: it runs in gateware/.
     platform.toolchain._pnr_opts += f" --report {report_json.name} --log {pnr_log.name}"
+    if not verbose:
+        platform.toolchain._pnr_opts += " --quiet"
     if board.synth_options:
         platform.toolchain._synth_opts += f" {board.synth_options}"
     from litex.soc.integration.builder import Builder
     builder = Builder(soc, output_dir=str(scratch), compile_software=False, csr_csv=str(scratch / "csr.csv"))
     try:
-        builder.build(build_name=BUILD_NAME, timingstrict=True, seed=seed)
+        with quiet_litex(verbose):
+            builder.build(build_name=BUILD_NAME, timingstrict=True, seed=seed, quiet=not verbose)
     except OSError as error:
         raise BuildError(f"the {board.name} build of {sizes} at {sys_clk_freq / 1e6:.2f} MHz failed "
                          f"(timing-strict):\n{_failure_reason(pnr_log)}") from error

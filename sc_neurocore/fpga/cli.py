@@ -65,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="system clock in Hz (default: the board's, 24e6 on the iCEBreaker)")
     build.add_argument("--seed", type=_positive_int, default=1, help="nextpnr placement seed (default 1)")
     build.add_argument("--out", required=True, help="output folder for the bitstream, csr.csv and reports")
+    build.add_argument("--verbose", action="store_true",
+                       help="print LiteX's, yosys' and nextpnr's progress (their full logs are kept in OUT/build)")
     build.add_argument("--report-md", default=None,
                        help="also write the report table here (rewrites only the generated section of a "
                             "document that has the report markers, e.g. docs/fpga.md)")
@@ -92,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps,
                                  lanes=args.lanes, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
-                                 seed=args.seed, report_md=args.report_md)
+                                 seed=args.seed, report_md=args.report_md, verbose=args.verbose)
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1

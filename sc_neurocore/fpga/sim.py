@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
-from .soc import make_soc, require_litex
+from .soc import make_soc, quiet_litex, require_litex
 
 #: The simulated system clock (it only scales the bridge's timeout; the model runs as fast as it can).
 SIM_CLK_FREQ = 1_000_000
@@ -93,7 +93,7 @@ def build_simulation(core, out_dir: str | os.PathLike, *, opt_level: str = "O1",
         out_dir: the build folder (created; its ``gateware/`` is the toolchain's scratch space).
         opt_level: the C++ optimisation level of the model (``O1`` compiles fast and runs well).
         jobs: parallel compiler jobs.
-        verbose: print the compiler's output.
+        verbose: print LiteX's log and the compiler's output.
 
     Returns:
         A :class:`SimulationBuild`.
@@ -108,7 +108,8 @@ def build_simulation(core, out_dir: str | os.PathLike, *, opt_level: str = "O1",
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    soc, _ = sim_soc(core)
+    with quiet_litex(verbose):
+        soc, _ = sim_soc(core)
     sim_config = SimConfig()
     sim_config.add_clocker("sys_clk", freq_hz=SIM_CLK_FREQ)
     # The port is a placeholder: Simulation writes a free one into sim_config.js before each start.
@@ -116,7 +117,8 @@ def build_simulation(core, out_dir: str | os.PathLike, *, opt_level: str = "O1",
     builder = Builder(soc, output_dir=str(out), compile_software=False, csr_csv=str(out / "csr.csv"))
     # run=False writes the Verilog, the C++ harness and the build script without running the model;
     # the script is then run here so that a failure raises with the compiler's own message.
-    builder.build(sim_config=sim_config, run=False, opt_level=opt_level, jobs=jobs, interactive=False)
+    with quiet_litex(verbose):
+        builder.build(sim_config=sim_config, run=False, opt_level=opt_level, jobs=jobs, interactive=False)
     gateware = Path(builder.gateware_dir)
     result = subprocess.run(["bash", "build_sim.sh"], cwd=gateware, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

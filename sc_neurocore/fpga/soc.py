@@ -14,7 +14,9 @@ is assembled here.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,21 @@ def require_litex():
     except ImportError as error:
         raise ImportError("the FPGA tools need migen and LiteX; install them with: "
                           "pip install 'sc-neurocore[fpga]'") from error
+
+
+@contextlib.contextmanager
+def quiet_litex(verbose: bool):
+    """Silence LiteX's INFO logging (the SoC's register map and module tree) unless ``verbose``; the tools'
+    own logs are kept in files in the build folder either way."""
+    if verbose:
+        yield
+        return
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 @dataclass(frozen=True)
@@ -78,7 +95,7 @@ BOARDS: dict[str, Board] = {
     "icebreaker": Board(
         name="icebreaker",
         platform="litex_boards.platforms.icebreaker:Platform",
-        device="Lattice iCE40UP5K-SG48 (iCEBreaker v1.0)",
+        device="Lattice iCE40UP5K-SG48",
         clock_name="clk12",
         clock_freq=12e6,
         sys_clk_freq=24e6,
