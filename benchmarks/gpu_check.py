@@ -4,6 +4,7 @@ Run from the repository root, without installing the package::
 
     PYTHONPATH=. python benchmarks/gpu_check.py            # about 2-4 minutes on one GPU
     OUT=/some/folder PYTHONPATH=. python benchmarks/gpu_check.py   # also writes $OUT/gpu_bench.md
+    PYTHONPATH=. python benchmarks/gpu_check.py --quick    # a smoke run (CPU is fine): one small workload
 
 Needs only torch (snnTorch, Norse and Captum are not used here). Exits with status 1 if any exactness
 check fails. Without CUDA it runs on the CPU and says so (useful to try it out, not a GPU result).
@@ -107,9 +108,13 @@ def naive(net, spikes):
     return torch.cat(outputs)
 
 
-def timing(device: torch.device) -> list[tuple]:
+def timing(device: torch.device, quick: bool = False) -> list[tuple]:
     table = []
     for name, workload in WORKLOADS.items():
+        if quick:  # a smoke run of this script: the smallest workload, shrunk
+            if name != "R-seed":
+                continue
+            workload = workload.scaled(0.3)
         net = lif_network(workload).to(device)
         one = input_spikes(workload).to(device)
         plan = remove_each_spike(one)
@@ -126,7 +131,7 @@ def timing(device: torch.device) -> list[tuple]:
         print(f"  {name} one sample: ours {ours_s * 1e3:.1f} ms, batched {generic_s * 1e3:.1f} ms, "
               f"naive {naive_s * 1e3:.0f} ms ({agree})", flush=True)
         per_sample = max(1, len(plan))
-        batch = max(1, 100_000 // per_sample)
+        batch = max(1, (2_000 if quick else 100_000) // per_sample)
         many = input_spikes(workload, batch=batch, seed=5).to(device)
         plan = remove_each_spike(many)
         with torch.inference_mode():
@@ -149,8 +154,9 @@ def main() -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (no CUDA device found)"
     print(f"device: {name}; torch {torch.__version__}", flush=True)
     started = time.perf_counter()
+    quick = "--quick" in sys.argv[1:]
     failures = exactness(device)
-    table = timing(device)
+    table = timing(device, quick)
     lines = ["# GPU check of the incremental engine", "",
              f"Written by `PYTHONPATH=. python benchmarks/gpu_check.py` on {name}, torch {torch.__version__}, "
              f"in {time.perf_counter() - started:.0f} s.", "",
