@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import require_module
-from sc_neurocore.explain import CausalImportance, TemporalSaliency
+from sc_neurocore.explain import CausalImportance, SpikeAttributor, TemporalSaliency
 
 from .zoo import ZOO, ZOO_IDS, explanations, lif, snntorch_adapter, spikes
 
@@ -52,9 +52,15 @@ def test_no_nondeterministic_operation(device, build):
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
-        runs = [(TemporalSaliency(model).explain(batch, output_neuron=1).saliency_map(),
-                 CausalImportance(model).explain(batch, output_neuron=1, layer=list(model.neuron_layers)[0])
-                 .importance_map()) for _ in range(2)]
+        runs = []
+        for _ in range(2):
+            run = [TemporalSaliency(model).explain(batch, output_neuron=1).saliency_map(),
+                   CausalImportance(model).explain(batch, output_neuron=1, layer=list(model.neuron_layers)[0])
+                   .importance_map()]
+            if build == "lif":  # the attributions need the weight chain, which the LIF network exposes
+                run += [SpikeAttributor().attribute(batch, model, 1).attribution_map(),
+                        SpikeAttributor(mode="gated").attribute(batch, model, 1).attribution_map()]
+            runs.append(run)
     finally:
         torch.use_deterministic_algorithms(previous)
     assert all(torch.equal(a, b) for a, b in zip(*runs))
