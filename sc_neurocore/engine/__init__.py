@@ -9,7 +9,7 @@ from .batched import run_plan
 from .incremental import minimum_memory, run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
 
-__all__ = ["execute", "run_plan", "SpikeRemovals", "Silencing", "remove_each_spike", "silence_each_neuron",
+__all__ = ["execute", "run_plan", "run_incremental", "SpikeRemovals", "Silencing", "remove_each_spike", "silence_each_neuron",
            "silence_prefixes"]
 
 
