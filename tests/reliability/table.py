@@ -33,7 +33,8 @@ The same tests also check, on every call, that inputs, weights and model state a
 (`test_no_mutation.py`), that results do not depend on what ran before or on the rest of the batch
 (`test_no_leaked_state.py`), that `max_memory` is respected and CUDA out-of-memory halves the chunk
 (`test_memory.py`), determinism (`test_determinism.py`), safe loading (`test_loading.py`), atomic files
-and interrupts (`test_files.py`), and properties on random networks (`test_properties.py`).
+and interrupts (`test_files.py`), properties on random networks (`test_properties.py`), and that
+random garbage for any argument gets a named error or a result (`test_fuzz.py`).
 
 Determinism: repeated calls give bit-identical results on CPU. The engines write results only through
 `index_put_` / `scatter_` / `gather` at unique indices (one entry per spike or neuron), so no
