@@ -91,3 +91,22 @@ def test_causal_answers_anything(input_spikes, output_neuron, labels, layer):
 @given(st.lists(arrays(ndim=st.integers(0, 3), sizes=st.integers(0, 7)), max_size=3))
 def test_weights_answer_anything(chain):
     _answer(lambda: SpikeAttributor().attribute((torch.rand(2, 4, N_IN) < 0.4).float(), chain))
+
+
+@PROPERTY_SETTINGS
+@given(spike_inputs())
+def test_models_answer_anything(input_spikes):
+    _answer(lambda: network().run(input_spikes))
+
+
+@PROPERTY_SETTINGS
+@given(spike_inputs(), st.one_of(st.none(), st.dictionaries(st.sampled_from(["1", "3", "0", "x"]),
+                                                          arrays(ndim=st.integers(0, 3), sizes=st.integers(0, 6)),
+                                                          max_size=2)))
+def test_adapters_answer_anything(input_spikes, silence):
+    from conftest import require_module
+
+    require_module("snntorch", "snntorch")
+    from .landed import snntorch_adapter
+
+    _answer(lambda: snntorch_adapter().run(input_spikes, silence=silence))
