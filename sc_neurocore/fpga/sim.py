@@ -162,6 +162,19 @@ def _wait_listening(port: int, process: subprocess.Popen, what: str, log: Path, 
         time.sleep(0.05)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies, so a killed test run does not
+    leave a simulator spinning (``close()`` is the normal way out; this covers SIGKILL of the parent)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_CHILD_SETUP = _die_with_parent if sys.platform.startswith("linux") else None
+
+
 def _stop(process: subprocess.Popen | None) -> None:
     """End a process this module started: politely, then for good."""
     if process is None or process.poll() is not None:
@@ -230,7 +243,7 @@ class Simulation:
         model_log = directory / "model.log"
         self._logs.append(open(model_log, "w"))
         self._model = subprocess.Popen([str(self.build.executable)], cwd=directory, stdin=subprocess.DEVNULL,
-                                       stdout=self._logs[-1], stderr=subprocess.STDOUT)
+                                       stdout=self._logs[-1], stderr=subprocess.STDOUT, preexec_fn=_CHILD_SETUP)
         _wait_listening(uart_port, self._model, "the Verilator model", model_log, self.start_timeout)
         self.uart_port = f"socket://localhost:{uart_port}"
         if not self.with_server:
@@ -241,7 +254,8 @@ class Simulation:
         self._server = subprocess.Popen(
             [sys.executable, "-u", "-m", "litex.tools.litex_server", "--uart", "--uart-port", self.uart_port,
              "--bind-ip", "localhost", "--bind-port", str(server_port)],
-            cwd=directory, stdin=subprocess.DEVNULL, stdout=self._logs[-1], stderr=subprocess.STDOUT)
+            cwd=directory, stdin=subprocess.DEVNULL, stdout=self._logs[-1], stderr=subprocess.STDOUT,
+            preexec_fn=_CHILD_SETUP)
         _wait_listening(server_port, self._server, "litex_server", server_log, self.start_timeout)
         self.url = f"localhost:{server_port}"
 
