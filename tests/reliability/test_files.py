@@ -168,6 +168,10 @@ def test_progress_bar_shows_on_request_only(capsys):
     assert "perturbation" in shown and f"/{n_spikes}" in shown
     CausalImportance(net, progress=True).explain(spikes, layer="0")
     assert f"/{2 * 8}" in capsys.readouterr().err
+    # The generic engine (a model the incremental one does not compile) shows the same bar.
+    generic = _interrupted(net, on_call=-1)
+    TemporalSaliency(generic, progress=True).explain(spikes)
+    assert f"/{n_spikes}" in capsys.readouterr().err
     TemporalSaliency(net).explain(spikes)
     assert capsys.readouterr().err == ""
 
