@@ -118,6 +118,11 @@ class LIFNetwork(nn.Module):
         spikes = as_tensor(spikes, "spikes")[0]
         if spikes.ndim != 3 or spikes.shape[-1] != self.n_inputs:
             raise ValueError(f"spikes: expected shape (B, T, {self.n_inputs}), got {tuple(spikes.shape)}")
+        device = self.weights[0].device
+        if spikes.device != device:
+            # torch would raise deep inside the matrix product (or, with a 'meta' network, compute garbage).
+            raise ValueError(f"spikes: on {spikes.device} but the network is on {device}; move one of them "
+                             f"(e.g. network.to('{spikes.device}'))")
         dtype = self.weights[0].dtype
         x = spikes.to(dtype)
         keep = _keep_masks(silence, self.neuron_layers, x.shape[0], x.device, dtype)

@@ -439,6 +439,10 @@ def _core_cases() -> list[Case]:
         Case("lif-silence-layer", "LIFNetwork.run", "silence of an unknown layer",
              lambda: network().run(x(), silence={"hidden": torch.zeros(BATCH, N_HIDDEN, dtype=torch.bool)}),
              ValueError, ("silence", "unknown layer")),
+        Case("lif-run-meta-network", "LIFNetwork.run", "network on the 'meta' device, spikes on cpu",
+             lambda: network().to("meta").run(x()), ValueError, ("spikes", "network is on meta")),
+        Case("lif-record-meta-network", "LIFNetwork.record", "network on the 'meta' device, spikes on cpu",
+             lambda: network().to("meta").record(x()), ValueError, ("spikes", "network is on meta")),
         Case("lif-zeros", "LIFNetwork.run", "all-zero spikes (legal)", lambda: network().run(zeros()),
              outcome="output counts 0", check=_zero_counts),
         # --- engine ----------------------------------------------------------------------------------------
