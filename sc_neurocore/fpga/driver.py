@@ -63,7 +63,11 @@ class FpgaExplainer:
         url: ``"HOST:PORT"`` of a running ``litex_server`` in front of the SoC.
         csr_csv: the register map the build wrote (``csr.csv``).
         spec: the fixed-point format you expect; checked against the one the chip reports (``None``: take
-            the chip's).
+            the chip's, with the decay it applies, ``D_int / 2**k``).
+
+    Attributes:
+        spec: the chip's :class:`~sc_neurocore.fpga.spec.FixedPointSpec` (``spec`` itself when given).
+        n_inputs, n_outputs, n_steps, lanes, words_per_lane: the sizes the chip reports.
         baudrate: the UART's baud rate (``uart_port`` only).
         timeout: seconds to wait for a run or a read before giving up.
 
@@ -169,7 +173,9 @@ class FpgaExplainer:
             if ours != theirs:
                 raise ValueError(f"spec: expected the chip's format (decay_int, trace_bits, frac_bits, decay_bits, "
                                  f"weight_bits, weight_frac_bits) = {theirs}, got {ours}")
-        self.spec = chip_spec
+        # The caller's spec keeps its float decay (same D_int), so SpikeAttributor(spec.decay, fixed_point=spec)
+        # compares directly; without one, the decay is the one the chip applies, D_int / 2**k.
+        self.spec = spec if spec is not None else chip_spec
 
     # Public API.
     @property
@@ -217,7 +223,8 @@ class FpgaExplainer:
 
     def read_importance(self, output_neuron: int) -> Tensor:
         """``trace[i] * w[i, c]`` for every input ``i`` after the last run, as ``int64`` ``(N,)``."""
-        if not isinstance(output_neuron, int) or not 0 <= output_neuron < self.n_outputs:
+        if not isinstance(output_neuron, int) or isinstance(output_neuron, bool) or \
+                not 0 <= output_neuron < self.n_outputs:
             raise ValueError(f"output_neuron: expected an int in [0, {self.n_outputs}), got {output_neuron!r}")
         addresses = self._addresses
         # When status sits just before importance and readout_index, one burst reads all three, and a

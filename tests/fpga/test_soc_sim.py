@@ -154,6 +154,7 @@ def test_a_spec_that_differs_from_the_chip_is_refused_and_the_direct_uart_path_w
             FpgaExplainer(uart_port=simulation.uart_port, csr_csv=str(build.csr_csv), spec=FixedPointSpec(decay=0.5))
     with Simulation(build, with_server=False) as simulation:
         with FpgaExplainer(uart_port=simulation.uart_port, csr_csv=str(build.csr_csv), spec=core.spec) as chip:
+            assert chip.spec is core.spec
             quantised = chip.load_weights(random_weights(3))
             spikes = random_spikes(400, 0.6)
             got = chip.importance(spikes, output_neuron=2)
