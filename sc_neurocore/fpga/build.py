@@ -247,6 +247,8 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     core = TraceExplainer(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec)
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir: {str(out)!r} is a file; expected a folder for the bitstream and reports")
     out.mkdir(parents=True, exist_ok=True)
     scratch = (out / "build").resolve()
     with quiet_litex(verbose):
