@@ -41,6 +41,11 @@ def as_tensor(value: Any, name: str) -> tuple[Tensor, bool]:
     elif isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
             raise TypeError(f"{name}: expected a numeric array (bool, int or float), got dtype {value.dtype}")
+        if value.dtype.kind == "u" and value.dtype.itemsize > 1:
+            # torch computes little with uint16/32/64: take them as int64 when every value fits.
+            if value.size and value.max() > np.iinfo(np.int64).max:
+                raise ValueError(f"{name}: expected values that fit int64, got {value.max()}")
+            value = value.astype(np.int64)
         tensor, from_numpy = torch.from_numpy(np.ascontiguousarray(value)), True
     elif isinstance(value, (list, tuple)):
         try:
@@ -113,6 +118,9 @@ def as_targets(value: Any, batch: int, n_outputs: int, device: torch.device,
                name: str = "output_neuron") -> Tensor:
     """An int, or one int per sample ``(B,)``, each in ``[0, n_outputs)``; returns a ``(B,)`` long tensor."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if not 0 <= int(value) < n_outputs:  # checked before torch.full, which overflows past int64
+            raise ValueError(f"{name}: expected values in [0, {n_outputs}) (the model has {n_outputs} outputs), "
+                             f"got {int(value)}")
         targets = torch.full((batch,), int(value), dtype=torch.long, device=device)
     elif isinstance(value, (Tensor, np.ndarray, list, tuple)):
         tensor, _ = as_tensor(value, name)

@@ -202,6 +202,11 @@ def _zero_causal(result) -> None:
     assert result.robustness_count(threshold=0.05).tolist() == [N_HIDDEN] * BATCH
 
 
+def _same_as_int64_targets(result) -> None:
+    expected = attributor().attribute(spikes(), weights(), output_neuron=torch.tensor([2, 1]))
+    assert torch.equal(result.attribution_map(), expected.attribution_map())
+
+
 def _zero_counts(result) -> None:
     assert torch.equal(result, torch.zeros(BATCH, N_OUT))
 
@@ -245,6 +250,8 @@ def _core_cases() -> list[Case]:
              ("output_neuron", "[0, 3)", "-1")),
         Case("attr-big-output", ATTRIBUTE, "output_neuron = C (one past the last output)",
              lambda: attributor().attribute(x(), w(), output_neuron=N_OUT), ValueError, ("output_neuron", "[0, 3)")),
+        Case("attr-huge-output", ATTRIBUTE, "output_neuron = 2**70 (beyond int64)",
+             lambda: attributor().attribute(x(), w(), output_neuron=2**70), ValueError, ("output_neuron", "[0, 3)")),
         Case("attr-float-output", ATTRIBUTE, "output_neuron = 1.0 (a float)",
              lambda: attributor().attribute(x(), w(), output_neuron=1.0), TypeError, ("output_neuron", "int")),
         Case("attr-bool-output", ATTRIBUTE, "output_neuron = True",
@@ -299,6 +306,9 @@ def _core_cases() -> list[Case]:
              ("decay", "float")),
         Case("attr-mode", f"{A}()", "mode = 'lrp' (unknown)", lambda: attributor(mode="lrp"), ValueError,
              ("mode", "'linear', 'gated'")),
+        Case("attr-uint64-targets", ATTRIBUTE, "NumPy uint64 targets (legal)",
+             lambda: attributor().attribute(x(), w(), output_neuron=np.array([2, 1], dtype=np.uint64)),
+             outcome="taken as int64 class indices: the same result as int64 targets", check=_same_as_int64_targets),
         Case("attr-zeros", ATTRIBUTE, "all-zero input_spikes (legal)", lambda: attributor().attribute(zeros(), w()),
              outcome="attribution 0 everywhere, total 0 per sample", check=_zero_attribution),
         Case("attr-gated-zeros", ATTRIBUTE, "all-zero input_spikes, mode='gated' (legal)",
