@@ -66,7 +66,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         mode: ``"w"`` (text) or ``"wb"`` (binary).
         encoding: text encoding (ignored for binary).
     """
-    if mode not in ("w", "wb"):
+    if not isinstance(mode, str) or mode not in ("w", "wb"):
         raise ValueError(f"mode: expected 'w' or 'wb', got {mode!r}")
     with atomic_path(path) as temporary:
         with open(temporary, mode, encoding=None if mode == "wb" else encoding) as handle:

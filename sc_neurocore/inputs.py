@@ -148,7 +148,9 @@ def as_positive_int(value: Any, name: str) -> int:
 
 def as_fraction(value: Any, name: str, *, inclusive_high: bool = True) -> float:
     """A real number in ``[0, 1]`` (``[0, 1)`` if not ``inclusive_high``)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
+    # An int is always finite (and may be too big for np.isfinite); a float may be NaN or Inf.
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or \
+            (not isinstance(value, numbers.Integral) and not np.isfinite(value)):
         raise TypeError(f"{name}: expected a float in [0, 1], got {value!r}")
     if value < 0 or value > 1 or (not inclusive_high and value == 1):
         raise ValueError(f"{name}: expected a float in [0, 1{']' if inclusive_high else ')'}, got {value}")

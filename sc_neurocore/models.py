@@ -51,7 +51,7 @@ class LIFNetwork(nn.Module):
         super().__init__()
         chain = as_weight_chain(weights, name="weights")
         n_layers = len(chain)
-        if reset not in RESET_MECHANISMS:
+        if not isinstance(reset, str) or reset not in RESET_MECHANISMS:
             raise ValueError(f"reset: expected one of {RESET_MECHANISMS}, got {reset!r}")
         self.betas = _per_layer(beta, n_layers, "beta", low=0.0, high=1.0)
         self.thresholds = _per_layer(threshold, n_layers, "threshold", low=None, high=None)

@@ -71,7 +71,7 @@ class SpikeAttributor:
         self.decay = as_fraction(decay, "decay")
         if self.decay == 0:
             raise ValueError("decay: expected a float in (0, 1], got 0 (every spike would weigh 0)")
-        if mode not in MODES:
+        if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
         self.mode = mode
         if fixed_point is not None:

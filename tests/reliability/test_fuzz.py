@@ -20,6 +20,7 @@ from .networks import PROPERTY_SETTINGS
 
 PACKAGE = str(Path(sc_neurocore.__file__).parent)
 ARGUMENTS = ("input_spikes", "output_neuron", "labels", "layer", "weights", "run_fn", "max_memory", "batched",
+             "beta", "threshold", "reset", "k", "sample", "trace_bits", "frac_bits", "weight_bits", "decay_bits",
              "decay", "mode", "significance", "spikes", "silence")
 DTYPES = [torch.bool, torch.uint8, torch.int8, torch.int64, torch.float16, torch.bfloat16, torch.float32,
           torch.float64, torch.complex64]
@@ -51,7 +52,7 @@ def spike_inputs():
 
 
 def targets():
-    return st.one_of(st.integers(-2, N_OUT + 1), st.floats(allow_nan=True), st.booleans(), st.none(),
+    return st.one_of(st.integers(-2, N_OUT + 1), st.integers(), st.floats(allow_nan=True), st.booleans(), st.none(),
                      st.text(max_size=2), arrays(ndim=st.integers(0, 2), sizes=st.integers(0, 4)),
                      st.lists(st.integers(-1, N_OUT), max_size=4))
 
@@ -110,3 +111,36 @@ def test_adapters_answer_anything(input_spikes, silence):
     from .landed import snntorch_adapter
 
     _answer(lambda: snntorch_adapter().run(input_spikes, silence=silence))
+
+
+def _anything():
+    return st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+                     st.text(max_size=3), arrays(ndim=st.integers(0, 1), sizes=st.integers(0, 2)))
+
+
+@PROPERTY_SETTINGS
+@given(_anything(), _anything(), _anything())
+def test_options_answer_anything(max_memory, significance, decay):
+    spikes = (torch.rand(1, 3, N_IN) < 0.4).float()
+    _answer(lambda: TemporalSaliency(network(), max_memory=max_memory, significance=significance).explain(spikes))
+    _answer(lambda: CausalImportance(network(), batched=max_memory).explain(spikes))
+    _answer(lambda: SpikeAttributor(decay=decay, mode=significance).attribute(spikes, weights()))
+
+
+@PROPERTY_SETTINGS
+@given(_anything(), _anything(), _anything(), _anything())
+def test_network_and_result_options_answer_anything(beta, threshold, k, sample):
+    from sc_neurocore.models import LIFNetwork
+
+    spikes = (torch.rand(2, 3, N_IN) < 0.4).float()
+    _answer(lambda: LIFNetwork(weights(), beta=beta, threshold=threshold, reset=k))
+    _answer(lambda: SpikeAttributor().attribute(spikes, weights()).top_k(k, sample=sample))
+    _answer(lambda: CausalImportance(network()).explain(spikes).robustness_count(threshold=threshold))
+
+
+@PROPERTY_SETTINGS
+@given(_anything(), _anything(), _anything())
+def test_fixed_point_spec_answers_anything(decay, trace_bits, weight_bits):
+    from sc_neurocore.fpga import FixedPointSpec
+
+    _answer(lambda: FixedPointSpec(decay=decay, trace_bits=trace_bits, weight_bits=weight_bits))
