@@ -231,33 +231,47 @@ class Simulation:
         directory = self.build.directory
         if not self.build.executable.exists():
             raise FileNotFoundError(f"build: {self.build.executable} does not exist; run build_simulation first")
-        uart_port = free_port()
-        config_path = directory / "sim_config.js"
-        config = config_path.read_text()
-        modules = json.loads(config)
-        for module in modules:
-            if module.get("module") == "serial2tcp":
-                module["args"]["port"] = uart_port
-        with atomic_write(config_path) as handle:
-            json.dump(modules, handle, indent=4)
-        model_log = directory / "model.log"
-        self._logs.append(open(model_log, "w"))
-        self._model = subprocess.Popen([str(self.build.executable)], cwd=directory, stdin=subprocess.DEVNULL,
-                                       stdout=self._logs[-1], stderr=subprocess.STDOUT, preexec_fn=_CHILD_SETUP)
-        _wait_listening(uart_port, self._model, "the Verilator model", model_log, self.start_timeout)
+        uart_port, self._model = self._launch("the Verilator model", directory / "model.log",
+                                              lambda port: self._model_command(port))
         self.uart_port = f"socket://localhost:{uart_port}"
         if not self.with_server:
             return
-        server_port = free_port()
-        server_log = directory / "litex_server.log"
-        self._logs.append(open(server_log, "w"))
-        self._server = subprocess.Popen(
-            [sys.executable, "-u", "-m", "litex.tools.litex_server", "--uart", "--uart-port", self.uart_port,
-             "--bind-ip", "localhost", "--bind-port", str(server_port)],
-            cwd=directory, stdin=subprocess.DEVNULL, stdout=self._logs[-1], stderr=subprocess.STDOUT,
-            preexec_fn=_CHILD_SETUP)
-        _wait_listening(server_port, self._server, "litex_server", server_log, self.start_timeout)
+        server_port, self._server = self._launch("litex_server", directory / "litex_server.log", lambda port: [
+            sys.executable, "-u", "-m", "litex.tools.litex_server", "--uart", "--uart-port", self.uart_port,
+            "--bind-ip", "localhost", "--bind-port", str(port)])
         self.url = f"localhost:{server_port}"
+
+    def _model_command(self, port: int) -> list[str]:
+        """Write ``port`` into the model's ``sim_config.js`` (read at start-up) and return its command."""
+        config_path = self.build.directory / "sim_config.js"
+        modules = json.loads(config_path.read_text())
+        for module in modules:
+            if module.get("module") == "serial2tcp":
+                module["args"]["port"] = port
+        with atomic_write(config_path) as handle:
+            json.dump(modules, handle, indent=4)
+        return [str(self.build.executable)]
+
+    def _launch(self, what: str, log_path: Path, command, attempts: int = 3) -> tuple[int, subprocess.Popen]:
+        """Start ``command(port)`` on a free port until it listens; another program may take the port between
+        the probe and the bind, so a failed bind is retried on a new port."""
+        for attempt in range(attempts):
+            port = free_port()
+            log = open(log_path, "w")
+            self._logs.append(log)
+            process = subprocess.Popen(command(port), cwd=self.build.directory, stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=subprocess.STDOUT, preexec_fn=_CHILD_SETUP)
+            try:
+                _wait_listening(port, process, what, log_path, self.start_timeout)
+                return port, process
+            except RuntimeError:
+                _stop(process)
+                if attempt == attempts - 1:
+                    raise
+            except BaseException:
+                _stop(process)
+                raise
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def close(self) -> None:
         """Stop the server, then the model; close the logs. Safe to call twice."""
