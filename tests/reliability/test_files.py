@@ -101,8 +101,8 @@ WRITERS = {"savefig", "save_file", "torch.save", "np.save", "np.savez", "np.save
            "write_bytes", "copyfile", "shutil.copy", "shutil.copy2", "to_csv", "ZipFile"}
 #: Writes that are not result files, each with why it need not be atomic (matched on the exact call).
 NOT_RESULT_FILES = {
-    ("fpga/sim.py", "open(model_log, 'w')"): "the Verilator model's live log, streamed by the running subprocess",
-    ("fpga/sim.py", "open(server_log, 'w')"): "litex_server's live log, streamed by the running subprocess",
+    ("fpga/sim.py", "open(log_path, 'w')"): "the live log of the Verilator model or litex_server, streamed by "
+                                            "the running subprocess",
     ("bench/suite.py", "open('/proc/self/clear_refs', 'w')"): "a kernel control file (resets the peak-RSS "
                                                               "counter), not a file on disk",
     ("plot.py", "self.savefig(buffer, format='png', dpi=100)"): "renders into an in-memory buffer, no file",
