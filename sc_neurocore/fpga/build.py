@@ -246,6 +246,9 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     spec = FixedPointSpec() if spec is None else spec
     core = TraceExplainer(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec)
 
+    if report_md is not None and not Path(report_md).resolve().parent.is_dir():
+        # Checked now rather than after minutes of place and route.
+        raise FileNotFoundError(f"report_md: the folder of {str(report_md)!r} does not exist")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir: {str(out)!r} is a file; expected a folder for the bitstream and reports")

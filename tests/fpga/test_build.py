@@ -106,7 +106,12 @@ def test_bad_arguments_are_rejected_before_the_toolchain_runs(tmp_path):
         build_bitstream(tmp_path, **{**SIZES, "lanes": 0})
     with pytest.raises(ValueError, match="lanes"):
         build_bitstream(tmp_path, **{**SIZES, "lanes": 9})
+    with pytest.raises(FileNotFoundError, match="report_md"):
+        build_bitstream(tmp_path, report_md=tmp_path / "missing" / "fpga.md", **SIZES)
     report = tmp_path / "report.json"
+    report.touch()
+    with pytest.raises(ValueError, match="out_dir"):
+        build_bitstream(report, **SIZES)
     report.write_text(json.dumps({"utilization": {}, "fmax": {}}))
     with pytest.raises(ValueError, match="ICESTORM_LC"):
         parse_nextpnr_report(report)
