@@ -24,6 +24,21 @@ def random_spikes(batch: int, steps: int, n_inputs: int, rate: float = 0.3, seed
     return (torch.rand(batch, steps, n_inputs, generator=generator) < rate).float()
 
 
+def spike_train(shape: Sequence[int], seed: int = 1, rate: float = 0.25) -> torch.Tensor:
+    """Bernoulli spikes of any ``shape`` (``(T, N)`` or ``(B, T, N)``), float32 0/1."""
+    return (torch.rand(tuple(shape), generator=torch.Generator().manual_seed(seed)) < rate).float()
+
+
+def lif_network(seed: int = 0, sizes: Sequence[int] = (20, 12, 6), gain: float = 0.9):
+    """A seeded reference :class:`~sc_neurocore.models.LIFNetwork` (beta 0.85, threshold 0.5) that fires
+    on sparse random input."""
+    from sc_neurocore.models import LIFNetwork
+
+    generator = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(a, b, generator=generator) * gain for a, b in zip(sizes[:-1], sizes[1:])]
+    return LIFNetwork(weights, beta=0.85, threshold=0.5)
+
+
 def _linears(sizes: Sequence[int], gain: float, seed: int) -> list[nn.Linear]:
     """Seeded ``nn.Linear`` layers ``sizes[i] -> sizes[i + 1]`` with weights scaled by ``gain``."""
     if len(sizes) < 2:

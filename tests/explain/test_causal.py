@@ -7,17 +7,15 @@ import torch
 from brute_force import input_causal_loop, one_sample
 from sc_neurocore.engine.budget import bytes_per_row
 from sc_neurocore.explain import CausalImportance
-from sc_neurocore.models import LIFNetwork
+from toy_models import lif_network, spike_train
 
 
 def _net(seed=0, sizes=(20, 12, 6)):
-    g = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(a, b, generator=g) * 0.9 for a, b in zip(sizes[:-1], sizes[1:])]
-    return LIFNetwork(weights, beta=0.85, threshold=0.5)
+    return lif_network(seed, sizes)
 
 
 def _spikes(shape, seed=1, rate=0.25):
-    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < rate).float()
+    return spike_train(shape, seed, rate)
 
 
 def _hidden_loop(net, spikes, layer, target):

@@ -9,16 +9,15 @@ from sc_neurocore.explain import SpikeAttributor, TemporalSaliency
 from sc_neurocore.explain.metrics import (deletion_curve, insertion_curve, perturbation_curve, planted_pattern_task,
                                           precision_at_k, spearman, spike_ranks)
 from sc_neurocore.models import LIFNetwork
+from toy_models import lif_network, spike_train
 
 
 def _net(seed=0, sizes=(12, 8, 4)):
-    g = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(a, b, generator=g) * 0.9 for a, b in zip(sizes[:-1], sizes[1:])]
-    return LIFNetwork(weights, beta=0.85, threshold=0.5)
+    return lif_network(seed, sizes)
 
 
 def _spikes(shape, seed=1, rate=0.3):
-    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < rate).float()
+    return spike_train(shape, seed, rate)
 
 
 def _brute_force_curve(forward, spikes, scores, targets, kind, n_points):
