@@ -8,7 +8,6 @@ from conftest import require_module
 from sc_neurocore.explain import SpikeAttributor, TemporalSaliency
 from sc_neurocore.explain.metrics import (deletion_curve, insertion_curve, perturbation_curve, planted_pattern_task,
                                           precision_at_k, spearman, spike_ranks)
-from sc_neurocore.models import LIFNetwork
 from toy_models import lif_network, spike_train
 
 
