@@ -18,6 +18,17 @@ NORSE = (("norse", "norse"),)
 FPGA = (("migen", "fpga"), ("litex", "fpga"))
 
 
+_AMBIGUOUS = ("{where} checks `{arg} not in {consts}` without first checking for a str: an array of names "
+              "makes NumPy raise its unnamed 'truth value of an array ... is ambiguous' ValueError")
+
+
+def _NAMES():  # noqa: N802 -- reads as the constant it builds
+    """An array where one name is expected (found by the fuzz tests on our own entry points)."""
+    import numpy as np
+
+    return np.array(["count", "test"])
+
+
 def snntorch_stack(output: bool = True, init_hidden: bool = True):
     """``Linear(6, 5) -> Leaky -> Linear(5, 3) -> Leaky(output=True)``, seeded."""
     import snntorch as snn
@@ -126,6 +137,9 @@ def _adapter_cases() -> list[Case]:
              lambda: snntorch_adapter().run(x().to(torch.complex64)), TypeError, ("spikes", "real"), needs=SNNTORCH),
         Case("adapter-run-meta", run, "spikes on the 'meta' device given to an adapter directly",
              lambda: snntorch_adapter().run(x().to("meta")), ValueError, ("spikes", "meta"), needs=SNNTORCH),
+        Case("snn-readout-array", fs, "readout = an array of names", lambda: snntorch_adapter(readout=_NAMES()),
+             ValueError, ("readout", "'count'"), needs=SNNTORCH,
+             gap=_AMBIGUOUS.format(where="adapters/readout.py check_readout", arg="readout", consts="READOUTS")),
         Case("adapter-zeros", f"{S}.explain", "all-zero input_spikes through an snnTorch adapter (legal)",
              lambda: saliency(snntorch_adapter()).explain(zeros()),
              outcome="saliency 0 everywhere, no spike tested", check=_zero_saliency_adapter, needs=SNNTORCH),
@@ -438,6 +452,9 @@ def _distributed_cases() -> list[Case]:
              lambda: _explain_dataset(metadata={"when": object()}), TypeError, ("metadata", "JSON")),
         Case("ed-other-model", ed, "an explainer built on another model than `model`",
              lambda: _explain_dataset(explainer=saliency()), ValueError, ("explainer", "different model")),
+        Case("ed-format-array", ed, "shard_format = an array of names", lambda: _explain_dataset(shard_format=_NAMES()),
+             ValueError, ("shard_format", "'npz'"),
+             gap=_AMBIGUOUS.format(where="distributed.py explain_dataset", arg="shard_format", consts="SHARD_FORMATS")),
         Case("le-missing", le, "a folder without a finished run", _load_explanations_missing, FileNotFoundError,
              ("out_dir", "no manifest.json")),
         Case("le-corrupt", le, "a shard truncated after the run",
@@ -460,6 +477,10 @@ def _data_cases() -> list[Case]:
              lambda: encode(torch.tensor([[0.5]]), 5, encoding="burst"), ValueError, ("encoding", "'rate', 'latency'")),
         Case("digits-split", "data.load_digits", "split = 'val'", lambda: _load_digits(split="val"), ValueError,
              ("split", "'train', 'test'"), needs=data),
+        Case("digits-split-array", "data.load_digits", "split = an array of names",
+             lambda: _load_digits(split=_NAMES()), ValueError, ("split", "'train', 'test'"), needs=data,
+             gap=_AMBIGUOUS.format(where="data/digits.py (also data/pretrained.py size and reset, data/train.py "
+                                   "encoding)", arg="split", consts="SPLITS")),
         Case("digits-size", "data.load_digits", "size = 16", lambda: _load_digits(size=16), ValueError,
              ("size", "(8, 28)"), needs=data),
     ]
