@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .dynamics import RESET_MECHANISMS, LIFParameters, LIFState, lif_initial_state, lif_step
+from .dynamics import RESET_MECHANISMS, LIFParameters, lif_initial_state, lif_step
 from .inputs import as_tensor, as_weight_chain
 from .protocol import LayerRecord, Recording
 

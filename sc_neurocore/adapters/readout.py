@@ -21,7 +21,6 @@ it emits, and silencing one zeroes it.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 READOUTS: tuple[str, ...] = ("count", "rate", "final_membrane", "max_membrane")

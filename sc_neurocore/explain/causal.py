@@ -24,7 +24,7 @@ from torch import Tensor
 from ..engine.plans import silence_each_neuron, silence_prefixes
 from ..protocol import INPUT_LAYER
 from ..inputs import as_targets
-from .perturbation import PerturbationExplainer, Prepared, target_column
+from .perturbation import PerturbationExplainer, Prepared
 from .results import CausalResult
 
 
