@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..dynamics import (CurrentLIFParameters, LIFParameters, current_lif_initial_state, current_lif_integrate,
                         current_lif_step, lif_initial_state, lif_step)
-from ..engine.incremental import CompiledStack, CompiledLayer, stack_forward
+from ..engine.incremental import Baseline, CompiledLayer, CompiledStack, stack_forward
 from ..models import LIFNetwork
 
 logger = logging.getLogger(__name__)
@@ -81,20 +81,25 @@ def compiled_for(model, spikes: Tensor) -> CompiledStack | None:
         >>> compiled_for(net, (torch.rand(2, 10, 8) < 0.3).float()) is not None
         True
     """
+    return verified(model, spikes, record=False)[0]
+
+
+def verified(model, spikes: Tensor, record: bool) -> tuple[CompiledStack | None, Baseline | None]:
+    """:func:`compiled_for`, also returning the compiled forward's recorded :class:`Baseline` when
+    ``record`` (the incremental executor starts from it instead of running the forward again)."""
     stack = compile_model(model)
-    if stack is None:
-        return None
-    if stack.layers[0].weight.device != spikes.device:
-        return None
+    if stack is None or stack.layers[0].weight.device != spikes.device:
+        return None, None
     with torch.no_grad():
         expected = model.run(spikes)
-        got = stack_forward(stack, spikes.to(stack.layers[0].weight.dtype))
+        compiled = stack_forward(stack, spikes.to(stack.layers[0].weight.dtype), record=record)
+    got, baseline = compiled if record else (compiled, None)
     if not isinstance(expected, Tensor) or expected.shape != got.shape or expected.dtype != got.dtype \
             or not torch.equal(expected, got):
         logger.info("%s: the compiled stack does not reproduce the model's forward bit for bit; using the "
                     "generic batched path", type(model).__name__)
-        return None
-    return stack
+        return None, None
+    return stack, baseline
 
 
 def _compile_lif_network(net: LIFNetwork) -> CompiledStack:

@@ -487,8 +487,11 @@ def _targets(rows: list[Row], r_squared: float, peaks: list[tuple[int, float | N
                           "check (timing noise under load lowers R^2)"))
     for budget, peak in peaks:
         if peak is not None:
-            targets.append(Target(f"peak memory within max_memory {budget // 2**20} MiB +-10%: "
-                                  "1 - |peak / max_memory - 1|", 0.9, 1 - abs(peak / (budget / 2**20) - 1),
-                                  "the budget sizes the baseline cache and the replay states; per-step temporaries, "
-                                  "the plan's index tensors and the outputs come on top, allocator slack below"))
+            # Wanted: peak <= 1.1 x max_memory, i.e. headroom = 1.1 - peak / max_memory >= 0. A run that needs
+            # less than the budget in total rightly stays below it.
+            targets.append(Target(f"peak memory at 10^5 perturbations, max_memory {budget // 2**20} MiB: "
+                                  f"1.1 - peak / max_memory (peak {peak:.0f} MiB)", 0.0,
+                                  1.1 - peak / (budget / 2**20),
+                                  "the budget sizes the baseline cache, the replay states and the near-tie "
+                                  "forwards; measured as resident memory, so allocator slack counts too"))
     return targets

@@ -6,6 +6,7 @@ from torch import Tensor
 
 from ..protocol import SpikingModel
 from .batched import run_plan
+from .budget import bytes_per_row, default_max_memory
 from .incremental import minimum_memory, run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
 
@@ -44,13 +45,27 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     """
     if plan is not None and len(plan) > 0:
         # Imported here: the compilers live with the adapters, which sit beside the engine, not below it.
-        from ..adapters.compile import compiled_for
+        from ..adapters.compile import verified
 
-        stack = compiled_for(model, spikes)
+        budget = default_max_memory(spikes.device) if max_memory is None else max_memory
+        # Record the compiled check's forward when all samples' baselines fit in one chunk: the
+        # incremental executor then starts from it instead of running the same forward again.
+        record = _fits_one_chunk(model, spikes, budget)
+        stack, baseline = verified(model, spikes, record=record)
         # The baseline cache needs more memory than a plain forward: under a budget too small for it the
         # generic path still runs (a budget is a ceiling, never a reason to fail).
         if stack is not None and (n_outputs is None or n_outputs == stack.n_outputs) and \
                 (max_memory is None or max_memory >= minimum_memory(stack, spikes, plan)):
-            outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress)
+            outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
+                                      baseline=baseline)
             return outputs
     return run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress)
+
+
+def _fits_one_chunk(model: SpikingModel, spikes: Tensor, budget: int) -> bool:
+    """Whether recording every sample's baseline stays well inside the budget (a cheap upper estimate)."""
+    sizes = list(model.neuron_layers.values())
+    if not sizes:
+        return False
+    batch, steps, n_inputs = spikes.shape
+    return 4 * batch * bytes_per_row(steps, n_inputs, sizes, spikes.element_size()) <= budget

@@ -446,7 +446,8 @@ def plan_chunks(max_memory: int, sample_bytes: int, row_bytes: int, n_samples: i
 
 
 def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
-                    max_memory: int | None = None, progress: bool = False) -> Tensor:
+                    max_memory: int | None = None, progress: bool = False,
+                    baseline: Baseline | None = None) -> Tensor:
     """Outputs ``(P, C)`` of every row of ``plan`` by baseline caching, rank-1 deltas and suffix replay.
 
     Args:
@@ -455,6 +456,8 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
         plan: spike removals or silencings; ``None``: the unperturbed samples.
         max_memory: peak bytes of the baseline cache and replay states of one chunk (``None``: automatic).
         progress: show a progress bar over rows.
+        baseline: the recorded baseline of all of ``spikes`` (``stack_forward(..., record=True)``), if the
+            caller already has it; used when every sample fits in one chunk.
 
     Returns:
         ``(P, C)`` in the weights' dtype, row ``p`` the outputs of plan row ``p``.
@@ -493,6 +496,7 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     sorted_samples = plan.sample[sample_order]
     bounds = torch.searchsorted(sorted_samples, torch.arange(0, n_samples + samples, samples,
                                                              device=x.device).clamp(max=n_samples)).tolist()
+    flagged = torch.zeros(n_rows, dtype=torch.bool, device=x.device)
     bar = _progress_bar(n_rows, progress)
     try:
         with thread_policy(rows_chunk * max(stack.sizes[level:] or [1]), x.device):
@@ -501,7 +505,8 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                 if lo == hi:
                     continue
                 chunk_spikes = x[start:start + samples]
-                _, baseline = stack_forward(stack, chunk_spikes, record=True)
+                if baseline is None or samples < n_samples:
+                    _, baseline = stack_forward(stack, chunk_spikes, record=True)
                 row_start = lo
                 while row_start < hi:
                     picked = sample_order[row_start:min(row_start + rows_chunk, hi)]
@@ -510,10 +515,8 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                     try:
                         rows = translate(stack, chunk_spikes, sub, feeding)
                         replayed, uncertain = replay(stack, chunk_spikes, baseline, rows)
-                        if bool(uncertain.any()):
-                            replayed[uncertain] = _forward_rows(stack, chunk_spikes, sub, uncertain,
-                                                                        rows_chunk * row_bytes)
                         outputs[picked] = replayed
+                        flagged[picked] = uncertain
                     except torch.cuda.OutOfMemoryError:
                         # As the generic path does: halve the rows per replay and retry; at one row, give up
                         # (raise) rather than return a partial result.
@@ -526,6 +529,10 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                         continue
                     bar.update(picked.shape[0])
                     row_start += picked.shape[0]
+            baseline = None  # free the last chunk's cache before the near-tie forwards
+            if bool(flagged.any()):
+                # All near-tie rows of the plan in as few full forwards as the budget allows.
+                outputs[flagged] = _forward_rows(stack, x, plan, flagged, max((budget - fixed) // 2, 1))
     finally:
         bar.close()
     return outputs
@@ -537,8 +544,9 @@ def _forward_rows(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Si
     operations as the model's forward, verified bit for bit), for near-tie rows; materialised in chunks
     that fit in ``max_memory`` bytes (the replay's share of the budget, free again by then)."""
     index = torch.nonzero(which)[:, 0]
-    # The generic path's per-row estimate leaves out the simulation's per-step lists: half again on top.
-    row_bytes = 3 * bytes_per_row(spikes.shape[1], spikes.shape[2], stack.sizes, spikes.element_size()) // 2
+    # The generic path's per-row estimate leaves out the simulation's per-step lists and the allocator's
+    # slack: measured peaks are about twice it.
+    row_bytes = 2 * bytes_per_row(spikes.shape[1], spikes.shape[2], stack.sizes, spikes.element_size())
     chunk = max(1, max_memory // row_bytes)
     outputs = []
     for start in range(0, index.shape[0], chunk):
