@@ -259,7 +259,27 @@ def _cli_in_tmp(*argv_with_folder):
         if any("{pickle}" in arg for arg in argv):
             path = malicious_pickle(Path(folder))
             argv = [arg.replace("{pickle}", str(path)) for arg in argv]
+        for marker, make in (("{pickled-npz}", _pickled_npz), ("{corrupt-safetensors}", _corrupt_safetensors)):
+            if any(marker in arg for arg in argv):
+                argv = [arg.replace(marker, str(make(Path(folder)))) for arg in argv]
         return cli(*argv)
+
+
+def _pickled_npz(folder: Path) -> Path:
+    """An ``.npz`` whose ``spikes`` member is a pickled object array (runs code if loaded with pickle)."""
+    import numpy as np
+
+    from .payloads import MARKER, _CreatesMarker
+
+    path = folder / "spikes.npz"
+    np.savez(path, spikes=np.array([_CreatesMarker(folder / MARKER)], dtype=object), allow_pickle=True)
+    return path
+
+
+def _corrupt_safetensors(folder: Path) -> Path:
+    path = folder / "spikes.safetensors"
+    path.write_bytes(b"not a safetensors header" * 4)
+    return path
 
 
 def _cli_cases() -> list[Case]:
@@ -297,6 +317,18 @@ def _cli_cases() -> list[Case]:
                  lambda: _cli_in_tmp("explain-dataset", "--model", "sc_neurocore.data.pretrained:pretrained_network",
                                      "--weights", "{pickle}", *common), CommandFailed,
                  ("weights", "refused", "weights_only=True")),
+            Case("cli-ed-dataset-pickle", ed, "--dataset: an .npz holding a pickled object array",
+                 lambda: _cli_in_tmp("explain-dataset", "--model", "sc_neurocore.data.pretrained:pretrained_network",
+                                     "--dataset", "{pickled-npz}", "--method", "saliency", "--out", "{tmp}/out"),
+                 CommandFailed, ("error: dataset:", "allow_pickle=False"),
+                 gap="distributed.py refuses it (NumPy's allow_pickle=False; nothing runs) but passes on NumPy's "
+                     "message 'Object arrays cannot be loaded when allow_pickle=False', which does not name dataset"),
+            Case("cli-ed-dataset-corrupt", ed, "--dataset: a corrupt .safetensors file",
+                 lambda: _cli_in_tmp("explain-dataset", "--model", "sc_neurocore.data.pretrained:pretrained_network",
+                                     "--dataset", "{corrupt-safetensors}", "--method", "saliency", "--out", "{tmp}/out"),
+                 CommandFailed, ("error: dataset:", "safetensors"),
+                 gap="distributed.py SpikeFileDataset lets safetensors' SafetensorError (not a ValueError) escape, so "
+                     "the command ends in a traceback instead of one line"),
             Case("cli-ed-weights-missing", ed, "--weights: a file that does not exist",
                  lambda: _cli_in_tmp("explain-dataset", "--model", "sc_neurocore.data.pretrained:pretrained_network",
                                      "--weights", "{tmp}/absent.safetensors", *common), CommandFailed,

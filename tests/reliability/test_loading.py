@@ -71,6 +71,22 @@ def test_cli_refuses_a_malicious_weights_file(tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize("kind", ["object array in an .npz", "raw pickle named .npz"])
+def test_cli_refuses_a_pickled_dataset_file(tmp_path, kind):
+    import numpy as np
+
+    path = tmp_path / "spikes.npz"
+    if kind == "object array in an .npz":
+        np.savez(path, spikes=np.array([_CreatesMarker(tmp_path / MARKER)], dtype=object), allow_pickle=True)
+    else:
+        path.write_bytes(pickle.dumps(_CreatesMarker(tmp_path / MARKER)))
+    with pytest.raises(CommandFailed, match="pickle") as failure:
+        cli("explain-dataset", "--model", "sc_neurocore.data.pretrained:pretrained_network", "--dataset", str(path),
+            "--method", "saliency", "--out", str(tmp_path / "out"), "--no-progress")
+    assert failure.value.status == 2
+    assert not (tmp_path / MARKER).exists()
+
+
 def test_model_is_imported_by_name_never_loaded_from_a_file(tmp_path, monkeypatch):
     # A module on the path is imported and its factory returned, exactly the named attribute.
     (tmp_path / "user_models_for_reliability.py").write_text("def build():\n    return 'built'\n")
