@@ -173,6 +173,18 @@ def _export_verilog(**kwargs):
         return export_verilog(Path(folder) / "core.v", 16, 2, 4, 2, FixedPointSpec(decay=0.9), **kwargs)
 
 
+def _build(**kwargs):
+    """``build_bitstream`` with one bad argument: each is refused before any tool runs or any file is written."""
+    from sc_neurocore.fpga.build import build_bitstream
+
+    arguments = {"n_inputs": 16, "n_outputs": 2, "n_steps": 4, "lanes": 2, **kwargs}
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            return build_bitstream(Path(folder) / "build", **arguments)
+        finally:
+            assert not (Path(folder) / "build").exists(), "a refused build left files behind"
+
+
 def _driver(**kwargs):
     from sc_neurocore.fpga.driver import FpgaExplainer
 
@@ -222,6 +234,21 @@ def _fpga_cases() -> list[Case]:
             Case("export-weights-shape", "fpga.export_verilog", "inlined weights of the wrong shape",
                  lambda: _export_verilog(weights=torch.zeros(3, 3, dtype=torch.long)), ValueError,
                  ("weights", "(16, 2)"), needs=FPGA),
+        ]
+    if present("sc_neurocore.fpga.build"):
+        build = "fpga.build_bitstream"
+        cases += [
+            Case("build-board", build, "board = 'nexys' (unknown board)", lambda: _build(board="nexys"), ValueError,
+                 ("board", "['icebreaker']"), needs=FPGA),
+            Case("build-lanes", build, "lanes = 9", lambda: _build(lanes=9), ValueError, ("lanes", "[1, 8]"), needs=FPGA),
+            Case("build-inputs", build, "n_inputs = 0", lambda: _build(n_inputs=0), ValueError,
+                 ("n_inputs", "positive int"), needs=FPGA),
+            Case("build-steps", build, "n_steps = 10**9 (beyond the step counter)", lambda: _build(n_steps=10**9),
+                 ValueError, ("n_steps", "[1, 65535]"), needs=FPGA),
+            Case("build-clock", build, "sys_clk_freq = -5", lambda: _build(sys_clk_freq=-5.0), ValueError,
+                 ("sys_clk_freq", "positive frequency"), needs=FPGA),
+            Case("build-spec", build, "spec = 'q8'", lambda: _build(spec="q8"), TypeError, ("spec", "FixedPointSpec"),
+                 needs=FPGA),
         ]
     if present("sc_neurocore.fpga.driver"):
         driver = "fpga.FpgaExplainer"
