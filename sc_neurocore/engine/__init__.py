@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import torch
 from torch import Tensor
 
 from ..protocol import SpikingModel
@@ -9,6 +12,8 @@ from .batched import run_plan
 from .budget import bytes_per_row, default_max_memory
 from .incremental import minimum_memory, run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["execute", "run_plan", "run_incremental", "SpikeRemovals", "Silencing", "remove_each_spike", "silence_each_neuron",
            "silence_prefixes"]
@@ -48,17 +53,23 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
         from ..adapters.compile import verified
 
         budget = default_max_memory(spikes.device) if max_memory is None else max_memory
-        # Record the compiled check's forward when all samples' baselines fit in one chunk: the
-        # incremental executor then starts from it instead of running the same forward again.
-        record = _fits_one_chunk(model, spikes, budget)
-        stack, baseline = verified(model, spikes, record=record)
-        # The baseline cache needs more memory than a plain forward: under a budget too small for it the
-        # generic path still runs (a budget is a ceiling, never a reason to fail).
-        if stack is not None and (n_outputs is None or n_outputs == stack.n_outputs) and \
-                (max_memory is None or max_memory >= minimum_memory(stack, spikes, plan)):
-            outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
-                                      baseline=baseline)
-            return outputs
+        try:
+            # Record the compiled check's forward when all samples' baselines fit in one chunk: the
+            # incremental executor then starts from it instead of running the same forward again.
+            record = _fits_one_chunk(model, spikes, budget)
+            stack, baseline = verified(model, spikes, record=record)
+            # The baseline cache needs more memory than a plain forward: under a budget too small for it the
+            # generic path still runs (a budget is a ceiling, never a reason to fail).
+            if stack is not None and (n_outputs is None or n_outputs == stack.n_outputs) and \
+                    (max_memory is None or max_memory >= minimum_memory(stack, spikes, plan)):
+                outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
+                                          baseline=baseline)
+                return outputs
+        except torch.cuda.OutOfMemoryError:
+            # The incremental engine halves its replay chunks itself; what still does not fit (its baseline
+            # cache, the compiled check) falls back to the generic path, which needs less and halves too.
+            logger.warning("CUDA out of memory in the incremental engine; running the generic batched path")
+            torch.cuda.empty_cache()
     return run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress)
 
 

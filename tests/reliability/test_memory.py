@@ -193,8 +193,34 @@ def test_out_of_memory_in_the_incremental_engine_halves_the_chunk(monkeypatch, c
         got = execute(net, spikes, plan)
     assert torch.equal(got, expected)
     assert sizes[0] > 3 and "halving" in caplog.text  # the incremental path ran, failed, and halved
-    # At one row it gives up and raises: never a partial result.
+    # At one row the incremental engine gives up and raises (never a partial result) ...
     monkeypatch.setattr(incremental, "replay", lambda *args, **kwargs: (_ for _ in ()).throw(
         torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")))
+    from sc_neurocore.adapters.compile import compile_model
+
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        execute(net, spikes, plan)
+        incremental.run_incremental(compile_model(net), spikes, plan)
+    # ... and execute then completes the run on the generic path.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sc_neurocore.engine"):
+        assert torch.equal(execute(net, spikes, plan), expected)
+    assert "generic batched path" in caplog.text
+
+
+def test_out_of_memory_the_incremental_engine_cannot_absorb_falls_back_to_the_generic_path(monkeypatch, caplog):
+    import sc_neurocore.engine as engine
+
+    net, spikes = _problem()
+    plan = remove_each_spike(spikes)
+    expected = run_plan(net, spikes, plan)
+    attempts = []
+
+    def baseline_does_not_fit(*args, **kwargs):
+        attempts.append(1)
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated: the baseline cache)")
+
+    monkeypatch.setattr(engine, "run_incremental", baseline_does_not_fit)
+    with caplog.at_level(logging.WARNING, logger="sc_neurocore.engine"):
+        got = execute(net, spikes, plan)
+    assert attempts and torch.equal(got, expected)
+    assert "generic batched path" in caplog.text
