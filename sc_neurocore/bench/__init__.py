@@ -14,11 +14,25 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
+from typing import TYPE_CHECKING
+
 from ..atomic import atomic_write
-from .suite import QUICK, Report, Settings, run_suite
 from .workloads import WORKLOADS
 
+if TYPE_CHECKING:
+    from .suite import Report
+
 __all__ = ["add_arguments", "main", "render", "run_suite", "Settings", "QUICK"]
+
+
+def __getattr__(name: str):
+    # The suite (Captum, the explainers) loads only when used: benchmarks/gpu_check.py imports the workloads
+    # on a machine that may have nothing but torch and numpy.
+    if name in ("run_suite", "Settings", "QUICK"):
+        from . import suite
+
+        return getattr(suite, name)
+    raise AttributeError(f"module 'sc_neurocore.bench' has no attribute {name!r}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .suite import QUICK, Settings, run_suite
+
     settings = QUICK if args.quick else Settings()
     if args.runs is not None:
         if args.runs < 1:
@@ -49,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     return 1 if disagreements else 0 if not missed or args.quick else 0
 
 
-def render(report: Report, command: str = "sc-neurocore bench") -> str:
+def render(report: "Report", command: str = "sc-neurocore bench") -> str:
     """The report as Markdown: environment, one table per section, the targets, notes.
 
     Args:

@@ -42,8 +42,8 @@ import torch
 from torch import Tensor
 
 from ..protocol import INPUT_LAYER
-from .batched import _progress_bar, materialise
-from .budget import bytes_per_row, default_max_memory
+from .batched import _progress_bar
+from .budget import default_max_memory
 from .plans import Silencing, SpikeRemovals
 from .threads import step_block_rows, thread_policy
 
@@ -260,14 +260,17 @@ def translate(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silenc
     return Perturbations(level, plan.sample, first, None, False, (~masks).to(spikes.dtype))
 
 
-def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Perturbations) -> tuple[Tensor, Tensor]:
+def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Perturbations,
+           exact: bool = False) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` of the perturbed rows, by suffix replay from the baseline (see the module docstring),
-    and a ``(P,)`` bool mask of the rows to recompute by a full forward.
+    and a ``(P,)`` bool mask of near-tie rows.
 
-    A replay computes the first layer's current as ``I - W[i]`` where a full forward computes a new matrix
-    product: the two round differently, by far less than :func:`tie_margin`. A spike decision closer than
-    that to its threshold could therefore go either way, so a row that meets one is flagged, and
-    :func:`run_incremental` recomputes it exactly as a forward pass would.
+    A replay computes the changed current as ``I - x[t, i] W[i]`` where a forward pass computes a new
+    matrix product of the perturbed input: the two round differently, by far less than :func:`tie_margin`.
+    A spike decision closer than that to its threshold could go either way, so a row that meets one is
+    flagged, and :func:`run_incremental` replays it again with ``exact=True``: its changed currents then
+    come from the layer's own matrix product of the perturbed input (what a forward pass computes), the
+    unchanged ones from the baseline, so only the suffix is recomputed even then.
 
     ``rows.sample`` indexes ``spikes`` and ``baseline`` (one sample chunk).
     """
@@ -311,6 +314,13 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
             current = baseline.currents[level][sample[lo:hi], t]
             if rows.neuron is None:
                 current = feed.current(train[sample[lo:hi], t] * keep[lo:hi])
+            elif exact and not rows.only_at_first:
+                current = feed.current(_without(train[sample[lo:hi], t], neuron[lo:hi]))
+            elif exact and max(lo, active) < hi:
+                joining = slice(max(lo, active), hi)
+                current[joining.start - lo:] = feed.current(_without(train[sample[joining], t], neuron[joining]))
+            elif exact:
+                pass
             elif not rows.only_at_first:
                 current -= train[sample[lo:hi], t, neuron[lo:hi]][:, None] * weight_rows[lo:hi]
             elif max(lo, active) < hi:  # the removed spike only changes its own timestep's current
@@ -334,6 +344,20 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
     return result, flagged
 
 
+def _without(inputs: Tensor, neuron: Tensor) -> Tensor:
+    """A copy of ``inputs`` ``(k, n)`` with entry ``neuron[r]`` of each row ``r`` set to 0."""
+    inputs = inputs.clone()
+    inputs[torch.arange(inputs.shape[0], device=inputs.device), neuron] = 0
+    return inputs
+
+
+def subset(rows: Perturbations, which: Tensor) -> Perturbations:
+    """The ``which`` rows (a ``(P,)`` bool mask) of a translated plan."""
+    return Perturbations(rows.level, rows.sample[which], rows.first[which],
+                         None if rows.neuron is None else rows.neuron[which], rows.only_at_first,
+                         None if rows.keep is None else rows.keep[which])
+
+
 def tie_margin(stack: CompiledStack) -> float:
     """Distance to threshold below which a replayed spike decision counts as a near-tie: 1024 ulps of 1
     (about 1.2e-4 in float32, 2.3e-13 in float64), scaled by the largest threshold magnitude. Rounding
@@ -343,7 +367,7 @@ def tie_margin(stack: CompiledStack) -> float:
     for layer in stack.layers:
         threshold = getattr(layer.params, "threshold", getattr(layer.params, "v_th", 1.0))
         scale = max(scale, float(torch.as_tensor(threshold).abs().max()))
-    return 1024 * torch.finfo(dtype).eps * scale
+    return 256 * torch.finfo(dtype).eps * scale
 
 
 def _join(buffer, cached, sample: Tensor, t: int, layer: CompiledLayer, capacity: int):
@@ -496,7 +520,6 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     sorted_samples = plan.sample[sample_order]
     bounds = torch.searchsorted(sorted_samples, torch.arange(0, n_samples + samples, samples,
                                                              device=x.device).clamp(max=n_samples)).tolist()
-    flagged = torch.zeros(n_rows, dtype=torch.bool, device=x.device)
     bar = _progress_bar(n_rows, progress)
     try:
         with thread_policy(rows_chunk * max(stack.sizes[level:] or [1]), x.device):
@@ -515,8 +538,10 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                     try:
                         rows = translate(stack, chunk_spikes, sub, feeding)
                         replayed, uncertain = replay(stack, chunk_spikes, baseline, rows)
+                        if bool(uncertain.any()):  # near-ties: replay those rows with exact currents
+                            replayed[uncertain] = replay(stack, chunk_spikes, baseline, subset(rows, uncertain),
+                                                         exact=True)[0]
                         outputs[picked] = replayed
-                        flagged[picked] = uncertain
                     except torch.cuda.OutOfMemoryError:
                         # As the generic path does: halve the rows per replay and retry; at one row, give up
                         # (raise) rather than return a partial result.
@@ -529,35 +554,9 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                         continue
                     bar.update(picked.shape[0])
                     row_start += picked.shape[0]
-            baseline = None  # free the last chunk's cache before the near-tie forwards
-            if bool(flagged.any()):
-                # All near-tie rows of the plan in as few full forwards as the budget allows.
-                outputs[flagged] = _forward_rows(stack, x, plan, flagged, max((budget - fixed) // 2, 1))
     finally:
         bar.close()
     return outputs
-
-
-def _forward_rows(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, which: Tensor,
-                  max_memory: int) -> Tensor:
-    """Outputs of the ``which`` rows of ``plan`` by full forward passes of the compiled stack (the same
-    operations as the model's forward, verified bit for bit), for near-tie rows; materialised in chunks
-    that fit in ``max_memory`` bytes (the replay's share of the budget, free again by then)."""
-    index = torch.nonzero(which)[:, 0]
-    # The generic path's per-row estimate leaves out the simulation's per-step lists and the allocator's
-    # slack: measured peaks are about twice it.
-    row_bytes = 2 * bytes_per_row(spikes.shape[1], spikes.shape[2], stack.sizes, spikes.element_size())
-    chunk = max(1, max_memory // row_bytes)
-    outputs = []
-    for start in range(0, index.shape[0], chunk):
-        rows = index[start:start + chunk]
-        if isinstance(plan, SpikeRemovals):
-            sub = SpikeRemovals(plan.sample[rows], plan.timestep[rows], plan.neuron[rows])
-        else:
-            sub = Silencing(plan.layer, plan.sample[rows], plan.rank, plan.start[rows], plan.stop[rows])
-        inputs, silence = materialise(spikes, sub)
-        outputs.append(stack_forward(stack, inputs, silence))
-    return torch.cat(outputs)
 
 
 def _footprint(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> tuple[int, int, int]:

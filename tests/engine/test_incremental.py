@@ -229,19 +229,25 @@ def test_silencing_plan_rows_out_of_order_and_per_sample_ranks():
                        run_plan(net, spikes, shuffled))
 
 
-def test_near_ties_are_recomputed_by_a_full_forward(monkeypatch):
-    # A huge margin flags every replayed row: all of them then come from the full-forward fallback,
-    # which must give the same outputs as the replay and the generic path.
+def test_near_ties_are_replayed_with_exact_currents(monkeypatch):
+    # A huge margin flags every replayed row: all of them are then replayed again with the layer's own
+    # matrix product of the perturbed input, which must give the same outputs as the generic path.
     net = network([24, 16, 5], seed=9)
     spikes = ragged_spikes(3, 12, 24, 0.3, seed=10)
     stack = compile_model(net)
-    calls = []
-    real = incremental._forward_rows
-    monkeypatch.setattr(incremental, "_forward_rows", lambda *a: calls.append(int(a[3].sum())) or real(*a))
+    exact_rows = []
+    real = incremental.replay
+
+    def spy(stack, spikes, baseline, rows, exact=False):
+        if exact:
+            exact_rows.append(rows.sample.shape[0])
+        return real(stack, spikes, baseline, rows, exact)
+
+    monkeypatch.setattr(incremental, "replay", spy)
     monkeypatch.setattr(incremental, "tie_margin", lambda stack: float("inf"))
     for plan in all_plans(net, spikes):
         assert torch.equal(run_incremental(stack, spikes, plan), run_plan(net, spikes, plan))
-    assert sum(calls) > 0
+    assert sum(exact_rows) > 0
 
 
 def test_gaussian_float32_weights_match_brute_force_on_many_perturbations():
