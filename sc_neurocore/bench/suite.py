@@ -471,8 +471,8 @@ def _targets(rows: list[Row], r_squared: float, peaks: list[tuple[int, float | N
             targets.append(Target(f"exact saliency, R-MNIST, one sample, {kind}: x Captum FeatureAblation", 50,
                                   captum.ratio, f"FeatureAblation runs its perturbed copies as batched forwards "
                                   f"({1e6 * captum.seconds / n_spikes:.0f} us per perturbation here); ours replays "
-                                  f"suffixes at {1e6 * ours.seconds / n_spikes if ours else 0:.0f} us per perturbation "
-                                  "all fixed costs (baseline, compile check, near-tie forwards) included"))
+                                  f"suffixes at {1e6 * ours.seconds / n_spikes if ours else 0:.0f} us per perturbation, "
+                                  "all fixed costs (baseline, compile check, near-tie replays) included"))
         for section, contender in (("Causal importance, all input", "naive"),
                                    ("Causal importance, all input", "Captum"),
                                    ("Causal importance, all first-hidden", "per-neuron")):
@@ -497,6 +497,6 @@ def _targets(rows: list[Row], r_squared: float, peaks: list[tuple[int, float | N
             targets.append(Target(f"peak memory at 10^5 perturbations, max_memory {budget // 2**20} MiB: "
                                   f"1.1 - peak / max_memory (peak {peak:.0f} MiB)", 0.0,
                                   1.1 - peak / (budget / 2**20),
-                                  "the budget sizes the baseline cache, the replay states and the near-tie "
-                                  "forwards; measured as resident memory, so allocator slack counts too"))
+                                  "the budget sizes the baseline cache and the replay states; measured as "
+                                  "resident memory, so allocator slack counts too"))
     return targets
