@@ -36,7 +36,8 @@ class Problem(NamedTuple):
 
 
 @st.composite
-def problems(draw, max_batch: int = 3, max_steps: int = 6, max_inputs: int = 6) -> Problem:
+def problems(draw, max_batch: int = 3, max_steps: int = 6, max_inputs: int = 6, dyadic: bool = True) -> Problem:
+    """A random :class:`Problem`; ``dyadic=False`` draws arbitrary float32 weights (Gaussian) instead."""
     n_inputs = draw(st.integers(1, max_inputs))
     sizes = draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))
     n_steps = draw(st.integers(1, max_steps))
@@ -45,7 +46,8 @@ def problems(draw, max_batch: int = 3, max_steps: int = 6, max_inputs: int = 6) 
     seed = draw(st.integers(0, 2**16))
     generator = torch.Generator().manual_seed(seed)
     shapes = zip([n_inputs] + sizes[:-1], sizes)
-    weights = [torch.randint(-12, 17, shape, generator=generator).float() / 8 for shape in shapes]
+    weights = [torch.randint(-12, 17, shape, generator=generator).float() / 8 if dyadic
+               else torch.randn(shape, generator=generator) for shape in shapes]
     network = LIFNetwork(weights, beta=draw(st.sampled_from([0.5, 0.75, 0.9, 1.0])),
                          threshold=draw(st.sampled_from([0.25, 0.5, 1.0])),
                          reset=draw(st.sampled_from(RESET_MECHANISMS)))
