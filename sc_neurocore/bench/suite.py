@@ -477,10 +477,13 @@ def _targets(rows: list[Row], r_squared: float, peaks: list[tuple[int, float | N
                                    ("Causal importance, all input", "Captum"),
                                    ("Causal importance, all first-hidden", "per-neuron")):
             row = _find(rows, section, case, contender)
-            if row is not None:
+            ours = _find(rows, section, case, "ours")
+            if row is not None and ours is not None:
+                n = max(1, int(ours.contender.split("(")[1].split()[0]))
                 targets.append(Target(f"{section.lower()} neurons, {kind}: x {row.contender}", 20, row.ratio,
-                                      "silenced neurons that never fired need no replay; the rest replay from "
-                                      "their first spike"))
+                                      f"{1e6 * row.seconds / n:.0f} us per silenced neuron for the contender, "
+                                      f"{1e6 * ours.seconds / n:.0f} us for ours (neurons that never fired need no "
+                                      "replay; the rest replay from their first spike)"))
     attribution = next((r for r in rows if r.section.startswith("Attribution") and r.contender.startswith("Captum")), None)
     if attribution is not None:
         targets.append(Target("SpikeAttributor over the samples, per-sample targets: x Captum Saliency", 100,

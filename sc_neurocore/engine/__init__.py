@@ -7,7 +7,7 @@ import logging
 import torch
 from torch import Tensor
 
-from ..protocol import SpikingModel
+from ..protocol import INPUT_LAYER, SpikingModel
 from .batched import run_plan
 from .budget import bytes_per_row, default_max_memory
 from .incremental import minimum_memory, run_incremental
@@ -48,7 +48,7 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
         >>> execute(net, spikes, remove_each_spike(spikes)).shape[1]
         2
     """
-    if plan is not None and len(plan) > 0:
+    if plan is not None and len(plan) > 0 and not _many_inputs_per_row(plan):
         # Imported here: the compilers live with the adapters, which sit beside the engine, not below it.
         from ..adapters.compile import verified
 
@@ -80,3 +80,9 @@ def _fits_one_chunk(model: SpikingModel, spikes: Tensor, budget: int) -> bool:
         return False
     batch, steps, n_inputs = spikes.shape
     return 4 * batch * bytes_per_row(steps, n_inputs, sizes, spikes.element_size()) <= budget
+
+
+def _many_inputs_per_row(plan: SpikeRemovals | Silencing) -> bool:
+    """Rows silencing several input neurons at once (robustness-curve prefixes): their changed current is
+    a full input matrix product at every step, which the generic path computes in fewer, larger calls."""
+    return isinstance(plan, Silencing) and plan.layer == INPUT_LAYER and bool((plan.stop - plan.start > 1).any())

@@ -260,3 +260,19 @@ def test_gaussian_float32_weights_match_brute_force_on_many_perturbations():
     plan = remove_each_spike(spikes)
     assert len(plan) > 8000
     assert torch.equal(run_incremental(compile_model(net), spikes, plan), run_plan(net, spikes, plan))
+
+
+def test_multi_input_silencing_goes_to_the_generic_path(monkeypatch):
+    # Prefixes of input neurons change a full input matrix product per step: the generic path does that in
+    # fewer, larger calls, so execute sends them there (hidden-layer prefixes stay incremental).
+    net = network([20, 12, 4], seed=5)
+    spikes = ragged_spikes(2, 15, 20, 0.3, seed=6)
+    calls = []
+    real = incremental.run_incremental
+    monkeypatch.setattr("sc_neurocore.engine.run_incremental", lambda *a, **k: calls.append(1) or real(*a, **k))
+    prefixes = silence_prefixes("input", torch.arange(20), 2)
+    assert torch.equal(execute(net, spikes, prefixes), run_plan(net, spikes, prefixes))
+    assert calls == []
+    hidden = silence_prefixes("0", torch.arange(12), 2)
+    assert torch.equal(execute(net, spikes, hidden), run_plan(net, spikes, hidden))
+    assert calls == [1]
