@@ -24,10 +24,13 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     """Outputs ``(P, C)`` of every row of ``plan`` (``None``: the unperturbed samples), by the best executor
     available for ``model``.
 
-    A model that compiles to a feed-forward :class:`~sc_neurocore.engine.incremental.Stack` (and whose
-    compiled form reproduces its forward bit for bit on ``spikes``) runs through the incremental executor;
-    anything else, and the unperturbed baseline, through the generic batched path :func:`run_plan`. Both
-    give the same outputs; both size their chunks from ``max_memory``.
+    On the CPU, a model that compiles to a feed-forward :class:`~sc_neurocore.engine.incremental.Stack`
+    (and whose compiled form reproduces its forward bit for bit on ``spikes``) runs through the
+    incremental executor; anything else, and the unperturbed baseline, through the generic batched path
+    :func:`run_plan`. On a GPU the generic path runs: the incremental replay's many small per-step
+    kernels were 2 to 10 times slower than one large batched forward on an H200 (``benchmarks/gpu_check.py``,
+    ``docs/benchmarks-gpu.md``); :func:`run_incremental` itself runs on any device. Both give the same
+    outputs; both size their chunks from ``max_memory``.
 
     Args:
         model: any :class:`~sc_neurocore.protocol.SpikingModel`.
@@ -48,7 +51,7 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
         >>> execute(net, spikes, remove_each_spike(spikes)).shape[1]
         2
     """
-    if plan is not None and len(plan) > 0 and not _many_inputs_per_row(plan):
+    if plan is not None and len(plan) > 0 and spikes.device.type == "cpu" and not _many_inputs_per_row(plan):
         # Imported here: the compilers live with the adapters, which sit beside the engine, not below it.
         from ..adapters.compile import verified
 

@@ -163,6 +163,18 @@ def test_execute_dispatches_to_the_incremental_executor(monkeypatch):
     assert torch.equal(fast, run_plan(net, spikes, plan))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the dispatch on CPU is tested above)")
+def test_execute_runs_the_generic_path_on_a_gpu(monkeypatch):
+    # Measured on an H200: the replay's many small per-step kernels lose to one batched forward.
+    net = network([20, 12, 4], seed=5).to("cuda")
+    spikes = ragged_spikes(2, 15, 20, 0.3, seed=6).to("cuda")
+    plan = remove_each_spike(spikes)
+    calls = []
+    monkeypatch.setattr("sc_neurocore.engine.run_incremental", lambda *a, **k: calls.append(1))
+    assert torch.equal(execute(net, spikes, plan), run_plan(net, spikes, plan))
+    assert calls == []
+
+
 def test_execute_falls_back_transparently(monkeypatch):
     sizes = [20, 12, 4]
     net = network(sizes, seed=5)
