@@ -47,7 +47,7 @@ from .adapters import as_spiking_model
 from .atomic import atomic_path, atomic_write
 from .engine import execute
 from .explain import CausalImportance, SpikeAttributor, TemporalSaliency
-from .inputs import as_positive_int, as_spikes, as_targets
+from .inputs import as_choice, as_positive_int, as_spikes, as_targets
 from .explain.perturbation import PerturbationExplainer
 from .protocol import INPUT_LAYER
 
@@ -151,15 +151,23 @@ class SpikeFileDataset(Dataset):
             except ImportError as error:
                 raise ImportError("dataset: reading .safetensors needs safetensors; install it with "
                                   "pip install 'sc-neurocore[data]'") from error
-            with safe_open(str(self.path), framework="pt") as handle:
-                names = set(handle.keys())
-                shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in names}
-                labels = handle.get_tensor("labels") if "labels" in names else None
+            try:
+                with safe_open(str(self.path), framework="pt") as handle:
+                    names = set(handle.keys())
+                    shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in names}
+                    labels = handle.get_tensor("labels") if "labels" in names else None
+            except Exception as error:  # safetensors raises its own SafetensorError on a damaged file
+                raise ValueError(f"dataset: {str(self.path)!r} is not a readable .safetensors file "
+                                 f"({error.__class__.__name__}: {error})") from error
             self._spikes = None  # opened on first access, in the process that reads
         elif self.path.suffix == ".npz":
-            with np.load(self.path, allow_pickle=False) as archive:
-                names = set(archive.files)
-                arrays = {name: archive[name] for name in names & {"spikes", "labels"}}
+            try:
+                with np.load(self.path, allow_pickle=False) as archive:
+                    names = set(archive.files)
+                    arrays = {name: archive[name] for name in names & {"spikes", "labels"}}
+            except ValueError as error:  # NumPy refuses pickled (object) arrays without running them
+                raise ValueError(f"dataset: {str(self.path)!r} holds pickled objects, which are never loaded "
+                                 f"(only plain numeric arrays 'spikes' and 'labels' are): {error}") from error
             shapes = {name: array.shape for name, array in arrays.items()}
             labels = torch.from_numpy(arrays["labels"]) if "labels" in arrays else None
             self._spikes = torch.from_numpy(arrays["spikes"]) if "spikes" in arrays else None
@@ -275,8 +283,7 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
         if not isinstance(num_workers, numbers.Integral) or isinstance(num_workers, bool) or num_workers < 0:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
         loader_settings["num_workers"] = int(num_workers)
-    if shard_format not in SHARD_FORMATS:
-        raise ValueError(f"shard_format: expected one of {SHARD_FORMATS}, got {shard_format!r}")
+    as_choice(shard_format, SHARD_FORMATS, "shard_format")
     if shard_format == "safetensors":
         _require_safetensors("shard_format='safetensors'")
     _check_targets(targets)

@@ -140,6 +140,18 @@ def as_targets(value: Any, batch: int, n_outputs: int, device: torch.device,
     return targets
 
 
+def as_choice(value: Any, choices: Sequence, name: str):
+    """``value`` if it is one of ``choices``, else a ``ValueError`` listing them.
+
+    Only a str or an int is compared: an array (or anything else) is rejected before ``in`` could ask it
+    for a truth value (NumPy's unnamed "truth value of an array is ambiguous" error).
+    """
+    comparable = isinstance(value, (str, numbers.Integral)) and not isinstance(value, bool)
+    if not comparable or value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
 def as_positive_int(value: Any, name: str) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name}: expected a positive int, got {value!r}")

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .dynamics import RESET_MECHANISMS, LIFParameters, lif_initial_state, lif_step
-from .inputs import as_tensor, as_weight_chain
+from .inputs import as_choice, as_tensor, as_weight_chain
 from .protocol import LayerRecord, Recording
 
 
@@ -51,8 +51,7 @@ class LIFNetwork(nn.Module):
         super().__init__()
         chain = as_weight_chain(weights, name="weights")
         n_layers = len(chain)
-        if not isinstance(reset, str) or reset not in RESET_MECHANISMS:
-            raise ValueError(f"reset: expected one of {RESET_MECHANISMS}, got {reset!r}")
+        as_choice(reset, RESET_MECHANISMS, "reset")
         self.betas = _per_layer(beta, n_layers, "beta", low=0.0, high=1.0)
         self.thresholds = _per_layer(threshold, n_layers, "threshold", low=None, high=None)
         self.reset = reset

@@ -457,5 +457,10 @@ def save_figure(figure: Any, path: Any, dpi: int = 120) -> None:
     from .atomic import atomic_path
 
     target = Path(path)
+    image_format = target.suffix.lstrip(".").lower() or "png"
+    supported = figure.canvas.get_supported_filetypes()
+    if image_format not in supported:
+        raise ValueError(f"path: expected a file name ending in one of {sorted('.' + s for s in supported)}, got "
+                         f"{str(path)!r}")
     with atomic_path(target) as temporary:
-        figure.savefig(temporary, dpi=dpi, format=target.suffix.lstrip(".") or "png")
+        figure.savefig(temporary, dpi=dpi, format=image_format)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..inputs import as_choice
+
 READOUTS: tuple[str, ...] = ("count", "rate", "final_membrane", "max_membrane")
 
 #: Readouts that need the output layer's membrane rather than its spikes.
@@ -31,9 +33,7 @@ MEMBRANE_READOUTS: tuple[str, ...] = ("final_membrane", "max_membrane")
 
 def check_readout(readout: object) -> str:
     """``readout`` if it names a readout, else a ``ValueError`` listing them."""
-    if readout not in READOUTS:
-        raise ValueError(f"readout: expected one of {READOUTS}, got {readout!r}")
-    return readout  # type: ignore[return-value]
+    return as_choice(readout, READOUTS, "readout")
 
 
 def apply_readout(readout: str, spikes: Tensor | None, membrane: Tensor | None) -> Tensor:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..inputs import as_positive_int
+from ..inputs import as_choice, as_positive_int
 from .encoding import encode
 
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -85,8 +85,7 @@ def split_indices(labels: np.ndarray | Tensor, split: str, every: int = TEST_EVE
         >>> split_indices(np.array([0, 0, 1, 0, 1, 1, 0, 0]), "test", every=2).tolist()
         [1, 4, 6]
     """
-    if split not in SPLITS:
-        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    as_choice(split, SPLITS, "split")
     every = as_positive_int(every, "every")
     labels = np.asarray(labels)
     order = np.argsort(labels, kind="stable")

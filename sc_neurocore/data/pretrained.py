@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..dynamics import RESET_MECHANISMS
-from ..inputs import as_weight_chain
+from ..inputs import as_choice, as_weight_chain
 from ..loading import load_state_dict
 from ..models import LIFNetwork
 from .digits import SIZES
@@ -41,8 +41,7 @@ WEIGHT_FRACTION_BITS = 8
 
 
 def _model_file(size: int, suffix: str):
-    if size not in SIZES:
-        raise ValueError(f"size: expected one of {SIZES}, got {size!r}")
+    as_choice(size, SIZES, "size")
     return resources.files(__package__).joinpath(f"digits{size}{suffix}")
 
 
@@ -145,8 +144,7 @@ def snntorch_sequential(weights: Sequence[Tensor], beta: float | Sequence[float]
     """
     snn = _import_snntorch()
     weights = as_weight_chain(weights, "weights")
-    if reset not in RESET_MECHANISMS:
-        raise ValueError(f"reset: expected one of {RESET_MECHANISMS}, got {reset!r}")
+    as_choice(reset, RESET_MECHANISMS, "reset")
     n_layers = len(weights)
     betas = [beta] * n_layers if isinstance(beta, (int, float)) else list(beta)
     thresholds = [threshold] * n_layers if isinstance(threshold, (int, float)) else list(threshold)

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..atomic import atomic_path, atomic_write
-from ..inputs import as_positive_int
+from ..inputs import as_choice, as_positive_int
 from ..models import LIFNetwork
 from .digits import DEFAULT_STEPS, DigitSpikes, digit_images, load_digits
 from .encoding import ENCODINGS, encode
@@ -130,8 +130,7 @@ def train(train_images: Tensor, train_labels: Tensor, test: DigitSpikes | tuple[
         >>> 0.0 <= result.test_accuracy <= 1.0
         True
     """
-    if encoding not in ENCODINGS:
-        raise ValueError(f"encoding: expected one of {ENCODINGS}, got {encoding!r}")
+    as_choice(encoding, ENCODINGS, "encoding")
     hidden, epochs, batch_size = (as_positive_int(hidden, "hidden"), as_positive_int(epochs, "epochs"),
                                   as_positive_int(batch_size, "batch_size"))
     if not isinstance(learning_rate, (int, float)) or isinstance(learning_rate, bool) or not 0 < learning_rate < 1e3:

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from ..dynamics import decay_weights
 from ..protocol import SpikingModel
-from ..inputs import as_fraction, as_spikes, as_targets, as_weight_chain
+from ..inputs import as_choice, as_fraction, as_spikes, as_targets, as_weight_chain
 from .results import AttributionResult
 
 MODES = ("linear", "gated")
@@ -71,8 +71,7 @@ class SpikeAttributor:
         self.decay = as_fraction(decay, "decay")
         if self.decay == 0:
             raise ValueError("decay: expected a float in (0, 1], got 0 (every spike would weigh 0)")
-        if not isinstance(mode, str) or mode not in MODES:
-            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+        as_choice(mode, MODES, "mode")
         self.mode = mode
         if fixed_point is not None:
             from ..fpga.spec import FixedPointSpec  # the hardware format; only needed on this path
@@ -167,9 +166,9 @@ class SpikeAttributor:
             >>> attr.export_fpga(path, target="ice40").name
             'explain_ice40.v'
         """
-        if not isinstance(target, str) or target not in ("ice40",):
-            raise ValueError(f"target: expected one of ('ice40',), got {target!r}")
-        from ..fpga.export import export_verilog
+        from ..fpga.export import TARGETS, export_verilog
+
+        as_choice(target, TARGETS, "target")
         from ..fpga.reference import quantized_weight_matrix
         from ..fpga.spec import FixedPointSpec
 

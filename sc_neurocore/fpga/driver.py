@@ -20,6 +20,7 @@ is the hardware's importance exactly, and when the chip agrees with the referenc
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Any
@@ -87,11 +88,15 @@ class FpgaExplainer:
             raise ValueError("csr_csv: expected the csr.csv that `sc-neurocore fpga build` wrote beside the bitstream")
         if spec is not None and not isinstance(spec, FixedPointSpec):
             raise TypeError(f"spec: expected a FixedPointSpec or None, got {type(spec).__name__}")
+        address = _parse_url(url) if url is not None else None
+        if not os.path.isfile(csr_csv):
+            raise FileNotFoundError(f"csr_csv: no such file {str(csr_csv)!r} (the csr.csv that `sc-neurocore fpga "
+                                    f"build` wrote beside the bitstream)")
         self.timeout = float(timeout)
         try:
-            if url is not None:
+            if address is not None:
                 from litex import RemoteClient
-                host, port = _parse_url(url)
+                host, port = address
                 self._bus = RemoteClient(host=host, port=port, csr_csv=str(csr_csv))
                 self._bus.open()
                 # Small request/response packets: without this, Nagle's algorithm delays each by ~40 ms;

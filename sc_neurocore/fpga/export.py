@@ -18,6 +18,7 @@ from pathlib import Path
 from torch import Tensor
 
 from ..atomic import atomic_write
+from ..inputs import as_choice
 from .core import CSR_ADDRESS_BITS, CSR_MAP, StandaloneTraceExplainer, check_geometry, cycles_per_run
 from .reference import check_weight_ints
 from .spec import FixedPointSpec
@@ -61,8 +62,7 @@ def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_ste
         >>> export_verilog(folder / "core.v", 16, 2, 4, 2, FixedPointSpec(decay=0.9)).name
         'core.v'
     """
-    if not isinstance(target, str) or target not in TARGETS:
-        raise ValueError(f"target: expected one of {tuple(TARGETS)}, got {target!r}")
+    as_choice(target, TARGETS, "target")
     if not isinstance(module_name, str) or not _MODULE_NAME.match(module_name):
         raise ValueError(f"module_name: expected a Verilog identifier, got {module_name!r}")
     check_geometry(n_inputs, n_outputs, n_steps, lanes, spec)

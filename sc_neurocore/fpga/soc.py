@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..inputs import as_positive_int
+from ..inputs import as_choice, as_positive_int
 
 #: Name of the explainer in the SoC: its registers appear in ``csr.csv`` as ``explainer_<name>``.
 CORE_NAME = "explainer"
@@ -109,8 +109,7 @@ BOARDS: dict[str, Board] = {
 
 def get_board(name: Any) -> Board:
     """The :class:`Board` called ``name``; an unknown name is a ``ValueError`` listing the known ones."""
-    if not isinstance(name, str) or name not in BOARDS:
-        raise ValueError(f"board: expected one of {sorted(BOARDS)}, got {name!r}")
+    as_choice(name, sorted(BOARDS), "board")
     return BOARDS[name]
 
 
