@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..dynamics import (CurrentLIFParameters, LIFParameters, current_lif_initial_state, current_lif_integrate,
                         current_lif_step, lif_initial_state, lif_step)
+from ..engine.budget import bytes_per_row, default_max_memory
 from ..engine.incremental import Baseline, CompiledLayer, CompiledStack, stack_forward
 from ..models import LIFNetwork
 
@@ -84,21 +85,39 @@ def compiled_for(model, spikes: Tensor) -> CompiledStack | None:
     return verified(model, spikes, record=False)[0]
 
 
-def verified(model, spikes: Tensor, record: bool) -> tuple[CompiledStack | None, Baseline | None]:
+def verified(model, spikes: Tensor, record: bool,
+             max_memory: int | None = None) -> tuple[CompiledStack | None, Baseline | None]:
     """:func:`compiled_for`, also returning the compiled forward's recorded :class:`Baseline` when
-    ``record`` (the incremental executor starts from it instead of running the forward again)."""
+    ``record`` (the incremental executor starts from it instead of running the forward again).
+
+    Without ``record`` the check runs in chunks of samples that keep the model's and the stack's forward
+    passes within ``max_memory`` together (``None``: the automatic budget); with ``record`` the caller
+    has made sure the whole batch fits.
+    """
     stack = compile_model(model)
     if stack is None or stack.layers[0].weight.device != spikes.device:
         return None, None
+    n_samples, n_steps, n_inputs = spikes.shape
+    if record:
+        chunk = n_samples
+    else:
+        budget = default_max_memory(spikes.device) if max_memory is None else max_memory
+        both = 2 * bytes_per_row(n_steps, n_inputs, list(model.neuron_layers.values()), spikes.element_size())
+        chunk = budget // both
+        if chunk < 1:  # not even one sample's check fits: the generic path handles (or reports) the budget
+            return None, None
+    baseline = None
     with torch.no_grad():
-        expected = model.run(spikes)
-        compiled = stack_forward(stack, spikes.to(stack.layers[0].weight.dtype), record=record)
-    got, baseline = compiled if record else (compiled, None)
-    if not isinstance(expected, Tensor) or expected.shape != got.shape or expected.dtype != got.dtype \
-            or not torch.equal(expected, got):
-        logger.info("%s: the compiled stack does not reproduce the model's forward bit for bit; using the "
-                    "generic batched path", type(model).__name__)
-        return None, None
+        for start in range(0, n_samples, chunk):
+            rows = spikes[start:start + chunk]
+            expected = model.run(rows)
+            compiled = stack_forward(stack, rows.to(stack.layers[0].weight.dtype), record=record)
+            got, baseline = compiled if record else (compiled, None)
+            if not isinstance(expected, Tensor) or expected.shape != got.shape or expected.dtype != got.dtype \
+                    or not torch.equal(expected, got):
+                logger.info("%s: the compiled stack does not reproduce the model's forward bit for bit; using "
+                            "the generic batched path", type(model).__name__)
+                return None, None
     return stack, baseline
 
 

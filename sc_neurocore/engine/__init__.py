@@ -60,7 +60,7 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
             # Record the compiled check's forward when all samples' baselines fit in one chunk: the
             # incremental executor then starts from it instead of running the same forward again.
             record = _fits_one_chunk(model, spikes, budget)
-            stack, baseline = verified(model, spikes, record=record)
+            stack, baseline = verified(model, spikes, record=record, max_memory=budget)
             # The baseline cache needs more memory than a plain forward: under a budget too small for it the
             # generic path still runs (a budget is a ceiling, never a reason to fail).
             if stack is not None and (n_outputs is None or n_outputs == stack.n_outputs) and \

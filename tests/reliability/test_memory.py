@@ -115,9 +115,6 @@ def test_incremental_engine_stays_within_max_memory_once_compiled(plan_name):
     assert torch.equal(outputs, run_plan(net, spikes, plan))
 
 
-@pytest.mark.xfail(strict=True, reason="adapters/compile.py verified() checks the compiled stack by running the "
-                   "model and the stack on the whole batch at once, outside max_memory (about 66 kB at B=16 against a "
-                   "25 kB budget); reported to the speed worker")
 def test_incremental_engine_stays_within_max_memory():
     """Through execute(), which first checks the compiled stack against the model on these very spikes."""
     net, _ = _problem()
