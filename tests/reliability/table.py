@@ -68,7 +68,8 @@ def render(cases: list[Case] | None = None) -> str:
     for case in cases:
         entries.setdefault(case.entry, []).append(case)
     lines = [HEADER.rstrip("\n"), "",
-             f"{len(cases)} inputs across {len(entries)} entry points; {len(gaps)} known gaps (listed last).", ""]
+             f"{len(cases)} inputs across {len(entries)} entry points; "
+             + (f"{len(gaps)} known gaps (listed last)." if gaps else "no known gaps."), ""]
     for entry, group in entries.items():
         lines += [f"## `{entry}`", "", "| case | bad input | gets | message contains |", "|---|---|---|---|"]
         for case in group:
