@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from ..dynamics import LIFParameters, lif_step
 from ..protocol import INPUT_LAYER
 from .batched import _progress_bar
 from .budget import default_max_memory
@@ -379,6 +380,61 @@ def tie_margin(stack: CompiledStack) -> float:
     return 256 * eps * scale
 
 
+def can_screen(stack: CompiledStack, plan: SpikeRemovals | Silencing) -> bool:
+    """Whether :func:`flip_reach` can rule out rows of ``plan`` without replaying them: single input-spike
+    removals into a LIF first layer, with a readout that sees only spikes once the first layer's spikes
+    are unchanged (a spike-count readout, or a deeper network)."""
+    first = stack.layers[0]
+    return isinstance(plan, SpikeRemovals) and first.step is lif_step and isinstance(first.params, LIFParameters) \
+        and (stack.readout in ("count", "rate") or len(stack.layers) > 1)
+
+
+def flip_reach(layer: CompiledLayer, membrane: Tensor) -> Tensor:
+    r"""How large a change of the input current at step ``t`` must be to flip any later spike of a LIF layer.
+
+    Removing a spike changes the current at ``t`` by ``dI``. Until a spike flips, the resets are the
+    baseline's and the membrane difference only decays: :math:`|\Delta v[t']| \le |dI| \, \beta^{t'-t}` for
+    every reset mechanism. A spike at ``t'`` flips only if :math:`|\Delta v[t']| \ge |v[t'] - \theta|`. So no
+    spike of the layer can change, and the row's output is the baseline's, unless for some neuron ``j``
+
+    .. math::
+
+        |dI_j| \ge R[t, j] = \min_{t' \ge t} |v[t', j] - \theta_j| \, \beta^{-(t' - t)}
+
+    Args:
+        layer: a layer advanced by :func:`~sc_neurocore.dynamics.lif_step`.
+        membrane: its baseline membranes ``(B, T, n)``.
+
+    Returns:
+        ``R`` ``(B, T, n)``, computed by one reverse scan over time.
+    """
+    params = layer.params
+    margin = (membrane - params.threshold).abs()
+    beta = torch.as_tensor(params.beta, dtype=membrane.dtype, device=membrane.device)
+    reach = torch.empty_like(margin)
+    running = margin[:, -1]
+    reach[:, -1] = running
+    for t in range(margin.shape[1] - 2, -1, -1):
+        # beta = 0: the change never reaches a later step (x / 0 = inf); 0 / 0 counts as 0, which only
+        # sends the row to the replay.
+        running = torch.minimum(margin[:, t], torch.nan_to_num(running / beta, nan=0.0))
+        reach[:, t] = running
+    return reach
+
+
+def screen_rows(stack: CompiledStack, spikes: Tensor, reach: Tensor, rows: Perturbations) -> Tensor:
+    """``(P,)`` bool: the spike removals that may flip a first-layer spike (the others change nothing).
+
+    The bound of :func:`flip_reach` is widened by far more than a forward pass's rounding (a relative
+    1e-3 and :func:`tie_margin` times the largest membrane), so a row ruled out is unchanged in a forward
+    pass too.
+    """
+    removed = spikes[rows.sample, rows.first, rows.neuron].abs()[:, None]
+    change = removed * stack.layers[0].weight[rows.neuron].abs()  # (P, n): |dI| at the removed spike's step
+    slack = 4 * tie_margin(stack) * max(1.0, float(reach.abs().max()) if reach.numel() else 1.0)
+    return (change * (1 + 1e-3) + slack >= reach[rows.sample, rows.first]).any(dim=1)
+
+
 def _join(buffer, cached, sample: Tensor, t: int, layer: CompiledLayer, capacity: int):
     """Append the baseline states at ``t - 1`` of ``sample`` rows to a preallocated state buffer."""
     if t == 0:
@@ -433,6 +489,7 @@ def baseline_bytes_per_sample(stack: CompiledStack, n_steps: int, itemsize: int)
     # Calibrated on R-MNIST (measured peak RSS): currents, spikes and states, the per-step lists while they
     # are stacked, and the input matrix product's own workspace.
     per_step = sum(n * (3 + 3 * fields + 3) for n, fields in zip(stack.sizes, state_fields(stack)))
+    per_step += 2 * stack.sizes[0]  # the first layer's flip reach (spike removals), and its scan temporary
     return itemsize * (n_steps * per_step + 2 * (n_steps + 1) * stack.n_outputs)
 
 
@@ -535,6 +592,7 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     sorted_samples = plan.sample[sample_order]
     bounds = torch.searchsorted(sorted_samples, torch.arange(0, n_samples + samples, samples,
                                                              device=x.device).clamp(max=n_samples)).tolist()
+    screen = can_screen(stack, plan)
     bar = _progress_bar(n_rows, progress)
     try:
         with thread_policy(rows_chunk * max(stack.sizes[level:] or [1]), x.device):
@@ -545,18 +603,26 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                 chunk_spikes = x[start:start + samples]
                 if baseline is None or samples < n_samples:
                     _, baseline = stack_forward(stack, chunk_spikes, record=True)
+                reach = flip_reach(stack.layers[0], baseline.states[0].membrane) if screen else None
+                unchanged_outputs = readout_finish(stack.readout, baseline.partial_outputs[:, n_steps], n_steps)
                 row_start = lo
                 while row_start < hi:
                     picked = sample_order[row_start:min(row_start + rows_chunk, hi)]
+                    n_picked = picked.shape[0]
                     sub = _take(plan, picked, start, start + samples)
                     feeding = (lambda lvl: chunk_spikes if lvl == 0 else baseline.spikes[lvl - 1])
                     try:
                         rows = translate(stack, chunk_spikes, sub, feeding)
-                        replayed, uncertain = replay(stack, chunk_spikes, baseline, rows)
-                        if bool(uncertain.any()):  # near-ties: replay those rows with exact currents
-                            replayed[uncertain] = replay(stack, chunk_spikes, baseline, subset(rows, uncertain),
-                                                         exact=True)[0]
-                        outputs[picked] = replayed
+                        if reach is not None:  # rows that cannot flip a spike keep the baseline's outputs
+                            changing = screen_rows(stack, chunk_spikes, reach, rows)
+                            outputs[picked[~changing]] = unchanged_outputs[rows.sample[~changing]]
+                            picked, rows = picked[changing], subset(rows, changing)
+                        if picked.numel():
+                            replayed, uncertain = replay(stack, chunk_spikes, baseline, rows)
+                            if bool(uncertain.any()):  # near-ties: replay those rows with exact currents
+                                replayed[uncertain] = replay(stack, chunk_spikes, baseline, subset(rows, uncertain),
+                                                             exact=True)[0]
+                            outputs[picked] = replayed
                     except torch.cuda.OutOfMemoryError:
                         # As the generic path does: halve the rows per replay and retry; at one row, give up
                         # (raise) rather than return a partial result.
@@ -567,8 +633,8 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                                        "retrying", rows_chunk)
                         torch.cuda.empty_cache()
                         continue
-                    bar.update(picked.shape[0])
-                    row_start += picked.shape[0]
+                    bar.update(n_picked)
+                    row_start += n_picked
     finally:
         bar.close()
     return outputs
