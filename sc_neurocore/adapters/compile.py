@@ -133,9 +133,24 @@ def _compile_snntorch(model, module) -> CompiledStack | None:
     """``nn.Linear`` + ``snntorch.Leaky`` pairs (Dropout / Flatten between them: identity in evaluation)."""
     import sys
 
-    snntorch = sys.modules.get("snntorch")
+    if sys.modules.get("snntorch") is None or getattr(model, "sequence_level", False):
+        return None
+
+    def neurons(entry, linear: nn.Linear) -> CompiledLayer | None:
+        if entry.kind != "leaky" or not _plain_leaky(entry.module):
+            return None
+        leaky = entry.module
+        params = LIFParameters(leaky.beta.detach().clamp(0, 1), leaky.threshold.detach(), leaky.reset_mechanism)
+        return _linear_layer(linear, lif_step, params, lif_initial_state)
+
+    return _compile_pairs(model, neurons)
+
+
+def _compile_pairs(model, neurons) -> CompiledStack | None:
+    """A stack that is exactly ``Linear`` then neurons, repeated (Dropout / Flatten skipped), compiled
+    with ``neurons(entry, linear) -> CompiledLayer | None`` (``None``: a neuron kind it cannot compile)."""
     stack = getattr(model, "stack", None)
-    if snntorch is None or stack is None or getattr(model, "sequence_level", False) or len(model.input_shape) != 1:
+    if stack is None or len(model.input_shape) != 1:
         return None
     layers, names, linear = [], [], None
     for entry in stack:
@@ -143,14 +158,13 @@ def _compile_snntorch(model, module) -> CompiledStack | None:
             continue
         if entry.kind == "linear" and linear is None:
             linear = entry.module
-        elif entry.kind == "leaky" and linear is not None and _plain_leaky(entry.module):
-            leaky = entry.module
-            params = LIFParameters(leaky.beta.detach().clamp(0, 1), leaky.threshold.detach(), leaky.reset_mechanism)
-            layers.append(_linear_layer(linear, lif_step, params, lif_initial_state))
-            names.append(entry.name)
-            linear = None
-        else:
+            continue
+        layer = None if linear is None else neurons(entry, linear)
+        if layer is None:
             return None
+        layers.append(layer)
+        names.append(entry.name)
+        linear = None
     if not layers or linear is not None or tuple(names) != tuple(model.neuron_layers):
         return None
     return CompiledStack(tuple(layers), tuple(names), model.readout)
@@ -189,27 +203,16 @@ def _compile_norse(model, module) -> CompiledStack | None:
     """``nn.Linear`` + Norse ``LIFCell`` / ``LIF`` pairs (current-based LIF, :func:`current_lif_step`)."""
     import sys
 
-    norse = sys.modules.get("norse.torch")
-    stack = getattr(model, "stack", None)
-    if norse is None or stack is None or len(model.input_shape) != 1:
+    if sys.modules.get("norse.torch") is None:
         return None
-    layers, names, linear = [], [], None
-    for entry in stack:
-        if entry.kind in ("dropout", "flatten"):
-            continue
-        if entry.kind == "linear" and linear is None:
-            linear = entry.module
-        elif entry.kind in ("lif_cell", "lif") and linear is not None and entry.module.p.method in HEAVISIDE_METHODS:
-            p = entry.module.p
-            params = CurrentLIFParameters(p.tau_syn_inv, p.tau_mem_inv, p.v_leak, p.v_th, p.v_reset,
-                                          entry.module.dt)
-            layers.append(_linear_layer(linear, current_lif_step, params,
-                                        functools.partial(current_lif_initial_state, params=params),
-                                        decision=_current_lif_decision))
-            names.append(entry.name)
-            linear = None
-        else:
+
+    def neurons(entry, linear: nn.Linear) -> CompiledLayer | None:
+        if entry.kind not in ("lif_cell", "lif") or entry.module.p.method not in HEAVISIDE_METHODS:
             return None
-    if not layers or linear is not None or tuple(names) != tuple(model.neuron_layers):
-        return None
-    return CompiledStack(tuple(layers), tuple(names), model.readout)
+        p = entry.module.p
+        params = CurrentLIFParameters(p.tau_syn_inv, p.tau_mem_inv, p.v_leak, p.v_th, p.v_reset, entry.module.dt)
+        return _linear_layer(linear, current_lif_step, params,
+                             functools.partial(current_lif_initial_state, params=params),
+                             decision=_current_lif_decision)
+
+    return _compile_pairs(model, neurons)
