@@ -42,3 +42,14 @@ def require_module(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError:
         _missing(f"the Python package {module!r}", f"pip install 'sc-neurocore[{extra}]'")
+
+
+@pytest.fixture(autouse=True)
+def _incremental_engine_for_every_plan(monkeypatch):
+    """The tests' networks are small, so ``execute`` would send most of their plans to the generic path
+    (``SMALL_PLAN_MACS``); both paths give the same outputs, and the tests exist to check exactly that, so
+    here every compilable CPU plan takes the incremental path. ``test_incremental.py`` checks the threshold
+    itself with its real value."""
+    from sc_neurocore import engine
+
+    monkeypatch.setattr(engine, "SMALL_PLAN_MACS", 0)

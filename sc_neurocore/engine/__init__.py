@@ -19,6 +19,14 @@ __all__ = ["execute", "run_plan", "run_incremental", "SpikeRemovals", "Silencing
            "silence_prefixes"]
 
 
+#: Below this many multiply-adds in the plan's forward passes (rows x T x sum of n_in x n_out), the generic
+#: batched path takes a few milliseconds on one core: less than the incremental executor's fixed cost (its
+#: compile check, baseline cache and per-step replay loop). Measured on the shipped 8x8 digits network,
+#: saliency of one digit (555 removals, 3.3e7 multiply-adds): generic 4 ms, incremental 12 ms; on the
+#: 28x28 one (3548 removals, 2.3e9): generic 262 ms, incremental 14 ms.
+SMALL_PLAN_MACS = 2 * 10**8
+
+
 def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
             max_memory: int | None = None, n_outputs: int | None = None, progress: bool = False) -> Tensor:
     """Outputs ``(P, C)`` of every row of ``plan`` (``None``: the unperturbed samples), by the best executor
@@ -26,11 +34,12 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
 
     On the CPU, a model that compiles to a feed-forward :class:`~sc_neurocore.engine.incremental.Stack`
     (and whose compiled form reproduces its forward bit for bit on ``spikes``) runs through the
-    incremental executor; anything else, and the unperturbed baseline, through the generic batched path
-    :func:`run_plan`. On a GPU the generic path runs: the incremental replay's many small per-step
-    kernels were 2 to 10 times slower than one large batched forward on an H200 (``benchmarks/gpu_check.py``,
-    ``docs/benchmarks-gpu.md``); :func:`run_incremental` itself runs on any device. Both give the same
-    outputs; both size their chunks from ``max_memory``.
+    incremental executor. Anything else runs through the generic batched path :func:`run_plan`: the
+    unperturbed baseline; a plan small enough (:data:`SMALL_PLAN_MACS`) that its batched forward costs
+    less than the incremental executor's fixed overhead; and every plan on a GPU, where the replay's many
+    small per-step kernels were 2 to 10 times slower than one large batched forward on an H200
+    (``benchmarks/gpu_check.py``, ``docs/benchmarks-gpu.md``; :func:`run_incremental` itself runs on any
+    device). Both give the same outputs; both size their chunks from ``max_memory``.
 
     Args:
         model: any :class:`~sc_neurocore.protocol.SpikingModel`.
@@ -51,7 +60,8 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
         >>> execute(net, spikes, remove_each_spike(spikes)).shape[1]
         2
     """
-    if plan is not None and len(plan) > 0 and spikes.device.type == "cpu" and not _many_inputs_per_row(plan):
+    if plan is not None and len(plan) > 0 and spikes.device.type == "cpu" and not _many_inputs_per_row(plan) \
+            and _plan_macs(model, spikes, plan) >= SMALL_PLAN_MACS:
         # Imported here: the compilers live with the adapters, which sit beside the engine, not below it.
         from ..adapters.compile import verified
 
@@ -74,6 +84,12 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
             logger.warning("CUDA out of memory in the incremental engine; running the generic batched path")
             torch.cuda.empty_cache()
     return run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress)
+
+
+def _plan_macs(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing) -> int:
+    """Multiply-adds of running every row of ``plan`` as a full forward pass through the model's layers."""
+    sizes = [spikes.shape[2], *model.neuron_layers.values()]
+    return len(plan) * spikes.shape[1] * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 def _fits_one_chunk(model: SpikingModel, spikes: Tensor, budget: int) -> bool:

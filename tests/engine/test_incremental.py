@@ -175,6 +175,23 @@ def test_execute_runs_the_generic_path_on_a_gpu(monkeypatch):
     assert calls == []
 
 
+def test_small_plans_take_the_generic_path(monkeypatch):
+    import sc_neurocore.engine as engine
+
+    monkeypatch.setattr(engine, "SMALL_PLAN_MACS", 2 * 10**8)  # the shipped value (conftest sets 0)
+    net = network([20, 12, 4], seed=5)
+    spikes = ragged_spikes(2, 15, 20, 0.3, seed=6)
+    plan = remove_each_spike(spikes)
+    calls = []
+    real = incremental.run_incremental
+    monkeypatch.setattr("sc_neurocore.engine.run_incremental", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert torch.equal(execute(net, spikes, plan), run_plan(net, spikes, plan))
+    assert calls == []  # len(plan) x 15 x (20 x 12 + 12 x 4) multiply-adds: far below the threshold
+    monkeypatch.setattr(engine, "SMALL_PLAN_MACS", len(plan) * 15 * (20 * 12 + 12 * 4))
+    assert torch.equal(execute(net, spikes, plan), run_plan(net, spikes, plan))
+    assert calls == [1]  # at the threshold: incremental
+
+
 def test_execute_falls_back_transparently(monkeypatch):
     sizes = [20, 12, 4]
     net = network(sizes, seed=5)
