@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sc_neurocore.adapters.compile import compiled_for
 from sc_neurocore.engine import execute
 from sc_neurocore.engine.batched import run_plan
+from sc_neurocore.engine.incremental import run_incremental
 from sc_neurocore.engine.plans import remove_each_spike, silence_each_neuron, silence_prefixes
 from sc_neurocore.explain import CausalImportance, SpikeAttributor, TemporalSaliency
 
@@ -114,8 +115,12 @@ def test_incremental_engine_equals_generic(problem, data):
     order = torch.stack([torch.randperm(n_neurons, generator=generator) for _ in range(spikes.shape[0])])
     plans = [remove_each_spike(spikes), silence_each_neuron(layer, n_neurons, spikes.shape[0], spikes.device),
              silence_prefixes(layer, order, spikes.shape[0]), silence_prefixes(layer, order[0], spikes.shape[0])]
+    stack = compiled_for(net, spikes)
     for plan in plans:
-        assert torch.equal(execute(net, spikes, plan), run_plan(net, spikes, plan)), type(plan).__name__
+        generic = run_plan(net, spikes, plan, n_outputs=stack.n_outputs)
+        # The executor itself, whatever execute() would choose for a plan this small.
+        assert torch.equal(run_incremental(stack, spikes, plan), generic), type(plan).__name__
+        assert torch.equal(execute(net, spikes, plan, n_outputs=stack.n_outputs), generic), type(plan).__name__
 
 
 @PROPERTY_SETTINGS
@@ -133,8 +138,11 @@ def _incremental_equals_generic(model, spikes, data):
     layer = data.draw(st.sampled_from(layers))
     n_neurons = spikes.shape[2] if layer == "input" else model.neuron_layers[layer]
     plans = [remove_each_spike(spikes), silence_each_neuron(layer, n_neurons, spikes.shape[0], spikes.device)]
+    stack = compiled_for(model, spikes)
     for plan in plans:
-        assert torch.equal(execute(model, spikes, plan), run_plan(model, spikes, plan)), type(plan).__name__
+        generic = run_plan(model, spikes, plan, n_outputs=stack.n_outputs)
+        assert torch.equal(run_incremental(stack, spikes, plan), generic), type(plan).__name__
+        assert torch.equal(execute(model, spikes, plan, n_outputs=stack.n_outputs), generic), type(plan).__name__
 
 
 @PROPERTY_SETTINGS
