@@ -140,6 +140,15 @@ def as_targets(value: Any, batch: int, n_outputs: int, device: torch.device,
     return targets
 
 
+def check_same_device(spikes: Tensor, device: torch.device | None, name: str, holder: str = "model") -> None:
+    """A ``ValueError`` naming ``name`` unless ``spikes`` is on ``device`` (the ``holder``'s; ``None``: unknown,
+    nothing to compare). torch would otherwise fail deep inside a matrix product, or, with a 'meta'
+    model, compute garbage."""
+    if device is not None and spikes.device != device:
+        raise ValueError(f"{name}: on {spikes.device} but the {holder} is on {device}; move one of them "
+                         f"(e.g. {name}.to('{device}'))")
+
+
 def as_choice(value: Any, choices: Sequence, name: str):
     """``value`` if it is one of ``choices``, else a ``ValueError`` listing them.
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .dynamics import RESET_MECHANISMS, LIFParameters, lif_initial_state, lif_step
-from .inputs import as_choice, as_tensor, as_weight_chain
+from .inputs import as_choice, as_tensor, as_weight_chain, check_same_device
 from .protocol import LayerRecord, Recording
 
 
@@ -117,11 +117,7 @@ class LIFNetwork(nn.Module):
         spikes = as_tensor(spikes, "spikes")[0]
         if spikes.ndim != 3 or spikes.shape[-1] != self.n_inputs:
             raise ValueError(f"spikes: expected shape (B, T, {self.n_inputs}), got {tuple(spikes.shape)}")
-        device = self.weights[0].device
-        if spikes.device != device:
-            # torch would raise deep inside the matrix product (or, with a 'meta' network, compute garbage).
-            raise ValueError(f"spikes: on {spikes.device} but the network is on {device}; move one of them "
-                             f"(e.g. network.to('{spikes.device}'))")
+        check_same_device(spikes, self.weights[0].device, "spikes", holder="network")
         dtype = self.weights[0].dtype
         x = spikes.to(dtype)
         keep = _keep_masks(silence, self.neuron_layers, x.shape[0], x.device, dtype)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from ..protocol import LayerRecord, Recording
-from ..inputs import REAL_DTYPES
+from ..inputs import REAL_DTYPES, check_same_device
 from .readout import MEMBRANE_READOUTS, apply_readout, check_readout
 
 #: ``split(module, args, output) -> Emitted``: a framework's neuron output taken apart.
@@ -240,10 +240,7 @@ class HookedModel(nn.Module):
             raise TypeError(f"spikes: expected a real dtype (bool, int or float), got {spikes.dtype}")
         if spikes.ndim != 3 or spikes.shape[2] != self.n_inputs or spikes.shape[1] < 1:
             raise ValueError(f"spikes: expected shape (B, T, {self.n_inputs}) with T >= 1, got {tuple(spikes.shape)}")
-        device = _reference_tensor(self.module).device
-        if spikes.device != device:
-            raise ValueError(f"spikes: on {spikes.device} but the model is on {device}; move one of them "
-                             f"(e.g. spikes.to('{device}'))")
+        check_same_device(spikes, _reference_tensor(self.module).device, "spikes")
         return spikes
 
     def _probe_input(self) -> Tensor:

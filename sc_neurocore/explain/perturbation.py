@@ -8,6 +8,7 @@ runs them in as few forward passes as ``max_memory`` allows.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, NamedTuple
 
 import torch
@@ -17,8 +18,8 @@ from ..adapters import as_spiking_model
 from ..engine import execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing, SpikeRemovals
+from ..inputs import SpikeBatch, as_spikes, check_same_device
 from ..protocol import SpikingModel
-from ..inputs import SpikeBatch, as_spikes
 
 
 class Prepared(NamedTuple):
@@ -78,13 +79,8 @@ def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:
     # The module that holds the weights: the model itself, or the nn.Module a plain-callable wrapper calls.
     module = next((m for m in (model, getattr(model, "fn", None), getattr(model, "module", None))
                    if isinstance(m, nn.Module)), None)
-    if module is not None:
-        tensor = next(iter(module.parameters()), None)
-        if tensor is None:
-            tensor = next(iter(module.buffers()), None)
-        if tensor is not None and tensor.device != spikes.device:
-            raise ValueError(f"input_spikes: on {spikes.device} but the model is on {tensor.device}; move one "
-                             f"of them (e.g. input_spikes.to('{tensor.device}'))")
+    tensor = None if module is None else next(itertools.chain(module.parameters(), module.buffers()), None)
+    check_same_device(spikes, None if tensor is None else tensor.device, "input_spikes")
 
 
 def target_column(outputs: Tensor, targets: Tensor) -> Tensor:
