@@ -24,6 +24,7 @@ written once:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -31,9 +32,13 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..protocol import LayerRecord, Recording
+from ..graph.model import ModelGraph
+from ..graph.neurons import NeuronNode
 from ..inputs import REAL_DTYPES, check_same_device
+from ..protocol import LayerRecord, Recording
 from .readout import MEMBRANE_READOUTS, apply_readout, check_readout
+
+logger = logging.getLogger(__name__)
 
 #: ``split(module, args, output) -> Emitted``: a framework's neuron output taken apart.
 Split = Callable[[nn.Module, tuple, Any], "Emitted"]
@@ -141,6 +146,10 @@ class HookedModel(nn.Module):
         self.readout = self._choose_readout(readout)
         with torch.inference_mode():
             self._n_outputs = self._pass(self._probe_input(), None, record=False).outputs.shape[1]
+        #: `{(T, dtype, device): (graph or None, reason)}`: the traced graph per input shape, traced once.
+        self._graphs: dict[tuple, tuple[ModelGraph | None, str]] = {}
+        #: Why the last `graph_for` call gave no graph ("" when it gave one).
+        self.graph_reason = ""
 
     # -- SpikingModel protocol ------------------------------------------------------------------------
     @property
@@ -211,6 +220,85 @@ class HookedModel(nn.Module):
             >>> captum.attr.Saliency(model).attribute(spikes, target=0)  # doctest: +SKIP
         """
         return self._pass(self._checked(spikes), silence, record=False).outputs
+
+    # -- the traced graph -------------------------------------------------------------------------------
+    def graph_for(self, spikes: Tensor) -> ModelGraph | None:
+        """The model's traced `ModelGraph`, verified bit for bit against its own forward on `spikes`.
+
+        The graph is traced once per number of timesteps, dtype and device (one forward of the model with
+        hooks, see `sc_neurocore.adapters.trace`), and checked on every call against `self.run(spikes)` on
+        the very spikes given. `None` when the model cannot be traced or the graph does not reproduce it;
+        `graph_reason` then says why, and the caller runs the model itself (exact, slower).
+
+        Args:
+            spikes: batch-first `(B, T, N)`, the spikes about to be explained.
+
+        Returns:
+            The graph, or `None`.
+
+        Example:
+            >>> import torch, snntorch as snn
+            >>> from sc_neurocore.adapters import from_snntorch
+            >>> net = torch.nn.Sequential(torch.nn.Linear(8, 4), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+            >>> model = from_snntorch(net)
+            >>> model.graph_for((torch.rand(2, 10, 8) < 0.5).float()).neuron_layers
+            {'1': 4}
+        """
+        return self.check_graph(spikes)[0]
+
+    def check_graph(self, spikes: Tensor) -> tuple[ModelGraph | None, Tensor]:
+        """`(graph_for(spikes), self.run(spikes))`: the verified graph and the model's own outputs, which
+        the caller may use as the unperturbed baseline instead of running the model again."""
+        spikes = self._checked(spikes)
+        expected = self.run(spikes)
+        key = (spikes.shape[1], _reference_tensor(self.module).dtype, spikes.device)
+        if key not in self._graphs:
+            self._graphs[key] = self._trace(spikes.shape[1], spikes.device)
+        graph, reason = self._graphs[key]
+        if graph is not None:
+            with torch.inference_mode():
+                got = graph.run(spikes)
+            if got.dtype != expected.dtype or not torch.equal(got, expected):
+                graph, reason = None, "the traced graph does not reproduce the model's forward bit for bit on these spikes"
+        if reason:
+            logger.info("%s: %s; the model's own forward runs instead", type(self.module).__name__, reason)
+        self.graph_reason = reason
+        return graph, expected
+
+    def _trace(self, steps: int, device: torch.device) -> tuple[ModelGraph | None, str]:
+        from .trace import Untraceable, build_graph, group_calls, record_calls, trace_batch
+
+        batch = trace_batch(steps)
+        reference = _reference_tensor(self.module)
+        generator = torch.Generator().manual_seed(0)
+        probe = (torch.rand(batch, steps, self.n_inputs, generator=generator) < 0.3).to(reference.dtype).to(device)
+        inputs = self._model_inputs(probe)
+        emitted = {layer.name: (lambda m, a, o, split=layer.split: split(m, a, o).spikes) for layer in self._layers}
+
+        def run(hooks):
+            with torch.inference_mode(), self._session(hooks):
+                self._drive(inputs)
+
+        try:
+            chain = group_calls(record_calls(self.module, emitted, run), steps, batch, self.time_first, set(emitted))
+            graph = build_graph(chain, inputs if self.time_first else inputs.transpose(0, 1), readout=self.readout,
+                                neuron_node=self._neuron_node, input_shape=self.input_shape,
+                                source=type(self.module).__name__)
+        except Untraceable as error:
+            return None, f"not traceable: {error}"
+        with torch.inference_mode():
+            if not torch.equal(graph.run(probe), self.run(probe)):
+                return None, "the traced graph does not reproduce the model's forward on a random probe"
+        return graph, ""
+
+    def _neuron_node(self, name: str, module: nn.Module, shape: tuple[int, ...]) -> NeuronNode:
+        from .registry import framework_of_module
+        from .trace import Untraceable
+
+        framework = framework_of_module(module)
+        if framework is None:
+            raise Untraceable(f"neuron layer {name!r} ({type(module).__name__}) is of no framework the graph knows")
+        return framework.neuron_node(name, module, shape)
 
     # -- to implement ---------------------------------------------------------------------------------
     def _drive(self, inputs: Tensor) -> Any:
