@@ -26,12 +26,10 @@ from ..dynamics import (CurrentLIFParameters, LIFParameters, current_lif_initial
 from ..engine.budget import bytes_per_row, default_max_memory
 from ..engine.incremental import Baseline, CompiledLayer, CompiledStack, stack_forward
 from ..models import LIFNetwork
+from .norse import HEAVISIDE_METHODS
 
 logger = logging.getLogger(__name__)
 
-#: Norse threshold methods whose forward pass is the Heaviside step (they differ only in the surrogate
-#: gradient, which the explainers never use).
-HEAVISIDE_METHODS = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc")
 
 
 def compile_model(model) -> CompiledStack | None:

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
+from ..graph.maps import LinearMap
 from ..graph.neurons import NeuronNode
 
 
@@ -26,8 +27,10 @@ class Framework(NamedTuple):
         name: its name in messages and in `from_<name>`.
         package: the top-level package that must be imported for the framework to be in use.
         is_neuron: whether a module is one of its neuron layers.
-        neuron_node: `neuron_node(name, module, shape) -> NeuronNode`; raises `Untraceable` (with the
-            reason) for a neuron the graph cannot represent exactly.
+        neuron_node: `neuron_node(name, module, shape) -> NeuronNode` (`shape`: what the layer emits), or
+            `-> (pre_maps, NeuronNode)` for a layer that applies its own input weights first (maps run per
+            step in front of the node, see `trace.build_graph`); raises `Untraceable` (with the reason) for
+            a neuron the graph cannot represent exactly.
         wrap: its `from_<name>(model, **options)` front end.
         reset_hint: how a user resets its state, for messages.
     """
@@ -35,7 +38,7 @@ class Framework(NamedTuple):
     name: str
     package: str
     is_neuron: Callable[[nn.Module], bool]
-    neuron_node: Callable[[str, nn.Module, tuple[int, ...]], NeuronNode]
+    neuron_node: Callable[[str, nn.Module, tuple[int, ...]], NeuronNode | tuple[tuple[LinearMap, ...], NeuronNode]]
     wrap: Callable[..., Any]
     reset_hint: str = ""
 
