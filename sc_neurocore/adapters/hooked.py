@@ -32,12 +32,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..graph.maps import LinearMap
 from ..graph.model import ModelGraph
-from ..graph.neurons import NeuronNode
 from ..inputs import REAL_DTYPES, check_same_device
 from ..protocol import LayerRecord, Recording
 from .readout import MEMBRANE_READOUTS, apply_readout, check_readout
+from .trace import MadeNode
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +291,7 @@ class HookedModel(nn.Module):
                 return None, "the traced graph does not reproduce the model's forward on a random probe"
         return graph, ""
 
-    def _neuron_node(self, name: str, module: nn.Module,
-                     shape: tuple[int, ...]) -> NeuronNode | tuple[tuple[LinearMap, ...], NeuronNode]:
+    def _neuron_node(self, name: str, module: nn.Module, shape: tuple[int, ...]) -> MadeNode:
         from .registry import framework_of_module
         from .trace import Untraceable
 

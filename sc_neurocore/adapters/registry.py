@@ -16,8 +16,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from ..graph.maps import LinearMap
-from ..graph.neurons import NeuronNode
+from .trace import MadeNode
 
 
 class Framework(NamedTuple):
@@ -38,7 +37,7 @@ class Framework(NamedTuple):
     name: str
     package: str
     is_neuron: Callable[[nn.Module], bool]
-    neuron_node: Callable[[str, nn.Module, tuple[int, ...]], NeuronNode | tuple[tuple[LinearMap, ...], NeuronNode]]
+    neuron_node: Callable[[str, nn.Module, tuple[int, ...]], MadeNode]
     wrap: Callable[..., Any]
     reset_hint: str = ""
 

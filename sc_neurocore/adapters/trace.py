@@ -28,6 +28,10 @@ from ..graph.model import ModelGraph, Segment
 from ..graph.neurons import NeuronNode
 from .torch_maps import Untraceable, torch_map
 
+#: What a framework's `neuron_node` gives: the node, or `(pre_maps, node)` for a layer that applies its own
+#: input weights first (the maps run per step in front of the node).
+MadeNode = NeuronNode | tuple[tuple[LinearMap, ...], NeuronNode]
+
 
 class Call(NamedTuple):
     """One recorded call of a module: its input and the tensor it emitted (spikes, for a neuron)."""
@@ -158,7 +162,7 @@ def _same_flow(produced: Tensor, received: Tensor) -> bool:
 
 
 def build_graph(chain: list[Traced], model_inputs: Tensor, *, readout: str,
-                neuron_node: Callable[[str, nn.Module, tuple[int, ...]], NeuronNode | tuple[tuple[LinearMap, ...], NeuronNode]],
+                neuron_node: Callable[[str, nn.Module, tuple[int, ...]], MadeNode],
                 input_shape: tuple[int, ...], source: str) -> ModelGraph:
     """The `ModelGraph` of a traced chain, after checking its data flow.
 

@@ -27,11 +27,11 @@ from .trace import decay_weights, trace_step
 
 __all__ = [
     "RESET_MECHANISMS", "BoxReset", "CurrentBoxState", "CurrentLIBoxParameters", "CurrentLIFBoxParameters",
-    "CurrentLIFParameters", "CurrentLIFState", "CurrentLIParameters", "CurrentLIState",
-    "LIFParameters", "LIFState", "LIState", "RecurrentCurrentLIFState", "RecurrentLIFParameters", "RecurrentLIFState", "ResetMechanism",
+    "CurrentLIFParameters", "CurrentLIFState", "CurrentLIParameters", "CurrentLIState", "LIFParameters", "LIFState",
+    "LIState", "RecurrentCurrentLIFState", "RecurrentLIFParameters", "RecurrentLIFState", "ResetMechanism",
     "SynapticParameters", "SynapticState", "current_box_initial_state", "current_li_box_step",
     "current_li_initial_state", "current_li_step", "current_lif_box_decision", "current_lif_box_integrate",
-    "current_lif_box_step", "current_lif_decision", "current_lif_initial_state", "current_lif_integrate", "current_lif_step", "decay_weights", "heaviside",
-    "li_step", "lif_initial_state", "lif_step", "recurrent_lif_initial_state", "recurrent_lif_step",
-    "synaptic_initial_state", "synaptic_step", "trace_step",
+    "current_lif_box_step", "current_lif_decision", "current_lif_initial_state", "current_lif_integrate",
+    "current_lif_step", "decay_weights", "heaviside", "li_step", "lif_initial_state", "lif_step",
+    "recurrent_lif_initial_state", "recurrent_lif_step", "synaptic_initial_state", "synaptic_step", "trace_step",
 ]

@@ -217,7 +217,8 @@ class CurrentBoxState(NamedTuple):
     membrane: Tensor
 
 
-def current_box_initial_state(like: Tensor, params: CurrentLIFBoxParameters | CurrentLIBoxParameters) -> CurrentBoxState:
+def current_box_initial_state(like: Tensor,
+                              params: CurrentLIFBoxParameters | CurrentLIBoxParameters) -> CurrentBoxState:
     """A resting box layer (`v = v_leak`) with the shape of `like`.
 
     Example:

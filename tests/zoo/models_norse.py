@@ -34,7 +34,8 @@ def _decode(outputs: Tensor, integrator: bool) -> Tensor:
     return flat.amax(dim=0) if integrator else flat.sum(dim=0)
 
 
-def norse_forward(net: nn.Module, feed: str, input_shape: tuple[int, ...], integrator: bool) -> Callable[[Tensor], Tensor]:
+def norse_forward(net: nn.Module, feed: str, input_shape: tuple[int, ...],
+                  integrator: bool) -> Callable[[Tensor], Tensor]:
     """Norse's own forward of a `SequentialState` (see the module docstring), read out `(B, C)`."""
 
     def forward(spikes: Tensor) -> Tensor:
