@@ -105,6 +105,15 @@ def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:
     check_same_device(spikes, None if tensor is None else tensor.device, "input_spikes")
 
 
+def described(result: Any, prepared: Prepared) -> Any:
+    """`result` with how it was computed: `engine` (`"graph"`: the traced graph; `"model"`: the model's own
+    forward), `engine_reason` (why not the graph) and the caller's `feature_shape`."""
+    result.engine = prepared.engine
+    result.engine_reason = prepared.reason
+    result.feature_shape = prepared.feature_shape
+    return result
+
+
 def target_column(outputs: Tensor, targets: Tensor) -> Tensor:
     """``outputs[p, targets[p]]`` for every row: ``(P,)``."""
     return outputs.gather(1, targets[:, None])[:, 0]
