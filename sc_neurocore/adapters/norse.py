@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..dynamics import current as dynamics
 from ..graph.maps import Dense, LinearMap
 from ..graph.neurons import NeuronNode
-from .hooked import _PROBE_STEPS, Candidate, Emitted, HookedModel, infer_input_shape
+from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
 from .module import ModuleModel
 from .readout import MEMBRANE_READOUTS, check_readout
 from .registry import Framework, frameworks_in
@@ -293,11 +293,10 @@ def _feed(module: nn.Module) -> str:
 class NorseModule(ModuleModel):
     """A Norse module with its own time loop, called once on the whole sequence (built by `from_norse`)."""
 
-    def __init__(self, module: nn.Module, *, time_first: bool, input_shape: Sequence[int],
-                 readout: str | None) -> None:
+    def __init__(self, module: nn.Module, *, time_first: bool, input_shape: Sequence[int], readout: str | None,
+                 n_steps: int | None = None) -> None:
         super().__init__(module, time_first=time_first, input_shape=input_shape, readout=readout,
-                         candidates=neuron_candidates(module))
-        self._check_cells_step_wise()
+                         candidates=neuron_candidates(module), n_steps=n_steps)
 
     def _output_integrator(self) -> bool:
         return bool(self._layers) and not self._layers[-1].spiking
@@ -317,31 +316,20 @@ class NorseModule(ModuleModel):
             return activity
         return None, activity[0]  # the record is the output leaky integrator's voltage trace
 
-    def _check_cells_step_wise(self) -> None:
-        """Refuse a module that feeds a Norse cell several timesteps in one call (it would integrate them
-        as one step of a larger batch)."""
-        calls: dict[str, int] = {}
-
-        def counter(name: str):
-            def hook(module, args, output):
-                calls[name] = calls.get(name, 0) + 1
-            return hook
-
-        cells = [layer for layer in self._layers if _is_cell(layer.module)]
-        import torch
-
-        with torch.inference_mode(), self._session([(layer.module, counter(layer.name)) for layer in cells]):
-            self._drive(self._model_inputs(self._probe_input()))
-        for layer in cells:
-            if calls.get(layer.name, 0) != _PROBE_STEPS:
+    def _check_time_dependence(self, probe: Tensor) -> None:
+        """Refuse a module that feeds a Norse cell all timesteps in one call (the cell would integrate them
+        as one step of a larger batch), then the generic check."""
+        for layer in self._layers:
+            if layer.whole_sequence and _is_cell(layer.module):
                 raise ValueError(f"model: Norse {type(layer.module).__name__} layer {layer.name!r} takes one timestep "
-                                 f"per call, but {type(self.module).__name__} called it {calls.get(layer.name, 0)} "
-                                 f"times for {_PROBE_STEPS} timesteps, feeding it several timesteps at once; loop "
-                                 "over time in its forward, or put the layers in a norse.SequentialState")
+                                 f"per call, but {type(self.module).__name__} fed it all {probe.shape[1]} timesteps "
+                                 "in one call; loop over time in its forward, or put the layers in a "
+                                 "norse.SequentialState")
+        super()._check_time_dependence(probe)
 
 
 def from_norse(model: nn.Module, *, readout: str | None = None, input_shape: int | Sequence[int] | None = None,
-               time_first: bool = True) -> HookedModel:
+               time_first: bool = True, n_steps: int | None = None) -> HookedModel:
     """Wrap a Norse model for the explainers (and Captum).
 
     Args:
@@ -353,6 +341,8 @@ def from_norse(model: nn.Module, *, readout: str | None = None, input_shape: int
         input_shape: per-timestep input shape, e.g. `(1, 28, 28)` for a convolutional stack; default:
             the first Linear's `in_features`.
         time_first: for a module that is not a `SequentialState`: whether it takes `(T, B, ...)`.
+        n_steps: for a module that is not a `SequentialState` and loops over a fixed number of timesteps:
+            that number (see `from_module`); default: found at the first call.
 
     Returns:
         A `SpikingModel` and `nn.Module`; `adapter.module` is `model`.
@@ -390,7 +380,7 @@ def from_norse(model: nn.Module, *, readout: str | None = None, input_shape: int
             raise ValueError("model: a SequentialState built with return_hidden=True returns every layer's output; "
                              "build it without, the adapter records hidden layers itself")
         return NorseSequential(model, input_shape=shape, readout=readout)
-    return NorseModule(model, time_first=time_first, input_shape=shape, readout=readout)
+    return NorseModule(model, time_first=time_first, input_shape=shape, readout=readout, n_steps=n_steps)
 
 
 FRAMEWORK = Framework("norse", "norse", is_norse_neuron, neuron_node, from_norse,

@@ -87,7 +87,9 @@ def test_explainers_equal_brute_force_on_every_zoo_model(name):
     close = {"rtol": 0, "atol": 0}
     if built.model.readout in MEMBRANE_READOUTS:
         close = {"rtol": 1e-5, "atol": 1e-5 * float(base.abs().max())}
-    saliency = TemporalSaliency(built.model).explain(built.spikes, output_neuron=target).saliency_map()
+    result = TemporalSaliency(built.model).explain(built.spikes, output_neuron=target)
+    assert result.engine == ENTRIES[name].engine
+    saliency = result.saliency_map()
     expected = torch.stack([saliency_loop(forward, sample, target=target) for sample in built.spikes])
     assert expected.abs().sum() > 0
     torch.testing.assert_close(saliency.double(), expected, **close)
@@ -96,6 +98,7 @@ def test_explainers_equal_brute_force_on_every_zoo_model(name):
     torch.testing.assert_close(importance.double(), expected, **close)
     for layer, (module, size) in built.hidden.items():
         result = CausalImportance(built.model).explain(built.spikes, output_neuron=target, layer=layer)
+        assert result.engine == ENTRIES[name].engine
         columns = []
         for j in range(size):
             handle = built.silence_hook(module, j)
@@ -216,20 +219,18 @@ class _StepWise(nn.Module):
 def test_cells_fed_the_whole_sequence_are_refused_by_from_norse():
     import norse.torch as norse
 
-    with pytest.raises(ValueError, match="takes one timestep per call"):
+    with pytest.raises(ValueError, match="takes one timestep per call.*fed it all 3 timesteps in one call"):
         from_norse(_StepWise())
     with pytest.raises(ValueError, match="takes one timestep per call"):
         from_norse(norse.LIFCell(), input_shape=4)
 
 
-@pytest.mark.xfail(strict=True, reason="the generic step-wise guard of HookedModel (issue 11, the lead's hooked.py "
-                                        "change) has not landed on this branch yet")
 @pytest.mark.parametrize("build", ["module", "stack"])
 def test_step_wise_norse_models_through_from_module_are_refused(build):
     import norse.torch as norse
 
     model = _StepWise() if build == "module" else norse.SequentialState(nn.Linear(6, 3), norse.LIFCell())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="step-wise neuron is being fed the whole sequence"):
         from_module(model, time_first=True)
 
 
