@@ -239,7 +239,8 @@ class SnnTorchSequential(HookedModel):
         sequence_level: ``True`` for a stack of ``LeakyParallel`` layers (fed all timesteps at once).
     """
 
-    def __init__(self, module: nn.Sequential, *, input_shape: Sequence[int], readout: str | None) -> None:
+    def __init__(self, module: nn.Sequential, *, input_shape: Sequence[int], readout: str | None,
+                 n_steps: int | None = None) -> None:
         snntorch = import_snntorch()
         stack = []
         for name, child in module.named_children():
@@ -267,7 +268,7 @@ class SnnTorchSequential(HookedModel):
         self.sequence_level = all(parallel)
         del snntorch
         super().__init__(module, neuron_candidates(module), input_shape=input_shape, readout=readout,
-                         state_buffers=state_buffers(module))
+                         state_buffers=state_buffers(module), n_steps=n_steps)
 
     def linear_weights(self) -> list[Tensor] | None:
         return linear_chain(self.stack)
@@ -315,7 +316,7 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
         raise TypeError(f"model: expected an snnTorch nn.Module, got {type(model).__name__}")
     shape = infer_input_shape(model, input_shape)
     if isinstance(model, nn.Sequential):
-        return SnnTorchSequential(model, input_shape=shape, readout=readout)
+        return SnnTorchSequential(model, input_shape=shape, readout=readout, n_steps=n_steps)
     from .module import ModuleModel
 
     return ModuleModel(model, time_first=time_first, input_shape=shape, readout=readout,
