@@ -15,7 +15,7 @@ from torch import nn
 from toy_models import random_spikes
 from zoo.models_norse import MODELS, TutorialSNN
 
-from sc_neurocore.adapters import from_module, from_norse
+from sc_neurocore.adapters import as_spiking_model, from_module, from_norse
 from sc_neurocore.explain import CausalImportance, TemporalSaliency
 from sc_neurocore.graph import MEMBRANE_READOUTS
 
@@ -32,6 +32,24 @@ def _target(built) -> int:
     return int(built.raw_forward(built.spikes)[0].argmax())
 
 
+def _model_and_spikes(built):
+    """The entry's adapter (its bare model wrapped as an explainer wraps it) and its spikes `(B, T, N)`."""
+    spikes = built.spikes.reshape(*built.spikes.shape[:2], -1)
+    model = as_spiking_model(built.model, batched=None, n_inputs=spikes.shape[2], numpy_io=False,
+                             input_shape=tuple(built.spikes.shape[2:]))
+    return model, spikes
+
+
+def _silenced(built, hooks):
+    """`raw_forward` with `(module, neuron)` silenced by the entry's hook."""
+    handles = [module.register_forward_hook(built.silence_hook(module, j)) for module, j in hooks]
+    try:
+        return built.raw_forward(built.spikes)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def test_the_zoo_has_every_kind_the_issue_names():
     layers = {layer for entry in MODELS for layer in entry.layers}
     assert {"LIFCell", "LICell", "Conv2d", "LIFRecurrentCell", "LIFBoxCell", "LIF"} <= layers
@@ -41,15 +59,16 @@ def test_the_zoo_has_every_kind_the_issue_names():
 @pytest.mark.parametrize("name", list(ENTRIES))
 def test_graph_is_exact_on_every_zoo_model(name):
     built = ENTRIES[name].build()
+    model, spikes = _model_and_spikes(built)
     expected = built.raw_forward(built.spikes)
     assert expected.abs().sum() > 0
-    torch.testing.assert_close(built.model.run(built.spikes), expected, rtol=0, atol=0)
-    graph = built.model.graph_for(built.spikes)
-    assert graph is not None, built.model.graph_reason
-    assert list(graph.neuron_layers) == list(built.model.neuron_layers)
-    torch.testing.assert_close(graph.run(built.spikes), expected, rtol=0, atol=0)
-    other = random_spikes(3, built.spikes.shape[1], built.spikes.shape[2], seed=7)
-    graph = built.model.graph_for(other)  # verified again on these spikes
+    torch.testing.assert_close(model.run(spikes), expected, rtol=0, atol=0)
+    graph = model.graph_for(spikes)
+    assert graph is not None, model.graph_reason
+    assert list(graph.neuron_layers) == list(model.neuron_layers)
+    torch.testing.assert_close(graph.run(spikes), expected, rtol=0, atol=0)
+    other = random_spikes(3, spikes.shape[1], spikes.shape[2], seed=7)
+    graph = model.graph_for(other)  # verified again on these spikes
     assert graph is not None
     torch.testing.assert_close(graph.run(other), built.raw_forward(other), rtol=0, atol=0)
 
@@ -57,25 +76,22 @@ def test_graph_is_exact_on_every_zoo_model(name):
 @pytest.mark.parametrize("name", list(ENTRIES))
 def test_graph_silences_hidden_neurons_as_norse_does(name):
     built = ENTRIES[name].build()
-    graph = built.model.graph_for(built.spikes)
+    model, spikes = _model_and_spikes(built)
+    graph = model.graph_for(spikes)
     for layer, (module, size) in built.hidden.items():
-        mask = torch.zeros(len(built.spikes), size, dtype=torch.bool)
+        mask = torch.zeros(len(spikes), size, dtype=torch.bool)
         mask[:, ::3] = True
-        handles = [built.silence_hook(module, j) for j in range(0, size, 3)]
-        try:
-            expected = built.raw_forward(built.spikes)
-        finally:
-            for handle in handles:
-                handle.remove()
+        expected = _silenced(built, [(module, j) for j in range(0, size, 3)])
         assert not torch.equal(expected, built.raw_forward(built.spikes))
-        torch.testing.assert_close(graph.run(built.spikes, silence={layer: mask}), expected, rtol=0, atol=0)
-        torch.testing.assert_close(built.model.run(built.spikes, silence={layer: mask}), expected, rtol=0, atol=0)
+        torch.testing.assert_close(graph.run(spikes, silence={layer: mask}), expected, rtol=0, atol=0)
+        torch.testing.assert_close(model.run(spikes, silence={layer: mask}), expected, rtol=0, atol=0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(ENTRIES))
 def test_explainers_equal_brute_force_on_every_zoo_model(name):
     built = ENTRIES[name].build()
+    model, spikes = _model_and_spikes(built)
     target = _target(built)
 
     def forward(sample):
@@ -85,28 +101,21 @@ def test_explainers_equal_brute_force_on_every_zoo_model(name):
     # Norse's own forward of one sample differs in the last float32 bits with the batch it runs in
     # (F.linear's blocking), so a voltage readout is compared to float32 precision; spike counts exactly.
     close = {"rtol": 0, "atol": 0}
-    if built.model.readout in MEMBRANE_READOUTS:
+    if model.readout in MEMBRANE_READOUTS:
         close = {"rtol": 1e-5, "atol": 1e-5 * float(base.abs().max())}
     result = TemporalSaliency(built.model).explain(built.spikes, output_neuron=target)
-    assert result.engine == ENTRIES[name].engine
-    saliency = result.saliency_map()
-    expected = torch.stack([saliency_loop(forward, sample, target=target) for sample in built.spikes])
+    assert result.engine == ENTRIES[name].engine, result.engine_reason
+    saliency = result.saliency_map().reshape(spikes.shape)
+    expected = torch.stack([saliency_loop(forward, sample, target=target) for sample in spikes])
     assert expected.abs().sum() > 0
     torch.testing.assert_close(saliency.double(), expected, **close)
     importance = CausalImportance(built.model).explain(built.spikes, output_neuron=target).importance_map()
-    expected = torch.stack([input_causal_loop(forward, sample, target=target) for sample in built.spikes])
-    torch.testing.assert_close(importance.double(), expected, **close)
+    expected = torch.stack([input_causal_loop(forward, sample, target=target) for sample in spikes])
+    torch.testing.assert_close(importance.reshape(expected.shape).double(), expected, **close)
     for layer, (module, size) in built.hidden.items():
         result = CausalImportance(built.model).explain(built.spikes, output_neuron=target, layer=layer)
-        assert result.engine == ENTRIES[name].engine
-        columns = []
-        for j in range(size):
-            handle = built.silence_hook(module, j)
-            try:
-                columns.append(base - built.raw_forward(built.spikes)[:, target])
-            finally:
-                handle.remove()
-        expected = torch.stack(columns, dim=1)
+        assert result.engine == ENTRIES[name].engine, result.engine_reason
+        expected = torch.stack([base - _silenced(built, [(module, j)])[:, target] for j in range(size)], dim=1)
         assert expected.abs().sum() > 0
         torch.testing.assert_close(result.importance_map(), expected, **close)
 
@@ -187,6 +196,7 @@ def test_leaky_integrator_outputs_read_the_max_voltage_and_refuse_spike_readouts
     torch.testing.assert_close(from_norse(tutorial, readout="final_membrane").run(spikes), voltages[-1],
                                rtol=0, atol=0)
     stack = ENTRIES["norse-linear-lifcell-licell"].build().model.module
+    assert ENTRIES["norse-linear-lifcell-licell"].build().model.readout == "max_membrane"
     for net in (tutorial, stack):
         for readout in ("count", "rate"):
             with pytest.raises(ValueError, match="leaky integrator and emits no spikes"):

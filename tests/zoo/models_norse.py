@@ -53,12 +53,13 @@ def norse_forward(net: nn.Module, feed: str, input_shape: tuple[int, ...],
     return forward
 
 
-def norse_silence_hook(lead: int) -> Callable[[nn.Module, int], object]:
-    """`silence_hook(module, neuron)`: zero neuron `neuron` (flat index within one sample) of a Norse neuron's
-    `(z, state)` output, whose first `lead` dimensions are batch (and time); a recurrent layer's fed-back
-    `state.z` is silenced too, so a silenced neuron stops feeding its own layer."""
+def norse_silence_hook(lead: int) -> Callable[[nn.Module, int], Callable]:
+    """`silence_hook(module, neuron)`: a forward hook (the harness registers it) zeroing neuron `neuron` (flat
+    index within one sample) of a Norse neuron's `(z, state)` output, whose first `lead` dimensions are
+    batch (and time); a recurrent layer's fed-back `state.z` is silenced too, so a silenced neuron stops
+    feeding its own layer."""
 
-    def silence_hook(module: nn.Module, neuron: int):
+    def silence_hook(module: nn.Module, neuron: int) -> Callable:
         def hook(mod, args, output):
             z, state = output
             z = z.clone()
@@ -66,7 +67,7 @@ def norse_silence_hook(lead: int) -> Callable[[nn.Module, int], object]:
             if hasattr(state, "z") and state.z.shape == z.shape:
                 state = state._replace(z=z)
             return z, state
-        return module.register_forward_hook(hook)
+        return hook
     return silence_hook
 
 
@@ -79,12 +80,17 @@ def _scale(module: nn.Module, gain: float) -> nn.Module:
 
 
 def _stack(net: nn.Module, feed: str, input_shape: tuple[int, ...], integrator: bool, hidden: dict[str, int],
-           lead: int) -> Built:
+           lead: int, *, bare: bool = False) -> Built:
+    """A stack's entry: wrapped with `from_norse`, or `bare` (the explainers pick the front end) with
+    spikes shaped `(B, T, *input_shape)`."""
     from sc_neurocore.adapters import from_norse
 
     modules = dict(net.named_modules())
-    return Built(from_norse(net, input_shape=input_shape), norse_forward(net, feed, input_shape, integrator),
-                 _digits(), {name: (modules[name], size) for name, size in hidden.items()}, norse_silence_hook(lead))
+    spikes = _digits()
+    model = net if bare else from_norse(net, input_shape=input_shape)
+    return Built(model, norse_forward(net, feed, input_shape, integrator),
+                 spikes.reshape(*spikes.shape[:2], *input_shape) if bare else spikes,
+                 {name: (modules[name], size) for name, size in hidden.items()}, norse_silence_hook(lead))
 
 
 def mlp_lif_cell_li_cell() -> Built:
@@ -98,13 +104,14 @@ def mlp_lif_cell_li_cell() -> Built:
 
 
 def conv_stack() -> Built:
-    """A convolutional stack fed 4-D `(B, C, H, W)` steps: `Conv2d, LIFCell, MaxPool2d, Flatten, Linear, LIFCell`."""
+    """A convolutional stack fed 4-D `(B, C, H, W)` steps: `Conv2d, LIFCell, MaxPool2d, Flatten, Linear, LIFCell`,
+    passed bare with image-shaped spikes (the explainers wrap it with `from_norse`)."""
     import norse.torch as norse
 
     torch.manual_seed(11)
     net = norse.SequentialState(_scale(nn.Conv2d(1, 4, 3, padding=1), 10.0), norse.LIFCell(), nn.MaxPool2d(2),
                                 nn.Flatten(), _scale(nn.Linear(4 * 4 * 4, 10), 12.0), norse.LIFCell())
-    return _stack(net, "step", (1, 8, 8), False, {"1": 4 * 8 * 8}, 1)
+    return _stack(net, "step", (1, 8, 8), False, {"1": 4 * 8 * 8}, 1, bare=True)
 
 
 def lif_recurrent_cell() -> Built:
@@ -199,7 +206,8 @@ MODELS: list[ZooModel] = [
     ZooModel("norse-linear-lifcell-licell", "norse", ("Linear", "LIFCell", "LICell"), mlp_lif_cell_li_cell, "norse"),
     ZooModel("norse-conv-stack", "norse", ("Conv2d", "LIFCell", "MaxPool2d", "Flatten", "Linear"), conv_stack,
              "norse"),
-    ZooModel("norse-lif-recurrent-cell", "norse", ("LIFRecurrentCell", "LILinearCell"), lif_recurrent_cell, "norse"),
+    ZooModel("norse-lif-recurrent-cell", "norse", ("LIFRecurrentCell", "LILinearCell"), lif_recurrent_cell, "norse",
+             refused={"attribution_linear": "recurren", "attribution_gated": "recurren"}),
     ZooModel("norse-lif-box-cell", "norse", ("Linear", "LIFBoxCell"), lif_box_cell, "norse"),
     ZooModel("norse-sequence-lif", "norse", ("Linear", "LIF"), sequence_lif, "norse"),
     ZooModel("norse-mixed-cell-and-li", "norse", ("Linear", "LIFCell", "LI"), mixed_cell_and_li, "norse"),
