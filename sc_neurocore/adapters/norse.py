@@ -4,11 +4,13 @@ A Norse `SequentialState` of torch layers (`Linear`, `Conv2d`, pooling, `Flatten
 (`LIF`, `LIFCell`, `LIFRecurrentCell`, `LIFBoxCell`, `LI`, `LICell`, `LILinearCell`, `LIBoxCell`) is
 driven the way a Norse user drives it, starting from `None` (rest) on every call:
 
-| stateful layers | driven with |
+| its neurons | fed |
 |---|---|
-| cells only (`LIFCell`, `LICell`, ...) | one `(B, ...)` timestep per call, carrying the state list (a `Conv2d` gets 4-D slices) |
-| sequence-level only (`LIF`, `LI`), none recurrent | the whole `(T, B, ...)` sequence in one call |
-| a mix, or a recurrent sequence-level layer (`LIFRecurrent`), or a `Lift` | `(1, B, ...)` one-step chunks, carrying the state list |
+| cells only (`LIFCell`, `LICell`, ...) | one `(B, ...)` step per call (a `Conv2d` gets 4-D steps) |
+| sequence-level only (`LIF`, `LI`, `Lift`), none recurrent | the whole `(T, B, ...)` sequence, once |
+| cells and sequence-level layers, or a `LIFRecurrent` | `(1, B, ...)` one-step chunks |
+
+Fed step by step, the state list is carried from call to call.
 
 Norse neurons return `(z, state)`; the hooks silence `z` and keep the state (a recurrent Norse layer
 also feeds back the silenced spikes: `state.z` is replaced). Membranes come from `state.v`. A leaky
@@ -107,10 +109,15 @@ def split_output(module: nn.Module, args: tuple, output: Any) -> Emitted:
     membrane = (lambda: voltage) if isinstance(voltage, Tensor) and voltage.shape == z.shape else None
 
     def rebuild(spikes: Tensor) -> tuple[Tensor, Any]:
-        # A recurrent layer feeds back state.z: the silenced spikes, not the computed ones.
+        # A recurrent layer feeds back state.z: the silenced spikes, not the computed ones (of the chunk's
+        # last step when the layer was fed a one-step chunk `(1, B, ...)`).
         recurrent = getattr(state, "z", None)
-        if isinstance(recurrent, Tensor) and recurrent.shape == spikes.shape and hasattr(state, "_replace"):
+        if not isinstance(recurrent, Tensor) or not hasattr(state, "_replace"):
+            return spikes, state
+        if recurrent.shape == spikes.shape:
             return spikes, state._replace(z=spikes)
+        if spikes.ndim == recurrent.ndim + 1 and spikes.shape[1:] == recurrent.shape:
+            return spikes, state._replace(z=spikes[-1])
         return spikes, state
 
     return Emitted(z, membrane, rebuild)

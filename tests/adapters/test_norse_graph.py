@@ -266,3 +266,96 @@ def test_norse_neurons_without_exact_dynamics_run_through_the_model():
                 out, state = net(step, state)
                 steps.append(out)
         torch.testing.assert_close(model.run(spikes), torch.stack(steps).sum(dim=0), rtol=0, atol=0)
+
+
+def _gained(net: nn.Module, gain: float) -> nn.Module:
+    with torch.no_grad():
+        for parameter in net.parameters():
+            if parameter.ndim > 1:
+                parameter.mul_(gain)
+    return net
+
+
+def test_recurrent_cell_fed_one_step_chunks_stops_feeding_back_when_silenced():
+    # A LIFRecurrentCell beside a sequence-level LI is fed (1, B, N) chunks: its fed-back state.z is
+    # (B, n), one step of the (1, B, n) chunk. Oracle: the silenced neuron's weights cut.
+    import norse.torch as norse
+
+    def build():
+        torch.manual_seed(8)
+        return _gained(norse.SequentialState(norse.LIFRecurrentCell(64, 6), nn.Linear(6, 3), norse.LI()), 10)
+
+    def norse_chunks(net, spikes):
+        state, steps = None, []
+        with torch.no_grad():
+            for step in spikes.transpose(0, 1):
+                out, state = net(step[None], state)
+                steps.append(out[0])
+        return torch.stack(steps).amax(dim=0)
+
+    spikes = random_spikes(3, 12, 64, seed=8)
+    model = from_norse(build())
+    assert model.feed == "chunk"
+    mask = torch.zeros(3, 6, dtype=torch.bool)
+    mask[:, 1] = True
+    cut = build()
+    with torch.no_grad():
+        cut[0].recurrent_weights[:, 1] = 0
+        cut[1].weight[:, 1] = 0
+    expected = norse_chunks(cut, spikes)
+    assert not torch.equal(expected, norse_chunks(build(), spikes))
+    torch.testing.assert_close(model.run(spikes, silence={"0": mask}), expected, rtol=0, atol=0)
+    graph = model.graph_for(spikes)
+    assert graph is not None, model.graph_reason
+    torch.testing.assert_close(graph.run(spikes, silence={"0": mask}), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["lift-conv", "lif-recurrent", "float64"])
+def test_documented_norse_idioms_trace_exactly(kind):
+    # Norse's docs: Lift(Conv2d) before a sequence-level LIF, called once on the whole sequence; the
+    # sequence-level recurrent LIFRecurrent; a model in float64.
+    import norse.torch as norse
+
+    torch.manual_seed(6)
+    spikes = random_spikes(3, 12, 64, seed=6)
+    if kind == "lift-conv":
+        net = _gained(norse.SequentialState(norse.Lift(nn.Conv2d(1, 4, 3)), norse.LIF(), norse.Lift(nn.Flatten()),
+                                            nn.Linear(4 * 6 * 6, 3), norse.LIF()), 20)
+        model, feed = from_norse(net, input_shape=(1, 8, 8)), "sequence"
+        with torch.no_grad():
+            expected = net(spikes.transpose(0, 1).reshape(12, 3, 1, 8, 8))[0].sum(dim=0)
+    else:
+        layers = ([nn.Linear(64, 6), norse.LIFRecurrent(6, 6), nn.Linear(6, 3), norse.LIF()] if kind == "lif-recurrent"
+                  else [nn.Linear(64, 6), norse.LIFCell(), nn.Linear(6, 3), norse.LIFCell()])
+        net = _gained(norse.SequentialState(*layers), 20)
+        if kind == "float64":
+            net = net.double()
+            spikes = spikes.double()
+        model, feed = from_norse(net), "chunk" if kind == "lif-recurrent" else "step"
+        with torch.no_grad():
+            if kind == "lif-recurrent":
+                expected = net(spikes.transpose(0, 1))[0].sum(dim=0)
+            else:
+                state, steps = None, []
+                for step in spikes.transpose(0, 1):
+                    out, state = net(step, state)
+                    steps.append(out)
+                expected = torch.stack(steps).sum(dim=0)
+    assert model.feed == feed and expected.sum() > 0
+    torch.testing.assert_close(model.run(spikes), expected, rtol=0, atol=0)
+    graph = model.graph_for(spikes)
+    assert graph is not None, model.graph_reason
+    torch.testing.assert_close(graph.run(spikes), expected, rtol=0, atol=0)
+    hidden = next(iter(model.neuron_layers))
+    mask = torch.zeros(3, model.neuron_layers[hidden], dtype=torch.bool)
+    mask[:, 0] = True
+    silenced = model.run(spikes, silence={hidden: mask})
+    torch.testing.assert_close(graph.run(spikes, silence={hidden: mask}), silenced, rtol=0, atol=0)
+    if kind == "lif-recurrent":
+        # Independent oracle: a silenced neuron neither feeds back nor forward, as if its weights were cut.
+        with torch.no_grad():
+            net[1].recurrent_weights[:, 0] = 0
+            net[2].weight[:, 0] = 0
+            cut = net(spikes.transpose(0, 1))[0].sum(dim=0)
+        assert not torch.equal(cut, expected)
+        torch.testing.assert_close(silenced, cut, rtol=0, atol=0)
