@@ -13,7 +13,7 @@ from brute_force import input_causal_loop, saliency_loop
 from conftest import require_module
 from torch import nn
 from toy_models import random_spikes
-from zoo.models_norse import MODELS, TutorialSNN
+from zoo.models_norse import MODELS, TutorialSNN, scale_weights
 
 from sc_neurocore.adapters import as_spiking_model, from_module, from_norse
 from sc_neurocore.explain import CausalImportance, TemporalSaliency
@@ -268,14 +268,6 @@ def test_norse_neurons_without_exact_dynamics_run_through_the_model():
         torch.testing.assert_close(model.run(spikes), torch.stack(steps).sum(dim=0), rtol=0, atol=0)
 
 
-def _gained(net: nn.Module, gain: float) -> nn.Module:
-    with torch.no_grad():
-        for parameter in net.parameters():
-            if parameter.ndim > 1:
-                parameter.mul_(gain)
-    return net
-
-
 def test_recurrent_cell_fed_one_step_chunks_stops_feeding_back_when_silenced():
     # A LIFRecurrentCell beside a sequence-level LI is fed (1, B, N) chunks: its fed-back state.z is
     # (B, n), one step of the (1, B, n) chunk. Oracle: the silenced neuron's weights cut.
@@ -283,7 +275,7 @@ def test_recurrent_cell_fed_one_step_chunks_stops_feeding_back_when_silenced():
 
     def build():
         torch.manual_seed(8)
-        return _gained(norse.SequentialState(norse.LIFRecurrentCell(64, 6), nn.Linear(6, 3), norse.LI()), 10)
+        return scale_weights(norse.SequentialState(norse.LIFRecurrentCell(64, 6), nn.Linear(6, 3), norse.LI()), 10)
 
     def norse_chunks(net, spikes):
         state, steps = None, []
@@ -319,7 +311,7 @@ def test_documented_norse_idioms_trace_exactly(kind):
     torch.manual_seed(6)
     spikes = random_spikes(3, 12, 64, seed=6)
     if kind == "lift-conv":
-        net = _gained(norse.SequentialState(norse.Lift(nn.Conv2d(1, 4, 3)), norse.LIF(), norse.Lift(nn.Flatten()),
+        net = scale_weights(norse.SequentialState(norse.Lift(nn.Conv2d(1, 4, 3)), norse.LIF(), norse.Lift(nn.Flatten()),
                                             nn.Linear(4 * 6 * 6, 3), norse.LIF()), 20)
         model, feed = from_norse(net, input_shape=(1, 8, 8)), "sequence"
         with torch.no_grad():
@@ -327,7 +319,7 @@ def test_documented_norse_idioms_trace_exactly(kind):
     else:
         layers = ([nn.Linear(64, 6), norse.LIFRecurrent(6, 6), nn.Linear(6, 3), norse.LIF()] if kind == "lif-recurrent"
                   else [nn.Linear(64, 6), norse.LIFCell(), nn.Linear(6, 3), norse.LIFCell()])
-        net = _gained(norse.SequentialState(*layers), 20)
+        net = scale_weights(norse.SequentialState(*layers), 20)
         if kind == "float64":
             net = net.double()
             spikes = spikes.double()

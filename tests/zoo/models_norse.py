@@ -71,7 +71,8 @@ def norse_silence_hook(lead: int) -> Callable[[nn.Module, int], Callable]:
     return silence_hook
 
 
-def _scale(module: nn.Module, gain: float) -> nn.Module:
+def scale_weights(module: nn.Module, gain: float) -> nn.Module:
+    """Multiply every weight matrix or kernel of `module` by `gain` (Norse cells' own weights included)."""
     with torch.no_grad():
         for parameter in module.parameters():
             if parameter.ndim > 1:
@@ -98,7 +99,8 @@ def mlp_lif_cell_li_cell() -> Built:
     import norse.torch as norse
 
     torch.manual_seed(10)
-    net = norse.SequentialState(_scale(nn.Linear(64, 24), 12.0), norse.LIFCell(), _scale(nn.Linear(24, 10), 6.0),
+    net = norse.SequentialState(scale_weights(nn.Linear(64, 24), 12.0), norse.LIFCell(),
+                                scale_weights(nn.Linear(24, 10), 6.0),
                                 norse.LICell())
     return _stack(net, "step", (64,), True, {"1": 24}, 1)
 
@@ -109,8 +111,8 @@ def conv_stack() -> Built:
     import norse.torch as norse
 
     torch.manual_seed(11)
-    net = norse.SequentialState(_scale(nn.Conv2d(1, 4, 3, padding=1), 10.0), norse.LIFCell(), nn.MaxPool2d(2),
-                                nn.Flatten(), _scale(nn.Linear(4 * 4 * 4, 10), 12.0), norse.LIFCell())
+    net = norse.SequentialState(scale_weights(nn.Conv2d(1, 4, 3, padding=1), 10.0), norse.LIFCell(), nn.MaxPool2d(2),
+                                nn.Flatten(), scale_weights(nn.Linear(4 * 4 * 4, 10), 12.0), norse.LIFCell())
     return _stack(net, "step", (1, 8, 8), False, {"1": 4 * 8 * 8}, 1, bare=True)
 
 
@@ -136,7 +138,7 @@ def lif_box_cell() -> Built:
 
     torch.manual_seed(13)
     hidden = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.as_tensor(200.0), reset_method=reset_subtract))
-    net = norse.SequentialState(_scale(nn.Linear(64, 24), 12.0), hidden, _scale(nn.Linear(24, 10), 12.0),
+    net = norse.SequentialState(scale_weights(nn.Linear(64, 24), 12.0), hidden, scale_weights(nn.Linear(24, 10), 12.0),
                                 norse.LIFBoxCell())
     return _stack(net, "step", (64,), False, {"1": 24}, 1)
 
@@ -146,7 +148,8 @@ def sequence_lif() -> Built:
     import norse.torch as norse
 
     torch.manual_seed(14)
-    net = norse.SequentialState(_scale(nn.Linear(64, 24), 12.0), norse.LIF(), _scale(nn.Linear(24, 10), 10.0),
+    net = norse.SequentialState(scale_weights(nn.Linear(64, 24), 12.0), norse.LIF(),
+                                scale_weights(nn.Linear(24, 10), 10.0),
                                 norse.LIF())
     return _stack(net, "sequence", (64,), False, {"1": 24}, 2)
 
@@ -156,7 +159,8 @@ def mixed_cell_and_li() -> Built:
     import norse.torch as norse
 
     torch.manual_seed(15)
-    net = norse.SequentialState(_scale(nn.Linear(64, 24), 12.0), norse.LIFCell(), _scale(nn.Linear(24, 10), 6.0),
+    net = norse.SequentialState(scale_weights(nn.Linear(64, 24), 12.0), norse.LIFCell(),
+                                scale_weights(nn.Linear(24, 10), 6.0),
                                 norse.LI())
     return _stack(net, "chunk", (64,), True, {"1": 24}, 2)
 
@@ -192,8 +196,8 @@ def tutorial_module() -> Built:
 
     torch.manual_seed(16)
     net = TutorialSNN()
-    _scale(net.fc_in, 8.0)
-    _scale(net.fc_out, 6.0)
+    scale_weights(net.fc_in, 8.0)
+    scale_weights(net.fc_out, 6.0)
 
     def forward(spikes: Tensor) -> Tensor:
         with torch.no_grad():
