@@ -13,7 +13,9 @@ driven the way a Norse user drives it, starting from `None` (rest) on every call
 Fed step by step, the state list is carried from call to call.
 
 Norse neurons return `(z, state)`; the hooks silence `z` and keep the state (a recurrent Norse layer
-also feeds back the silenced spikes: `state.z` is replaced). Membranes come from `state.v`. A leaky
+also feeds back the silenced spikes: `state.z` is replaced). Membranes come from `state.v`; a
+sequence-level layer called on the whole sequence returns only its last state, so its membranes are
+not observable (recorded as `NaN`) unless it was built with `record_states=True`. A leaky
 integrator (`LI`, `LICell`, `LILinearCell`, `LIBoxCell`) emits its voltage, not spikes, so a model ending
 in one reads out `"max_membrane"` by default (the max-over-time decoder of Norse's tutorials),
 `"final_membrane"` being the other choice; `"count"` and `"rate"` are refused for it.
@@ -36,6 +38,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ..dynamics import current as dynamics
@@ -106,7 +109,11 @@ def split_output(module: nn.Module, args: tuple, output: Any) -> Emitted:
                         "a (z, state) tuple")
     z, state = output
     voltage = getattr(state, "v", None)
-    membrane = (lambda: voltage) if isinstance(voltage, Tensor) and voltage.shape == z.shape else None
+    membrane = None
+    if isinstance(voltage, Tensor) and (voltage.shape == z.shape or (z.ndim == voltage.ndim + 1 and z.shape[0] == 1
+                                                                      and z.shape[1:] == voltage.shape)):
+        # The state holds the membrane of the step (of a one-step chunk's step) the layer just ran.
+        membrane = functools.partial(torch.reshape, voltage, z.shape)
 
     def rebuild(spikes: Tensor) -> tuple[Tensor, Any]:
         # A recurrent layer feeds back state.z: the silenced spikes, not the computed ones (of the chunk's

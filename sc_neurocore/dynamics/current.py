@@ -229,7 +229,13 @@ def current_box_initial_state(like: Tensor,
 
 
 def current_lif_box_integrate(current: Tensor, state: CurrentBoxState, params: CurrentLIFBoxParameters) -> Tensor:
-    """The membrane of `current_lif_box_step` before the threshold, $\\tilde v$."""
+    """The membrane of `current_lif_box_step` before the threshold, $\\tilde v$.
+
+    Example:
+        >>> params = CurrentLIFBoxParameters()
+        >>> current_lif_box_integrate(torch.full((1,), 5.0), current_box_initial_state(torch.zeros(1), params), params)
+        tensor([0.5000])
+    """
     return state.membrane + params.dt * params.tau_mem_inv * (current + params.v_leak - state.membrane)
 
 

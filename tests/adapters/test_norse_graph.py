@@ -87,6 +87,37 @@ def test_graph_silences_hidden_neurons_as_norse_does(name):
         torch.testing.assert_close(model.run(spikes, silence={layer: mask}), expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_record_equals_the_graph_where_norse_exposes_membranes(name):
+    built = ENTRIES[name].build()
+    model, spikes = _model_and_spikes(built)
+    ours, graph = model.record(spikes), model.graph_for(spikes).record(spikes)
+    for layer, traced in zip(ours.layers, graph.layers, strict=True):
+        assert layer.name == traced.name and torch.equal(layer.spikes, traced.spikes)
+        if getattr(model, "feed", None) == "sequence":  # the zoo's sequence-level stack is all LIF
+            # A sequence-level LIF called once returns only its last state: not observable, never made up.
+            assert torch.isnan(layer.membrane).all()
+        else:
+            torch.testing.assert_close(layer.membrane, traced.membrane, rtol=0, atol=0)
+
+
+def test_sequence_level_membranes_with_record_states():
+    import norse.torch as norse
+
+    torch.manual_seed(9)
+    net = scale_weights(norse.SequentialState(nn.Linear(8, 6), norse.LIF(record_states=True), nn.Linear(6, 3),
+                                              norse.LIF(record_states=True)), 20)
+    spikes = random_spikes(3, 10, 8, seed=9)
+    model = from_norse(net, readout="final_membrane")
+    with torch.no_grad():
+        _, state = net(spikes.transpose(0, 1))
+    torch.testing.assert_close(model.run(spikes), state[3].v[-1], rtol=0, atol=0)
+    graph = model.graph_for(spikes)
+    assert model.feed == "sequence" and graph is not None, model.graph_reason
+    torch.testing.assert_close(model.record(spikes).layers[0].membrane, graph.record(spikes).layers[0].membrane,
+                               rtol=0, atol=0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(ENTRIES))
 def test_explainers_equal_brute_force_on_every_zoo_model(name):
