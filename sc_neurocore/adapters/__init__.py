@@ -20,17 +20,31 @@ from typing import Any
 from torch import nn
 
 from ..protocol import SpikingModel
-from .registry import Framework, frameworks_in, loaded_frameworks
 from .function import FunctionModel
 from .hooked import HookedModel
 from .module import ModuleModel, from_module
 from .norse import NorseSequential, from_norse
 from .readout import READOUTS
+from .registry import Framework, frameworks_in, loaded_frameworks
 from .snntorch import SnnTorchSequential, from_snntorch
 from .stack import StackLayer
 
-__all__ = ["READOUTS", "FunctionModel", "HookedModel", "ModuleModel", "NorseSequential", "SnnTorchSequential",
-           "Framework", "StackLayer", "as_spiking_model", "frameworks_in", "loaded_frameworks", "from_module", "from_norse", "from_snntorch"]
+__all__ = [
+    "READOUTS",
+    "Framework",
+    "FunctionModel",
+    "HookedModel",
+    "ModuleModel",
+    "NorseSequential",
+    "SnnTorchSequential",
+    "StackLayer",
+    "as_spiking_model",
+    "frameworks_in",
+    "from_module",
+    "from_norse",
+    "from_snntorch",
+    "loaded_frameworks",
+]
 
 
 def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_io: bool,

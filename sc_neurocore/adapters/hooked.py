@@ -223,7 +223,7 @@ class HookedModel(nn.Module):
             return self._pass(spikes, None, record=record)
         except (ValueError, TypeError):
             raise
-        except Exception as error:  # noqa: BLE001 -- the user's forward failing on the probe, reported as such
+        except Exception as error:
             raise _ModelFailed(f"{type(error).__name__}: {error}") from error
 
     def _ensure_discovered(self, steps: int) -> None:
@@ -482,7 +482,7 @@ class HookedModel(nn.Module):
             activity = self._activity(returned, batch)
             outputs = activity if isinstance(activity, Tensor) else apply_readout(self.readout, *activity)
         outputs = outputs.reshape(batch, -1)
-        records = ()
+        records: tuple[LayerRecord, ...] = ()
         if record:
             records = tuple(LayerRecord(layer.name, *_batch_first(*layers[layer.name])) for layer in self._layers)
         return Recording(outputs, records)
@@ -533,7 +533,7 @@ class HookedModel(nn.Module):
                 self._drive(inputs)
             except (ValueError, TypeError):
                 raise
-            except Exception as error:  # noqa: BLE001 -- the user's forward failing on the probe
+            except Exception as error:
                 raise _ModelFailed(f"{type(error).__name__}: {error}") from error
         by_name = {candidate.name: candidate for candidate in candidates}
         layers = []

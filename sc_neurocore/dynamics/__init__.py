@@ -15,13 +15,37 @@ and the trace step on integer tensors too. Each family lives in its own module:
 - `sc_neurocore.dynamics.trace`: the decayed spike trace of the attribution rule and the FPGA.
 """
 
-from .current import (CurrentLIFParameters, CurrentLIFState, CurrentLIParameters, CurrentLIState,
+from .current import (
+                      CurrentLIFParameters,
+                      CurrentLIFState,
+                      CurrentLIParameters,
+                      CurrentLIState,
                       RecurrentCurrentLIFState,
-                      current_li_initial_state, current_li_step, current_lif_initial_state, current_lif_integrate,
-                      current_lif_step)
-from .leaky import (RESET_MECHANISMS, LIFParameters, LIFState, LIState, RecurrentLIFParameters, RecurrentLIFState,
-                    ResetMechanism, SynapticParameters, SynapticState, heaviside, li_step, lif_initial_state,
-                    lif_step, recurrent_lif_initial_state, recurrent_lif_step, synaptic_initial_state, synaptic_step)
+                      current_li_initial_state,
+                      current_li_step,
+                      current_lif_initial_state,
+                      current_lif_integrate,
+                      current_lif_step,
+)
+from .leaky import (
+                      RESET_MECHANISMS,
+                      LIFParameters,
+                      LIFState,
+                      LIState,
+                      RecurrentLIFParameters,
+                      RecurrentLIFState,
+                      ResetMechanism,
+                      SynapticParameters,
+                      SynapticState,
+                      heaviside,
+                      li_step,
+                      lif_initial_state,
+                      lif_step,
+                      recurrent_lif_initial_state,
+                      recurrent_lif_step,
+                      synaptic_initial_state,
+                      synaptic_step,
+)
 from .trace import decay_weights, trace_step
 
 __all__ = [

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sc_neurocore.adapters.lif_network import lif_network_graph
-from sc_neurocore.dynamics import LIFParameters, lif_initial_state, lif_step, li_step, LIState
+from sc_neurocore.dynamics import LIFParameters, LIState, li_step, lif_initial_state, lif_step
 from sc_neurocore.graph import Dense, ModelGraph, NeuronNode, Reshape, Segment
 from sc_neurocore.models import LIFNetwork
 
