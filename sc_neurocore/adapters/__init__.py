@@ -41,10 +41,10 @@ def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_
     """Normalise an explainer's ``run_fn`` argument.
 
     * a :class:`~sc_neurocore.protocol.SpikingModel` (an adapter, an ``LIFNetwork``) is used as it is;
-    * a bare snnTorch ``nn.Sequential`` or Norse ``SequentialState`` is wrapped with
-      :func:`from_snntorch` / :func:`from_norse` and their default readout (wrap it yourself to choose
-      another);
-    * another module built from snnTorch or Norse neurons raises a ``TypeError`` asking which layout it
+    * a bare snnTorch ``nn.Sequential``, Norse ``SequentialState`` or SpikingJelly ``nn.Sequential`` is
+      wrapped with :func:`from_snntorch` / :func:`from_norse` / `from_spikingjelly` and their default
+      readout (wrap it yourself to choose another);
+    * another module built from snnTorch, Norse or SpikingJelly neurons raises a ``TypeError`` asking which layout it
       takes (``from_snntorch``, ``from_norse`` or ``from_module(model, time_first=...)``), unless
       ``batched=True`` says it is a batch-first ``(B, T, N) -> (B, C)`` callable;
     * any other ``nn.Module`` is a batched callable ``(B, T, N) -> (B, C)`` unless ``batched=False``;
@@ -63,6 +63,8 @@ def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_
             return from_norse(run_fn)
         if framework == "snntorch" and isinstance(run_fn, nn.Sequential):
             return from_snntorch(run_fn)
+        if framework == "spikingjelly" and isinstance(run_fn, nn.Sequential):
+            return from_spikingjelly(run_fn)
         if framework is not None:
             raise TypeError(f"{name}: {type(run_fn).__name__} is built from {framework} neurons but is not a plain "
                             f"stack, so its input layout is unknown; wrap it with sc_neurocore.adapters."
@@ -77,12 +79,16 @@ def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_
 
 
 def _framework_of(module: nn.Module) -> str | None:
-    """``"snntorch"`` or ``"norse"`` if ``module`` contains that framework's neurons (loaded ones only)."""
+    """``"snntorch"``, ``"norse"`` or ``"spikingjelly"`` if ``module`` contains that framework's neurons
+    (loaded ones only)."""
     from .norse import neuron_candidates as norse_candidates
     from .snntorch import is_snntorch_neuron
+    from .spikingjelly import is_spikingjelly_neuron
 
     if "snntorch" in sys.modules and any(is_snntorch_neuron(m) for m in module.modules()):
         return "snntorch"
     if "norse.torch" in sys.modules and norse_candidates(module):
         return "norse"
+    if "spikingjelly" in sys.modules and any(is_spikingjelly_neuron(m) for m in module.modules()):
+        return "spikingjelly"
     return None
