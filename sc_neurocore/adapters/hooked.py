@@ -346,9 +346,8 @@ class HookedModel(nn.Module):
     @contextlib.contextmanager
     def _session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
         """Eval mode, empty neuron state and ``hooks`` for one call; everything restored on exit."""
-        with self._fresh_memories():
-            with self._buffers_session(hooks):
-                yield
+        with self._fresh_memories(), self._buffers_session(hooks):
+            yield
 
     def _fresh_memories(self) -> contextlib.AbstractContextManager:
         """SpikingJelly's memories (`v` and the like, kept on the modules until `functional.reset_net`)

@@ -30,12 +30,17 @@ import contextlib
 import copy
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from ..dynamics import IntegrateFireParameters, integrate_fire_decision, integrate_fire_initial_state, integrate_fire_step
+from ..dynamics import (
+    IntegrateFireParameters,
+    integrate_fire_decision,
+    integrate_fire_initial_state,
+    integrate_fire_step,
+)
 from ..graph.neurons import NeuronNode
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
 from .readout import check_readout
@@ -99,12 +104,13 @@ def fresh_memories(model: nn.Module, *, record_voltage: bool = True) -> Iterator
         0.0
     """
     modules = memory_modules(model)
-    saved = [(m, dict(m._memories), vars(m).get("v_seq", _ABSENT), vars(m).get("_store_v_seq", _ABSENT))
+    saved = [(m, dict(_memories(m)), vars(m).get("v_seq", _ABSENT), vars(m).get("_store_v_seq", _ABSENT))
              for m in modules]
     try:
         for module in modules:
-            for key in module._memories:
-                module._memories[key] = copy.deepcopy(module._memories_rv[key])
+            memories, reset_values = _memories(module), vars(module)["_memories_rv"]
+            for key in memories:
+                memories[key] = copy.deepcopy(reset_values[key])
             if "v_seq" in vars(module):
                 vars(module)["v_seq"] = None
             if record_voltage and "_store_v_seq" in vars(module) and getattr(module, "step_mode", "s") == "m":
@@ -112,11 +118,16 @@ def fresh_memories(model: nn.Module, *, record_voltage: bool = True) -> Iterator
         yield
     finally:
         for module, memories, v_seq, store in saved:
-            module._memories.clear()
-            module._memories.update(memories)
+            _memories(module).clear()
+            _memories(module).update(memories)
             for name, value in (("v_seq", v_seq), ("_store_v_seq", store)):
                 if value is not _ABSENT:
                     vars(module)[name] = value
+
+
+def _memories(module: nn.Module) -> dict[str, Any]:
+    """A memory module's `_memories` dict (the one `register_memory` fills)."""
+    return vars(module)["_memories"]
 
 
 def model_step_mode(model: nn.Module) -> str:
@@ -164,7 +175,7 @@ def split_output(module: nn.Module, args: tuple, output: Any) -> Emitted:
     if not isinstance(output, Tensor):
         raise TypeError(f"model: SpikingJelly layer {type(module).__name__} returned {type(output).__name__}; "
                         "expected a spike tensor")
-    voltage = module.v
+    voltage: Any = getattr(module, "v", None)
     if not (isinstance(voltage, Tensor) and voltage.shape == output.shape):
         voltage = vars(module).get("v_seq")
     membrane = (lambda: voltage) if isinstance(voltage, Tensor) and voltage.shape == output.shape else None
@@ -218,9 +229,10 @@ def neuron_node(name: str, module: nn.Module, shape: tuple[int, ...]) -> NeuronN
         params = IntegrateFireParameters(threshold, v_reset, tau=_float(module.tau, "tau", name),
                                          decay_input=bool(module.decay_input))
     else:
-        if module.w.ndim != 0:
+        w = cast(Tensor, module.w)
+        if w.ndim != 0:
             raise Untraceable(f"SpikingJelly ParametricLIFNode {name!r} has a per-neuron w")
-        params = IntegrateFireParameters(threshold, v_reset, decay=module.w.detach().sigmoid(),
+        params = IntegrateFireParameters(threshold, v_reset, decay=w.detach().sigmoid(),
                                          decay_input=bool(module.decay_input))
     return NeuronNode(name, kind, shape, integrate_fire_step, params,
                       lambda like: integrate_fire_initial_state(like, params), decision=integrate_fire_decision)

@@ -78,9 +78,10 @@ def integrate_fire_charge(current: Tensor, membrane: Tensor, params: IntegrateFi
         if params.decay_input:
             return membrane + (current - (membrane - reset)) / params.tau
         return membrane - (membrane - reset) / params.tau + current
+    decay = params.decay
     if params.decay_input:
-        return membrane + (current - (membrane - reset)) * params.decay
-    return membrane - (membrane - reset) * params.decay + current
+        return membrane + (current - (membrane - reset)) * decay  # type: ignore[operator]
+    return membrane - (membrane - reset) * decay + current  # type: ignore[operator]
 
 
 def integrate_fire_fire(charged: Tensor, params: IntegrateFireParameters) -> Tensor:

@@ -86,7 +86,7 @@ def test_zoo_model_equals_spikingjelly_forward_and_graph_is_exact(entry):
     assert torch.equal(graph.run(built.spikes), expected)
     assert graph.neuron_layers == built.model.neuron_layers
     traced = graph.record(built.spikes)
-    for ours, theirs in zip(traced.layers, recording.layers):
+    for ours, theirs in zip(traced.layers, recording.layers, strict=True):
         assert ours.name == theirs.name
         assert torch.equal(ours.spikes, theirs.spikes)
         assert torch.equal(ours.membrane, theirs.membrane)
@@ -162,7 +162,7 @@ def test_user_model_is_left_as_it_was_and_still_trains(mode):
     assert net.training and all(m.training for m in net.modules())
     after = _memories(net)
     assert len(after) == len(before)
-    for (module, key, value, copy), (module_after, key_after, value_after) in zip(before, after):
+    for (module, key, value, copy), (module_after, key_after, value_after) in zip(before, after, strict=True):
         assert module is module_after and key == key_after and value_after is value
         if isinstance(value, torch.Tensor):
             assert torch.equal(value, copy) and not value.is_inference()
@@ -174,6 +174,14 @@ def test_user_model_is_left_as_it_was_and_still_trains(mode):
     own_forward().mean().backward()
     optimizer.step()
     functional.reset_net(net)
+
+
+@pytest.mark.parametrize("mode", ["s", "m"])
+def test_forward_is_differentiable_through_spikingjelly_surrogates(mode):
+    spikes = (torch.rand(2, 12, 8, generator=torch.Generator().manual_seed(5)) < 0.5).float().requires_grad_()
+    model = from_spikingjelly(_net(mode))
+    model(spikes)[:, 2].sum().backward()
+    assert spikes.grad is not None and spikes.grad.abs().sum() > 0
 
 
 def test_step_mode_is_read_from_the_model_and_a_mix_or_a_mismatch_is_refused():
@@ -203,3 +211,12 @@ def test_unsupported_neuron_settings_run_generically_with_a_reason():
     continuous = nn.Sequential(layer.Linear(8, 4), neuron.IFNode(surrogate_function=surrogate.Sigmoid(spiking=False)))
     model = from_spikingjelly(continuous)
     assert model.graph_for(spikes) is None and "non-spiking" in model.graph_reason
+
+
+@pytest.mark.parametrize("name", ["sc_neurocore.dynamics.integrate_fire", "sc_neurocore.adapters.spikingjelly"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -64,7 +64,7 @@ def _built(net: nn.Module, step_mode: str, input_shape: tuple[int, ...], hidden:
     net.eval()
     modules = dict(net.named_modules())
     return Built(from_spikingjelly(net, input_shape=input_shape), sj_forward(net, step_mode, input_shape),
-                 _digits(int(math.isqrt(math.prod(input_shape)))),
+                 _digits(math.isqrt(math.prod(input_shape))),
                  {name: (modules[name], size) for name, size in hidden.items()}, sj_silence_hook(step_mode))
 
 
