@@ -49,6 +49,9 @@ from .torch_maps import Untraceable
 
 STEP_MODES: tuple[str, ...] = ("s", "m")
 
+#: Timesteps of the trace that reads the weight chain (any number gives the same maps).
+_WEIGHT_STEPS = 4
+
 _ABSENT = object()
 
 
@@ -253,6 +256,18 @@ class SpikingJellyModel(HookedModel):
 
     def _default_readout(self) -> str:
         return "rate"
+
+    def linear_weights(self) -> list[Tensor] | None:
+        """The `(n_in, n_out)` weight chain of a network of Linear layers and neurons (Flatten and Dropout
+        aside), read from its traced graph; `None` for convolutions, pooling or a network the graph
+        cannot trace."""
+        reference = next((t for t in (*self.module.parameters(), *self.module.buffers()) if t.is_floating_point()),
+                         torch.zeros(()))
+        key = (_WEIGHT_STEPS, reference.dtype, reference.device)
+        if key not in self._graphs:
+            self._graphs[key] = self._trace(_WEIGHT_STEPS, reference.device)
+        graph = self._graphs[key][0]
+        return None if graph is None else graph.linear_weights()
 
     def _drive(self, inputs: Tensor) -> Any:
         if self.step_mode == "m":

@@ -92,6 +92,20 @@ def test_zoo_model_equals_spikingjelly_forward_and_graph_is_exact(entry):
         assert torch.equal(ours.membrane, theirs.membrane)
 
 
+def test_weight_chain_is_read_from_the_traced_graph():
+    by_name = {entry.name: entry for entry in MODELS}
+    for name in ("spikingjelly-multi-step-mlp", "spikingjelly-plif-seq-to-ann"):
+        built = by_name[name].build()
+        linears = [m for m in built.model.module.modules() if isinstance(m, nn.Linear)]
+        chain = built.model.linear_weights()
+        assert chain is not None and len(chain) == len(linears) == 2
+        assert all(torch.equal(w, linear.weight.T) for w, linear in zip(chain, linears, strict=True))
+    for name in ("spikingjelly-multi-step-csnn", "spikingjelly-qif-generic"):
+        assert by_name[name].build().model.linear_weights() is None
+    for entry in MODELS:
+        assert (entry.refused is None) == (entry.build().model.linear_weights() is not None)
+
+
 def _memories(net: nn.Module) -> list[tuple[nn.Module, str, object]]:
     from spikingjelly.activation_based import base
 

@@ -141,15 +141,19 @@ def qif_generic() -> Built:
     return _built(net, "s", (64,), {"1": 16})
 
 
+#: SpikeAttributor needs a weight chain: the traced graph has one only for Linear + neuron stacks on flat inputs.
+_NO_CHAIN = {"attribution_linear": "not a stack of linear layers", "attribution_gated": "not a stack of linear layers"}
+
 MODELS: list[ZooModel] = [
     ZooModel("spikingjelly-single-step-mlp", "spikingjelly", ("Flatten", "Linear", "LIFNode"), single_step_mlp,
-             "spikingjelly"),
+             "spikingjelly", refused=_NO_CHAIN),
     ZooModel("spikingjelly-multi-step-mlp", "spikingjelly", ("Linear", "IFNode", "LIFNode"), multi_step_mlp,
              "spikingjelly"),
     ZooModel("spikingjelly-multi-step-csnn", "spikingjelly",
-             ("Conv2d", "BatchNorm2d", "IFNode", "MaxPool2d", "Flatten", "Linear"), multi_step_csnn, "spikingjelly"),
+             ("Conv2d", "BatchNorm2d", "IFNode", "MaxPool2d", "Flatten", "Linear"), multi_step_csnn, "spikingjelly",
+             refused=_NO_CHAIN),
     ZooModel("spikingjelly-plif-seq-to-ann", "spikingjelly", ("SeqToANNContainer", "Linear", "ParametricLIFNode"),
              plif_seq_to_ann, "spikingjelly"),
     ZooModel("spikingjelly-qif-generic", "spikingjelly", ("Linear", "QIFNode", "IFNode"), qif_generic, "spikingjelly",
-             engine="generic"),
+             refused=_NO_CHAIN, engine="generic"),
 ]
