@@ -17,7 +17,8 @@ steps work after wrapping. This applies to every adapter around a model with Spi
 
 Neuron layers are the SpikingJelly spiking neurons the model calls (`BaseNode` and `SimpleBaseNode`
 subclasses), named as in `model.named_modules()`; their output is the spike tensor, their membrane `v`
-after the reset (in multi-step mode the adapter turns on `store_v_seq` for the call to read it). The
+after the reset (in multi-step mode the adapter turns on `store_v_seq` for the call to read it, on the
+neurons where that changes nothing else; other multi-step neurons record `NaN` membranes). The
 readout is the last neuron layer's activity; `"rate"` by default, SpikingJelly's `out_fr = net(x).mean(0)`.
 
 `IFNode`, `LIFNode` and `ParametricLIFNode` become graph nodes on `sc_neurocore.dynamics.integrate_fire`
@@ -95,8 +96,9 @@ def fresh_memories(model: nn.Module, *, record_voltage: bool = True) -> Iterator
     values are back (the same objects), also when the block raises.
 
     This is `functional.reset_net` without its in-place `copy_` into the user's tensors: each memory is
-    given a fresh copy of its reset value. With `record_voltage`, multi-step neurons also store their
-    voltage sequence (`store_v_seq`) for the block, so that their membranes can be read.
+    given a fresh copy of its reset value. With `record_voltage`, multi-step `IFNode`, `LIFNode` and
+    `ParametricLIFNode` layers also store their voltage sequence (`store_v_seq`) for the block, so that
+    their membranes can be read (other multi-step neurons record `NaN` membranes: not observable).
 
     Example:
         >>> from spikingjelly.activation_based import neuron
@@ -116,7 +118,7 @@ def fresh_memories(model: nn.Module, *, record_voltage: bool = True) -> Iterator
                 memories[key] = copy.deepcopy(reset_values[key])
             if "v_seq" in vars(module):
                 vars(module)["v_seq"] = None
-            if record_voltage and "_store_v_seq" in vars(module) and getattr(module, "step_mode", "s") == "m":
+            if record_voltage and _stores_voltage_alike(module):
                 vars(module)["_store_v_seq"] = True
         yield
     finally:
@@ -126,6 +128,15 @@ def fresh_memories(model: nn.Module, *, record_voltage: bool = True) -> Iterator
             for name, value in (("v_seq", v_seq), ("_store_v_seq", store)):
                 if value is not _ABSENT:
                     vars(module)[name] = value
+
+
+def _stores_voltage_alike(module: nn.Module) -> bool:
+    """Whether `store_v_seq` may be turned on for `module` without changing what it computes: a multi-step
+    `IFNode`, `LIFNode` or `ParametricLIFNode` (exactly these: their multi-step forward runs the same op
+    with or without it; a subclass may switch to a per-step loop that rounds differently)."""
+    neuron = _loaded("neuron")
+    return (neuron is not None and type(module) in (neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode)
+            and getattr(module, "step_mode", "s") == "m")
 
 
 def _memories(module: nn.Module) -> dict[str, Any]:

@@ -234,3 +234,52 @@ def test_docstring_examples_run(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("mode", ["s", "m"])
+@pytest.mark.parametrize("readout", ["final_membrane", "max_membrane"])
+def test_membrane_readouts_are_spikingjelly_voltages(mode, readout):
+    from spikingjelly.activation_based import functional
+
+    net = _net(mode)
+    spikes = (torch.rand(2, 12, 8, generator=torch.Generator().manual_seed(6)) < 0.5).float()
+    model = from_spikingjelly(net, readout=readout)
+    voltages = []
+    with torch.no_grad():
+        functional.reset_net(net)
+        if mode == "s":  # SpikingJelly's own output-layer voltage after each step's reset
+            for x_t in spikes.transpose(0, 1):
+                net(x_t)
+                voltages.append(net[3].v)
+        else:
+            net[3].store_v_seq = True
+            net(spikes.transpose(0, 1))
+            voltages = list(net[3].v_seq)
+            net[3].store_v_seq = False
+        functional.reset_net(net)
+    voltage = torch.stack(voltages)
+    expected = voltage[-1] if readout == "final_membrane" else voltage.amax(0)
+    assert torch.equal(model.run(spikes), expected)
+    graph = model.graph_for(spikes)
+    assert graph is not None and torch.equal(graph.run(spikes), expected)
+
+
+def test_multi_step_container_around_single_step_neurons():
+    from spikingjelly.activation_based import layer, neuron
+
+    torch.manual_seed(7)
+    net = nn.Sequential(layer.SeqToANNContainer(nn.Linear(8, 6)), layer.MultiStepContainer(neuron.LIFNode()),
+                        layer.SeqToANNContainer(nn.Linear(6, 3)), neuron.IFNode(step_mode="m"))
+    with torch.no_grad():
+        net[0][0].weight.mul_(6.0)
+        net[2][0].weight.mul_(6.0)
+    model = from_spikingjelly(net)
+    assert model.step_mode == "m" and model.neuron_layers == {"1.0": 6, "3": 3}
+    spikes = (torch.rand(2, 12, 8, generator=torch.Generator().manual_seed(8)) < 0.5).float()
+    from zoo.models_spikingjelly import sj_forward
+
+    expected = sj_forward(net, "m", (8,))(spikes)
+    assert expected.sum() > 0 and torch.equal(model.run(spikes), expected)
+    graph = model.graph_for(spikes)
+    assert graph is not None, model.graph_reason
+    assert torch.equal(graph.run(spikes), expected)
