@@ -283,3 +283,34 @@ def test_multi_step_container_around_single_step_neurons():
     graph = model.graph_for(spikes)
     assert graph is not None, model.graph_reason
     assert torch.equal(graph.run(spikes), expected)
+
+
+@pytest.mark.parametrize("mode", ["s", "m"])
+def test_batch_sizes_do_not_leak_and_a_raising_forward_restores_everything(mode):
+    net = _net(mode)
+    model = from_spikingjelly(net)
+    spikes = (torch.rand(3, 10, 8, generator=torch.Generator().manual_seed(9)) < 0.5).float()
+    fresh = model.run(spikes)
+    model.run(torch.ones(1, 10, 8))
+    assert torch.equal(model.run(spikes), fresh) and torch.equal(model.run(spikes[1:2]), fresh[1:2])
+    assert torch.equal(model(spikes), fresh)
+    before = [(m, key, value) for m, key, value in _memories(net)]
+    calls = []
+
+    def explode(module, args):
+        calls.append(1)
+        if len(calls) == (2 if mode == "s" else 1):  # in the middle of the time loop, or the one call
+            raise RuntimeError("boom")
+
+    handle = net[2].register_forward_pre_hook(explode)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            model.record(spikes, silence={"1": torch.ones(3, 6, dtype=torch.bool)})
+    finally:
+        handle.remove()
+    assert all(not m._forward_hooks for m in net.modules())
+    after = _memories(net)
+    assert len(after) == len(before)
+    assert all(m is m_after and key == key_after and value is value_after
+               for (m, key, value), (m_after, key_after, value_after) in zip(before, after, strict=True))
+    assert torch.equal(model.run(spikes), fresh)
