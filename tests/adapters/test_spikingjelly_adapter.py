@@ -137,7 +137,7 @@ def test_result_does_not_depend_on_the_previous_call(mode):
     assert before.sum() > 0
     model.run(other)
     assert torch.equal(model.run(first), before)
-    if mode == "m":  # the route main offered: a module called once on the whole sequence
+    if mode == "m":  # a module called once on the whole sequence (test_spikingjelly_history.py)
         generic = from_module(net, time_first=True, neuron_layers=["1", "3"], readout="rate")
         generic.run(other)
         assert torch.equal(generic.run(first), before)
