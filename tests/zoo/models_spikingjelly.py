@@ -130,6 +130,33 @@ def plif_seq_to_ann() -> Built:
     return _built(net, "m", (64,), {"1": 24})
 
 
+class OwnLoop(nn.Module):
+    """A user module with its own time loop over single-step SpikingJelly neurons, taking `(T, B, N)`."""
+
+    def __init__(self) -> None:
+        from spikingjelly.activation_based import neuron
+
+        super().__init__()
+        self.fc1, self.lif1 = nn.Linear(64, 24), neuron.LIFNode(tau=2.5)
+        self.fc2, self.lif2 = nn.Linear(24, 10), neuron.IFNode(v_reset=None)
+
+    def forward(self, x_seq: Tensor) -> Tensor:
+        return torch.stack([self.lif2(self.fc2(self.lif1(self.fc1(x)))) for x in x_seq])
+
+
+def own_loop() -> Built:
+    """`OwnLoop`, wrapped with `from_module(net, time_first=True, readout="rate")`."""
+    from sc_neurocore.adapters import from_module
+
+    torch.manual_seed(5)
+    net = OwnLoop()
+    _scale(net.fc1, 8.0)
+    _scale(net.fc2, 4.0)
+    net.eval()
+    return Built(from_module(net, time_first=True, readout="rate"), sj_forward(net, "m", (64,)), _digits(),
+                 {"lif1": (net.lif1, 24)}, sj_silence_hook("s"))
+
+
 def qif_generic() -> Built:
     """A neuron without a graph step function (`QIFNode`): explained exactly through SpikingJelly's forward."""
     from spikingjelly.activation_based import layer, neuron
@@ -154,6 +181,8 @@ MODELS: list[ZooModel] = [
              refused=_NO_CHAIN),
     ZooModel("spikingjelly-plif-seq-to-ann", "spikingjelly", ("SeqToANNContainer", "Linear", "ParametricLIFNode"),
              plif_seq_to_ann, "spikingjelly"),
+    ZooModel("spikingjelly-own-time-loop", "spikingjelly", ("Linear", "LIFNode", "IFNode"), own_loop, "spikingjelly",
+             refused=_NO_CHAIN),
     ZooModel("spikingjelly-qif-generic", "spikingjelly", ("Linear", "QIFNode", "IFNode"), qif_generic, "spikingjelly",
              refused=_NO_CHAIN, engine="generic"),
 ]
