@@ -65,6 +65,12 @@ def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_
             return from_snntorch(run_fn)
         if framework == "spikingjelly" and isinstance(run_fn, nn.Sequential):
             return from_spikingjelly(run_fn)
+        if framework == "spikingjelly":
+            raise TypeError(f"{name}: {type(run_fn).__name__} is built from SpikingJelly neurons but is not an "
+                            "nn.Sequential, so its input layout is unknown; wrap it with sc_neurocore.adapters."
+                            "from_spikingjelly(model) (fed as its step mode says: one (B, ...) step per call, or "
+                            "(T, B, ...) in one call), or from_module(model, time_first=True) if its forward runs "
+                            "its own time loop, or pass batched=True if it maps (B, T, N) to (B, C) itself")
         if framework is not None:
             raise TypeError(f"{name}: {type(run_fn).__name__} is built from {framework} neurons but is not a plain "
                             f"stack, so its input layout is unknown; wrap it with sc_neurocore.adapters."

@@ -152,6 +152,15 @@ def test_explainer_on_a_bare_spikingjelly_sequential_uses_its_front_end():
     assert torch.equal(bare, wrapped)
 
 
+def test_a_bare_spikingjelly_module_that_is_not_a_sequential_needs_its_layout_said():
+    from zoo.models_spikingjelly import OwnLoop
+
+    from sc_neurocore.adapters import as_spiking_model
+
+    with pytest.raises(TypeError, match="from_module\\(model, time_first=True\\)"):
+        as_spiking_model(OwnLoop(), batched=None, n_inputs=64, numpy_io=False)
+
+
 @pytest.mark.parametrize("mode", ["s", "m"])
 def test_user_model_is_left_as_it_was_and_still_trains(mode):
     from spikingjelly.activation_based import functional
