@@ -239,7 +239,8 @@ class SnnTorchSequential(HookedModel):
         sequence_level: ``True`` for a stack of ``LeakyParallel`` layers (fed all timesteps at once).
     """
 
-    def __init__(self, module: nn.Sequential, *, input_shape: Sequence[int], readout: str | None) -> None:
+    def __init__(self, module: nn.Sequential, *, input_shape: Sequence[int], readout: str | None,
+                 n_steps: int | None = None) -> None:
         snntorch = import_snntorch()
         stack = []
         for name, child in module.named_children():
@@ -267,7 +268,7 @@ class SnnTorchSequential(HookedModel):
         self.sequence_level = all(parallel)
         del snntorch
         super().__init__(module, neuron_candidates(module), input_shape=input_shape, readout=readout,
-                         state_buffers=state_buffers(module))
+                         state_buffers=state_buffers(module), n_steps=n_steps)
 
     def linear_weights(self) -> list[Tensor] | None:
         return linear_chain(self.stack)
@@ -281,7 +282,7 @@ class SnnTorchSequential(HookedModel):
 
 
 def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: int | Sequence[int] | None = None,
-                  time_first: bool = True) -> HookedModel:
+                  time_first: bool = True, n_steps: int | None = None) -> HookedModel:
     """Wrap an snnTorch model for the explainers (and Captum).
 
     Args:
@@ -293,6 +294,8 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
             first Linear's ``in_features``.
         time_first: for a module with its own time loop, whether its ``forward`` takes ``(T, B, ...)``
             (snnTorch's convention, the default) or ``(B, T, ...)``.
+        n_steps: for a module with its own time loop over a fixed number of steps, that number
+            (default: found at the first call, with the spikes' own number of timesteps).
 
     Returns:
         A :class:`~sc_neurocore.protocol.SpikingModel` and ``nn.Module``: ``adapter(spikes (B, T, N))`` is a
@@ -313,11 +316,11 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
         raise TypeError(f"model: expected an snnTorch nn.Module, got {type(model).__name__}")
     shape = infer_input_shape(model, input_shape)
     if isinstance(model, nn.Sequential):
-        return SnnTorchSequential(model, input_shape=shape, readout=readout)
+        return SnnTorchSequential(model, input_shape=shape, readout=readout, n_steps=n_steps)
     from .module import ModuleModel
 
     return ModuleModel(model, time_first=time_first, input_shape=shape, readout=readout,
-                       candidates=neuron_candidates(model), state_buffers=state_buffers(model))
+                       candidates=neuron_candidates(model), state_buffers=state_buffers(model), n_steps=n_steps)
 
 
 FRAMEWORK = Framework("snntorch", "snntorch", is_snntorch_neuron, neuron_node, from_snntorch,

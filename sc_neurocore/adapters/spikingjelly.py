@@ -43,7 +43,7 @@ from ..dynamics import (
     integrate_fire_step,
 )
 from ..graph.neurons import NeuronNode
-from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
+from .hooked import _TRACED, Candidate, Emitted, HookedModel, infer_input_shape
 from .readout import check_readout
 from .registry import Framework
 from .torch_maps import Untraceable
@@ -263,7 +263,6 @@ class SpikingJellyModel(HookedModel):
     def __init__(self, module: nn.Module, *, step_mode: str, input_shape: Sequence[int], readout: str | None) -> None:
         self.step_mode = step_mode
         super().__init__(module, neuron_candidates(module), input_shape=input_shape, readout=readout)
-        self._check_output()
 
     def _default_readout(self) -> str:
         return "rate"
@@ -274,10 +273,12 @@ class SpikingJellyModel(HookedModel):
         cannot trace."""
         reference = next((t for t in (*self.module.parameters(), *self.module.buffers()) if t.is_floating_point()),
                          torch.zeros(()))
+        self._known()
+        traced = _TRACED.setdefault(self, {})
         key = (_WEIGHT_STEPS, reference.dtype, reference.device)
-        if key not in self._graphs:
-            self._graphs[key] = self._trace(_WEIGHT_STEPS, reference.device)
-        graph = self._graphs[key][0]
+        if key not in traced:
+            traced[key] = self._trace(_WEIGHT_STEPS, reference.device)
+        graph = traced[key][0]
         return None if graph is None else graph.linear_weights()
 
     def _drive(self, inputs: Tensor) -> Any:
@@ -285,11 +286,14 @@ class SpikingJellyModel(HookedModel):
             return self.module(inputs)
         return torch.stack([self.module(step) for step in inputs])  # time is sequential
 
-    def _check_output(self) -> None:
+    def _discover(self, steps: int) -> None:
+        super()._discover(steps)
+        self._check_output(steps)
+
+    def _check_output(self, steps: int) -> None:
         """Refuse a network whose output is not its last neuron layer's spikes (the readout reads those)."""
         last = self._layers[-1]
-        generator = torch.Generator().manual_seed(0)
-        probe = (torch.rand(2, 3, self.n_inputs, generator=generator) < 0.5).to(self._probe_input().dtype)
+        probe = self._random_probe(steps)
         emitted: list[Tensor] = []
 
         def capture(module: nn.Module, args: tuple, output: Any) -> None:
@@ -345,8 +349,16 @@ def from_spikingjelly(model: nn.Module, step_mode: str | None = None, input_shap
         check_readout(readout)
     if not neuron_candidates(model):
         raise ValueError(f"model: {type(model).__name__} holds no SpikingJelly spiking neuron")
-    return SpikingJellyModel(model, step_mode=found, input_shape=infer_input_shape(model, input_shape),
-                             readout=readout)
+    shape = infer_input_shape(model, input_shape)
+    try:
+        return SpikingJellyModel(model, step_mode=found, input_shape=shape, readout=readout)
+    except ValueError as error:
+        if isinstance(model, nn.Sequential):
+            raise
+        raise ValueError(f"{error}. from_spikingjelly feeds {type(model).__name__} as its step mode {found!r} says ("
+                         f"{'the whole (T, B, ...) sequence in one call' if found == 'm' else 'one (B, ...) step per call'}"
+                         "); if its forward runs its own time loop, wrap it with from_module(model, time_first=True)") \
+            from error
 
 
 FRAMEWORK = Framework("spikingjelly", "spikingjelly", is_spikingjelly_neuron, neuron_node, from_spikingjelly,

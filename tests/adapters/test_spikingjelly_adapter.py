@@ -152,12 +152,12 @@ def test_explainer_on_a_bare_spikingjelly_sequential_uses_its_front_end():
     assert torch.equal(bare, wrapped)
 
 
-def test_a_bare_spikingjelly_module_that_is_not_a_sequential_needs_its_layout_said():
+def test_a_module_with_its_own_time_loop_is_pointed_to_from_module():
     from zoo.models_spikingjelly import OwnLoop
 
     from sc_neurocore.adapters import as_spiking_model
 
-    with pytest.raises(TypeError, match="from_module\\(model, time_first=True\\)"):
+    with pytest.raises(ValueError, match="from_module\\(model, time_first=True\\)"):
         as_spiking_model(OwnLoop(), batched=None, n_inputs=64, numpy_io=False)
 
 

@@ -60,7 +60,7 @@ def test_hidden_importance_equals_silencing_in_spikingjelly_forward(entry):
         base = built.raw_forward(spikes)[:, target]
         expected = torch.zeros(N_SAMPLES, size)
         for neuron in range(size):
-            handle = built.silence_hook(module, neuron)
+            handle = module.register_forward_hook(built.silence_hook(module, neuron))
             try:
                 expected[:, neuron] = base - built.raw_forward(spikes)[:, target]
             finally:

@@ -39,17 +39,18 @@ def sj_forward(net: nn.Module, step_mode: str, input_shape: tuple[int, ...]) -> 
     return forward
 
 
-def sj_silence_hook(step_mode: str) -> Callable[[nn.Module, int], object]:
-    """`silence_hook(module, neuron)`: zero neuron `neuron` (flat index within one sample) of a SpikingJelly
-    neuron's output, `(B, ...)` per step or `(T, B, ...)` per sequence."""
+def sj_silence_hook(step_mode: str) -> Callable[[nn.Module, int], Callable]:
+    """`silence_hook(module, neuron)`: the forward hook (for `module.register_forward_hook`) that zeroes
+    neuron `neuron` (flat index within one sample) of a SpikingJelly neuron's output, `(B, ...)` per step or
+    `(T, B, ...)` per sequence."""
     lead = 2 if step_mode == "m" else 1
 
-    def silence_hook(module: nn.Module, neuron: int):
+    def silence_hook(module: nn.Module, neuron: int) -> Callable:
         def hook(mod, args, output):
             out = output.clone()
             out.flatten(start_dim=lead)[..., neuron] = 0
             return out
-        return module.register_forward_hook(hook)
+        return hook
     return silence_hook
 
 
