@@ -301,8 +301,9 @@ class SpikingJellyModel(HookedModel):
 
         with torch.inference_mode(), self._session([(last.module, capture)]):
             returned = self._drive(self._model_inputs(probe))
-        steps = emitted[0] if len(emitted) == 1 else torch.stack(emitted)  # one sequence, or one call per step
-        if not isinstance(returned, Tensor) or returned.shape != steps.shape or not torch.equal(returned, steps):
+        last_spikes = emitted[0] if len(emitted) == 1 else torch.stack(emitted)  # one sequence, or a call per step
+        if (not isinstance(returned, Tensor) or returned.shape != last_spikes.shape
+                or not torch.equal(returned, last_spikes)):
             raise ValueError(f"model: {type(self.module).__name__} does not return the spikes of its last neuron layer "
                              f"{last.name!r}, which the readout reads; end the network in a neuron layer, or wrap a "
                              "module with its own time loop with from_module(model, time_first=True)")
