@@ -323,3 +323,11 @@ def test_batch_sizes_do_not_leak_and_a_raising_forward_restores_everything(mode)
     assert all(m is m_after and key == key_after and value is value_after
                for (m, key, value), (m_after, key_after, value_after) in zip(before, after, strict=True))
     assert torch.equal(model.run(spikes), fresh)
+
+
+def test_without_spikingjelly_the_error_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "spikingjelly.activation_based.base", None)
+    with pytest.raises(ImportError, match=r"sc-neurocore\[spikingjelly\]"):
+        from_spikingjelly(nn.Linear(2, 2))
