@@ -82,7 +82,8 @@ class PerturbationExplainer:
             graph, baseline = check_graph(batch.spikes)
             if graph is not None:
                 return Prepared(batch, graph, baseline, "graph", "", layout.feature_shape)
-            return Prepared(batch, model, baseline, "model", model.graph_reason, layout.feature_shape)
+            return Prepared(batch, model, baseline, "model", str(getattr(model, "graph_reason", "")),
+                            layout.feature_shape)
         with torch.inference_mode():
             baseline = execute(model, batch.spikes, None, max_memory=self.max_memory)
         return Prepared(batch, model, baseline, "model", "", layout.feature_shape)

@@ -65,7 +65,6 @@ def test_a_model_whose_output_depends_on_earlier_calls_is_refused():
 
 def test_a_loop_over_a_fixed_number_of_steps_is_wrapped_and_explained():
     """The tutorials' `for step in range(num_steps)` failed at wrap time (the probe used T=3)."""
-    import snntorch as snn
 
     net = _FixedSteps(gain_in_forward=False)
     spikes = random_spikes(2, _FixedSteps.num_steps, 8, seed=3)

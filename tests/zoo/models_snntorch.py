@@ -6,7 +6,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import digit_spikes, scale_layers, seeded, snntorch_sequential_forward, time_first_forward, zero_neuron_hook
+from .common import (
+    digit_spikes,
+    scale_layers,
+    seeded,
+    snntorch_sequential_forward,
+    time_first_forward,
+    zero_neuron_hook,
+)
 from .entry import Built, ZooModel
 
 STEPS = 12

@@ -24,7 +24,7 @@ EXPLAINERS = ("saliency", "causal_input", "causal_hidden", "attribution_linear",
 CASES = [(entry, explainer) for entry in ZOO for explainer in EXPLAINERS]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def built(name: str):
     entry = next(e for e in ZOO if e.name == name)
     if entry.extra is not None:
