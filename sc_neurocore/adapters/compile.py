@@ -38,7 +38,6 @@ from .norse import HEAVISIDE_METHODS
 logger = logging.getLogger(__name__)
 
 
-
 def compile_model(model) -> CompiledStack | None:
     """The compiled :class:`~sc_neurocore.engine.incremental.CompiledStack` of ``model``, or ``None`` if its
     structure is not one we know (structure only; see :func:`compiled_for` for the verified form).
