@@ -279,6 +279,11 @@ class NorseSequential(HookedModel):
     def linear_weights(self) -> list[Tensor] | None:
         return linear_chain(self.stack)
 
+    def _check_time_dependence(self, probe: Tensor) -> None:
+        """Nothing to check: `feed` gives a cell one timestep per call by construction, and only Norse's
+        sequence-level layers the whole sequence (the generic check could mistake a weakly driven LIF
+        stack, whose membranes a whole-sequence call hides, for a step-wise one)."""
+
     def _drive(self, inputs: Tensor) -> None:
         if self.feed == "sequence":
             self.module(inputs)
