@@ -65,7 +65,7 @@ def import_norse():
     return norse.torch
 
 
-def _norse_classes() -> tuple[tuple[type, ...], tuple[type, ...]] | None:
+def _norse_classes() -> tuple[tuple[type[nn.Module], ...], tuple[type[nn.Module], ...]] | None:
     """`(neuron classes, leaky-integrator classes)` if Norse is loaded, without importing it otherwise."""
     norse = sys.modules.get("norse.torch")
     if norse is None:
@@ -249,7 +249,7 @@ def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
         return {}
     values: dict[str, Any] = {**params._asdict(), "dt": getattr(module, "dt", None)}
     if kind == "li_linear_cell":
-        values["input_weights"] = module.input_weights.detach()
+        values["input_weights"] = _value(module.input_weights)
     return values
 
 
@@ -265,9 +265,10 @@ class NorseSequential(HookedModel):
 
     def __init__(self, module: nn.Module, *, input_shape: Sequence[int], readout: str | None) -> None:
         stack = []
+        flags: Any = module.stateful_layers
         for name, child in module.named_children():
             kind = layer_kind(child)
-            stateful = bool(module.stateful_layers[int(name)])
+            stateful = bool(flags[int(name)])
             stack.append(StackLayer(name, kind, child, stateful, layer_params(child, kind)))
         if not stack or not stack[-1].neuron:
             raise ValueError("model: the last entry of a Norse SequentialState must be a neuron layer (LIF, LI, "
@@ -277,7 +278,7 @@ class NorseSequential(HookedModel):
         super().__init__(module, neuron_candidates(module), input_shape=input_shape, readout=readout)
 
     def linear_weights(self) -> list[Tensor] | None:
-        return linear_chain(self.stack)
+        return linear_chain(self.stack or ())
 
     def _check_time_dependence(self, probe: Tensor) -> None:
         """Nothing to check: `feed` gives a cell one timestep per call by construction, and only Norse's
