@@ -281,7 +281,7 @@ class SnnTorchSequential(HookedModel):
 
 
 def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: int | Sequence[int] | None = None,
-                  time_first: bool = True) -> HookedModel:
+                  time_first: bool = True, n_steps: int | None = None) -> HookedModel:
     """Wrap an snnTorch model for the explainers (and Captum).
 
     Args:
@@ -293,6 +293,8 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
             first Linear's ``in_features``.
         time_first: for a module with its own time loop, whether its ``forward`` takes ``(T, B, ...)``
             (snnTorch's convention, the default) or ``(B, T, ...)``.
+        n_steps: for a module with its own time loop over a fixed number of steps, that number
+            (default: found at the first call, with the spikes' own number of timesteps).
 
     Returns:
         A :class:`~sc_neurocore.protocol.SpikingModel` and ``nn.Module``: ``adapter(spikes (B, T, N))`` is a
@@ -317,7 +319,7 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
     from .module import ModuleModel
 
     return ModuleModel(model, time_first=time_first, input_shape=shape, readout=readout,
-                       candidates=neuron_candidates(model), state_buffers=state_buffers(model))
+                       candidates=neuron_candidates(model), state_buffers=state_buffers(model), n_steps=n_steps)
 
 
 FRAMEWORK = Framework("snntorch", "snntorch", is_snntorch_neuron, neuron_node, from_snntorch,
