@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -155,10 +156,6 @@ class HookedModel(nn.Module):
         #: Why the wrap-time probe could not run the model (it then runs at the first call, with that
         #: call's number of timesteps); `None` once the layers are known.
         self._deferred: str | None = None
-        #: `{(T, dtype, device): (graph or None, reason)}`: the traced graph per input shape, traced once.
-        self._graphs: dict[tuple, tuple[ModelGraph | None, str]] = {}
-        #: Why the last `graph_for` call gave no graph ("" when it gave one).
-        self.graph_reason = ""
         try:
             self._discover(_PROBE_STEPS if self.n_steps is None else self.n_steps)
         except _ModelFailed as failure:
@@ -346,10 +343,12 @@ class HookedModel(nn.Module):
         the caller may use as the unperturbed baseline instead of running the model again."""
         spikes = self._checked(spikes)
         expected = self.run(spikes)
+        # The cache lives beside the adapter, not on it: explaining never changes the objects it is given.
+        traced = _TRACED.setdefault(self, {})
         key = (spikes.shape[1], _reference_tensor(self.module).dtype, spikes.device)
-        if key not in self._graphs:
-            self._graphs[key] = self._trace(spikes.shape[1], spikes.device)
-        graph, reason = self._graphs[key]
+        if key not in traced:
+            traced[key] = self._trace(spikes.shape[1], spikes.device)
+        graph, reason = traced[key]
         if graph is not None:
             with torch.inference_mode():
                 got = graph.run(spikes)
@@ -357,8 +356,13 @@ class HookedModel(nn.Module):
                 graph, reason = None, "the traced graph does not reproduce the model's forward bit for bit on these spikes"
         if reason:
             logger.info("%s: %s; the model's own forward runs instead", type(self.module).__name__, reason)
-        self.graph_reason = reason
+        _LAST_REASON[self] = reason
         return graph, expected
+
+    @property
+    def graph_reason(self) -> str:
+        """Why the last `graph_for` / `check_graph` call gave no graph (`""` when it gave one)."""
+        return _LAST_REASON.get(self, "")
 
     def _trace(self, steps: int, device: torch.device) -> tuple[ModelGraph | None, str]:
         from .trace import Untraceable, build_graph, group_calls, record_calls, trace_batch
@@ -549,6 +553,12 @@ class HookedModel(nn.Module):
             layers.append(NeuronLayer(name, candidate.module, candidate.split, candidate.spiking, feature_shape,
                                       whole_sequence=chunk == steps and steps > 1))
         return layers
+
+
+#: `{adapter: {(T, dtype, device): (graph or None, reason)}}`: each adapter's traced graphs, traced once per
+#: input shape; and the reason of each adapter's last check. Weak: they go with the adapter.
+_TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LAST_REASON: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class _ModelFailed(Exception):
