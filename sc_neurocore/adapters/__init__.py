@@ -24,13 +24,14 @@ from .registry import Framework, frameworks_in, loaded_frameworks
 from .function import FunctionModel
 from .hooked import HookedModel
 from .module import ModuleModel, from_module
+from .nir import from_nir
 from .norse import NorseSequential, from_norse
 from .readout import READOUTS
 from .snntorch import SnnTorchSequential, from_snntorch
 from .stack import StackLayer
 
 __all__ = ["READOUTS", "FunctionModel", "HookedModel", "ModuleModel", "NorseSequential", "SnnTorchSequential",
-           "Framework", "StackLayer", "as_spiking_model", "frameworks_in", "loaded_frameworks", "from_module", "from_norse", "from_snntorch"]
+           "Framework", "StackLayer", "as_spiking_model", "frameworks_in", "loaded_frameworks", "from_module", "from_nir", "from_norse", "from_snntorch"]
 
 
 def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_io: bool,

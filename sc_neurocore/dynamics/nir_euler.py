@@ -19,7 +19,8 @@ that fires it. With $H(x) = 1$ if $x > 0$ else $0$:
 
 Every state starts at rest: $v = v_{leak}$ (`LI`, `LIF`, `Cuba*`) or $0$ (`I`, `IF`), $i = 0$. A neuron
 with a recurrent edge (its own output fed back through maps $W$) receives $I[t] + W(y[t-1])$, its
-previous step's output, as input; it keeps that output in its state (`emitted`).
+previous step's output (before the first step, its resting output: no spikes, or $v_{leak}$), as input;
+it keeps that output in its state (`emitted`).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class EulerState(NamedTuple):
 
 
 def euler_initial_state(like: Tensor, params: EulerParameters) -> EulerState:
-    """The resting state shaped like the current `like`: $v = v_{leak}$, $i = 0$, nothing emitted.
+    """The resting state shaped like the current `like`: $v = v_{leak}$, $i = 0$, and as the last output
+    no spikes (firing kinds) or the resting membrane (the others).
 
     Example:
         >>> params = EulerParameters(torch.tensor(0.1), torch.tensor(1.0), torch.tensor(-0.5))
@@ -85,7 +87,8 @@ def euler_initial_state(like: Tensor, params: EulerParameters) -> EulerState:
         tensor([-0.5000, -0.5000])
     """
     zeros = torch.zeros_like(like)
-    return EulerState(zeros + params.v_leak, zeros, zeros)
+    membrane = zeros + params.v_leak
+    return EulerState(membrane, zeros, zeros if params.v_threshold is not None else membrane)
 
 
 def euler_integrate(current: Tensor, state: EulerState, params: EulerParameters) -> tuple[Tensor, Tensor]:
