@@ -143,7 +143,7 @@ def from_nir(graph_or_path: Any, *, dt: float | None = None, readout: str | None
         recurrent = _recurrence(name, loop, shape, dtype) if loop is not None else None
         neuron = _neuron(name, node, shape, step, dtype, recurrent, spiking_in=not maps and spiking)
         spiking = neuron.spiking
-        segments.append(Segment(tuple(maps), neuron, (True,) * len(maps)))
+        segments.append(Segment(tuple(maps), neuron, (False,) * len(maps)))
         maps = []
     if maps:
         last = chain[-1][0]
@@ -258,7 +258,7 @@ def _map(name: str, node: Any, shape: tuple[int, ...], dtype: torch.dtype) -> Li
             raise ValueError(f"graph_or_path: node {name!r} ({kind}) has weight {tuple(weight.shape)}, which does not "
                              f"take input of shape {shape}")
         bias = _tensor(node.bias, dtype, name, "bias") if kind == "Affine" else None
-        return _with_out_shape(name, Dense(shape, shape, weight, bias), node)
+        return _with_out_shape(name, _Dense(shape, shape, weight, bias), node)
     if kind == "Scale":
         scale = _tensor(node.scale, dtype, name, "scale")
         return _with_out_shape(name, Scale(shape, shape, scale), node)
@@ -267,7 +267,7 @@ def _map(name: str, node: Any, shape: tuple[int, ...], dtype: torch.dtype) -> Li
         weight = _tensor(node.weight, dtype, name, "weight")
         bias = None if node.bias is None else _tensor(node.bias, dtype, name, "bias")
         padding = node.padding if isinstance(node.padding, str) else _ints(node.padding, spatial)
-        conv = Conv(shape, shape, weight, bias, _ints(node.stride, spatial), padding, _ints(node.dilation, spatial),
+        conv = _Conv(shape, shape, weight, bias, _ints(node.stride, spatial), padding, _ints(node.dilation, spatial),
                     int(node.groups))
         return _with_out_shape(name, conv, node)
     if kind in ("SumPool2d", "AvgPool2d"):
@@ -283,6 +283,29 @@ def _map(name: str, node: Any, shape: tuple[int, ...], dtype: torch.dtype) -> Li
     out_shape = (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
     _check_declared(name, node.output_type, out_shape, "output")
     return Reshape(shape, out_shape)
+
+
+def _own_buffer(x: Tensor) -> Tensor:
+    """`x`, copied into a fresh buffer when it is a view at an offset: a matrix product's rounding can
+    depend on where its operand starts in memory (MKL's blocking), so every step's product runs on a
+    buffer of its own, as a step-by-step simulation of the graph computes it."""
+    return x if x.storage_offset() == 0 and x.is_contiguous() else x.clone(memory_format=torch.contiguous_format)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Dense(Dense):
+    """`Dense` on a buffer of its own (see `_own_buffer`)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(_own_buffer(x))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Conv(Conv):
+    """`Conv` on a buffer of its own (see `_own_buffer`)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(_own_buffer(x))
 
 
 class _Recurrence:

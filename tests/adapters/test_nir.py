@@ -1,0 +1,155 @@
+"""from_nir on the NIR zoo: the model graph equals the independent reference loop bit for bit, silenced
+and not, and every explainer given the bare NIR graph equals brute force through that loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from brute_force import input_causal_loop, saliency_loop
+from conftest import require_module
+
+from sc_neurocore.adapters import as_spiking_model, from_nir
+from sc_neurocore.explain import CausalImportance, TemporalSaliency
+from sc_neurocore.graph import ModelGraph
+
+
+@pytest.fixture(autouse=True)
+def _nir():
+    require_module("nir", "nir")
+
+
+def _zoo():
+    from zoo.models_nir import MODELS
+
+    return MODELS
+
+
+def _entries(*names):
+    return [entry for entry in _zoo() if not names or entry.name in names]
+
+
+ALL = [entry.name for entry in _entries()] if __import__("importlib").util.find_spec("nir") else []
+
+
+def _needs(entry) -> None:
+    if "snntorch" in entry.name:
+        require_module("snntorch", "snntorch")
+    if "norse" in entry.name:
+        require_module("norse", "norse")
+
+
+def _graph(built) -> ModelGraph:
+    model = as_spiking_model(built.model, batched=None, n_inputs=built.spikes.shape[2], numpy_io=False)
+    assert isinstance(model, ModelGraph)
+    return model
+
+
+def _busiest(reference, spikes) -> int:
+    """The output with the largest readout summed over the batch."""
+    return int(reference(spikes).sum(0).argmax())
+
+
+def _single(reference):
+    return lambda spikes: reference(spikes[None])[0]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_graph_equals_reference_loop(name):
+    entry = _entries(name)[0]
+    _needs(entry)
+    built = entry.build()
+    graph = _graph(built)
+    expected = built.raw_forward(built.spikes)
+    assert torch.equal(graph.run(built.spikes), expected)
+    assert expected.abs().sum() > 0
+    recording = graph.record(built.spikes)
+    assert torch.equal(recording.outputs, expected)
+    for layer in recording.layers:
+        if layer.name in built.hidden:
+            assert layer.spikes.abs().sum() > 0, f"hidden layer {layer.name!r} never fires"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_silencing_equals_reference_hook(name):
+    entry = _entries(name)[0]
+    _needs(entry)
+    built = entry.build()
+    graph = _graph(built)
+    batch = built.spikes.shape[0]
+    for layer, (module, size) in built.hidden.items():
+        for neuron in sorted({0, size // 2, size - 1}):
+            mask = torch.zeros(batch, size, dtype=torch.bool)
+            mask[:, neuron] = True
+            handle = built.silence_hook(module, neuron)
+            try:
+                expected = built.raw_forward(built.spikes)
+            finally:
+                handle.remove()
+            assert torch.equal(graph.run(built.spikes, silence={layer: mask}), expected), (layer, neuron)
+
+
+@pytest.mark.parametrize("name", ["nir-affine-lif-affine-li", "nir-cubalif-delay-if", "nir-snntorch-rleaky-export"])
+def test_explainers_on_the_bare_graph_equal_brute_force(name):
+    entry = _entries(name)[0]
+    _needs(entry)
+    built = entry.build()
+    spikes = built.spikes[:2]
+    forward = _single(built.raw_forward)
+    target = _busiest(built.raw_forward, spikes)
+    saliency = TemporalSaliency(built.model).explain(spikes, output_neuron=target).saliency_map()
+    importance = CausalImportance(built.model).explain(spikes, output_neuron=target).importance_map()
+    moved = 0.0
+    for b in range(2):
+        expected = saliency_loop(forward, spikes[b], target=target)
+        moved += float(expected.abs().sum())
+        # A batch of perturbations and one forward per perturbation may round a product's last bit apart.
+        torch.testing.assert_close(saliency[b].double(), expected)
+        torch.testing.assert_close(importance[b].double(), input_causal_loop(forward, spikes[b], target=target))
+    assert moved > 0, "no input spike changes the output: the comparison would be vacuous"
+
+
+@pytest.mark.parametrize("name", ["nir-conv-sumpool-flatten", "nir-cubalif-delay-if", "nir-snntorch-rleaky-export"])
+def test_hidden_importance_equals_reference_hook_loop(name):
+    entry = _entries(name)[0]
+    _needs(entry)
+    built = entry.build()
+    spikes = built.spikes
+    target = _busiest(built.raw_forward, spikes)
+    for layer, (module, size) in built.hidden.items():
+        result = CausalImportance(built.model).explain(spikes, output_neuron=target, layer=layer).importance_map()
+        base = built.raw_forward(spikes)[:, target]
+        columns = []
+        for neuron in range(size):
+            handle = built.silence_hook(module, neuron)
+            try:
+                columns.append(base - built.raw_forward(spikes)[:, target])
+            finally:
+                handle.remove()
+        torch.testing.assert_close(result.double(), torch.stack(columns, dim=1).double())
+
+
+def test_a_file_reads_as_the_graph_it_holds(tmp_path):
+    import nir
+    from zoo.models_nir import DT, cubalif_delay_if
+
+    built = cubalif_delay_if()
+    path = tmp_path / "net.nir"
+    nir.write(path, built.model)
+    for source in (path, str(path)):
+        assert torch.equal(from_nir(source, dt=DT).run(built.spikes), built.raw_forward(built.spikes))
+
+
+def test_the_graph_is_left_as_it_was():
+    import numpy as np
+    from zoo.models_nir import affine_lif_affine_li
+
+    graph = affine_lif_affine_li().model
+    before = {name: {k: np.array(v, copy=True) for k, v in vars(node).items() if isinstance(v, np.ndarray)}
+              for name, node in graph.nodes.items()}
+    edges = list(graph.edges)
+    model = from_nir(graph)
+    model.run(torch.ones(2, 5, 64))
+    assert graph.edges == edges
+    for name, node in graph.nodes.items():
+        for key, value in before[name].items():
+            assert np.array_equal(getattr(node, key), value)
