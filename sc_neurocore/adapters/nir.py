@@ -112,7 +112,7 @@ def from_nir(graph_or_path: Any, *, dt: float | None = None, readout: str | None
         >>> import nir, numpy as np, torch
         >>> graph = nir.NIRGraph.from_list(
         ...     nir.Affine(np.full((3, 4), 0.5, np.float32), np.zeros(3, np.float32)),
-        ...     nir.LIF(tau=np.full(3, 0.01), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.full(3, 0.1)))
+        ...     nir.LIF(tau=np.full(3, 0.01), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.full(3, 0.3)))
         >>> model = from_nir(graph, dt=1e-3)
         >>> model.neuron_layers
         {'lif': 3}
