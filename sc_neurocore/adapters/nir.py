@@ -49,6 +49,7 @@ mean what the snnTorch model computes (a warning says so).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import warnings
@@ -59,9 +60,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..dynamics.nir_euler import (DelayParameters, EulerParameters, ThresholdParameters, delay_initial_state,
-                                  delay_step, euler_decision, euler_initial_state, euler_step, threshold_decision,
-                                  threshold_initial_state, threshold_step)
+from ..dynamics import nir_euler
 from ..graph.maps import Conv, Dense, LinearMap, Pool, Reshape, Scale
 from ..graph.model import ModelGraph, Segment
 from ..graph.neurons import NeuronNode
@@ -192,7 +191,7 @@ def _input_shape(inputs: Any, chain: list, given: Sequence[int] | None) -> tuple
     declared = _shape_of(inputs.input_type.get("input")) if isinstance(inputs.input_type, dict) else None
     if declared is None:
         raise ValueError("input_shape: the graph's Input node has no type; pass input_shape=(...)")
-    first_name, first, _ = chain[0]
+    _, first, _ = chain[0]
     wanted = _shape_of(first.input_type.get("input")) if isinstance(first.input_type, dict) else None
     batch = declared[:1] == (1,)
     if wanted is not None and wanted != declared and batch and wanted == declared[1:]:
@@ -357,8 +356,9 @@ def _neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, dtype: torc
         if recurrent is not None:
             raise ValueError(f"graph_or_path: node {name!r} (Threshold) has a recurrent edge; only integrating "
                              "neuron nodes may")
-        return NeuronNode(name, "threshold", shape, threshold_step, ThresholdParameters(p("threshold")),
-                          threshold_initial_state, decision=threshold_decision)
+        return NeuronNode(name, "threshold", shape, nir_euler.threshold_step,
+                          nir_euler.ThresholdParameters(p("threshold")), nir_euler.threshold_initial_state,
+                          decision=nir_euler.threshold_decision)
     if kind == "Delay":
         if recurrent is not None:
             raise ValueError(f"graph_or_path: node {name!r} (Delay) has a recurrent edge; only integrating neuron "
@@ -377,11 +377,11 @@ def _neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, dtype: torc
     spiking = kind in ("LIF", "CubaLIF", "IF")
     threshold = p("v_threshold") if spiking else None
     reset = p("v_reset") if spiking else None
-    params = EulerParameters(gain, r, v_leak, threshold, reset, syn_gain, w_in, leaky, recurrent)
-    return NeuronNode(name, kind.lower(), shape, euler_step, params,
-                      lambda like, params=params: euler_initial_state(like, params), spiking=spiking,
+    params = nir_euler.EulerParameters(gain, r, v_leak, threshold, reset, syn_gain, w_in, leaky, recurrent)
+    return NeuronNode(name, kind.lower(), shape, nir_euler.euler_step, params,
+                      functools.partial(nir_euler.euler_initial_state, params=params), spiking=spiking,
                       feedback="emitted" if recurrent is not None else None,
-                      decision=euler_decision if spiking else None)
+                      decision=nir_euler.euler_decision if spiking else None)
 
 
 def _delay(name: str, node: Any, shape: tuple[int, ...], dt: float, spiking: bool) -> NeuronNode:
@@ -389,9 +389,10 @@ def _delay(name: str, node: Any, shape: tuple[int, ...], dt: float, spiking: boo
     delay = _param(node, "delay", name, shape, torch.float64)
     steps = torch.round(delay / dt)
     if bool((delay < 0).any()) or not torch.allclose(steps * dt, delay, rtol=1e-6, atol=0):
-        raise ValueError(f"graph_or_path: node {name!r} (Delay) delays by {delay.reshape(-1)[:4].tolist()}..., which is "
+        shown = delay.reshape(-1)[:4].tolist()
+        raise ValueError(f"graph_or_path: node {name!r} (Delay) delays by {shown}..., which is "
                          f"not a whole number of steps of dt={dt:g}; choose a dt that divides every delay")
     steps = steps.to(torch.int64)
-    params = DelayParameters(steps, int(steps.max()) if steps.numel() else 0)
-    return NeuronNode(name, "delay", shape, delay_step, params, lambda like: delay_initial_state(like, params),
-                      spiking=spiking)
+    params = nir_euler.DelayParameters(steps, int(steps.max()) if steps.numel() else 0)
+    return NeuronNode(name, "delay", shape, nir_euler.delay_step, params,
+                      functools.partial(nir_euler.delay_initial_state, params=params), spiking=spiking)

@@ -65,7 +65,7 @@ def _pass_through(nodes: dict[str, Any], edges: list[tuple[str, str]], keep: set
     import nir
 
     through = {name for name, node in nodes.items() if name not in keep and
-               (isinstance(node, tuple) or isinstance(node, (nir.Input, nir.Output)))}
+               isinstance(node, (tuple, nir.Input, nir.Output))}
     for name in through:
         sources = [s for s, t in edges if t == name]
         targets = [t for s, t in edges if s == name]

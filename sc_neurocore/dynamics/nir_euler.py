@@ -9,7 +9,7 @@ that fires it. With $H(x) = 1$ if $x > 0$ else $0$:
 | NIR node | step |
 |---|---|
 | `LI` | $v[t] = v[t-1] + \delta \, ((v_{leak} - v[t-1]) + R \, I[t])$, emits $v[t]$ |
-| `LIF` | $\tilde v = v[t-1] + \delta \, ((v_{leak} - v[t-1]) + R \, I[t])$, $z[t] = H(\tilde v - v_{th})$, $v[t] = (1 - z[t]) \, \tilde v + z[t] \, v_{reset}$ |
+| `LIF` | $\tilde v$ as `LI`'s $v[t]$, $z[t] = H(\tilde v - v_{th})$, $v[t] = (1 - z) \, \tilde v + z \, v_{reset}$ |
 | `CubaLI` | $i[t] = i[t-1] + \delta_{syn} \, (w_{in} I[t] - i[t-1])$, then `LI` driven by $i[t]$ |
 | `CubaLIF` | $i[t]$ as for `CubaLI`, then `LIF` driven by $i[t]$ |
 | `I` (integrator) | $v[t] = v[t-1] + (dt\,R) \, I[t]$, emits $v[t]$ |
@@ -96,7 +96,7 @@ def euler_integrate(current: Tensor, state: EulerState, params: EulerParameters)
     if params.recurrent is not None:
         current = current + params.recurrent(state.emitted)
     synaptic = state.synaptic
-    if params.syn_gain is not None:
+    if params.syn_gain is not None and params.w_in is not None:
         synaptic = synaptic + params.syn_gain * (params.w_in * current - synaptic)
         current = synaptic
     if params.leaky:
@@ -128,7 +128,7 @@ def euler_step(current: Tensor, state: EulerState, params: EulerParameters) -> t
         tensor([1.])
     """
     synaptic, membrane = euler_integrate(current, state, params)
-    if params.v_threshold is None:
+    if params.v_threshold is None or params.v_reset is None:
         return membrane, EulerState(membrane, synaptic, membrane)
     spikes = heaviside(membrane - params.v_threshold)
     membrane = (1 - spikes) * membrane + spikes * params.v_reset
@@ -137,6 +137,8 @@ def euler_step(current: Tensor, state: EulerState, params: EulerParameters) -> t
 
 def euler_decision(current: Tensor, before: EulerState, after: EulerState, params: EulerParameters) -> Tensor:
     """$\\tilde v - v_{th}$: the signed distance to threshold that decided this step's spikes."""
+    if params.v_threshold is None:
+        raise ValueError("params: a layer without v_threshold emits its membrane and decides no spikes")
     return euler_integrate(current, before, params)[1] - params.v_threshold
 
 
@@ -157,7 +159,8 @@ def threshold_initial_state(like: Tensor) -> ThresholdState:
     return ThresholdState(torch.zeros_like(like))
 
 
-def threshold_step(current: Tensor, state: ThresholdState, params: ThresholdParameters) -> tuple[Tensor, ThresholdState]:
+def threshold_step(current: Tensor, state: ThresholdState,
+                   params: ThresholdParameters) -> tuple[Tensor, ThresholdState]:
     """$z[t] = H(I[t] - v_{th})$.
 
     Example:

@@ -52,7 +52,6 @@ def _quiet(function, *args):
 def _snntorch(reset: str = "subtract", delay: bool = True, recurrent: bool = False):
     def build():
         import snntorch as snn
-
         from zoo.models_nir import snntorch_net
 
         net = snntorch_net(recurrent)
@@ -192,9 +191,9 @@ def _compare(a: Tensor | None, b: Tensor | None) -> str:
 def rows(batch: int = 8, steps: int = 12) -> list[tuple[str, ...]]:
     """One row per case: name, exported nodes, dt, and the three comparisons."""
     import nir
+    from zoo.models_nir import digits
 
     from sc_neurocore.adapters import from_nir
-    from zoo.models_nir import digits
 
     spikes = digits(batch, steps)
     table = []

@@ -109,7 +109,8 @@ def test_shape_mismatches_are_refused():
     with pytest.raises(ValueError, match="node 'lif' declares its input shape \\(4,\\)|field tau has shape"):
         from_nir(graph, dt=1e-3)
     graph = nir.NIRGraph.from_list(nir.Linear(_f(2, 3)), _lif(2))
-    with pytest.raises(ValueError, match=r"node 'linear' declares its input shape \(3,\), but the chain gives it \(5,\)"):
+    with pytest.raises(ValueError, match=r"node 'linear' declares its input shape \(3,\), but the chain gives it "
+                                         r"\(5,\)"):
         from_nir(graph, dt=1e-3, input_shape=(5,))
 
 

@@ -22,10 +22,10 @@ def _frameworks():
 def test_the_page_example_runs(capsys):
     import nir_roundtrip
 
-    blocks = re.findall(r"```python\n(.*?)```", nir_roundtrip.PAGE.read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", nir_roundtrip.PAGE.read_text(), flags=re.DOTALL)
     assert blocks
     for code in blocks:
-        exec(compile(code, str(nir_roundtrip.PAGE), "exec"), {"__name__": "__docs_nir__"})
+        exec(compile(code, str(nir_roundtrip.PAGE), "exec"), {"__name__": "__docs_nir__"})  # noqa: S102
     printed = capsys.readouterr().out
     assert "{'lif': 12, 'lif_1': 3}" in printed
     assert "hidden importances: 12" in printed

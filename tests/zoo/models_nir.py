@@ -112,7 +112,8 @@ def cubalif_delay_if() -> Built:
                        v_threshold=_full(n, 0.5), v_reset=_full(n, 0.0), w_in=_full(n, 2.0))
     delay = nir.Delay(delay=(np.arange(n) % 4 * DT).astype(np.float64))
     graph = nir.NIRGraph.from_list(nir.Affine(_weights(rng, n, 64, 3.0), _full(n, 0.1)), cuba, delay,
-                                   nir.Linear(np.abs(_weights(rng, 4, n, 2.0)) - 0.1), nir.Scale(np.array([1.5, 2.0, 2.5, 3.0], np.float32)),
+                                   nir.Linear(np.abs(_weights(rng, 4, n, 2.0)) - 0.1),
+                                   nir.Scale(np.array([1.5, 2.0, 2.5, 3.0], np.float32)),
                                    nir.IF(r=_full(4, 300.0), v_threshold=_full(4, 0.5), v_reset=_full(4, 0.0)))
     graph.metadata["dt"] = DT
     return _built(graph, DT, (64,), ["cubalif", "delay"])

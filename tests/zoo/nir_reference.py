@@ -10,8 +10,6 @@ spike's reset in the step that fires it), written out again here from the NIR fi
 
 from __future__ import annotations
 
-import math
-
 import nir
 import numpy as np
 import torch
