@@ -31,11 +31,13 @@ def _entries(*names):
 ALL = [entry.name for entry in _entries()] if __import__("importlib").util.find_spec("nir") else []
 
 
-def _needs(entry) -> None:
-    if "snntorch" in entry.name:
-        require_module("snntorch", "snntorch")
-    if "norse" in entry.name:
-        require_module("norse", "norse")
+def _build(name: str):
+    """The zoo entry `name`, built (its framework required first)."""
+    entry = _entries(name)[0]
+    for framework in ("snntorch", "norse"):
+        if framework in entry.name:
+            require_module(framework, framework)
+    return entry.build()
 
 
 def _graph(built) -> ModelGraph:
@@ -55,9 +57,7 @@ def _single(reference):
 
 @pytest.mark.parametrize("name", ALL)
 def test_graph_equals_reference_loop(name):
-    entry = _entries(name)[0]
-    _needs(entry)
-    built = entry.build()
+    built = _build(name)
     graph = _graph(built)
     expected = built.raw_forward(built.spikes)
     assert torch.equal(graph.run(built.spikes), expected)
@@ -71,9 +71,7 @@ def test_graph_equals_reference_loop(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_silencing_equals_reference_hook(name):
-    entry = _entries(name)[0]
-    _needs(entry)
-    built = entry.build()
+    built = _build(name)
     graph = _graph(built)
     batch = built.spikes.shape[0]
     for layer, (module, size) in built.hidden.items():
@@ -90,9 +88,7 @@ def test_silencing_equals_reference_hook(name):
 
 @pytest.mark.parametrize("name", ["nir-affine-lif-affine-li", "nir-cubalif-delay-if", "nir-snntorch-rleaky-export"])
 def test_explainers_on_the_bare_graph_equal_brute_force(name):
-    entry = _entries(name)[0]
-    _needs(entry)
-    built = entry.build()
+    built = _build(name)
     spikes = built.spikes[:2]
     forward = _single(built.raw_forward)
     target = _busiest(built.raw_forward, spikes)
@@ -110,9 +106,7 @@ def test_explainers_on_the_bare_graph_equal_brute_force(name):
 
 @pytest.mark.parametrize("name", ["nir-conv-sumpool-flatten", "nir-cubalif-delay-if", "nir-snntorch-rleaky-export"])
 def test_hidden_importance_equals_reference_hook_loop(name):
-    entry = _entries(name)[0]
-    _needs(entry)
-    built = entry.build()
+    built = _build(name)
     spikes = built.spikes
     target = _busiest(built.raw_forward, spikes)
     for layer, (module, size) in built.hidden.items():
