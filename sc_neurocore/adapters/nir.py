@@ -257,7 +257,7 @@ def _map(name: str, node: Any, shape: tuple[int, ...], dtype: torch.dtype) -> Li
             raise ValueError(f"graph_or_path: node {name!r} ({kind}) has weight {tuple(weight.shape)}, which does not "
                              f"take input of shape {shape}")
         bias = _tensor(node.bias, dtype, name, "bias") if kind == "Affine" else None
-        return _with_out_shape(name, _Dense(shape, shape, weight, bias), node)
+        return _with_out_shape(name, StepDense(shape, shape, weight, bias), node)
     if kind == "Scale":
         scale = _tensor(node.scale, dtype, name, "scale")
         return _with_out_shape(name, Scale(shape, shape, scale), node)
@@ -266,7 +266,7 @@ def _map(name: str, node: Any, shape: tuple[int, ...], dtype: torch.dtype) -> Li
         weight = _tensor(node.weight, dtype, name, "weight")
         bias = None if node.bias is None else _tensor(node.bias, dtype, name, "bias")
         padding = node.padding if isinstance(node.padding, str) else _ints(node.padding, spatial)
-        conv = _Conv(shape, shape, weight, bias, _ints(node.stride, spatial), padding, _ints(node.dilation, spatial),
+        conv = StepConv(shape, shape, weight, bias, _ints(node.stride, spatial), padding, _ints(node.dilation, spatial),
                     int(node.groups))
         return _with_out_shape(name, conv, node)
     if kind in ("SumPool2d", "AvgPool2d"):
@@ -292,7 +292,7 @@ def _own_buffer(x: Tensor) -> Tensor:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class _Dense(Dense):
+class StepDense(Dense):
     """`Dense` on a buffer of its own (see `_own_buffer`)."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -300,7 +300,7 @@ class _Dense(Dense):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class _Conv(Conv):
+class StepConv(Conv):
     """`Conv` on a buffer of its own (see `_own_buffer`)."""
 
     def forward(self, x: Tensor) -> Tensor:

@@ -147,3 +147,42 @@ def test_the_graph_is_left_as_it_was():
     for name, node in graph.nodes.items():
         for key, value in before[name].items():
             assert np.array_equal(getattr(node, key), value)
+
+
+def test_nested_graphs_conv1d_same_padding_and_padded_pools_equal_reference():
+    import nir
+    import numpy as np
+    from zoo.nir_reference import NirReference
+
+    def full(*shape, value=1.0):
+        return np.full(shape, value, np.float32)
+
+    rng = np.random.default_rng(0)
+    inner = nir.NIRGraph(nodes={"in": nir.Input(input_type=np.array([5])),
+                                "lif": nir.LIF(tau=full(5, value=0.01), r=full(5), v_leak=full(5, value=0.0),
+                                               v_threshold=full(5, value=0.3)),
+                                "w": nir.Affine((rng.standard_normal((5, 5)) * 0.5).astype(np.float32),
+                                                full(5, value=0.05)),
+                                "out": nir.Output(output_type=np.array([5]))},
+                         edges=[("in", "lif"), ("lif", "w"), ("w", "lif"), ("lif", "out")])
+    conv = nir.Conv1d(input_shape=8, weight=rng.standard_normal((3, 2, 3)).astype(np.float32), stride=1, padding=1,
+                      dilation=1, groups=1, bias=full(3, value=0.1))
+    outer = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2, 8])), "conv": conv,
+                                "flat": nir.Flatten(input_type={"input": np.array([3, 8])}, start_dim=0),
+                                "aff": nir.Affine(rng.standard_normal((5, 24)).astype(np.float32), full(5, value=0.3)),
+                                "rnn": inner, "output": nir.Output(output_type=np.array([5]))},
+                         edges=[("input", "conv"), ("conv", "flat"), ("flat", "aff"), ("aff", "rnn"), ("rnn", "output")])
+    pooled = nir.NIRGraph.from_list(
+        nir.Conv2d(input_shape=(6, 6), weight=rng.standard_normal((2, 1, 3, 3)).astype(np.float32), stride=1,
+                   padding="same", dilation=1, groups=1, bias=full(2, value=0.1)),
+        nir.AvgPool2d(kernel_size=np.array([3, 3]), stride=np.array([2, 2]), padding=np.array([1, 1])),
+        nir.LIF(tau=full(2, 3, 3, value=0.01), r=full(2, 3, 3), v_leak=full(2, 3, 3, value=0.0),
+                v_threshold=full(2, 3, 3, value=0.1)))
+    generator = torch.Generator().manual_seed(3)
+    for graph, shape, layers in ((outer, (2, 8), ["rnn.lif"]), (pooled, (1, 6, 6), ["lif"])):
+        model = from_nir(graph, dt=1e-3)
+        assert list(model.neuron_layers) == layers
+        spikes = (torch.rand(3, 15, int(np.prod(shape)), generator=generator) < 0.4).float()
+        expected = NirReference(graph, 1e-3, shape)(spikes)
+        assert expected.sum() > 0
+        assert torch.equal(model.run(spikes), expected)

@@ -228,6 +228,8 @@ class NirReference(nn.Module):
         self.modules_ = nn.ModuleDict({self.names[n]: m for n, m in modules.items()})
         self.nodes = {name: self.modules_[key] for name, key in self.names.items()}
         out_pred = self.preds[self.output][0]
+        while out_pred not in self.nodes:  # a nested graph's output port
+            out_pred = self.preds[out_pred][0]
         self.spiking_output = isinstance(self.nodes[out_pred], (_Threshold, _Delay, _Neuron)) and \
             self.nodes[out_pred].spiking
 
@@ -245,7 +247,7 @@ class NirReference(nn.Module):
             total = parts[0]
             for part in parts[1:]:
                 total = total + part
-            if name == self.output:
+            if name == self.output or name not in self.nodes:  # the output, a nested graph's ports
                 values[name] = total
             elif previous is None:  # the resting pass
                 values[name] = self.nodes[name].rest(total) if not isinstance(self.nodes[name], _Map) else \
