@@ -25,6 +25,7 @@ from ..protocol import SpikingModel
 from .function import FunctionModel
 from .hooked import HookedModel
 from .module import ModuleModel, from_module
+from .nir import from_nir
 from .norse import NorseSequential, from_norse
 from .readout import READOUTS
 from .registry import Framework, frameworks_in, loaded_frameworks
@@ -34,7 +35,7 @@ from .stack import StackLayer
 
 __all__ = ["READOUTS", "FunctionModel", "HookedModel", "ModuleModel", "NorseSequential", "SnnTorchSequential",
            "Framework", "SpikingJellyModel", "StackLayer", "as_spiking_model", "frameworks_in", "loaded_frameworks",
-           "from_module", "from_norse", "from_snntorch", "from_spikingjelly"]
+           "from_module", "from_nir", "from_norse", "from_snntorch", "from_spikingjelly"]
 
 
 def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_io: bool,

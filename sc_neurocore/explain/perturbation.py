@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters import as_spiking_model
+from ..adapters.nir import is_nir_graph
 from ..engine import execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing, SpikeRemovals
@@ -60,8 +61,8 @@ class PerturbationExplainer:
 
     def __init__(self, run_fn: Any, *, batched: bool | None = None, max_memory: int | None = None,
                  progress: bool = False) -> None:
-        if not callable(run_fn) and not isinstance(run_fn, SpikingModel):
-            raise TypeError(f"run_fn: expected a SpikingModel, an nn.Module or a callable, got "
+        if not callable(run_fn) and not isinstance(run_fn, SpikingModel) and not is_nir_graph(run_fn):
+            raise TypeError(f"run_fn: expected a SpikingModel, an nn.Module, a NIR graph or a callable, got "
                             f"{type(run_fn).__name__}")
         if batched is not None and not isinstance(batched, bool):
             raise TypeError(f"batched: expected True, False or None, got {batched!r}")
