@@ -115,7 +115,7 @@ def _read_npz(path: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], set[st
     ``ValueError``: a damaged zip, a member that is not ``.npy``, pickled objects, too big when inflated."""
     where = f"dataset: {str(path)!r}"
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(path, "r") as archive:
             members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise ValueError(f"{where} is not a readable .npz file ({error.__class__.__name__}: {error}); "
