@@ -166,8 +166,7 @@ class LIFNetwork(nn.Module):
 
     # -- simulation -------------------------------------------------------------------------------------
     def _bias(self, index: int) -> Tensor | None:
-        key = str(index)
-        return self.biases[key] if key in self.biases else None
+        return self.biases.get(str(index))
 
     @torch.no_grad()
     def _simulate(self, spikes: Tensor, silence: Mapping[str, Tensor] | None, record: bool) -> Recording:
@@ -234,9 +233,9 @@ def _keep_masks(silence: Mapping[str, Tensor] | None, layers: Mapping[str, int],
 
 
 def _per_layer(value, n_layers: int, name: str, low: float | None, high: float | None) -> tuple[float, ...]:
-    if isinstance(value, Tensor) and value.ndim <= 1 and value.layout == torch.strided and value.device.type != "meta":
-        value = value.tolist()
-    elif isinstance(value, np.ndarray) and value.ndim <= 1:
+    tensor_like = (isinstance(value, Tensor) and value.layout == torch.strided and value.device.type != "meta") \
+        or isinstance(value, np.ndarray)
+    if tensor_like and value.ndim <= 1:
         value = value.tolist()
     if isinstance(value, numbers.Real):
         values = [value] * n_layers
