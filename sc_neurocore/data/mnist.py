@@ -90,7 +90,7 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndar
                 raise ValueError(f"{where}: its header gives shape {shape} ({expected} bytes), more than "
                                  f"max_bytes={max_bytes}; raise max_bytes if the file is really that big")
             values = np.empty(expected, dtype=np.uint8)
-            view, filled = memoryview(values), 0
+            view, filled = memoryview(values), 0  # type: ignore[arg-type]  # an array is a buffer
             while filled < expected:
                 got = handle.readinto(view[filled:])
                 if not got:
