@@ -93,17 +93,20 @@ def as_spikes(value: Any, name: str = "input_spikes") -> SpikeBatch:
     return SpikeBatch(tensor, batched, from_numpy)
 
 
-#: Elements checked at once by `check_finite`: its temporary mask is at most this many bytes, whatever the
-#: size of the input (a whole-input ``torch.isfinite(x).all()`` would allocate one byte per element).
-FINITE_CHUNK = 1 << 22
+#: Elements `check_finite` looks at exactly at once: it allocates at most ``(itemsize + 3) * FINITE_CHUNK``
+#: bytes (torch's ``isfinite`` is ``x == x & x.abs() != inf``), whatever the size of the input. A
+#: whole-input ``torch.isfinite(x).all()`` would allocate ``itemsize + 3`` bytes per element.
+FINITE_CHUNK = 1 << 20
 
 
 def check_finite(tensor: Tensor, name: str, chunk: int = FINITE_CHUNK) -> None:
-    """A ``ValueError`` naming ``name`` if ``tensor`` holds NaN or Inf, checked ``chunk`` elements at a time.
+    """A ``ValueError`` naming ``name`` if ``tensor`` holds NaN or Inf, in bounded memory.
 
-    Integer and bool tensors are finite by construction and are not scanned. The scan allocates at most
-    ``chunk`` bytes (one bool per element) plus one reduction per chunk, so it stays inside any memory
-    budget the engine works with.
+    A sum is finite only when every term is (a NaN or an Inf term makes it NaN or Inf), so each block of
+    the input is first summed, which allocates nothing but a scalar; only a block whose sum is not finite
+    (a NaN, an Inf, or finite values so large that they overflow) is checked element by element, at most
+    ``chunk`` elements at a time. Blocks are views along the first axes, never copies. Integer and bool
+    tensors are finite by construction and are not scanned.
 
     Example:
         >>> check_finite(torch.tensor([0.0, float("nan")]), "input_spikes")
@@ -118,14 +121,16 @@ def check_finite(tensor: Tensor, name: str, chunk: int = FINITE_CHUNK) -> None:
 
 
 def _all_finite(tensor: Tensor, chunk: int) -> bool:
-    # Slices along the first axis are views (no copy, whatever the strides); a row bigger than a chunk is
-    # split further along its own first axis.
+    if tensor.numel() == 0:
+        return True
+    if bool(torch.isfinite(tensor.sum())):
+        return True
     if tensor.numel() <= chunk or tensor.ndim == 0:
         return bool(torch.isfinite(tensor).all())
     per_row = tensor[0].numel() or 1
-    rows = max(1, chunk // per_row)
-    if rows == 1 and per_row > chunk:
+    if per_row > chunk:  # one row is more than a chunk: split it further along its own first axis
         return all(_all_finite(row, chunk) for row in tensor)
+    rows = max(1, chunk // per_row)
     return all(bool(torch.isfinite(tensor[start:start + rows]).all()) for start in range(0, tensor.shape[0], rows))
 
 
