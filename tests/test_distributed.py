@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from sc_neurocore import LIFNetwork
-from sc_neurocore.distributed import (SpikeFileDataset, explain_dataset, load_explanations)
+from sc_neurocore.distributed import SpikeFileDataset, explain_dataset, load_explanations
 from sc_neurocore.explain import CausalImportance, SpikeAttributor, TemporalSaliency
 
 TESTS = Path(__file__).resolve().parent
