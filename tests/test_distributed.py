@@ -198,6 +198,9 @@ def test_a_killed_node_fails_the_job_loses_only_its_current_shard_and_a_rerun_lo
     killed = torchrun_nodes(2, arguments, env={KILL_ENV: str(5 * SHARD)})
     assert killed.returncode != 0, killed.stdout + killed.stderr
     assert "Signal 9 (SIGKILL)" in killed.stderr  # the rank died as a crashed node's would, not by an exception
+    # The survivor on node 0 says so in one line, and how to resume.
+    assert "error: rank 0 of 2: lost contact with another rank" in killed.stderr and "Rerun the same command" in \
+        killed.stderr
     assert not (out / "manifest.json").exists()
     survivors = receipts(out)
     # Rank 1 had finished shards 1 and 3 and lost only shard 5; nothing else of rank 1 was written.

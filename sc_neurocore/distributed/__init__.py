@@ -34,10 +34,10 @@ from .dataset import MAX_NPZ_BYTES, SpikeFileDataset
 from .key import model_fingerprint
 from .lock import FolderBusyError, folder_lock
 from .manifest import FORMAT_VERSION, MANIFEST, DatasetSummary, Explanations, load_explanations
-from .ranks import GROUP_TIMEOUT
+from .ranks import GROUP_TIMEOUT, RankLostError
 from .run import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES_PER_SHARD, METHODS, SHARD_FORMATS, TARGET_MODES, explain_dataset
 
 __all__ = ["DEFAULT_BATCHES_PER_SHARD", "DEFAULT_BATCH_SIZE", "FORMAT_VERSION", "GROUP_TIMEOUT", "MANIFEST",
            "MAX_NPZ_BYTES", "METHODS", "SHARD_FORMATS", "TARGET_MODES", "DatasetSummary", "Explanations",
-           "FolderBusyError", "SpikeFileDataset", "add_arguments", "explain_dataset", "folder_lock",
+           "FolderBusyError", "RankLostError", "SpikeFileDataset", "add_arguments", "explain_dataset", "folder_lock",
            "load_explanations", "main", "model_fingerprint"]

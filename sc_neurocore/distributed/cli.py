@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from torch import nn
@@ -15,6 +16,7 @@ from torch import nn
 from ..explain import SpikeAttributor
 from ..protocol import INPUT_LAYER
 from .dataset import SpikeFileDataset
+from .ranks import RankLostError
 from .run import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES_PER_SHARD, METHODS, SHARD_FORMATS, explain_dataset
 from .shards import sha256_file
 
@@ -123,6 +125,9 @@ def main(args: argparse.Namespace) -> int:
         if isinstance(error, FileNotFoundError) and error.filename is None:
             raise  # already one of our named messages
         raise ValueError(_os_error_line(error, args.out)) from error
+    except RankLostError as error:  # not bad input: exit status 1, but one line, not a traceback per rank
+        print(f"sc-neurocore explain-dataset: error: {error}", file=sys.stderr, flush=True)
+        return 1
     if args.no_progress and int(os.environ.get("RANK", "0")) == 0:  # with progress, explain_dataset printed it
         print(summary.describe(), flush=True)
     return 0

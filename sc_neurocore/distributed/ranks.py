@@ -20,6 +20,22 @@ import torch
 GROUP_TIMEOUT = datetime.timedelta(hours=12)
 
 
+class RankLostError(RuntimeError):
+    """Another rank of the job died (a crashed node, an out-of-memory kill): this rank cannot finish either."""
+
+
+@contextlib.contextmanager
+def _collective(where: Rank, what: str) -> Iterator[None]:
+    """Turn the backend's error when a peer is gone (gloo: "Connection closed by peer") into one clear line."""
+    try:
+        yield
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RankLostError(f"rank {where.rank} of {where.world_size}: lost contact with another rank during {what} "
+                            f"({first[:200]}); the job cannot finish. Rerun the same command to resume: shards "
+                            "already written are kept") from error
+
+
 class Rank(NamedTuple):
     rank: int
     world_size: int
@@ -73,10 +89,11 @@ def barrier(where: Rank) -> None:
     if where.world_size > 1:
         import torch.distributed as dist
 
-        if dist.get_backend() == "nccl":
-            dist.barrier(device_ids=[where.device.index])
-        else:
-            dist.barrier()
+        with _collective(where, "a barrier"):
+            if dist.get_backend() == "nccl":
+                dist.barrier(device_ids=[where.device.index])
+            else:
+                dist.barrier()
 
 
 def gather(where: Rank, value: Any) -> list:
@@ -86,7 +103,8 @@ def gather(where: Rank, value: Any) -> list:
     import torch.distributed as dist
 
     gathered: list = [None] * where.world_size
-    dist.all_gather_object(gathered, value)
+    with _collective(where, "a gather"):
+        dist.all_gather_object(gathered, value)
     return gathered
 
 
