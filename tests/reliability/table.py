@@ -62,10 +62,12 @@ Dataset runs at scale (`explain_dataset`, `sc-neurocore explain-dataset`):
 - Two torchrun "nodes" of one rank each (`--nnodes 2`, rendezvous on 127.0.0.1, gloo) write shards
   bit-identical to one rank; a node whose rank is SIGKILLed fails the job, and the rerun loses and
   duplicates nothing (`tests/test_distributed.py`).
-- Threads: an `LIFNetwork` keeps no state between or during calls and can be shared; a model that hooks
-  itself for a call (the adapters) takes turns through `sc_neurocore.concurrency.CallLock`
-  (`tests/test_concurrency.py`). Models compute in float32 or float64; float16 / bfloat16 are refused naming
-  the dtype.
+- Threads: an `LIFNetwork` keeps no state between or during calls and can be shared by threads. A model
+  that hooks itself for the length of a call, as the framework adapters do, races when two threads call it:
+  `sc_neurocore.concurrency.CallLock` makes such calls take turns or refuses the second one by name
+  (`tests/test_concurrency.py` forces the race); until the adapters hold one, give each thread its own copy
+  of an adapter (`copy.deepcopy`). `LIFNetwork` computes in float32 or float64 and refuses float16 /
+  bfloat16 naming the dtype (`inputs.model_dtype`); the adapters' dtype cases are listed as gaps below.
 
 Determinism: repeated calls give bit-identical results on CPU. The engines write results only through
 `index_put_` / `scatter_` / `gather` at unique indices (one entry per spike or neuron), so no
