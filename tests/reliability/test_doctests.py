@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["sc_neurocore.inputs", "sc_neurocore.models", "sc_neurocore.concurrency",
+MODULES = ["sc_neurocore.inputs", "sc_neurocore.models", "sc_neurocore.concurrency", "sc_neurocore.atomic",
            "sc_neurocore.distributed.key", "sc_neurocore.distributed.lock", "sc_neurocore.distributed.shards",
            "sc_neurocore.distributed.dataset", "sc_neurocore.distributed.cli"]
 
