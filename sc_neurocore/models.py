@@ -95,7 +95,11 @@ class LIFNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         sizes = [self.n_inputs] + [w.shape[1] for w in self.weights]
-        return (f"layers={sizes}, beta={list(self.betas)}, threshold={list(self.thresholds)}, reset={self.reset!r}, "
+        if self.beta.device.type == "meta":  # no values to show
+            beta = threshold = "<meta>"
+        else:
+            beta, threshold = str(list(self.betas)), str(list(self.thresholds))
+        return (f"layers={sizes}, beta={beta}, threshold={threshold}, reset={self.reset!r}, "
                 f"biases={sorted(int(k) for k in self.biases)}")
 
     def run_key_fields(self) -> dict:

@@ -1,5 +1,6 @@
 """LIFNetwork: the step functions composed, silencing, recording, and no aliasing of the caller's weights."""
 
+import copy
 import itertools
 
 import numpy as np
@@ -102,6 +103,7 @@ def test_everything_the_forward_depends_on_is_in_the_state_dict_or_the_repr():
     assert net._bias(0) is None and torch.equal(net._bias(1), torch.full((4,), 0.25))
     assert "layers=[12, 8, 4], beta=[0.8, 0.8], threshold=[0.6, 0.6], reset='subtract', biases=[1]" in repr(net)
     assert net.run_key_fields() == {"reset": "subtract"}
+    assert "beta=<meta>" in repr(copy.deepcopy(net).to("meta"))  # a network without values still prints
 
     # A state dict carries the neuron parameters: loading it into a differently built network copies them.
     other, _ = _network(seed=5, biases=[None, torch.zeros(4)])
