@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import numbers
 import os
 import zipfile
 from collections.abc import Mapping
@@ -93,6 +94,11 @@ class SpikeFileDataset(Dataset):
         return self._length
 
     def __getitem__(self, index: int):
+        if isinstance(index, Tensor) and index.ndim == 0 and not index.dtype.is_floating_point:
+            index = int(index)
+        if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+            raise TypeError(f"index: expected an int sample index, got {type(index).__name__}")
+        index = int(index)
         if not 0 <= index < self._length:
             raise IndexError(f"index {index} out of range for {self._length} samples")
         if self._spikes is None:

@@ -183,6 +183,19 @@ def _npz(kind: str, **kwargs):
         return SpikeFileDataset(_npz_file(folder, kind), **kwargs)
 
 
+def _npz_item(index):
+    from sc_neurocore.distributed import SpikeFileDataset
+
+    with _folder() as folder:
+        path = folder / "spikes.npz"
+        np.savez(path, spikes=spikes(4).numpy())
+        return SpikeFileDataset(path)[index]
+
+
+def _is_sample_3(item) -> None:
+    assert torch.equal(item, spikes(4)[3])
+
+
 def _npz_file(folder: Path, kind: str) -> Path:
     path = folder / f"{kind}.npz"
     if kind == "truncated":
@@ -266,6 +279,10 @@ def _dataset_cases() -> list[Case]:
              lambda: _npz("deflated", max_bytes=1 << 20), ValueError, ("dataset", "more than max_bytes")),
         Case("sfd-max-bytes", "SpikeFileDataset", "max_bytes = 0", lambda: _npz("deflated", max_bytes=0), ValueError,
              ("max_bytes", "positive int")),
+        Case("sfd-float-index", "SpikeFileDataset[index]", "index = 1.5", lambda: _npz_item(1.5), TypeError,
+             ("index", "int sample index")),
+        Case("sfd-np-index", "SpikeFileDataset[index]", "index = np.int64(3) (legal)", lambda: _npz_item(np.int64(3)),
+             outcome="sample 3, as for index=3", check=_is_sample_3),
         Case("cli-ed-truncated-npz", "sc-neurocore explain-dataset", "--dataset: a truncated .npz",
              lambda: _cli_npz("truncated"), CommandFailed, ("error: dataset:", "not a readable .npz")),
         Case("cli-ed-not-npy", "sc-neurocore explain-dataset", "--dataset: an .npz member that is not .npy",
