@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import numbers
 import os
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,8 +32,9 @@ MAX_NPZ_BYTES = 1 << 30
 class SpikeFileDataset(Dataset):
     """Spikes ``(n_samples, T, N)`` and optional ``labels`` ``(n_samples,)`` from a ``.safetensors`` or ``.npz`` file.
 
-    Both formats load without executing anything from the file. A ``.safetensors`` file is read lazily,
-    one sample at a time (memory-mapped); an ``.npz`` file is read into memory once, after checking that
+    Both formats load without executing anything from the file. A ``.safetensors`` file, and the
+    uncompressed ``spikes`` of an ``.npz`` (``numpy.savez``), are memory-mapped and read one sample at a
+    time; a compressed ``.npz`` (``numpy.savez_compressed``) is read into memory once, after checking that
     its compressed members do not expand past ``max_bytes`` (a decompression bomb is refused before
     anything is decompressed).
 
@@ -71,9 +74,12 @@ class SpikeFileDataset(Dataset):
                 raise ValueError(f"dataset: {str(self.path)!r} is not a readable .safetensors file "
                                  f"({error.__class__.__name__}: {error})") from error
             self._spikes = None  # opened on first access, in the process that reads
+            self._mapped = None
         elif self.path.suffix == ".npz":
-            arrays, names = _read_npz(self.path, max_bytes)
+            arrays, names, self._mapped = _read_npz(self.path, max_bytes)
             shapes = {name: array.shape for name, array in arrays.items()}
+            if self._mapped is not None:
+                shapes["spikes"] = self._mapped[2]
             labels = torch.from_numpy(arrays["labels"]) if "labels" in arrays else None
             self._spikes = torch.from_numpy(arrays["spikes"]) if "spikes" in arrays else None
         else:
@@ -102,22 +108,30 @@ class SpikeFileDataset(Dataset):
         if not 0 <= index < self._length:
             raise IndexError(f"index {index} out of range for {self._length} samples")
         if self._spikes is None:
-            from safetensors import safe_open
+            if self._mapped is not None:
+                offset, dtype, shape, fortran = self._mapped
+                self._spikes = np.memmap(self.path, dtype=np.dtype(dtype), mode="r", offset=offset, shape=shape,
+                                         order="F" if fortran else "C")
+            else:
+                from safetensors import safe_open
 
-            self._spikes = safe_open(str(self.path), framework="pt").get_slice("spikes")
+                self._spikes = safe_open(str(self.path), framework="pt").get_slice("spikes")
         spikes = self._spikes[index]
+        if isinstance(spikes, np.ndarray):  # one sample of the memory map, copied out of it
+            spikes = torch.from_numpy(np.array(spikes))
         return spikes if self.labels is None else (spikes, self.labels[index])
 
     def __getstate__(self) -> dict:
         # A memory map does not cross into DataLoader worker processes: each worker reopens the file.
         state = dict(self.__dict__)
-        if self.path.suffix == ".safetensors":
+        if self.path.suffix == ".safetensors" or self._mapped is not None:
             state["_spikes"] = None
         return state
 
 
-def _read_npz(path: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], set[str]]:
-    """The ``spikes`` and ``labels`` arrays of an ``.npz`` (and the names it holds), every failure a named
+def _read_npz(path: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], set[str], tuple | None]:
+    """The ``spikes`` and ``labels`` arrays of an ``.npz``, the names it holds, and where uncompressed spikes
+    lie in the file (``(offset, dtype, shape, fortran_order)``, then not read here); every failure a named
     ``ValueError``: a damaged zip, a member that is not ``.npy``, pickled objects, too big when inflated."""
     where = f"dataset: {str(path)!r}"
     try:
@@ -135,9 +149,10 @@ def _read_npz(path: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], set[st
     if inflated > max_bytes:
         raise ValueError(f"{where} decompresses to {inflated} bytes, more than max_bytes={max_bytes}; store it "
                          "uncompressed (numpy.savez) or as .safetensors (read lazily), or raise max_bytes")
+    mapped = _stored_array(path, wanted["spikes"]) if "spikes" in wanted else None
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in wanted}
+            arrays = {name: archive[name] for name in wanted if not (name == "spikes" and mapped is not None)}
     except ValueError as error:  # NumPy refuses pickled (object) arrays without running them
         text = str(error)
         if "pickle" in text:
@@ -150,7 +165,34 @@ def _read_npz(path: Path, max_bytes: int) -> tuple[dict[str, np.ndarray], set[st
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
             raise ValueError(f"{where}: expected a numeric array {name!r}, got "
                              f"{getattr(array, 'dtype', type(array).__name__)}")
-    return arrays, set(members)
+    return arrays, set(members), mapped
+
+
+def _stored_array(path: Path, info: zipfile.ZipInfo) -> tuple | None:
+    """``(offset, dtype, shape, fortran_order)`` of an uncompressed ``.npy`` member, to memory-map it; ``None``
+    when it is compressed or has a header this does not parse (version 3), which then is read normally."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            return None
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        start = info.header_offset + 30 + name_length + extra_length
+        handle.seek(start)
+        try:
+            version = np.lib.format.read_magic(handle)
+            reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in reader:
+                return None
+            shape, fortran, dtype = reader[version](handle)
+        except ValueError:
+            return None  # np.load reports it, by name
+        offset = handle.tell()
+    if dtype.hasobject or dtype.kind not in "biuf" or offset + dtype.itemsize * math.prod(shape) > start + info.file_size:
+        return None  # pickled objects or a size that does not fit: np.load refuses it, by name
+    return offset, dtype.str, tuple(shape), bool(fortran)
 
 
 def as_dataset(dataset: Any) -> tuple[Dataset, dict]:

@@ -139,3 +139,30 @@ def test_npz_files_that_are_damaged_or_hold_no_arrays_are_named_errors(tmp_path)
     with pytest.raises(ValueError, match="dataset: .* the member 'spikes' is not a .npy array"):
         SpikeFileDataset(raw)
     assert len(SpikeFileDataset(good, max_bytes=1)) == 4  # stored (uncompressed) members are not capped
+
+
+def test_uncompressed_npz_spikes_are_memory_mapped_not_read(tmp_path):
+    from sc_neurocore.distributed import SpikeFileDataset
+
+    path = tmp_path / "spikes.npz"
+    shape = (64, 250, 1000)  # 64 MB of float32
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive, \
+            archive.open("spikes.npy", "w", force_zip64=True) as handle:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        handle.write(header.getvalue())
+        sample = np.zeros(shape[1:], np.float32)
+        for index in range(shape[0]):
+            sample[index % 250, index] = 1.0  # a spike of its own in every sample
+            handle.write(sample.tobytes())
+            sample[index % 250, index] = 0.0
+    tracemalloc.start()
+    try:
+        dataset = SpikeFileDataset(path)
+        items = [dataset[index] for index in (0, 37, 63)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 250 * 1000 * 4, peak  # a few samples' copies, never the 64 MB array
+    for index, item in zip((0, 37, 63), items, strict=True):
+        assert item.shape == (250, 1000) and float(item.sum()) == 1.0 and float(item[index % 250, index]) == 1.0
