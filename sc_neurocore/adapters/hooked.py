@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import sys
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..concurrency import CallLock
 from ..graph.model import ModelGraph
-from ..inputs import REAL_DTYPES, check_same_device
+from ..inputs import REAL_DTYPES, check_same_device, model_dtype
 from ..protocol import LayerRecord, Recording
 from .readout import MEMBRANE_READOUTS, apply_readout, check_readout
 from .trace import MadeNode
@@ -139,6 +140,7 @@ class HookedModel(nn.Module):
                  readout: str | None, time_first: bool = True,
                  state_buffers: Sequence[tuple[nn.Module, str]] = (), n_steps: int | None = None) -> None:
         super().__init__()
+        model_dtype(module, "model")  # float16 / bfloat16 or a mix: refused, naming the dtype
         self.module = module
         self.input_shape = tuple(int(size) for size in input_shape)
         if not self.input_shape or any(size < 1 for size in self.input_shape):
@@ -199,7 +201,7 @@ class HookedModel(nn.Module):
             before = self._call_model(probe, record=True).layers
             after = self._call_model(changed, record=True).layers
         first_step_moved, later_moved = False, False
-        for a, b in zip(before, after):
+        for a, b in zip(before, after, strict=True):
             for x, y in ((a.spikes, b.spikes), (a.membrane, b.membrane)):
                 if torch.isnan(x).all():
                     continue
@@ -233,7 +235,11 @@ class HookedModel(nn.Module):
         try:
             self._discover(steps)
         except _ModelFailed as failure:
-            raise ValueError(f"model: {type(self.module).__name__} failed on {steps} timesteps: {failure}") \
+            hint = ""
+            if model_dtype(self.module) == torch.float64 and "dtype" in str(failure):
+                hint = ("; the model's parameters are float64 but its own forward mixes dtypes (snnTorch's spike "
+                        "functions emit float32 spikes): run it in float32 with model.float()")
+            raise ValueError(f"model: {type(self.module).__name__} failed on {steps} timesteps: {failure}{hint}") \
                 from failure.__cause__
         self._deferred = None
 
@@ -441,18 +447,18 @@ class HookedModel(nn.Module):
 
     @contextlib.contextmanager
     def _session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
-        """Eval mode, empty neuron state and ``hooks`` for one call; everything restored on exit."""
-        with self._fresh_memories(), self._buffers_session(hooks):
+        """Eval mode, empty neuron state and ``hooks`` for one call; everything restored on exit.
+
+        One call at a time per user module: the hooks and the emptied state are the module's own for the
+        length of the call, so a second thread waits (`sc_neurocore.concurrency.CallLock`)."""
+        from .registry import frameworks_in
+
+        with module_lock(self.module), contextlib.ExitStack() as stack:
+            for framework in frameworks_in(self.module):
+                if framework.fresh_state is not None:  # state kept on modules between calls (SpikingJelly)
+                    stack.enter_context(framework.fresh_state(self.module))
+            stack.enter_context(self._buffers_session(hooks))
             yield
-
-    def _fresh_memories(self) -> contextlib.AbstractContextManager:
-        """SpikingJelly's memories (`v` and the like, kept on the modules until `functional.reset_net`)
-        reset for one call and the user's own restored after it; nothing when SpikingJelly is not loaded."""
-        if "spikingjelly" not in sys.modules:
-            return contextlib.nullcontext()
-        from .spikingjelly import fresh_memories
-
-        return fresh_memories(self.module)
 
     @contextlib.contextmanager
     def _buffers_session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
@@ -568,6 +574,20 @@ class HookedModel(nn.Module):
             layers.append(NeuronLayer(name, candidate.module, candidate.split, candidate.spiking, feature_shape,
                                       whole_sequence=chunk == steps and steps > 1))
         return layers
+
+
+#: One `CallLock` per user module: every adapter of a module takes turns with every other.
+_MODULE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def module_lock(module: nn.Module) -> CallLock:
+    """The lock every adapter of `module` holds for the length of one call."""
+    with _LOCKS_LOCK:
+        lock = _MODULE_LOCKS.get(module)
+        if lock is None:
+            lock = _MODULE_LOCKS[module] = CallLock(f"{type(module).__name__} (wrapped by an adapter)")
+        return lock
 
 
 #: `{adapter: {(T, dtype, device): (graph or None, reason)}}`: each adapter's traced graphs, traced once per

@@ -32,6 +32,9 @@ class Framework(NamedTuple):
             a neuron the graph cannot represent exactly.
         wrap: its `from_<name>(model, **options)` front end.
         reset_hint: how a user resets its state, for messages.
+        fresh_state: `fresh_state(model) -> context manager` giving the framework's neurons in `model`
+            fresh state for one call and the user's own back after it, for frameworks that keep state on
+            modules between calls (SpikingJelly's memories); `None` when the adapter's state buffers do.
     """
 
     name: str
@@ -40,6 +43,7 @@ class Framework(NamedTuple):
     neuron_node: Callable[[str, nn.Module, tuple[int, ...]], MadeNode]
     wrap: Callable[..., Any]
     reset_hint: str = ""
+    fresh_state: Callable[[nn.Module], Any] | None = None
 
 
 #: `(package, adapter module)`: one line per framework.

@@ -363,4 +363,4 @@ def from_spikingjelly(model: nn.Module, step_mode: str | None = None, input_shap
 
 
 FRAMEWORK = Framework("spikingjelly", "spikingjelly", is_spikingjelly_neuron, neuron_node, from_spikingjelly,
-                      "spikingjelly.activation_based.functional.reset_net(model)")
+                      "spikingjelly.activation_based.functional.reset_net(model)", fresh_memories)
