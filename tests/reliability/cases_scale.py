@@ -377,14 +377,14 @@ def _adapter_cases() -> list[Case]:
     x = spikes
     return [
         Case("norse-given-snntorch", "adapters.from_norse", "an snnTorch Sequential",
-             lambda: from_norse(snntorch_stack()).run(x()), ValueError, ("model", "keeps state between calls"),
+             lambda: from_norse(snntorch_stack()).run(x()), ValueError, ("model", "from_snntorch"),
              needs=SNNTORCH),
         Case("module-given-snntorch", "adapters.from_module", "an snnTorch Sequential with time_first=True",
              lambda: from_module(snntorch_stack(), time_first=True).run(x()), ValueError,
              ("model", "step-wise neuron is being fed the whole sequence"), needs=SNNTORCH),
         Case("norse-given-linear", "adapters.from_norse", "nn.Linear(6, 3), no neuron at all",
-             lambda: from_norse(torch.nn.Linear(N_IN, N_OUT)).run(x()), ValueError, ("model", "neuron"), needs=NORSE,
-             gap=ADAPTERS_GAP),
+             lambda: from_norse(torch.nn.Linear(N_IN, N_OUT)).run(x()), ValueError, ("model", "neuron", "from_module"),
+             needs=NORSE),
         Case("snn-float64", "adapter.run", "an snnTorch Sequential in float64 (its own forward fails: snnTorch's "
              "spike functions emit float32 spikes)", lambda: from_snntorch(snntorch_stack().double()).run(x()),
              ValueError, ("model", "float64", "model.float()"), needs=SNNTORCH),
