@@ -4,6 +4,8 @@
   ``RLeaky``, ``LeakyParallel``) and modules with their own time loop;
 * :func:`from_norse`: Norse ``SequentialState`` stacks (``LIF``, ``LIFCell``, ``LIFBoxCell``, ``LI``,
   ``LICell``, ``LILinearCell``) and other Norse modules;
+* `from_spikingjelly`: SpikingJelly networks in single-step or multi-step mode (``IFNode``, ``LIFNode``,
+  ``ParametricLIFNode``, ...), reset as ``functional.reset_net`` would before every call;
 * :func:`from_module`: any module mapping a whole spike sequence to outputs;
 * :class:`FunctionModel`: the tutorial's plain ``run_fn`` callables.
 
@@ -20,18 +22,20 @@ from typing import Any
 from torch import nn
 
 from ..protocol import SpikingModel
-from .registry import Framework, frameworks_in, loaded_frameworks
 from .function import FunctionModel
 from .hooked import HookedModel
 from .module import ModuleModel, from_module
 from .nir import from_nir
 from .norse import NorseSequential, from_norse
 from .readout import READOUTS
+from .registry import Framework, frameworks_in, loaded_frameworks
 from .snntorch import SnnTorchSequential, from_snntorch
+from .spikingjelly import SpikingJellyModel, from_spikingjelly
 from .stack import StackLayer
 
 __all__ = ["READOUTS", "FunctionModel", "HookedModel", "ModuleModel", "NorseSequential", "SnnTorchSequential",
-           "Framework", "StackLayer", "as_spiking_model", "frameworks_in", "loaded_frameworks", "from_module", "from_nir", "from_norse", "from_snntorch"]
+           "Framework", "SpikingJellyModel", "StackLayer", "as_spiking_model", "frameworks_in", "loaded_frameworks",
+           "from_module", "from_nir", "from_norse", "from_snntorch", "from_spikingjelly"]
 
 
 def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_io: bool,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -223,7 +224,7 @@ class HookedModel(nn.Module):
             return self._pass(spikes, None, record=record)
         except (ValueError, TypeError):
             raise
-        except Exception as error:  # noqa: BLE001 -- the user's forward failing on the probe, reported as such
+        except Exception as error:
             raise _ModelFailed(f"{type(error).__name__}: {error}") from error
 
     def _ensure_discovered(self, steps: int) -> None:
@@ -441,6 +442,20 @@ class HookedModel(nn.Module):
     @contextlib.contextmanager
     def _session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
         """Eval mode, empty neuron state and ``hooks`` for one call; everything restored on exit."""
+        with self._fresh_memories(), self._buffers_session(hooks):
+            yield
+
+    def _fresh_memories(self) -> contextlib.AbstractContextManager:
+        """SpikingJelly's memories (`v` and the like, kept on the modules until `functional.reset_net`)
+        reset for one call and the user's own restored after it; nothing when SpikingJelly is not loaded."""
+        if "spikingjelly" not in sys.modules:
+            return contextlib.nullcontext()
+        from .spikingjelly import fresh_memories
+
+        return fresh_memories(self.module)
+
+    @contextlib.contextmanager
+    def _buffers_session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
         training = [(module, module.training) for module in self.module.modules()]
         saved = [(module, name, getattr(module, name, _ABSENT)) for module, name in self._state_buffers]
         handles = []
@@ -482,7 +497,7 @@ class HookedModel(nn.Module):
             activity = self._activity(returned, batch)
             outputs = activity if isinstance(activity, Tensor) else apply_readout(self.readout, *activity)
         outputs = outputs.reshape(batch, -1)
-        records = ()
+        records: tuple[LayerRecord, ...] = ()
         if record:
             records = tuple(LayerRecord(layer.name, *_batch_first(*layers[layer.name])) for layer in self._layers)
         return Recording(outputs, records)
@@ -533,7 +548,7 @@ class HookedModel(nn.Module):
                 self._drive(inputs)
             except (ValueError, TypeError):
                 raise
-            except Exception as error:  # noqa: BLE001 -- the user's forward failing on the probe
+            except Exception as error:
                 raise _ModelFailed(f"{type(error).__name__}: {error}") from error
         by_name = {candidate.name: candidate for candidate in candidates}
         layers = []

@@ -11,7 +11,7 @@ guessed), and may return:
 * a tuple ``(spk_rec, mem_rec, ...)`` or Norse's ``(z, state)``: spikes first, a membrane record second
   when it has the spikes' shape.
 
-Neuron layers are the snnTorch and Norse neuron submodules the model calls (found automatically) or
+Neuron layers are the snnTorch, Norse and SpikingJelly neuron submodules the model calls (found automatically) or
 the submodules named in ``neuron_layers=``; their outputs are read as the frameworks' (a bare spike
 tensor, or a tuple with the spikes first).
 """
@@ -87,11 +87,12 @@ def split_generic(module: nn.Module, args: tuple, output: Any) -> Emitted:
 
 
 def framework_candidates(model: nn.Module) -> list[Candidate]:
-    """The snnTorch and Norse neuron submodules of ``model``, for the frameworks already imported."""
+    """The snnTorch, Norse and SpikingJelly neuron submodules of ``model``, for the frameworks already imported."""
     from .norse import neuron_candidates as norse_candidates
     from .snntorch import neuron_candidates as snntorch_candidates
+    from .spikingjelly import neuron_candidates as spikingjelly_candidates
 
-    return snntorch_candidates(model) + norse_candidates(model)
+    return snntorch_candidates(model) + norse_candidates(model) + spikingjelly_candidates(model)
 
 
 def from_module(model: nn.Module, *, time_first: bool, neuron_layers: Sequence[str] | None = None,

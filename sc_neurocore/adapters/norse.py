@@ -22,8 +22,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .registry import Framework
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
+from .registry import Framework
 from .stack import StackLayer, linear_chain, structure_params
 
 

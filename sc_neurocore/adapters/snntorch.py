@@ -26,8 +26,17 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..dynamics import (LIFParameters, RecurrentLIFParameters, SynapticParameters, lif_initial_state, lif_step,
-                        recurrent_lif_initial_state, recurrent_lif_step, synaptic_initial_state, synaptic_step)
+from ..dynamics import (
+    LIFParameters,
+    RecurrentLIFParameters,
+    SynapticParameters,
+    lif_initial_state,
+    lif_step,
+    recurrent_lif_initial_state,
+    recurrent_lif_step,
+    synaptic_initial_state,
+    synaptic_step,
+)
 from ..graph.neurons import NeuronNode
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
 from .registry import Framework
@@ -171,12 +180,12 @@ def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
     return {}
 
 
-def _graded(module: nn.Module) -> float | Tensor:
+def _graded(module: Any) -> float | Tensor:
     factor = module.graded_spikes_factor.detach()
     return 1.0 if bool((factor == 1).all()) else factor
 
 
-def _recurrent_map(module: nn.Module, shape: tuple[int, ...]):
+def _recurrent_map(module: Any, shape: tuple[int, ...]):
     """The graph map of an RLeaky / RSynaptic's recurrence (all-to-all Linear or Conv2d, or one-to-one V)."""
     recurrent = module.recurrent
     if isinstance(recurrent, (nn.Linear, nn.Conv2d)):
@@ -189,7 +198,7 @@ def _recurrent_map(module: nn.Module, shape: tuple[int, ...]):
     raise Untraceable(f"{type(module).__name__} with a recurrence of type {type(recurrent).__name__}")
 
 
-def neuron_node(name: str, module: nn.Module, shape: tuple[int, ...]) -> NeuronNode:
+def neuron_node(name: str, module: Any, shape: tuple[int, ...]) -> NeuronNode:
     """The graph node of an snnTorch neuron (`Leaky`, `Synaptic`, `RLeaky`, `RSynaptic`), with its own beta,
     alpha, threshold, reset mechanism, spike height and reset timing; `Untraceable` for what the graph does
     not model (inhibition, state quantisation, `Alpha`, `LeakyParallel`, and a same-step reset on the
@@ -216,8 +225,8 @@ def neuron_node(name: str, module: nn.Module, shape: tuple[int, ...]) -> NeuronN
     if isinstance(module, snntorch.RLeaky):
         if not delay:
             raise Untraceable(f"snnTorch RLeaky layer {name!r} with reset_delay=False")
-        params = RecurrentLIFParameters(beta, threshold, reset, graded, _recurrent_map(module, shape))
-        return NeuronNode(name, kind, shape, recurrent_lif_step, params, recurrent_lif_initial_state,
+        recurrent_params = RecurrentLIFParameters(beta, threshold, reset, graded, _recurrent_map(module, shape))
+        return NeuronNode(name, kind, shape, recurrent_lif_step, recurrent_params, recurrent_lif_initial_state,
                           feedback="spikes")
     if isinstance(module, (snntorch.Synaptic, snntorch.RSynaptic)):
         recurrent = _recurrent_map(module, shape) if isinstance(module, snntorch.RSynaptic) else None
@@ -239,7 +248,8 @@ class SnnTorchSequential(HookedModel):
         sequence_level: ``True`` for a stack of ``LeakyParallel`` layers (fed all timesteps at once).
     """
 
-    def __init__(self, module: nn.Sequential, *, input_shape: Sequence[int], readout: str | None) -> None:
+    def __init__(self, module: nn.Sequential, *, input_shape: Sequence[int], readout: str | None,
+                 n_steps: int | None = None) -> None:
         snntorch = import_snntorch()
         stack = []
         for name, child in module.named_children():
@@ -267,7 +277,7 @@ class SnnTorchSequential(HookedModel):
         self.sequence_level = all(parallel)
         del snntorch
         super().__init__(module, neuron_candidates(module), input_shape=input_shape, readout=readout,
-                         state_buffers=state_buffers(module))
+                         state_buffers=state_buffers(module), n_steps=n_steps)
 
     def linear_weights(self) -> list[Tensor] | None:
         return linear_chain(self.stack)
@@ -315,7 +325,7 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
         raise TypeError(f"model: expected an snnTorch nn.Module, got {type(model).__name__}")
     shape = infer_input_shape(model, input_shape)
     if isinstance(model, nn.Sequential):
-        return SnnTorchSequential(model, input_shape=shape, readout=readout)
+        return SnnTorchSequential(model, input_shape=shape, readout=readout, n_steps=n_steps)
     from .module import ModuleModel
 
     return ModuleModel(model, time_first=time_first, input_shape=shape, readout=readout,

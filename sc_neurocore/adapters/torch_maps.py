@@ -8,6 +8,8 @@ statistics, a module that is not a known linear map). The per-sample shapes come
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ..graph.maps import BatchNorm, Conv, Dense, Identity, LinearMap, MaxPool, Pool, Reshape
@@ -17,7 +19,7 @@ class Untraceable(Exception):
     """A model (or one of its modules) the graph cannot represent exactly; the message says why."""
 
 
-def _pair(value, spatial: int) -> tuple[int, ...]:
+def _pair(value: Any, spatial: int) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * spatial
 
 
@@ -50,8 +52,8 @@ def torch_map(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int
         spatial = 1 if isinstance(module, nn.MaxPool1d) else 2
         if module.ceil_mode or module.return_indices:
             raise Untraceable(f"{type(module).__name__} with ceil_mode or return_indices")
-        stride = module.stride if module.stride else module.kernel_size
-        return MaxPool(in_shape, out_shape, _pair(module.kernel_size, spatial), _pair(stride, spatial),
+        max_stride: Any = module.stride if module.stride else module.kernel_size
+        return MaxPool(in_shape, out_shape, _pair(module.kernel_size, spatial), _pair(max_stride, spatial),
                        _pair(module.padding, spatial), _pair(module.dilation, spatial))
     if isinstance(module, (nn.Flatten, nn.Unflatten)):
         return Reshape(in_shape, out_shape)

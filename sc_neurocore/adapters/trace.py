@@ -17,7 +17,7 @@ graph it got against the model's own forward before using it (`HookedModel.graph
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -56,7 +56,7 @@ class Traced(NamedTuple):
     outputs: Tensor
 
 
-def record_calls(module: nn.Module, neurons: dict[str, Callable[[nn.Module, tuple, Any], Tensor]],
+def record_calls(module: nn.Module, neurons: Mapping[str, Callable[..., Tensor]],
                  run: Callable[[list[tuple[nn.Module, Callable]]], Any]) -> list[Call]:
     """Every call of a leaf module or neuron layer during `run(hooks)`, in call order.
 
@@ -69,7 +69,7 @@ def record_calls(module: nn.Module, neurons: dict[str, Callable[[nn.Module, tupl
                      for m in n.modules() if m is not n}
     calls: list[Call] = []
 
-    def hook(name: str, emitted: Callable[[nn.Module, tuple, Any], Tensor] | None):
+    def hook(name: str, emitted: Callable[..., Tensor] | None):
         def record(mod: nn.Module, args: tuple, output: Any) -> None:
             first = args[0] if args else None
             out = emitted(mod, args, output) if emitted is not None else output
@@ -123,13 +123,13 @@ def group_calls(calls: list[Call], steps: int, batch: int, time_first: bool,
             outputs = torch.stack([c.output for c in group])
             whole = False
         elif len(group) == 1:
-            inputs = _time_first(first.input, steps, batch, time_first)
-            outputs = _time_first(first.output, steps, batch, time_first)
-            if inputs is None or outputs is None:
+            sequence_in = _time_first(first.input, steps, batch, time_first)
+            sequence_out = _time_first(first.output, steps, batch, time_first)
+            if sequence_in is None or sequence_out is None:
                 raise Untraceable(f"module {name!r} ({type(first.module).__name__}) was called once with input "
                                   f"{tuple(first.input.shape)} and output {tuple(first.output.shape)}, which are "
                                   f"neither one timestep of {batch} samples nor all {steps} timesteps")
-            whole = True
+            inputs, outputs, whole = sequence_in, sequence_out, True
         else:
             raise Untraceable(f"module {name!r} ({type(first.module).__name__}) was called {len(group)} times in a "
                               f"forward pass of {steps} timesteps; the graph needs each module called once per "

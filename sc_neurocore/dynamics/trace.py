@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 
-def trace_step(spikes: Tensor, trace: Tensor, decay: float | int | Tensor) -> Tensor:
+def trace_step(spikes: Tensor, trace: Tensor, decay: float | Tensor) -> Tensor:
     """Advance a decayed spike trace by one timestep: `decay * (trace + spikes)`.
 
     For integer (fixed-point) traces pass `decay` as the integer multiplier and rescale outside; the FPGA

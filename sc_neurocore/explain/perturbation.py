@@ -83,7 +83,8 @@ class PerturbationExplainer:
             graph, baseline = check_graph(batch.spikes)
             if graph is not None:
                 return Prepared(batch, graph, baseline, "graph", "", layout.feature_shape)
-            return Prepared(batch, model, baseline, "model", model.graph_reason, layout.feature_shape)
+            return Prepared(batch, model, baseline, "model", str(getattr(model, "graph_reason", "")),
+                            layout.feature_shape)
         with torch.inference_mode():
             baseline = execute(model, batch.spikes, None, max_memory=self.max_memory)
         return Prepared(batch, model, baseline, "model", "", layout.feature_shape)
@@ -104,6 +105,15 @@ def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:
                    if isinstance(m, nn.Module)), None)
     tensor = None if module is None else next(itertools.chain(module.parameters(), module.buffers()), None)
     check_same_device(spikes, None if tensor is None else tensor.device, "input_spikes")
+
+
+def described(result: Any, prepared: Prepared) -> Any:
+    """`result` with how it was computed: `engine` (`"graph"`: the traced graph; `"model"`: the model's own
+    forward), `engine_reason` (why not the graph) and the caller's `feature_shape`."""
+    result.engine = prepared.engine
+    result.engine_reason = prepared.reason
+    result.feature_shape = prepared.feature_shape
+    return result
 
 
 def target_column(outputs: Tensor, targets: Tensor) -> Tensor:

@@ -12,7 +12,8 @@ executors, the weight-path attribution and the FPGA export read.
 from .maps import BatchNorm, Conv, Dense, Identity, LinearMap, MatMul, MaxPool, Pool, Reshape, Scale
 from .model import ModelGraph, Segment
 from .neurons import NeuronNode
+from .paths import paths_for, weight_paths
 from .readout import MEMBRANE_READOUTS, READOUTS, apply_readout, check_readout
 
 __all__ = ["MEMBRANE_READOUTS", "READOUTS", "BatchNorm", "Conv", "Dense", "Identity", "LinearMap", "MatMul", "MaxPool",
-           "ModelGraph", "NeuronNode", "Pool", "Reshape", "Scale", "Segment", "apply_readout", "check_readout"]
+           "ModelGraph", "NeuronNode", "Pool", "Reshape", "Scale", "Segment", "apply_readout", "check_readout", "paths_for", "weight_paths"]

@@ -125,3 +125,27 @@ def _steps_of(argmax: Sequence[Sequence[Tensor]] | None) -> int:
 
 def _broadcast_steps(route: Tensor, n_steps: int) -> Tensor:
     return route if route.shape[1] == n_steps else route.expand(route.shape[0], n_steps, *route.shape[2:])
+
+
+def paths_for(graph: ModelGraph, spikes: Tensor, targets: Tensor, gates: Sequence[Tensor] | None = None) -> Tensor:
+    """`weight_paths` for the spikes being attributed: records the max pools' argmax when the graph has any.
+
+    Args:
+        graph: the model graph.
+        spikes: `(B, T, N)`.
+        targets: `(B,)`.
+        gates: as for `weight_paths`.
+
+    Returns:
+        `(B, 1, N)` or `(B, T, N)` path vectors, in the graph's dtype.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> from sc_neurocore.adapters.lif_network import lif_network_graph
+        >>> graph = lif_network_graph(LIFNetwork([torch.randn(6, 4), torch.randn(4, 3)]))
+        >>> paths_for(graph, torch.ones(2, 5, 6), torch.tensor([0, 1])).shape
+        torch.Size([2, 1, 6])
+    """
+    argmax = record_argmax(graph, spikes) if has_selections(graph) else None
+    return weight_paths(graph, targets, gates=gates, argmax=argmax, steps=spikes.shape[1])
