@@ -220,3 +220,21 @@ def test_reference_loop_equals_nirtorch_wiring(name):
     outputs = torch.stack(steps)
     got = outputs.sum(0) if reference.spiking_output else outputs.amax(0)
     assert torch.equal(got, reference(spikes))
+
+
+def test_linear_attribution_reads_the_graph_weights():
+    import nir
+
+    from sc_neurocore.explain import SpikeAttributor
+
+    built = _build("nir-snntorch-export")
+    graph = built.raw_forward.graph
+    weights = [torch.as_tensor(node.weight).T for node in graph.nodes.values() if isinstance(node, nir.Affine)]
+    model = built.model
+    chain = model.linear_weights()
+    assert [tuple(w.shape) for w in chain] == [(64, 16), (16, 4)]
+    for got, want in zip(chain, weights):
+        assert torch.equal(got, want)
+    by_model = SpikeAttributor(decay=0.9).attribute(built.spikes, model, output_neuron=1)
+    by_hand = SpikeAttributor(decay=0.9).attribute(built.spikes, weights, output_neuron=1)
+    assert torch.equal(by_model.attribution_map(), by_hand.attribution_map())
