@@ -171,7 +171,8 @@ def test_nested_graphs_conv1d_same_padding_and_padded_pools_equal_reference():
                                 "flat": nir.Flatten(input_type={"input": np.array([3, 8])}, start_dim=0),
                                 "aff": nir.Affine(rng.standard_normal((5, 24)).astype(np.float32), full(5, value=0.3)),
                                 "rnn": inner, "output": nir.Output(output_type=np.array([5]))},
-                         edges=[("input", "conv"), ("conv", "flat"), ("flat", "aff"), ("aff", "rnn"), ("rnn", "output")])
+                         edges=[("input", "conv"), ("conv", "flat"), ("flat", "aff"), ("aff", "rnn"),
+                                ("rnn", "output")])
     pooled = nir.NIRGraph.from_list(
         nir.Conv2d(input_shape=(6, 6), weight=rng.standard_normal((2, 1, 3, 3)).astype(np.float32), stride=1,
                    padding="same", dilation=1, groups=1, bias=full(2, value=0.1)),
@@ -233,7 +234,7 @@ def test_linear_attribution_reads_the_graph_weights():
     model = built.model
     chain = model.linear_weights()
     assert [tuple(w.shape) for w in chain] == [(64, 16), (16, 4)]
-    for got, want in zip(chain, weights):
+    for got, want in zip(chain, weights, strict=True):
         assert torch.equal(got, want)
     by_model = SpikeAttributor(decay=0.9).attribute(built.spikes, model, output_neuron=1)
     by_hand = SpikeAttributor(decay=0.9).attribute(built.spikes, weights, output_neuron=1)
