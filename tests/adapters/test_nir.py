@@ -131,6 +131,7 @@ def test_a_file_reads_as_the_graph_it_holds(tmp_path):
     nir.write(path, built.model)
     for source in (path, str(path)):
         assert torch.equal(from_nir(source, dt=DT).run(built.spikes), built.raw_forward(built.spikes))
+    assert from_nir(path).source == f"NIR graph (dt={DT:g})"  # the step written in the file's metadata
 
 
 def test_the_graph_is_left_as_it_was():
