@@ -180,9 +180,10 @@ CASES = [
          "LIFBoxCell adds (x + v_leak - v), from_nir ((v_leak - v) + R x): the same up to rounding."),
     Case("Norse LIFCell (current-based)", _norse("lif", "lif"), _norse_forward, _norse_export, NORSE_DT ** 2,
          _norse_import,
-         "Exported as CubaLIF with w_in = 1 and R = 1: NIR's synapse then charges by (dt/tau_syn) x per step, "
-         "Norse's LIFCell jumps by x and integrates the membrane from the previous step's current; the time "
-         "constants carry the dt factor above. Norse's importer chains an LIBoxCell synapse and an LIFBoxCell."),
+         "Exported as CubaLIF with w_in = 1 and R = 1: from_nir's synapse moves by (dt/tau_syn)(x - i) per "
+         "step, Norse's LIFCell adds x in full and decays afterwards, so the input is weighed dt/tau_syn apart "
+         "(w_in = tau_syn/dt, as snnTorch writes, would match the jump); the time constants carry the dt factor "
+         "above. Norse's importer chains an LIBoxCell synapse and an LIFBoxCell at dt = 1e-3."),
     Case("Norse IAFCell + LIBoxCell", _norse("iaf", "li_box"), _norse_forward, _norse_export, NORSE_DT ** 2,
          _norse_import,
          "Exported as IF (R = 1) and LI: NIR's IF integrates dt R x per step, Norse's IAFCell adds x (it ignores "
