@@ -20,6 +20,7 @@ from ..engine import execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing, SpikeRemovals
 from ..inputs import SpikeBatch, as_spikes, check_same_device
+from ..graph.model import ModelGraph
 from ..protocol import SpikingModel
 from .layout import normalise_layout, warn_if_time_first
 
@@ -78,6 +79,10 @@ class PerturbationExplainer:
                                  numpy_io=batch.numpy, input_shape=layout.feature_shape)
         _check_inputs_fit(model, batch.spikes)
         warn_if_time_first(batch.spikes, model, time_first)
+        if isinstance(model, ModelGraph):  # a NIR graph, or a graph built by hand: it is its own reference
+            with torch.inference_mode():
+                baseline = execute(model, batch.spikes, None, max_memory=self.max_memory)
+            return Prepared(batch, model, baseline, "graph", "", layout.feature_shape)
         check_graph = getattr(model, "check_graph", None)
         if callable(check_graph):
             graph, baseline = check_graph(batch.spikes)
