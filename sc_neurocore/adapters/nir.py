@@ -73,7 +73,12 @@ DEFAULT_DT = 1e-4
 
 
 def import_nir():
-    """`nir`, or an ImportError naming the extra that installs it."""
+    """`nir`, or an ImportError naming the extra that installs it.
+
+    Example:
+        >>> import_nir().__name__
+        'nir'
+    """
     try:
         import nir
     except ImportError as error:
@@ -82,7 +87,12 @@ def import_nir():
 
 
 def is_nir_graph(value: Any) -> bool:
-    """Whether `value` is a `nir.NIRGraph` (without importing NIR if it is not loaded)."""
+    """Whether `value` is a `nir.NIRGraph` (without importing NIR if it is not loaded).
+
+    Example:
+        >>> is_nir_graph(object())
+        False
+    """
     import sys
 
     nir = sys.modules.get("nir")
@@ -300,7 +310,13 @@ def _own_buffer(x: Tensor) -> Tensor:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class StepDense(Dense):
-    """`Dense` on a buffer of its own (see `_own_buffer`)."""
+    """`Dense` on a buffer of its own (see `_own_buffer`).
+
+    Example:
+        >>> StepDense((2,), (1,), torch.ones(1, 2)).forward(torch.ones(3, 2)[1:])
+        tensor([[2.],
+                [2.]])
+    """
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(_own_buffer(x))
