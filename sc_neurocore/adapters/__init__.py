@@ -1,17 +1,19 @@
-"""Adapters: anything a user calls a spiking network -> the :class:`~sc_neurocore.protocol.SpikingModel` protocol.
+"""Adapters: anything a user calls a spiking network -> the `sc_neurocore.protocol.SpikingModel` protocol.
 
-* :func:`from_snntorch`: snnTorch ``nn.Sequential`` stacks (``Leaky``, ``Synaptic``, ``Alpha``,
-  ``RLeaky``, ``LeakyParallel``) and modules with their own time loop;
-* :func:`from_norse`: Norse ``SequentialState`` stacks (``LIF``, ``LIFCell``, ``LIFBoxCell``, ``LI``,
-  ``LICell``, ``LILinearCell``) and other Norse modules;
-* `from_spikingjelly`: SpikingJelly networks in single-step or multi-step mode (``IFNode``, ``LIFNode``,
-  ``ParametricLIFNode``, ...), reset as ``functional.reset_net`` would before every call;
-* :func:`from_module`: any module mapping a whole spike sequence to outputs;
-* :class:`FunctionModel`: the tutorial's plain ``run_fn`` callables.
+- `from_snntorch`: snnTorch `nn.Sequential` stacks (`Leaky`, `Synaptic`, `Alpha`, `RLeaky`,
+  `LeakyParallel`) and modules with their own time loop;
+- `from_norse`: Norse `SequentialState` stacks (`LIF`, `LIFCell`, `LIFBoxCell`, `LI`, `LICell`,
+  `LILinearCell`) and other Norse modules;
+- `from_spikingjelly`: SpikingJelly networks in single-step or multi-step mode (`IFNode`, `LIFNode`,
+  `ParametricLIFNode`, ...), reset as `functional.reset_net` would before every call;
+- `from_nir`: a NIR graph (`nir.NIRGraph` or a NIR file) read directly as a `ModelGraph`, under the
+  discretisation `sc_neurocore.adapters.nir` documents;
+- `from_module`: any module mapping a whole spike sequence to outputs;
+- `FunctionModel`: the tutorial's plain `run_fn` callables.
 
-Every adapter is batch-first ``(B, T, N)``, resets all neuron state on every call, silences and records
-neuron layers through forward hooks, and is itself a differentiable ``nn.Module`` (a Captum
-``forward_func``). snnTorch and Norse are imported only when one of their adapters is used.
+Every adapter is batch-first `(B, T, N)`, resets all neuron state on every call, silences and records
+neuron layers through forward hooks, and is itself a differentiable `nn.Module` (a Captum
+`forward_func`). snnTorch and Norse are imported only when one of their adapters is used.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -73,7 +73,12 @@ DEFAULT_DT = 1e-4
 
 
 def import_nir():
-    """`nir`, or an ImportError naming the extra that installs it."""
+    """`nir`, or an ImportError naming the extra that installs it.
+
+    Example:
+        >>> import_nir().__name__
+        'nir'
+    """
     try:
         import nir
     except ImportError as error:
@@ -82,7 +87,12 @@ def import_nir():
 
 
 def is_nir_graph(value: Any) -> bool:
-    """Whether `value` is a `nir.NIRGraph` (without importing NIR if it is not loaded)."""
+    """Whether `value` is a `nir.NIRGraph` (without importing NIR if it is not loaded).
+
+    Example:
+        >>> is_nir_graph(object())
+        False
+    """
     import sys
 
     nir = sys.modules.get("nir")
@@ -90,7 +100,8 @@ def is_nir_graph(value: Any) -> bool:
 
 
 def from_nir(graph_or_path: Any, *, dt: float | None = None, readout: str | None = None,
-             input_shape: Sequence[int] | None = None, dtype: torch.dtype = torch.float32) -> ModelGraph:
+             input_shape: Sequence[int] | None = None, dtype: torch.dtype = torch.float32,
+             device: torch.device | str = "cpu") -> ModelGraph:
     """A NIR graph as a `ModelGraph`, under the discretisation of the module docstring.
 
     Args:
@@ -102,6 +113,7 @@ def from_nir(graph_or_path: Any, *, dt: float | None = None, readout: str | None
         input_shape: the per-timestep input shape; default the `Input` node's type (a leading 1 that the
             first node's own input type lacks is an exporter's sample batch and is dropped).
         dtype: the floating dtype of the graph's tensors.
+        device: where the graph's tensors live (the spikes it runs on must be there too).
 
     Returns:
         The `ModelGraph`, a `SpikingModel` (batch-first `(B, T, N)` spikes in, `(B, C)` out). Its neuron
@@ -126,6 +138,10 @@ def from_nir(graph_or_path: Any, *, dt: float | None = None, readout: str | None
                         f"{type(graph_or_path).__name__}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype: expected a floating torch dtype, got {dtype!r}")
+    try:
+        spec = _Spec(dtype, torch.device(device))
+    except (RuntimeError, TypeError) as error:
+        raise TypeError(f"device: expected a torch device, got {device!r}") from error
     step = _choose_dt(graph_or_path, dt)
     chain, inputs = chain_of(graph_or_path)
     shape = _input_shape(inputs, chain, input_shape)
@@ -135,12 +151,12 @@ def from_nir(graph_or_path: Any, *, dt: float | None = None, readout: str | None
     for name, node, loop in chain:
         kind = type(node).__name__
         if kind in MAP_TYPES:
-            maps.append(_map(name, node, shape, dtype))
+            maps.append(_map(name, node, shape, spec))
             shape = maps[-1].out_shape
             continue
         _check_declared(name, node.input_type, shape, "input")
-        recurrent = _recurrence(name, loop, shape, dtype) if loop is not None else None
-        neuron = _neuron(name, node, shape, step, dtype, recurrent, spiking_in=not maps and spiking)
+        recurrent = _recurrence(name, loop, shape, spec) if loop is not None else None
+        neuron = _neuron(name, node, shape, step, spec, recurrent, spiking_in=not maps and spiking)
         spiking = neuron.spiking
         segments.append(Segment(tuple(maps), neuron, (False,) * len(maps)))
         maps = []
@@ -153,6 +169,13 @@ def from_nir(graph_or_path: Any, *, dt: float | None = None, readout: str | None
     if readout is None:
         readout = "count" if segments[-1].neuron.spiking else "max_membrane"
     return ModelGraph(start, segments, check_readout(readout), source=f"NIR graph (dt={step:g})")
+
+
+class _Spec(NamedTuple):
+    """The dtype and device of the graph's tensors."""
+
+    dtype: torch.dtype
+    device: torch.device
 
 
 def _choose_dt(graph: Any, dt: float | None) -> float:
@@ -210,15 +233,15 @@ def _check_declared(name: str, types: Any, shape: tuple[int, ...], port: str) ->
                          f"{shape}")
 
 
-def _tensor(value: Any, dtype: torch.dtype, name: str, field: str) -> Tensor:
+def _tensor(value: Any, spec: _Spec, name: str, field: str) -> Tensor:
     if value is None:
         raise ValueError(f"graph_or_path: node {name!r} has no {field}")
     if isinstance(value, Tensor):
-        return value.detach().to(dtype=dtype, device="cpu", copy=True)
+        return value.detach().to(dtype=spec.dtype, device=spec.device, copy=True)
     array = np.array(value)
     if not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"graph_or_path: node {name!r} field {field} is not numeric ({array.dtype})")
-    return torch.tensor(array, dtype=dtype)
+    return torch.tensor(array, dtype=spec.dtype, device=spec.device)
 
 
 def _ints(value: Any, spatial: int) -> tuple[int, ...]:
@@ -231,7 +254,8 @@ def _ints(value: Any, spatial: int) -> tuple[int, ...]:
 def _with_out_shape(name: str, linear_map: LinearMap, node: Any) -> LinearMap:
     """The map with its output shape, found by running it on one zero sample."""
     try:
-        probe = linear_map.forward(torch.zeros(1, *linear_map.in_shape, dtype=_dtype_of(linear_map)))
+        reference = linear_map._reference()
+        probe = linear_map.forward(reference.new_zeros(1, *linear_map.in_shape))
     except RuntimeError as error:
         raise ValueError(f"graph_or_path: node {name!r} ({type(node).__name__}) cannot take input of shape "
                          f"{linear_map.in_shape}: {error}") from error
@@ -240,31 +264,24 @@ def _with_out_shape(name: str, linear_map: LinearMap, node: Any) -> LinearMap:
     return dataclasses.replace(linear_map, out_shape=out_shape)
 
 
-def _dtype_of(linear_map: LinearMap) -> torch.dtype:
-    for value in vars(linear_map).values():
-        if isinstance(value, Tensor) and value.is_floating_point():
-            return value.dtype
-    return torch.get_default_dtype()
-
-
-def _map(name: str, node: Any, shape: tuple[int, ...], dtype: torch.dtype) -> LinearMap:
+def _map(name: str, node: Any, shape: tuple[int, ...], spec: _Spec) -> LinearMap:
     """The graph map of one NIR map node fed `shape`."""
     kind = type(node).__name__
     _check_declared(name, node.input_type, shape, "input")
     if kind in ("Affine", "Linear"):
-        weight = _tensor(node.weight, dtype, name, "weight")
+        weight = _tensor(node.weight, spec, name, "weight")
         if weight.ndim != 2 or shape[-1] != weight.shape[1]:
             raise ValueError(f"graph_or_path: node {name!r} ({kind}) has weight {tuple(weight.shape)}, which does not "
                              f"take input of shape {shape}")
-        bias = _tensor(node.bias, dtype, name, "bias") if kind == "Affine" else None
+        bias = _tensor(node.bias, spec, name, "bias") if kind == "Affine" else None
         return _with_out_shape(name, StepDense(shape, shape, weight, bias), node)
     if kind == "Scale":
-        scale = _tensor(node.scale, dtype, name, "scale")
+        scale = _tensor(node.scale, spec, name, "scale")
         return _with_out_shape(name, Scale(shape, shape, scale), node)
     if kind in ("Conv1d", "Conv2d"):
         spatial = 1 if kind == "Conv1d" else 2
-        weight = _tensor(node.weight, dtype, name, "weight")
-        bias = None if node.bias is None else _tensor(node.bias, dtype, name, "bias")
+        weight = _tensor(node.weight, spec, name, "weight")
+        bias = None if node.bias is None else _tensor(node.bias, spec, name, "bias")
         padding = node.padding if isinstance(node.padding, str) else _ints(node.padding, spatial)
         conv = StepConv(shape, shape, weight, bias, _ints(node.stride, spatial), padding, _ints(node.dilation, spatial),
                     int(node.groups))
@@ -293,7 +310,13 @@ def _own_buffer(x: Tensor) -> Tensor:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class StepDense(Dense):
-    """`Dense` on a buffer of its own (see `_own_buffer`)."""
+    """`Dense` on a buffer of its own (see `_own_buffer`).
+
+    Example:
+        >>> StepDense((2,), (1,), torch.ones(1, 2)).forward(torch.ones(3, 2)[1:])
+        tensor([[2.],
+                [2.]])
+    """
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(_own_buffer(x))
@@ -319,11 +342,11 @@ class _Recurrence:
         return x
 
 
-def _recurrence(name: str, loop: list, shape: tuple[int, ...], dtype: torch.dtype) -> _Recurrence:
+def _recurrence(name: str, loop: list, shape: tuple[int, ...], spec: _Spec) -> _Recurrence:
     maps: list[LinearMap] = []
     current = shape
     for map_name, node in loop:
-        maps.append(_map(map_name, node, current, dtype))
+        maps.append(_map(map_name, node, current, spec))
         current = maps[-1].out_shape
     if current != shape:
         raise ValueError(f"graph_or_path: the recurrent edge into node {name!r} returns shape {current}, not the "
@@ -331,9 +354,9 @@ def _recurrence(name: str, loop: list, shape: tuple[int, ...], dtype: torch.dtyp
     return _Recurrence(maps)
 
 
-def _param(node: Any, field: str, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+def _param(node: Any, field: str, name: str, shape: tuple[int, ...], spec: _Spec) -> Tensor:
     """A neuron parameter, which must broadcast to the layer's shape."""
-    value = _tensor(getattr(node, field, None), dtype, name, field)
+    value = _tensor(getattr(node, field, None), spec, name, field)
     try:
         broadcast = torch.broadcast_shapes(value.shape, shape)
     except RuntimeError:
@@ -344,13 +367,13 @@ def _param(node: Any, field: str, name: str, shape: tuple[int, ...], dtype: torc
     return value
 
 
-def _neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, dtype: torch.dtype,
+def _neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, spec: _Spec,
             recurrent: _Recurrence | None, spiking_in: bool) -> NeuronNode:
     """The neuron layer of one NIR neuron node fed `shape` (equations in the module docstring)."""
     kind = type(node).__name__
 
     def p(field: str) -> Tensor:
-        return _param(node, field, name, shape, dtype)
+        return _param(node, field, name, shape, spec)
 
     if kind == "Threshold":
         if recurrent is not None:
@@ -363,8 +386,8 @@ def _neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, dtype: torc
         if recurrent is not None:
             raise ValueError(f"graph_or_path: node {name!r} (Delay) has a recurrent edge; only integrating neuron "
                              "nodes may")
-        return _delay(name, node, shape, dt, spiking_in)
-    zeros = torch.zeros((), dtype=dtype)
+        return _delay(name, node, shape, dt, spiking_in, spec)
+    zeros = torch.zeros((), dtype=spec.dtype, device=spec.device)
     if kind in ("IF", "I"):
         gain, r, v_leak = dt * p("r"), p("r"), zeros
         leaky = False
@@ -384,9 +407,9 @@ def _neuron(name: str, node: Any, shape: tuple[int, ...], dt: float, dtype: torc
                       decision=nir_euler.euler_decision if spiking else None)
 
 
-def _delay(name: str, node: Any, shape: tuple[int, ...], dt: float, spiking: bool) -> NeuronNode:
+def _delay(name: str, node: Any, shape: tuple[int, ...], dt: float, spiking: bool, spec: _Spec) -> NeuronNode:
     """A delay line; it emits spikes when it delays spikes (else currents or voltages)."""
-    delay = _param(node, "delay", name, shape, torch.float64)
+    delay = _param(node, "delay", name, shape, _Spec(torch.float64, spec.device))
     steps = torch.round(delay / dt)
     if bool((delay < 0).any()) or not torch.allclose(steps * dt, delay, rtol=1e-6, atol=0):
         shown = delay.reshape(-1)[:4].tolist()

@@ -92,7 +92,13 @@ def euler_initial_state(like: Tensor, params: EulerParameters) -> EulerState:
 
 
 def euler_integrate(current: Tensor, state: EulerState, params: EulerParameters) -> tuple[Tensor, Tensor]:
-    """`(i[t], v~)`: the synaptic current and the membrane before any threshold, for one step."""
+    """`(i[t], v~)`: the synaptic current and the membrane before any threshold, for one step.
+
+    Example:
+        >>> params = EulerParameters(torch.tensor(0.5), torch.tensor(2.0), torch.tensor(0.0))
+        >>> euler_integrate(torch.tensor([1.0]), euler_initial_state(torch.zeros(1), params), params)[1]
+        tensor([1.])
+    """
     if params.recurrent is not None:
         current = current + params.recurrent(state.emitted)
     synaptic = state.synaptic
@@ -136,7 +142,16 @@ def euler_step(current: Tensor, state: EulerState, params: EulerParameters) -> t
 
 
 def euler_decision(current: Tensor, before: EulerState, after: EulerState, params: EulerParameters) -> Tensor:
-    """$\\tilde v - v_{th}$: the signed distance to threshold that decided this step's spikes."""
+    """$\\tilde v - v_{th}$: the signed distance to threshold that decided this step's spikes.
+
+    Example:
+        >>> params = EulerParameters(torch.tensor(0.5), torch.tensor(1.0), torch.tensor(0.0),
+        ...                          torch.tensor(0.6), torch.tensor(0.0))
+        >>> before = euler_initial_state(torch.zeros(1), params)
+        >>> spikes, after = euler_step(torch.tensor([2.0]), before, params)
+        >>> euler_decision(torch.tensor([2.0]), before, after, params)
+        tensor([0.4000])
+    """
     if params.v_threshold is None:
         raise ValueError("params: a layer without v_threshold emits its membrane and decides no spikes")
     return euler_integrate(current, before, params)[1] - params.v_threshold
@@ -155,7 +170,12 @@ class ThresholdState(NamedTuple):
 
 
 def threshold_initial_state(like: Tensor) -> ThresholdState:
-    """A `Threshold` node before its first input."""
+    """A `Threshold` node before its first input.
+
+    Example:
+        >>> threshold_initial_state(torch.ones(2)).membrane
+        tensor([0., 0.])
+    """
     return ThresholdState(torch.zeros_like(like))
 
 
@@ -173,7 +193,14 @@ def threshold_step(current: Tensor, state: ThresholdState,
 
 def threshold_decision(current: Tensor, before: ThresholdState, after: ThresholdState,
                        params: ThresholdParameters) -> Tensor:
-    """$I[t] - v_{th}$, the quantity whose sign decided the spike."""
+    """$I[t] - v_{th}$, the quantity whose sign decided the spike.
+
+    Example:
+        >>> params = ThresholdParameters(torch.tensor(1.0))
+        >>> state = threshold_initial_state(torch.zeros(1))
+        >>> threshold_decision(torch.tensor([1.5]), state, state, params)
+        tensor([0.5000])
+    """
     return current - params.threshold
 
 
@@ -198,7 +225,12 @@ class DelayState(NamedTuple):
 
 
 def delay_initial_state(like: Tensor, params: DelayParameters) -> DelayState:
-    """A delay line holding zeros."""
+    """A delay line holding zeros.
+
+    Example:
+        >>> delay_initial_state(torch.zeros(3), DelayParameters(torch.tensor(2), 2)).history.shape
+        torch.Size([2, 3])
+    """
     return DelayState(like.new_zeros(params.longest, *like.shape), torch.zeros_like(like))
 
 

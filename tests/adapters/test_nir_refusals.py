@@ -162,6 +162,23 @@ def test_bad_arguments_name_themselves():
     assert from_nir(graph, dt=1e-3).readout == "max_membrane"
     with pytest.raises(ValueError, match="input_shape: expected positive sizes"):
         from_nir(graph, dt=1e-3, input_shape=(0,))
+    with pytest.raises(TypeError, match="device: expected a torch device"):
+        from_nir(graph, dt=1e-3, device="nowhere")
+
+
+def test_dtype_and_device_place_every_tensor():
+    import nir
+
+    graph = nir.NIRGraph.from_list(nir.Affine(_f(2, 3, value=0.4), _f(2, value=0.1)), _lif(2),
+                                   nir.Delay(np.array([1e-3, 0.0])), nir.Linear(_f(2, 2)),
+                                   nir.CubaLIF(tau_syn=_f(2, value=0.005), tau_mem=_f(2, value=0.01), r=_f(2),
+                                               v_leak=_f(2, value=0.0), v_threshold=_f(2, value=0.05)))
+    spikes = torch.ones(2, 8, 3)
+    single = from_nir(graph, dt=1e-3, device="cpu").run(spikes)
+    double = from_nir(graph, dt=1e-3, dtype=torch.float64, device=torch.device("cpu")).run(spikes.double())
+    assert single.dtype == torch.float32 and double.dtype == torch.float64
+    assert single.sum() > 0
+    assert torch.equal(single.double(), double)  # spike counts, far from any threshold here
 
 
 def test_a_self_loop_and_a_mapped_recurrent_edge_feed_back_the_previous_output():

@@ -186,6 +186,7 @@ class NirReference(nn.Module):
 
     def __init__(self, graph, dt: float, input_shape: tuple[int, ...]) -> None:
         super().__init__()
+        self.graph = graph
         nodes: dict = {}
         edges: list = []
         self.input, self.output = _inline(graph, "", nodes, edges)
