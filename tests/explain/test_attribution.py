@@ -199,3 +199,40 @@ def test_bad_input(call, match):
     spikes, weights = _problem()
     with pytest.raises((ValueError, TypeError), match=match):
         call(spikes, weights)
+
+
+class TestGatedWithHandGivenWeights:
+    def _net(self, seed=12):
+        g = torch.Generator().manual_seed(seed)
+        weights = [torch.randn(16, 12, generator=g, dtype=torch.float64) * 0.8,
+                   torch.randn(12, 5, generator=g, dtype=torch.float64) * 0.8]
+        return LIFNetwork(weights, beta=0.8, threshold=0.5), weights
+
+    def test_own_weights_give_the_model_result(self):
+        net, weights = self._net()
+        spikes = (torch.rand(2, 20, 16, generator=torch.Generator().manual_seed(5)) < 0.3).double()
+        a = SpikeAttributor(mode="gated").attribute(spikes, weights, 1, model=net).attribution_map()
+        b = SpikeAttributor(mode="gated").attribute(spikes, net, 1).attribution_map()
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    def test_hand_given_weights_are_the_paths_and_the_model_the_gates(self):
+        net, weights = self._net()
+        other = [w * 2 for w in weights]
+        spikes = (torch.rand(1, 20, 16, generator=torch.Generator().manual_seed(6)) < 0.3).double()
+        a = SpikeAttributor(mode="gated").attribute(spikes, other, 2, model=net).attribution_map()
+        b = SpikeAttributor(mode="gated").attribute(spikes, net, 2).attribution_map()
+        torch.testing.assert_close(a, 4 * b)  # linear in the path weights, gates from the same recording
+
+    def test_refusals(self):
+        net, weights = self._net()
+        spikes = torch.zeros(5, 16, dtype=torch.float64)
+        with pytest.raises(ValueError, match="model: only mode='gated'"):
+            SpikeAttributor().attribute(spikes, weights, 0, model=net)
+        with pytest.raises(TypeError, match="model: expected a model"):
+            SpikeAttributor(mode="gated").attribute(spikes, weights, 0, model=object())
+        with pytest.raises(ValueError, match="weights: with model= given"):
+            SpikeAttributor(mode="gated").attribute(spikes, net, 0, model=net)
+        with pytest.raises(ValueError, match="one per layer"):
+            SpikeAttributor(mode="gated").attribute(spikes, weights[:1] + [torch.ones(12, 5, dtype=torch.float64),
+                                                                           torch.ones(5, 5, dtype=torch.float64)],
+                                                    0, model=net)
