@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import require_module
+
 from sc_neurocore.cli import main as cli_main
 from sc_neurocore.explain.metrics import deletion_curve
 from sc_neurocore.models import LIFNetwork
@@ -103,7 +103,7 @@ def test_networks_train_once_then_come_from_the_cache(tmp_path):
     first = load_network(spec, n_select=2, n_eval=2, cache=tmp_path)
     second = load_network(spec, n_select=2, n_eval=2, cache=tmp_path)
     assert (first.source, second.source) == ("trained", "cached")
-    assert all(torch.equal(a, b) for a, b in zip(first.weights, second.weights))
+    assert all(torch.equal(a, b) for a, b in zip(first.weights, second.weights, strict=False))
     assert first.model.readout == "final_membrane"
     assert len(list(tmp_path.glob("*.safetensors"))) == 1
     assert config_hash(training_config(spec)) != config_hash(training_config(spec._replace(epochs=2)))

@@ -22,6 +22,7 @@ To train on your own copy of MNIST instead, pass ``--mnist-images`` / ``--mnist-
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shlex
 import sys
@@ -131,11 +132,17 @@ def build_model(n_inputs: int, hidden: Any, n_classes: int, *, beta: float = BET
     # random state back afterwards.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        initial = [torch.nn.Linear(a, b, bias=False).weight.detach().T for a, b in zip(sizes[:-1], sizes[1:])]
+        initial = [torch.nn.Linear(a, b, bias=False).weight.detach().T for a, b in itertools.pairwise(sizes)]
     model = snntorch_sequential(initial, beta=beta, threshold=threshold, spike_grad=spike_grad)
     if readout == "final_membrane":
-        model[-1].reset_mechanism = "none"
+        _never_reset(model)
     return model
+
+
+def _never_reset(model: torch.nn.Sequential) -> None:
+    """Make the output layer a leaky integrator of its input: it never resets (snnTorch's `"none"`)."""
+    output: Any = model[-1]
+    output.reset_mechanism = "none"
 
 
 def readout_values(model: torch.nn.Sequential, spikes: Tensor, readout: str) -> Tensor:
@@ -150,7 +157,7 @@ def readout_values(model: torch.nn.Sequential, spikes: Tensor, readout: str) -> 
     if readout == "count":
         return snntorch_spike_counts(model, spikes)
     reset_snntorch(model)
-    membrane = None
+    membrane = spikes.new_zeros(0)
     for t in range(spikes.shape[1]):
         _, membrane = model(spikes[:, t])
     return membrane
@@ -166,7 +173,7 @@ def trained_network(model: torch.nn.Sequential, readout: str) -> Any:
         {'0': 3, '1': 2}
     """
     weights = [round_to_grid(module.weight.T) for module in model if isinstance(module, torch.nn.Linear)]
-    leaky = [module for module in model if not isinstance(module, torch.nn.Linear)]
+    leaky: list[Any] = [module for module in model if not isinstance(module, torch.nn.Linear)]
     return network_from_weights(weights, float(leaky[0].beta), float(leaky[0].threshold), readout)
 
 
@@ -189,7 +196,7 @@ def network_from_weights(weights: list[Tensor], beta: float, threshold: float, r
 
     stack = snntorch_sequential(weights, beta=beta, threshold=threshold, spike_grad=spike_grad)
     if readout == "final_membrane":
-        stack[-1].reset_mechanism = "none"
+        _never_reset(stack)
     stack.requires_grad_(False)
     return from_snntorch(stack, readout=readout)
 

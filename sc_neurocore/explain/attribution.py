@@ -13,7 +13,8 @@ $$A[t, i] = s[t, i] \, d^{T - t} \, W_{\mathrm{eff}}[i, k], \qquad t = 0 .. T-1$
 Completeness: $\sum_{t,i} A[t, i] = y_k = \sum_t d^{T-t} (s[t] W_{\mathrm{eff}})_k$, the linear leaky
 readout of the input. It needs no model, only weights, and is what the FPGA core computes.
 
-**`mode="gated"`** (deprecated, see below; needs a model to record hidden activity, with its own or
+**`mode="gated"`** (deprecated: the held-out evaluation of `sc-neurocore quality` finds it on no network
+more faithful than the linear rule at the same decay, and less faithful than `mode="auto"`; needs a model to record hidden activity, with its own or
 hand-given weights): one forward pass records every neuron layer's spikes $z_l[t]$ ($l = 1 .. L$, the last one
 the output layer). A path through neuron $j$ of layer $l$ counts in proportion to how much that neuron fired
 in the decaying window that follows $t$:
@@ -24,12 +25,12 @@ $$v_L[t] = g_L[t] \odot e_k, \qquad v_{l}[t] = g_{l}[t] \odot (W_{l+1} v_{l+1}[t
 A[t, i] = s[t, i] \, d^{T-t} \, (W_1 v_1[t])_i$$
 
 A neuron that never fires after $t$ carries nothing from $t$ on; with every gate at 1 the gated rule is the
-linear rule. Its scores sum to the gated readout `total`. The held-out evaluation of `sc-neurocore quality`
-(`docs/quality.md`) measures it against the linear rule at the same decay and against `mode="auto"`.
+linear rule. Its scores sum to the gated readout `total`.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,9 @@ import torch
 from torch import Tensor
 
 from ..dynamics import decay_weights
-from .credit import credit_layers, credit_scores
-from ..protocol import SpikingModel
 from ..inputs import as_choice, as_fraction, as_spikes, as_targets, as_weight_chain
+from ..protocol import SpikingModel
+from .credit import credit_layers, credit_scores
 from .results import AttributionResult
 
 MODES = ("linear", "gated", "auto")
@@ -89,6 +90,11 @@ class SpikeAttributor:
                                  "use spec.with_decay(decay)")
             if mode != "linear":
                 raise ValueError("fixed_point: the hardware computes the linear rule only; use mode='linear'")
+        if mode == "gated":
+            warnings.warn("mode='gated' is deprecated: on the held-out digits of `sc-neurocore quality` "
+                          "(docs/quality.md) it is on no network more faithful than the linear rule at the same decay, "
+                          "and less faithful than mode='auto'; use mode='auto' with a model", DeprecationWarning,
+                          stacklevel=2)
         self.fixed_point = fixed_point
 
     def attribute(self, input_spikes: Any, weights: Any, output_neuron: Any = 0, *,
@@ -122,7 +128,7 @@ class SpikeAttributor:
             return self._auto(batch, weights, output_neuron)
         chain, model = self._weight_chain(weights, model)
         spikes = batch.spikes
-        n_samples, n_steps, n_inputs = spikes.shape
+        n_samples, _n_steps, n_inputs = spikes.shape
         if chain[0].shape[0] != n_inputs:
             raise ValueError(f"weights: weights[0] has {chain[0].shape[0]} rows but input_spikes has "
                              f"{n_inputs} input neurons")
@@ -142,7 +148,7 @@ class SpikeAttributor:
     def _auto(self, batch: Any, model: Any, output_neuron: Any) -> AttributionResult:
         """`mode="auto"`: spike-time credit through one recorded forward pass of `model`."""
         if not isinstance(model, SpikingModel):
-            raise ValueError("weights: mode='auto' needs a model (an LIFNetwork or an snnTorch adapter) to record, "
+            raise TypeError("weights: mode='auto' needs a model (an LIFNetwork or an snnTorch adapter) to record, "
                              f"got {type(model).__name__}; bare weight matrices go with mode='linear'")
         layers, readout = credit_layers(model)
         spikes = batch.spikes
@@ -282,10 +288,10 @@ def window_gates(spikes: Tensor, decay: float) -> Tensor:
 
 def gated_paths(chain: list[Tensor], gates: list[Tensor], targets: Tensor) -> Tensor:
     """``(W_1 v_1[t])`` for every sample and timestep, ``(B, T, N)`` (see the module docstring)."""
-    n_samples, n_steps, n_outputs = gates[-1].shape
+    n_samples, _n_steps, n_outputs = gates[-1].shape
     one_hot = torch.zeros(n_samples, 1, n_outputs, dtype=gates[-1].dtype, device=gates[-1].device)
     one_hot[torch.arange(n_samples), 0, targets] = 1
     signal = gates[-1] * one_hot  # v_L: (B, T, C)
-    for weight, gate in zip(reversed(chain[1:]), reversed(gates[:-1])):
+    for weight, gate in zip(reversed(chain[1:]), reversed(gates[:-1]), strict=False):
         signal = gate * (signal @ weight.T)  # v_l = g_l * (W_{l+1} v_{l+1})
     return signal @ chain[0].T

@@ -144,7 +144,7 @@ def sensitivity_n(scores: Any, drops: SubsetDrops) -> Tensor:
     """
     from .metrics import as_scores
 
-    n_samples, n_sizes, n_subsets = drops.drops.shape
+    n_samples, _n_sizes, n_subsets = drops.drops.shape
     flat = as_scores(scores, _shape_of(scores)).reshape(n_samples, -1)
     ordered = flat.to(torch.float64).to(drops.order.device)[:, None, :].expand(-1, n_subsets, -1)
     summed = torch.cumsum(ordered.gather(2, drops.order), dim=2)  # (B, R, L): prefix sums along each order
@@ -202,7 +202,7 @@ def occlusion_agreement(scores: Any, drops: Tensor) -> Tensor:
     """
     from .metrics import _tie_averaged_ranks, as_scores
 
-    n_samples, n_inputs = drops.shape
+    _n_samples, n_inputs = drops.shape
     shape = _shape_of(scores)
     neuron_scores = as_scores(scores, shape).to(torch.float64).sum(dim=1).to(drops.device)
     if neuron_scores.shape != drops.shape:

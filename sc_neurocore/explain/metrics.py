@@ -45,8 +45,8 @@ from ..adapters import as_spiking_model
 from ..engine import execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing
-from ..protocol import INPUT_LAYER, Recording, SpikingModel
 from ..inputs import as_fraction, as_positive_int, as_spikes, as_targets, as_tensor
+from ..protocol import INPUT_LAYER, Recording, SpikingModel
 from .perturbation import _check_inputs_fit, target_column
 
 CURVE_KINDS = ("deletion", "insertion")
@@ -453,8 +453,7 @@ def planted_pattern_task(n_samples: int, *, n_steps: int = 25, n_inputs: int = 6
 
 
 # Re-exported: every faithfulness metric is reachable from this module.
-from .faithfulness import (SubsetDrops, occlusion_agreement, occlusion_drops, sensitivity_n,  # noqa: E402
-                           subset_drops)
+from .faithfulness import SubsetDrops, occlusion_agreement, occlusion_drops, sensitivity_n, subset_drops
 
 __all__ = ["CURVE_KINDS", "Curve", "PlantedTask", "SubsetDrops", "as_scores", "deletion_curve", "insertion_curve",
            "occlusion_agreement", "occlusion_drops", "perturbation_curve", "planted_pattern_task", "precision_at_k",

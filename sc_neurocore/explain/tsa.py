@@ -30,9 +30,9 @@ import torch
 from torch import Tensor
 
 from ..dynamics import decay_weights
+from ..inputs import as_fraction, as_spikes, as_targets, as_weight_chain
 from ..protocol import SpikingModel
 from .attribution import gated_paths
-from ..inputs import as_fraction, as_spikes, as_targets, as_weight_chain
 from .results import AttributionResult
 
 

@@ -14,8 +14,14 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ..explain.metrics import (deletion_curve, insertion_curve, occlusion_agreement, occlusion_drops,
-                               sensitivity_n, subset_drops)
+from ..explain.metrics import (
+    deletion_curve,
+    insertion_curve,
+    occlusion_agreement,
+    occlusion_drops,
+    sensitivity_n,
+    subset_drops,
+)
 from .networks import Network
 from .rivals import Method, Tuned, tune
 
@@ -60,6 +66,7 @@ def evaluate_method(method: Method, network: Network, drops: Any, occlusion: Ten
     seconds = time.perf_counter() - start
     deletion = deletion_curve(network.model, spikes, scores, targets, n_points=n_points, tie_seed=seed)
     insertion = insertion_curve(network.model, spikes, scores, targets, n_points=n_points, tie_seed=seed)
+    assert deletion.probability_auc is not None and insertion.probability_auc is not None  # always measured
     per_sample = {"deletion": deletion.auc, "insertion": insertion.auc, "deletion_p": deletion.probability_auc,
                   "insertion_p": insertion.probability_auc, "occlusion": occlusion_agreement(scores, occlusion)}
     sensitivity = sensitivity_n(scores, drops)

@@ -11,7 +11,7 @@ from .evaluate import METRICS, NetworkResult, by_name
 from .rivals import AUTO, GATED, LINEAR, ONE_PASS
 from .stats import defined_mean, paired_bootstrap
 from .targets import Target, format_targets, versus
-from .timing_run import TIMING_OPTIONS, TimingRun
+from .timing_run import TIMING_NETWORK, TIMING_OPTIONS, TimingRun
 
 METRIC_TITLES = {"deletion": "deletion AUC", "insertion": "insertion AUC", "deletion_p": "deletion AUC (softmax p)",
                  "insertion_p": "insertion AUC (softmax p)"}
@@ -66,8 +66,8 @@ def network_section(result: NetworkResult, seed: int = 0) -> list[str]:
         cells += [_mean_cell(item.per_sample[f"sensitivity_{share:g}"]) for share in result.fractions]
         cells += [_mean_cell(item.per_sample["occlusion"]), _number(item.seconds)]
         lines.append(f"| {item.tuned.method.name} | " + " | ".join(cells) + " |")
-    lines += ["", "`mode=\"auto\"` minus each rival, per held-out sample (mean and paired bootstrap 95% CI; "
-              "negative deletion and positive insertion differences favour auto):", "",
+    lines += ["", ("`mode=\"auto\"` minus each rival, per held-out sample (mean and paired bootstrap 95% CI; "
+              "negative deletion and positive insertion differences favour auto):"), "",
               "| rival | " + " | ".join(METRIC_TITLES[m] for m, _ in METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
     for item in result.methods:
         name = item.tuned.method.name
@@ -80,8 +80,8 @@ def network_section(result: NetworkResult, seed: int = 0) -> list[str]:
 def gated_section(results: list[NetworkResult], linear_at_gated: dict[str, Any], seed: int = 0) -> list[str]:
     """Does gating earn its place? Gated minus linear at gated's own chosen decay, and auto minus gated."""
     lines = ["## Gated rule: does gating earn its place?", "",
-             "Deletion AUC, per held-out sample, paired bootstrap 95% CI. Gated minus linear is taken at the decay "
-             "gated chose on the selection set (the linear rule recomputed at that decay).", "",
+             ("Deletion AUC, per held-out sample, paired bootstrap 95% CI. Gated minus linear is taken at the decay "
+             "gated chose on the selection set (the linear rule recomputed at that decay)."), "",
              "| network | gated decay | gated minus linear (same decay) | auto minus gated |", "|---|---:|---:|---:|"]
     for result in results:
         methods = by_name(result)
@@ -97,15 +97,17 @@ def timing_section(run: TimingRun) -> list[str]:
     """The timing-task table."""
     options = TIMING_OPTIONS
     lines = ["## Timing task: only spike timing decides the class", "",
-             f"{options['n_classes']} classes; {options['n_pattern']} pattern neurons, paired up differently by each "
+             (f"{options['n_classes']} classes; {options['n_pattern']} pattern neurons, paired up differently by each "
              "class: in a sample, the two neurons of each of its class's pairs fire together at a random time (the "
              f"planted spikes), and every pattern neuron also fires {options['n_distractors']} distractor spikes at "
              f"other random times; {options['n_noise']} more inputs carry noise at rate {options['noise_rate']}, "
              f"T={options['n_steps']}. Every pattern neuron fires as often in every class, so only which spikes "
-             f"coincide decides. A 32-32-4 network trained here on {run.n_train} samples ({run.seconds:.0f} s; "
+             f"coincide decides. A {options['n_pattern'] + options['n_noise']}-{TIMING_NETWORK['hidden']}-"
+             f"{options['n_classes']} LIF network (beta {TIMING_NETWORK['beta']}) trained here on {run.n_train} "
+             f"samples ({run.seconds:.0f} s; "
              f"held-out accuracy {run.accuracy:.3f}); {run.n_eval} held-out samples explained for their true class, "
              f"settings chosen on {run.n_select} others. Score: the share of (planted, distractor) pairs of spikes "
-             "on the same neuron in which the planted spike scores higher (ties one half; chance 0.5).", "",
+             "on the same neuron in which the planted spike scores higher (ties one half; chance 0.5)."), "",
              "| method | chosen setting | separation | undefined samples |", "|---|---|---:|---:|"]
     lines += [f"| {row.method} | {row.setting} | {_number(row.separation)} | {row.n_undefined} |" for row in run.rows]
     return lines + [""]
@@ -114,30 +116,30 @@ def timing_section(run: TimingRun) -> list[str]:
 def crosscheck_section(check: dict[str, Any]) -> list[str]:
     """The deletion curve against Captum's `infidelity`, on one case."""
     return ["## Cross-check against Captum", "",
-            f"On held-out digit 0 of the {check['network']} network, with `mode=\"auto\"` scores: Captum's "
+            (f"On held-out digit 0 of the {check['network']} network, with `mode=\"auto\"` scores: Captum's "
             "`captum.metrics.infidelity` with zero attributions and a perturbation that removes the first $k_j$ "
             "spikes of the deletion order (re-derived there by an independent sort) measures $(f_k(x) - D_j)^2$ "
             f"through Captum's own forward calls. Largest difference from our curve's $(f_k(x) - D_j)^2$ over its "
             f"{check['points']} points: {check['max_difference']:.3g} (output units squared; the curve's largest "
-            f"value {check['largest']:.3g}).", ""]
+            f"value {check['largest']:.3g})."), ""]
 
 
 def summary_section(results: list[NetworkResult]) -> list[str]:
     """What each method is good for, read off this run."""
     lines = ["## What each method is good for", "",
-             "- `SpikeAttributor(mode=\"auto\")`: one recorded forward pass, no gradients, no setting to tune; it "
+             ("- `SpikeAttributor(mode=\"auto\")`: one recorded forward pass, no gradients, no setting to tune; it "
              "follows the model's own decays, resets and readout. The recommended ranking of spikes for a known "
-             "LIF model.",
-             "- `SpikeAttributor(mode=\"linear\", decay=...)`: weights only, no model run; the tutorial's formula "
-             "and what the FPGA core computes. Its decay must match the readout (see the tuned decays above).",
-             "- `TemporalSaliency`: the exact effect of removing each spike alone. It answers \"what does this one "
+             "LIF model."),
+             ("- `SpikeAttributor(mode=\"linear\", decay=...)`: weights only, no model run; the tutorial's formula "
+             "and what the FPGA core computes. Its decay must match the readout (see the tuned decays above)."),
+             ("- `TemporalSaliency`: the exact effect of removing each spike alone. It answers \"what does this one "
              "spike change?\" exactly; removing many spikes together is a different question, so its deletion "
              "curve is no measure of its correctness (a count readout leaves most single spikes with effect 0, "
-             "hence the ties).",
-             "- Captum's gradient methods: they need a differentiable twin and a surrogate gradient, and their "
-             "ranking depends on that choice (tuned above).",
-             "- TSA: a literature baseline that multiplies per-timestep spike scores; hidden spikes enter at the "
-             "same timestep only."]
+             "hence the ties)."),
+             ("- Captum's gradient methods: they need a differentiable twin and a surrogate gradient, and their "
+             "ranking depends on that choice (tuned above)."),
+             ("- TSA: a literature baseline that multiplies per-timestep spike scores; hidden spikes enter at the "
+             "same timestep only.")]
     return lines + [""]
 
 

@@ -34,7 +34,7 @@ SALIENCY = "TemporalSaliency (exact)"
 CAPTUM_SALIENCY = "Captum Saliency"
 CAPTUM_IG = "Captum IntegratedGradients"
 CAPTUM_IXG = "Captum InputXGradient"
-RANDOM = "random"
+RANDOM = "random order"
 
 #: Methods that explain from one forward pass, without gradients or perturbations.
 ONE_PASS = (AUTO, LINEAR, GATED, TSA_S, TSA_NS)

@@ -82,7 +82,7 @@ def timing_task(n_samples: int, *, n_steps: int = 25, n_pattern: int = 8, n_nois
     for b in range(n_samples):
         pairs = schedule[int(labels[b])]
         times = torch.randperm(n_steps, generator=generator)[:len(pairs)]  # one distinct time per pair
-        for (i, j), t in zip(pairs, times.tolist()):
+        for (i, j), t in zip(pairs, times.tolist(), strict=False):
             planted[b, t, i] = planted[b, t, j] = True
         for neuron in range(n_pattern):
             free = torch.nonzero(~planted[b, :, neuron])[:, 0]

@@ -3,12 +3,19 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import require_module
-from sc_neurocore.explain import SpikeAttributor, TemporalSaliency
-from sc_neurocore.explain.metrics import (deletion_curve, insertion_curve, perturbation_curve, planted_pattern_task,
-                                          precision_at_k, spearman, spike_ranks)
 from toy_models import lif_network, spike_train
+
+from sc_neurocore.explain import SpikeAttributor, TemporalSaliency
+from sc_neurocore.explain.metrics import (
+    deletion_curve,
+    insertion_curve,
+    perturbation_curve,
+    planted_pattern_task,
+    precision_at_k,
+    spearman,
+    spike_ranks,
+)
 
 
 def _net(seed=0, sizes=(12, 8, 4)):
@@ -26,7 +33,7 @@ def _brute_force_curve(forward, spikes, scores, targets, kind, n_points):
         entries = [(t, n) for t in range(spikes.shape[1]) for n in range(spikes.shape[2]) if spikes[b, t, n] != 0]
         entries.sort(key=lambda e: (-float(scores[b, e[0], e[1]]), e[0], e[1]))
         for j in range(n_points):
-            k = int(round(j / (n_points - 1) * len(entries)))
+            k = round(j / (n_points - 1) * len(entries))
             if kind == "deletion":
                 x = spikes[b].clone()
                 for t, n in entries[:k]:
@@ -63,8 +70,9 @@ def test_curve_equals_brute_force_on_lif_network(kind):
 
 def test_curve_equals_brute_force_on_snntorch_model():
     require_module("snntorch", "snntorch")
-    from sc_neurocore.adapters import from_snntorch
     from toy_models import snntorch_counts, snntorch_mlp
+
+    from sc_neurocore.adapters import from_snntorch
 
     net = snntorch_mlp([10, 6, 3], beta=0.8, seed=2)
     spikes = _spikes((2, 12, 10), seed=4)
@@ -78,8 +86,9 @@ def test_curve_equals_brute_force_on_snntorch_model():
 
 def test_curve_equals_brute_force_on_norse_model():
     require_module("norse", "norse")
-    from sc_neurocore.adapters import from_norse
     from toy_models import norse_mlp, norse_readout
+
+    from sc_neurocore.adapters import from_norse
 
     net = norse_mlp([10, 6, 3], seed=3)
     spikes = _spikes((2, 30, 10), seed=6, rate=0.4)
@@ -173,8 +182,8 @@ def test_planted_task_hides_exactly_the_class_pattern_in_noise():
     owned = task.pattern_neurons.reshape(-1)
     for b in range(40):
         c = int(task.labels[b])
-        planted = {(int(t), int(n)) for t, n in zip(*torch.nonzero(task.planted[b], as_tuple=True))}
-        assert planted == {(int(t), int(n)) for t, n in zip(task.pattern_times[c], task.pattern_neurons[c])}
+        planted = {(int(t), int(n)) for t, n in zip(*torch.nonzero(task.planted[b], as_tuple=True), strict=False)}
+        assert planted == {(int(t), int(n)) for t, n in zip(task.pattern_times[c], task.pattern_neurons[c], strict=False)}
         # the owned neurons carry only the planted spikes; noise lives elsewhere
         assert torch.equal(task.spikes[b][:, owned] != 0, task.planted[b][:, owned])
     noise = task.spikes.bool() & ~task.planted
