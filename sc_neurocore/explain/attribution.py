@@ -40,7 +40,7 @@ from torch import Tensor
 from ..dynamics import decay_weights
 from ..inputs import as_choice, as_fraction, as_spikes, as_targets, as_weight_chain
 from ..protocol import SpikingModel
-from .credit import credit_layers, credit_scores
+from .credit import auto_scores, model_graph
 from .results import AttributionResult
 
 MODES = ("linear", "gated", "auto")
@@ -146,27 +146,15 @@ class SpikeAttributor:
         return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
 
     def _auto(self, batch: Any, model: Any, output_neuron: Any) -> AttributionResult:
-        """`mode="auto"`: spike-time credit through one recorded forward pass of `model`."""
-        if not isinstance(model, SpikingModel):
-            raise TypeError("weights: mode='auto' needs a model (an LIFNetwork or an snnTorch adapter) to record, "
-                             f"got {type(model).__name__}; bare weight matrices go with mode='linear'")
-        layers, readout = credit_layers(model)
+        """`mode="auto"`: spike-time credit through one recorded forward pass of `model`'s graph."""
+        if isinstance(model, (list, tuple)) or not hasattr(model, "run"):
+            raise TypeError("weights: mode='auto' needs a model (an LIFNetwork, a ModelGraph or an adapter) to "
+                            f"record, got {type(model).__name__}; bare weight matrices go with mode='linear'")
         spikes = batch.spikes
-        n_samples, _, n_inputs = spikes.shape
-        if layers[0].weight.shape[0] != n_inputs:
-            raise ValueError(f"input_spikes: the model takes {layers[0].weight.shape[0]} input neurons, got "
-                             f"{n_inputs}")
-        dtype = torch.promote_types(spikes.dtype, layers[0].weight.dtype)
-        targets = as_targets(output_neuron, n_samples, layers[-1].weight.shape[1], spikes.device)
+        graph = model_graph(model, spikes)
+        targets = as_targets(output_neuron, spikes.shape[0], graph.n_outputs, spikes.device)
         with torch.inference_mode():
-            recording = model.record(spikes.to(layers[0].weight.dtype))
-            if len(recording.layers) != len(layers):
-                raise ValueError(f"weights: the model recorded {len(recording.layers)} neuron layers but has "
-                                 f"{len(layers)} weight matrices")
-            layers = [layer._replace(weight=layer.weight.to(device=spikes.device, dtype=dtype)) for layer in layers]
-            scores = credit_scores(spikes.to(dtype), layers, readout,
-                                   [record.spikes.to(dtype) for record in recording.layers],
-                                   [record.membrane.to(dtype) for record in recording.layers], targets)
+            scores = auto_scores(graph, spikes, targets)
         return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
 
     def _weight_chain(self, weights: Any, model: Any = None) -> tuple[list[Tensor], SpikingModel | None]:

@@ -50,9 +50,9 @@ def _reference(x, layers, readout, spikes, membranes, k):
         worth[:, k] = 1.0 if readout == "count" else 1.0 / n_steps
         credit = _spike_rule(spikes[-1], worth, last.beta, last.threshold)
     for index in range(len(layers) - 2, -1, -1):
-        worth = credit @ layers[index + 1].weight.numpy().T
+        worth = credit @ layers[index + 1].maps[0].weight.numpy().T
         credit = _spike_rule(spikes[index], worth, layers[index].beta, layers[index].threshold)
-    return x * (credit @ layers[0].weight.numpy().T)
+    return x * (credit @ layers[0].maps[0].weight.numpy().T)
 
 
 def _spike_rule(z, worth, beta, threshold):
@@ -83,7 +83,7 @@ def test_matches_the_equations_for_every_readout(readout, reset):
     targets = model.run(x).argmax(dim=1)  # a neuron that fires (count) or is most excited (membrane)
     result = SpikeAttributor(mode="auto").attribute(x, model, targets).attribution_map()
     recording = model.record(x)
-    layers = [CreditLayer(w.double(), 0.8, 0.7, reset) for w in weights]
+    layers = [CreditLayer.dense(w.double(), 0.8, 0.7, reset) for w in weights]
     for b in range(2):
         fired = [layer.spikes[b].numpy() for layer in recording.layers]
         assert all(f.any() for f in fired[:-1])  # hidden layers fire: the test is not vacuous
@@ -151,7 +151,7 @@ def test_kick_derivative_at_the_next_spike():
 def test_zero_reset_wipes_earlier_kicks_of_a_membrane_readout():
     spikes = torch.tensor([[[0.0], [1.0], [0.0], [0.0]]], dtype=torch.float64)
     membrane = torch.ones_like(spikes)
-    layer = CreditLayer(torch.ones(1, 1, dtype=torch.float64), 0.5, 1.0, "zero")
+    layer = CreditLayer.dense(torch.ones(1, 1, dtype=torch.float64), 0.5, 1.0, "zero")
     x = torch.ones_like(spikes)
     scores = credit_scores(x, [layer], "final_membrane", [spikes], [membrane], torch.tensor([0]))
     assert scores[0, :, 0].tolist() == [0.0, 0.0, 0.5, 1.0]
@@ -222,5 +222,43 @@ def test_refuses_dynamics_it_does_not_follow():
     from sc_neurocore.adapters import from_norse
 
     model = from_norse(norse.SequentialState(torch.nn.Linear(6, 4), norse.LIFCell()), input_shape=6)
-    with pytest.raises(ValueError, match="not an LIF layer"):
-        SpikeAttributor(mode="auto").attribute(torch.zeros(5, 6), model, 0)
+    with pytest.raises(ValueError, match="mode='auto'"):  # current-based neurons: not followed
+        SpikeAttributor(mode="auto").attribute(_spikes((2, 5, 6), dtype=torch.float32), model, 0)
+
+
+def test_refuses_recurrent_layers():
+    require_module("snntorch", "snntorch")
+    import snntorch as snn
+
+    from sc_neurocore.adapters import from_snntorch
+
+    net = torch.nn.Sequential(torch.nn.Linear(6, 4), snn.RLeaky(beta=0.9, linear_features=4, init_hidden=True,
+                                                                 output=True))
+    with pytest.raises(ValueError, match="recurrent"):
+        SpikeAttributor(mode="auto").attribute(_spikes((2, 5, 6), dtype=torch.float32), from_snntorch(net), 0)
+
+
+def test_synaptic_neurons_and_convolutions_against_removal():
+    # A Synaptic output layer with a membrane readout and no reset is linear in its input: the rule is exact.
+    require_module("snntorch", "snntorch")
+    import snntorch as snn
+
+    from sc_neurocore.adapters import from_snntorch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 3), snn.Synaptic(alpha=0.6, beta=0.8, threshold=1e9,
+                                                                  reset_mechanism="none", init_hidden=True,
+                                                                  output=True))
+    model = from_snntorch(net, readout="final_membrane")
+    x = _spikes((2, 12, 8), seed=13, dtype=torch.float32)
+    scores = SpikeAttributor(mode="auto").attribute(x, model, 1).attribution_map()
+    saliency = TemporalSaliency(model).explain(x, 1).saliency_map()
+    torch.testing.assert_close(scores, saliency, rtol=1e-4, atol=1e-5)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3),
+                               snn.Leaky(beta=0.7, threshold=1e9, reset_mechanism="none", init_hidden=True,
+                                         output=True))
+    model = from_snntorch(conv, readout="final_membrane", input_shape=(1, 6, 6))
+    x = _spikes((2, 10, 36), seed=14, dtype=torch.float32)
+    scores = SpikeAttributor(mode="auto").attribute(x, model, 2).attribution_map()
+    saliency = TemporalSaliency(model).explain(x, 2).saliency_map()
+    torch.testing.assert_close(scores, saliency.reshape(scores.shape), rtol=1e-4, atol=1e-5)
