@@ -131,7 +131,7 @@ def _result(per_method):
     network = load_network(SHIPPED, n_select=1, n_eval=1)
     items = [MethodResult(Tuned(Method(name, ({},), None), {}, {}), values, 0.0, torch.zeros(2), torch.zeros(2))
              for name, values in per_method.items()]
-    return NetworkResult(network, items, (0.5,))
+    return NetworkResult(network, items, (0.5,), {})
 
 
 def _values(deletion, insertion, sensitivity):

@@ -38,7 +38,7 @@ from ..inputs import as_choice, as_positive_int
 from ..models import LIFNetwork
 from .digits import DEFAULT_STEPS, DigitSpikes, digit_images, load_digits
 from .encoding import ENCODINGS, encode
-from .pretrained import WEIGHT_FRACTION_BITS, reset_snntorch, snntorch_sequential, snntorch_spike_counts
+from .pretrained import WEIGHT_FRACTION_BITS, reset_snntorch, snntorch_sequential
 
 #: Defaults of the shipped models (the command line exposes each).
 HIDDEN = 32
@@ -140,12 +140,43 @@ def build_model(n_inputs: int, hidden: Any, n_classes: int, *, beta: float = BET
 
 
 def _never_reset(model: torch.nn.Sequential) -> None:
-    """Make the output layer a leaky integrator of its input: it never resets (snnTorch's `"none"`)."""
-    output: Any = model[-1]
-    output.reset_mechanism = "none"
+    """Make the output layer a leaky integrator of its input: it never resets (snnTorch's `"none"`).
+
+    The layer is rebuilt with `reset_mechanism="none"`: setting the attribute on a built `Leaky` changes what
+    it reports but not every path of its forward.
+    """
+    import snntorch as snn
+
+    old: Any = model[-1]
+    options = {"spike_grad": old.spike_grad} if getattr(old, "spike_grad", None) is not None else {}
+    model[-1] = snn.Leaky(beta=float(old.beta), threshold=float(old.threshold), reset_mechanism="none",
+                          init_hidden=True, output=True, **options)
 
 
-def readout_values(model: torch.nn.Sequential, spikes: Tensor, readout: str) -> Tensor:
+def build_csnn(size: int, channels: int, kernel: int, n_classes: int, *, beta: float = BETA,
+               threshold: float = THRESHOLD, seed: int = SEED, spike_grad: Any = None) -> torch.nn.Sequential:
+    """A freshly initialised snnTorch CSNN for `size x size` one-channel images: `Conv2d(1, channels, kernel)`,
+    LIF, 2x2 max pool, flatten, `Linear(..., n_classes)`, LIF (bias-free, default init, seeded).
+
+    Example:
+        >>> [type(m).__name__ for m in build_csnn(8, 2, 3, 3)]
+        ['Conv2d', 'Leaky', 'MaxPool2d', 'Flatten', 'Linear', 'Leaky']
+    """
+    import snntorch as snn
+
+    side = (size - kernel + 1) // 2
+    options = {} if spike_grad is None else {"spike_grad": spike_grad}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        conv = torch.nn.Conv2d(1, channels, kernel, bias=False)
+        linear = torch.nn.Linear(channels * side * side, n_classes, bias=False)
+    return torch.nn.Sequential(conv, snn.Leaky(beta=beta, threshold=threshold, init_hidden=True, **options),
+                               torch.nn.MaxPool2d(2), torch.nn.Flatten(), linear,
+                               snn.Leaky(beta=beta, threshold=threshold, init_hidden=True, output=True, **options))
+
+
+def readout_values(model: torch.nn.Sequential, spikes: Tensor, readout: str,
+                   input_shape: tuple[int, ...] | None = None) -> Tensor:
     """Run an snnTorch network built by `build_model` over `(B, T, N)` spikes: the readout `(B, C)` (with
     the autograd graph: the training loss is taken on it).
 
@@ -154,12 +185,15 @@ def readout_values(model: torch.nn.Sequential, spikes: Tensor, readout: str) -> 
         >>> readout_values(model, torch.ones(1, 5, 3), "final_membrane").shape
         torch.Size([1, 2])
     """
-    if readout == "count":
-        return snntorch_spike_counts(model, spikes)
     reset_snntorch(model)
+    counts: Tensor | None = None
     membrane = spikes.new_zeros(0)
     for t in range(spikes.shape[1]):
-        _, membrane = model(spikes[:, t])
+        step = spikes[:, t] if input_shape is None else spikes[:, t].reshape(spikes.shape[0], *input_shape)
+        output_spikes, membrane = model(step)
+        counts = output_spikes if counts is None else counts + output_spikes
+    if readout == "count" and counts is not None:
+        return counts
     return membrane
 
 
@@ -203,7 +237,7 @@ def network_from_weights(weights: list[Tensor], beta: float, threshold: float, r
 
 def fit(model: torch.nn.Sequential, n_samples: int, labels: Tensor, draw: Any, *, readout: str = "count",
         epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE, seed: int = SEED,
-        max_batches: int | None = None, log: Any = None) -> list[float]:
+        max_batches: int | None = None, log: Any = None, input_shape: tuple[int, ...] | None = None) -> list[float]:
     """The one training loop of the project: surrogate-gradient BPTT with Adam on a cross-entropy loss.
 
     Args:
@@ -217,6 +251,7 @@ def fit(model: torch.nn.Sequential, n_samples: int, labels: Tensor, draw: Any, *
         seed: seeds the batch order and the draws.
         max_batches: stop each epoch after this many batches (`None`: all).
         log: a callable taking one line of progress text.
+        input_shape: the per-step shape the model takes (`(1, 28, 28)` for a CSNN), `None` for flat input.
 
     Returns:
         The mean training loss per epoch.
@@ -243,7 +278,7 @@ def fit(model: torch.nn.Sequential, n_samples: int, labels: Tensor, draw: Any, *
         total = 0.0
         for batch in batches:
             draw_seed = int(torch.randint(2**31 - 1, (1,), generator=order_generator))
-            loss = loss_function(readout_values(model, draw(batch, draw_seed), readout), labels[batch])
+            loss = loss_function(readout_values(model, draw(batch, draw_seed), readout, input_shape), labels[batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -305,6 +340,53 @@ def train(train_images: Tensor, train_labels: Tensor, test: DigitSpikes | tuple[
     seconds = time.perf_counter() - start
     network = trained_network(model, readout)
     return TrainingResult(network, accuracy(network, test[0], test[1]), losses, seconds)
+
+
+def train_csnn(train_images: Tensor, train_labels: Tensor, *, channels: int = 8, kernel: int = 5,
+               n_steps: int = DEFAULT_STEPS, beta: float = BETA, threshold: float = THRESHOLD, epochs: int = EPOCHS,
+               batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE, seed: int = SEED,
+               max_batches: int | None = None, log: Any = None) -> tuple[dict[str, Tensor], float]:
+    """Train a `build_csnn` network on square images with `fit` (rate coding, fresh spikes per batch).
+
+    Returns:
+        `(state_dict, seconds)`: the trained weights rounded to the grid, and the training time.
+
+    Example:
+        >>> images, labels = torch.rand(8, 8, 8), torch.arange(8) % 2
+        >>> state, _ = train_csnn(images, labels, channels=2, kernel=3, n_steps=4, epochs=1)
+        >>> sorted(state)
+        ['0.weight', '4.weight']
+    """
+    size = int(train_images.shape[-1])
+    intensities = torch.as_tensor(train_images).reshape(len(train_images), -1).to(torch.float32)
+    labels = torch.as_tensor(train_labels, dtype=torch.long)
+    model = build_csnn(size, channels, kernel, int(labels.max()) + 1, beta=beta, threshold=threshold, seed=seed)
+    start = time.perf_counter()
+    fit(model, len(labels), labels, lambda rows, draw_seed: encode(intensities[rows], n_steps, "rate", seed=draw_seed),
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, max_batches=max_batches,
+        log=log, input_shape=(1, size, size))
+    state = {key: round_to_grid(value) for key, value in model.state_dict().items() if key.endswith("weight")}
+    return state, time.perf_counter() - start
+
+
+def csnn_network(state: dict[str, Tensor], size: int, *, beta: float = BETA, threshold: float = THRESHOLD,
+                 spike_grad: Any = None) -> Any:
+    """A trained CSNN (`train_csnn`'s weights) wrapped by `sc_neurocore.adapters.from_snntorch` (count readout,
+    flat `(B, T, size * size)` spikes in).
+
+    Example:
+        >>> state, _ = train_csnn(torch.rand(4, 8, 8), torch.arange(4) % 2, channels=2, kernel=3, n_steps=3, epochs=1)
+        >>> csnn_network(state, 8).neuron_layers
+        {'1': 72, '5': 2}
+    """
+    from ..adapters import from_snntorch
+
+    channels, _, kernel, _ = state["0.weight"].shape
+    module = build_csnn(size, channels, kernel, state["4.weight"].shape[0], beta=beta, threshold=threshold,
+                        spike_grad=spike_grad)
+    module.load_state_dict(state, strict=False)
+    module.requires_grad_(False)
+    return from_snntorch(module, readout="count", input_shape=(1, size, size))
 
 
 def train_on_spikes(spikes: Tensor, labels: Tensor, *, hidden: int | list[int] = HIDDEN, beta: float = BETA,

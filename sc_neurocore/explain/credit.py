@@ -280,7 +280,7 @@ def _layer_credit(layer: CreditLayer, spikes: Tensor, worth: Tensor) -> Tensor:
     if layer.kind == "li":
         return accumulate(worth, layer.beta)
     credit = spike_credit(spikes, worth, layer.beta, layer.threshold)
-    return accumulate(credit, layer.alpha) if layer.kind == "synaptic" else credit
+    return accumulate(credit, layer.alpha if layer.alpha is not None else 0.0) if layer.kind == "synaptic" else credit
 
 
 def _adjoint(maps: tuple[Any, ...], signal: Tensor, shape: tuple[int, ...], pools: list[Tensor]) -> Tensor:
@@ -323,7 +323,7 @@ def credit_scores(x: Tensor, layers: list[CreditLayer], readout: str, spikes: li
     if readout in ("final_membrane", "max_membrane"):
         credit = membrane_credit(spikes[-1], membranes[-1], targets, last, readout)
         if last.kind == "synaptic":
-            credit = accumulate(credit, last.alpha)
+            credit = accumulate(credit, last.alpha if last.alpha is not None else 0.0)
     else:
         worth = torch.zeros_like(membranes[-1])
         worth[torch.arange(n_samples, device=x.device), :, targets] = 1.0 if readout == "count" else 1.0 / n_steps

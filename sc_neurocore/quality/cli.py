@@ -88,8 +88,9 @@ def report(args: argparse.Namespace, log: Any = None) -> str:
         result = evaluate_network(network, found, n_points=args.points, tune_points=args.tune_points,
                                   n_subsets=args.subsets, seed=args.seed, log=log)
         results.append(result)
-        gated_decay = by_name(result)[GATED].tuned.setting["decay"]
-        linear_at_gated[network.spec.name] = linear_at(result, gated_decay, args.points, args.seed)
+        if GATED in by_name(result):
+            gated_decay = by_name(result)[GATED].tuned.setting["decay"]
+            linear_at_gated[network.spec.name] = linear_at(result, gated_decay, args.points, args.seed)
     timing = timing_rows(found, n_train=args.timing_train, n_select=args.select, n_eval=args.timing_eval,
                          epochs=args.timing_epochs, seed=args.seed)
     check = crosscheck(results[0], args.points)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
-import torch
 from torch import Tensor
 
 from ..explain.metrics import (
@@ -23,7 +22,7 @@ from ..explain.metrics import (
     subset_drops,
 )
 from .networks import Network
-from .rivals import Method, Tuned, tune
+from .rivals import GATED, LINEAR, SALIENCY, TSA_NS, TSA_S, Method, Tuned, tune
 
 #: Per-sample metrics, in table order (name, higher is better).
 METRICS = (("deletion", False), ("insertion", True), ("deletion_p", False), ("insertion_p", True))
@@ -48,11 +47,33 @@ class MethodResult(NamedTuple):
 
 
 class NetworkResult(NamedTuple):
-    """Every method on one network."""
+    """Every method on one network, and the methods not run on it with the reason."""
 
     network: Network
     methods: list[MethodResult]
     fractions: tuple[float, ...]
+    skipped: dict[str, str]
+
+
+#: Methods that attribute through a chain of weight matrices (`model.linear_weights()`).
+WEIGHT_CHAIN = (LINEAR, GATED, TSA_S, TSA_NS)
+
+
+def not_run(method: Method, network: Network) -> str:
+    """Why `method` is not run on `network` (`""`: it is).
+
+    Example:
+        >>> from sc_neurocore.quality.networks import SHIPPED, load_network
+        >>> from sc_neurocore.quality.rivals import methods
+        >>> not_run(methods(captum=False)[1], load_network(SHIPPED, n_select=1, n_eval=1))
+        ''
+    """
+    if method.name in WEIGHT_CHAIN and network.model.linear_weights() is None:
+        return "it attributes through a chain of weight matrices, and a convolution is none"
+    if method.name == SALIENCY and network.spec.conv is not None:
+        return ("it runs one forward pass per input spike, through the convolution on the generic path (about "
+                "3000 spikes per digit): too slow for this report")
+    return ""
 
 
 def evaluate_method(method: Method, network: Network, drops: Any, occlusion: Tensor, *, n_points: int = 21,
@@ -92,26 +113,20 @@ def evaluate_network(network: Network, methods: list[Method], *, n_points: int =
     spikes, targets = network.held_out
     drops = subset_drops(network.model, spikes, targets, fractions=fractions, n_subsets=n_subsets, seed=seed)
     occlusion = occlusion_drops(network.model, spikes, targets)
-    results = []
+    results, skipped = [], {}
     for method in methods:
+        reason = not_run(method, network)
+        if reason:
+            skipped[method.name] = reason
+            continue
         start = time.perf_counter()
         results.append(evaluate_method(method, network, drops, occlusion, n_points=n_points,
                                        tune_points=tune_points, seed=seed))
         if log is not None:
             log(f"  {network.spec.name}: {method.name} ({time.perf_counter() - start:.1f} s)")
-    return NetworkResult(network, results, tuple(fractions))
+    return NetworkResult(network, results, tuple(fractions), skipped)
 
 
 def by_name(result: NetworkResult) -> dict[str, MethodResult]:
     """`{method name: its result}`."""
     return {item.tuned.method.name: item for item in result.methods}
-
-
-def hidden_spike_share(network: Network) -> float:
-    """Share of held-out samples in which the explained output neuron fires at all (count readouts) or 1."""
-    if network.spec.readout != "count":
-        return 1.0
-    spikes, targets = network.held_out
-    with torch.no_grad():
-        outputs = network.model.run(spikes)
-    return float((outputs.gather(1, targets[:, None])[:, 0] > 0).to(torch.float64).mean())

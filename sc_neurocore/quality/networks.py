@@ -24,7 +24,7 @@ from ..atomic import atomic_path, atomic_write
 from ..inputs import as_positive_int
 
 #: Bumped whenever the training code changes what a configuration produces.
-TRAINING_VERSION = 1
+TRAINING_VERSION = 2
 
 
 class NetworkSpec(NamedTuple):
@@ -37,6 +37,7 @@ class NetworkSpec(NamedTuple):
         readout: `"count"` or `"final_membrane"`.
         epochs: training epochs (`0` for the shipped network, which is loaded, not trained).
         beta, threshold: LIF parameters.
+        conv: `(channels, kernel)` for a CSNN (`sc_neurocore.data.train.build_csnn`), else `None`.
     """
 
     name: str
@@ -46,6 +47,13 @@ class NetworkSpec(NamedTuple):
     epochs: int
     beta: float = 0.9
     threshold: float = 1.0
+    conv: tuple[int, int] | None = None
+
+    @property
+    def layers(self) -> str:
+        """The architecture as text, e.g. `784-128-10` or `784-conv8x5-pool2-10`."""
+        middle = [f"conv{self.conv[0]}x{self.conv[1]}", "pool2"] if self.conv else [str(n) for n in self.hidden]
+        return "-".join([str(self.size * self.size), *middle, "10"])
 
 
 SHIPPED = NetworkSpec("shipped 64-32-10 count", 8, (32,), "count", 0)
@@ -53,7 +61,8 @@ SHIPPED = NetworkSpec("shipped 64-32-10 count", 8, (32,), "count", 0)
 SPECS = {"shipped": SHIPPED,
          "count128": NetworkSpec("784-128-10 count", 28, (128,), "count", 15),
          "membrane128": NetworkSpec("784-128-10 final membrane", 28, (128,), "final_membrane", 15),
-         "count256": NetworkSpec("784-256-128-10 count", 28, (256, 128), "count", 15)}
+         "count256": NetworkSpec("784-256-128-10 count", 28, (256, 128), "count", 15),
+         "csnn": NetworkSpec("CSNN 784-conv8x5-pool2-10 count", 28, (), "count", 8, conv=(8, 5))}
 
 
 class Network(NamedTuple):
@@ -62,7 +71,7 @@ class Network(NamedTuple):
     Attributes:
         spec: what it is.
         model: the `SpikingModel` (an `LIFNetwork`, or an snnTorch adapter for a membrane readout).
-        weights: its `(n_in, n_out)` weight matrices.
+        weights: its `(n_in, n_out)` weight matrices (a CSNN: its `state_dict`).
         test_accuracy: accuracy on the whole test split.
         source: `"shipped"`, `"trained"` (now, in `seconds`) or `"cached"`.
         seconds: training time (0 when not trained now).
@@ -72,7 +81,7 @@ class Network(NamedTuple):
 
     spec: NetworkSpec
     model: Any
-    weights: list[Tensor]
+    weights: Any
     test_accuracy: float
     source: str
     seconds: float
@@ -81,10 +90,15 @@ class Network(NamedTuple):
 
     def twin(self, spike_grad: Any) -> Any:
         """A differentiable twin (snnTorch adapter, same spikes and readout) with surrogate `spike_grad`."""
-        from ..data.train import network_from_weights
+        return _network(self.spec, self.weights, spike_grad)
 
-        return network_from_weights(self.weights, self.spec.beta, self.spec.threshold, self.spec.readout,
-                                    spike_grad=spike_grad)
+
+def _network(spec: NetworkSpec, weights: Any, spike_grad: Any = None) -> Any:
+    from ..data.train import csnn_network, network_from_weights
+
+    if spec.conv is not None:
+        return csnn_network(weights, spec.size, beta=spec.beta, threshold=spec.threshold, spike_grad=spike_grad)
+    return network_from_weights(weights, spec.beta, spec.threshold, spec.readout, spike_grad=spike_grad)
 
 
 def cache_folder() -> Path:
@@ -106,13 +120,13 @@ def training_config(spec: NetworkSpec, seed: int = 0) -> dict[str, Any]:
 
     Example:
         >>> training_config(SPECS["count128"])["layers"]
-        [784, 128, 10]
+        '784-128-10'
     """
     from ..data.digits import DEFAULT_STEPS
     from ..data.train import BATCH_SIZE, LEARNING_RATE
 
     return {"version": TRAINING_VERSION, "torch": torch.__version__, "size": spec.size,
-            "layers": [spec.size * spec.size, *spec.hidden, 10], "readout": spec.readout, "epochs": spec.epochs,
+            "layers": spec.layers, "conv": spec.conv, "readout": spec.readout, "epochs": spec.epochs,
             "beta": spec.beta, "threshold": spec.threshold, "n_steps": DEFAULT_STEPS, "encoding": "rate",
             "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE, "seed": seed}
 
@@ -127,31 +141,40 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _train(spec: NetworkSpec, seed: int, folder: Path, log: Any) -> tuple[list[Tensor], str, float]:
+def _train(spec: NetworkSpec, seed: int, folder: Path, log: Any) -> tuple[Any, str, float]:
     from safetensors.torch import load_file, save_file
 
     from ..data.digits import digit_images, load_digits
-    from ..data.train import train
+    from ..data.train import train, train_csnn
 
     config = training_config(spec, seed)
-    stem = folder / f"{spec.readout}-{'-'.join(map(str, config['layers']))}-{config_hash(config)}"
+    stem = folder / f"{spec.readout}-{spec.layers}-{config_hash(config)}"
     weights_path, record_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     if weights_path.is_file() and record_path.is_file():
         state = load_file(str(weights_path))
+        if spec.conv is not None:
+            return state, "cached", 0.0
         return [state[f"weights.{i}"] for i in range(len(state))], "cached", 0.0
     if log is not None:
         log(f"training {spec.name} ({spec.epochs} epochs; cached afterwards in {folder})")
     images, labels, _ = digit_images("train", spec.size)
-    test = load_digits("test", spec.size, seed=0)
-    result = train(images, labels, (test.spikes[:1], test.labels[:1]), hidden=list(spec.hidden), beta=spec.beta,
-                   threshold=spec.threshold, readout=spec.readout, epochs=spec.epochs, seed=seed)
-    weights = [w.detach().contiguous() for w in result.network.linear_weights()]
+    weights: Any
+    if spec.conv is not None:
+        weights, seconds = train_csnn(images, labels, channels=spec.conv[0], kernel=spec.conv[1], beta=spec.beta,
+                                      threshold=spec.threshold, epochs=spec.epochs, seed=seed)
+        tensors = {key: value.contiguous() for key, value in weights.items()}
+    else:
+        test = load_digits("test", spec.size, seed=0)
+        result = train(images, labels, (test.spikes[:1], test.labels[:1]), hidden=list(spec.hidden), beta=spec.beta,
+                       threshold=spec.threshold, readout=spec.readout, epochs=spec.epochs, seed=seed)
+        weights, seconds = [w.detach().contiguous() for w in result.network.linear_weights()], result.seconds
+        tensors = {f"weights.{i}": w for i, w in enumerate(weights)}
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(weights_path) as temporary:
-        save_file({f"weights.{i}": w for i, w in enumerate(weights)}, str(temporary))
+        save_file(tensors, str(temporary))
     with atomic_write(record_path) as handle:
-        json.dump(dict(config, training_seconds=round(result.seconds, 1)), handle, indent=2)
-    return weights, "trained", result.seconds
+        json.dump(dict(config, training_seconds=round(seconds, 1)), handle, indent=2)
+    return weights, "trained", seconds
 
 
 def load_network(spec: NetworkSpec, *, n_select: int = 32, n_eval: int = 64, seed: int = 0,
@@ -172,7 +195,7 @@ def load_network(spec: NetworkSpec, *, n_select: int = 32, n_eval: int = 64, see
     """
     from ..data.digits import load_digits
     from ..data.pretrained import pretrained_weights
-    from ..data.train import accuracy, network_from_weights
+    from ..data.train import accuracy
 
     n_select, n_eval = as_positive_int(n_select, "n_select"), as_positive_int(n_eval, "n_eval")
     test = load_digits("test", spec.size, seed=0)
@@ -183,7 +206,7 @@ def load_network(spec: NetworkSpec, *, n_select: int = 32, n_eval: int = 64, see
         weights, source, seconds = pretrained_weights(spec.size), "shipped", 0.0
     else:
         weights, source, seconds = _train(spec, seed, cache_folder() if cache is None else Path(cache), log)
-    model = network_from_weights(weights, spec.beta, spec.threshold, spec.readout)
+    model = _network(spec, weights)
     with torch.no_grad():
         predicted = model.run(test.spikes).argmax(dim=1)
     select = (test.spikes[:n_select], predicted[:n_select])

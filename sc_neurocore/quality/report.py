@@ -41,7 +41,7 @@ def network_section(result: NetworkResult, seed: int = 0) -> list[str]:
     """
     network = result.network
     spec = network.spec
-    layers = "-".join(str(n) for n in [spec.size * spec.size, *spec.hidden, 10])
+    layers = spec.layers
     spikes, _ = network.held_out
     lines = [f"## {spec.name}", "",
              f"{layers} LIF (beta {spec.beta}, threshold {spec.threshold}, subtractive reset), readout "
@@ -50,6 +50,8 @@ def network_section(result: NetworkResult, seed: int = 0) -> list[str]:
              + (f" ({network.seconds:.0f} s of training)" if network.source == "trained" else "") + ". "
              f"Selection set: {network.select[0].shape[0]} test digits; held-out set: the next {spikes.shape[0]} "
              f"({int((spikes != 0).sum())} input spikes). Each digit explained for its predicted class.", "",
+             *([f"Not run on this network: {'; '.join(f'{k} ({v})' for k, v in result.skipped.items())}.", ""]
+               if result.skipped else []),
              "Settings chosen on the selection set (mean deletion AUC of each setting tried):", "",
              "| method | chosen | selection deletion AUC per setting |", "|---|---|---|"]
     for item in result.methods:
@@ -86,6 +88,8 @@ def gated_section(results: list[NetworkResult], linear_at_gated: dict[str, Any],
     for result in results:
         methods = by_name(result)
         name = result.network.spec.name
+        if GATED not in methods:
+            continue
         gated = methods[GATED].per_sample["deletion"]
         same = paired_bootstrap(gated, linear_at_gated[name], seed=seed)
         lines.append(f"| {name} | {methods[GATED].tuned.setting.get('decay')} | {same.text()} | "

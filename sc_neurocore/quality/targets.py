@@ -57,7 +57,8 @@ def network_targets(result: NetworkResult, seed: int = 0) -> list[Target]:
                 if d.excludes_zero and (d.high < 0 if metric == "deletion" else d.low > 0)}
         missed = [f"{rival} {differences[rival].text()}" for rival in rivals if rival not in wins]
         detail = (f"beaten with the CI excluding 0: {len(wins)} of {len(rivals)}"
-                  + (f"; not beaten (auto minus rival, 95% CI): {'; '.join(missed)}" if missed else ""))
+                  + (f"; not beaten (auto minus rival, 95% CI): {'; '.join(missed)}" if missed else "")
+                  + (f"; not run here: {', '.join(result.skipped)}" if result.skipped else ""))
         found.append(Target(f"{name}: mode='auto' has a {word} than every rival (paired CI {better}, excluding 0)",
                             not missed and bool(rivals), detail))
     scores = {method: sensitivity_score(result, method) for method in ONE_PASS if method in by_name(result)}

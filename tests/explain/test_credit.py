@@ -28,10 +28,11 @@ def _snntorch(weights, readout, beta=0.8, threshold=1.0, output_reset="none", re
     from sc_neurocore.adapters import from_snntorch
     from sc_neurocore.data.pretrained import snntorch_sequential
 
+    import snntorch as snn
+
     stack = snntorch_sequential(weights, beta=beta, threshold=threshold, reset=reset)
-    stack[-1].reset_mechanism = output_reset
-    if output_threshold is not None:
-        stack[-1].threshold.fill_(output_threshold)
+    stack[-1] = snn.Leaky(beta=beta, threshold=threshold if output_threshold is None else output_threshold,
+                          reset_mechanism=output_reset, init_hidden=True, output=True)
     return from_snntorch(stack, readout=readout)
 
 
