@@ -102,12 +102,7 @@ def evaluate_network(network: Network, methods: list[Method], *, n_points: int =
     """Every method on `network` (see the module docstring).
 
     Example:
-        >>> from sc_neurocore.quality.networks import SHIPPED, load_network
-        >>> from sc_neurocore.quality.rivals import methods
-        >>> net = load_network(SHIPPED, n_select=2, n_eval=3)
-        >>> result = evaluate_network(net, methods(captum=False, decays=(1.0,))[:2], n_points=3, tune_points=3,
-        ...                           fractions=(0.5,), n_subsets=4)
-        >>> sorted(result.methods[0].per_sample)
+        >>> sorted(quick_result().methods[0].per_sample)
         ['deletion', 'deletion_p', 'insertion', 'insertion_p', 'occlusion', 'sensitivity_0.5']
     """
     spikes, targets = network.held_out
@@ -130,3 +125,19 @@ def evaluate_network(network: Network, methods: list[Method], *, n_points: int =
 def by_name(result: NetworkResult) -> dict[str, MethodResult]:
     """`{method name: its result}`."""
     return {item.tuned.method.name: item for item in result.methods}
+
+
+def quick_result(n_select: int = 2, n_eval: int = 4) -> NetworkResult:
+    """A small evaluation (shipped network, `mode="auto"` and the linear rule, few points) for examples and tests.
+
+    Example:
+        >>> [item.tuned.method.name for item in quick_result().methods]
+        ['SpikeAttributor auto', 'SpikeAttributor linear']
+    """
+    from .networks import SHIPPED, load_network
+    from .rivals import methods
+
+    network = load_network(SHIPPED, n_select=n_select, n_eval=n_eval)
+    return evaluate_network(network, methods(captum=False, decays=(1.0,))[:2], n_points=3, tune_points=3,
+                            fractions=(0.5,), n_subsets=4)
+

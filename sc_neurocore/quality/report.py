@@ -30,12 +30,8 @@ def network_section(result: NetworkResult, seed: int = 0) -> list[str]:
     """The tables of one network: settings chosen, held-out means, and auto's paired differences.
 
     Example:
-        >>> from sc_neurocore.quality.networks import SHIPPED, load_network
-        >>> from sc_neurocore.quality.evaluate import evaluate_network
-        >>> from sc_neurocore.quality.rivals import methods
-        >>> net = load_network(SHIPPED, n_select=2, n_eval=4)
-        >>> result = evaluate_network(net, methods(captum=False, decays=(1.0,))[:2], n_points=3, tune_points=3,
-        ...                           fractions=(0.5,), n_subsets=4)
+        >>> from sc_neurocore.quality.evaluate import quick_result
+        >>> result = quick_result()
         >>> network_section(result)[0].startswith("## shipped 64-32-10 count")
         True
     """

@@ -39,12 +39,8 @@ def network_targets(result: NetworkResult, seed: int = 0) -> list[Target]:
     """The three per-network targets of `mode="auto"` (deletion, insertion, sensitivity-n).
 
     Example:
-        >>> from sc_neurocore.quality.networks import SHIPPED, load_network
-        >>> from sc_neurocore.quality.evaluate import evaluate_network
-        >>> from sc_neurocore.quality.rivals import methods
-        >>> net = load_network(SHIPPED, n_select=2, n_eval=4)
-        >>> result = evaluate_network(net, methods(captum=False, decays=(1.0,))[:2], n_points=3, tune_points=3,
-        ...                           fractions=(0.5,), n_subsets=4)
+        >>> from sc_neurocore.quality.evaluate import quick_result
+        >>> result = quick_result()
         >>> [t.description.split(":")[0] for t in network_targets(result)]
         ['shipped 64-32-10 count', 'shipped 64-32-10 count', 'shipped 64-32-10 count']
     """

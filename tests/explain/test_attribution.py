@@ -112,12 +112,16 @@ def test_results_are_ordinary_tensors():
     scores += 1  # not an inference tensor: users may modify it
 
 
+def _gated_net(seed):
+    g = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(16, 12, generator=g, dtype=torch.float64) * 0.8,
+               torch.randn(12, 5, generator=g, dtype=torch.float64) * 0.8]
+    return LIFNetwork(weights, beta=0.8, threshold=0.5), weights
+
+
 class TestGated:
     def _net(self, seed=11):
-        g = torch.Generator().manual_seed(seed)
-        weights = [torch.randn(16, 12, generator=g, dtype=torch.float64) * 0.8,
-                   torch.randn(12, 5, generator=g, dtype=torch.float64) * 0.8]
-        return LIFNetwork(weights, beta=0.8, threshold=0.5), weights
+        return _gated_net(seed)
 
     def test_needs_a_model(self):
         spikes, weights = _problem()
@@ -205,10 +209,7 @@ def test_bad_input(call, match):
 
 class TestGatedWithHandGivenWeights:
     def _net(self, seed=12):
-        g = torch.Generator().manual_seed(seed)
-        weights = [torch.randn(16, 12, generator=g, dtype=torch.float64) * 0.8,
-                   torch.randn(12, 5, generator=g, dtype=torch.float64) * 0.8]
-        return LIFNetwork(weights, beta=0.8, threshold=0.5), weights
+        return _gated_net(seed)
 
     def test_own_weights_give_the_model_result(self):
         net, weights = self._net()

@@ -263,3 +263,21 @@ def test_synaptic_neurons_and_convolutions_against_removal():
     scores = SpikeAttributor(mode="auto").attribute(x, model, 2).attribution_map()
     saliency = TemporalSaliency(model).explain(x, 2).saliency_map()
     torch.testing.assert_close(scores, saliency.reshape(scores.shape), rtol=1e-4, atol=1e-5)
+
+
+def test_csnn_with_max_pool_batch_equals_per_sample():
+    require_module("snntorch", "snntorch")
+    from sc_neurocore.data.train import csnn_network, train_csnn
+
+    state, _ = train_csnn(torch.rand(16, 10, 10), torch.arange(16) % 3, channels=3, kernel=3, n_steps=8, epochs=1,
+                          seed=2)
+    state = {key: value * 4 for key, value in state.items()}  # strong enough that the hidden layer fires
+    model = csnn_network(state, 10)
+    x = _spikes((3, 12, 100), seed=15, rate=0.4, dtype=torch.float32)
+    targets = model.run(x).argmax(dim=1)
+    assert model.graph_for(x) is not None  # the traced graph (conv, max pool, dense) is what the rule reads
+    batch = SpikeAttributor(mode="auto").attribute(x, model, targets).attribution_map()
+    assert batch.abs().sum() > 0 and bool((batch[x == 0] == 0).all())
+    for b in range(3):
+        single = SpikeAttributor(mode="auto").attribute(x[b], model, int(targets[b])).attribution_map()
+        torch.testing.assert_close(batch[b], single, rtol=1e-5, atol=1e-6)
