@@ -12,8 +12,7 @@ The package holds the report's parts, one idea per module:
 - `table`: a quick fixed-setting table for the demo.
 """
 
-from .cli import add_arguments, main, report
+from .cli import add_arguments, main
 from .table import COUNT_READOUT_DECAY, MethodScores, faithfulness_rows, format_table
 
-__all__ = ["COUNT_READOUT_DECAY", "MethodScores", "add_arguments", "faithfulness_rows", "format_table", "main",
-           "report"]
+__all__ = ["COUNT_READOUT_DECAY", "MethodScores", "add_arguments", "faithfulness_rows", "format_table", "main"]

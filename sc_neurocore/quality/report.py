@@ -124,6 +124,43 @@ def crosscheck_section(check: dict[str, Any]) -> list[str]:
             f"value {check['largest']:.3g})."), ""]
 
 
+def misses_section(results: list[NetworkResult], linear_at_gated: dict[str, Any], seed: int = 0) -> list[str]:
+    """Why a network target is missed, from this run's numbers: which rival holds out, and what separates it.
+
+    Example:
+        >>> misses_section([], {})
+        []
+    """
+    notes = []
+    for result in results:
+        methods = by_name(result)
+        name = result.network.spec.name
+        for metric, word in (("deletion", "deletion"), ("insertion", "insertion")):
+            held = []
+            for rival in methods:
+                if rival == AUTO:
+                    continue
+                difference = versus(result, metric, AUTO, rival, seed)
+                better = difference.high < 0 if metric == "deletion" else difference.low > 0
+                if not (difference.excludes_zero and better):
+                    held.append((rival, difference))
+            for rival, difference in held:
+                note = (f"- {name}, {word} AUC: {rival} is not beaten (auto minus it {difference.text()}).")
+                if rival == LINEAR and GATED in methods and name in linear_at_gated:
+                    gated = paired_bootstrap(methods[GATED].per_sample["deletion"], linear_at_gated[name], seed=seed)
+                    note += (" The linear rule counts every weight path, also those through hidden neurons that do "
+                             "not fire after the spike; `mode=\"auto\"` follows the recorded spikes only, which is "
+                             "exact to first order (no spike flips) but is not what removing many spikes at once "
+                             "measures. The gated rule, which also follows the recorded spikes, shows the same: its "
+                             f"deletion AUC minus the linear rule's at its own decay is {gated.text()} here.")
+                elif difference.excludes_zero:
+                    note += " It is more faithful than `mode=\"auto\"` by this measure on this network."
+                else:
+                    note += " The interval includes 0: no difference is shown on these samples."
+                notes.append(note)
+    return ["## Why a target is missed", "", *notes, ""] if notes else []
+
+
 def summary_section(results: list[NetworkResult]) -> list[str]:
     """What each method is good for, read off this run."""
     lines = ["## What each method is good for", "",
@@ -159,6 +196,7 @@ def assemble(header: list[str], results: list[NetworkResult], linear_at_gated: d
     lines += crosscheck_section(check)
     lines += summary_section(results)
     lines += ["## Targets", "", one_pass_note(), "", format_targets(targets), ""]
+    lines += misses_section(results, linear_at_gated, seed)
     return "\n".join(lines)
 
 
