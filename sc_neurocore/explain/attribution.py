@@ -216,7 +216,7 @@ class SpikeAttributor:
         """
         from ..fpga.export import TARGETS, export_verilog
 
-        as_choice(target, TARGETS, "target")
+        as_choice(target, tuple(TARGETS), "target")
         from ..fpga.reference import quantized_weight_matrix
         from ..fpga.spec import FixedPointSpec
 

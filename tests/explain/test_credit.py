@@ -25,10 +25,10 @@ def _spikes(shape, seed=1, rate=0.3, dtype=torch.float64):
 
 def _snntorch(weights, readout, beta=0.8, threshold=1.0, output_reset="none", reset="subtract", output_threshold=None):
     require_module("snntorch", "snntorch")
+    import snntorch as snn
+
     from sc_neurocore.adapters import from_snntorch
     from sc_neurocore.data.pretrained import snntorch_sequential
-
-    import snntorch as snn
 
     stack = snntorch_sequential(weights, beta=beta, threshold=threshold, reset=reset)
     stack[-1] = snn.Leaky(beta=beta, threshold=threshold if output_threshold is None else output_threshold,
