@@ -125,6 +125,9 @@ class SpikeAttributor:
                 raise ValueError("model: mode='auto' reads the weights from the model itself; pass the model as "
                                  "weights (hand-given matrices go with mode='gated' or mode='linear')")
             return self._auto(batch, weights, output_neuron)
+        if (model is None and self.fixed_point is None and isinstance(weights, SpikingModel)
+                and weights.linear_weights() is None):
+            return self._through_graph(batch, weights, output_neuron)
         chain, model = self._weight_chain(weights, model)
         spikes = batch.spikes
         n_samples, _n_steps, n_inputs = spikes.shape
@@ -154,6 +157,27 @@ class SpikeAttributor:
         targets = as_targets(output_neuron, spikes.shape[0], graph.n_outputs, spikes.device)
         with torch.inference_mode():
             scores = auto_scores(graph, spikes, targets)
+        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
+
+    def _through_graph(self, batch: Any, model: Any, output_neuron: Any) -> AttributionResult:
+        """The linear or gated rule on a model without a weight chain (a CSNN): its graph's adjoint paths."""
+        from ..graph.paths import paths_for
+
+        spikes = batch.spikes
+        try:
+            graph = model_graph(model, spikes)
+        except ValueError as error:
+            raise ValueError(f"weights: {type(model).__name__} is not a stack of linear layers and neurons and has "
+                             f"no traced graph to take weight paths from ({error})") from None
+        targets = as_targets(output_neuron, spikes.shape[0], graph.n_outputs, spikes.device)
+        with torch.inference_mode():
+            x = spikes.to(graph._dtype())
+            gates = None
+            if self.mode == "gated":
+                gates = [window_gates(layer.spikes.to(x.dtype), self.decay) for layer in graph.record(x).layers]
+            paths = paths_for(graph, x, targets, gates)
+            time_weights = decay_weights(x.shape[1], self.decay, dtype=x.dtype, device=x.device)
+            scores = x * time_weights[None, :, None] * paths
         return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
 
     def _weight_chain(self, weights: Any, model: Any = None) -> tuple[list[Tensor], SpikingModel | None]:

@@ -22,7 +22,7 @@ from ..explain.metrics import (
     subset_drops,
 )
 from .networks import Network
-from .rivals import GATED, LINEAR, SALIENCY, TSA_NS, TSA_S, Method, Tuned, tune
+from .rivals import SALIENCY, TSA_NS, TSA_S, Method, Tuned, tune
 
 #: Per-sample metrics, in table order (name, higher is better).
 METRICS = (("deletion", False), ("insertion", True), ("deletion_p", False), ("insertion_p", True))
@@ -55,8 +55,9 @@ class NetworkResult(NamedTuple):
     skipped: dict[str, str]
 
 
-#: Methods that attribute through a chain of weight matrices (`model.linear_weights()`).
-WEIGHT_CHAIN = (LINEAR, GATED, TSA_S, TSA_NS)
+#: Methods that attribute through a chain of weight matrices (`model.linear_weights()`); the linear and
+#: gated rules also run on a traced graph's adjoints, TSA does not.
+WEIGHT_CHAIN = (TSA_S, TSA_NS)
 
 
 def not_run(method: Method, network: Network) -> str:

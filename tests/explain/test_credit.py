@@ -281,3 +281,24 @@ def test_csnn_with_max_pool_batch_equals_per_sample():
     for b in range(3):
         single = SpikeAttributor(mode="auto").attribute(x[b], model, int(targets[b])).attribution_map()
         torch.testing.assert_close(batch[b], single, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_and_gated_rules_run_on_a_csnn_through_its_graph():
+    require_module("snntorch", "snntorch")
+    from sc_neurocore.data.train import csnn_network, train_csnn
+
+    state, _ = train_csnn(torch.rand(8, 8, 8), torch.arange(8) % 2, channels=2, kernel=3, n_steps=5, epochs=1, seed=3)
+    model = csnn_network(state, 8)
+    assert model.linear_weights() is None
+    x = _spikes((2, 6, 64), seed=16, dtype=torch.float32)
+    linear = SpikeAttributor(0.9).attribute(x, model, 1).attribution_map()
+    # Brute force: with all gates open, the path of input i is the adjoint of the maps (conv, max pool at the
+    # recorded argmax, flatten, dense) applied to e_k: autograd of the maps' linear part at the same routes.
+    graph = model.graph_for(x)
+    from sc_neurocore.graph.paths import paths_for
+
+    paths = paths_for(graph, x, torch.tensor([1, 1]))
+    expected = x * torch.tensor([0.9 ** (6 - t) for t in range(6)])[None, :, None] * paths
+    torch.testing.assert_close(linear, expected)
+    gated = SpikeAttributor(0.9, mode="gated").attribute(x, model, 1).attribution_map()
+    assert gated.shape == x.shape and bool((gated[x == 0] == 0).all())
