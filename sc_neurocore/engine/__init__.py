@@ -17,7 +17,7 @@ from .cost import cheapest
 from .event import select
 from .incremental import minimum_memory, run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
-from .recorded import recorded
+from .recorded import compiled_stack, recorded
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +114,7 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice) -> tu
         if choice != "auto":
             raise ValueError(f"engine: {choice!r} cannot run this call: {refused}; pass engine='auto' or 'batched'")
         return generic(refused)
-    # Imported here: the compilers live with the adapters, which sit beside the engine, not below it.
-    from ..adapters.compile import compile_model
-
-    stack = compile_model(model)
+    stack = compiled_stack(model)
     if stack is None or stack.layers[0].weight.device != spikes.device or \
             (n_outputs is not None and n_outputs != stack.n_outputs):
         return _refuse(choice, "the model does not compile to a feed-forward stack", generic)

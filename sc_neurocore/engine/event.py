@@ -130,7 +130,7 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
             magnitude += layer.bias.double().abs()
         # Terms of each step's sum: the non-zero inputs and the bias, plus the spikes a perturbed copy may add
         # (none in the first layer, whose perturbations only remove input).
-        terms = (train != 0).sum(dim=2, keepdim=True) + 1 + (0 if index == 0 else ADDED_SPIKES)
+        terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else ADDED_SPIKES)
         previous = torch.cat([membrane.new_zeros(membrane[:, :1].shape), membrane[:, :-1]], dim=1)
         local = 2 * unit * (beta * previous.abs() + current.abs() + membrane.abs() + theta.abs()) \
             + gamma(terms, unit) * magnitude
@@ -143,7 +143,7 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
             inverse = np.where(reach > 0, 1.0 / reach, np.inf)
         tables.append(LayerTables(weight.numpy(), np.abs(weight.numpy()), *by_neuron[:3], inverse, by_neuron[3],
                                   beta.numpy(),
-                                  theta.numpy(), RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1, unit)), spread,
+                                  theta.numpy(), RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)), spread,
                                   ADDED_SPIKES))
         train = baseline.spikes[index].double()
     return tables
@@ -343,9 +343,11 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
         chunk_baseline = baseline if baseline is not None and samples == n_samples else \
             stack_forward(stack, chunk_x, record=True)[1]
         sub = select(plan, picked)
-        sub = sub._replace(sample=sub.sample - start)
-        if isinstance(sub, Silencing) and sub.rank.ndim == 2:
-            sub = sub._replace(rank=sub.rank[start:start + samples])
+        if isinstance(sub, SpikeRemovals):  # samples renumbered into the chunk
+            sub = SpikeRemovals(sub.sample - start, sub.timestep, sub.neuron)
+        else:
+            rank = sub.rank[start:start + samples] if sub.rank.ndim == 2 else sub.rank
+            sub = Silencing(sub.layer, sub.sample - start, rank, sub.start, sub.stop)
         local = None if recompute is None else (lambda rows, picked=picked: recompute(picked[rows]))
         outputs[picked], tie[picked] = run_event(stack, chunk_x, chunk_baseline, sub, recompute=local)
     return outputs, tie

@@ -115,10 +115,8 @@ def recorded(model, spikes: Tensor, stack: CompiledStack, record: bool, max_memo
         if known and record:
             outputs, baseline = stack_forward(stack, spikes.to(dtype), record=True)
         else:
-            from ..adapters.compile import verified
-
-            checked, baseline = verified(model, spikes, record=record, max_memory=max_memory)
-            if checked is None:
+            checked, baseline = verify(model, spikes, stack, record=record, max_memory=max_memory)
+            if not checked:
                 return None
             outputs = stack_forward(stack, spikes.to(dtype)) if baseline is None else \
                 readout_outputs(stack, baseline, spikes.shape[1])
@@ -133,6 +131,64 @@ def recorded(model, spikes: Tensor, stack: CompiledStack, record: bool, max_memo
     except TypeError:
         _last.clear()
     return recording
+
+
+def verify(model, spikes: Tensor, stack: CompiledStack, record: bool,
+           max_memory: int | None = None) -> tuple[bool, Baseline | None]:
+    """Whether ``stack`` reproduces ``model.run(spikes)`` bit for bit, and its recorded forward if ``record``.
+
+    Without ``record`` the check runs in chunks of samples that keep the model's and the stack's forwards
+    within ``max_memory`` together (``None``: the automatic budget); with ``record`` the caller has made sure
+    the whole batch fits.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
+        >>> verify(net, (torch.rand(2, 10, 8) < 0.3).float(), compile_model(net), False)[0]
+        True
+    """
+    from .budget import bytes_per_row, default_max_memory
+
+    if stack.layers[0].weight.device != spikes.device:
+        return False, None
+    n_samples, n_steps, n_inputs = spikes.shape
+    if record:
+        chunk = max(1, n_samples)
+    else:
+        budget = default_max_memory(spikes.device) if max_memory is None else max_memory
+        chunk = budget // (2 * bytes_per_row(n_steps, n_inputs, stack.sizes, spikes.element_size()))
+        if chunk < 1:  # not even one sample's check fits: the generic path handles (or reports) the budget
+            return False, None
+    baseline = None
+    dtype = stack.layers[0].weight.dtype
+    with torch.no_grad():
+        for start in range(0, n_samples, chunk):
+            rows = spikes[start:start + chunk]
+            expected = model.run(rows)
+            compiled = stack_forward(stack, rows.to(dtype), record=record)
+            got, baseline = compiled if record else (compiled, None)
+            if not isinstance(expected, Tensor) or expected.shape != got.shape or expected.dtype != got.dtype \
+                    or not torch.equal(expected, got):
+                logger.info("%s: the compiled stack does not reproduce the model's forward bit for bit; using "
+                            "the generic batched path", type(model).__name__)
+                return False, None
+    return True, baseline
+
+
+def compiled_stack(model) -> CompiledStack | None:
+    """The compiled stack of ``model``: a traced graph lowered (`sc_neurocore.engine.lower`), anything else by
+    `sc_neurocore.adapters.compile.compile_model` (structure only; :func:`verify` checks it)."""
+    from ..graph import ModelGraph
+
+    if isinstance(model, ModelGraph):
+        from .lower import to_compiled_stack
+
+        return to_compiled_stack(model)
+    from ..adapters.compile import compile_model
+
+    return compile_model(model)
 
 
 def readout_outputs(stack: CompiledStack, baseline: Baseline, n_steps: int) -> Tensor:
