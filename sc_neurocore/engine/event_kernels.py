@@ -29,6 +29,8 @@ bound marks the row as a tie; the caller recomputes tie rows by the model's own 
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
@@ -256,7 +258,11 @@ def error_bound(local, beta):
     return out
 
 
-PYTHON_KERNELS = {"_scan_row": _scan_row, "propagate_layer": propagate_layer, "reverse_reach": reverse_reach, "error_bound": error_bound}
+_python_scan_row = _scan_row
+# The plain-Python propagate_layer calls the plain-Python scan, whatever the module global becomes once compiled.
+_python_propagate = types.FunctionType(propagate_layer.__code__, {**globals(), "_scan_row": _python_scan_row},
+                                       "propagate_layer")
+PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "reverse_reach": reverse_reach, "error_bound": error_bound}
 _COMPILED: dict[str, object] = {}
 
 
@@ -283,7 +289,8 @@ def kernels(compiled: bool = True) -> dict:
 
         # _scan_row first: propagate_layer calls it through the module global, which must be the compiled one.
         global _scan_row
-        _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(PYTHON_KERNELS["_scan_row"])
-        for name in ("propagate_layer", "reverse_reach", "error_bound"):
-            _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(PYTHON_KERNELS[name])
+        _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(_python_scan_row)
+        for name, function in (("propagate_layer", propagate_layer), ("reverse_reach", reverse_reach),
+                               ("error_bound", error_bound)):
+            _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(function)
     return _COMPILED
