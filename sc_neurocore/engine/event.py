@@ -113,6 +113,8 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
     in any summation order), accumulated as $E[t] = \beta E[t-1] + \epsilon[t]$.
     """
     unit = torch.finfo(stack.layers[0].weight.dtype).eps / 2
+    # float64 model: the estimates round as finely as the model, so the band takes the bound once more.
+    spread = 2.1 if unit < 2.0**-40 else 1.05
     tables = []
     run = kernels()
     train = x.double()
@@ -126,8 +128,13 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
         beta = torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).contiguous()
         theta = torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).contiguous()
         magnitude = train.abs() @ weight.abs()
+        real_current = train @ weight
         if layer.bias is not None:
             magnitude += layer.bias.double().abs()
+            real_current += layer.bias.double()
+        # The anchor: the baseline's membrane in real arithmetic, with the float forward's own resets.
+        anchor = run["real_membrane"](real_current.numpy(), spikes.numpy(), beta.numpy(), theta.numpy(),
+                                      RESET_CODES[params.reset])
         # Terms of each step's sum: the non-zero inputs and the bias, plus the spikes a perturbed copy may add
         # (none in the first layer, whose perturbations only remove input).
         terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else ADDED_SPIKES)
@@ -135,16 +142,14 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
         local = 2 * unit * (beta * previous.abs() + current.abs() + membrane.abs() + theta.abs()) \
             + gamma(terms, unit) * magnitude
         bound = run["error_bound"](local.numpy(), beta.numpy())
-        spread = 2.5 if unit < 2.0**-40 else 2.05  # float64: the estimate rounds as finely as the model
-        margin = (membrane - theta).abs().numpy() - spread * bound
+        margin = np.abs(anchor - theta.numpy()) - spread * bound
         reach = run["reverse_reach"](margin, beta.numpy())
-        by_neuron = [np.ascontiguousarray(a.transpose(0, 2, 1)) for a in (membrane.numpy(), spikes.numpy(), bound, reach)]
+        by_neuron = [np.ascontiguousarray(a.transpose(0, 2, 1)) for a in (anchor, spikes.numpy(), bound, reach)]
         with np.errstate(divide="ignore"):
             inverse = np.where(reach > 0, 1.0 / reach, np.inf)
         tables.append(LayerTables(weight.numpy(), np.abs(weight.numpy()), *by_neuron[:3], inverse, by_neuron[3],
-                                  beta.numpy(),
-                                  theta.numpy(), RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)), spread,
-                                  ADDED_SPIKES))
+                                  beta.numpy(), theta.numpy(), RESET_CODES[params.reset], 4 * unit,
+                                  float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES))
         train = baseline.spikes[index].double()
     return tables
 

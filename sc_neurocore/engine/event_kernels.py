@@ -74,6 +74,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         ([0, 1], [0], [1.0])
     """
     n_rows = offsets.shape[0] - 1
+    weight_by_neuron = np.ascontiguousarray(weight.T)  # a scan reads one neuron's column
     n_steps = membrane.shape[2]
     n_out = weight.shape[1]
     grow = 1.0 + c_op * (2.0 + 2.0 * n_steps) + c_sum
@@ -95,7 +96,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         stop = offsets[p + 1]
         found = 0
         if start < stop:
-            found = _scan_row(start, stop, sample[p], ev_t, ev_i, ev_delta, weight, abs_weight, membrane, spikes, bound,
+            found = _scan_row(start, stop, sample[p], ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound,
                               inverse_reach, reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow,
                               totals, row_t, row_j, row_delta)
         if found < 0:
@@ -129,7 +130,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
     return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie
 
 
-def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight, abs_weight, membrane, spikes, bound, inverse_reach,
+def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound, inverse_reach,
               reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals, row_t, row_j, row_delta):
     """The spike changes of one row, in neuron order, written to ``row_*``: their number, or -1 on a tie."""
     n_steps = membrane.shape[2]
@@ -148,7 +149,7 @@ def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight, abs_weight, membrane
     first_t = ev_t[start]
     last_t = ev_t[stop - 1]
     found = 0
-    n_out = weight.shape[1]
+    n_out = abs_weight.shape[1]
     # The vectorised test, one pass over the neurons per event: can the summed, decaying kicks of this row's
     # events reach a threshold? (``inverse_reach`` is 1 / reach, or inf where reach <= 0: never screened.)
     for j in range(n_out):
@@ -173,7 +174,7 @@ def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight, abs_weight, membrane
             change = 0.0
             mass = 0.0
             while e < stop and ev_t[e] == t:
-                kick = ev_delta[e] * weight[ev_i[e], j]
+                kick = ev_delta[e] * weight_by_neuron[j, ev_i[e]]
                 change += kick
                 mass += abs(kick)
                 e += 1
@@ -184,10 +185,9 @@ def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight, abs_weight, membrane
                 new = bj * d + change
             elif previous == base_reset:
                 new = bj * (1.0 - base_reset) * d + change
-            else:  # a flipped reset to zero: re-anchored on the baseline membrane, whose error adds
+            else:  # a flipped reset to zero: re-anchored on the baseline's (real) membrane
                 before = membrane[b, j, t - 1]
                 new = bj * (1.0 - previous) * (before + d) - bj * (1.0 - base_reset) * before + change
-                rx += bj * bound[b, j, t - 1]
             rx = bj * rx + c_op * (bj * abs(d) + abs(new) + th * abs(previous - base_reset)) + c_sum * mass
             d = new
             estimate = membrane[b, j, t] + d
@@ -205,9 +205,19 @@ def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight, abs_weight, membrane
                 row_delta[found] = fired - base
                 found += 1
             previous = fired
-            if t >= last_t and fired == base and t + 1 < n_steps and \
-                    (abs(d) * grow + rx) * bj < reach_by_neuron[b, j, t + 1]:
-                break  # what is left of the difference only decays and provably flips nothing more
+            if fired == base and t + 1 < n_steps and (abs(d) * grow + rx) * bj < reach_by_neuron[b, j, t + 1]:
+                # What is left of the difference only decays and provably flips nothing before the next event.
+                if t >= last_t:
+                    break
+                gap = ev_t[e] - t - 1  # steps without an event: skipped, the difference decayed over them
+                if gap > 0:
+                    decay = 1.0
+                    for skipped in range(t + 1, t + 1 + gap):
+                        decay *= bj if reset != 1 else bj * (1.0 - spikes[b, j, skipped - 1])
+                    rx = bj ** gap * (rx + 2.0 * c_op * gap * abs(d))
+                    d *= decay
+                    t += gap
+                    previous = spikes[b, j, t]
             t += 1
     return found
 
@@ -239,6 +249,33 @@ def reverse_reach(margin, beta):
     return reach
 
 
+def real_membrane(current, spikes, beta, theta, reset):
+    """The membrane in (float64) real arithmetic, driven by the real currents and the float forward's own
+    resets (``spikes``: the spikes it emitted), ``(B, T, n)``; the anchor of every perturbed estimate.
+
+    Example:
+        >>> import numpy as np
+        >>> real_membrane(np.ones((1, 3, 1)), np.array([[[0.0], [1.0], [0.0]]]), np.array([0.5]), np.array([1.0]),
+        ...               0)[0, :, 0].tolist()
+        [1.0, 1.5, 0.75]
+    """
+    n_samples, n_steps, n_out = current.shape
+    out = np.empty_like(current)
+    for b in range(n_samples):
+        for j in range(n_out):
+            running = 0.0
+            for t in range(n_steps):
+                fired = spikes[b, t - 1, j] if t > 0 else 0.0
+                if reset == 0:
+                    running = beta[j] * running + current[b, t, j] - fired * theta[j]
+                elif reset == 1:
+                    running = beta[j] * ((1.0 - fired) * running) + current[b, t, j]
+                else:
+                    running = beta[j] * running + current[b, t, j]
+                out[b, t, j] = running
+    return out
+
+
 def error_bound(local, beta):
     """``E[t] = beta * E[t - 1] + local[t]`` over time (``E[-1] = 0``), for ``(B, T, n)`` arrays.
 
@@ -262,7 +299,7 @@ _python_scan_row = _scan_row
 # The plain-Python propagate_layer calls the plain-Python scan, whatever the module global becomes once compiled.
 _python_propagate = types.FunctionType(propagate_layer.__code__, {**globals(), "_scan_row": _python_scan_row},
                                        "propagate_layer")
-PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "reverse_reach": reverse_reach, "error_bound": error_bound}
+PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "real_membrane": real_membrane, "reverse_reach": reverse_reach, "error_bound": error_bound}
 _COMPILED: dict[str, object] = {}
 
 
@@ -280,7 +317,7 @@ def kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(kernels(compiled=False))
-        ['_scan_row', 'error_bound', 'propagate_layer', 'reverse_reach']
+        ['_scan_row', 'error_bound', 'propagate_layer', 'real_membrane', 'reverse_reach']
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS
@@ -291,6 +328,6 @@ def kernels(compiled: bool = True) -> dict:
         global _scan_row
         _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(_python_scan_row)
         for name, function in (("propagate_layer", propagate_layer), ("reverse_reach", reverse_reach),
-                               ("error_bound", error_bound)):
+                               ("error_bound", error_bound), ("real_membrane", real_membrane)):
             _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(function)
     return _COMPILED
