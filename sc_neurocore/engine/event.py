@@ -273,6 +273,13 @@ def _stack_rows(stack: CompiledStack, x: Tensor, plan: SpikeRemovals | Silencing
     return result
 
 
+def _slice(baseline: Baseline, start: int, stop: int) -> Baseline:
+    """Samples ``[start, stop)`` of a recorded baseline (views, no copies)."""
+    return Baseline([c[start:stop] for c in baseline.currents],
+                    [type(state)(*(field[start:stop] for field in state)) for state in baseline.states],
+                    [s[start:stop] for s in baseline.spikes], baseline.partial_outputs[start:stop])
+
+
 def select(plan: SpikeRemovals | Silencing, index: Tensor) -> SpikeRemovals | Silencing:
     """Rows ``index`` (a LongTensor) of ``plan``.
 
@@ -336,7 +343,8 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
         return outputs, tie
     budget = default_max_memory(x.device) if max_memory is None else max_memory
     per_sample = baseline_bytes_per_sample(stack, n_steps, x.element_size()) + table_bytes_per_sample(stack, n_steps)
-    samples = n_samples if baseline is not None else max(1, min(n_samples, budget // 2 // per_sample))
+    # The tables are sized from the budget even when the whole baseline is given (it is sliced per chunk).
+    samples = max(1, min(n_samples, budget // 2 // per_sample))
     order = torch.argsort(plan.sample, stable=True)
     bounds = torch.searchsorted(plan.sample[order], torch.arange(0, n_samples + samples, samples).clamp(max=n_samples))
     for chunk, start in enumerate(range(0, n_samples, samples)):
@@ -345,8 +353,12 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
             continue
         picked = order[lo:hi]
         chunk_x = x[start:start + samples]
-        chunk_baseline = baseline if baseline is not None and samples == n_samples else \
-            stack_forward(stack, chunk_x, record=True)[1]
+        if baseline is None:
+            chunk_baseline = stack_forward(stack, chunk_x, record=True)[1]
+        elif samples == n_samples:
+            chunk_baseline = baseline
+        else:
+            chunk_baseline = _slice(baseline, start, start + samples)
         sub = select(plan, picked)
         if isinstance(sub, SpikeRemovals):  # samples renumbered into the chunk
             sub = SpikeRemovals(sub.sample - start, sub.timestep, sub.neuron)
