@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sc_neurocore.bench import QUICK, render, run_suite
-from sc_neurocore.bench import suite
+from sc_neurocore.bench import QUICK, render, run_suite, suite
 from sc_neurocore.cli import main
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-
 from typing import TYPE_CHECKING
 
 from ..atomic import atomic_write
@@ -23,7 +22,7 @@ from .workloads import WORKLOADS
 if TYPE_CHECKING:
     from .suite import Report
 
-__all__ = ["add_arguments", "main", "render", "run_suite", "Settings", "QUICK"]
+__all__ = ["QUICK", "Settings", "add_arguments", "main", "render", "run_suite"]
 
 
 def __getattr__(name: str):
@@ -70,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     return 1 if missed and getattr(args, "strict", False) else 0
 
 
-def render(report: "Report", command: str = "sc-neurocore bench") -> str:
+def render(report: Report, command: str = "sc-neurocore bench") -> str:
     """The report as Markdown: environment, one table per section, the targets, notes.
 
     Args:

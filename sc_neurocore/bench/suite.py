@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ..engine import execute, run_plan
 from ..dynamics import decay_weights
+from ..engine import execute, run_plan
 from ..engine.attribution_kernels import linear_attribution, write_floor_seconds
 from ..engine.event_kernels import numba_available
 from ..engine.plans import remove_each_spike
@@ -484,6 +484,6 @@ def _kernel_path() -> str:
 
 def _load() -> str:
     try:
-        return "{:.2f}".format(os.getloadavg()[0])
+        return f"{os.getloadavg()[0]:.2f}"
     except OSError:
         return "n/a"

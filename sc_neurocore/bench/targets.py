@@ -45,12 +45,12 @@ class Target(NamedTuple):
 SALIENCY_TARGETS = (("R-MNIST", 50, 300), ("R-seed", 50, 300), ("R-deep", 25, None))
 
 
-def _find(rows: list["Row"], section: str, case: str, contender: str) -> "Row | None":
+def _find(rows: list[Row], section: str, case: str, contender: str) -> Row | None:
     return next((r for r in rows if r.section.startswith(section) and r.case == case and
                  r.contender.startswith(contender)), None)
 
 
-def _count(row: "Row | None") -> int:
+def _count(row: Row | None) -> int:
     """The perturbation count our row names, e.g. ``"ours (999 spikes)"`` -> 999."""
     try:
         return max(1, int(row.contender.split("(")[1].split()[0])) if row is not None else 1
@@ -58,7 +58,7 @@ def _count(row: "Row | None") -> int:
         return 1
 
 
-def issue_targets(rows: list["Row"], r_squared: float, peaks: list[tuple[int, float | None]]) -> list[Target]:
+def issue_targets(rows: list[Row], r_squared: float, peaks: list[tuple[int, float | None]]) -> list[Target]:
     """Every target the rows of a full run can judge (see the module docstring).
 
     Example:

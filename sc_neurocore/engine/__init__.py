@@ -3,8 +3,9 @@ cost model that picks one."""
 
 from __future__ import annotations
 
+import itertools
 import logging
-from typing import NamedTuple
+from typing import Literal, NamedTuple, overload
 
 import torch
 from torch import Tensor
@@ -21,8 +22,18 @@ from .recorded import compiled_stack, recorded
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["execute", "Execution", "ENGINES", "run_plan", "run_incremental", "SpikeRemovals", "Silencing", "remove_each_spike", "silence_each_neuron",
-           "silence_prefixes"]
+__all__ = [
+    "ENGINES",
+    "Execution",
+    "Silencing",
+    "SpikeRemovals",
+    "execute",
+    "remove_each_spike",
+    "run_incremental",
+    "run_plan",
+    "silence_each_neuron",
+    "silence_prefixes",
+]
 
 
 #: Below this many multiply-adds in the plan's forward passes (rows x T x sum of n_in x n_out), the generic
@@ -52,6 +63,18 @@ class Execution(NamedTuple):
 
 
 ENGINES = ("auto", "event", "incremental", "batched")
+
+
+@overload
+def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
+            max_memory: int | None = ..., n_outputs: int | None = ..., progress: bool = ..., engine: str = ...,
+            return_info: Literal[False] = ...) -> Tensor: ...
+
+
+@overload
+def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
+            max_memory: int | None = ..., n_outputs: int | None = ..., progress: bool = ..., engine: str = ...,
+            return_info: Literal[True]) -> tuple[Tensor, Execution]: ...
 
 
 def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
@@ -105,7 +128,7 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
 
 def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice) -> tuple[Tensor, Execution]:
     budget = default_max_memory(spikes.device) if max_memory is None else max_memory
-    generic = lambda reason: (run_plan(model, spikes, plan, max_memory=max_memory,  # noqa: E731
+    generic = lambda reason: (run_plan(model, spikes, plan, max_memory=max_memory,
                                        n_outputs=n_outputs, progress=progress), Execution("batched", reason))
     if choice == "batched":
         return generic("forced (engine='batched')")
@@ -206,7 +229,7 @@ def _options(model, spikes: Tensor, plan, stack, max_memory: int | None) -> dict
 def _plan_macs(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing) -> int:
     """Multiply-adds of running every row of ``plan`` as a full forward pass through the model's layers."""
     sizes = [spikes.shape[2], *model.neuron_layers.values()]
-    return len(plan) * spikes.shape[1] * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return len(plan) * spikes.shape[1] * sum(a * b for a, b in itertools.pairwise(sizes))
 
 
 def _fits_one_chunk(model: SpikingModel, spikes: Tensor, budget: int) -> bool:

@@ -21,6 +21,7 @@ possible, and the choice never changes the outputs outside a reported tie mask.
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 #: Seconds per multiply-add of a batched forward pass (float32, one thread).
@@ -51,7 +52,7 @@ class Shape(NamedTuple):
     @property
     def macs_per_step(self) -> int:
         widths = (self.n_inputs, *self.sizes)
-        return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        return sum(a * b for a, b in itertools.pairwise(widths))
 
 
 def batched_seconds(shape: Shape, rows: int | None = None) -> float:

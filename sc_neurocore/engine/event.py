@@ -87,7 +87,7 @@ def unsupported(stack: CompiledStack) -> str | None:
     """
     if stack.readout not in EVENT_READOUTS:
         return f"readout {stack.readout!r} is a membrane value (the event engine computes spike readouts)"
-    for name, layer in zip(stack.names, stack.layers):
+    for name, layer in zip(stack.names, stack.layers, strict=True):
         if layer.step is not lif_step or not isinstance(layer.params, LIFParameters):
             return f"layer {name!r} is not a leaky integrate-and-fire layer"
         beta = torch.as_tensor(layer.params.beta)
@@ -144,10 +144,11 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
         bound = run["error_bound"](local.numpy(), beta.numpy())
         margin = np.abs(anchor - theta.numpy()) - spread * bound
         reach = run["reverse_reach"](margin, beta.numpy())
-        by_neuron = [np.ascontiguousarray(a.transpose(0, 2, 1)) for a in (anchor, spikes.numpy(), bound, reach)]
+        anchor_n, spikes_n, bound_n, reach_n = (np.ascontiguousarray(a.transpose(0, 2, 1))
+                                                for a in (anchor, spikes.numpy(), bound, reach))
         with np.errstate(divide="ignore"):
             inverse = np.where(reach > 0, 1.0 / reach, np.inf)
-        tables.append(LayerTables(weight.numpy(), np.abs(weight.numpy()), *by_neuron[:3], inverse, by_neuron[3],
+        tables.append(LayerTables(weight.numpy(), np.abs(weight.numpy()), anchor_n, spikes_n, bound_n, inverse, reach_n,
                                   beta.numpy(), theta.numpy(), RESET_CODES[params.reset], 4 * unit,
                                   float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES))
         train = baseline.spikes[index].double()
@@ -235,6 +236,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     counts = accumulated[sample].clone()
     tie = torch.zeros(n_rows, dtype=torch.bool)
     if level == len(stack.layers):  # silenced output neurons: their spikes leave the readout
+        assert isinstance(plan, Silencing)
         counts = counts * (~plan.masks()).to(counts.dtype)
         return readout_finish(stack.readout, counts, n_steps), tie
     tables = layer_tables(stack, x, baseline) if tables is None else tables
@@ -353,8 +355,11 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
             continue
         picked = order[lo:hi]
         chunk_x = x[start:start + samples]
+        chunk_baseline: Baseline
         if baseline is None:
-            chunk_baseline = stack_forward(stack, chunk_x, record=True)[1]
+            recorded_forward = stack_forward(stack, chunk_x, record=True)
+            assert isinstance(recorded_forward, tuple)
+            chunk_baseline = recorded_forward[1]
         elif samples == n_samples:
             chunk_baseline = baseline
         else:

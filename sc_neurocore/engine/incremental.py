@@ -456,7 +456,7 @@ def _join(buffer, cached, sample: Tensor, t: int, layer: CompiledLayer, capacity
 class _Buffer:
     """Replay states of the active rows, preallocated for a chunk; rows ``[:filled]`` are live."""
 
-    __slots__ = ("state", "filled")
+    __slots__ = ("filled", "state")
 
     def __init__(self, state, filled: int) -> None:
         self.state = state

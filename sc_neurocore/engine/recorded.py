@@ -39,7 +39,7 @@ class Recording(NamedTuple):
     outputs: Tensor
 
 
-_checked: "weakref.WeakKeyDictionary[Any, set]" = weakref.WeakKeyDictionary()
+_checked: weakref.WeakKeyDictionary[Any, set] = weakref.WeakKeyDictionary()
 _last: dict[str, Any] = {}
 
 
@@ -168,7 +168,7 @@ def verify(model, spikes: Tensor, stack: CompiledStack, record: bool,
             rows = spikes[start:start + chunk]
             expected = model.run(rows)
             compiled = stack_forward(stack, rows.to(dtype), record=record)
-            got, baseline = compiled if record else (compiled, None)
+            got, baseline = compiled if isinstance(compiled, tuple) else (compiled, None)
             if not isinstance(expected, Tensor) or expected.shape != got.shape or expected.dtype != got.dtype \
                     or not torch.equal(expected, got):
                 logger.info("%s: the compiled stack does not reproduce the model's forward bit for bit; using "

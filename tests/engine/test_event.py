@@ -4,15 +4,16 @@ mode, beta 0 / 0.7 / 1, float32 and float64, every plan kind; compiled and plain
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
+from brute_force import input_causal_loop, one_sample, saliency_loop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brute_force import input_causal_loop, one_sample, saliency_loop
 from sc_neurocore.adapters.compile import compile_model
-from sc_neurocore.engine import execute, run_plan
-from sc_neurocore.engine import event, event_kernels
+from sc_neurocore.engine import event, event_kernels, execute, run_plan
 from sc_neurocore.engine.batched import materialise
 from sc_neurocore.engine.incremental import stack_forward
 from sc_neurocore.engine.plans import Silencing, remove_each_spike, silence_each_neuron, silence_prefixes
@@ -30,7 +31,7 @@ def networks(draw):
     seed = draw(st.integers(0, 2**16))
     generator = torch.Generator().manual_seed(seed)
     weights = [torch.randn(a, b, generator=generator, dtype=dtype) * draw(st.sampled_from([0.6, 1.0, 1.6]))
-               for a, b in zip(sizes[:-1], sizes[1:])]
+               for a, b in itertools.pairwise(sizes)]
     beta = draw(st.sampled_from([0.0, 0.7, 1.0]))
     reset = draw(st.sampled_from(["subtract", "zero", "none"]))
     threshold = draw(st.sampled_from([0.5, 1.0]))
@@ -124,7 +125,7 @@ def test_compiled_and_python_kernels_agree():
                                  table.abs_weight, table.membrane, table.spikes, table.bound, table.inverse_reach,
                                  table.reach_by_neuron, table.beta, table.theta, table.reset, table.c_op,
                                  table.c_sum, table.spread, table.slack, 8))
-    for fast, slow in zip(*results):
+    for fast, slow in zip(*results, strict=True):
         assert (fast == slow).all()
     assert len(results[0][1]) > 0
 
@@ -137,7 +138,7 @@ def test_row_count_changes_the_matrix_products_rounding():
     weight = torch.randn(128, 10, generator=generator)
     rows = (torch.rand(4096, 128, generator=generator) < 0.2).float()
     together = rows @ weight
-    one_by_one = torch.cat([rows[i:i + 1] @ weight for i in range(0, 512)])
+    one_by_one = torch.cat([rows[i:i + 1] @ weight for i in range(512)])
     assert not torch.equal(one_by_one, together[:512])
     exact = rows[:512].double() @ weight.double()
     unit = torch.finfo(torch.float32).eps / 2

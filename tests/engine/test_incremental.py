@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from brute_force import input_causal_loop, one_sample, saliency_loop
+
 from sc_neurocore.adapters import FunctionModel
 from sc_neurocore.adapters.compile import compile_model
-from sc_neurocore.engine import execute, run_plan
-from sc_neurocore.engine import incremental
+from sc_neurocore.engine import execute, incremental, run_plan
 from sc_neurocore.engine.incremental import minimum_memory, plan_chunks, run_incremental, stack_forward
 from sc_neurocore.engine.plans import Silencing, remove_each_spike, silence_each_neuron, silence_prefixes
 from sc_neurocore.models import LIFNetwork
@@ -179,7 +178,7 @@ def test_execute_runs_the_generic_path_on_a_gpu(monkeypatch):
 
 
 def test_small_plans_take_the_generic_path(monkeypatch):
-    import sc_neurocore.engine as engine
+    from sc_neurocore import engine
 
     monkeypatch.setattr(engine, "SMALL_PLAN_MACS", 2 * 10**8)  # the shipped value (conftest sets 0)
     net = network([20, 12, 4], seed=5)

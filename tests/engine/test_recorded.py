@@ -3,10 +3,11 @@ compiled check runs once per model and input shape (again when a parameter chang
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
 from sc_neurocore.engine import execute, run_plan
-import importlib
 
 recorded_module = importlib.import_module("sc_neurocore.engine.recorded")
 from sc_neurocore.engine.plans import remove_each_spike
