@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 from typing import Literal, NamedTuple, overload
 
 import torch
@@ -63,6 +64,9 @@ class Execution(NamedTuple):
 
 
 ENGINES = ("auto", "event", "incremental", "batched")
+#: Environment variable naming the executor ``engine="auto"`` prefers wherever it can run (tests and
+#: benchmarks use it; unset: the cost model decides).
+ENGINE_ENV = "SC_NEUROCORE_ENGINE"
 
 
 @overload
@@ -93,7 +97,8 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     The compiled executors run only when the model compiles (:func:`sc_neurocore.adapters.compile.compile_model`)
     and the compiled form reproduces the model's forward bit for bit (checked once per model and input
     shape; :mod:`sc_neurocore.engine.recorded`). ``engine="auto"`` picks by the cost model of
-    :mod:`sc_neurocore.engine.cost` on the CPU; plans below :data:`SMALL_PLAN_MACS` and every plan on a GPU
+    :mod:`sc_neurocore.engine.cost` on the CPU (the environment variable ``SC_NEUROCORE_ENGINE`` names an
+    executor to prefer wherever it can run); plans below :data:`SMALL_PLAN_MACS` and every plan on a GPU
     (where one large batched forward beat the replay's small kernels, ``docs/benchmarks-gpu.md``) take the
     batched path. The baseline call (``plan=None``) of a compiled model records its forward, and the next
     call on the same spikes tensor starts from that recording: one forward per explainer call.
@@ -122,11 +127,15 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
         'batched'
     """
     choice = as_choice(engine, ENGINES, "engine")
-    outputs, info = _execute(model, spikes, plan, max_memory, n_outputs, progress, choice)
+    preferred = None
+    if choice == "auto" and os.environ.get(ENGINE_ENV, "").strip():
+        preferred = as_choice(os.environ[ENGINE_ENV].strip(), ENGINES, ENGINE_ENV)
+    outputs, info = _execute(model, spikes, plan, max_memory, n_outputs, progress, choice, preferred)
     return (outputs, info) if return_info else outputs
 
 
-def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice) -> tuple[Tensor, Execution]:
+def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
+             preferred: str | None = None) -> tuple[Tensor, Execution]:
     budget = default_max_memory(spikes.device) if max_memory is None else max_memory
     generic = lambda reason: (run_plan(model, spikes, plan, max_memory=max_memory,
                                        n_outputs=n_outputs, progress=progress), Execution("batched", reason))
@@ -153,6 +162,8 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice) -> tu
     if recording is None:
         return _refuse(choice, "the compiled stack does not reproduce the model's forward bit for bit", generic)
     if plan is None:
+        if recording.outputs is None:
+            return generic("too many samples to record at once: the model's own forward, in chunks")
         return recording.outputs, Execution("incremental", "the compiled stack's recorded forward (verified)")
     options = _options(model, spikes, plan, stack, max_memory)
     if choice != "auto":
@@ -160,6 +171,8 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice) -> tu
             raise ValueError(f"engine: {choice!r} cannot run this call: {options.get(choice + ' refused')}; "
                              "pass engine='auto' or 'batched'")
         name, reason = choice, f"forced (engine={choice!r})"
+    elif preferred not in (None, "auto") and options.get(preferred) is not None:
+        name, reason = preferred, f"preferred by {ENGINE_ENV}={preferred}"
     else:
         estimates = {key: value for key, value in options.items() if isinstance(value, float)}
         name, reason = cheapest(estimates)
@@ -199,7 +212,8 @@ def _refusal(model: SpikingModel, spikes: Tensor, plan, choice: str) -> str | No
         return "an empty plan"
     if choice == "auto" and spikes.device.type != "cpu":
         return "on a GPU one batched forward beats the compiled executors' small kernels"
-    if choice == "auto" and plan is not None and _plan_macs(model, spikes, plan) < SMALL_PLAN_MACS:
+    if choice == "auto" and plan is not None and _plan_macs(model, spikes, plan) < SMALL_PLAN_MACS and \
+            os.environ.get(ENGINE_ENV, "").strip() in ("", "auto", "batched"):
         return "a small plan (below SMALL_PLAN_MACS multiply-adds)"
     return None
 
@@ -207,6 +221,7 @@ def _refusal(model: SpikingModel, spikes: Tensor, plan, choice: str) -> str | No
 def _options(model, spikes: Tensor, plan, stack, max_memory: int | None) -> dict:
     """Each executor's estimated seconds, or why it cannot run (``'<name> refused'``)."""
     from .cost import Shape, batched_seconds, event_seconds, incremental_seconds
+    from .event import minimum_memory as event_minimum_memory
     from .event import unsupported
     from .event_kernels import numba_available
 
@@ -219,6 +234,8 @@ def _options(model, spikes: Tensor, plan, stack, max_memory: int | None) -> dict
     else:
         options["incremental"] = incremental_seconds(shape)
     why = unsupported(stack) if spikes.device.type == "cpu" else "it runs on the CPU only"
+    if why is None and max_memory is not None and max_memory < event_minimum_memory(stack, spikes.shape[1]):
+        why = "max_memory is below one sample's tables"
     if why is None:
         options["event"] = event_seconds(shape, compiled=numba_available())
     else:

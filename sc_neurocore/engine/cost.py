@@ -11,8 +11,8 @@ with one torch thread (``sc-neurocore bench`` records the real times next to the
   replay loop's per-step calls for every chunk.
 * **event**: the recorded baseline, the tables (a float64 product per layer), then per row and layer the
   screen over its neurons and the scanned steps at :data:`EVENT_STEP` (compiled) or :data:`PYTHON_STEP`
-  (numba missing), plus the tie rows, recomputed by the model's own batched forward (a share
-  :data:`TIE_SHARE` of the rows is assumed).
+  (numba missing), plus the tie rows, recomputed by the model's own batched forward (their share from
+  :data:`TIE_RATE`).
 
 The model picks the cheapest executor that can run the plan exactly; ties in the estimate go to the
 simpler path. The constants are medians, not guarantees: forcing an executor (``engine=``) is always
@@ -22,6 +22,7 @@ possible, and the choice never changes the outputs outside a reported tie mask.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import NamedTuple
 
 #: Seconds per multiply-add of a batched forward pass (float32, one thread).
@@ -36,8 +37,10 @@ INCREMENTAL_NEURON = 8e-9
 EVENT_STEP = 1e-8
 #: The same, running uncompiled (numba not installed).
 PYTHON_STEP = 1e-6
-#: Share of a plan's rows assumed to land inside the rounding bound (recomputed by the model's forward).
-TIE_SHARE = 0.1
+#: Rows landing inside the rounding bound (recomputed by the model's forward) grow with the decisions a row
+#: scans: share ``1 - exp(-TIE_RATE x layers x T x sum(n))``. Fitted on the benchmark workloads (R-MNIST 5.5%,
+#: R-deep 43%, R-seed 1.3% of the saliency rows in float32).
+TIE_RATE = 1e-5
 
 
 class Shape(NamedTuple):
@@ -91,7 +94,8 @@ def event_seconds(shape: Shape, compiled: bool = True) -> float:
     tables = 2 * shape.samples * shape.steps * shape.macs_per_step * BATCHED_MAC
     # Per row: a screen over every neuron, and about a fifth of them scanned for a third of the window.
     per_row = sum(shape.sizes) * step * (1 + shape.steps / 15)
-    ties = batched_seconds(shape, rows=max(1, int(TIE_SHARE * shape.rows)))
+    share = 1.0 - math.exp(-TIE_RATE * len(shape.sizes) * shape.steps * sum(shape.sizes))
+    ties = batched_seconds(shape, rows=max(1, int(share * shape.rows)))
     return baseline + tables + shape.rows * per_row + ties
 
 

@@ -299,7 +299,15 @@ def select(plan: SpikeRemovals | Silencing, index: Tensor) -> SpikeRemovals | Si
 def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
     """Peak bytes of one sample's :class:`LayerTables` while they are built (float64: the tables, their
     neuron-major copies and the temporaries of the bound)."""
-    return 8 * n_steps * sum(12 * n + 2 for n in stack.sizes)
+    return 8 * n_steps * sum(16 * n + 2 for n in stack.sizes)
+
+
+def minimum_memory(stack: CompiledStack, n_steps: int) -> int:
+    """The smallest ``max_memory`` the event engine runs under: one sample's recorded forward and tables."""
+    from .incremental import baseline_bytes_per_sample
+
+    itemsize = torch.empty((), dtype=stack.layers[0].weight.dtype).element_size()
+    return baseline_bytes_per_sample(stack, n_steps, itemsize) + table_bytes_per_sample(stack, n_steps)
 
 
 def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, *,

@@ -31,12 +31,12 @@ class Recording(NamedTuple):
     Attributes:
         stack: the compiled network.
         baseline: its recorded forward (``None`` when the samples were too many to record at once).
-        outputs: ``(B, C)`` the unperturbed outputs (bit for bit the model's own).
+        outputs: ``(B, C)`` the unperturbed outputs (bit for bit the model's own), when recorded.
     """
 
     stack: CompiledStack
     baseline: Baseline | None
-    outputs: Tensor
+    outputs: Tensor | None
 
 
 _checked: weakref.WeakKeyDictionary[Any, set] = weakref.WeakKeyDictionary()
@@ -111,15 +111,20 @@ def recorded(model, spikes: Tensor, stack: CompiledStack, record: bool, max_memo
     except TypeError:  # a model that cannot be weakly referenced: check every time
         known = False
     dtype = stack.layers[0].weight.dtype
+    baseline: Baseline | None
+    outputs: Tensor | None
     with torch.no_grad():
         if known and record:
-            outputs, baseline = stack_forward(stack, spikes.to(dtype), record=True)
+            forward = stack_forward(stack, spikes.to(dtype), record=True)
+            assert isinstance(forward, tuple)
+            outputs, baseline = forward
         else:
             checked, baseline = verify(model, spikes, stack, record=record, max_memory=max_memory)
             if not checked:
                 return None
-            outputs = stack_forward(stack, spikes.to(dtype)) if baseline is None else \
-                readout_outputs(stack, baseline, spikes.shape[1])
+            # Without a recording (too many samples at once) the outputs are not needed: plan calls replay
+            # from per-chunk recordings, and baseline calls take the model's own chunked forward.
+            outputs = None if baseline is None else readout_outputs(stack, baseline, spikes.shape[1])
             try:
                 _checked.setdefault(model, set()).add(key)
             except TypeError:
