@@ -30,7 +30,7 @@ def test_every_contender_agrees_with_ours(report):
 def test_every_section_and_both_model_kinds_ran(report):
     sections = {row.section.split(",")[0].split(" (")[0] for row in report.rows}
     assert {"Exact saliency", "Causal importance", "Attribution", "Time vs number of spikes",
-            "Peak memory"} <= sections
+            "Peak memory", "Inner loop paths"} <= sections
     cases = {row.case for row in report.rows}
     for workload in ("R-seed", "R-MNIST", "R-deep"):
         assert f"{workload} / LIFNetwork" in cases and f"{workload} / snnTorch" in cases

@@ -33,6 +33,7 @@ from ..engine.plans import remove_each_spike
 from ..explain import CausalImportance, SpikeAttributor, TemporalSaliency
 from ..explain.attribution import linear_paths
 from . import contenders
+from .paths import paths_section
 from .targets import Target, issue_targets
 from .workloads import WORKLOADS, Workload, input_spikes, lif_network, snntorch_network
 
@@ -456,6 +457,8 @@ def run_suite(settings: Settings = Settings(), progress: Callable[[str], None] =
             progress("time vs spikes")
             linear_rows, r_squared = linearity_section(mnist, settings)
             rows += linear_rows
+            progress("inner loop paths")
+            rows += paths_section(mnist, settings.runs, timed, Row, _agreement, compile_step=settings.scale == 1.0)
             progress("peak memory")
             memory_rows, peaks = memory_section(mnist, settings)
             rows += memory_rows

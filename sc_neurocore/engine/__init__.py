@@ -236,6 +236,8 @@ def _options(model, spikes: Tensor, plan, stack, max_memory: int | None) -> dict
     why = unsupported(stack) if spikes.device.type == "cpu" else "it runs on the CPU only"
     if why is None and max_memory is not None and max_memory < event_minimum_memory(stack, spikes.shape[1]):
         why = "max_memory is below one sample's tables"
+    if why is None and _many_inputs_per_row(plan):
+        why = "rows silence many input neurons (every one of their spikes an event)"
     if why is None:
         options["event"] = event_seconds(shape, compiled=numba_available())
     else:
