@@ -30,8 +30,7 @@ from ..dynamics import (
     lif_initial_state,
     lif_step,
 )
-from ..engine.budget import bytes_per_row, default_max_memory
-from ..engine.incremental import Baseline, CompiledLayer, CompiledStack, stack_forward
+from ..engine.incremental import Baseline, CompiledLayer, CompiledStack
 from ..models import LIFNetwork
 from .norse import HEAVISIDE_METHODS
 
@@ -98,31 +97,13 @@ def verified(model, spikes: Tensor, record: bool,
     passes within ``max_memory`` together (``None``: the automatic budget); with ``record`` the caller
     has made sure the whole batch fits.
     """
+    from ..engine.recorded import verify
+
     stack = compile_model(model)
-    if stack is None or stack.layers[0].weight.device != spikes.device:
+    if stack is None:
         return None, None
-    n_samples, n_steps, n_inputs = spikes.shape
-    if record:
-        chunk = n_samples
-    else:
-        budget = default_max_memory(spikes.device) if max_memory is None else max_memory
-        both = 2 * bytes_per_row(n_steps, n_inputs, list(model.neuron_layers.values()), spikes.element_size())
-        chunk = budget // both
-        if chunk < 1:  # not even one sample's check fits: the generic path handles (or reports) the budget
-            return None, None
-    baseline = None
-    with torch.no_grad():
-        for start in range(0, n_samples, chunk):
-            rows = spikes[start:start + chunk]
-            expected = model.run(rows)
-            compiled = stack_forward(stack, rows.to(stack.layers[0].weight.dtype), record=record)
-            got, baseline = compiled if record else (compiled, None)
-            if not isinstance(expected, Tensor) or expected.shape != got.shape or expected.dtype != got.dtype \
-                    or not torch.equal(expected, got):
-                logger.info("%s: the compiled stack does not reproduce the model's forward bit for bit; using "
-                            "the generic batched path", type(model).__name__)
-                return None, None
-    return stack, baseline
+    checked, baseline = verify(model, spikes, stack, record, max_memory)
+    return (stack, baseline) if checked else (None, None)
 
 
 def _compile_lif_network(net: LIFNetwork) -> CompiledStack:

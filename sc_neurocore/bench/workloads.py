@@ -44,7 +44,7 @@ class Workload(NamedTuple):
     steps: int
     rate: float
 
-    def scaled(self, factor: float) -> "Workload":
+    def scaled(self, factor: float) -> Workload:
         """The same workload with every size and the window shrunk by ``factor`` (for smoke runs)."""
         sizes = tuple(max(4, int(size * factor)) for size in self.sizes[:-1]) + (self.sizes[-1],)
         return Workload(self.name, sizes, max(5, int(self.steps * factor)), self.rate)

@@ -95,6 +95,8 @@ class CompiledLayer(NamedTuple):
         decision: ``decision(current, state_before, state_after, params)``: the quantity whose sign decided
             this step's spikes (``membrane - threshold`` for :func:`~sc_neurocore.dynamics.lif_step`, the
             default), watched by the replay for near-ties (see :func:`replay`).
+        terms: summation terms each current adds beyond one product of the input (the later maps of a
+            lowered graph segment: a pooling window, an affine step), for the event engine's rounding bound.
     """
 
     weight: Tensor
@@ -104,6 +106,7 @@ class CompiledLayer(NamedTuple):
     initial_state: Callable[[Tensor], Any]
     linear: Callable[[Tensor], Tensor] | None = None
     decision: Callable[[Tensor, Any, Any, Any], Tensor] | None = None
+    terms: int = 0
 
     def distance(self, current: Tensor, before, after) -> Tensor:
         """How far each neuron was from flipping its spike this step (the decision variable)."""
@@ -453,7 +456,7 @@ def _join(buffer, cached, sample: Tensor, t: int, layer: CompiledLayer, capacity
 class _Buffer:
     """Replay states of the active rows, preallocated for a chunk; rows ``[:filled]`` are live."""
 
-    __slots__ = ("state", "filled")
+    __slots__ = ("filled", "state")
 
     def __init__(self, state, filled: int) -> None:
         self.state = state

@@ -23,7 +23,7 @@ class SpikeRemovals(NamedTuple):
     def __len__(self) -> int:  # type: ignore[override]
         return self.sample.shape[0]
 
-    def rows(self, start: int, stop: int) -> "SpikeRemovals":
+    def rows(self, start: int, stop: int) -> SpikeRemovals:
         return SpikeRemovals(self.sample[start:stop], self.timestep[start:stop], self.neuron[start:stop])
 
 
@@ -46,7 +46,7 @@ class Silencing(NamedTuple):
     def __len__(self) -> int:  # type: ignore[override]
         return self.sample.shape[0]
 
-    def rows(self, start: int, stop: int) -> "Silencing":
+    def rows(self, start: int, stop: int) -> Silencing:
         return Silencing(self.layer, self.sample[start:stop], self.rank, self.start[start:stop],
                          self.stop[start:stop])
 

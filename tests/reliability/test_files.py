@@ -235,6 +235,7 @@ def test_ctrl_c_mid_dataset_leaves_only_whole_shards_and_resumes(tmp_path):
 
 
 def test_ctrl_c_in_the_incremental_engine_closes_the_bar(monkeypatch):
+    monkeypatch.setenv("SC_NEUROCORE_ENGINE", "incremental")  # the executor under test
     import sc_neurocore.engine.incremental as incremental
     from tqdm import tqdm
 
