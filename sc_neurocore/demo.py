@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from .explain import CausalImportance, SpikeAttributor, TemporalSaliency
+from .extras import install_hint
 from .inputs import as_positive_int
 from .models import LIFNetwork
 
@@ -216,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
     _section(f"Faithfulness on {n_faithful} test digits (`sc-neurocore quality` prints the full report)")
     print(format_table(rows))
     if not captum:
-        print("(Captum rows left out: they need snnTorch, pip install 'sc-neurocore[snntorch]')")
+        print(f"(Captum rows left out: they need snnTorch, {install_hint('snntorch')})")
 
     # -- speed-up over the naive loop ---------------------------------------------------------------------
     speed = saliency_speedup(network, spikes[0], int(targets[0]))

@@ -47,6 +47,7 @@ from .adapters import as_spiking_model
 from .atomic import atomic_path, atomic_write
 from .engine import execute
 from .explain import CausalImportance, SpikeAttributor, TemporalSaliency
+from .extras import missing_extra
 from .inputs import as_choice, as_positive_int, as_spikes, as_targets
 from .explain.perturbation import PerturbationExplainer
 from .protocol import INPUT_LAYER
@@ -149,8 +150,7 @@ class SpikeFileDataset(Dataset):
             try:
                 from safetensors import safe_open
             except ImportError as error:
-                raise ImportError("dataset: reading .safetensors needs safetensors; install it with "
-                                  "pip install 'sc-neurocore[data]'") from error
+                raise missing_extra("dataset: reading .safetensors needs safetensors", "data") from error
             try:
                 with safe_open(str(self.path), framework="pt") as handle:
                     names = set(handle.keys())
@@ -660,7 +660,7 @@ def _require_safetensors(what: str):
     try:
         import safetensors.torch
     except ImportError as error:
-        raise ImportError(f"{what} needs safetensors; install it with pip install 'sc-neurocore[data]'") from error
+        raise missing_extra(f"{what} needs safetensors", "data") from error
     return safetensors.torch
 
 

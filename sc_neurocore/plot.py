@@ -10,7 +10,7 @@ Colour scales are explicit and labelled: signed scores (attribution, saliency, i
 diverging map centred on 0 (red: supports the output, blue: opposes it; limits symmetric, ``+-max|s|``);
 non-negative scores use a sequential map starting at 0.
 
-matplotlib is imported lazily: ``pip install 'sc-neurocore[viz]'``.
+matplotlib is imported lazily: ``pip install 'spikexplain[viz]'``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .extras import missing_extra
+
 #: Diverging map for signed scores (red positive, blue negative, white 0) and sequential map for |scores|.
 SIGNED_CMAP = "RdBu_r"
 UNSIGNED_CMAP = "viridis"
@@ -32,7 +34,7 @@ def _matplotlib():
         import matplotlib
         from matplotlib.figure import Figure
     except ImportError as error:  # an optional dependency
-        raise ImportError("sc_neurocore.plot needs matplotlib: pip install 'sc-neurocore[viz]'") from error
+        raise missing_extra("sc_neurocore.plot needs matplotlib", "viz") from error
     return matplotlib, Figure
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..extras import missing_extra
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
 from .stack import StackLayer, linear_chain, structure_params
 
@@ -31,7 +32,7 @@ def import_norse():
     try:
         import norse.torch
     except ImportError as error:
-        raise ImportError("sc_neurocore.adapters.from_norse needs Norse: pip install 'sc-neurocore[norse]'") from error
+        raise missing_extra("sc_neurocore.adapters.from_norse needs Norse", "norse") from error
     return norse.torch
 
 

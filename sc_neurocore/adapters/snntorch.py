@@ -26,6 +26,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..extras import missing_extra
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
 from .stack import StackLayer, linear_chain, structure_params
 
@@ -38,8 +39,7 @@ def import_snntorch():
     try:
         import snntorch
     except ImportError as error:
-        raise ImportError("sc_neurocore.adapters.from_snntorch needs snnTorch: pip install 'sc-neurocore[snntorch]'") \
-            from error
+        raise missing_extra("sc_neurocore.adapters.from_snntorch needs snnTorch", "snntorch") from error
     return snntorch
 
 

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ..extras import missing_extra
 from ..models import LIFNetwork
 
 #: Membrane decay and threshold of every workload.
@@ -77,7 +78,7 @@ def snntorch_network(workload: Workload, seed: int = 0) -> nn.Sequential:
     try:
         import snntorch as snn
     except ImportError as error:
-        raise ImportError("the snnTorch workloads need snnTorch: pip install 'sc-neurocore[snntorch]'") from error
+        raise missing_extra("the snnTorch workloads need snnTorch", "snntorch") from error
     layers: list[nn.Module] = []
     chain = weights(workload, seed)
     for index, weight in enumerate(chain):

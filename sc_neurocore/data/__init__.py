@@ -21,7 +21,7 @@ Example (the tutorial's MNIST example on real handwriting)::
     result = SpikeAttributor(decay=0.95).attribute(test_spikes, model_weights, output_neuron=predicted_class)
     importance_image = result.spatial_importance().reshape(28, 28)
 
-scikit-learn (``pip install 'sc-neurocore[data]'``) is needed for the digits, safetensors for the weights,
+scikit-learn (``pip install 'spikexplain[data]'``) is needed for the digits, safetensors for the weights,
 snnTorch (``[snntorch]``) for the snnTorch model and training.
 """
 

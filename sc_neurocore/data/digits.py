@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..extras import missing_extra
 from ..inputs import as_choice, as_positive_int
 from .encoding import encode
 
@@ -61,7 +62,7 @@ def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits as sklearn_load_digits
     except ImportError as error:  # an optional dependency
-        raise ImportError("the digits data set needs scikit-learn: pip install 'sc-neurocore[data]'") from error
+        raise missing_extra("the digits data set needs scikit-learn", "data") from error
     bunch = sklearn_load_digits()
     images = (bunch.images / 16.0).astype(np.float32)
     labels = bunch.target.astype(np.int64)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..dynamics import RESET_MECHANISMS
+from ..extras import missing_extra
 from ..inputs import as_choice, as_weight_chain
 from ..loading import load_state_dict
 from ..models import LIFNetwork
@@ -115,7 +116,7 @@ def _import_snntorch():
     try:
         import snntorch
     except ImportError as error:  # an optional dependency
-        raise ImportError("the snnTorch model needs snnTorch: pip install 'sc-neurocore[snntorch]'") from error
+        raise missing_extra("the snnTorch model needs snnTorch", "snntorch") from error
     return snntorch
 
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..atomic import atomic_path, atomic_write
+from ..extras import missing_tool
 from ..inputs import as_positive_int
 from .soc import Board, board_soc, get_board, quiet_litex
 
@@ -239,8 +240,7 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
         raise ValueError(f"sys_clk_freq: expected a positive frequency in Hz, got {sys_clk_freq!r}")
     for tool in ("yosys", "nextpnr-ice40", "icepack"):
         if shutil.which(tool) is None:
-            raise FileNotFoundError(f"{tool} is not installed; install the toolchain with: "
-                                    "sudo bash scripts/install-toolchain.sh")
+            raise missing_tool(tool)
     from .core import TraceExplainer
     from .spec import FixedPointSpec
     spec = FixedPointSpec() if spec is None else spec

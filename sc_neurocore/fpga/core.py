@@ -13,13 +13,14 @@ The spike RAM holds word ``t * M + j`` = the ``L`` spikes of inputs ``j * L .. j
 row-major order of an ``(N, C)`` matrix). Spike and weight RAMs are single-port, so yosys can place them
 in block RAM or, with ``synth_ice40 -spram``, in the UP5K's SPRAM.
 
-Requires the ``fpga`` extra (``pip install 'sc-neurocore[fpga]'``).
+Requires the ``fpga`` extra (``pip install 'spikexplain[fpga]'``).
 """
 
 from __future__ import annotations
 
 import numbers
 
+from ..extras import missing_extra
 from .spec import FixedPointSpec
 
 try:
@@ -29,8 +30,7 @@ try:
     from litex.soc.interconnect import csr_bus
     from migen import Array, Cat, If, Memory, Module, Mux, Replicate, Signal
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("sc_neurocore.fpga.core needs migen and litex; install them with "
-                      "pip install 'sc-neurocore[fpga]'") from error
+    raise missing_extra("sc_neurocore.fpga.core needs migen and litex", "fpga") from error
 
 #: The CSR map: register names in address order (word ``n`` at byte offset ``4 * n`` from the core's CSR
 #: base). Every register is one 32-bit word. Tests check the generated bank against it.

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..extras import missing_extra
 from ..inputs import as_spikes, as_targets, as_weight_chain
 from ..explain.results import AttributionResult
 from .reference import (as_spike_bits, importance_from_word, quantized_weight_matrix, spike_contributions,
@@ -108,8 +109,7 @@ class FpgaExplainer:
                 self._bus = CommUART(uart_port, baudrate=baudrate, csr_csv=str(csr_csv))
                 self._bus.open()
         except ImportError as error:
-            raise ImportError("FpgaExplainer needs LiteX's host tools; install them with: "
-                              "pip install 'sc-neurocore[fpga]'") from error
+            raise missing_extra("FpgaExplainer needs LiteX's host tools", "fpga") from error
         self._weights: Tensor | None = None
         try:
             self._addresses = {name[len(PREFIX):]: register.addr for name, register in vars(self._bus.regs).items()

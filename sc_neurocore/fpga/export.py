@@ -6,7 +6,7 @@ with LiteX's Verilog backend and writes one self-contained file: weight initial 
 ``$readmemh`` side files), and a header comment gives the configuration, the ports and the CSR map.
 ``SpikeAttributor.export_fpga`` is the user-facing entry point.
 
-Requires the ``fpga`` extra (``pip install 'sc-neurocore[fpga]'``).
+Requires the ``fpga`` extra (``pip install 'spikexplain[fpga]'``).
 """
 
 from __future__ import annotations

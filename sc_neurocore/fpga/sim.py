@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
+from ..extras import missing_tool
 from .soc import make_soc, quiet_litex, require_litex
 
 #: The simulated system clock (it only scales the bridge's timeout; the model runs as fast as it can).
@@ -101,8 +102,7 @@ def build_simulation(core, out_dir: str | os.PathLike, *, opt_level: str = "O1",
     require_litex()
     for tool in ("verilator", "make"):
         if shutil.which(tool) is None:
-            raise FileNotFoundError(f"{tool} is not installed; install the toolchain with: "
-                                    "sudo bash scripts/install-toolchain.sh")
+            raise missing_tool(tool)
     from litex.build.sim.config import SimConfig
     from litex.soc.integration.builder import Builder
 

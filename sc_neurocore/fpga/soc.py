@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..extras import missing_extra
 from ..inputs import as_choice, as_positive_int
 
 #: Name of the explainer in the SoC: its registers appear in ``csr.csv`` as ``explainer_<name>``.
@@ -32,8 +33,7 @@ def require_litex():
         import litex  # noqa: F401
         import migen  # noqa: F401
     except ImportError as error:
-        raise ImportError("the FPGA tools need migen and LiteX; install them with: "
-                          "pip install 'sc-neurocore[fpga]'") from error
+        raise missing_extra("the FPGA tools need migen and LiteX", "fpga") from error
 
 
 @contextlib.contextmanager
@@ -85,8 +85,7 @@ class Board:
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
-            raise ImportError(f"board {self.name!r} needs litex-boards; install it with: "
-                              "pip install 'sc-neurocore[fpga]'") from error
+            raise missing_extra(f"board {self.name!r} needs litex-boards", "fpga") from error
         return getattr(module, class_name)()
 
 
