@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, default_collate
 
 from .adapters import as_spiking_model
 from .atomic import atomic_path, atomic_write
@@ -526,7 +526,7 @@ def _run(where: _Rank, method: str, explainer: Any, model: Any, dataset: Dataset
     refusals = [shards[index].name for index, verdict, _ in verdicts if verdict == "foreign"]
     if refusals and not overwrite:
         raise ValueError(f"out_dir: {str(out_dir)!r} holds shards of a run with other settings ({len(refusals)} "
-                         f"shards, e.g. {refusals[0]}); choose another folder or pass overwrite=True")
+                         f"shards, e.g. {refusals[0]}); choose another folder or pass overwrite=True (--overwrite on the command line)")
     kept = [receipt for _, verdict, receipt in verdicts if verdict == "kept"]
     redone = sum(verdict in ("corrupt", "partial") for _, verdict, _ in verdicts)
     todo = [shards[index] for index, verdict, _ in verdicts if verdict != "kept"][where.rank::where.world_size]
@@ -829,6 +829,8 @@ def main(args: argparse.Namespace) -> int:
         dataset = SpikeFileDataset(dataset_path)
     elif ":" in args.dataset:
         dataset = _build(args.dataset, "dataset")
+        if isinstance(getattr(dataset, "spikes", None), torch.Tensor):  # a spike set, e.g. sc_neurocore.data:load_digits
+            dataset = TensorDataset(*[t for t in (dataset.spikes, getattr(dataset, "labels", None)) if t is not None])
     else:
         raise ValueError(f"dataset: expected a .safetensors/.npz file or 'package.module:factory', "
                          f"got {args.dataset!r}")

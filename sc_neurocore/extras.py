@@ -28,6 +28,14 @@ EXTRAS = {
 TOOLCHAIN_PACKAGES = ("yosys", "nextpnr-ice40", "fpga-icestorm", "iverilog", "verilator")
 
 
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message says which extra brings it."""
+
+
+class MissingToolError(FileNotFoundError):
+    """An FPGA tool is not on `PATH`; the message says how to install the toolchain."""
+
+
 def install_hint(extra: str) -> str:
     """The command that installs an extra, for a PyPI install and for a source checkout.
 
@@ -49,7 +57,7 @@ def install_hint(extra: str) -> str:
     return f"pip install '{DISTRIBUTION}[{extra}]' (from a source checkout: pip install -e '.[{extra}]')"
 
 
-def missing_extra(needs: str, extra: str) -> ImportError:
+def missing_extra(needs: str, extra: str) -> MissingExtraError:
     """An `ImportError` that says what is missing and how to install it; raise it `from` the original error.
 
     Args:
@@ -63,7 +71,7 @@ def missing_extra(needs: str, extra: str) -> ImportError:
         >>> str(missing_extra("the snnTorch adapter needs snnTorch", "snntorch"))
         "the snnTorch adapter needs snnTorch; install it with: pip install 'spikexplain[snntorch]' (from a source checkout: pip install -e '.[snntorch]')"
     """
-    return ImportError(f"{needs}; install it with: {install_hint(extra)}")
+    return MissingExtraError(f"{needs}; install it with: {install_hint(extra)}")
 
 
 def toolchain_hint() -> str:
@@ -77,11 +85,11 @@ def toolchain_hint() -> str:
             "sudo bash scripts/install-toolchain.sh)")
 
 
-def missing_tool(tool: str) -> FileNotFoundError:
+def missing_tool(tool: str) -> MissingToolError:
     """A `FileNotFoundError` for an FPGA tool that is not on `PATH`, with the command that installs it.
 
     Example:
         >>> str(missing_tool("yosys")).split(";")[0]
         'yosys is not installed (not on PATH)'
     """
-    return FileNotFoundError(f"{tool} is not installed (not on PATH); install the toolchain with: {toolchain_hint()}")
+    return MissingToolError(f"{tool} is not installed (not on PATH); install the toolchain with: {toolchain_hint()}")

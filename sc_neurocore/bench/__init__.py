@@ -116,4 +116,6 @@ def render(report: "Report", command: str = "sc-neurocore bench") -> str:
 
 
 def _seconds(value: float) -> str:
+    if not value >= 0:  # NaN (a row that is not a timing) or a negative number: never printed as a time
+        return "-"
     return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.2f} s"

@@ -115,7 +115,7 @@ class SpikeAttributor:
             else:
                 scores = self._scores(spikes.to(dtype), chain, targets, model)
         # Cloned outside inference mode: users get an ordinary tensor they may modify or differentiate.
-        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
+        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy, explainer=self)
 
     def _weight_chain(self, weights: Any) -> tuple[list[Tensor], SpikingModel | None]:
         """``weights`` (matrices or a model) -> the validated weight chain and the model, if one was given."""

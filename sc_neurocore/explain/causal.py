@@ -82,7 +82,7 @@ class CausalImportance(PerturbationExplainer):
 
         return CausalResult(importance.clone(), base.reshape(-1).clone() if per_sample else base.reshape(()).clone(),
                             layer=layer, metric="accuracy" if labels is not None else "output", curve=curve,
-                            per_sample=per_sample, numpy=prepared.batch.numpy)
+                            per_sample=per_sample, numpy=prepared.batch.numpy, explainer=self)
 
     @staticmethod
     def _layer_size(prepared: Prepared, layer: Any) -> int:

@@ -79,4 +79,4 @@ class TemporalSaliency(PerturbationExplainer):
         saliency = torch.zeros(spikes.shape, dtype=change.dtype, device=spikes.device)
         saliency[plan.sample, plan.timestep, plan.neuron] = change
         return SaliencyResult(saliency, spikes != 0, base_k.clone(), self.significance,
-                              batched=prepared.batch.batched, numpy=prepared.batch.numpy)
+                              batched=prepared.batch.batched, numpy=prepared.batch.numpy, explainer=self)

@@ -317,4 +317,5 @@ class FpgaExplainer:
         numerator = (contributions * hardware[:, None, :]).to(torch.float64)
         scores = numerator / traces[:, None, :].clamp(min=1).to(torch.float64) * self.spec.importance_scale
         scores = scores.to(batch.spikes.dtype).to(batch.spikes.device)
-        return AttributionResult(scores, targets.to(batch.spikes.device), batched=batch.batched, numpy=batch.numpy)
+        return AttributionResult(scores, targets.to(batch.spikes.device), batched=batch.batched, numpy=batch.numpy,
+                                 explainer=self, engine="fpga")
