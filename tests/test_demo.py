@@ -43,9 +43,9 @@ def test_demo_runs_into_a_folder(tmp_path, capsys):
 
     accuracy = float(re.search(r"Test accuracy: ([\d.]+)%", printed).group(1)) / 100
     assert accuracy == pytest.approx(model_config(8)["test_accuracy"], abs=5e-5) and accuracy >= 0.9
-    assert len(re.findall(r"^digit \d \(label \d, predicted \d\): t=", printed, flags=re.M)) == 3
+    assert len(re.findall(r"^sample \d \(label \d, predicted \d\): t=", printed, flags=re.M)) == 3
     assert "Total spikes tested:" in printed and "Mean saliency:" in printed
-    assert len(re.findall(r"^digit \d: pixel \(\d,\d\) [+-]\d+, ", printed, flags=re.M)) == 3
+    assert len(re.findall(r"^sample \d: pixel \(\d,\d\) [+-]\d+, ", printed, flags=re.M)) == 3
 
     test = load_digits("test")
     causal = CausalImportance(pretrained_network(8)).explain(test.spikes, labels=test.labels, layer="0")
@@ -101,3 +101,51 @@ def test_docstring_examples():
 
     result = doctest.testmod(sc_neurocore.demo)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_demo_warns_when_it_clamps_and_caps_the_overlay(tmp_path, capsys, monkeypatch):
+    require_module("matplotlib", "viz")
+    import sc_neurocore.data as data
+    import sc_neurocore.demo as demo
+
+    real = data.load_digits
+
+    def few_digits(*args, **kwargs):  # a 12-digit test split keeps the run short
+        split = real(*args, **kwargs)
+        return type(split)(*(field[:12] for field in split))
+
+    monkeypatch.setattr(data, "load_digits", few_digits)
+    monkeypatch.setattr(demo, "MAX_FIGURE_SAMPLES", 5)
+    assert cli_main(["demo", "--out", str(tmp_path), "--samples", "500", "--faithfulness-samples", "4",
+                     "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: samples: 500 asked, but the test split has 12 digits; using 12" in captured.err
+    assert "shows the first 5 of the 12 samples" in captured.err
+    for step in ("spike attribution", "temporal saliency", "faithfulness on 4 test digits", "drawing the figures"):
+        assert step in captured.err, step  # a progress line per long step
+    import matplotlib.image
+
+    overlay = matplotlib.image.imread(tmp_path / "digit_importance_8x8.png")
+    assert overlay.shape[1] < 2000  # 5 columns, not 12
+
+
+def test_digit_overlay_shares_one_labelled_scale_per_row():
+    require_module("matplotlib", "viz")
+    from sc_neurocore.demo import UNITS, digit_overlay
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 8, 8, generator=generator)
+    maps = {"attribution": torch.randn(3, 64, generator=generator),
+            "saliency": torch.randint(-2, 3, (3, 64), generator=generator).float()}
+    figure = digit_overlay(images, torch.tensor([1, 2, 3]), torch.tensor([1, 2, 4]), maps)
+    panels = [axes for axes in figure.axes if axes.get_label() != "<colorbar>"]
+    bars = [axes for axes in figure.axes if axes.get_label() == "<colorbar>"]
+    assert [axes.get_title() for axes in panels[:3]] == ["sample 0, label 1, predicted 1",
+                                                        "sample 1, label 2, predicted 2",
+                                                        "sample 2, label 3, predicted 4"]
+    np.testing.assert_array_equal(panels[0].images[0].get_array(), images[0].numpy())  # the digit itself
+    assert [bar.get_ylabel() for bar in bars] == [f"{m}\n({UNITS[m]})" for m in maps]  # one bar per row, with unit
+    for row, (method, values) in enumerate(maps.items(), start=1):
+        limits = {(panel.images[-1].norm.vmin, panel.images[-1].norm.vmax) for panel in panels[3 * row: 3 * row + 3]}
+        largest = float(values.abs().max())
+        assert limits == {(-largest, largest)}, method  # shared, signed, symmetric
