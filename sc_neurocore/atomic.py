@@ -1,7 +1,7 @@
 """Atomic file writes: a file is either its old self, the complete new one, or absent -- never partial.
 
 Everything sc-neurocore writes (figures, Verilog, bitstream reports, result shards, manifests) goes
-through :func:`atomic_write` or :func:`atomic_path`: the content is written to a temporary file in the
+through `atomic_write` or `atomic_path`: the content is written to a temporary file in the
 same folder, flushed and fsync'd, then renamed over the target (``os.replace`` is atomic on POSIX and
 Windows). An exception or Ctrl-C before the rename removes the temporary file and leaves the target as
 it was.

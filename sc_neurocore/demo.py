@@ -1,19 +1,19 @@
 """``sc-neurocore demo`` (``make demo``): why did a trained spiking network read these digits as it did?
 
 Loads the shipped 64-32-10 LIF network trained on scikit-learn's handwritten digits
-(:func:`sc_neurocore.data.pretrained_network`), prints its test accuracy, and explains a handful of test
+(`sc_neurocore.data.pretrained_network`), prints its test accuracy, and explains a handful of test
 digits with all three methods, each in one batched call:
 
-* :class:`~sc_neurocore.explain.SpikeAttributor` (gated): the top spikes of each digit;
-* :class:`~sc_neurocore.explain.TemporalSaliency`: the exact saliency summary;
-* :class:`~sc_neurocore.explain.CausalImportance`: the input pixels whose silencing lowers each digit's
+* `SpikeAttributor` (gated): the top spikes of each digit;
+* `TemporalSaliency`: the exact saliency summary;
+* `CausalImportance`: the input pixels whose silencing lowers each digit's
   output most; the hidden neurons whose silencing costs the most test accuracy, and how many can be
   silenced before accuracy drops 5%.
 
-Then it measures how faithful each method is (:mod:`sc_neurocore.quality`'s table of deletion / insertion
+Then it measures how faithful each method is (`sc_neurocore.quality`'s table of deletion / insertion
 AUC and agreement with exact saliency), times exact saliency against a naive loop that reruns the network
 once per removed spike (after checking both give the same map), runs the tutorial's MNIST example on the
-28x28 digits, and writes every figure of :mod:`sc_neurocore.plot` as PNG into ``--out``, atomically.
+28x28 digits, and writes every figure of `sc_neurocore.plot` as PNG into ``--out``, atomically.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def naive_saliency(network: LIFNetwork, spikes: Tensor, output_neuron: int) -> Tensor:
     """Temporal saliency the slow way: rerun the network once per input spike, removing that spike.
 
-    The reference the demo times :class:`~sc_neurocore.explain.TemporalSaliency` against (and checks it
+    The reference the demo times `TemporalSaliency` against (and checks it
     equals). Deliberately a Python loop over spikes: that is what it measures.
 
     Args:
@@ -82,7 +82,7 @@ def naive_saliency(network: LIFNetwork, spikes: Tensor, output_neuron: int) -> T
 
 
 class SpeedUp(NamedTuple):
-    """Exact saliency of one sample, timed both ways (see :func:`saliency_speedup`)."""
+    """Exact saliency of one sample, timed both ways (see `saliency_speedup`)."""
 
     n_spikes: int
     naive_seconds: float
@@ -95,7 +95,7 @@ class SpeedUp(NamedTuple):
 
 
 def saliency_speedup(network: LIFNetwork, spikes: Tensor, output_neuron: int) -> SpeedUp:
-    """Time :class:`~sc_neurocore.explain.TemporalSaliency` against :func:`naive_saliency` on one sample.
+    """Time `TemporalSaliency` against `naive_saliency` on one sample.
 
     Both maps are compared before any time is reported: a speed-up of a wrong answer is no speed-up.
 
@@ -105,7 +105,7 @@ def saliency_speedup(network: LIFNetwork, spikes: Tensor, output_neuron: int) ->
         output_neuron: the explained output.
 
     Returns:
-        A :class:`SpeedUp`.
+        A `SpeedUp`.
 
     Raises:
         RuntimeError: the two maps differ (a bug in the batched engine).

@@ -1,6 +1,6 @@
 """Explain a whole dataset, on one process or many, with ``torch.distributed``; results as resumable shards.
 
-:func:`explain_dataset` streams a map-style ``Dataset`` (or the dataset of a ``DataLoader``) through one
+`explain_dataset` streams a map-style ``Dataset`` (or the dataset of a ``DataLoader``) through one
 of the three explainers, in batches on the chosen device, and writes what it finds to a folder:
 
 * ``shard-00000.npz`` (or ``.safetensors``), one per block of ``shard_size`` consecutive samples, holding
@@ -15,7 +15,7 @@ Launched by ``torchrun --nproc-per-node N`` (and ``--nnodes M`` on a cluster), e
 disjoint, deterministic set of shards (the shards still to do, in order, dealt round-robin: on a fresh
 folder shard ``k`` goes to rank ``k mod world_size``); the process group uses gloo on CPU and NCCL on
 GPUs. Shards and batches do not depend on the number of ranks, so results are bit-identical whatever the
-world size. Every file is written atomically (:mod:`sc_neurocore.atomic`)
+world size. Every file is written atomically (`sc_neurocore.atomic`)
 and a shard's receipt only after its shard, so a killed rank loses only the shard it was computing: a
 rerun into the same folder keeps every shard whose checksum still matches its receipt and redoes the
 others.
@@ -69,7 +69,7 @@ GROUP_TIMEOUT = datetime.timedelta(hours=12)
 
 
 class DatasetSummary(NamedTuple):
-    """What :func:`explain_dataset` did, over all ranks.
+    """What `explain_dataset` did, over all ranks.
 
     Attributes:
         n_samples: samples in the dataset.
@@ -104,7 +104,7 @@ class DatasetSummary(NamedTuple):
 
 
 class Explanations(NamedTuple):
-    """A folder written by :func:`explain_dataset`, merged in sample order (see :func:`load_explanations`).
+    """A folder written by `explain_dataset`, merged in sample order (see `load_explanations`).
 
     Attributes:
         scores: ``(n_samples, ...)``: ``(T, N)`` maps per sample for attribution and saliency,
@@ -232,8 +232,8 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
 
     Args:
         explainer: ``"attribution"``, ``"saliency"``, ``"causal"`` (default settings), or a configured
-            :class:`~sc_neurocore.explain.SpikeAttributor`, :class:`~sc_neurocore.explain.TemporalSaliency`
-            or :class:`~sc_neurocore.explain.CausalImportance`; a perturbation explainer must have been built
+            `SpikeAttributor`, `TemporalSaliency`
+            or `CausalImportance`; a perturbation explainer must have been built
             on ``model``. It is not modified.
         model: the spiking network (an ``LIFNetwork``, an adapter or a batched ``nn.Module``). It is copied
             to ``device``, never modified.
@@ -255,7 +255,7 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
         metadata: JSON-serialisable facts recorded in the manifest (e.g. where the weights came from).
 
     Returns:
-        A :class:`DatasetSummary` (the same on every rank).
+        A `DatasetSummary` (the same on every rank).
 
     Example:
         >>> import torch
@@ -306,14 +306,14 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
 
 
 def load_explanations(out_dir: str | os.PathLike, verify: bool = True) -> Explanations:
-    """Merge the shards of a finished :func:`explain_dataset` run, in sample order.
+    """Merge the shards of a finished `explain_dataset` run, in sample order.
 
     Args:
         out_dir: the folder holding ``manifest.json`` and the shards.
         verify: check every shard against its manifest checksum first (raises ``ValueError`` on a mismatch).
 
     Returns:
-        An :class:`Explanations` of CPU tensors.
+        An `Explanations` of CPU tensors.
 
     Example:
         >>> explanations = load_explanations("saliency-out")  # doctest: +SKIP
@@ -757,7 +757,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``sc-neurocore explain-dataset`` to ``parser``.
 
     Args:
-        parser: the subcommand's parser (:mod:`sc_neurocore.cli` builds it).
+        parser: the subcommand's parser (`sc_neurocore.cli` builds it).
 
     Returns:
         None.
@@ -796,13 +796,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """``sc-neurocore explain-dataset``: build the model and the dataset by name, then :func:`explain_dataset`.
+    """``sc-neurocore explain-dataset``: build the model and the dataset by name, then `explain_dataset`.
 
     The model is built by calling ``--model`` (imported by name) and, with ``--weights``, given the state
-    dict read by :func:`sc_neurocore.loading.load_state_dict`; nothing is unpickled.
+    dict read by `sc_neurocore.loading.load_state_dict`; nothing is unpickled.
 
     Args:
-        args: the parsed options (see :func:`add_arguments`).
+        args: the parsed options (see `add_arguments`).
 
     Returns:
         0 on success (bad input raises ``ValueError`` / ``TypeError``, which the CLI reports as one line).

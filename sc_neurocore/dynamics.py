@@ -1,6 +1,6 @@
 r"""Neuron dynamics, written once.
 
-Every part of sc-neurocore that simulates a network -- the reference :class:`~sc_neurocore.models.LIFNetwork`,
+Every part of sc-neurocore that simulates a network -- the reference `LIFNetwork`,
 the perturbation engine's replay, the compiled snnTorch / Norse stacks and the FPGA's integer reference --
 is built from the pure step functions below, so "what the network does" cannot drift between them.
 
@@ -8,7 +8,7 @@ Each step has the form ``step(input, state, params) -> (output, state)``; states
 immutable NamedTuples (the Norse style). All functions work on any tensor shape and any floating dtype,
 and the trace step on integer tensors too.
 
-Leaky integrate-and-fire neuron (discrete time, snnTorch's ``Leaky`` with its default delayed reset)::
+Leaky integrate-and-fire neuron (discrete time, snnTorch's ``Leaky`` with its default delayed reset):
 
     r[t] = H(v[t-1] - theta)                          reset decided from the previous membrane
     v[t] = beta * v[t-1] + I[t] - r[t] * theta        reset by subtraction ("subtract")
@@ -17,7 +17,7 @@ Leaky integrate-and-fire neuron (discrete time, snnTorch's ``Leaky`` with its de
     s[t] = H(v[t] - theta)                            H(x) = 1 if x > 0 else 0
 
 Current-based LIF neuron (Norse's ``LIFCell``: an exponential synapse ``i``, forward Euler with step
-``dt``, reset decided and applied in the same step)::
+``dt``, reset decided and applied in the same step):
 
     j       = i[t-1] + I[t]                                           input jumps the synaptic current
     v~      = v[t-1] + dt / tau_mem * ((v_leak - v[t-1]) + j)
@@ -25,12 +25,12 @@ Current-based LIF neuron (Norse's ``LIFCell``: an exponential synapse ``i``, for
     s[t]    = H(v~ - v_th)
     v[t]    = (1 - s[t]) * v~ + s[t] * v_reset
 
-Leaky integrator readout::
+Leaky integrator readout:
 
     v[t] = beta * v[t-1] + I[t]
 
 Decayed spike trace (the quantity a trace register holds; after ``T`` steps it equals
-``sum_t decay**(T - t) * s[t]`` for ``t = 0 .. T-1``, the tutorial's attribution weighting)::
+``sum_t decay**(T - t) * s[t]`` for ``t = 0 .. T-1``, the tutorial's attribution weighting):
 
     x[t] = decay * (x[t-1] + s[t])
 """
@@ -140,7 +140,7 @@ def current_lif_initial_state(like: Tensor, params: CurrentLIFParameters) -> Cur
 
 def current_lif_integrate(current: Tensor, state: CurrentLIFState,
                           params: CurrentLIFParameters) -> tuple[Tensor, Tensor]:
-    """The first half of :func:`current_lif_step`: ``(j, v~)``, the jumped synaptic current and the membrane
+    """The first half of `current_lif_step`: ``(j, v~)``, the jumped synaptic current and the membrane
     before the threshold (whose distance to ``v_th`` decides the spike)."""
     jumped = state.current + current
     decayed = state.membrane + params.dt * params.tau_mem_inv * ((params.v_leak - state.membrane) + jumped)
@@ -194,7 +194,7 @@ def decay_weights(n_steps: int, decay: float, *, dtype: torch.dtype = torch.floa
                   device: torch.device | str | None = None) -> Tensor:
     """``decay**(T - t)`` for ``t = 0 .. T-1``: the weight of a spike at ``t`` in the final trace.
 
-    Computed in float64 and cast once, so that it matches :func:`trace_step` run over time to the
+    Computed in float64 and cast once, so that it matches `trace_step` run over time to the
     last bit of the requested dtype's precision.
     """
     exponents = torch.arange(n_steps, 0, -1, dtype=torch.float64, device=device)

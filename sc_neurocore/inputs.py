@@ -75,7 +75,7 @@ def floating(tensor: Tensor) -> Tensor:
 
 
 def as_spikes(value: Any, name: str = "input_spikes") -> SpikeBatch:
-    """Validate spikes given as ``(T, N)`` or ``(B, T, N)``; returns a :class:`SpikeBatch`."""
+    """Validate spikes given as ``(T, N)`` or ``(B, T, N)``; returns a `SpikeBatch`."""
     tensor, from_numpy = as_tensor(value, name)
     if tensor.ndim not in (2, 3):
         raise ValueError(f"{name}: expected shape (T, N) or (B, T, N), got {tensor.ndim} dimensions "

@@ -1,14 +1,14 @@
 r"""The reference feed-forward spiking network.
 
-:class:`LIFNetwork` is a stack of fully connected layers, each followed by a layer of leaky
-integrate-and-fire neurons (:func:`sc_neurocore.dynamics.lif_step`). With weights ``W_l`` of shape
-``(n_in, n_out)`` and input spikes ``s_0[t]``::
+`LIFNetwork` is a stack of fully connected layers, each followed by a layer of leaky
+integrate-and-fire neurons (`sc_neurocore.dynamics.lif_step`). With weights ``W_l`` of shape
+``(n_in, n_out)`` and input spikes ``s_0[t]``:
 
     I_l[t] = s_{l-1}[t] @ W_l (+ b_l)
     s_l[t], v_l[t] = lif_step(I_l[t], v_l[t-1])
     output = sum_t s_L[t]                     (spike count per output neuron, shape (B, C))
 
-It implements the :class:`~sc_neurocore.protocol.SpikingModel` protocol natively: layers are named
+It implements the `SpikingModel` protocol natively: layers are named
 ``"0"``, ``"1"``, ... (the index of the weight matrix that feeds them), neurons can be silenced per
 sample, and a recording returns every layer's spikes, membranes and decayed traces.
 """
@@ -86,7 +86,7 @@ class LIFNetwork(nn.Module):
         return self.weights[-1].shape[1]
 
     def layer_params(self, index: int) -> LIFParameters:
-        """The :class:`LIFParameters` of layer ``index``."""
+        """The `LIFParameters` of layer ``index``."""
         return LIFParameters(self.betas[index], self.thresholds[index], self.reset)
 
     def linear_weights(self) -> list[Tensor]:
@@ -101,7 +101,7 @@ class LIFNetwork(nn.Module):
         return self._simulate(spikes, silence, record=True)
 
     def forward(self, spikes: Tensor, record: bool = False) -> Tensor | Recording:
-        """Spike counts ``(B, C)`` for input spikes ``(B, T, N)`` (or a :class:`Recording` if ``record``)."""
+        """Spike counts ``(B, C)`` for input spikes ``(B, T, N)`` (or a `Recording` if ``record``)."""
         return self._simulate(spikes, None, record=record) if record else self.run(spikes)
 
     # -- simulation -------------------------------------------------------------------------------------

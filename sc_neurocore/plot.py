@@ -52,7 +52,7 @@ def _figure_class():
     _, Figure = _matplotlib()
 
     class ExplanationFigure(Figure):
-        """A :class:`matplotlib.figure.Figure` with a PNG representation for notebooks."""
+        """A `matplotlib.figure.Figure` with a PNG representation for notebooks."""
 
         def _repr_png_(self) -> bytes:
             buffer = io.BytesIO()
@@ -445,7 +445,7 @@ def plot_robustness_curve(curve: Any, *, baseline: float | None = None, threshol
     """Accuracy (or target output) with the ``k`` least important neurons silenced, ``k = 0 .. n``.
 
     Args:
-        curve: a :class:`~sc_neurocore.explain.CausalResult` of one sample or a labelled batch (its
+        curve: a `CausalResult` of one sample or a labelled batch (its
             ``robustness_curve()`` is evaluated), or the ``(n + 1,)`` curve itself.
         baseline: the unsilenced value (default: ``curve[0]``, or the result's baseline).
         threshold: draw the level ``(1 - threshold) * baseline`` and mark the robustness count, the last

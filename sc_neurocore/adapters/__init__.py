@@ -1,11 +1,11 @@
-"""Adapters: anything a user calls a spiking network -> the :class:`~sc_neurocore.protocol.SpikingModel` protocol.
+"""Adapters: anything a user calls a spiking network -> the `SpikingModel` protocol.
 
-* :func:`from_snntorch`: snnTorch ``nn.Sequential`` stacks (``Leaky``, ``Synaptic``, ``Alpha``,
+* `from_snntorch`: snnTorch ``nn.Sequential`` stacks (``Leaky``, ``Synaptic``, ``Alpha``,
   ``RLeaky``, ``LeakyParallel``) and modules with their own time loop;
-* :func:`from_norse`: Norse ``SequentialState`` stacks (``LIF``, ``LIFCell``, ``LIFBoxCell``, ``LI``,
+* `from_norse`: Norse ``SequentialState`` stacks (``LIF``, ``LIFCell``, ``LIFBoxCell``, ``LI``,
   ``LICell``, ``LILinearCell``) and other Norse modules;
-* :func:`from_module`: any module mapping a whole spike sequence to outputs;
-* :class:`FunctionModel`: the tutorial's plain ``run_fn`` callables.
+* `from_module`: any module mapping a whole spike sequence to outputs;
+* `FunctionModel`: the tutorial's plain ``run_fn`` callables.
 
 Every adapter is batch-first ``(B, T, N)``, resets all neuron state on every call, silences and records
 neuron layers through forward hooks, and is itself a differentiable ``nn.Module`` (a Captum
@@ -36,9 +36,9 @@ def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_
                      name: str = "run_fn") -> SpikingModel:
     """Normalise an explainer's ``run_fn`` argument.
 
-    * a :class:`~sc_neurocore.protocol.SpikingModel` (an adapter, an ``LIFNetwork``) is used as it is;
+    * a `SpikingModel` (an adapter, an ``LIFNetwork``) is used as it is;
     * a bare snnTorch ``nn.Sequential`` or Norse ``SequentialState`` is wrapped with
-      :func:`from_snntorch` / :func:`from_norse` and their default readout (wrap it yourself to choose
+      `from_snntorch` / `from_norse` and their default readout (wrap it yourself to choose
       another);
     * another module built from snnTorch or Norse neurons raises a ``TypeError`` asking which layout it
       takes (``from_snntorch``, ``from_norse`` or ``from_module(model, time_first=...)``), unless

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 
 class FunctionModel:
-    """A :class:`~sc_neurocore.protocol.SpikingModel` around a plain callable (input layer only).
+    """A `SpikingModel` around a plain callable (input layer only).
 
     Args:
         fn: the callable.

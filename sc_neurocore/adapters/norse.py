@@ -1,4 +1,4 @@
-"""Norse models as :class:`~sc_neurocore.protocol.SpikingModel`: :func:`from_norse`.
+"""Norse models as `SpikingModel`: `from_norse`.
 
 A Norse ``SequentialState`` of ``Linear`` layers and neurons (``LIF``, ``LIFCell``, ``LIFBoxCell``,
 ``LI``, ``LICell``, ``LILinearCell``) is driven one timestep at a time, carrying Norse's explicit state
@@ -11,7 +11,7 @@ Norse layer, the spikes kept in the state for the recurrence are silenced too). 
 ``state.v``. A leaky integrator (``LI``, ``LICell``, ``LILinearCell``) emits its voltage, not spikes,
 so a stack ending in one reads out ``"max_membrane"`` by default (the max-over-time decoder of Norse's
 tutorials); ``"final_membrane"`` is the other choice. Any other Norse module with its own time loop is
-wrapped through :func:`~sc_neurocore.adapters.from_module`, called once on the whole sequence.
+wrapped through `from_module`, called once on the whole sequence.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def neuron_candidates(model: nn.Module) -> list[Candidate]:
 
 
 def layer_kind(module: nn.Module) -> str:
-    """The :class:`~sc_neurocore.adapters.stack.StackLayer` kind of one entry of a ``SequentialState``."""
+    """The `StackLayer` kind of one entry of a ``SequentialState``."""
     norse = import_norse()
     kinds = [(nn.Linear, "linear"), (nn.Flatten, "flatten"), (nn.Dropout, "dropout"), (norse.LIF, "lif"),
              (norse.LIFCell, "lif_cell"), (norse.LIFBoxCell, "lif_box_cell"), (norse.LI, "li"),
@@ -100,11 +100,11 @@ def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
 
 
 class NorseSequential(HookedModel):
-    """A Norse ``SequentialState`` as a SpikingModel (built by :func:`from_norse`).
+    """A Norse ``SequentialState`` as a SpikingModel (built by `from_norse`).
 
     Attributes:
         module: the wrapped ``SequentialState``.
-        stack: the ordered :class:`~sc_neurocore.adapters.stack.StackLayer` description of it.
+        stack: the ordered `StackLayer` description of it.
     """
 
     def __init__(self, module: nn.Module, *, input_shape: Sequence[int], readout: str | None) -> None:
@@ -134,14 +134,14 @@ def from_norse(model: nn.Module, *, readout: str | None = None, input_shape: int
 
     Args:
         model: a ``SequentialState`` stack, or another Norse module taking the whole sequence (wrapped as
-            :func:`~sc_neurocore.adapters.from_module` does, reading the first element of what it returns).
+            `from_module` does, reading the first element of what it returns).
         readout: ``"count"`` (default for a spiking output layer), ``"rate"``, ``"final_membrane"`` or
             ``"max_membrane"`` (default for a leaky-integrator output layer).
         input_shape: per-timestep input shape; default: the first Linear's ``in_features``.
         time_first: for a module that is not a ``SequentialState``: whether it takes ``(T, B, ...)``.
 
     Returns:
-        A :class:`~sc_neurocore.protocol.SpikingModel` and ``nn.Module``; ``adapter.module`` is ``model``.
+        A `SpikingModel` and ``nn.Module``; ``adapter.module`` is ``model``.
 
     Example:
         >>> import torch, norse.torch as norse

@@ -6,10 +6,10 @@ layer's emitted spikes ``s[t]`` and membrane ``v[t]`` over ``t = 0 .. T-1``:
 ====================  ==========================================  =====================================
 readout               value                                       use it when
 ====================  ==========================================  =====================================
-``"count"``           :math:`\sum_t s[t]` (the default)           the class is the neuron that fires most
-``"rate"``            :math:`\frac{1}{T} \sum_t s[t]`             you compare windows of different length
-``"final_membrane"``  :math:`v[T-1]`                              the model was trained on the last step
-``"max_membrane"``    :math:`\max_t v[t]`                         a leaky-integrator readout (Norse's LI)
+``"count"``           $\sum_t s[t]$ (the default)           the class is the neuron that fires most
+``"rate"``            $\frac{1}{T} \sum_t s[t]$             you compare windows of different length
+``"final_membrane"``  $v[T-1]$                              the model was trained on the last step
+``"max_membrane"``    $\max_t v[t]$                         a leaky-integrator readout (Norse's LI)
 ====================  ==========================================  =====================================
 
 Silencing an output neuron forces its emitted spikes to 0, so it changes ``"count"`` and ``"rate"``; a
@@ -40,7 +40,7 @@ def apply_readout(readout: str, spikes: Tensor | None, membrane: Tensor | None) 
     """Reduce the output layer's activity over time to ``(B, C)``.
 
     Args:
-        readout: one of :data:`READOUTS`.
+        readout: one of `READOUTS`.
         spikes: emitted spikes, time-first ``(T, B, C)`` (``None`` if the model does not expose them).
         membrane: membrane potentials ``(T, B, C)`` (``None`` if not exposed).
 

@@ -1,4 +1,4 @@
-"""snnTorch models as :class:`~sc_neurocore.protocol.SpikingModel`: :func:`from_snntorch`.
+"""snnTorch models as `SpikingModel`: `from_snntorch`.
 
 Three forms of snnTorch model are understood:
 
@@ -118,7 +118,7 @@ def state_buffers(model: nn.Module) -> list[tuple[nn.Module, str]]:
 
 
 def layer_kind(module: nn.Module) -> str:
-    """The :class:`~sc_neurocore.adapters.stack.StackLayer` kind of one entry of an snnTorch Sequential."""
+    """The `StackLayer` kind of one entry of an snnTorch Sequential."""
     import snntorch
 
     kinds = [(nn.Linear, "linear"), (nn.Conv2d, "conv2d"), (nn.Flatten, "flatten"), (nn.Dropout, "dropout"),
@@ -128,7 +128,7 @@ def layer_kind(module: nn.Module) -> str:
 
 
 def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
-    """The numbers that define one layer of the stack (see :class:`~sc_neurocore.adapters.stack.StackLayer`)."""
+    """The numbers that define one layer of the stack (see `StackLayer`)."""
     structure = structure_params(module, kind)
     if structure is not None:
         return structure
@@ -151,11 +151,11 @@ def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
 
 
 class SnnTorchSequential(HookedModel):
-    """An snnTorch ``nn.Sequential`` as a SpikingModel (built by :func:`from_snntorch`).
+    """An snnTorch ``nn.Sequential`` as a SpikingModel (built by `from_snntorch`).
 
     Attributes:
         module: the wrapped Sequential.
-        stack: the ordered :class:`~sc_neurocore.adapters.stack.StackLayer` description of it.
+        stack: the ordered `StackLayer` description of it.
         sequence_level: ``True`` for a stack of ``LeakyParallel`` layers (fed all timesteps at once).
     """
 
@@ -207,14 +207,14 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
         model: an ``nn.Sequential`` stack or a module with its own time loop (see the module docstring).
             It is never modified: its state and ``training`` flags are restored after every call.
         readout: how the output layer's activity becomes ``(B, C)``: ``"count"`` (default), ``"rate"``,
-            ``"final_membrane"``, ``"max_membrane"`` (see :mod:`sc_neurocore.adapters.readout`).
+            ``"final_membrane"``, ``"max_membrane"`` (see `sc_neurocore.adapters.readout`).
         input_shape: the per-timestep input shape, e.g. ``(1, 28, 28)`` for a Conv2d stack; default: the
             first Linear's ``in_features``.
         time_first: for a module with its own time loop, whether its ``forward`` takes ``(T, B, ...)``
             (snnTorch's convention, the default) or ``(B, T, ...)``.
 
     Returns:
-        A :class:`~sc_neurocore.protocol.SpikingModel` and ``nn.Module``: ``adapter(spikes (B, T, N))`` is a
+        A `SpikingModel` and ``nn.Module``: ``adapter(spikes (B, T, N))`` is a
         differentiable ``(B, C)``; ``adapter.module`` is ``model``.
 
     Example:

@@ -389,11 +389,11 @@ def run_suite(settings: Settings = Settings(), progress: Callable[[str], None] =
     """Run every section; see the module docstring.
 
     Args:
-        settings: what to run (:data:`QUICK` for a smoke run).
+        settings: what to run (`QUICK` for a smoke run).
         progress: called with a line of text as each section starts.
 
     Returns:
-        A :class:`Report`.
+        A `Report`.
 
     Example:
         >>> report = run_suite(QUICK._replace(workloads=("R-seed",)))  # doctest: +SKIP

@@ -12,7 +12,7 @@ R-deep     784-256-128-10      50     5%          more layers and a longer windo
 Weights are Gaussian, scaled so that about a fifth of the hidden neurons fire per step (a network that
 never fires makes every explanation zero and every timing meaningless). The snnTorch twin is an
 ``nn.Sequential`` of bias-free ``nn.Linear`` and ``snn.Leaky`` (same beta, threshold and subtractive
-reset) wrapped by :func:`sc_neurocore.adapters.from_snntorch`; the suite checks that it gives the same
+reset) wrapped by `sc_neurocore.adapters.from_snntorch`; the suite checks that it gives the same
 spike counts as the ``LIFNetwork`` before timing anything.
 """
 
@@ -69,7 +69,7 @@ def weights(workload: Workload, seed: int = 0) -> list[Tensor]:
 
 
 def lif_network(workload: Workload, seed: int = 0) -> LIFNetwork:
-    """The workload as our :class:`~sc_neurocore.models.LIFNetwork`."""
+    """The workload as our `LIFNetwork`."""
     return LIFNetwork(weights(workload, seed), beta=BETA, threshold=THRESHOLD, reset="subtract")
 
 

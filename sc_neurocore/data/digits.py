@@ -1,7 +1,7 @@
 """Handwritten digits as spike trains, with no download: scikit-learn's bundled UCI digits.
 
 scikit-learn ships the UCI "Optical Recognition of Handwritten Digits" test set inside the package: 1,797
-grey-level images of 8x8 pixels (values 0..16) from 43 writers, ten classes. :func:`load_digits` scales
+grey-level images of 8x8 pixels (values 0..16) from 43 writers, ten classes. `load_digits` scales
 them to intensities in ``[0, 1]``, optionally upsamples them to MNIST's 28x28 layout, splits them into a
 fixed train / test split and encodes them as spikes ``(B, T, N)``.
 
@@ -149,12 +149,12 @@ def load_digits(split: str = "test", size: int = 8, n_steps: int = DEFAULT_STEPS
         size: ``8`` (64 inputs) or ``28`` (784 inputs, MNIST layout).
         n_steps: the number of timesteps ``T``.
         encoding: ``"rate"`` (Bernoulli) or ``"latency"`` (one spike per pixel); see
-            :mod:`sc_neurocore.data.encoding`.
+            `sc_neurocore.data.encoding`.
         seed: seed of the rate coder; the split's draws use ``len(SPLITS) * seed + SPLITS.index(split)``.
             The shipped models were evaluated with ``seed=0``.
 
     Returns:
-        A :class:`DigitSpikes` of fresh tensors.
+        A `DigitSpikes` of fresh tensors.
 
     Example:
         >>> from sc_neurocore.data import load_digits

@@ -2,20 +2,20 @@
 
 Run ``python -m sc_neurocore.data.train --size 8 --out sc_neurocore/data`` (and ``--size 28``) to
 reproduce the shipped ``digits{size}.safetensors`` / ``.json``. The network is built with
-:func:`~sc_neurocore.data.pretrained.snntorch_sequential` (snnTorch ``Leaky`` neurons, arctan surrogate
+`snntorch_sequential` (snnTorch ``Leaky`` neurons, arctan surrogate
 gradient) and trained through time (BPTT) on output spike counts with a cross-entropy loss
-(snnTorch's ``ce_count_loss``)::
+(snnTorch's ``ce_count_loss``):
 
     loss = CE(softmax(sum_t s_out[t]), label)
 
 Each epoch draws fresh rate-coded spikes of the training images (a seeded generator per batch), so the
 network cannot memorise one draw. After training the weights are rounded to a grid of ``1/256`` (see
-:mod:`sc_neurocore.data.pretrained`), loaded into an :class:`~sc_neurocore.models.LIFNetwork` and
-evaluated once on the test split, encoded with ``seed=0`` exactly as :func:`load_digits` gives it; that
+`sc_neurocore.data.pretrained`), loaded into an `LIFNetwork` and
+evaluated once on the test split, encoded with ``seed=0`` exactly as `load_digits` gives it; that
 accuracy is what the ``.json`` records. The test split is never used to choose anything.
 
 To train on your own copy of MNIST instead, pass ``--mnist-images`` / ``--mnist-labels`` (IDX files, see
-:func:`sc_neurocore.data.load_mnist`); the test accuracy is then measured on ``--mnist-test-images`` /
+`sc_neurocore.data.load_mnist`); the test accuracy is then measured on ``--mnist-test-images`` /
 ``--mnist-test-labels``.
 """
 
@@ -50,7 +50,7 @@ SEED = 0
 
 
 class TrainingResult(NamedTuple):
-    """What :func:`train` returns.
+    """What `train` returns.
 
     Attributes:
         network: the trained network with grid-rounded weights.
@@ -120,7 +120,7 @@ def train(train_images: Tensor, train_labels: Tensor, test: DigitSpikes | tuple[
         log: a callable taking one line of progress text (``None``: silent).
 
     Returns:
-        A :class:`TrainingResult`.
+        A `TrainingResult`.
 
     Example:
         >>> from sc_neurocore.data import load_digits
@@ -185,7 +185,7 @@ def save(result: TrainingResult, folder: str | Path, name: str, config: dict[str
     """Write ``folder/name.safetensors`` (the network's ``state_dict``) and ``folder/name.json``, atomically.
 
     Args:
-        result: what :func:`train` returned.
+        result: what `train` returned.
         folder: the output folder (created if missing).
         name: the file name stem (``digits8`` for the shipped 8x8 model).
         config: what to record beside the measured accuracy, loss and time (hyperparameters, command).
@@ -219,7 +219,7 @@ def save(result: TrainingResult, folder: str | Path, name: str, config: dict[str
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m sc_neurocore.data.train`` (every :func:`train` option)."""
+    """The command line of ``python -m sc_neurocore.data.train`` (every `train` option)."""
     parser = argparse.ArgumentParser(prog="python -m sc_neurocore.data.train", description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, choices=(8, 28), default=8, help="8x8 digits or the 28x28 variant")
     parser.add_argument("--out", default=".", help="folder for digits{size}.safetensors and .json")

@@ -32,20 +32,20 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     """Outputs ``(P, C)`` of every row of ``plan`` (``None``: the unperturbed samples), by the best executor
     available for ``model``.
 
-    On the CPU, a model that compiles to a feed-forward :class:`~sc_neurocore.engine.incremental.Stack`
+    On the CPU, a model that compiles to a feed-forward `Stack`
     (and whose compiled form reproduces its forward bit for bit on ``spikes``) runs through the
-    incremental executor. Anything else runs through the generic batched path :func:`run_plan`: the
-    unperturbed baseline; a plan small enough (:data:`SMALL_PLAN_MACS`) that its batched forward costs
+    incremental executor. Anything else runs through the generic batched path `run_plan`: the
+    unperturbed baseline; a plan small enough (`SMALL_PLAN_MACS`) that its batched forward costs
     less than the incremental executor's fixed overhead; and every plan on a GPU, where the replay's many
     small per-step kernels were 2 to 10 times slower than one large batched forward on an H200
-    (``benchmarks/gpu_check.py``, ``docs/benchmarks-gpu.md``; :func:`run_incremental` itself runs on any
+    (``benchmarks/gpu_check.py``, ``docs/benchmarks-gpu.md``; `run_incremental` itself runs on any
     device). Both give the same outputs; both size their chunks from ``max_memory``.
 
     Args:
-        model: any :class:`~sc_neurocore.protocol.SpikingModel`.
+        model: any `SpikingModel`.
         spikes: the samples ``(B, T, N)`` the plan refers to.
         plan: the perturbations, or ``None`` for the baseline.
-        max_memory: peak bytes per chunk (``None``: automatic, see :mod:`sc_neurocore.engine.budget`).
+        max_memory: peak bytes per chunk (``None``: automatic, see `sc_neurocore.engine.budget`).
         n_outputs: the expected ``C``, if known.
         progress: show a progress bar over rows.
 

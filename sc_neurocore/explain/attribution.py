@@ -3,24 +3,24 @@ r"""Spike attribution: weight paths times exponential decay, in one pass, withou
 Linear rule (the tutorial's formula, over **all** weight paths). With weights ``W_1 .. W_L`` (each
 ``(n_in, n_out)``), ``W_eff = W_1 @ W_2 @ ... @ W_L`` and output neuron ``k``:
 
-.. math::
+$$
+A[t, i] = s[t, i] \, d^{T - t} \, W_{\mathrm{eff}}[i, k], \qquad t = 0 .. T-1
+$$
 
-    A[t, i] = s[t, i] \, d^{T - t} \, W_{\mathrm{eff}}[i, k], \qquad t = 0 .. T-1
-
-Completeness: :math:`\sum_{t,i} A[t, i] = y_k = \sum_t d^{T-t} (s[t] @ W_{\mathrm{eff}})[k]`, the linear
+Completeness: $\sum_{t,i} A[t, i] = y_k = \sum_t d^{T-t} (s[t] @ W_{\mathrm{eff}})[k]$, the linear
 leaky readout of the input.
 
 Gated rule (``mode="gated"``, needs a model): one forward pass records every neuron layer's spikes
 ``z_l[t]`` (``l = 1 .. L``, the last one the output layer). A path through neuron ``j`` of layer ``l``
 counts in proportion to how much that neuron fired in the decaying window that follows ``t``:
 
-.. math::
+$$
+g_l[t, j] = \frac{\sum_{t' \ge t} d^{t'-t} z_l[t', j]}{\sum_{t' \ge t} d^{t'-t}} \in [0, 1]
 
-    g_l[t, j] = \frac{\sum_{t' \ge t} d^{t'-t} z_l[t', j]}{\sum_{t' \ge t} d^{t'-t}} \in [0, 1]
+v_L[t] = g_L[t] \odot e_k, \qquad v_{l}[t] = g_{l}[t] \odot (W_{l+1} v_{l+1}[t])
 
-    v_L[t] = g_L[t] \odot e_k, \qquad v_{l}[t] = g_{l}[t] \odot (W_{l+1} v_{l+1}[t])
-
-    A[t, i] = s[t, i] \, d^{T-t} \, (W_1 v_1[t])_i
+A[t, i] = s[t, i] \, d^{T-t} \, (W_1 v_1[t])_i
+$$
 
 A neuron that never fires after ``t`` carries nothing from ``t`` on; with every gate at 1 the gated rule
 is the linear rule. Its scores sum to the gated readout ``total``.
@@ -50,10 +50,10 @@ class SpikeAttributor:
             the window weighs ``d**(T - t)``.
         mode: ``"linear"`` (all weight paths) or ``"gated"`` (paths weighted by recorded hidden activity;
             needs a model rather than bare weights).
-        fixed_point: ``None`` (float), or a :class:`~sc_neurocore.fpga.FixedPointSpec` with the same
-            ``decay``: :meth:`attribute` then returns exactly what the FPGA core computes (linear mode, 0/1
+        fixed_point: ``None`` (float), or a `FixedPointSpec` with the same
+            ``decay``: `attribute` then returns exactly what the FPGA core computes (linear mode, 0/1
             spikes). Each input's scores sum over time to the hardware importance ``trace * weight`` bit for
-            bit; the split over spikes is :func:`~sc_neurocore.fpga.reference.spike_contributions`. Scores
+            bit; the split over spikes is `spike_contributions`. Scores
             come back in float64 (exact).
 
     Example:
@@ -95,7 +95,7 @@ class SpikeAttributor:
             output_neuron: an int, or a ``(B,)`` tensor of per-sample targets.
 
         Returns:
-            An :class:`~sc_neurocore.explain.results.AttributionResult`.
+            An `AttributionResult`.
         """
         batch = as_spikes(input_spikes)
         chain, model = self._weight_chain(weights)
@@ -133,17 +133,17 @@ class SpikeAttributor:
 
     def export_fpga(self, path: Any, target: str = "ice40", *, weights: Any = None, n_inputs: int | None = None,
                     n_outputs: int | None = None, n_steps: int = 25, lanes: int = 8) -> Path:
-        """Write the FPGA trace explainer as one synthesizable Verilog file (see :mod:`sc_neurocore.fpga`).
+        """Write the FPGA trace explainer as one synthesizable Verilog file (see `sc_neurocore.fpga`).
 
         Each input neuron gets a trace register (in block RAM, ``lanes`` updated per clock) that accumulates
         its decayed spikes over ``n_steps`` timesteps; the final trace times the weight is the input's
         importance, read back per output neuron through the core's CSRs (the map is in the file's header).
 
         What gets exported: the decay and fixed-point format of this attributor (``fixed_point``, or the
-        default :class:`~sc_neurocore.fpga.FixedPointSpec` at this decay). An attributor holds no weights,
+        default `FixedPointSpec` at this decay). An attributor holds no weights,
         so with ``weights=None`` the core is sized ``n_inputs x n_outputs`` (default 784 x 10, the MNIST
         readout of the tutorial) and its weight RAM starts at zero: weights are loaded at run time through
-        the ``load_data`` CSR. Given ``weights`` (matrices or a model, as for :meth:`attribute`), the
+        the ``load_data`` CSR. Given ``weights`` (matrices or a model, as for `attribute`), the
         quantised effective weights ``W_1 @ ... @ W_L`` are inlined as the weight RAM's initial contents and
         the sizes come from them. Needs the ``fpga`` extra.
 

@@ -4,15 +4,15 @@ Every metric takes a spike map of scores ``(B, T, N)`` from any method (ours, Ca
 order) and asks the **model** what those scores are worth; none of them trusts the method's own numbers.
 
 Deletion and insertion (Petsiuk et al., 2018, applied to spikes). Order the input spikes of a sample by
-their score, highest first (ties by ``(t, neuron)``); with :math:`n` spikes and the curve points
-:math:`f_j = j / (M-1)`, :math:`k_j = \mathrm{round}(f_j n)`:
+their score, highest first (ties by ``(t, neuron)``); with $n$ spikes and the curve points
+$f_j = j / (M-1)$, $k_j = \mathrm{round}(f_j n)$:
 
-.. math::
+$$
+D_j = f_k\bigl(x \text{ without its first } k_j \text{ spikes}\bigr), \qquad
+I_j = f_k\bigl(x \text{ with only its first } k_j \text{ spikes}\bigr),
 
-    D_j = f_k\bigl(x \text{ without its first } k_j \text{ spikes}\bigr), \qquad
-    I_j = f_k\bigl(x \text{ with only its first } k_j \text{ spikes}\bigr),
-
-    \mathrm{AUC} = \sum_{j=1}^{M-1} \tfrac{1}{2}(v_{j-1} + v_j)(f_j - f_{j-1}) \quad \text{(trapezoids on } [0, 1]).
+\mathrm{AUC} = \sum_{j=1}^{M-1} \tfrac{1}{2}(v_{j-1} + v_j)(f_j - f_{j-1}) \quad \text{(trapezoids on } [0, 1]).
+$$
 
 A faithful ranking makes the target output fall fast when spikes are deleted (low deletion AUC) and rise
 fast when they are inserted into an empty input (high insertion AUC). Only spikes are removed or added:
@@ -23,8 +23,8 @@ memory budget allows.
 Agreement (Spearman): the Pearson correlation of tie-averaged ranks of two score maps over the entries
 where the input has a spike, per sample (``NaN`` where either map is constant on those entries).
 
-Planted patterns: :func:`planted_pattern_task` hides, in each sample, a class-defining spike pattern in
-noise; :func:`precision_at_k` is the share of the ``k`` highest-scored spikes that are planted ones,
+Planted patterns: `planted_pattern_task` hides, in each sample, a class-defining spike pattern in
+noise; `precision_at_k` is the share of the ``k`` highest-scored spikes that are planted ones,
 ``k`` the number of planted spikes.
 """
 
@@ -133,7 +133,7 @@ class _SpikesAsOneStep:
     """A model seen with its ``T x N`` input entries as ``T * N`` input neurons of a single timestep.
 
     Removing a set of individual spikes is then silencing a set of input neurons, which the engine's
-    :class:`~sc_neurocore.engine.plans.Silencing` plans describe with one rank per entry and a
+    `Silencing` plans describe with one rank per entry and a
     ``[start, stop)`` window per row: the deletion and insertion curves are exactly such plans.
     """
 
@@ -189,7 +189,7 @@ def perturbation_curve(model: Any, input_spikes: Any, scores: Any, output_neuron
         max_memory: peak bytes per forward pass (``None``: automatic).
 
     Returns:
-        A :class:`Curve` (tensors on the input's device).
+        A `Curve` (tensors on the input's device).
 
     Example:
         >>> import torch
@@ -238,7 +238,7 @@ def perturbation_curve(model: Any, input_spikes: Any, scores: Any, output_neuron
 
 
 def deletion_curve(model: Any, input_spikes: Any, scores: Any, output_neuron: Any = 0, **options) -> Curve:
-    """:func:`perturbation_curve` with ``kind="deletion"``: lower AUC is more faithful.
+    """`perturbation_curve` with ``kind="deletion"``: lower AUC is more faithful.
 
     Example:
         >>> import torch
@@ -253,7 +253,7 @@ def deletion_curve(model: Any, input_spikes: Any, scores: Any, output_neuron: An
 
 
 def insertion_curve(model: Any, input_spikes: Any, scores: Any, output_neuron: Any = 0, **options) -> Curve:
-    """:func:`perturbation_curve` with ``kind="insertion"``: higher AUC is more faithful.
+    """`perturbation_curve` with ``kind="insertion"``: higher AUC is more faithful.
 
     Example:
         >>> import torch
@@ -357,7 +357,7 @@ def precision_at_k(scores: Any, planted: Any, input_spikes: Any, k: Any = None) 
 
 
 class PlantedTask(NamedTuple):
-    """A classification task decided by planted spike patterns (see :func:`planted_pattern_task`).
+    """A classification task decided by planted spike patterns (see `planted_pattern_task`).
 
     Attributes:
         spikes: ``(B, T, N)`` float32 spikes: noise plus the sample's class pattern.
@@ -395,7 +395,7 @@ def planted_pattern_task(n_samples: int, *, n_steps: int = 25, n_inputs: int = 6
         seed: the seed of patterns, noise and class order.
 
     Returns:
-        A :class:`PlantedTask`.
+        A `PlantedTask`.
 
     Example:
         >>> task = planted_pattern_task(20, n_steps=10, n_inputs=16, n_classes=2, pattern_size=3)

@@ -143,7 +143,7 @@ class SpikeMap(Explanation):
 
 
 class AttributionResult(SpikeMap):
-    """What :class:`~sc_neurocore.explain.SpikeAttributor` returns.
+    """What `SpikeAttributor` returns.
 
     Attributes:
         total: the sum of all scores (per sample for a batch): the linear leaky readout for
@@ -176,14 +176,14 @@ class AttributionResult(SpikeMap):
 
 
 class SaliencyResult(SpikeMap):
-    """What :class:`~sc_neurocore.explain.TemporalSaliency` returns.
+    """What `TemporalSaliency` returns.
 
     ``saliency[t, i] = f_k(x) - f_k(x with spike (t, i) removed)`` for every spike of the input and 0 where
     there is no spike: positive means the spike supported output ``k``. In the model's output units.
 
     Attributes:
         baseline: the unperturbed target output ``f_k(x)`` (per sample for a batch).
-        significance: the ``|saliency|`` from which a spike counts as significant in :meth:`summary`.
+        significance: the ``|saliency|`` from which a spike counts as significant in `summary`.
     """
 
     def __init__(self, scores: Tensor, tested: Tensor, baseline: Tensor, significance: float, *,
@@ -236,7 +236,7 @@ class SaliencyResult(SpikeMap):
 
 
 class CausalResult(Explanation):
-    """What :class:`~sc_neurocore.explain.CausalImportance` returns.
+    """What `CausalImportance` returns.
 
     Attributes:
         layer: the silenced layer (``"input"`` for input neurons).

@@ -1,9 +1,9 @@
 r"""Temporal saliency: the exact output change when each input spike is removed.
 
-.. math::
-
-    S[t, i] = f_k(x) - f_k(x \text{ with } x[t, i] := 0) \quad \text{for every } x[t, i] \ne 0,
-    \qquad S[t, i] = 0 \text{ elsewhere.}
+$$
+S[t, i] = f_k(x) - f_k(x \text{ with } x[t, i] := 0) \quad \text{for every } x[t, i] \ne 0,
+\qquad S[t, i] = 0 \text{ elsewhere.}
+$$
 
 Signed (positive: the spike supported output ``k``), in the model's output units, never normalised.
 Every removal is one row of a perturbation plan; the engine runs them in as few batched forward passes
@@ -32,7 +32,7 @@ class TemporalSaliency(PerturbationExplainer):
     """Exact per-spike saliency by removing each input spike (see the module docstring).
 
     Args:
-        run_fn: the model (see :class:`~sc_neurocore.explain.perturbation.PerturbationExplainer`).
+        run_fn: the model (see `PerturbationExplainer`).
         batched: whether a plain callable ``run_fn`` is batched (``None``: modules yes, functions no).
         max_memory: peak bytes per forward pass (``None``: automatic).
         significance: ``|saliency|`` from which a spike counts as significant in ``summary()``
@@ -67,7 +67,7 @@ class TemporalSaliency(PerturbationExplainer):
             output_neuron: an int, or a ``(B,)`` tensor of per-sample targets.
 
         Returns:
-            A :class:`~sc_neurocore.explain.results.SaliencyResult`.
+            A `SaliencyResult`.
         """
         prepared = self._prepare(input_spikes)
         spikes, baseline = prepared.batch.spikes, prepared.baseline

@@ -2,7 +2,7 @@
 
 ``sc-neurocore fpga build --board icebreaker --inputs 784 --outputs 10 --steps 25 --lanes 8 --out DIR``
 writes ``DIR/explainer.bin``, ``DIR/csr.csv``, ``DIR/report.json`` and ``DIR/report.md`` (see
-:func:`sc_neurocore.fpga.build.build_bitstream`); ``--report-md docs/fpga.md`` also rewrites the
+`sc_neurocore.fpga.build.build_bitstream`); ``--report-md docs/fpga.md`` also rewrites the
 generated table of that document. Migen and LiteX are imported only when a build runs, so
 ``sc-neurocore --help`` works without them.
 """

@@ -2,7 +2,7 @@
 
 Each input neuron has a decayed spike trace; after the whole preloaded spike train has run (all ``T``
 timesteps without the host), ``trace[i] * weight[i, c]`` is input ``i``'s importance for output neuron
-``c``. The arithmetic is exactly :func:`sc_neurocore.fpga.reference.fixed_trace_step`; the same
+``c``. The arithmetic is exactly `sc_neurocore.fpga.reference.fixed_trace_step`; the same
 ``FixedPointSpec`` and size arguments drive this gateware, the reference and the tests.
 
 Layout (``N`` inputs, ``L`` lanes, ``M = ceil(N / L)`` words per lane): input ``i`` lives in lane
@@ -44,7 +44,7 @@ MAX_LANES = 8
 
 
 def check_geometry(n_inputs, n_outputs, n_steps, lanes, spec) -> None:
-    """Validate the plain-Python sizes of a :class:`TraceExplainer` (shared by the core and the exporter).
+    """Validate the plain-Python sizes of a `TraceExplainer` (shared by the core and the exporter).
 
     Raises:
         TypeError: a size that is not an int, or ``spec`` that is not a ``FixedPointSpec``.
@@ -136,7 +136,7 @@ class TraceExplainer(LiteXModule):
         n_outputs: output neurons ``C`` whose weights are held (1 to 255).
         n_steps: timesteps ``T`` per spike train (1 to 65535).
         lanes: parallel lanes ``L`` (1 to 8); each owns a trace RAM and a multiplier.
-        spec: the :class:`~sc_neurocore.fpga.spec.FixedPointSpec` (decay and widths).
+        spec: the `FixedPointSpec` (decay and widths).
         weights: optional initial weight RAM contents, quantised ``w[i, c]`` as ints in row-major order
             (``N * C`` values); ``None`` loads zeros (weights are then written through the CSRs).
 
@@ -378,15 +378,15 @@ class TraceExplainer(LiteXModule):
 
 
 class StandaloneTraceExplainer(Module):
-    """A :class:`TraceExplainer` behind its own LiteX CSR bank: what :mod:`~sc_neurocore.fpga.export` writes out.
+    """A `TraceExplainer` behind its own LiteX CSR bank: what `export` writes out.
 
     Ports: the ``sys`` clock and reset, and a LiteX CSR bus ``bus`` (``adr`` 14 bits of word address,
     ``we``, ``re``, ``dat_w`` / ``dat_r`` 32 bits). A write drives ``adr``, ``dat_w`` and ``we = 1`` for one
     cycle; a read drives ``adr`` and finds ``dat_r`` valid on the next cycle. Register ``n`` of
-    :data:`CSR_MAP` is at word address ``n``.
+    `CSR_MAP` is at word address ``n``.
 
     Args:
-        Same as :class:`TraceExplainer`.
+        Same as `TraceExplainer`.
 
     Example:
         >>> from sc_neurocore.fpga import FixedPointSpec
