@@ -165,8 +165,8 @@ def current_lif_step(current: Tensor, state: CurrentLIFState,
     Example:
         >>> spikes, state = current_lif_step(torch.full((2,), 500.0), current_lif_initial_state(torch.zeros(2),
         ...                                  CurrentLIFParameters()), CurrentLIFParameters())
-        >>> spikes
-        tensor([0., 0.])
+        >>> spikes  # a 500 current lifts the membrane past threshold in one step
+        tensor([1., 1.])
     """
     jumped, decayed = current_lif_integrate(current, state, params)
     synaptic = jumped + -params.dt * params.tau_syn_inv * jumped

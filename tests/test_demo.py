@@ -94,15 +94,6 @@ def test_demo_rejects_bad_arguments(tmp_path, capsys):
     assert "out" in capsys.readouterr().err
 
 
-def test_docstring_examples():
-    import doctest
-
-    import sc_neurocore.demo
-
-    result = doctest.testmod(sc_neurocore.demo)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_demo_warns_when_it_clamps_and_caps_the_overlay(tmp_path, capsys, monkeypatch):
     require_module("matplotlib", "viz")
     import sc_neurocore.data as data

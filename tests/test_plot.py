@@ -276,10 +276,3 @@ def test_bad_input_names_the_argument(explained, matplotlib):
         plot.plot_temporal_profile(np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match="top"):
         plot.plot_causal_importance(np.ones(3), top=0)
-
-
-def test_docstring_examples(matplotlib):
-    import doctest
-
-    result = doctest.testmod(plot, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

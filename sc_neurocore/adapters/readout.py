@@ -48,6 +48,7 @@ def apply_readout(readout: str, spikes: Tensor | None, membrane: Tensor | None) 
         The readout ``(B, C)``, differentiable when its input is.
 
     Example:
+        >>> import torch
         >>> spikes = torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]])   # T=2, B=1, C=2
         >>> apply_readout("count", spikes, None)
         tensor([[2., 1.]])
