@@ -47,6 +47,32 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
+def _split_math_blocks(lines: list[str]) -> list[str]:
+    """Each `$$` block that holds blank lines (Markdown would end it at the first) as one block per group."""
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        end = None
+        if line.strip() == "$$":
+            end = next((row for row in range(index + 1, len(lines)) if lines[row].strip() == "$$"), None)
+        if end is None:
+            out.append(line)
+            index += 1
+            continue
+        margin = line[: _indent(line)]
+        groups: list[list[str]] = [[]]
+        for row in lines[index + 1:end]:
+            if row.strip():
+                groups[-1].append(row)
+            elif groups[-1]:
+                groups.append([])
+        for number, group in enumerate(group for group in groups if group):
+            out += ([""] if number else []) + [f"{margin}$$", *group, f"{margin}$$"]
+        index = end + 1
+    return out
+
+
 def convert(text: str) -> str:
     """`text` with its reST roles, math directives and literal-block markers written as Markdown.
 
@@ -91,7 +117,7 @@ def convert(text: str) -> str:
             line = _LITERAL_MARKER.sub(r":\1", line)
         out.append(line)
         index += 1
-    return "\n".join(out)
+    return "\n".join(_split_math_blocks(out))
 
 
 def raw_markup(text: str) -> list[str]:

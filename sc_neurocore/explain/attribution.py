@@ -16,9 +16,13 @@ counts in proportion to how much that neuron fired in the decaying window that f
 
 $$
 g_l[t, j] = \frac{\sum_{t' \ge t} d^{t'-t} z_l[t', j]}{\sum_{t' \ge t} d^{t'-t}} \in [0, 1]
+$$
 
+$$
 v_L[t] = g_L[t] \odot e_k, \qquad v_{l}[t] = g_{l}[t] \odot (W_{l+1} v_{l+1}[t])
+$$
 
+$$
 A[t, i] = s[t, i] \, d^{T-t} \, (W_1 v_1[t])_i
 $$
 

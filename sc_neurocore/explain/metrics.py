@@ -10,7 +10,9 @@ $f_j = j / (M-1)$, $k_j = \mathrm{round}(f_j n)$:
 $$
 D_j = f_k\bigl(x \text{ without its first } k_j \text{ spikes}\bigr), \qquad
 I_j = f_k\bigl(x \text{ with only its first } k_j \text{ spikes}\bigr),
+$$
 
+$$
 \mathrm{AUC} = \sum_{j=1}^{M-1} \tfrac{1}{2}(v_{j-1} + v_j)(f_j - f_{j-1}) \quad \text{(trapezoids on } [0, 1]).
 $$
 

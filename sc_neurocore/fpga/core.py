@@ -385,8 +385,7 @@ class StandaloneTraceExplainer(Module):
     cycle; a read drives ``adr`` and finds ``dat_r`` valid on the next cycle. Register ``n`` of
     `CSR_MAP` is at word address ``n``.
 
-    Args:
-        Same as `TraceExplainer`.
+    Its arguments are those of `TraceExplainer`.
 
     Example:
         >>> from sc_neurocore.fpga import FixedPointSpec

@@ -1,0 +1,67 @@
+"""mkdocs hook: pages and images the project's own commands produce at build time, never drawn by hand.
+
+* The demo's figures: `sc-neurocore demo` runs once per build into `build/docs/figures/` and its PNGs are
+  published as `figures/*.png` (docs/figures.md shows them, with the demo's printed report).
+* The notebooks: `notebooks/*.ipynb` are added to the site, where mkdocs-jupyter renders them (executing
+  those that mkdocs.yml does not list under `execute_ignore`).
+
+The files are added to mkdocs' file collection before the pages are read, so a strict build checks every
+link to them like a link to a page of docs/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = ROOT / "build" / "docs"
+FIGURES = GENERATED / "figures"
+#: The demo's size at docs-build time: enough digits to read the figures, quick enough for every build.
+DEMO_ARGUMENTS = ["demo", "--out", str(FIGURES), "--samples", "4", "--faithfulness-samples", "16", "--no-progress"]
+#: The demo's printed report, shown on the figures page (the hook fills it in).
+REPORT_MARKER = "<!-- demo report -->"
+
+_report: list[str] = []
+
+
+def _run_demo() -> str:
+    sys.path.insert(0, str(ROOT))
+    from sc_neurocore.cli import main
+
+    printed = io.StringIO()
+    if FIGURES.is_dir():
+        for stale in FIGURES.glob("*.png"):
+            stale.unlink()
+    with contextlib.redirect_stdout(printed):
+        status = main(DEMO_ARGUMENTS)
+    if status != 0:
+        raise PluginError(f"`sc-neurocore {' '.join(DEMO_ARGUMENTS)}` failed with status {status}")
+    return printed.getvalue().replace(str(FIGURES), "figures")
+
+
+@event_priority(100)  # before mkdocs-jupyter's on_files, which turns the notebooks into pages
+def on_files(files, config, **kwargs):
+    if os.environ.get("SC_NEUROCORE_DOCS_FIGURES") != "reuse" or not list(FIGURES.glob("*.png")):
+        _report[:] = [_run_demo()]
+    for image in sorted(FIGURES.glob("*.png")):
+        files.append(File(f"figures/{image.name}", src_dir=str(GENERATED), dest_dir=config["site_dir"],
+                          use_directory_urls=config["use_directory_urls"]))
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        files.append(File(f"notebooks/{notebook.name}", src_dir=str(ROOT), dest_dir=config["site_dir"],
+                          use_directory_urls=config["use_directory_urls"]))
+    return files
+
+
+def on_page_markdown(markdown, page, **kwargs):
+    if REPORT_MARKER in markdown:
+        report = _report[0] if _report else "(the figures were reused from an earlier build; rebuild to rerun)"
+        markdown = markdown.replace(REPORT_MARKER, f"```text\n{report.strip()}\n```")
+    return markdown
