@@ -38,7 +38,9 @@ _LAZY = {
     "load_explanations": "sc_neurocore.distributed",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = ["AttributionResult", "CausalImportance", "CausalResult", "LIFNetwork", "SaliencyResult", "SpikeAttributor",
+           "TemporalSaliency", "__version__", "explain_dataset", "from_module", "from_norse", "from_snntorch",
+           "load_explanations"]
 
 if TYPE_CHECKING:
     from .adapters import from_module, from_norse, from_snntorch

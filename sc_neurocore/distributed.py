@@ -346,7 +346,7 @@ def _as_explainer(explainer: Any, model: Any) -> tuple[str, Any]:
             raise ValueError(f"explainer: expected one of {sorted(METHODS)} or an explainer instance, "
                              f"got {explainer!r}")
         explainer = SpikeAttributor() if explainer == "attribution" else METHODS[explainer](model)
-    for method, cls in METHODS.items():
+    for method, cls in METHODS.items():  # noqa: B007 (the matching name is returned after the break)
         if isinstance(explainer, cls):
             break
     else:
@@ -614,7 +614,7 @@ def _explain_shards(where: _Rank, todo: list[_Shard], dataset: Dataset, loader_s
                dynamic_ncols=True)
     written, pending = [], []
     try:
-        for (shard, indices), batch in zip(plan, loader):
+        for (shard, indices), batch in zip(plan, loader, strict=True):
             pending.append(_explain_batch(batch, indices, where.device, spiking_model, method, explainer,
                                           targets, layer))
             bar.update(len(indices))

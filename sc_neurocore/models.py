@@ -62,7 +62,7 @@ class LIFNetwork(nn.Module):
             raise ValueError(f"biases: expected {n_layers} entries (one per layer), got {len(biases)}")
         self.biases = nn.ParameterList()
         self._has_bias = []
-        for index, (b, w) in enumerate(zip(biases, chain)):
+        for index, (b, w) in enumerate(zip(biases, chain, strict=True)):
             if b is None:
                 self._has_bias.append(False)
                 continue

@@ -10,7 +10,7 @@ from sc_neurocore.models import LIFNetwork
 
 def _network(seed=0, sizes=(12, 8, 4), **kwargs):
     g = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(a, b, generator=g) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [torch.randn(a, b, generator=g) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     return LIFNetwork(weights, beta=0.8, threshold=0.6, **kwargs), weights
 
 

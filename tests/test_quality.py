@@ -75,7 +75,7 @@ def test_train_planted_network_is_seeded():
     task = planted_pattern_task(64, n_steps=8, n_inputs=12, n_classes=2, pattern_size=2)
     a = quality.train_planted_network(task, hidden=6, epochs=2, seed=4)
     b = quality.train_planted_network(task, hidden=6, epochs=2, seed=4)
-    assert all(torch.equal(x, y) for x, y in zip(a.linear_weights(), b.linear_weights()))
+    assert all(torch.equal(x, y) for x, y in zip(a.linear_weights(), b.linear_weights(), strict=True))
 
 
 def _row(name, deletion, spearman_value=0.7):

@@ -93,7 +93,7 @@ def _module_session(fn: Callable) -> Iterator[None]:
         fn.eval()
         yield
     finally:
-        for module, flag in zip(modules, training):
+        for module, flag in zip(modules, training, strict=True):
             module.training = flag
         for module, name, original, values in buffers:
             if original.shape == values.shape:  # undo in-place updates too (BatchNorm's running statistics)

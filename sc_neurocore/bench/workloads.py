@@ -62,7 +62,7 @@ def weights(workload: Workload, seed: int = 0) -> list[Tensor]:
     """Seeded ``(n_in, n_out)`` Gaussian weights, std ``1.5 / sqrt(expected active inputs)`` per layer."""
     generator = torch.Generator().manual_seed(seed)
     chain, active_rate = [], workload.rate
-    for n_in, n_out in zip(workload.sizes[:-1], workload.sizes[1:]):
+    for n_in, n_out in zip(workload.sizes[:-1], workload.sizes[1:], strict=True):
         chain.append(torch.randn(n_in, n_out, generator=generator) * (1.5 / (active_rate * n_in) ** 0.5))
         active_rate = 0.2  # hidden layers fire about this often with these scales
     return chain

@@ -89,7 +89,7 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
 def _plan_macs(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing) -> int:
     """Multiply-adds of running every row of ``plan`` as a full forward pass through the model's layers."""
     sizes = [spikes.shape[2], *model.neuron_layers.values()]
-    return len(plan) * spikes.shape[1] * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return len(plan) * spikes.shape[1] * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
 
 
 def _fits_one_chunk(model: SpikingModel, spikes: Tensor, budget: int) -> bool:

@@ -199,7 +199,7 @@ def stack_forward(stack: CompiledStack, spikes: Tensor, silence: dict[str, Tenso
         last_states = states
         if record:
             currents_all.append(currents)
-            states_all.append(type(state)(*(torch.stack(field, dim=1) for field in zip(*states))))
+            states_all.append(type(state)(*(torch.stack(field, dim=1) for field in zip(*states, strict=True))))
             spikes_all.append(train)
     # The readout accumulates step by step, exactly as a replay continues it from any timestep.
     accumulated = readout_start(stack.readout, train[:, 0])
@@ -330,6 +330,7 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
                 current -= train[sample[lo:hi], t, neuron[lo:hi]][:, None] * weight_rows[lo:hi]
             elif max(lo, active) < hi:  # the removed spike only changes its own timestep's current
                 current[max(lo, active) - lo:] -= weight_rows[max(lo, active):hi]
+            emitted = current  # for the checkers only: the first layer (index == level) sets it before any read
             for index in range(level, len(stack.layers)):
                 layer = stack.layers[index]
                 if index > level:
@@ -445,7 +446,7 @@ def _join(buffer, cached, sample: Tensor, t: int, layer: CompiledLayer, capacity
         buffer = type(joining)(*(field.new_empty((capacity,) + field.shape[1:]) for field in joining))
         buffer = _Buffer(buffer, 0)
     start = buffer.filled
-    for target, field in zip(buffer.state, joining):
+    for target, field in zip(buffer.state, joining, strict=True):
         target[start:start + sample.shape[0]] = field
     return _Buffer(buffer.state, start + sample.shape[0])
 
@@ -465,7 +466,7 @@ def _rows(buffer: _Buffer, lo: int, hi: int):
 
 
 def _store(buffer: _Buffer, state, lo: int, hi: int) -> None:
-    for target, field in zip(buffer.state, state):
+    for target, field in zip(buffer.state, state, strict=True):
         target[lo:hi] = field
 
 
@@ -488,7 +489,7 @@ def baseline_bytes_per_sample(stack: CompiledStack, n_steps: int, itemsize: int)
     """
     # Calibrated on R-MNIST (measured peak RSS): currents, spikes and states, the per-step lists while they
     # are stacked, and the input matrix product's own workspace.
-    per_step = sum(n * (3 + 3 * fields + 3) for n, fields in zip(stack.sizes, state_fields(stack)))
+    per_step = sum(n * (3 + 3 * fields + 3) for n, fields in zip(stack.sizes, state_fields(stack), strict=True))
     per_step += 2 * stack.sizes[0]  # the first layer's flip reach (spike removals), and its scan temporary
     return itemsize * (n_steps * per_step + 2 * (n_steps + 1) * stack.n_outputs)
 
@@ -505,7 +506,7 @@ def replay_bytes_per_row(stack: CompiledStack, level: int, n_steps: int, itemsiz
     fields = state_fields(stack)[level:]
     sizes = stack.sizes[level:]
     n_feed = stack.layers[min(level, len(stack.layers) - 1)].weight.shape[0]
-    per_row = itemsize * (sum(f * n for f, n in zip(fields, sizes)) + 2 * (sizes[0] if sizes else 0)
+    per_row = itemsize * (sum(f * n for f, n in zip(fields, sizes, strict=True)) + 2 * (sizes[0] if sizes else 0)
                           + 3 * stack.n_outputs)
     per_row += 8 * 9 + 2  # int64 indices (picked, sub-plan, order, sorted sample/first, neuron) and flags
     if silencing:
@@ -610,7 +611,9 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                     picked = sample_order[row_start:min(row_start + rows_chunk, hi)]
                     n_picked = picked.shape[0]
                     sub = _take(plan, picked, start, start + samples)
-                    feeding = (lambda lvl: chunk_spikes if lvl == 0 else baseline.spikes[lvl - 1])
+                    def feeding(lvl, chunk_spikes=chunk_spikes, baseline=baseline):
+                        return chunk_spikes if lvl == 0 else baseline.spikes[lvl - 1]
+
                     try:
                         rows = translate(stack, chunk_spikes, sub, feeding)
                         if reach is not None:  # rows that cannot flip a spike keep the baseline's outputs

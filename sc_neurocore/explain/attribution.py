@@ -235,6 +235,6 @@ def gated_paths(chain: list[Tensor], gates: list[Tensor], targets: Tensor) -> Te
     one_hot = torch.zeros(n_samples, 1, n_outputs, dtype=gates[-1].dtype, device=gates[-1].device)
     one_hot[torch.arange(n_samples), 0, targets] = 1
     signal = gates[-1] * one_hot  # v_L: (B, T, C)
-    for weight, gate in zip(reversed(chain[1:]), reversed(gates[:-1])):
+    for weight, gate in zip(reversed(chain[1:]), reversed(gates[:-1]), strict=True):
         signal = gate * (signal @ weight.T)  # v_l = g_l * (W_{l+1} v_{l+1})
     return signal @ chain[0].T

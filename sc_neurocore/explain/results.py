@@ -85,7 +85,7 @@ def rank_by_magnitude(scores: Tensor, k: int) -> TopK:
     order = torch.sort(flat.abs(), descending=True, stable=True).indices[:k]
     n_neurons = scores.shape[1]
     return [(t, n, s) for t, n, s in zip((order // n_neurons).tolist(), (order % n_neurons).tolist(),
-                                         flat[order].tolist())]
+                                         flat[order].tolist(), strict=True)]
 
 
 class SpikeMap(Explanation):

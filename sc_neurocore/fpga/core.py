@@ -296,7 +296,7 @@ class TraceExplainer(LiteXModule):
         ]
 
         increment, decay_int, decay_bits, trace_max = spec.spike_increment, spec.decay_int, spec.decay_bits, spec.trace_max
-        for lane, (read, write) in enumerate(zip(trace_reads, trace_writes)):
+        for lane, (read, write) in enumerate(zip(trace_reads, trace_writes, strict=True)):
             total = Signal(trace_bits + 1, name=f"sum{lane}")
             product = Signal(trace_bits + 1 + decay_bits + 1, name=f"product{lane}")
             shifted = Signal(len(product) - decay_bits, name=f"shifted{lane}")

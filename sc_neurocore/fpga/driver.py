@@ -264,7 +264,7 @@ class FpgaExplainer:
         if self._weights is None:
             raise ValueError("weights: call load_weights(weights) before asking the chip for importance")
         rows = []
-        for sample, target in zip(spikes.cpu(), targets.tolist()):  # one run per sample: the chip holds one train
+        for sample, target in zip(spikes.cpu(), targets.tolist(), strict=True):  # one run per sample: the chip holds one train
             self.run(sample)
             rows.append(self.read_importance(target))
         return torch.stack(rows)

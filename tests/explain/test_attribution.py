@@ -11,7 +11,7 @@ from sc_neurocore.models import LIFNetwork
 def _problem(seed=0, T=30, sizes=(16, 8, 5), rate=0.2, dtype=np.float64):
     rng = np.random.default_rng(seed)
     spikes = (rng.random((T, sizes[0])) < rate).astype(dtype)
-    weights = [rng.standard_normal((a, b)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [rng.standard_normal((a, b)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     return spikes, weights
 
 
@@ -100,7 +100,7 @@ def test_inputs_and_weights_not_mutated():
     spikes, weights = _problem(seed=9)
     copies = [spikes.copy()] + [w.copy() for w in weights]
     SpikeAttributor().attribute(spikes, weights, 0)
-    for before, after in zip(copies, [spikes] + weights):
+    for before, after in zip(copies, [spikes] + weights, strict=True):
         np.testing.assert_array_equal(before, after)
 
 

@@ -13,7 +13,7 @@ from sc_neurocore.models import LIFNetwork
 
 def _net(sizes=(10, 7, 5, 3), seed=0, beta=0.8):
     g = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(a, b, generator=g, dtype=torch.float64) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [torch.randn(a, b, generator=g, dtype=torch.float64) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     return LIFNetwork(weights, beta=beta, threshold=0.6)
 
 
@@ -33,7 +33,7 @@ def _paper_tsa(net, x, k, beta, absent):
     out = torch.zeros_like(x)
     for t in range(n_steps):
         product = None
-        for layer_spikes, weight in zip(layers, weights):
+        for layer_spikes, weight in zip(layers, weights, strict=True):
             n = layer_spikes.shape[1]
             scores = torch.zeros(n, dtype=torch.float64)
             for i in range(n):
