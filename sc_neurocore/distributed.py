@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import zipfile
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, default_collate
 
@@ -168,6 +169,9 @@ class SpikeFileDataset(Dataset):
             except ValueError as error:  # NumPy refuses pickled (object) arrays without running them
                 raise ValueError(f"dataset: {str(self.path)!r} holds pickled objects, which are never loaded "
                                  f"(only plain numeric arrays 'spikes' and 'labels' are): {error}") from error
+            except (zipfile.BadZipFile, EOFError, OSError) as error:  # truncated or not an archive at all
+                raise ValueError(f"dataset: {str(self.path)!r} is not a readable .npz file, truncated or damaged "
+                                 f"({error.__class__.__name__}: {error}); write it again") from error
             shapes = {name: array.shape for name, array in arrays.items()}
             labels = torch.from_numpy(arrays["labels"]) if "labels" in arrays else None
             self._spikes = torch.from_numpy(arrays["spikes"]) if "spikes" in arrays else None
