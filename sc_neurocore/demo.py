@@ -23,12 +23,13 @@ import importlib.util
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import Tensor
 
 from .explain import CausalImportance, SpikeAttributor, TemporalSaliency
+from .explain.results import TopK
 from .extras import install_hint
 from .inputs import as_positive_int
 from .models import LIFNetwork
@@ -244,7 +245,7 @@ def _run(args: argparse.Namespace) -> int:
         attribution = SpikeAttributor(decay=COUNT_READOUT_DECAY, mode="gated").attribute(spikes, network,
                                                                                          output_neuron=targets)
     _section(f"Spike attribution (gated, decay {COUNT_READOUT_DECAY:g}): top 5 spikes per digit")
-    for sample, top in enumerate(attribution.top_k(5)):
+    for sample, top in enumerate(cast(list[TopK], attribution.top_k(5))):  # a batch: one list per sample
         spikes_text = ", ".join(f"t={t} pixel=({n // 8},{n % 8}) {score:+.3f}" for t, n, score in top)
         print(f"sample {sample} (label {int(labels[sample])}, predicted {int(targets[sample])}): {spikes_text}")
     profile = attribution.temporal_profile()
@@ -263,7 +264,7 @@ def _run(args: argparse.Namespace) -> int:
     _section("Causal importance of input pixels (target output drop when a pixel is silenced): top 3 per digit")
     for sample in range(n_samples):
         top = torch.argsort(pixel_importance[sample], descending=True, stable=True)[:3].tolist()
-        listed = ", ".join(f"pixel ({n // 8},{n % 8}) {float(pixel_importance[sample, n]):+.0f}" for n in top)
+        listed = ", ".join(f"pixel ({n // 8},{n % 8}) {float(pixel_importance[sample, n]):+.0f}" for n in top)  # type: ignore[operator]
         print(f"sample {sample}: {listed} (of {float(pixels.baseline[sample]):.0f} output spikes)")
 
     # -- causal importance of hidden neurons, over the whole test set ----------------------------------------

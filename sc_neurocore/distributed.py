@@ -40,7 +40,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-import zipfile
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, default_collate
 
@@ -211,7 +210,7 @@ class SpikeFileDataset(Dataset):
 
 
 class _Shard(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]
     start: int
     stop: int
     name: str  # file name without suffix
@@ -306,7 +305,7 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
         return _run(where, method, explainer, model, dataset, loader_settings, out_dir,
                     batch_size=batch_size, targets=targets, layer=layer, shard_size=shard_size,
                     shard_format=shard_format, progress=bool(progress), overwrite=bool(overwrite),
-                    metadata=metadata)
+                    metadata=metadata)  # type: ignore[arg-type]
 
 
 def load_explanations(out_dir: str | os.PathLike, verify: bool = True) -> Explanations:
@@ -471,7 +470,7 @@ def _model_on(model: Any, device: torch.device) -> Any:
         return model  # a plain callable runs wherever its own tensors are
     tensor = next(iter(model.parameters()), None)
     if tensor is None:
-        tensor = next(iter(model.buffers()), None)
+        tensor = next(iter(model.buffers()), None)  # type: ignore[assignment]
     on_device = tensor is None or tensor.device == device
     if on_device and not any(module.training for module in model.modules()):
         return model
@@ -502,7 +501,7 @@ def _shards(n_samples: int, shard_size: int) -> list[_Shard]:
 def _run(where: _Rank, method: str, explainer: Any, model: Any, dataset: Dataset, loader_settings: dict,
          out_dir: Path, *, batch_size: int, targets: Any, layer: str, shard_size: int, shard_format: str,
          progress: bool, overwrite: bool, metadata: dict | None) -> DatasetSummary:
-    n_samples = len(dataset)
+    n_samples = len(dataset)  # type: ignore[arg-type]
     device_model = _model_on(model, where.device)
     if isinstance(explainer, PerturbationExplainer):
         explainer = copy.copy(explainer)  # the caller's explainer keeps its own model
@@ -545,7 +544,7 @@ def _run(where: _Rank, method: str, explainer: Any, model: Any, dataset: Dataset
     _barrier(where)
     seconds = time.perf_counter() - started
     written = sorted((r for part in _gather(where, written) for r in part), key=lambda r: r["shard"])
-    receipts = sorted(kept + written, key=lambda r: r["shard"])
+    receipts = sorted(kept + written, key=lambda r: r["shard"])  # type: ignore[index, operator]
     explained_samples = sum(r["stop"] - r["start"] for r in written)
     summary = DatasetSummary(
         n_samples=n_samples, n_shards=len(shards), explained_samples=explained_samples,
@@ -553,9 +552,9 @@ def _run(where: _Rank, method: str, explainer: Any, model: Any, dataset: Dataset
         world_size=where.world_size, seconds=seconds,
         samples_per_second=explained_samples / seconds if seconds > 0 else 0.0, manifest=out_dir / MANIFEST)
     if where.rank == 0:
-        if [r["shard"] for r in receipts] != [s.index for s in shards]:
+        if [r["shard"] for r in receipts] != [s.index for s in shards]:  # type: ignore[index]
             raise RuntimeError("explain_dataset: the ranks did not report every shard exactly once; this is a bug")
-        _write_manifest(out_dir, settings, run_key, receipts, summary, metadata)
+        _write_manifest(out_dir, settings, run_key, receipts, summary, metadata)  # type: ignore[arg-type]
         if progress:
             print(summary.describe(), flush=True)
     _barrier(where)  # when any rank returns, the manifest exists
@@ -611,7 +610,7 @@ def _explain_shards(where: _Rank, todo: list[_Shard], dataset: Dataset, loader_s
     settings = {key: value for key, value in loader_settings.items() if value is not None}
     settings["collate_fn"] = collate
     settings.setdefault("pin_memory", where.device.type == "cuda")  # lets the copies to the GPU overlap
-    loader = DataLoader(dataset, batch_sampler=[indices for _, indices in plan], **settings)
+    loader = DataLoader(dataset, batch_sampler=[indices for _, indices in plan], **settings)  # type: ignore[misc]
     # One line per process of this node: on a cluster, global ranks would push bars off the screen.
     bar = tqdm(total=sum(s.stop - s.start for s in todo), desc=f"rank {where.rank}", unit="sample",
                position=int(os.environ.get("LOCAL_RANK", where.rank)), disable=not progress, file=sys.stderr,
@@ -830,7 +829,7 @@ def main(args: argparse.Namespace) -> int:
                 from error
     dataset_path = Path(args.dataset)
     if dataset_path.suffix in (".safetensors", ".npz"):
-        dataset = SpikeFileDataset(dataset_path)
+        dataset: Any = SpikeFileDataset(dataset_path)
     elif ":" in args.dataset:
         dataset = _build(args.dataset, "dataset")
         if isinstance(getattr(dataset, "spikes", None), torch.Tensor):  # a spike set, e.g. sc_neurocore.data:load_digits

@@ -16,12 +16,13 @@ sample, and a recording returns every layer's spikes, membranes and decayed trac
 from __future__ import annotations
 
 import numbers
+from typing import cast
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .dynamics import RESET_MECHANISMS, LIFParameters, lif_initial_state, lif_step
+from .dynamics import RESET_MECHANISMS, LIFParameters, ResetMechanism, lif_initial_state, lif_step
 from .inputs import as_choice, as_tensor, as_weight_chain, check_same_device
 from .protocol import LayerRecord, Recording
 
@@ -87,7 +88,7 @@ class LIFNetwork(nn.Module):
 
     def layer_params(self, index: int) -> LIFParameters:
         """The `LIFParameters` of layer ``index``."""
-        return LIFParameters(self.betas[index], self.thresholds[index], self.reset)
+        return LIFParameters(self.betas[index], self.thresholds[index], cast(ResetMechanism, self.reset))
 
     def linear_weights(self) -> list[Tensor]:
         return [w.detach() for w in self.weights]
@@ -135,8 +136,9 @@ class LIFNetwork(nn.Module):
             out_spikes, membranes = [], []
             for t in range(currents.shape[1]):
                 s, state = lif_step(currents[:, t], state, params)
-                if keep[index] is not None:
-                    s = s * keep[index]
+                mask = keep[index]
+                if mask is not None:
+                    s = s * mask
                 out_spikes.append(s)
                 if record:  # only a recording keeps every step's membrane alive
                     membranes.append(state.membrane)
@@ -175,8 +177,8 @@ def _per_layer(value, n_layers: int, name: str, low: float | None, high: float |
         raise ValueError(f"{name}: expected a float or {n_layers} floats (one per layer), got {len(values)}")
     for v in values:
         # `-inf < v < inf` is False for NaN too: a non-finite threshold or leak is never meant.
-        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not -float("inf") < v < float("inf"):
+        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not -float("inf") < cast(float, v) < float("inf"):
             raise TypeError(f"{name}: expected finite floats, got {v!r}")
-        if (low is not None and v < low) or (high is not None and v > high):
+        if (low is not None and cast(float, v) < low) or (high is not None and cast(float, v) > high):
             raise ValueError(f"{name}: expected values in [{low}, {high}], got {v}")
     return tuple(float(v) for v in values)

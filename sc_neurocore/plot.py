@@ -527,7 +527,7 @@ def plot_perturbation_curves(curves: Mapping[str, Any], *, ax: Any = None, title
         raise ValueError("curves: expected a non-empty mapping {method name: curve}")
     if band not in ("quartiles", "std", "none"):
         raise ValueError(f"band: expected 'quartiles', 'std' or 'none', got {band!r}")
-    kinds = {getattr(curve, "kind", None) for curve in curves.values()} - {None}
+    kinds: set[str] = {str(curve.kind) for curve in curves.values() if getattr(curve, "kind", None) is not None}
     if len(kinds) > 1:
         raise ValueError(f"curves: expected curves of one kind on one axes, got {sorted(kinds)}")
     drawn: list[tuple[list[str], np.ndarray, np.ndarray, float]] = []  # (names, x, per-sample y, AUC)
@@ -566,7 +566,7 @@ def plot_perturbation_curves(curves: Mapping[str, Any], *, ax: Any = None, title
             else:
                 low, high = y.mean(axis=0) - y.std(axis=0), y.mean(axis=0) + y.std(axis=0)
             axes.fill_between(x, low, high, color=colour, alpha=0.12, linewidth=0)
-    kind = next(iter(kinds), None)
+    kind = next(iter(kinds), "")
     axes.set_xlabel({"deletion": "share of spikes deleted (highest score first)",
                      "insertion": "share of spikes inserted (highest score first)"}.get(kind, "share of spikes"))
     axes.set_ylabel(ylabel)

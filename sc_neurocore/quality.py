@@ -332,8 +332,8 @@ def planted_rows(*, n_train: int = 768, n_eval: int = 64, captum: bool = True, i
         ('SpikeAttributor gated (decay 1)', True)
     """
     n_train, n_eval = as_positive_int(n_train, "n_train"), as_positive_int(n_eval, "n_eval")
-    task = planted_pattern_task(n_train + n_eval, seed=seed, **PLANTED_OPTIONS)
-    train = PlantedTask(*(field[:n_train] for field in task[:3]), task.pattern_neurons, task.pattern_times)
+    task = planted_pattern_task(n_train + n_eval, seed=seed, **PLANTED_OPTIONS)  # type: ignore[arg-type]
+    train = PlantedTask(*(field[:n_train] for field in task[:3]), task.pattern_neurons, task.pattern_times)  # type: ignore[call-arg]
     network = train_planted_network(train, seed=seed)
     spikes, labels, planted = task.spikes[n_train:], task.labels[n_train:], task.planted[n_train:]
     with torch.no_grad():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -113,6 +114,7 @@ def verified(model, spikes: Tensor, record: bool,
             expected = model.run(rows)
             compiled = stack_forward(stack, rows.to(stack.layers[0].weight.dtype), record=record)
             got, baseline = compiled if record else (compiled, None)
+            got = cast(Tensor, got)
             if not isinstance(expected, Tensor) or expected.shape != got.shape or expected.dtype != got.dtype \
                     or not torch.equal(expected, got):
                 logger.info("%s: the compiled stack does not reproduce the model's forward bit for bit; using "
@@ -124,7 +126,7 @@ def verified(model, spikes: Tensor, record: bool,
 def _compile_lif_network(net: LIFNetwork) -> CompiledStack:
     layers = []
     for index, weight in enumerate(net.weights):
-        layers.append(CompiledLayer(weight.detach(), None if net._bias(index) is None else net._bias(index).detach(),
+        layers.append(CompiledLayer(weight.detach(), None if net._bias(index) is None else net._bias(index).detach(),  # type: ignore[union-attr]
                                  lif_step, net.layer_params(index), lif_initial_state))
     return CompiledStack(tuple(layers), tuple(net.neuron_layers), "count")
 

@@ -298,7 +298,7 @@ class HookedModel(nn.Module):
             activity = self._activity(returned, batch)
             outputs = activity if isinstance(activity, Tensor) else apply_readout(self.readout, *activity)
         outputs = outputs.reshape(batch, -1)
-        records = ()
+        records: tuple[LayerRecord, ...] = ()
         if record:
             records = tuple(LayerRecord(layer.name, *_batch_first(*layers[layer.name])) for layer in self._layers)
         return Recording(outputs, records)

@@ -72,7 +72,7 @@ def neuron_candidates(model: nn.Module) -> list[Candidate]:
     if classes is None:
         return []
     neurons, integrators = classes
-    return [Candidate(name, module, split_output, spiking=not isinstance(module, integrators))
+    return [Candidate(name, module, split_output, spiking=not isinstance(module, integrators))  # type: ignore[arg-type]
             for name, module in model.named_modules() if name and isinstance(module, neurons)]
 
 
@@ -95,7 +95,7 @@ def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
         return {}
     values: dict[str, Any] = {**params._asdict(), "dt": getattr(module, "dt", None)}
     if kind == "li_linear_cell":
-        values["input_weights"] = module.input_weights.detach()
+        values["input_weights"] = module.input_weights.detach()  # type: ignore[operator]
     return values
 
 
@@ -111,7 +111,7 @@ class NorseSequential(HookedModel):
         stack = []
         for name, child in module.named_children():
             kind = layer_kind(child)
-            stateful = bool(module.stateful_layers[int(name)])
+            stateful = bool(module.stateful_layers[int(name)])  # type: ignore[index]
             stack.append(StackLayer(name, kind, child, stateful, layer_params(child, kind)))
         if not stack or not stack[-1].neuron:
             raise ValueError("model: the last entry of a Norse SequentialState must be a neuron layer (LIF, LI, "
@@ -120,7 +120,7 @@ class NorseSequential(HookedModel):
         super().__init__(module, neuron_candidates(module), input_shape=input_shape, readout=readout)
 
     def linear_weights(self) -> list[Tensor] | None:
-        return linear_chain(self.stack)
+        return linear_chain(self.stack)  # type: ignore[arg-type]
 
     def _drive(self, inputs: Tensor) -> None:
         state = None  # Norse's rest state, for every layer, on every call

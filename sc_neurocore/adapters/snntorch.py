@@ -134,8 +134,8 @@ def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
         return structure
     if kind == "leaky_parallel":
         rnn = module.rnn
-        return {"weight_ih": rnn.weight_ih_l0.detach(), "bias_ih": getattr(rnn, "bias_ih_l0", None),
-                "weight_hh": rnn.weight_hh_l0.detach(), "threshold": module.threshold}
+        return {"weight_ih": rnn.weight_ih_l0.detach(), "bias_ih": getattr(rnn, "bias_ih_l0", None),  # type: ignore[operator, union-attr]
+                "weight_hh": rnn.weight_hh_l0.detach(), "threshold": module.threshold}  # type: ignore[operator, union-attr]
     if kind in ("leaky", "synaptic", "alpha", "rleaky"):
         params: dict[str, Any] = {"beta": module.beta, "threshold": module.threshold,
                                   "reset_mechanism": module.reset_mechanism,
@@ -189,7 +189,7 @@ class SnnTorchSequential(HookedModel):
                          state_buffers=state_buffers(module))
 
     def linear_weights(self) -> list[Tensor] | None:
-        return linear_chain(self.stack)
+        return linear_chain(self.stack)  # type: ignore[arg-type]
 
     def _drive(self, inputs: Tensor) -> None:
         if self.sequence_level:

@@ -13,6 +13,7 @@ machine every contender is faster so, and the comparison stays like for like).
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import math
 import os
@@ -244,7 +245,7 @@ def _best_captum(section: str, case: Case, ours_s: float, runs: int, ours: Tenso
     """Each ``perturbations_per_eval`` once (checked against ours), then the fastest ``runs`` times."""
     trials = []
     for ppe in PERTURBATIONS_PER_EVAL:
-        seconds, peak, result = timed(lambda ppe=ppe: call(ppe), 1)
+        seconds, peak, result = timed(functools.partial(call, ppe), 1)
         trials.append((seconds, ppe, _agreement(ours, result), peak))
     _, ppe, agreement, _ = min(trials)
     agreement = next((a for *_, a, _ in trials if a != "identical"), agreement)  # any disagreement is shown
@@ -329,8 +330,7 @@ def linearity_section(workload: Workload, settings: Settings) -> tuple[list[Row]
         spikes = input_spikes(workload, rate=rate, seed=11)
         target = predicted(network.run, spikes)
         explainer.explain(spikes[0], output_neuron=target)  # warm-up, untimed
-        seconds, peak, _ = timed(lambda spikes=spikes, target=target: explainer.explain(spikes[0], output_neuron=target),
-                                  settings.runs)
+        seconds, peak, _ = timed(functools.partial(explainer.explain, spikes[0], output_neuron=target), settings.runs)
         n_spikes = int((spikes != 0).sum())
         points.append((n_spikes, seconds))
         rows.append(Row(section, f"{workload.name} / LIFNetwork, rate {rate:.1%}", f"ours ({n_spikes} spikes)",
@@ -365,7 +365,7 @@ def memory_section(workload: Workload, settings: Settings) -> tuple[list[Row], l
                 reference = run_plan(network, spikes, plan, max_memory=budget)
         agreement = _agreement(outputs, reference)
         with torch.inference_mode():
-            seconds, peak, _ = timed(lambda budget=budget: execute(network, spikes, plan, max_memory=budget),
+            seconds, peak, _ = timed(functools.partial(execute, network, spikes, plan, max_memory=budget),
                                      max(1, settings.runs // 2))
         peaks.append((budget, peak))
         share = "n/a" if peak is None else f"{peak / (budget / 2**20):.0%} of max_memory"

@@ -53,7 +53,7 @@ class DigitSpikes(NamedTuple):
     spikes: Tensor
     labels: Tensor
     images: Tensor
-    index: Tensor
+    index: Tensor  # type: ignore[assignment]  # a field named like tuple.index, kept for the API
 
 
 @functools.lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -234,5 +234,5 @@ def snntorch_spike_counts(network: nn.Module, spikes: Tensor) -> Tensor:
     for t in range(spikes.shape[1]):
         output_spikes, _ = network(spikes[:, t])
         counts = output_spikes if counts is None else counts + output_spikes
-    return counts
+    return cast(Tensor, counts)
 

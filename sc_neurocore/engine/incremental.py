@@ -285,7 +285,7 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
     if rows.level == len(stack.layers):
         # Silenced output neurons: their spikes leave the readout, their own membranes do not move.
         outputs = readout_finish(stack.readout, partial[rows.sample, n_steps], n_steps)
-        outputs = outputs * rows.keep if stack.readout in ("count", "rate") else outputs
+        outputs = outputs * rows.keep if stack.readout in ("count", "rate") else outputs  # type: ignore[operator]
         return outputs, torch.zeros(n_rows, dtype=torch.bool, device=outputs.device)
     order = torch.argsort(rows.first, stable=True)
     sample, first = rows.sample[order], rows.first[order]
@@ -301,7 +301,7 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
         if rows.only_at_first:
             weight_rows = weight_rows * train[sample, first.clamp(max=n_steps - 1), neuron][:, None]
     else:
-        keep = rows.keep[order]
+        keep = rows.keep[order]  # type: ignore[index]
     block = step_block_rows(max(stack.sizes[level:]), spikes.device)
     margin = tie_margin(stack)
     uncertain = torch.zeros(n_rows, dtype=torch.bool, device=spikes.device)
@@ -335,11 +335,11 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
                 layer = stack.layers[index]
                 if index > level:
                     current = layer.current(emitted)
-                before = _rows(states[index], lo, hi)
+                before = _rows(states[index], lo, hi)  # type: ignore[arg-type]
                 emitted, state = layer.step(current, before, layer.params)
                 near = layer.distance(current, before, state).abs_() < margin
                 uncertain[lo:hi] |= near.any(dim=1)
-                _store(states[index], state, lo, hi)
+                _store(states[index], state, lo, hi)  # type: ignore[arg-type]
             outputs[lo:hi] = readout_step(stack.readout, outputs[lo:hi], emitted, state[0])
         active = new
     outputs = readout_finish(stack.readout, outputs, n_steps)
@@ -575,7 +575,7 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     if plan is None:
         samples, _ = plan_chunks(budget, baseline_bytes_per_sample(stack, n_steps, itemsize), 1, n_samples, 1)
         with thread_policy(samples * max(stack.sizes), x.device):
-            return torch.cat([stack_forward(stack, x[start:start + samples])
+            return torch.cat([stack_forward(stack, x[start:start + samples])  # type: ignore[misc]
                               for start in range(0, n_samples, samples)]) if n_samples else \
                 x.new_empty(0, stack.n_outputs)
     n_rows = len(plan)
@@ -646,8 +646,8 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
 def _footprint(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> tuple[int, int, int]:
     """``(level, baseline bytes per sample, replay bytes per row)`` of running ``plan`` incrementally."""
     silencing = isinstance(plan, Silencing)
-    level = 0 if not silencing or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1
-    masked = silencing and len(plan) > 0 and bool((plan.stop - plan.start > 1).any())
+    level = 0 if not silencing or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1  # type: ignore[union-attr]
+    masked = silencing and len(plan) > 0 and bool((plan.stop - plan.start > 1).any())  # type: ignore[union-attr]
     itemsize = torch.empty((), dtype=stack.layers[0].weight.dtype).element_size()
     return (level, baseline_bytes_per_sample(stack, spikes.shape[1], itemsize),
             replay_bytes_per_row(stack, level, spikes.shape[1], itemsize, silencing=silencing, masked=masked))

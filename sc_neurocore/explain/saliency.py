@@ -78,5 +78,5 @@ class TemporalSaliency(PerturbationExplainer):
         change = base_k[plan.sample] - target_column(outputs, targets[plan.sample])
         saliency = torch.zeros(spikes.shape, dtype=change.dtype, device=spikes.device)
         saliency[plan.sample, plan.timestep, plan.neuron] = change
-        return SaliencyResult(saliency, spikes != 0, base_k.clone(), self.significance,
+        return SaliencyResult(saliency, spikes != 0, base_k.clone(), self.significance,  # type: ignore[has-type]
                               batched=prepared.batch.batched, numpy=prepared.batch.numpy, explainer=self)

@@ -19,6 +19,7 @@ Requires the ``fpga`` extra (``pip install 'spikexplain[fpga]'``).
 from __future__ import annotations
 
 import numbers
+from typing import cast
 
 from ..extras import missing_extra
 from .spec import FixedPointSpec
@@ -55,7 +56,7 @@ def check_geometry(n_inputs, n_outputs, n_steps, lanes, spec) -> None:
                               ("n_steps", n_steps, 65535), ("lanes", lanes, MAX_LANES)):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool):
             raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-        if not 1 <= value <= high:
+        if not 1 <= cast(int, value) <= high:
             raise ValueError(f"{name}: expected an int in [1, {high}], got {value}")
     if not isinstance(spec, FixedPointSpec):
         raise TypeError(f"spec: expected a FixedPointSpec, got {type(spec).__name__}")

@@ -135,7 +135,7 @@ def _header(top, n_inputs, n_outputs, n_steps, lanes, spec, inlined, target, mod
             high = field.offset + field.size - 1
             lines.append(f"        [{high}:{field.offset}] {field.name}: {_plain(field.description)}")
     lines += ["", "How software drives it:"]
-    lines += ["  " + line.strip() for line in type(core.doc).__doc__.split("How software drives it:")[1].splitlines()
+    lines += ["  " + line.strip() for line in type(core.doc).__doc__.split("How software drives it:")[1].splitlines()  # type: ignore[union-attr]
               if line.strip()]
     return "".join(f"// {line}".rstrip() + "\n" for line in lines) + "\n"
 

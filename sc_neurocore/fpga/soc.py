@@ -125,7 +125,7 @@ def board_crg(platform, board: Board, sys_clk_freq: float):
     migen, LiteXModule = _migen()
     from migen.genlib.resetsync import AsyncResetSynchronizer
 
-    class BoardCRG(LiteXModule):
+    class BoardCRG(LiteXModule):  # type: ignore[misc, valid-type]
         def __init__(self):
             self.cd_sys = migen.ClockDomain("sys")
             self.cd_por = migen.ClockDomain("por", reset_less=True)

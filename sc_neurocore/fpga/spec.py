@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import cast
 from dataclasses import dataclass
 
 import torch
@@ -57,7 +58,7 @@ CSR_WIDTH = 32
 def _check_int(value, name: str, low: int, high: int) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if not low <= value <= high:
+    if not low <= cast(int, value) <= high:
         raise ValueError(f"{name}: expected an int in [{low}, {high}], got {value}")
     return int(value)
 
