@@ -11,8 +11,10 @@ KATEX := node_modules/katex/dist/katex.min.js
 # layout until its owner reformats it (reformatting everything at once would collide with work in progress);
 # add a file here when you format it.
 FORMATTED := sc_neurocore/__init__.py sc_neurocore/cli.py sc_neurocore/extras.py sc_neurocore/progress.py \
-	sc_neurocore/explain/results.py scripts/markdown_docstrings.py docs/hooks/generated.py docs/hooks/katex.py \
-	docs/hooks/nav.py tests/test_docs.py tests/test_docstring_examples.py tests/test_cli.py tests/test_package.py
+	sc_neurocore/plot.py sc_neurocore/demo.py sc_neurocore/explain/results.py scripts/markdown_docstrings.py \
+	docs/hooks/generated.py docs/hooks/katex.py docs/hooks/nav.py tests/test_docs.py tests/test_plot.py \
+	tests/test_demo.py tests/test_docstring_examples.py tests/test_cli.py tests/test_package.py \
+	tests/explain/test_results.py
 
 .PHONY: setup demo test lint bench quality docs figures clean
 

@@ -38,15 +38,33 @@ _LAZY = {
     "load_explanations": "sc_neurocore.distributed",
 }
 
-__all__ = ["AttributionResult", "CausalImportance", "CausalResult", "LIFNetwork", "SaliencyResult", "SpikeAttributor",
-           "TemporalSaliency", "__version__", "explain_dataset", "from_module", "from_norse", "from_snntorch",
-           "load_explanations"]
+__all__ = [
+    "AttributionResult",
+    "CausalImportance",
+    "CausalResult",
+    "LIFNetwork",
+    "SaliencyResult",
+    "SpikeAttributor",
+    "TemporalSaliency",
+    "__version__",
+    "explain_dataset",
+    "from_module",
+    "from_norse",
+    "from_snntorch",
+    "load_explanations",
+]
 
 if TYPE_CHECKING:
     from .adapters import from_module, from_norse, from_snntorch
     from .distributed import explain_dataset, load_explanations
-    from .explain import (AttributionResult, CausalImportance, CausalResult, SaliencyResult, SpikeAttributor,
-                          TemporalSaliency)
+    from .explain import (
+        AttributionResult,
+        CausalImportance,
+        CausalResult,
+        SaliencyResult,
+        SpikeAttributor,
+        TemporalSaliency,
+    )
     from .models import LIFNetwork
 
 

@@ -21,13 +21,19 @@ import sys
 #: name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sc_neurocore.demo", "explain the shipped digits network with all three methods; figures into --out"),
-    "bench": ("sc_neurocore.bench", "time exact saliency, causal importance and attribution against naive loops "
-              "and Captum"),
-    "explain-dataset": ("sc_neurocore.distributed", "explain a whole dataset into checksummed shards, on one "
-                        "process or many (torchrun)"),
+    "bench": (
+        "sc_neurocore.bench",
+        "time exact saliency, causal importance and attribution against naive loops and Captum",
+    ),
+    "explain-dataset": (
+        "sc_neurocore.distributed",
+        "explain a whole dataset into checksummed shards, on one process or many (torchrun)",
+    ),
     "fpga": ("sc_neurocore.fpga.cli", "build the trace explainer's iCE40 bitstream and its resource/clock report"),
-    "quality": ("sc_neurocore.quality", "measure how faithful each explanation method is (deletion, insertion, "
-                "agreement, planted patterns)"),
+    "quality": (
+        "sc_neurocore.quality",
+        "measure how faithful each explanation method is (deletion, insertion, agreement, planted patterns)",
+    ),
 }
 
 #: A message that names what was wrong the project's way: `"spikes: expected ..."`, `"--runs: ..."`,
@@ -35,9 +41,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 _NAMED_ARGUMENT = re.compile(r"^(--)?[A-Za-z_][\w.-]*(\[[^\]]*\])?: ")
 
 #: errno values that mean the disk, not the program, is the problem.
-_DISK_ERRORS = {errno.EROFS: "the file system is read-only", errno.ENOSPC: "the disk is full",
-                errno.EDQUOT: "the disk quota is exceeded", errno.EACCES: "permission denied",
-                errno.EPERM: "permission denied"}
+_DISK_ERRORS = {
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
 
 
 def _version() -> str:
@@ -97,8 +107,10 @@ def describe_failure(error: BaseException) -> str | None:
         return str(error) if error.filename is None else f"{error.filename}: {error.strerror or error}"
     if isinstance(error, OSError) and error.errno in _DISK_ERRORS:
         where = f"cannot write {error.filename}" if error.filename else "cannot write the output"
-        return (f"{where}: {_DISK_ERRORS[error.errno]}; choose another output folder (--out / --output) on a "
-                "writable disk with free space")
+        return (
+            f"{where}: {_DISK_ERRORS[error.errno]}; choose another output folder (--out / --output) on a "
+            "writable disk with free space"
+        )
     if isinstance(error, (ValueError, TypeError)) and _NAMED_ARGUMENT.match(str(error)):
         return str(error)
     return None

@@ -39,6 +39,18 @@ from .progress import step
 ROBUSTNESS_THRESHOLD = 0.05
 #: The digit overlay figure shows at most this many digits (one column each), whatever `--samples` is.
 MAX_FIGURE_SAMPLES = 8
+#: The PNG files the demo writes into `--out`, in the order it writes them.
+FIGURES = (
+    "spike_raster.png",
+    "saliency_heatmap.png",
+    "temporal_profile.png",
+    "digit_importance_8x8.png",
+    "digit_importance_28x28.png",
+    "causal_importance.png",
+    "robustness_curve.png",
+    "deletion_curves.png",
+    "insertion_curves.png",
+)
 #: Colour bar and axis units of each method's scores on the shipped network (its output is a spike count).
 UNITS = {"attribution": "a.u.", "saliency": "output spikes", "causal": "output spikes"}
 
@@ -46,10 +58,18 @@ UNITS = {"attribution": "a.u.", "saliency": "output spikes", "causal": "output s
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-output", help="folder for the figures (created if missing)")
     parser.add_argument("--samples", type=int, default=4, help="how many test digits to explain (default 4)")
-    parser.add_argument("--faithfulness-samples", type=int, default=32,
-                        help="test digits the faithfulness table is measured on (default 32)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="show each step's progress on standard error (default: on a terminal)")
+    parser.add_argument(
+        "--faithfulness-samples",
+        type=int,
+        default=32,
+        help="test digits the faithfulness table is measured on (default 32)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show each step's progress on standard error (default: on a terminal)",
+    )
 
 
 def naive_saliency(network: LIFNetwork, spikes: Tensor, output_neuron: int) -> Tensor:
@@ -162,17 +182,16 @@ def digit_overlay(images: Tensor, labels: Tensor, predicted: Tensor, per_pixel: 
         axes.imshow(images[sample].detach().cpu().numpy(), cmap="gray_r", interpolation="nearest")
         axes.set_xticks([])
         axes.set_yticks([])
-        axes.set_title(f"sample {sample}, label {int(labels[sample])}, predicted {int(predicted[sample])}",
-                       fontsize=9)
+        axes.set_title(f"sample {sample}, label {int(labels[sample])}, predicted {int(predicted[sample])}", fontsize=9)
     grid[0, 0].set_ylabel("input digit", fontsize=11)
     for row, (method, maps) in enumerate(per_pixel.items(), start=1):
         limit = float(maps[:n_columns].abs().max()) or 1.0
         for sample in range(n_columns):
-            plot_digit_importance(images[sample], maps[sample], ax=grid[row, sample], signed=True, limit=limit,
-                                  colorbar=False, title="")
+            plot_digit_importance(
+                images[sample], maps[sample], ax=grid[row, sample], signed=True, limit=limit, colorbar=False, title=""
+            )
         grid[row, 0].set_ylabel(method, fontsize=11)
-        figure.colorbar(grid[row, -1].images[-1], ax=list(grid[row]), label=f"{method}\n({UNITS[method]})",
-                        shrink=0.9)
+        figure.colorbar(grid[row, -1].images[-1], ax=list(grid[row]), label=f"{method}\n({UNITS[method]})", shrink=0.9)
     return figure
 
 
@@ -183,8 +202,12 @@ def _section(title: str) -> None:
 def _clamped(asked: int, available: int, name: str) -> int:
     """`asked`, or `available` with a warning on standard error when fewer are there."""
     if asked > available:
-        print(f"sc-neurocore demo: warning: {name}: {asked} asked, but the test split has {available} digits; "
-              f"using {available}", file=sys.stderr, flush=True)
+        print(
+            f"sc-neurocore demo: warning: {name}: {asked} asked, but the test split has {available} digits; "
+            f"using {available}",
+            file=sys.stderr,
+            flush=True,
+        )
         return available
     return asked
 
@@ -201,9 +224,16 @@ def main(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .data import load_digits, model_config, pretrained_network, pretrained_weights
-    from .plot import (plot_causal_importance, plot_digit_importance, plot_perturbation_curves,
-                       plot_robustness_curve, plot_saliency_heatmap, plot_spike_raster, plot_temporal_profile,
-                       save_figure)
+    from .plot import (
+        plot_causal_importance,
+        plot_digit_importance,
+        plot_perturbation_curves,
+        plot_robustness_curve,
+        plot_saliency_heatmap,
+        plot_spike_raster,
+        plot_temporal_profile,
+        save_figure,
+    )
     from .quality import COUNT_READOUT_DECAY, faithfulness_rows, format_table
 
     started = time.perf_counter()
@@ -231,8 +261,10 @@ def _run(args: argparse.Namespace) -> int:
     correct = int((predicted == test.labels).sum())
     _section("Trained network")
     shape = "-".join(map(str, config["layers"]))
-    print(f"LIF network {shape} (beta={config['beta']}, threshold={config['threshold']}),"
-          f" T={config['n_steps']} steps, {config['encoding']}-coded 8x8 digits (scikit-learn, no download)")
+    print(
+        f"LIF network {shape} (beta={config['beta']}, threshold={config['threshold']}),"
+        f" T={config['n_steps']} steps, {config['encoding']}-coded 8x8 digits (scikit-learn, no download)"
+    )
     print(f"Test accuracy: {correct / len(test.labels):.2%} ({correct}/{len(test.labels)} test digits)")
 
     n_samples = _clamped(n_samples, len(test.labels), "samples")
@@ -242,8 +274,9 @@ def _run(args: argparse.Namespace) -> int:
 
     # -- spike attribution, batched -------------------------------------------------------------------------
     with step("spike attribution", enabled=progress):
-        attribution = SpikeAttributor(decay=COUNT_READOUT_DECAY, mode="gated").attribute(spikes, network,
-                                                                                         output_neuron=targets)
+        attribution = SpikeAttributor(decay=COUNT_READOUT_DECAY, mode="gated").attribute(
+            spikes, network, output_neuron=targets
+        )
     _section(f"Spike attribution (gated, decay {COUNT_READOUT_DECAY:g}): top 5 spikes per digit")
     for sample, top in enumerate(cast(list[TopK], attribution.top_k(5))):  # a batch: one list per sample
         spikes_text = ", ".join(f"t={t} pixel=({n // 8},{n % 8}) {score:+.3f}" for t, n, score in top)
@@ -277,16 +310,19 @@ def _run(args: argparse.Namespace) -> int:
     drops = ", ".join(f"{100 * float(v):.2f}" for v in importance[critical])
     print(f"Their test accuracy drops, in percentage points: {drops} (from {float(causal.baseline):.2%})")
     count = causal.robustness_count(threshold=ROBUSTNESS_THRESHOLD)
-    print(f"Robustness: can silence {count} of 32 hidden neurons (least important first) before test accuracy "
-          f"drops more than {ROBUSTNESS_THRESHOLD:.0%}")
+    print(
+        f"Robustness: can silence {count} of 32 hidden neurons (least important first) before test accuracy "
+        f"drops more than {ROBUSTNESS_THRESHOLD:.0%}"
+    )
 
     # -- faithfulness -------------------------------------------------------------------------------------
     n_faithful = _clamped(n_faithful, len(test.labels), "faithfulness_samples")
     # Captum's rows differentiate through the snnTorch twin: without snnTorch the table keeps our own rows.
     captum = importlib.util.find_spec("snntorch") is not None
     with step(f"faithfulness on {n_faithful} test digits", enabled=progress):
-        rows = faithfulness_rows(network, test.spikes[:n_faithful], predicted[:n_faithful], captum=captum,
-                                 n_points=21, seed=0)
+        rows = faithfulness_rows(
+            network, test.spikes[:n_faithful], predicted[:n_faithful], captum=captum, n_points=21, seed=0
+        )
     _section(f"Faithfulness on {n_faithful} test digits (`sc-neurocore quality` prints the full report)")
     print(format_table(rows))
     if not captum:
@@ -296,8 +332,10 @@ def _run(args: argparse.Namespace) -> int:
     with step("timing the naive loop against the batched saliency", enabled=progress):
         speed = saliency_speedup(network, spikes[0], int(targets[0]))
     _section("Speed-up over the naive loop (temporal saliency of one digit)")
-    print(f"{speed.n_spikes} spikes: naive per-spike loop {speed.naive_seconds:.3f} s, batched "
-          f"{speed.batched_seconds:.3f} s: {speed.factor:.1f}x faster (maps checked equal)")
+    print(
+        f"{speed.n_spikes} spikes: naive per-spike loop {speed.naive_seconds:.3f} s, batched "
+        f"{speed.batched_seconds:.3f} s: {speed.factor:.1f}x faster (maps checked equal)"
+    )
 
     # -- the tutorial's MNIST example, on 28x28 digits ---------------------------------------------------------
     mnist_config = model_config(28)
@@ -309,41 +347,92 @@ def _run(args: argparse.Namespace) -> int:
     mnist_result = SpikeAttributor(decay=0.95).attribute(test_spikes, model_weights, output_neuron=predicted_class)
     importance_image = mnist_result.spatial_importance().reshape(28, 28)
     _section("The tutorial's MNIST example on a 28x28 digit (784-32-10 network)")
-    print(f"test_spikes {tuple(test_spikes.shape)}, label {int(test28.labels[0])}, predicted {predicted_class}; "
-          f"importance_image {tuple(importance_image.shape)}, total attribution {mnist_result.total:.3f}")
+    print(
+        f"test_spikes {tuple(test_spikes.shape)}, label {int(test28.labels[0])}, predicted {predicted_class}; "
+        f"importance_image {tuple(importance_image.shape)}, total attribution {mnist_result.total:.3f}"
+    )
 
     # -- figures -----------------------------------------------------------------------------------------
     def caption(sample: int) -> str:
         return f"sample {sample}, label {int(labels[sample])}, predicted {int(targets[sample])}"
 
     with step("drawing the figures", enabled=progress):
-        save(plot_spike_raster(spikes[0], attribution.attribution_map()[0],
-                               label=f"gated attribution ({UNITS['attribution']})", signed=True,
-                               title=f"{caption(0)}: input spikes coloured by attribution"), "spike_raster.png")
-        save(plot_saliency_heatmap(saliency.saliency_map()[0], tested=saliency.tested_mask()[0], signed=True,
-                                   label=f"saliency ({UNITS['saliency']})",
-                                   title=f"{caption(0)}: exact temporal saliency"), "saliency_heatmap.png")
-        save(plot_temporal_profile({"gated attribution": profile[0], "saliency": saliency.temporal_profile()[0]},
-                                   units={"gated attribution": UNITS["attribution"], "saliency": UNITS["saliency"]},
-                                   title=f"{caption(0)}: score per timestep"), "temporal_profile.png")
-        save(digit_overlay(images, labels, targets,
-                           {"attribution": attribution.spatial_importance(), "saliency": saliency.spatial_importance(),
-                            "causal": pixel_importance}), "digit_importance_8x8.png")
-        save(plot_digit_importance(test28.images[0], importance_image, label="attribution, decay 0.95 (a.u.)",
-                                   title=f"28x28 sample 0, label {int(test28.labels[0])}, predicted {predicted_class}"),
-             "digit_importance_28x28.png")
-        save(plot_causal_importance(causal, title="Hidden neurons: test accuracy drop when silenced",
-                                    neuron_label="hidden neuron"), "causal_importance.png")
-        save(plot_robustness_curve(causal, threshold=ROBUSTNESS_THRESHOLD,
-                                   title="Test accuracy vs hidden neurons silenced"), "robustness_curve.png")
+        save(
+            plot_spike_raster(
+                spikes[0],
+                attribution.attribution_map()[0],
+                label=f"gated attribution ({UNITS['attribution']})",
+                signed=True,
+                title=f"{caption(0)}: input spikes coloured by attribution",
+            ),
+            "spike_raster.png",
+        )
+        save(
+            plot_saliency_heatmap(
+                saliency.saliency_map()[0],
+                tested=saliency.tested_mask()[0],
+                signed=True,
+                label=f"saliency ({UNITS['saliency']})",
+                title=f"{caption(0)}: exact temporal saliency",
+            ),
+            "saliency_heatmap.png",
+        )
+        save(
+            plot_temporal_profile(
+                {"gated attribution": profile[0], "saliency": saliency.temporal_profile()[0]},
+                units={"gated attribution": UNITS["attribution"], "saliency": UNITS["saliency"]},
+                title=f"{caption(0)}: score per timestep",
+            ),
+            "temporal_profile.png",
+        )
+        save(
+            digit_overlay(
+                images,
+                labels,
+                targets,
+                {
+                    "attribution": attribution.spatial_importance(),
+                    "saliency": saliency.spatial_importance(),
+                    "causal": pixel_importance,
+                },
+            ),
+            "digit_importance_8x8.png",
+        )
+        save(
+            plot_digit_importance(
+                test28.images[0],
+                importance_image,
+                label="attribution, decay 0.95 (a.u.)",
+                title=f"28x28 sample 0, label {int(test28.labels[0])}, predicted {predicted_class}",
+            ),
+            "digit_importance_28x28.png",
+        )
+        save(
+            plot_causal_importance(
+                causal, title="Hidden neurons: test accuracy drop when silenced", neuron_label="hidden neuron"
+            ),
+            "causal_importance.png",
+        )
+        save(
+            plot_robustness_curve(
+                causal, threshold=ROBUSTNESS_THRESHOLD, title="Test accuracy vs hidden neurons silenced"
+            ),
+            "robustness_curve.png",
+        )
         for kind in ("deletion", "insertion"):
             curves = {row.method: getattr(row, kind) for row in rows}
-            save(plot_perturbation_curves(curves, title=f"{kind.capitalize()} curves, {n_faithful} test digits"),
-                 f"{kind}_curves.png")
+            save(
+                plot_perturbation_curves(curves, title=f"{kind.capitalize()} curves, {n_faithful} test digits"),
+                f"{kind}_curves.png",
+            )
 
     if n_samples > MAX_FIGURE_SAMPLES:
-        print(f"sc-neurocore demo: note: digit_importance_8x8.png shows the first {MAX_FIGURE_SAMPLES} of the "
-              f"{n_samples} samples (the printed results cover all of them)", file=sys.stderr, flush=True)
+        print(
+            f"sc-neurocore demo: note: digit_importance_8x8.png shows the first {MAX_FIGURE_SAMPLES} of the "
+            f"{n_samples} samples (the printed results cover all of them)",
+            file=sys.stderr,
+            flush=True,
+        )
     _section("Figures")
     for path in written:
         print(path)

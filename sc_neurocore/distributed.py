@@ -832,8 +832,9 @@ def main(args: argparse.Namespace) -> int:
         dataset: Any = SpikeFileDataset(dataset_path)
     elif ":" in args.dataset:
         dataset = _build(args.dataset, "dataset")
-        if isinstance(getattr(dataset, "spikes", None), torch.Tensor):  # a spike set, e.g. sc_neurocore.data:load_digits
-            dataset = TensorDataset(*[t for t in (dataset.spikes, getattr(dataset, "labels", None)) if t is not None])
+        if isinstance(dataset, tuple) and "spikes" in getattr(dataset, "_fields", ()):  # e.g. sc_neurocore.data:load_digits
+            spike_set: Any = dataset
+            dataset = TensorDataset(*[t for t in (spike_set.spikes, getattr(spike_set, "labels", None)) if t is not None])
     else:
         raise ValueError(f"dataset: expected a .safetensors/.npz file or 'package.module:factory', "
                          f"got {args.dataset!r}")

@@ -81,8 +81,10 @@ def toolchain_hint() -> str:
         >>> toolchain_hint().startswith("sudo apt-get install yosys nextpnr-ice40")
         True
     """
-    return (f"sudo apt-get install {' '.join(TOOLCHAIN_PACKAGES)} (Debian / Ubuntu; from a source checkout: "
-            "sudo bash scripts/install-toolchain.sh)")
+    return (
+        f"sudo apt-get install {' '.join(TOOLCHAIN_PACKAGES)} (Debian / Ubuntu; from a source checkout: "
+        "sudo bash scripts/install-toolchain.sh)"
+    )
 
 
 def missing_tool(tool: str) -> MissingToolError:

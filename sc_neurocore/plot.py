@@ -103,8 +103,9 @@ def _score_map(scores: Any, name: str = "scores") -> np.ndarray:
             break
     array = _array(scores, name)
     if array.ndim != 2:
-        raise ValueError(f"{name}: expected one sample's (T, N) map, got shape {array.shape}; "
-                         f"index a batch first (e.g. {name}[0])")
+        raise ValueError(
+            f"{name}: expected one sample's (T, N) map, got shape {array.shape}; index a batch first (e.g. {name}[0])"
+        )
     return array
 
 
@@ -128,8 +129,15 @@ def _colour_scale(values: np.ndarray, signed: bool | None = None, limit: float |
     return UNSIGNED_CMAP, matplotlib.colors.Normalize(0.0, largest), False
 
 
-def plot_spike_raster(spikes: Any, scores: Any = None, *, ax: Any = None, title: str | None = None,
-                      label: str = "importance (a.u.)", signed: bool | None = None):
+def plot_spike_raster(
+    spikes: Any,
+    scores: Any = None,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    label: str = "importance (a.u.)",
+    signed: bool | None = None,
+):
     """Spike raster of one sample, each spike coloured by its score.
 
     Args:
@@ -167,8 +175,9 @@ def plot_spike_raster(spikes: Any, scores: Any = None, *, ax: Any = None, title:
         cmap, norm, _ = _colour_scale(values, signed)
         # Draw the strongest last so they are not hidden under weak ones.
         order = np.argsort(np.abs(values), kind="stable")
-        points = axes.scatter(timestep[order], neuron[order], c=values[order], cmap=cmap, norm=norm, s=14,
-                              marker="s", edgecolors="none")
+        points = axes.scatter(
+            timestep[order], neuron[order], c=values[order], cmap=cmap, norm=norm, s=14, marker="s", edgecolors="none"
+        )
         figure.colorbar(points, ax=axes, label=label)
     axes.set_xlim(-0.5, spike_map.shape[0] - 0.5)
     axes.set_ylim(-0.5, spike_map.shape[1] - 0.5)
@@ -187,9 +196,15 @@ def _discrete_levels(values: np.ndarray) -> np.ndarray | None:
     return levels if len(levels) <= MAX_DISCRETE_LEVELS else None
 
 
-def plot_saliency_heatmap(scores: Any, *, ax: Any = None, title: str | None = None,
-                          label: str = "saliency (output change)", signed: bool | None = None,
-                          tested: Any = None):
+def plot_saliency_heatmap(
+    scores: Any,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    label: str = "saliency (output change)",
+    signed: bool | None = None,
+    tested: Any = None,
+):
     """Heatmap of a `(T, N)` score map: timestep on x, neuron on y.
 
     A map of a few integer values (the exact saliency of a spike-count output: -1, 0, +1) gets one colour
@@ -256,8 +271,14 @@ def plot_saliency_heatmap(scores: Any, *, ax: Any = None, title: str | None = No
     return figure
 
 
-def plot_temporal_profile(profiles: Any, *, ax: Any = None, title: str | None = None,
-                          ylabel: str = "score summed over neurons", units: Mapping[str, str] | None = None):
+def plot_temporal_profile(
+    profiles: Any,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    ylabel: str = "score summed over neurons",
+    units: Mapping[str, str] | None = None,
+):
     """Score per timestep (summed over neurons), one line per method.
 
     Methods measure different things (attribution in arbitrary units, saliency in output spikes), so a
@@ -321,9 +342,18 @@ def plot_temporal_profile(profiles: Any, *, ax: Any = None, title: str | None = 
     return figure
 
 
-def plot_digit_importance(image: Any, importance: Any, *, ax: Any = None, title: str | None = None,
-                          label: str = "importance (a.u.)", outline: float = 0.3, signed: bool | None = None,
-                          limit: float | None = None, colorbar: bool = True):
+def plot_digit_importance(
+    image: Any,
+    importance: Any,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    label: str = "importance (a.u.)",
+    outline: float = 0.3,
+    signed: bool | None = None,
+    limit: float | None = None,
+    colorbar: bool = True,
+):
     """Importance per pixel over the digit: the digit in grey, importance in colour, its outline in black.
 
     The digit is drawn first in grey; pixels with importance exactly 0 (no spikes) let it show through,
@@ -358,20 +388,29 @@ def plot_digit_importance(image: Any, importance: Any, *, ax: Any = None, title:
         raise ValueError(f"image: expected an (H, W) image, got shape {pixels.shape}")
     scores = _array(importance, "importance")
     if scores.size != pixels.size:
-        raise ValueError(f"importance: expected {pixels.size} values (one per pixel of the {pixels.shape} image), "
-                         f"got shape {scores.shape}")
+        raise ValueError(
+            f"importance: expected {pixels.size} values (one per pixel of the {pixels.shape} image), "
+            f"got shape {scores.shape}"
+        )
     scores = scores.reshape(pixels.shape)
     figure, axes = _new_axes(ax, (4.5, 4.0))
     cmap, norm, _ = _colour_scale(scores, signed, limit)
     brightest = float(pixels.max())
-    axes.imshow(pixels, cmap="gray_r", vmin=0.0, vmax=brightest if brightest > 0 else 1.0, alpha=0.45,
-                interpolation="nearest")
+    axes.imshow(
+        pixels, cmap="gray_r", vmin=0.0, vmax=brightest if brightest > 0 else 1.0, alpha=0.45, interpolation="nearest"
+    )
     heat = axes.imshow(np.ma.masked_equal(scores, 0.0), cmap=cmap, norm=norm, interpolation="nearest")
     if brightest > 0 and pixels.min() < outline * brightest:
         # Padded with a dark frame so that strokes touching the border still give closed outlines.
         height, width = pixels.shape
-        axes.contour(np.arange(-1, width + 1), np.arange(-1, height + 1), np.pad(pixels, 1),
-                     levels=[outline * brightest], colors="black", linewidths=1.2)
+        axes.contour(
+            np.arange(-1, width + 1),
+            np.arange(-1, height + 1),
+            np.pad(pixels, 1),
+            levels=[outline * brightest],
+            colors="black",
+            linewidths=1.2,
+        )
         axes.set_xlim(-0.5, width - 0.5)
         axes.set_ylim(height - 0.5, -0.5)
     if colorbar:
@@ -382,8 +421,16 @@ def plot_digit_importance(image: Any, importance: Any, *, ax: Any = None, title:
     return figure
 
 
-def plot_causal_importance(importance: Any, *, ax: Any = None, title: str | None = None, top: int | None = None,
-                           neuron_label: str = "neuron", ylabel: str | None = None, percent: bool | None = None):
+def plot_causal_importance(
+    importance: Any,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    top: int | None = None,
+    neuron_label: str = "neuron",
+    ylabel: str | None = None,
+    percent: bool | None = None,
+):
     """Bar chart of causal importance per neuron (the drop when it is silenced), signed colours.
 
     An accuracy drop is drawn in percentage points (0.0125 -> 1.25), the unit the demo and the reports
@@ -413,8 +460,9 @@ def plot_causal_importance(importance: Any, *, ax: Any = None, title: str | None
         importance = importance.importance_map()
     values = _array(importance, "importance")
     if values.ndim != 1:
-        raise ValueError(f"importance: expected (n,) scores of one sample or a labelled batch, got shape "
-                         f"{values.shape}")
+        raise ValueError(
+            f"importance: expected (n,) scores of one sample or a labelled batch, got shape {values.shape}"
+        )
     percent = metric == "accuracy" if percent is None else bool(percent)
     if percent:
         values = 100.0 * values
@@ -432,16 +480,27 @@ def plot_causal_importance(importance: Any, *, ax: Any = None, title: str | None
     axes.set_xticks(np.arange(len(neurons)), [str(n) for n in neurons], fontsize=7)
     axes.set_xlabel(neuron_label)
     if ylabel is None:
-        ylabel = ("accuracy drop when silenced\n(percentage points)" if percent
-                  else "accuracy drop when silenced" if metric == "accuracy"
-                  else "output drop when silenced\n(output units)")
+        ylabel = (
+            "accuracy drop when silenced\n(percentage points)"
+            if percent
+            else "accuracy drop when silenced"
+            if metric == "accuracy"
+            else "output drop when silenced\n(output units)"
+        )
     axes.set_ylabel(ylabel)
     axes.set_title("Causal importance" if title is None else title)
     return figure
 
 
-def plot_robustness_curve(curve: Any, *, baseline: float | None = None, threshold: float = 0.05, ax: Any = None,
-                          title: str | None = None, ylabel: str | None = None):
+def plot_robustness_curve(
+    curve: Any,
+    *,
+    baseline: float | None = None,
+    threshold: float = 0.05,
+    ax: Any = None,
+    title: str | None = None,
+    ylabel: str | None = None,
+):
     """Accuracy (or target output) with the ``k`` least important neurons silenced, ``k = 0 .. n``.
 
     Args:
@@ -470,8 +529,9 @@ def plot_robustness_curve(curve: Any, *, baseline: float | None = None, threshol
         curve = curve.robustness_curve()
     values = _array(curve, "curve")
     if values.ndim != 1 or len(values) < 2:
-        raise ValueError(f"curve: expected an (n + 1,) curve of one sample or a labelled batch, got shape "
-                         f"{values.shape}")
+        raise ValueError(
+            f"curve: expected an (n + 1,) curve of one sample or a labelled batch, got shape {values.shape}"
+        )
     baseline = float(values[0] if baseline is None else _array(baseline, "baseline"))
     if metric == "accuracy":  # in percent, as the demo and the reports print accuracy
         values, baseline = 100.0 * values, 100.0 * baseline
@@ -495,8 +555,14 @@ _LINE_STYLES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
 
 
-def plot_perturbation_curves(curves: Mapping[str, Any], *, ax: Any = None, title: str | None = None,
-                             ylabel: str = "target output (output spikes)", band: str = "quartiles"):
+def plot_perturbation_curves(
+    curves: Mapping[str, Any],
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    ylabel: str = "target output (output spikes)",
+    band: str = "quartiles",
+):
     """Deletion or insertion curves of several methods on one axes: the mean over samples, a spread band,
     the AUC in the legend, and the legend outside the data.
 
@@ -537,13 +603,15 @@ def plot_perturbation_curves(curves: Mapping[str, Any], *, ax: Any = None, title
         elif hasattr(curve, "fractions") and hasattr(curve, "values"):
             fractions, values = curve.fractions, curve.values
         else:
-            raise TypeError(f"curves[{name!r}]: expected a Curve or a (fractions, values) pair, got "
-                            f"{type(curve).__name__}")
+            raise TypeError(
+                f"curves[{name!r}]: expected a Curve or a (fractions, values) pair, got {type(curve).__name__}"
+            )
         x, y = _array(fractions, f"curves[{name!r}].fractions"), _array(values, f"curves[{name!r}].values")
         y = y.reshape(-1, y.shape[-1]) if y.ndim else y
         if x.ndim != 1 or y.shape[-1] != len(x):
-            raise ValueError(f"curves[{name!r}]: expected (M,) fractions and (B, M) or (M,) values, got "
-                             f"{x.shape} and {y.shape}")
+            raise ValueError(
+                f"curves[{name!r}]: expected (M,) fractions and (B, M) or (M,) values, got {x.shape} and {y.shape}"
+            )
         mean = y.mean(axis=0)
         if hasattr(curve, "auc"):  # the metric's own per-sample areas, averaged
             auc = float(_array(curve.auc, f"curves[{name!r}].auc").mean())
@@ -558,8 +626,15 @@ def plot_perturbation_curves(curves: Mapping[str, Any], *, ax: Any = None, title
     figure, axes = _new_axes(ax, (7.5, 4.0))
     for index, (names, x, y, auc) in enumerate(drawn):
         colour, style = f"C{index % 10}", _LINE_STYLES[(index // 10 + index) % len(_LINE_STYLES)]
-        axes.plot(x, y.mean(axis=0), color=colour, linestyle=style, marker=_MARKERS[index % len(_MARKERS)],
-                  markersize=3, label=f"{' = '.join(names)} (AUC {auc:.3g})")
+        axes.plot(
+            x,
+            y.mean(axis=0),
+            color=colour,
+            linestyle=style,
+            marker=_MARKERS[index % len(_MARKERS)],
+            markersize=3,
+            label=f"{' = '.join(names)} (AUC {auc:.3g})",
+        )
         if band != "none" and y.shape[0] > 1:
             if band == "quartiles":
                 low, high = np.percentile(y, 25, axis=0), np.percentile(y, 75, axis=0)
@@ -567,15 +642,28 @@ def plot_perturbation_curves(curves: Mapping[str, Any], *, ax: Any = None, title
                 low, high = y.mean(axis=0) - y.std(axis=0), y.mean(axis=0) + y.std(axis=0)
             axes.fill_between(x, low, high, color=colour, alpha=0.12, linewidth=0)
     kind = next(iter(kinds), "")
-    axes.set_xlabel({"deletion": "share of spikes deleted (highest score first)",
-                     "insertion": "share of spikes inserted (highest score first)"}.get(kind, "share of spikes"))
+    axes.set_xlabel(
+        {
+            "deletion": "share of spikes deleted (highest score first)",
+            "insertion": "share of spikes inserted (highest score first)",
+        }.get(kind, "share of spikes")
+    )
     axes.set_ylabel(ylabel)
     default = f"{kind.capitalize()} curves" if kind else "Perturbation curves"
     axes.set_title(default if title is None else title)
-    spread = {"quartiles": "bands: 25th-75th percentile over samples", "std": "bands: mean +- 1 std over samples",
-              "none": ""}[band]
-    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                title=f"mean over samples\n{spread}" if spread else "mean over samples", title_fontsize=8)
+    spread = {
+        "quartiles": "bands: 25th-75th percentile over samples",
+        "std": "bands: mean +- 1 std over samples",
+        "none": "",
+    }[band]
+    axes.legend(
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        title=f"mean over samples\n{spread}" if spread else "mean over samples",
+        title_fontsize=8,
+    )
     return figure
 
 
@@ -604,8 +692,9 @@ def save_figure(figure: Any, path: Any, dpi: int = 120) -> None:
     image_format = target.suffix.lstrip(".").lower() or "png"
     supported = figure.canvas.get_supported_filetypes()
     if image_format not in supported:
-        raise ValueError(f"path: expected a file name ending in one of {sorted('.' + s for s in supported)}, got "
-                         f"{str(path)!r}")
+        raise ValueError(
+            f"path: expected a file name ending in one of {sorted('.' + s for s in supported)}, got {str(path)!r}"
+        )
     width, height = figure.get_size_inches()
     dpi = min(float(dpi), MAX_IMAGE_PIXELS / max(width, height))  # no side beyond MAX_IMAGE_PIXELS pixels
     with atomic_path(target) as temporary:

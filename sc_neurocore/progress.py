@@ -38,8 +38,14 @@ def step(description: str, *, enabled: bool | None = None, file: Any = None) -> 
     """
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=None, desc=description, bar_format="{desc}: {elapsed}", file=file or sys.stderr,
-               disable=None if enabled is None else not enabled, leave=True)
+    bar = tqdm(
+        total=None,
+        desc=description,
+        bar_format="{desc}: {elapsed}",
+        file=file or sys.stderr,
+        disable=None if enabled is None else not enabled,
+        leave=True,
+    )
     finished = threading.Event()
 
     def tick() -> None:

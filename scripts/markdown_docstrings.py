@@ -25,8 +25,11 @@ from pathlib import Path
 #: A reST role with its content: :class:`...`, :py:func:`...`, :math:`...`.
 ROLE = re.compile(r":(?:py:)?(class|func|meth|mod|attr|data|exc|obj|const|math|ref|term|doc|any):`([^`]+)`")
 #: Anything the site must not show: a role, or a reST directive such as `.. math::`.
-RAW_MARKUP = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj|const|math|ref|term|doc|any):`"
-                        r"|^\s*\.\. [a-z-]+::", re.MULTILINE)
+RAW_MARKUP = re.compile(
+    r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj|const|math|ref|term|doc|any):`"
+    r"|^\s*\.\. [a-z-]+::",
+    re.MULTILINE,
+)
 _MATH_DIRECTIVE = re.compile(r"^(\s*)\.\. math::\s*$")
 _LITERAL_MARKER = re.compile(r"(?<=[\w)\]`'\"])::(\s*)$")
 
@@ -62,7 +65,7 @@ def _split_math_blocks(lines: list[str]) -> list[str]:
             continue
         margin = line[: _indent(line)]
         groups: list[list[str]] = [[]]
-        for row in lines[index + 1:end]:
+        for row in lines[index + 1 : end]:
             if row.strip():
                 groups[-1].append(row)
             elif groups[-1]:
@@ -112,7 +115,7 @@ def convert(text: str) -> str:
             index = end
             continue
         line = ROLE.sub(_role, line)
-        following = next((row for row in lines[index + 1:] if row.strip()), None)
+        following = next((row for row in lines[index + 1 :] if row.strip()), None)
         if following is not None and _indent(following) > _indent(line):
             line = _LITERAL_MARKER.sub(r":\1", line)
         out.append(line)

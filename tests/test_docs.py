@@ -14,12 +14,9 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from conftest import require_module, require_tool
+from sc_neurocore.demo import FIGURES  # drawn at build time by docs/hooks/generated.py, shown on docs/figures.md
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The demo's figures, drawn at build time by docs/hooks/generated.py and shown on docs/figures.md.
-FIGURES = ["spike_raster.png", "saliency_heatmap.png", "temporal_profile.png", "digit_importance_8x8.png",
-           "digit_importance_28x28.png", "causal_importance.png", "robustness_curve.png", "deletion_curves.png",
-           "insertion_curves.png"]
 NOTEBOOKS = ["tutorial_digits", "captum_snntorch", "fpga"]
 
 
@@ -75,12 +72,17 @@ def site(tmp_path_factory):
     require_module("snntorch", "snntorch")
     if not (ROOT / "node_modules" / "katex").is_dir():
         require_tool("npm")
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True, capture_output=True, timeout=300)
     site = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return site
 
@@ -91,8 +93,14 @@ def _pages(site):
 
 @pytest.mark.slow
 def test_site_builds_strict_with_the_api_pages(site):
-    for page in ("index.html", "getting-started/index.html", "concepts/index.html", "api/explain/index.html",
-                 "api/metrics/index.html", "figures/index.html"):
+    for page in (
+        "index.html",
+        "getting-started/index.html",
+        "concepts/index.html",
+        "api/explain/index.html",
+        "api/metrics/index.html",
+        "figures/index.html",
+    ):
         assert (site / page).is_file(), page
     api = (site / "api" / "metrics" / "index.html").read_text(encoding="utf-8")
     assert "deletion_curve" in api and "TemporalSpikeAttribution" in api  # generated from the docstrings
@@ -160,8 +168,9 @@ def test_equations_render_offline(site):
     for page in _pages(site):
         for tag, link in _parse(page).links:
             # Nothing loaded from outside at page load (links to other sites in the text, <a>, are fine).
-            if tag in ("script", "img", "link", "iframe") and (urlparse(link).scheme in ("http", "https")
-                                                                or link.startswith("//")):
+            if tag in ("script", "img", "link", "iframe") and (
+                urlparse(link).scheme in ("http", "https") or link.startswith("//")
+            ):
                 remote.append(f"{page.relative_to(site)}: <{tag}> {link[:80]}")
     assert remote == []
     concepts = (site / "concepts" / "index.html").read_text(encoding="utf-8")
@@ -173,9 +182,20 @@ def test_headless_chromium_renders_the_maths(site):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         require_tool("chromium")
-    result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",
-                             "--dump-dom", (site / "concepts" / "index.html").as_uri()],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=8000",
+            "--dump-dom",
+            (site / "concepts" / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
     assert dom.count('class="katex"') >= 5  # KaTeX typeset the equations, from the bundled copy
@@ -191,17 +211,20 @@ def test_package_docstrings_hold_no_rest():
     assert leftovers == {}, "run python scripts/markdown_docstrings.py sc_neurocore"
 
 
-@pytest.mark.parametrize("rest, markdown", [
-    (":class:`~sc_neurocore.explain.CausalResult`", "`CausalResult`"),
-    (":func:`sc_neurocore.plot.save_figure`", "`sc_neurocore.plot.save_figure`"),
-    (":meth:`the summary <SaliencyResult.summary>`", "`the summary`"),
-    (":py:data:`CSR_MAP`", "`CSR_MAP`"),
-    (":math:`\\beta^{T-t}`", "$\\beta^{T-t}$"),
-    ("Read it with::\n\n    load()", "Read it with:\n\n    load()"),
-    ("    .. math::\n\n        v = w\n\n    Then", "    $$\n    v = w\n    $$\n\n    Then"),
-    ("a::b stays", "a::b stays"),
-    ("$$\na = 1\n\nb = 2\n$$", "$$\na = 1\n$$\n\n$$\nb = 2\n$$"),  # Markdown ends a block at a blank line
-])
+@pytest.mark.parametrize(
+    "rest, markdown",
+    [
+        (":class:`~sc_neurocore.explain.CausalResult`", "`CausalResult`"),
+        (":func:`sc_neurocore.plot.save_figure`", "`sc_neurocore.plot.save_figure`"),
+        (":meth:`the summary <SaliencyResult.summary>`", "`the summary`"),
+        (":py:data:`CSR_MAP`", "`CSR_MAP`"),
+        (":math:`\\beta^{T-t}`", "$\\beta^{T-t}$"),
+        ("Read it with::\n\n    load()", "Read it with:\n\n    load()"),
+        ("    .. math::\n\n        v = w\n\n    Then", "    $$\n    v = w\n    $$\n\n    Then"),
+        ("a::b stays", "a::b stays"),
+        ("$$\na = 1\n\nb = 2\n$$", "$$\na = 1\n$$\n\n$$\nb = 2\n$$"),  # Markdown ends a block at a blank line
+    ],
+)
 def test_conversion_script(rest, markdown):
     assert markdown_docstrings.convert(rest) == markdown
     assert markdown_docstrings.raw_markup(markdown) == []
@@ -221,20 +244,36 @@ def test_nav_hook_drops_pages_that_do_not_exist(tmp_path):
     (docs / "api" / "a.md").write_text("# a\n")
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "n.ipynb").write_text("{}")
-    nav = [{"Home": "here.md"}, {"Missing": "missing.md"}, "here.md", "gone.md",
-           {"Guides": [{"Gone": "gone.md"}]}, {"API": [{"A": "api/a.md"}, {"B": "api/b.md"}]},
-           {"Elsewhere": "https://example.org"}, {"Notebook": "notebooks/n.ipynb"}, {"No": "notebooks/x.ipynb"}]
+    nav = [
+        {"Home": "here.md"},
+        {"Missing": "missing.md"},
+        "here.md",
+        "gone.md",
+        {"Guides": [{"Gone": "gone.md"}]},
+        {"API": [{"A": "api/a.md"}, {"B": "api/b.md"}]},
+        {"Elsewhere": "https://example.org"},
+        {"Notebook": "notebooks/n.ipynb"},
+        {"No": "notebooks/x.ipynb"},
+    ]
     config = _nav_hook().on_config({"nav": nav, "docs_dir": str(docs)})
-    assert config["nav"] == [{"Home": "here.md"}, "here.md", {"API": [{"A": "api/a.md"}]},
-                             {"Elsewhere": "https://example.org"}, {"Notebook": "notebooks/n.ipynb"}]
+    assert config["nav"] == [
+        {"Home": "here.md"},
+        "here.md",
+        {"API": [{"A": "api/a.md"}]},
+        {"Elsewhere": "https://example.org"},
+        {"Notebook": "notebooks/n.ipynb"},
+    ]
 
 
 def test_every_install_hint_names_our_distribution():
     """No hint sends users to PyPI's `sc-neurocore`, which is another project."""
     wrong = []
-    for path in list((ROOT / "sc_neurocore").rglob("*.py")) + list((ROOT / "docs").rglob("*.md")) + [
-            ROOT / "README.md", ROOT / "tests" / "conftest.py"]:
+    for path in (
+        list((ROOT / "sc_neurocore").rglob("*.py"))
+        + list((ROOT / "docs").rglob("*.md"))
+        + [ROOT / "README.md", ROOT / "tests" / "conftest.py"]
+    ):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if re.search(r"pip install[^\n]*sc-neurocore", line):
+            if re.search(r"pip install (-e )?['\"]?sc-neurocore", line):
                 wrong.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert wrong == []

@@ -15,6 +15,7 @@ import sc_neurocore
 from conftest import _missing
 from sc_neurocore.extras import MissingExtraError
 
+
 class _Runner(doctest.DocTestRunner):
     """Remembers an example that stopped on a missing extra, so that the test skips (fails in CI) with it."""
 
@@ -30,8 +31,13 @@ MODULES = sorted(info.name for info in pkgutil.walk_packages(sc_neurocore.__path
 
 
 def test_every_module_is_found():
-    assert {"sc_neurocore.plot", "sc_neurocore.dynamics", "sc_neurocore.explain.results",
-            "sc_neurocore.fpga.spec", "sc_neurocore.engine.incremental"} <= set(MODULES)
+    assert {
+        "sc_neurocore.plot",
+        "sc_neurocore.dynamics",
+        "sc_neurocore.explain.results",
+        "sc_neurocore.fpga.spec",
+        "sc_neurocore.engine.incremental",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

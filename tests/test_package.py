@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(folder), str(ROOT)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(folder), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     (path,) = folder.glob("*.whl")
     return path
 
@@ -49,9 +53,11 @@ def test_the_version_is_written_once():
 
 
 def test_import_is_light_and_exposes_the_explainers():
-    code = ("import sys, sc_neurocore\nprint('torch' in sys.modules)\n"
-            "from sc_neurocore import SpikeAttributor, TemporalSaliency, CausalImportance, LIFNetwork\n"
-            "print(CausalImportance.__module__, 'matplotlib' in sys.modules)")
+    code = (
+        "import sys, sc_neurocore\nprint('torch' in sys.modules)\n"
+        "from sc_neurocore import SpikeAttributor, TemporalSaliency, CausalImportance, LIFNetwork\n"
+        "print(CausalImportance.__module__, 'matplotlib' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "sc_neurocore.explain.causal", "False"]
     assert set(sc_neurocore.__all__) <= set(dir(sc_neurocore))

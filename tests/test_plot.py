@@ -23,8 +23,9 @@ def matplotlib():
 @pytest.fixture(scope="module")
 def explained(matplotlib):
     generator = torch.Generator().manual_seed(0)
-    network = LIFNetwork([torch.randn(16, 12, generator=generator) * 0.6, torch.randn(12, 4, generator=generator)],
-                         threshold=0.5)
+    network = LIFNetwork(
+        [torch.randn(16, 12, generator=generator) * 0.6, torch.randn(12, 4, generator=generator)], threshold=0.5
+    )
     spikes = (torch.rand(6, 20, 16, generator=generator) < 0.3).float()
     targets = network(spikes).argmax(dim=1)
     attribution = SpikeAttributor(decay=0.9, mode="gated").attribute(spikes, network, targets)
@@ -127,9 +128,10 @@ def test_temporal_profile_puts_each_method_on_its_own_axis(explained, tmp_path, 
 
     *_, attribution, saliency, _ = explained
     first_attribution = SpikeAttributor(decay=0.9).attribute(explained[1][0], explained[0], 0)
-    figure = plot.plot_temporal_profile({"attribution": first_attribution,
-                                         "saliency": saliency.temporal_profile()[0]},
-                                        units={"attribution": "a.u.", "saliency": "output spikes"})
+    figure = plot.plot_temporal_profile(
+        {"attribution": first_attribution, "saliency": saliency.temporal_profile()[0]},
+        units={"attribution": "a.u.", "saliency": "output spikes"},
+    )
     assert_non_trivial(rendered(figure, tmp_path, "profile"), min_colours=10)
     assert len(figure.axes) == 2  # different units never share a y axis
     np.testing.assert_allclose(figure.axes[0].get_lines()[0].get_ydata(), first_attribution.temporal_profile().numpy())
@@ -146,7 +148,7 @@ def test_temporal_profile_puts_each_method_on_its_own_axis(explained, tmp_path, 
 def test_digit_importance_overlay(size, tmp_path, matplotlib):
     generator = np.random.default_rng(size)
     image = np.zeros((size, size))
-    image[size // 4: 3 * size // 4, size // 3: 2 * size // 3] = 1.0  # a bar, like a "1"
+    image[size // 4 : 3 * size // 4, size // 3 : 2 * size // 3] = 1.0  # a bar, like a "1"
     importance = (image * generator.normal(size=(size, size))).ravel()
     figure = plot.plot_digit_importance(image, torch.as_tensor(importance))
     assert_non_trivial(rendered(figure, tmp_path, f"digit{size}"), min_colours=20)
@@ -196,8 +198,10 @@ def test_deletion_and_insertion_curves_of_several_methods(explained, tmp_path):
     network, spikes, targets, attribution, saliency, _ = explained
     random_scores = torch.rand(spikes.shape, generator=torch.Generator().manual_seed(1))
     for kind, measure in (("deletion", deletion_curve), ("insertion", insertion_curve)):
-        curves = {name: measure(network, spikes, scores, targets, n_points=11)
-                  for name, scores in (("gated", attribution), ("saliency", saliency), ("random", random_scores))}
+        curves = {
+            name: measure(network, spikes, scores, targets, n_points=11)
+            for name, scores in (("gated", attribution), ("saliency", saliency), ("random", random_scores))
+        }
         figure = plot.plot_perturbation_curves(curves)
         assert_non_trivial(rendered(figure, tmp_path, kind), min_colours=15)
         axes = figure.axes[0]

@@ -51,12 +51,18 @@ def _run_demo() -> str:
 def on_files(files, config, **kwargs):
     if os.environ.get("SC_NEUROCORE_DOCS_FIGURES") != "reuse" or not list(FIGURES.glob("*.png")):
         _report[:] = [_run_demo()]
+
+    def add(path: str, src_dir: Path) -> None:
+        files.append(
+            File(
+                path, src_dir=str(src_dir), dest_dir=config["site_dir"], use_directory_urls=config["use_directory_urls"]
+            )
+        )
+
     for image in sorted(FIGURES.glob("*.png")):
-        files.append(File(f"figures/{image.name}", src_dir=str(GENERATED), dest_dir=config["site_dir"],
-                          use_directory_urls=config["use_directory_urls"]))
+        add(f"figures/{image.name}", GENERATED)
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        files.append(File(f"notebooks/{notebook.name}", src_dir=str(ROOT), dest_dir=config["site_dir"],
-                          use_directory_urls=config["use_directory_urls"]))
+        add(f"notebooks/{notebook.name}", ROOT)
     return files
 
 

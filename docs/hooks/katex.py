@@ -22,8 +22,10 @@ FILES = ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js")
 def on_config(config, **kwargs):
     missing = [name for name in FILES if not (DIST / name).is_file()]
     if missing:
-        raise PluginError(f"KaTeX is not installed ({', '.join(missing)} missing from {DIST}); run `npm ci` in "
-                          f"{ROOT} (make docs does)")
+        raise PluginError(
+            f"KaTeX is not installed ({', '.join(missing)} missing from {DIST}); run `npm ci` in "
+            f"{ROOT} (make docs does)"
+        )
     return config
 
 

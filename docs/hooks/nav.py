@@ -21,7 +21,7 @@ def _existing(entries, docs_dir: Path):
     kept = []
     for entry in entries:
         if isinstance(entry, dict):
-            (title, target), = entry.items()
+            ((title, target),) = entry.items()
             if isinstance(target, list):
                 children = _existing(target, docs_dir)
                 if children:

@@ -38,8 +38,11 @@ def explainer_options(explainer: Any) -> dict[str, Any]:
         >>> explainer_options(Explainer())
         {'decay': 0.9, 'mode': 'gated'}
     """
-    return {name: value for name, value in vars(explainer).items()
-            if not name.startswith("_") and isinstance(value, _OPTION_TYPES)}
+    return {
+        name: value
+        for name, value in vars(explainer).items()
+        if not name.startswith("_") and isinstance(value, _OPTION_TYPES)
+    }
 
 
 def _as_numpy(value: Any) -> Any:
@@ -73,8 +76,10 @@ class Explanation:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data: `method`, `engine`, `options`, then every score and summary as NumPy arrays or numbers."""
-        fields = {name: value if isinstance(value, (int, float, str)) else _as_numpy(value)
-                  for name, value in self._fields().items()}
+        fields = {
+            name: value if isinstance(value, (int, float, str)) else _as_numpy(value)
+            for name, value in self._fields().items()
+        }
         return {"method": self.method, "engine": self.engine, "options": dict(self.options), **fields}
 
 
@@ -84,15 +89,20 @@ def rank_by_magnitude(scores: Tensor, k: int) -> TopK:
     # A stable sort on the flat index keeps equal magnitudes in (t, neuron) order.
     order = torch.sort(flat.abs(), descending=True, stable=True).indices[:k]
     n_neurons = scores.shape[1]
-    return [(t, n, s) for t, n, s in zip((order // n_neurons).tolist(), (order % n_neurons).tolist(),
-                                         flat[order].tolist(), strict=True)]
+    return [
+        (t, n, s)
+        for t, n, s in zip(
+            (order // n_neurons).tolist(), (order % n_neurons).tolist(), flat[order].tolist(), strict=True
+        )
+    ]
 
 
 class SpikeMap(Explanation):
     """Per-spike, per-timestep scores `(B, T, N)` and the accessors shared by attribution and saliency."""
 
-    def __init__(self, scores: Tensor, *, batched: bool, numpy: bool, explainer: Any = None,
-                 engine: str = "generic") -> None:
+    def __init__(
+        self, scores: Tensor, *, batched: bool, numpy: bool, explainer: Any = None, engine: str = "generic"
+    ) -> None:
         self._scores = scores
         self._batched = batched
         self._numpy = numpy
@@ -151,8 +161,16 @@ class AttributionResult(SpikeMap):
         output_neuron: the explained output neuron(s).
     """
 
-    def __init__(self, scores: Tensor, output_neuron: Tensor, *, batched: bool, numpy: bool, explainer: Any = None,
-                 engine: str = "generic") -> None:
+    def __init__(
+        self,
+        scores: Tensor,
+        output_neuron: Tensor,
+        *,
+        batched: bool,
+        numpy: bool,
+        explainer: Any = None,
+        engine: str = "generic",
+    ) -> None:
         super().__init__(scores, batched=batched, numpy=numpy, explainer=explainer, engine=engine)
         self._output_neuron = output_neuron
 
@@ -186,16 +204,30 @@ class SaliencyResult(SpikeMap):
         significance: the ``|saliency|`` from which a spike counts as significant in `summary`.
     """
 
-    def __init__(self, scores: Tensor, tested: Tensor, baseline: Tensor, significance: float, *,
-                 batched: bool, numpy: bool, explainer: Any = None, engine: str = "generic") -> None:
+    def __init__(
+        self,
+        scores: Tensor,
+        tested: Tensor,
+        baseline: Tensor,
+        significance: float,
+        *,
+        batched: bool,
+        numpy: bool,
+        explainer: Any = None,
+        engine: str = "generic",
+    ) -> None:
         super().__init__(scores, batched=batched, numpy=numpy, explainer=explainer, engine=engine)
         self._tested = tested
         self._baseline = baseline
         self.significance = significance
 
     def _fields(self) -> dict[str, Any]:
-        return {"saliency_map": self.saliency_map(), "tested_mask": self.tested_mask(), "baseline": self.baseline,
-                "significance": self.significance}
+        return {
+            "saliency_map": self.saliency_map(),
+            "tested_mask": self.tested_mask(),
+            "baseline": self.baseline,
+            "significance": self.significance,
+        }
 
     def saliency_map(self, absolute: bool = False):
         """Saliency ``(T, N)`` (``(B, T, N)`` for a batch); ``absolute=True`` gives ``|saliency|``."""
@@ -245,9 +277,19 @@ class CausalResult(Explanation):
         baseline: the unsilenced target output (per sample) or accuracy.
     """
 
-    def __init__(self, importance: Tensor, baseline: Tensor, *, layer: str, metric: str,
-                 curve: Callable[[Tensor], Tensor], per_sample: bool, numpy: bool, explainer: Any = None,
-                 engine: str = "generic") -> None:
+    def __init__(
+        self,
+        importance: Tensor,
+        baseline: Tensor,
+        *,
+        layer: str,
+        metric: str,
+        curve: Callable[[Tensor], Tensor],
+        per_sample: bool,
+        numpy: bool,
+        explainer: Any = None,
+        engine: str = "generic",
+    ) -> None:
         self._importance = importance
         self._baseline = baseline
         self._curve = curve
@@ -268,8 +310,13 @@ class CausalResult(Explanation):
         return self.importance_map()
 
     def _fields(self) -> dict[str, Any]:
-        return {"importance_map": self.importance_map(), "baseline": self.baseline,
-                "robustness_curve": self.robustness_curve(), "layer": self.layer, "metric": self.metric}
+        return {
+            "importance_map": self.importance_map(),
+            "baseline": self.baseline,
+            "robustness_curve": self.robustness_curve(),
+            "layer": self.layer,
+            "metric": self.metric,
+        }
 
     def spatial_importance(self):
         """Importance per neuron of the silenced layer (the same as `importance_map`; there is no time axis:
@@ -291,11 +338,13 @@ class CausalResult(Explanation):
         rows = self._importance.reshape(-1, self._importance.shape[-1])
         if sample is not None:
             if not self._per_sample:
-                raise ValueError("sample: this result has one importance per neuron (labels were given or one "
-                                 "sample was explained); pass sample=None")
+                raise ValueError(
+                    "sample: this result has one importance per neuron (labels were given or one "
+                    "sample was explained); pass sample=None"
+                )
             if not isinstance(sample, int) or isinstance(sample, bool) or not 0 <= sample < rows.shape[0]:
                 raise ValueError(f"sample: expected an int in [0, {rows.shape[0]}), got {sample!r}")
-            rows = rows[sample:sample + 1]
+            rows = rows[sample : sample + 1]
         ranked = []
         for row in rows:
             order = torch.sort(row.abs(), descending=True, stable=True).indices[:k]

@@ -185,7 +185,7 @@ def test_missing_snntorch_names_the_extra(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "snntorch", None)
-    with pytest.raises(ImportError, match=r"sc-neurocore\[snntorch\]"):
+    with pytest.raises(ImportError, match=r"spikexplain\[snntorch\]"):
         from_snntorch(torch.nn.Sequential())
 
 

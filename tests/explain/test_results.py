@@ -13,17 +13,20 @@ from sc_neurocore.models import LIFNetwork
 @pytest.fixture(scope="module")
 def network_and_spikes():
     generator = torch.Generator().manual_seed(0)
-    network = LIFNetwork([torch.randn(16, 12, generator=generator) * 0.6, torch.randn(12, 4, generator=generator)],
-                         threshold=0.5)
+    network = LIFNetwork(
+        [torch.randn(16, 12, generator=generator) * 0.6, torch.randn(12, 4, generator=generator)], threshold=0.5
+    )
     spikes = (torch.rand(3, 20, 16, generator=generator) < 0.3).float()
     return network, spikes
 
 
 def results(network, spikes):
-    return {"attribution": SpikeAttributor(decay=0.9, mode="gated").attribute(spikes, network, 0),
-            "saliency": TemporalSaliency(network).explain(spikes, 0),
-            "causal": CausalImportance(network).explain(spikes, output_neuron=0, layer="0"),
-            "causal, labelled": CausalImportance(network).explain(spikes, labels=torch.tensor([0, 1, 2]))}
+    return {
+        "attribution": SpikeAttributor(decay=0.9, mode="gated").attribute(spikes, network, 0),
+        "saliency": TemporalSaliency(network).explain(spikes, 0),
+        "causal": CausalImportance(network).explain(spikes, output_neuron=0, layer="0"),
+        "causal, labelled": CausalImportance(network).explain(spikes, labels=torch.tensor([0, 1, 2])),
+    }
 
 
 def test_shared_accessors(network_and_spikes):
@@ -67,8 +70,11 @@ def test_every_result_pickles(network_and_spikes):
         assert (copy.method, copy.engine, copy.options) == (result.method, result.engine, result.options)
         if hasattr(result, "robustness_curve"):  # evaluated before pickling: the network does not travel
             assert torch.equal(copy.robustness_curve(), result.robustness_curve()), name
-            assert copy.robustness_count() == result.robustness_count() if name == "causal, labelled" else \
-                torch.equal(copy.robustness_count(), result.robustness_count())
+            assert (
+                copy.robustness_count() == result.robustness_count()
+                if name == "causal, labelled"
+                else torch.equal(copy.robustness_count(), result.robustness_count())
+            )
 
 
 def test_results_say_how_they_were_computed(network_and_spikes):
