@@ -4,12 +4,14 @@ A step whose amount of work is known up front gets a counting bar from its own c
 engine, `explain_dataset`); a step that is one opaque call (a toolchain run, a batched explanation) is
 wrapped in `step`, which shows its name and a clock that ticks while it runs, and leaves a line with the
 time it took. Bars go to standard error, so a command's standard output (tables, reports) stays clean;
-by default they appear only on a terminal, as tqdm decides.
+by default they appear only on a terminal, as tqdm decides; `SC_NEUROCORE_PROGRESS=1` shows them
+anywhere (a CI log), `SC_NEUROCORE_PROGRESS=0` nowhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,7 +27,8 @@ def step(description: str, *, enabled: bool | None = None, file: Any = None) -> 
 
     Args:
         description: what the step does, in a few words ("placing and routing").
-        enabled: `True` always shows it, `False` never, `None` only when `file` is a terminal.
+        enabled: `True` always shows it, `False` never, `None` as `SC_NEUROCORE_PROGRESS` says (`1` or `0`),
+            else only when `file` is a terminal.
         file: where to draw (default: standard error).
 
     Example:
@@ -37,6 +40,9 @@ def step(description: str, *, enabled: bool | None = None, file: Any = None) -> 
         True
     """
     from tqdm.auto import tqdm
+
+    if enabled is None and os.environ.get("SC_NEUROCORE_PROGRESS") in ("0", "1"):
+        enabled = os.environ["SC_NEUROCORE_PROGRESS"] == "1"
 
     bar = tqdm(
         total=None,

@@ -200,3 +200,18 @@ def test_progress_step_draws_a_clock():
     with step("placing and routing", enabled=False, file=quiet):
         pass
     assert quiet.getvalue() == ""
+
+
+def test_fpga_build_shows_its_progress(tmp_path, capsys, monkeypatch):
+    from conftest import require_module
+
+    require_module("litex", "fpga")
+    from sc_neurocore.fpga import build
+
+    def fails(*args, **kwargs):
+        raise build.BuildError("the icebreaker build failed (timing-strict)")
+
+    monkeypatch.setattr(build, "build_bitstream", fails)
+    monkeypatch.setenv("SC_NEUROCORE_PROGRESS", "1")
+    assert cli.main(["fpga", "build", "--out", str(tmp_path)]) == 1
+    assert "building the icebreaker bitstream (LiteX, yosys, nextpnr-ice40, icepack): 00:00" in capsys.readouterr().err

@@ -91,10 +91,15 @@ def main(args: argparse.Namespace) -> int:
 
     board = get_board(args.board)  # ValueError names the known boards
     spec = FixedPointSpec(decay=args.decay)
+    from ..progress import step
+
     try:
-        report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps,
-                                 lanes=args.lanes, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
-                                 seed=args.seed, report_md=args.report_md, verbose=args.verbose)
+        # One opaque toolchain run (20-55 s): a ticking clock, unless --verbose prints the tools' own progress.
+        with step(f"building the {board.name} bitstream (LiteX, yosys, nextpnr-ice40, icepack)",
+                  enabled=False if args.verbose else None):
+            report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps,
+                                     lanes=args.lanes, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
+                                     seed=args.seed, report_md=args.report_md, verbose=args.verbose)
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1
