@@ -667,6 +667,68 @@ def plot_perturbation_curves(
     return figure
 
 
+def plot_benchmark_times(rows: Sequence[tuple[str, str, float]], *, ax: Any = None, title: str | None = None):
+    """Median time of each contender, grouped by case, on a log scale: ours against the loops and Captum.
+
+    Args:
+        rows: `(case, contender, seconds)` triples, e.g. read from the tables `sc-neurocore bench` writes;
+            within a case the first row is the reference the others' ratios are taken against.
+        ax: axes to draw into.
+        title: the axes title (`None`: a default; `""`: none).
+
+    Returns:
+        The `Figure`.
+
+    Example:
+        >>> figure = plot_benchmark_times([("a", "ours", 0.02), ("a", "naive loop", 2.0), ("b", "ours", 0.1)])
+        >>> [float(bar.get_width()) for bar in figure.axes[0].patches]
+        [0.02, 2.0, 0.1]
+    """
+    if not rows:
+        raise ValueError("rows: expected at least one (case, contender, seconds) row")
+    cases: dict[str, list[tuple[str, float]]] = {}
+    for number, row in enumerate(rows):
+        if len(row) != 3 or not float(row[2]) > 0:
+            raise ValueError(f"rows[{number}]: expected (case, contender, positive seconds), got {row!r}")
+        cases.setdefault(str(row[0]), []).append((str(row[1]), float(row[2])))
+    import re
+
+    n_bars = sum(len(entries) for entries in cases.values())
+    figure, axes = _new_axes(ax, (9.0, min(16.0, 1.4 + 0.28 * n_bars + 0.25 * len(cases))))
+    # One colour per kind of contender ("ours (627 spikes)" and "ours (999 spikes)" are both "ours").
+    kinds = list(dict.fromkeys(re.sub(r"\s*\(.*\)$", "", name) for entries in cases.values() for name, _ in entries))
+    position, ticks, labels, drawn = 0.0, [], [], set()
+    for case, entries in cases.items():
+        reference = entries[0][1]
+        start = position
+        for name, seconds in entries:
+            kind = re.sub(r"\s*\(.*\)$", "", name)
+            axes.barh(
+                position,
+                seconds,
+                color=f"C{kinds.index(kind) % 10}",
+                edgecolor="black",
+                linewidth=0.4,
+                label=None if kind in drawn else kind,
+            )
+            drawn.add(kind)
+            axes.text(seconds * 1.08, position, f"{seconds / reference:.1f}x", va="center", fontsize=7)
+            position += 1.0
+        ticks.append((start + position - 1.0) / 2)
+        labels.append(case)
+        position += 0.6  # a gap between cases
+    axes.set_yticks(ticks, labels, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.set_xlim(right=4 * max(float(row[2]) for row in rows))  # room for the ratio labels
+    axes.set_xlabel("median time (s, log scale); bar labels: time / the case's first row")
+    axes.set_title("Median time per contender" if title is None else title)
+    axes.legend(
+        fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, title="contender", title_fontsize=8
+    )
+    return figure
+
+
 def save_figure(figure: Any, path: Any, dpi: int = 120) -> None:
     """Write `figure` as an image file (format from the suffix) atomically: the file is whole or absent.
 

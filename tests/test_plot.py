@@ -280,3 +280,24 @@ def test_bad_input_names_the_argument(explained, matplotlib):
         plot.plot_temporal_profile(np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match="top"):
         plot.plot_causal_importance(np.ones(3), top=0)
+
+
+def test_benchmark_times_are_grouped_by_case_on_a_log_scale(matplotlib, tmp_path):
+    rows = [
+        ("a", "ours (10 spikes)", 0.02),
+        ("a", "naive loop", 2.0),
+        ("b", "ours (20 spikes)", 0.1),
+        ("b", "naive loop", 5.0),
+    ]
+    figure = plot.plot_benchmark_times(rows, title="")
+    rendered(figure, tmp_path, "bench")
+    axes = figure.axes[0]
+    assert [bar.get_width() for bar in axes.patches] == [0.02, 2.0, 0.1, 5.0]
+    assert axes.get_xscale() == "log"
+    assert [text.get_text() for text in axes.texts] == ["1.0x", "100.0x", "1.0x", "50.0x"]  # ratio to the first row
+    assert [tick.get_text() for tick in axes.get_yticklabels()] == ["a", "b"]
+    # One colour per kind of contender, whatever its parenthesis says.
+    assert axes.patches[0].get_facecolor() == axes.patches[2].get_facecolor() != axes.patches[1].get_facecolor()
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["ours", "naive loop"]
+    with pytest.raises(ValueError, match="rows"):
+        plot.plot_benchmark_times([("a", "ours", -1.0)])

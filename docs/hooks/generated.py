@@ -2,6 +2,7 @@
 
 * The demo's figures: `sc-neurocore demo` runs once per build into `build/docs/figures/` and its PNGs are
   published as `figures/*.png` (docs/figures.md shows them, with the demo's printed report).
+* The benchmarks' figures, drawn from the tables in docs/benchmarks.md (which `make bench` writes).
 * The notebooks: `notebooks/*.ipynb` are added to the site, where mkdocs-jupyter renders them (executing
   those that mkdocs.yml does not list under `execute_ignore`).
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -30,6 +32,37 @@ DEMO_ARGUMENTS = ["demo", "--out", str(FIGURES), "--samples", "4", "--faithfulne
 REPORT_MARKER = "<!-- demo report -->"
 
 _report: list[str] = []
+
+
+#: Sections of docs/benchmarks.md (written by `make bench`) drawn on the figures page, and their file names.
+BENCHMARK_FIGURES = {
+    "Exact saliency, one sample": "benchmark_saliency.png",
+    "Causal importance, all input neurons": "benchmark_causal.png",
+}
+
+
+def benchmark_rows(markdown: str) -> dict[str, list[tuple[str, str, float]]]:
+    """`{section: [(case, contender, seconds), ...]}` from the tables `sc-neurocore bench` writes."""
+    sections: dict[str, list[tuple[str, str, float]]] = {}
+    section = ""
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if section and len(cells) >= 3 and re.fullmatch(r"[\d.]+ (ms|s)", cells[2]):
+            value, unit = cells[2].split()
+            sections.setdefault(section, []).append((cells[0], cells[1], float(value) / (1e3 if unit == "ms" else 1)))
+    return sections
+
+
+def _draw_benchmarks() -> None:
+    from sc_neurocore.plot import plot_benchmark_times, save_figure
+
+    rows = benchmark_rows((ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8"))
+    for section, name in BENCHMARK_FIGURES.items():
+        if section not in rows:
+            raise PluginError(f"docs/benchmarks.md has no table '## {section}'; rerun `make bench`")
+        save_figure(plot_benchmark_times(rows[section], title=section), FIGURES / name)
 
 
 def _run_demo() -> str:
@@ -51,6 +84,7 @@ def _run_demo() -> str:
 def on_files(files, config, **kwargs):
     if os.environ.get("SC_NEUROCORE_DOCS_FIGURES") != "reuse" or not list(FIGURES.glob("*.png")):
         _report[:] = [_run_demo()]
+        _draw_benchmarks()
 
     def add(path: str, src_dir: Path) -> None:
         files.append(
