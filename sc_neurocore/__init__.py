@@ -34,6 +34,8 @@ _LAZY = {
     "from_snntorch": "sc_neurocore.adapters",
     "from_norse": "sc_neurocore.adapters",
     "from_module": "sc_neurocore.adapters",
+    "from_nir": "sc_neurocore.adapters",
+    "from_spikingjelly": "sc_neurocore.adapters",
     "explain_dataset": "sc_neurocore.distributed",
     "load_explanations": "sc_neurocore.distributed",
 }
@@ -49,13 +51,15 @@ __all__ = [
     "__version__",
     "explain_dataset",
     "from_module",
+    "from_nir",
     "from_norse",
     "from_snntorch",
+    "from_spikingjelly",
     "load_explanations",
 ]
 
 if TYPE_CHECKING:
-    from .adapters import from_module, from_norse, from_snntorch
+    from .adapters import from_module, from_nir, from_norse, from_snntorch, from_spikingjelly
     from .distributed import explain_dataset, load_explanations
     from .explain import (
         AttributionResult,

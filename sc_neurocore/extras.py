@@ -16,6 +16,7 @@ EXTRAS = {
     "snntorch": "snnTorch",
     "norse": "Norse",
     "nir": "NIR",
+    "spikingjelly": "SpikingJelly",
     "fpga": "migen, LiteX and litex-boards",
     "viz": "matplotlib",
     "data": "scikit-learn and safetensors",

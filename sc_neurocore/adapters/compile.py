@@ -22,8 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..dynamics import (CurrentLIFParameters, LIFParameters, current_lif_initial_state, current_lif_integrate,
-                        current_lif_step, lif_initial_state, lif_step)
+from ..dynamics import (
+    CurrentLIFParameters,
+    LIFParameters,
+    current_lif_initial_state,
+    current_lif_integrate,
+    current_lif_step,
+    lif_initial_state,
+    lif_step,
+)
 from ..engine.budget import bytes_per_row, default_max_memory
 from ..engine.incremental import Baseline, CompiledLayer, CompiledStack, stack_forward
 from ..models import LIFNetwork

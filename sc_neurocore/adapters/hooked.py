@@ -24,16 +24,25 @@ written once:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..concurrency import CallLock
+from ..graph.model import ModelGraph
+from ..graph.neurons import NeuronNode
+from ..inputs import REAL_DTYPES, check_same_device, model_dtype
 from ..protocol import LayerRecord, Recording
-from ..inputs import REAL_DTYPES, check_same_device
 from .readout import MEMBRANE_READOUTS, apply_readout, check_readout
+
+logger = logging.getLogger(__name__)
 
 #: ``split(module, args, output) -> Emitted``: a framework's neuron output taken apart.
 Split = Callable[[nn.Module, tuple, Any], "Emitted"]
@@ -85,15 +94,17 @@ class NeuronLayer(NamedTuple):
     spiking: bool
     feature_shape: tuple[int, ...]
     batch_first: bool = False
+    #: Called once with all the probe's timesteps (a sequence-level layer, or a step-wise one misfed).
+    whole_sequence: bool = False
 
     @property
     def size(self) -> int:
         return math.prod(self.feature_shape)
 
 
-#: Batch and time of the probe run that finds the layers: distinct so a step output ``(B, ...)`` and a
-#: chunk ``(t, B, ...)`` cannot be confused (chunks have 1 or ``T`` timesteps, never ``B``).
-_PROBE_BATCH, _PROBE_STEPS = 2, 3
+#: Timesteps of the wrap-time probe that finds the layers (the batch is chosen to differ from it, so a
+#: step output ``(B, ...)`` and a chunk ``(t, B, ...)`` cannot be confused).
+_PROBE_STEPS = 3
 
 
 _ABSENT = object()
@@ -127,25 +138,121 @@ class HookedModel(nn.Module):
 
     def __init__(self, module: nn.Module, candidates: Sequence[Candidate], *, input_shape: Sequence[int],
                  readout: str | None, time_first: bool = True,
-                 state_buffers: Sequence[tuple[nn.Module, str]] = ()) -> None:
+                 state_buffers: Sequence[tuple[nn.Module, str]] = (), n_steps: int | None = None) -> None:
         super().__init__()
+        model_dtype(module, "model")  # float16 / bfloat16 or a mix: refused, naming the dtype
         self.module = module
         self.input_shape = tuple(int(size) for size in input_shape)
         if not self.input_shape or any(size < 1 for size in self.input_shape):
             raise ValueError(f"input_shape: expected positive sizes, got {tuple(input_shape)}")
+        if n_steps is not None and (isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer))
+                                    or n_steps < 1):
+            raise ValueError(f"n_steps: expected None or a positive int (the timesteps the model runs), got {n_steps!r}")
+        self.n_steps = None if n_steps is None else int(n_steps)
         self.time_first = time_first
         self._state_buffers = list(state_buffers)
-        self._layers = self._probe(list(candidates))
+        self._candidates = list(candidates)
+        self._readout_asked = readout
+        self._layers: list[NeuronLayer] = []
+        self.readout = "count" if readout is None else check_readout(readout)
+        self._n_outputs = 0
+        #: Why the wrap-time probe could not run the model (it then runs at the first call, with that
+        #: call's number of timesteps); `None` once the layers are known.
+        self._deferred: str | None = None
+        try:
+            self._discover(_PROBE_STEPS if self.n_steps is None else self.n_steps)
+        except _ModelFailed as failure:
+            if self.n_steps is not None:
+                raise ValueError(f"model: {type(module).__name__} failed on a probe of n_steps={self.n_steps} "
+                                 f"timesteps: {failure}") from failure.__cause__
+            self._deferred = str(failure)
+
+    def _discover(self, steps: int) -> None:
+        """Find the neuron layers and the readout by running the model on `steps` timesteps, and check
+        that it is safe to explain: no state kept between calls, no step-wise layer fed a whole sequence."""
+        self._layers = self._probe(self._candidates, steps)
         if not self._layers and self._readout_from_last_layer:
-            raise ValueError(f"model: found no neuron layer that {type(module).__name__} calls")
-        self.readout = self._choose_readout(readout)
+            raise ValueError(f"model: found no neuron layer that {type(self.module).__name__} calls")
+        self.readout = self._choose_readout(self._readout_asked)
+        probe = self._random_probe(steps)
         with torch.inference_mode():
-            self._n_outputs = self._pass(self._probe_input(), None, record=False).outputs.shape[1]
+            first = self._call_model(probe, record=False).outputs
+            again = self._call_model(probe, record=False).outputs
+        self._n_outputs = first.shape[1]
+        if not torch.equal(first, again):
+            raise ValueError(f"model: {type(self.module).__name__} gave different outputs for the same spikes on two "
+                             "calls: it keeps state between calls that this adapter does not reset, so every "
+                             f"explanation would depend on what ran before. {_reset_advice(self.module)}")
+        self._check_time_dependence(probe)
+
+    def _check_time_dependence(self, probe: Tensor) -> None:
+        """Refuse a step-wise neuron layer that received the whole sequence as one step (see `_probe`)."""
+        from .registry import framework_of_module
+
+        # Only a framework's neuron is known to keep state over time; a user-named memoryless layer fed
+        # the whole sequence is explained exactly either way.
+        whole = [layer.name for layer in self._layers
+                 if layer.whole_sequence and framework_of_module(layer.module) is not None]
+        if not whole or probe.shape[1] < 2:
+            return
+        changed = probe.clone()
+        changed[:, 0] = 1 - changed[:, 0]
+        with torch.inference_mode():
+            before = self._call_model(probe, record=True).layers
+            after = self._call_model(changed, record=True).layers
+        first_step_moved, later_moved = False, False
+        for a, b in zip(before, after, strict=True):
+            for x, y in ((a.spikes, b.spikes), (a.membrane, b.membrane)):
+                if torch.isnan(x).all():
+                    continue
+                first_step_moved |= not torch.equal(x[:, :1], y[:, :1])
+                later_moved |= not torch.equal(x[:, 1:], y[:, 1:])
+        if first_step_moved and not later_moved:
+            raise ValueError(f"model: neuron layer(s) {whole} received all {probe.shape[1]} timesteps in one call, yet "
+                             "no layer's activity at a later timestep depends on the input at timestep 0: a step-wise "
+                             "neuron is being fed the whole sequence as one step. Wrap step-wise stacks with "
+                             "from_snntorch / from_norse / from_spikingjelly (one timestep per call); use from_module "
+                             "only for models that loop over time themselves")
+
+    def _random_probe(self, steps: int) -> Tensor:
+        reference = _reference_tensor(self.module)
+        generator = torch.Generator().manual_seed(0)
+        batch = _probe_batch(steps)
+        spikes = torch.rand(batch, steps, self.n_inputs, generator=generator) < 0.5
+        return spikes.to(dtype=reference.dtype, device=reference.device)
+
+    def _call_model(self, spikes: Tensor, record: bool) -> Recording:
+        try:
+            return self._pass(spikes, None, record=record)
+        except (ValueError, TypeError):
+            raise
+        except Exception as error:
+            raise _ModelFailed(f"{type(error).__name__}: {error}") from error
+
+    def _ensure_discovered(self, steps: int) -> None:
+        if self._deferred is None:
+            return
+        try:
+            self._discover(steps)
+        except _ModelFailed as failure:
+            hint = ""
+            if model_dtype(self.module) == torch.float64 and "dtype" in str(failure):
+                hint = ("; the model's parameters are float64 but its own forward mixes dtypes (snnTorch's spike "
+                        "functions emit float32 spikes): run it in float32 with model.float()")
+            raise ValueError(f"model: {type(self.module).__name__} failed on {steps} timesteps: {failure}{hint}") \
+                from failure.__cause__
+        self._deferred = None
+
+    def _known(self) -> None:
+        if self._deferred is not None:
+            raise ValueError(f"model: its layers are not known yet, because a 3-step probe failed ({self._deferred}); "
+                             "pass n_steps=<the timesteps it runs> when wrapping it, or run it once on spikes first")
 
     # -- SpikingModel protocol ------------------------------------------------------------------------
     @property
     def neuron_layers(self) -> dict[str, int]:
         """Ordered ``{layer name: number of neurons}``, in the order the model calls them."""
+        self._known()
         return {layer.name: layer.size for layer in self._layers}
 
     @property
@@ -155,6 +262,7 @@ class HookedModel(nn.Module):
     @property
     def n_outputs(self) -> int:
         """``C``, the number of readout values per sample."""
+        self._known()
         return self._n_outputs
 
     def linear_weights(self) -> list[Tensor] | None:
@@ -212,6 +320,92 @@ class HookedModel(nn.Module):
         """
         return self._pass(self._checked(spikes), silence, record=False).outputs
 
+    # -- the traced graph -------------------------------------------------------------------------------
+    def graph_for(self, spikes: Tensor) -> ModelGraph | None:
+        """The model's traced `ModelGraph`, verified bit for bit against its own forward on `spikes`.
+
+        The graph is traced once per number of timesteps, dtype and device (one forward of the model with
+        hooks, see `sc_neurocore.adapters.trace`), and checked on every call against `self.run(spikes)` on
+        the very spikes given. `None` when the model cannot be traced or the graph does not reproduce it;
+        `graph_reason` then says why, and the caller runs the model itself (exact, slower).
+
+        Args:
+            spikes: batch-first `(B, T, N)`, the spikes about to be explained.
+
+        Returns:
+            The graph, or `None`.
+
+        Example:
+            >>> import torch, snntorch as snn
+            >>> from sc_neurocore.adapters import from_snntorch
+            >>> net = torch.nn.Sequential(torch.nn.Linear(8, 4), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+            >>> model = from_snntorch(net)
+            >>> model.graph_for((torch.rand(2, 10, 8) < 0.5).float()).neuron_layers
+            {'1': 4}
+        """
+        return self.check_graph(spikes)[0]
+
+    def check_graph(self, spikes: Tensor) -> tuple[ModelGraph | None, Tensor]:
+        """`(graph_for(spikes), self.run(spikes))`: the verified graph and the model's own outputs, which
+        the caller may use as the unperturbed baseline instead of running the model again."""
+        spikes = self._checked(spikes)
+        expected = self.run(spikes)
+        # The cache lives beside the adapter, not on it: explaining never changes the objects it is given.
+        traced = _TRACED.setdefault(self, {})
+        key = (spikes.shape[1], _reference_tensor(self.module).dtype, spikes.device)
+        if key not in traced:
+            traced[key] = self._trace(spikes.shape[1], spikes.device)
+        graph, reason = traced[key]
+        if graph is not None:
+            with torch.inference_mode():
+                got = graph.run(spikes)
+            if got.dtype != expected.dtype or not torch.equal(got, expected):
+                graph, reason = None, "the traced graph does not reproduce the model's forward bit for bit on these spikes"
+        if reason:
+            logger.info("%s: %s; the model's own forward runs instead", type(self.module).__name__, reason)
+        _LAST_REASON[self] = reason
+        return graph, expected
+
+    @property
+    def graph_reason(self) -> str:
+        """Why the last `graph_for` / `check_graph` call gave no graph (`""` when it gave one)."""
+        return _LAST_REASON.get(self, "")
+
+    def _trace(self, steps: int, device: torch.device) -> tuple[ModelGraph | None, str]:
+        from .trace import Untraceable, build_graph, group_calls, record_calls, trace_batch
+
+        batch = trace_batch(steps)
+        reference = _reference_tensor(self.module)
+        generator = torch.Generator().manual_seed(0)
+        probe = (torch.rand(batch, steps, self.n_inputs, generator=generator) < 0.3).to(reference.dtype).to(device)
+        inputs = self._model_inputs(probe)
+        emitted = {layer.name: (lambda m, a, o, split=layer.split: split(m, a, o).spikes) for layer in self._layers}
+
+        def run(hooks):
+            with torch.inference_mode(), self._session(hooks):
+                self._drive(inputs)
+
+        try:
+            chain = group_calls(record_calls(self.module, emitted, run), steps, batch, self.time_first, set(emitted))
+            graph = build_graph(chain, inputs if self.time_first else inputs.transpose(0, 1), readout=self.readout,
+                                neuron_node=self._neuron_node, input_shape=self.input_shape,
+                                source=type(self.module).__name__)
+        except Untraceable as error:
+            return None, f"not traceable: {error}"
+        with torch.inference_mode():
+            if not torch.equal(graph.run(probe), self.run(probe)):
+                return None, "the traced graph does not reproduce the model's forward on a random probe"
+        return graph, ""
+
+    def _neuron_node(self, name: str, module: nn.Module, shape: tuple[int, ...]) -> NeuronNode:
+        from .registry import framework_of_module
+        from .trace import Untraceable
+
+        framework = framework_of_module(module)
+        if framework is None:
+            raise Untraceable(f"neuron layer {name!r} ({type(module).__name__}) is of no framework the graph knows")
+        return framework.neuron_node(name, module, shape)
+
     # -- to implement ---------------------------------------------------------------------------------
     def _drive(self, inputs: Tensor) -> Any:
         """Run the wrapped module over all timesteps of ``inputs`` and return what it returns."""
@@ -241,11 +435,8 @@ class HookedModel(nn.Module):
         if spikes.ndim != 3 or spikes.shape[2] != self.n_inputs or spikes.shape[1] < 1:
             raise ValueError(f"spikes: expected shape (B, T, {self.n_inputs}) with T >= 1, got {tuple(spikes.shape)}")
         check_same_device(spikes, _reference_tensor(self.module).device, "spikes")
+        self._ensure_discovered(spikes.shape[1])
         return spikes
-
-    def _probe_input(self) -> Tensor:
-        reference = _reference_tensor(self.module)
-        return torch.zeros(_PROBE_BATCH, _PROBE_STEPS, self.n_inputs, dtype=reference.dtype, device=reference.device)
 
     def _model_inputs(self, spikes: Tensor) -> Tensor:
         """``(B, T, N)`` -> the module's layout, in its dtype and on its device (autograd kept)."""
@@ -256,7 +447,21 @@ class HookedModel(nn.Module):
 
     @contextlib.contextmanager
     def _session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
-        """Eval mode, empty neuron state and ``hooks`` for one call; everything restored on exit."""
+        """Eval mode, empty neuron state and ``hooks`` for one call; everything restored on exit.
+
+        One call at a time per user module: the hooks and the emptied state are the module's own for the
+        length of the call, so a second thread waits (`sc_neurocore.concurrency.CallLock`)."""
+        from .registry import frameworks_in
+
+        with module_lock(self.module), contextlib.ExitStack() as stack:
+            for framework in frameworks_in(self.module):
+                if framework.fresh_state is not None:  # state kept on modules between calls (SpikingJelly)
+                    stack.enter_context(framework.fresh_state(self.module))
+            stack.enter_context(self._buffers_session(hooks))
+            yield
+
+    @contextlib.contextmanager
+    def _buffers_session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
         training = [(module, module.training) for module in self.module.modules()]
         saved = [(module, name, getattr(module, name, _ABSENT)) for module, name in self._state_buffers]
         handles = []
@@ -326,10 +531,11 @@ class HookedModel(nn.Module):
             keep[name] = (~mask).to(like.dtype).reshape(batch, *layer.feature_shape)
         return keep
 
-    def _probe(self, candidates: list[Candidate]) -> list[NeuronLayer]:
+    def _probe(self, candidates: list[Candidate], steps: int) -> list[NeuronLayer]:
         """Run zeros through the model once; the candidates it calls, in call order, are its neuron layers."""
         calls: dict[str, list[tuple[int, ...]]] = {}
         order: list[str] = []
+        batch = _probe_batch(steps)
 
         def probe_hook(candidate: Candidate):
             def hook(module, args, output):
@@ -340,26 +546,74 @@ class HookedModel(nn.Module):
                 calls[candidate.name].append(shape)
             return hook
 
-        inputs = self._model_inputs(self._probe_input())
+        reference = _reference_tensor(self.module)
+        inputs = self._model_inputs(torch.zeros(batch, steps, self.n_inputs, dtype=reference.dtype,
+                                                device=reference.device))
         with torch.inference_mode(), self._session([(c.module, probe_hook(c)) for c in candidates]):
-            self._drive(inputs)
+            try:
+                self._drive(inputs)
+            except (ValueError, TypeError):
+                raise
+            except Exception as error:
+                raise _ModelFailed(f"{type(error).__name__}: {error}") from error
         by_name = {candidate.name: candidate for candidate in candidates}
         layers = []
         for name in order:
             shapes = calls[name]
             candidate = by_name[name]
-            if not self.time_first and len(shapes) == 1 and shapes[0][:2] == (_PROBE_BATCH, _PROBE_STEPS):
+            if not self.time_first and len(shapes) == 1 and shapes[0][:2] == (batch, steps):
                 layers.append(NeuronLayer(name, candidate.module, candidate.split, candidate.spiking, shapes[0][2:],
-                                          batch_first=True))
+                                          batch_first=True, whole_sequence=steps > 1))
                 continue
-            feature_shape, steps = _layout(shapes[0])
-            covered = sum(_layout(shape)[1] for shape in shapes)
-            if any(_layout(shape)[0] != feature_shape for shape in shapes) or covered != _PROBE_STEPS:
+            feature_shape, chunk = _layout(shapes[0], batch)
+            covered = sum(_layout(shape, batch)[1] for shape in shapes)
+            if any(_layout(shape, batch)[0] != feature_shape for shape in shapes) or covered != steps:
                 raise ValueError(f"model: neuron layer {name!r} was called with outputs {shapes} for "
-                                 f"{_PROBE_STEPS} timesteps of {_PROBE_BATCH} samples; an adapter needs each neuron "
+                                 f"{steps} timesteps of {batch} samples; an adapter needs each neuron "
                                  "layer called once per timestep (or once per chunk of timesteps)")
-            layers.append(NeuronLayer(name, candidate.module, candidate.split, candidate.spiking, feature_shape))
+            layers.append(NeuronLayer(name, candidate.module, candidate.split, candidate.spiking, feature_shape,
+                                      whole_sequence=chunk == steps and steps > 1))
         return layers
+
+
+#: One `CallLock` per user module: every adapter of a module takes turns with every other.
+_MODULE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def module_lock(module: nn.Module) -> CallLock:
+    """The lock every adapter of `module` holds for the length of one call."""
+    with _LOCKS_LOCK:
+        lock = _MODULE_LOCKS.get(module)
+        if lock is None:
+            lock = _MODULE_LOCKS[module] = CallLock(f"{type(module).__name__} (wrapped by an adapter)")
+        return lock
+
+
+#: `{adapter: {(T, dtype, device): (graph or None, reason)}}`: each adapter's traced graphs, traced once per
+#: input shape; and the reason of each adapter's last check. Weak: they go with the adapter.
+_TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LAST_REASON: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _ModelFailed(Exception):
+    """The user's own forward raised while the adapter probed it."""
+
+
+def _probe_batch(steps: int) -> int:
+    """A probe batch size that cannot be mistaken for the number of timesteps."""
+    return next(b for b in (2, 3, 5, 7) if b != steps)
+
+
+def _reset_advice(module: nn.Module) -> str:
+    from .registry import frameworks_in
+
+    hints = [f"{framework.name}: {framework.reset_hint}" for framework in frameworks_in(module) if framework.reset_hint]
+    adapters = [f"from_{framework.name}" for framework in frameworks_in(module)]
+    if hints:
+        return (f"The framework's reset is {'; '.join(hints)}; wrap the model with {' or '.join(adapters)}, which "
+                "resets it on every call, or reset it at the start of its forward")
+    return "Reset every state the model keeps at the start of its forward (or wrap it with its framework's adapter)"
 
 
 class _Capture:
@@ -432,11 +686,11 @@ class _LayerHook:
         return output
 
 
-def _layout(shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+def _layout(shape: tuple[int, ...], batch: int) -> tuple[tuple[int, ...], int]:
     """``(feature_shape, timesteps)`` of a probe-run output: ``(B, ...)`` is one step, ``(t, B, ...)`` a chunk."""
-    if len(shape) >= 2 and shape[0] == _PROBE_BATCH:
+    if len(shape) >= 2 and shape[0] == batch:
         return shape[1:], 1
-    if len(shape) >= 3 and shape[1] == _PROBE_BATCH:
+    if len(shape) >= 3 and shape[1] == batch:
         return shape[2:], shape[0]
     return shape, -1
 

@@ -11,7 +11,7 @@ guessed), and may return:
 * a tuple ``(spk_rec, mem_rec, ...)`` or Norse's ``(z, state)``: spikes first, a membrane record second
   when it has the spikes' shape.
 
-Neuron layers are the snnTorch and Norse neuron submodules the model calls (found automatically) or
+Neuron layers are the snnTorch, Norse and SpikingJelly neuron submodules the model calls (found automatically) or
 the submodules named in ``neuron_layers=``; their outputs are read as the frameworks' (a bare spike
 tensor, or a tuple with the spikes first).
 """
@@ -33,12 +33,13 @@ class ModuleModel(HookedModel):
     _readout_from_last_layer = False
 
     def __init__(self, module: nn.Module, *, time_first: bool, input_shape: Sequence[int], readout: str | None,
-                 candidates: Sequence[Candidate], state_buffers: Sequence[tuple[nn.Module, str]] = ()) -> None:
+                 candidates: Sequence[Candidate], state_buffers: Sequence[tuple[nn.Module, str]] = (),
+                 n_steps: int | None = None) -> None:
         if not isinstance(time_first, bool):
             raise TypeError(f"time_first: expected True ((T, B, ...) inputs) or False ((B, T, ...)), got {time_first!r}")
         self._readout_given = readout is not None
         super().__init__(module, candidates, input_shape=input_shape, readout=readout, time_first=time_first,
-                         state_buffers=state_buffers)
+                         state_buffers=state_buffers, n_steps=n_steps)
 
     def _choose_readout(self, readout: str | None) -> str:
         return "count" if readout is None else check_readout(readout)
@@ -86,15 +87,17 @@ def split_generic(module: nn.Module, args: tuple, output: Any) -> Emitted:
 
 
 def framework_candidates(model: nn.Module) -> list[Candidate]:
-    """The snnTorch and Norse neuron submodules of ``model``, for the frameworks already imported."""
+    """The snnTorch, Norse and SpikingJelly neuron submodules of ``model``, for the frameworks already imported."""
     from .norse import neuron_candidates as norse_candidates
     from .snntorch import neuron_candidates as snntorch_candidates
+    from .spikingjelly import neuron_candidates as spikingjelly_candidates
 
-    return snntorch_candidates(model) + norse_candidates(model)
+    return snntorch_candidates(model) + norse_candidates(model) + spikingjelly_candidates(model)
 
 
 def from_module(model: nn.Module, *, time_first: bool, neuron_layers: Sequence[str] | None = None,
-                readout: str | None = None, input_shape: int | Sequence[int] | None = None) -> ModuleModel:
+                readout: str | None = None, input_shape: int | Sequence[int] | None = None,
+                n_steps: int | None = None) -> ModuleModel:
     """Wrap any module that maps a whole spike sequence to outputs (see the module docstring).
 
     Args:
@@ -107,6 +110,8 @@ def from_module(model: nn.Module, *, time_first: bool, neuron_layers: Sequence[s
         readout: ``"count"`` (default), ``"rate"``, ``"final_membrane"`` or ``"max_membrane"`` for a model
             returning a spike record; leave unset for a model returning ``(B, C)``.
         input_shape: per-timestep input shape; default: the first Linear's ``in_features``.
+        n_steps: the number of timesteps the model runs, when its forward only works for one (a loop over
+            a fixed `num_steps`); default: found at the first call.
 
     Returns:
         A `SpikingModel` and ``nn.Module``; ``adapter.module`` is ``model``.
@@ -140,5 +145,5 @@ def from_module(model: nn.Module, *, time_first: bool, neuron_layers: Sequence[s
         known = {candidate.name: candidate for candidate in framework_candidates(model)}
         candidates = [known.get(name, Candidate(name, modules[name], split_generic)) for name in neuron_layers]
     return ModuleModel(model, time_first=time_first, input_shape=infer_input_shape(model, input_shape), readout=readout,
-                       candidates=candidates, state_buffers=state_buffers(model))
+                       candidates=candidates, state_buffers=state_buffers(model), n_steps=n_steps)
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..extras import missing_extra
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
+from .registry import Framework
 from .stack import StackLayer, linear_chain, structure_params
 
 
@@ -165,3 +166,18 @@ def from_norse(model: nn.Module, *, readout: str | None = None, input_shape: int
 
     return ModuleModel(model, time_first=time_first, input_shape=shape, readout=readout,
                        candidates=neuron_candidates(model))
+
+
+def _is_norse_neuron(module: nn.Module) -> bool:
+    classes = _norse_classes()
+    return classes is not None and isinstance(module, classes[0] + classes[1])
+
+
+def _neuron_node(name: str, module: nn.Module, shape: tuple[int, ...]):
+    from .torch_maps import Untraceable
+
+    raise Untraceable(f"Norse {type(module).__name__} layer {name!r}: no graph node yet")
+
+
+FRAMEWORK = Framework("norse", "norse", _is_norse_neuron, _neuron_node, lambda model, **options: from_norse(model, **options),
+                      "a fresh state (None) at every call of the module")

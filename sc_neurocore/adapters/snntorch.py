@@ -26,9 +26,23 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..dynamics import (
+    LIFParameters,
+    RecurrentLIFParameters,
+    SynapticParameters,
+    lif_initial_state,
+    lif_step,
+    recurrent_lif_initial_state,
+    recurrent_lif_step,
+    synaptic_initial_state,
+    synaptic_step,
+)
 from ..extras import missing_extra
+from ..graph.neurons import NeuronNode
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
+from .registry import Framework
 from .stack import StackLayer, linear_chain, structure_params
+from .torch_maps import Untraceable, torch_map
 
 #: Neuron state snnTorch keeps on the module (non-persistent buffers), emptied before every call.
 STATE_BUFFERS: tuple[str, ...] = ("mem", "syn", "syn_exc", "syn_inh", "spk")
@@ -122,9 +136,25 @@ def layer_kind(module: nn.Module) -> str:
     import snntorch
 
     kinds = [(nn.Linear, "linear"), (nn.Conv2d, "conv2d"), (nn.Flatten, "flatten"), (nn.Dropout, "dropout"),
-             (snntorch.RLeaky, "rleaky"), (snntorch.Leaky, "leaky"), (snntorch.Synaptic, "synaptic"),
-             (snntorch.Alpha, "alpha"), (snntorch.LeakyParallel, "leaky_parallel")]
-    return next((kind for cls, kind in kinds if type(module) is cls), "other")
+             (snntorch.RLeaky, "rleaky"), (snntorch.RSynaptic, "rsynaptic"), (snntorch.Leaky, "leaky"),
+             (snntorch.Synaptic, "synaptic"), (snntorch.Alpha, "alpha"), (snntorch.LeakyParallel, "leaky_parallel")]
+    kind = next((kind for cls, kind in kinds if type(module) is cls), None)
+    if kind is not None:
+        return kind
+    if not is_snntorch_neuron(module) and _is_structure(module):
+        return "structure"
+    return "other"
+
+
+def _is_structure(module: nn.Module) -> bool:
+    """A parameter-light torch layer a Sequential may hold between neurons (pooling, BatchNorm, ...)."""
+    try:
+        torch_map(module, (1,), (1,))
+    except Untraceable:
+        return False
+    except Exception:  # noqa: BLE001 -- a known map kind whose shapes this dummy call does not fit
+        return True
+    return True
 
 
 def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
@@ -136,18 +166,77 @@ def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
         rnn = module.rnn
         return {"weight_ih": rnn.weight_ih_l0.detach(), "bias_ih": getattr(rnn, "bias_ih_l0", None),  # type: ignore[operator, union-attr]
                 "weight_hh": rnn.weight_hh_l0.detach(), "threshold": module.threshold}  # type: ignore[operator, union-attr]
-    if kind in ("leaky", "synaptic", "alpha", "rleaky"):
+    if kind in ("leaky", "synaptic", "alpha", "rleaky", "rsynaptic"):
         params: dict[str, Any] = {"beta": module.beta, "threshold": module.threshold,
                                   "reset_mechanism": module.reset_mechanism,
                                   "reset_delay": getattr(module, "reset_delay", True),
                                   "graded_spikes_factor": module.graded_spikes_factor}
-        if kind in ("synaptic", "alpha"):
+        if kind in ("synaptic", "alpha", "rsynaptic"):
             params["alpha"] = module.alpha
-        if kind == "rleaky":
+        if kind in ("rleaky", "rsynaptic"):
             params["recurrent"] = module.recurrent
             params["V"] = getattr(module, "V", None)
         return params
     return {}
+
+
+def _graded(module: Any) -> float | Tensor:
+    factor = module.graded_spikes_factor.detach()
+    return 1.0 if bool((factor == 1).all()) else factor
+
+
+def _recurrent_map(module: Any, shape: tuple[int, ...]):
+    """The graph map of an RLeaky / RSynaptic's recurrence (all-to-all Linear or Conv2d, or one-to-one V)."""
+    recurrent = module.recurrent
+    if isinstance(recurrent, (nn.Linear, nn.Conv2d)):
+        return torch_map(recurrent, shape, shape).forward
+    if type(recurrent).__name__ == "RecurrentOneToOne":
+        from ..graph.maps import Scale
+
+        scale = recurrent.V
+        return Scale(shape, shape, scale.detach() if isinstance(scale, Tensor) else scale).forward
+    raise Untraceable(f"{type(module).__name__} with a recurrence of type {type(recurrent).__name__}")
+
+
+def neuron_node(name: str, module: Any, shape: tuple[int, ...]) -> NeuronNode:
+    """The graph node of an snnTorch neuron (`Leaky`, `Synaptic`, `RLeaky`, `RSynaptic`), with its own beta,
+    alpha, threshold, reset mechanism, spike height and reset timing; `Untraceable` for what the graph does
+    not model (inhibition, state quantisation, `Alpha`, `LeakyParallel`, and a same-step reset on the
+    recurrent neurons).
+
+    Example:
+        >>> import snntorch as snn
+        >>> neuron_node("lif", snn.Leaky(beta=0.8), (4,)).params.beta
+        tensor(0.8000)
+    """
+    import snntorch
+
+    kind = layer_kind(module)
+    if kind not in ("leaky", "synaptic", "rleaky", "rsynaptic"):
+        raise Untraceable(f"snnTorch {type(module).__name__} layer {name!r} has no step function in "
+                          "sc_neurocore.dynamics")
+    if module.inhibition or module.state_quant:
+        raise Untraceable(f"snnTorch layer {name!r} uses inhibition or state quantisation")
+    beta = module.beta.detach().clamp(0, 1)
+    threshold = module.threshold.detach()
+    reset = module.reset_mechanism
+    delay = bool(getattr(module, "reset_delay", True))
+    graded = _graded(module)
+    if isinstance(module, snntorch.RLeaky):
+        if not delay:
+            raise Untraceable(f"snnTorch RLeaky layer {name!r} with reset_delay=False")
+        recurrent_params = RecurrentLIFParameters(beta, threshold, reset, graded, _recurrent_map(module, shape))
+        return NeuronNode(name, kind, shape, recurrent_lif_step, recurrent_params, recurrent_lif_initial_state,
+                          feedback="spikes")
+    if isinstance(module, (snntorch.Synaptic, snntorch.RSynaptic)):
+        recurrent = _recurrent_map(module, shape) if isinstance(module, snntorch.RSynaptic) else None
+        if recurrent is not None and not delay:
+            raise Untraceable(f"snnTorch RSynaptic layer {name!r} with reset_delay=False")
+        params = SynapticParameters(module.alpha.detach().clamp(0, 1), beta, threshold, reset, graded, delay, recurrent)
+        return NeuronNode(name, kind, shape, synaptic_step, params, synaptic_initial_state,
+                          feedback="spikes" if recurrent is not None else None)
+    return NeuronNode(name, kind, shape, lif_step, LIFParameters(beta, threshold, reset, graded, delay),
+                      lif_initial_state)
 
 
 class SnnTorchSequential(HookedModel):
@@ -159,15 +248,17 @@ class SnnTorchSequential(HookedModel):
         sequence_level: ``True`` for a stack of ``LeakyParallel`` layers (fed all timesteps at once).
     """
 
-    def __init__(self, module: nn.Sequential, *, input_shape: Sequence[int], readout: str | None) -> None:
+    def __init__(self, module: nn.Sequential, *, input_shape: Sequence[int], readout: str | None,
+                 n_steps: int | None = None) -> None:
         snntorch = import_snntorch()
         stack = []
         for name, child in module.named_children():
             kind = layer_kind(child)
             if kind == "other":
                 raise ValueError(f"model: entry {name!r} of the Sequential is a {type(child).__name__}; from_snntorch "
-                                 "takes Linear, Conv2d, Flatten, Dropout and snnTorch Leaky, Synaptic, Alpha, RLeaky "
-                                 "or LeakyParallel (wrap other models with from_module)")
+                                 "takes Linear, Conv1d/2d, pooling, Flatten, Dropout, BatchNorm and snnTorch Leaky, "
+                                 "Synaptic, Alpha, RLeaky, RSynaptic or LeakyParallel (wrap other models with "
+                                 "from_module(model, time_first=True, input_shape=...))")
             neuron = is_snntorch_neuron(child)
             if neuron and kind != "leaky_parallel" and not child.init_hidden:
                 raise ValueError(f"model: snnTorch layer {name!r} has init_hidden=False; inside an nn.Sequential "
@@ -186,7 +277,7 @@ class SnnTorchSequential(HookedModel):
         self.sequence_level = all(parallel)
         del snntorch
         super().__init__(module, neuron_candidates(module), input_shape=input_shape, readout=readout,
-                         state_buffers=state_buffers(module))
+                         state_buffers=state_buffers(module), n_steps=n_steps)
 
     def linear_weights(self) -> list[Tensor] | None:
         return linear_chain(self.stack)  # type: ignore[arg-type]
@@ -200,7 +291,7 @@ class SnnTorchSequential(HookedModel):
 
 
 def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: int | Sequence[int] | None = None,
-                  time_first: bool = True) -> HookedModel:
+                  time_first: bool = True, n_steps: int | None = None) -> HookedModel:
     """Wrap an snnTorch model for the explainers (and Captum).
 
     Args:
@@ -212,6 +303,8 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
             first Linear's ``in_features``.
         time_first: for a module with its own time loop, whether its ``forward`` takes ``(T, B, ...)``
             (snnTorch's convention, the default) or ``(B, T, ...)``.
+        n_steps: for a module with its own time loop over a fixed number of steps, that number
+            (default: found at the first call, with the spikes' own number of timesteps).
 
     Returns:
         A `SpikingModel` and ``nn.Module``: ``adapter(spikes (B, T, N))`` is a
@@ -232,8 +325,12 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
         raise TypeError(f"model: expected an snnTorch nn.Module, got {type(model).__name__}")
     shape = infer_input_shape(model, input_shape)
     if isinstance(model, nn.Sequential):
-        return SnnTorchSequential(model, input_shape=shape, readout=readout)
+        return SnnTorchSequential(model, input_shape=shape, readout=readout, n_steps=n_steps)
     from .module import ModuleModel
 
     return ModuleModel(model, time_first=time_first, input_shape=shape, readout=readout,
-                       candidates=neuron_candidates(model), state_buffers=state_buffers(model))
+                       candidates=neuron_candidates(model), state_buffers=state_buffers(model), n_steps=n_steps)
+
+
+FRAMEWORK = Framework("snntorch", "snntorch", is_snntorch_neuron, neuron_node, from_snntorch,
+                      "snntorch.utils.reset(model)")

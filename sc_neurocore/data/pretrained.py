@@ -72,9 +72,11 @@ def pretrained_weights(size: int = 8) -> list[Tensor]:
     """
     with resources.as_file(_model_file(size, ".safetensors")) as path:
         state = load_state_dict(path)
-    n_layers = len(state)
+    # A file written by the training script since LIFNetwork keeps beta and threshold as buffers also
+    # holds those two; the neuron parameters of the shipped models come from their .json.
+    n_layers = len(set(state) - {"beta", "threshold"})
     names = [f"weights.{index}" for index in range(n_layers)]
-    if sorted(state) != sorted(names):
+    if sorted(set(state) - {"beta", "threshold"}) != sorted(names):
         raise ValueError(f"weights: expected the tensors {names} in digits{size}.safetensors, got {sorted(state)}")
     return [state[name].to(torch.float32).clone() for name in names]
 

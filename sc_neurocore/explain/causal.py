@@ -24,7 +24,7 @@ from torch import Tensor
 from ..engine.plans import silence_each_neuron, silence_prefixes
 from ..protocol import INPUT_LAYER
 from ..inputs import as_targets
-from .perturbation import PerturbationExplainer, Prepared
+from .perturbation import PerturbationExplainer, Prepared, described
 from .results import CausalResult
 
 
@@ -45,7 +45,7 @@ class CausalImportance(PerturbationExplainer):
     """
 
     def explain(self, input_spikes: Any, output_neuron: Any = 0, labels: Any = None,
-                layer: str = INPUT_LAYER) -> CausalResult:
+                layer: str = INPUT_LAYER, *, time_first: bool = False) -> CausalResult:
         """Importance of every neuron of ``layer``.
 
         Args:
@@ -53,11 +53,12 @@ class CausalImportance(PerturbationExplainer):
             output_neuron: the target output, an int or ``(B,)``; ignored when ``labels`` are given.
             labels: ``(B,)`` true classes: importance becomes the drop in accuracy over the batch.
             layer: ``"input"`` (default) or the name of one of the model's neuron layers.
+            time_first: ``True`` for time-first ``(T, B, ...)`` spikes (snnTorch's and Norse's layout).
 
         Returns:
             A `CausalResult`.
         """
-        prepared = self._prepare(input_spikes)
+        prepared = self._prepare(input_spikes, time_first)
         spikes, baseline = prepared.batch.spikes, prepared.baseline
         n_samples, n_outputs = baseline.shape
         n_neurons = self._layer_size(prepared, layer)
@@ -80,9 +81,9 @@ class CausalImportance(PerturbationExplainer):
             values = score(rows.reshape(n_samples, n_neurons + 1, n_outputs))
             return values if labels is not None or per_sample else values[0]
 
-        return CausalResult(importance.clone(), base.reshape(-1).clone() if per_sample else base.reshape(()).clone(),
+        return described(CausalResult(importance.clone(), base.reshape(-1).clone() if per_sample else base.reshape(()).clone(),
                             layer=layer, metric="accuracy" if labels is not None else "output", curve=curve,
-                            per_sample=per_sample, numpy=prepared.batch.numpy, explainer=self)
+                            per_sample=per_sample, numpy=prepared.batch.numpy, explainer=self), prepared)
 
     @staticmethod
     def _layer_size(prepared: Prepared, layer: Any) -> int:

@@ -15,19 +15,35 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters import as_spiking_model
+from ..adapters.nir import is_nir_graph
 from ..engine import execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing, SpikeRemovals
 from ..inputs import SpikeBatch, as_spikes, check_same_device
+from ..graph.model import ModelGraph
 from ..protocol import SpikingModel
+from .layout import normalise_layout, warn_if_time_first
 
 
 class Prepared(NamedTuple):
-    """A validated call: the spikes, the model seen through the protocol and its baseline outputs ``(B, C)``."""
+    """A validated call.
+
+    Attributes:
+        batch: the spikes `(B, T, N)` and how to give results back.
+        model: what the perturbations run on: the model's verified traced graph where it has one, else
+            the model itself through the protocol.
+        baseline: the unperturbed outputs `(B, C)`.
+        engine: `"graph"` (the traced graph) or `"model"` (the model's own forward).
+        reason: why the graph was not used (`""` when it was).
+        feature_shape: the per-timestep shape the caller's spikes had.
+    """
 
     batch: SpikeBatch
     model: SpikingModel
     baseline: Tensor
+    engine: str = "model"
+    reason: str = ""
+    feature_shape: tuple[int, ...] = ()
 
 
 class PerturbationExplainer:
@@ -46,8 +62,8 @@ class PerturbationExplainer:
 
     def __init__(self, run_fn: Any, *, batched: bool | None = None, max_memory: int | None = None,
                  progress: bool = False) -> None:
-        if not callable(run_fn) and not isinstance(run_fn, SpikingModel):
-            raise TypeError(f"run_fn: expected a SpikingModel, an nn.Module or a callable, got "
+        if not callable(run_fn) and not isinstance(run_fn, SpikingModel) and not is_nir_graph(run_fn):
+            raise TypeError(f"run_fn: expected a SpikingModel, an nn.Module, a NIR graph or a callable, got "
                             f"{type(run_fn).__name__}")
         if batched is not None and not isinstance(batched, bool):
             raise TypeError(f"batched: expected True, False or None, got {batched!r}")
@@ -56,14 +72,27 @@ class PerturbationExplainer:
         self.max_memory = check_max_memory(max_memory)
         self.progress = bool(progress)
 
-    def _prepare(self, input_spikes: Any) -> Prepared:
-        batch = as_spikes(input_spikes)
+    def _prepare(self, input_spikes: Any, time_first: bool = False) -> Prepared:
+        layout = normalise_layout(input_spikes, self.run_fn, time_first=time_first)
+        batch = as_spikes(layout.spikes)
         model = as_spiking_model(self.run_fn, batched=self.batched, n_inputs=batch.spikes.shape[2],
-                                 numpy_io=batch.numpy)
+                                 numpy_io=batch.numpy, input_shape=layout.feature_shape)
         _check_inputs_fit(model, batch.spikes)
+        warn_if_time_first(batch.spikes, model, time_first)
+        if isinstance(model, ModelGraph):  # a NIR graph, or a graph built by hand: it is its own reference
+            with torch.inference_mode():
+                baseline = execute(model, batch.spikes, None, max_memory=self.max_memory)
+            return Prepared(batch, model, baseline, "graph", "", layout.feature_shape)
+        check_graph = getattr(model, "check_graph", None)
+        if callable(check_graph):
+            graph, baseline = check_graph(batch.spikes)
+            if graph is not None:
+                return Prepared(batch, graph, baseline, "graph", "", layout.feature_shape)
+            return Prepared(batch, model, baseline, "model", str(getattr(model, "graph_reason", "")),
+                            layout.feature_shape)
         with torch.inference_mode():
             baseline = execute(model, batch.spikes, None, max_memory=self.max_memory)
-        return Prepared(batch, model, baseline)
+        return Prepared(batch, model, baseline, "model", "", layout.feature_shape)
 
     def _run(self, prepared: Prepared, plan: SpikeRemovals | Silencing) -> Tensor:
         """Outputs ``(P, C)`` of every row of ``plan``."""
@@ -81,6 +110,15 @@ def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:
                    if isinstance(m, nn.Module)), None)
     tensor = None if module is None else next(itertools.chain(module.parameters(), module.buffers()), None)
     check_same_device(spikes, None if tensor is None else tensor.device, "input_spikes")
+
+
+def described(result: Any, prepared: Prepared) -> Any:
+    """`result` with how it was computed: `engine` (`"graph"`: the traced graph; `"model"`: the model's own
+    forward), `engine_reason` (why not the graph) and the caller's `feature_shape`."""
+    result.engine = prepared.engine
+    result.engine_reason = prepared.reason
+    result.feature_shape = prepared.feature_shape
+    return result
 
 
 def target_column(outputs: Tensor, targets: Tensor) -> Tensor:

@@ -20,7 +20,7 @@ import torch
 
 from ..engine.plans import remove_each_spike
 from ..inputs import as_targets
-from .perturbation import PerturbationExplainer, target_column
+from .perturbation import PerturbationExplainer, described, target_column
 from .results import SaliencyResult
 
 #: Default ``significance``: any change above float round-off counts. With spike-count readouts every
@@ -58,18 +58,19 @@ class TemporalSaliency(PerturbationExplainer):
             raise ValueError(f"significance: expected a finite float >= 0, got {significance!r}")
         self.significance = float(significance)
 
-    def explain(self, input_spikes: Any, output_neuron: Any = 0) -> SaliencyResult:
+    def explain(self, input_spikes: Any, output_neuron: Any = 0, *, time_first: bool = False) -> SaliencyResult:
         """Saliency of every input spike for output neuron ``output_neuron``.
 
         Args:
-            input_spikes: ``(T, N)`` or ``(B, T, N)``, numpy or torch. Non-binary entries are removed by
-                setting them to 0.
+            input_spikes: ``(T, N)`` or ``(B, T, N)``, numpy or torch (or image-shaped ``(B, T, C, H, W)``).
+                Non-binary entries are removed by setting them to 0.
             output_neuron: an int, or a ``(B,)`` tensor of per-sample targets.
+            time_first: ``True`` for time-first ``(T, B, ...)`` spikes (snnTorch's and Norse's layout).
 
         Returns:
             A `SaliencyResult`.
         """
-        prepared = self._prepare(input_spikes)
+        prepared = self._prepare(input_spikes, time_first)
         spikes, baseline = prepared.batch.spikes, prepared.baseline
         targets = as_targets(output_neuron, spikes.shape[0], baseline.shape[1], spikes.device)
         plan = remove_each_spike(spikes)
@@ -78,5 +79,6 @@ class TemporalSaliency(PerturbationExplainer):
         change = base_k[plan.sample] - target_column(outputs, targets[plan.sample])
         saliency = torch.zeros(spikes.shape, dtype=change.dtype, device=spikes.device)
         saliency[plan.sample, plan.timestep, plan.neuron] = change
-        return SaliencyResult(saliency, spikes != 0, base_k.clone(), self.significance,  # type: ignore[has-type]
-                              batched=prepared.batch.batched, numpy=prepared.batch.numpy, explainer=self)
+        result = SaliencyResult(saliency, spikes != 0, base_k.clone(), self.significance,  # type: ignore[has-type]
+                                batched=prepared.batch.batched, numpy=prepared.batch.numpy, explainer=self)
+        return described(result, prepared)

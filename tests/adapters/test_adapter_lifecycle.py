@@ -90,10 +90,16 @@ def test_explainers_accept_adapters_and_wrap_bare_stacks():
     assert CausalImportance(norse_net).explain(spikes, layer="1").importance_map().shape == (6,)
 
 
-def test_custom_framework_modules_need_their_layout_said():
+def test_a_bare_framework_module_gets_its_framework_front_end():
+    """A module built from snnTorch neurons is wrapped by from_snntorch (snnTorch is time-first); one that
+    says it is batched itself stays a plain callable."""
+    from sc_neurocore.adapters import ModuleModel
+
     loop = SnnTorchLoop([8, 6, 3])
-    with pytest.raises(TypeError, match="from_snntorch"):
-        as_spiking_model(loop, batched=None, n_inputs=8, numpy_io=False)
+    model = as_spiking_model(loop, batched=None, n_inputs=8, numpy_io=False)
+    assert isinstance(model, ModuleModel) and model.time_first
+    spikes = random_spikes(2, 10, 8, seed=3)
+    assert torch.equal(model.run(spikes), from_snntorch(loop).run(spikes))
     assert isinstance(as_spiking_model(loop, batched=True, n_inputs=8, numpy_io=False), FunctionModel)
 
 

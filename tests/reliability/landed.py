@@ -98,8 +98,6 @@ def _adapter_cases() -> list[Case]:
         Case("snn-init-hidden", fs, "Leaky layers with init_hidden=False inside a Sequential",
              lambda: from_snntorch(snntorch_stack(init_hidden=False)), ValueError, ("model", "init_hidden"),
              needs=SNNTORCH),
-        Case("snn-bare-own-loop", f"{S}.explain", "a bare snnTorch module with its own time loop (layout unknown)",
-             lambda: saliency(_OwnLoop()).explain(x()), TypeError, ("run_fn", "from_module"), needs=SNNTORCH),
         Case("norse-not-module", fn, "an int instead of a model", lambda: from_norse(3), TypeError,
              ("model", "Norse nn.Module", "int"), needs=NORSE),
         Case("norse-readout", fn, "readout = 'spikes'", lambda: from_norse(norse_stack(), readout="spikes"),
