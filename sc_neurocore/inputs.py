@@ -8,8 +8,8 @@ work starts. Nothing here mutates what it is given; every conversion copies or v
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Collection, Sequence
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -180,7 +180,7 @@ def as_weight_chain(weights: Any, name: str = "weights") -> list[Tensor]:
         raise TypeError(f"{name}: expected a list of (n_in, n_out) weight matrices, got {type(weights).__name__}")
     if len(weights) == 0:
         raise ValueError(f"{name}: expected at least one (n_in, n_out) weight matrix, got an empty list")
-    chain = []
+    chain: list[Tensor] = []
     for index, w in enumerate(weights):
         label = f"{name}[{index}]"
         tensor = floating(as_tensor(w, label)[0])
@@ -229,7 +229,7 @@ def check_same_device(spikes: Tensor, device: torch.device | None, name: str, ho
                          f"(e.g. {name}.to('{device}'))")
 
 
-def as_choice(value: Any, choices: Sequence, name: str):
+def as_choice(value: Any, choices: Collection, name: str):
     """``value`` if it is one of ``choices``, else a ``ValueError`` listing them.
 
     Only a str or an int is compared: an array (or anything else) is rejected before ``in`` could ask it
@@ -251,9 +251,10 @@ def as_fraction(value: Any, name: str, *, inclusive_high: bool = True) -> float:
     """A real number in ``[0, 1]`` (``[0, 1)`` if not ``inclusive_high``)."""
     # An int is always finite (and may be too big for np.isfinite); a float may be NaN or Inf.
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or \
-            (not isinstance(value, numbers.Integral) and not np.isfinite(value)):
+            (not isinstance(value, numbers.Integral) and not np.isfinite(cast(float, value))):
         raise TypeError(f"{name}: expected a float in [0, 1], got {value!r}")
-    if value < 0 or value > 1 or (not inclusive_high and value == 1):
+    real = cast(float, value)  # a numbers.Real, which the type checker cannot compare
+    if real < 0 or real > 1 or (not inclusive_high and real == 1):
         raise ValueError(f"{name}: expected a float in [0, 1{']' if inclusive_high else ')'}, got {value}")
     return float(value)
 

@@ -2,7 +2,7 @@ r"""The reference feed-forward spiking network.
 
 `LIFNetwork` is a stack of fully connected layers, each followed by a layer of leaky
 integrate-and-fire neurons (`sc_neurocore.dynamics.lif_step`). With weights ``W_l`` of shape
-``(n_in, n_out)`` and input spikes ``s_0[t]``::
+``(n_in, n_out)`` and input spikes ``s_0[t]``:
 
     I_l[t] = s_{l-1}[t] @ W_l (+ b_l)
     s_l[t], v_l[t] = lif_step(I_l[t], v_l[t-1])
@@ -16,6 +16,7 @@ sample, and a recording returns every layer's spikes, membranes and decayed trac
 from __future__ import annotations
 
 import numbers
+from typing import cast
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -197,8 +198,9 @@ class LIFNetwork(nn.Module):
             out_spikes, membranes = [], []
             for t in range(currents.shape[1]):
                 s, state = lif_step(currents[:, t], state, params)
-                if keep[index] is not None:
-                    s = s * keep[index]
+                mask = keep[index]
+                if mask is not None:
+                    s = s * mask
                 out_spikes.append(s)
                 if record:  # only a recording keeps every step's membrane alive
                     membranes.append(state.membrane)
@@ -251,8 +253,8 @@ def _per_layer(value, n_layers: int, name: str, low: float | None, high: float |
         raise ValueError(f"{name}: expected a float or {n_layers} floats (one per layer), got {len(values)}")
     for v in values:
         # `-inf < v < inf` is False for NaN too: a non-finite threshold or leak is never meant.
-        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not -float("inf") < v < float("inf"):
+        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not -float("inf") < cast(float, v) < float("inf"):
             raise TypeError(f"{name}: expected finite floats, got {v!r}")
-        if (low is not None and v < low) or (high is not None and v > high):
+        if (low is not None and cast(float, v) < low) or (high is not None and cast(float, v) > high):
             raise ValueError(f"{name}: expected values in [{low}, {high}], got {v}")
     return tuple(float(v) for v in values)

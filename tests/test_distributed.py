@@ -142,7 +142,7 @@ def untrained_digits_network() -> LIFNetwork:
 
     config = model_config(8)
     sizes = config["layers"]
-    return LIFNetwork([torch.randn(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:])], beta=config["beta"],
+    return LIFNetwork([torch.randn(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)], beta=config["beta"],
                       threshold=config["threshold"], reset=config["reset"])
 
 
@@ -478,7 +478,7 @@ def test_import_sc_neurocore_stays_light_and_exports_explain_dataset_lazily():
     with pytest.raises(AttributeError, match="no attribute 'explain_everything'"):
         import sc_neurocore
 
-        sc_neurocore.explain_everything
+        _ = sc_neurocore.explain_everything
 
 
 class DictSpikes(Dataset):

@@ -1,8 +1,8 @@
 """The machinery every framework adapter shares: hooks on neuron layers, state reset, readout.
 
 A framework model (an snnTorch ``nn.Sequential``, a Norse ``SequentialState``, a user module with its
-own time loop) is wrapped by a subclass of :class:`HookedModel`, which only says how to drive it over
-time (:meth:`HookedModel._drive`) and which submodules are its neuron layers. Everything else is here,
+own time loop) is wrapped by a subclass of `HookedModel`, which only says how to drive it over
+time (`HookedModel._drive`) and which submodules are its neuron layers. Everything else is here,
 written once:
 
 * **batch-first at the boundary.** Explainers pass ``(B, T, N)``; the adapter reshapes ``N`` to the
@@ -111,28 +111,28 @@ _ABSENT = object()
 
 
 class HookedModel(nn.Module):
-    """Base of the framework adapters: a :class:`~sc_neurocore.protocol.SpikingModel` around a module.
+    """Base of the framework adapters: a `SpikingModel` around a module.
 
-    Subclasses implement :meth:`_drive` and pass the candidate neuron layers; see the module docstring
-    for what this class does. Not used directly: call :func:`~sc_neurocore.adapters.from_snntorch`,
-    :func:`~sc_neurocore.adapters.from_norse` or :func:`~sc_neurocore.adapters.from_module`.
+    Subclasses implement `_drive` and pass the candidate neuron layers; see the module docstring
+    for what this class does. Not used directly: call `from_snntorch`,
+    `from_norse` or `from_module`.
 
     Args:
         module: the wrapped framework model (kept as ``self.module``, never modified).
         candidates: submodules that may be neuron layers, with how to read their outputs.
         input_shape: the per-timestep input shape the module takes; ``N = prod(input_shape)``.
-        readout: one of :data:`~sc_neurocore.adapters.readout.READOUTS`, or ``None`` for the subclass's
+        readout: one of `READOUTS`, or ``None`` for the subclass's
             default.
-        time_first: whether :meth:`_drive` receives ``(T, B, ...)`` (else ``(B, T, ...)``).
+        time_first: whether `_drive` receives ``(T, B, ...)`` (else ``(B, T, ...)``).
         state_buffers: ``(submodule, attribute name)`` pairs holding neuron state on the module; each is
             emptied before a call and restored (or removed, if the call created it) after it.
     """
 
     #: Whether the readout is taken from the last neuron layer's hook (stacks) or from what
-    #: :meth:`_drive` returns (modules with their own time loop).
+    #: `_drive` returns (modules with their own time loop).
     _readout_from_last_layer: bool = True
 
-    #: The ordered layer description of a plain stack (see :mod:`sc_neurocore.adapters.stack`); ``None``
+    #: The ordered layer description of a plain stack (see `sc_neurocore.adapters.stack`); ``None``
     #: for modules with their own time loop, whose structure is not known.
     stack: tuple | None = None
 
@@ -291,11 +291,11 @@ class HookedModel(nn.Module):
 
         Args:
             spikes: batch-first input spikes ``(B, T, N)``.
-            silence: as for :meth:`run`.
+            silence: as for `run`.
 
         Returns:
-            A :class:`~sc_neurocore.protocol.Recording`: the readout and one
-            :class:`~sc_neurocore.protocol.LayerRecord` per neuron layer in call order, spikes and
+            A `Recording`: the readout and one
+            `LayerRecord` per neuron layer in call order, spikes and
             membranes ``(B, T, n)``. A layer that does not expose its membrane records ``NaN``
             membranes (not observable, never a made-up value).
 
@@ -310,7 +310,7 @@ class HookedModel(nn.Module):
 
         Args:
             spikes: batch-first input spikes ``(B, T, N)``; may require gradients.
-            silence: as for :meth:`run`.
+            silence: as for `run`.
 
         Returns:
             The readout ``(B, C)``, with gradients through the frameworks' surrogate spike functions.

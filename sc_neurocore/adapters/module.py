@@ -1,4 +1,4 @@
-"""Any torch module mapping a spike sequence to outputs, as a SpikingModel: :func:`from_module`.
+"""Any torch module mapping a spike sequence to outputs, as a SpikingModel: `from_module`.
 
 For models that are not plain stacks: a user ``nn.Module`` whose ``forward`` runs its own time loop
 (the snnTorch tutorials' style), a Norse module that is not a ``SequentialState``, or anything else that
@@ -28,7 +28,7 @@ from .readout import check_readout
 
 
 class ModuleModel(HookedModel):
-    """A module called once on the whole sequence, read from what it returns (built by :func:`from_module`)."""
+    """A module called once on the whole sequence, read from what it returns (built by `from_module`)."""
 
     _readout_from_last_layer = False
 
@@ -114,7 +114,7 @@ def from_module(model: nn.Module, *, time_first: bool, neuron_layers: Sequence[s
             a fixed `num_steps`); default: found at the first call.
 
     Returns:
-        A :class:`~sc_neurocore.protocol.SpikingModel` and ``nn.Module``; ``adapter.module`` is ``model``.
+        A `SpikingModel` and ``nn.Module``; ``adapter.module`` is ``model``.
 
     Example:
         >>> import torch

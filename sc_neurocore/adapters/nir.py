@@ -61,6 +61,7 @@ import torch
 from torch import Tensor
 
 from ..dynamics import nir_euler
+from ..extras import missing_extra
 from ..graph.maps import Conv, Dense, LinearMap, Pool, Reshape, Scale
 from ..graph.model import ModelGraph, Segment
 from ..graph.neurons import NeuronNode
@@ -82,7 +83,7 @@ def import_nir():
     try:
         import nir
     except ImportError as error:
-        raise ImportError("sc_neurocore.adapters.from_nir needs NIR: pip install 'sc-neurocore[nir]'") from error
+        raise missing_extra("sc_neurocore.adapters.from_nir needs NIR", "nir") from error
     return nir
 
 

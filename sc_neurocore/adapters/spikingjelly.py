@@ -42,6 +42,7 @@ from ..dynamics import (
     integrate_fire_initial_state,
     integrate_fire_step,
 )
+from ..extras import missing_extra
 from ..graph.neurons import NeuronNode
 from .hooked import _TRACED, Candidate, Emitted, HookedModel, infer_input_shape
 from .readout import check_readout
@@ -63,8 +64,7 @@ def import_spikingjelly():
         import spikingjelly.activation_based.functional
         import spikingjelly.activation_based.neuron
     except ImportError as error:
-        raise ImportError("sc_neurocore.adapters.from_spikingjelly needs SpikingJelly: "
-                          "pip install 'sc-neurocore[spikingjelly]'") from error
+        raise missing_extra("sc_neurocore.adapters.from_spikingjelly needs SpikingJelly", "spikingjelly") from error
     return spikingjelly.activation_based
 
 

@@ -1,14 +1,14 @@
 """Your own copy of MNIST, read from its IDX files, encoded as spikes like the bundled digits.
 
 sc-neurocore downloads nothing. If you have MNIST (the four ``*-idx?-ubyte`` files, gzipped or not, as
-distributed by LeCun et al. and mirrored by torchvision under ``MNIST/raw/``), read it with::
+distributed by LeCun et al. and mirrored by torchvision under ``MNIST/raw/``), read it with:
 
     from sc_neurocore.data import load_mnist
     test = load_mnist("MNIST/raw/t10k-images-idx3-ubyte.gz", "MNIST/raw/t10k-labels-idx1-ubyte.gz",
                       n_steps=25, limit=1000)
     test.spikes.shape          # (1000, 25, 784): the tutorial's test_spikes are test.spikes[i]
 
-and train a 784-32-10 network on it with the same script as the shipped models::
+and train a 784-32-10 network on it with the same script as the shipped models:
 
     python -m sc_neurocore.data.train --out my-mnist \\
         --mnist-images MNIST/raw/train-images-idx3-ubyte.gz --mnist-labels MNIST/raw/train-labels-idx1-ubyte.gz \\

@@ -10,8 +10,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from ..explain import SpikeAttributor
 from ..protocol import INPUT_LAYER
@@ -95,13 +97,16 @@ def main(args: argparse.Namespace) -> int:
     dataset_path = Path(args.dataset)
     if dataset_path.suffix in (".safetensors", ".npz"):
         try:
-            dataset = SpikeFileDataset(dataset_path)
+            dataset: Any = SpikeFileDataset(dataset_path)
         except OSError as error:
             if isinstance(error, FileNotFoundError) and error.filename is None:
                 raise
             raise ValueError(_os_error_line(error, args.dataset, "dataset")) from error
     elif ":" in args.dataset:
         dataset = _build(args.dataset, "dataset")
+        if isinstance(dataset, tuple) and "spikes" in getattr(dataset, "_fields", ()):  # e.g. sc_neurocore.data:load_digits
+            spike_set: Any = dataset
+            dataset = TensorDataset(*[t for t in (spike_set.spikes, getattr(spike_set, "labels", None)) if t is not None])
     else:
         raise ValueError(f"dataset: expected a .safetensors/.npz file or 'package.module:factory', "
                          f"got {args.dataset!r}")

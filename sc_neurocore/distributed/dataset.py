@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
+from ..extras import missing_extra
+
 #: The most bytes an ``.npz`` spike file may decompress to by default (its compressed members' declared
 #: sizes; stored members are bounded by the file itself).
 MAX_NPZ_BYTES = 1 << 30
@@ -63,8 +65,7 @@ class SpikeFileDataset(Dataset):
             try:
                 from safetensors import safe_open
             except ImportError as error:
-                raise ImportError("dataset: reading .safetensors needs safetensors; install it with "
-                                  "pip install 'sc-neurocore[data]'") from error
+                raise missing_extra("dataset: reading .safetensors needs safetensors", "data") from error
             try:
                 with safe_open(str(self.path), framework="pt") as handle:
                     names = set(handle.keys())

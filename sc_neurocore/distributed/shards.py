@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..atomic import atomic_path, atomic_write
+from ..extras import missing_extra
 
 
 class Shard(NamedTuple):
@@ -63,7 +64,7 @@ def require_safetensors(what: str):
     try:
         import safetensors.torch
     except ImportError as error:
-        raise ImportError(f"{what} needs safetensors; install it with pip install 'sc-neurocore[data]'") from error
+        raise missing_extra(f"{what} needs safetensors", "data") from error
     return safetensors.torch
 
 

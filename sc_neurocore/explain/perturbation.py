@@ -1,6 +1,6 @@
 """What the perturbation explainers share: how they take a model, a budget and inputs.
 
-:class:`~sc_neurocore.explain.TemporalSaliency` and :class:`~sc_neurocore.explain.CausalImportance`
+`TemporalSaliency` and `CausalImportance`
 both run the model on many perturbed copies of the input. They accept the same ``run_fn`` forms and
 options, evaluate the unperturbed baseline once per sample, and hand their plans to the engine, which
 runs them in as few forward passes as ``max_memory`` allows.
@@ -50,7 +50,7 @@ class PerturbationExplainer:
     """Base of the explainers that run the model on perturbed copies of the input.
 
     Args:
-        run_fn: a :class:`~sc_neurocore.protocol.SpikingModel` (an adapter, an ``LIFNetwork``), an
+        run_fn: a `SpikingModel` (an adapter, an ``LIFNetwork``), an
             ``nn.Module`` or a batched callable ``(B, T, N) -> (B, C)``, or the tutorial's unbatched
             callable ``(T, N) -> (C,)``.
         batched: whether a plain callable is batched. ``None``: modules are batched, other callables are

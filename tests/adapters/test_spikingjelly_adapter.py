@@ -329,5 +329,5 @@ def test_without_spikingjelly_the_error_names_the_extra(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "spikingjelly.activation_based.base", None)
-    with pytest.raises(ImportError, match=r"sc-neurocore\[spikingjelly\]"):
+    with pytest.raises(ImportError, match=r"spikexplain\[spikingjelly\]"):
         from_spikingjelly(nn.Linear(2, 2))
