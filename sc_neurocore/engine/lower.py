@@ -128,5 +128,6 @@ def _segment_current(spikes: Tensor, *, graph: ModelGraph, segment: Segment) -> 
     x = spikes[:, None] if single else spikes
     batch, steps = x.shape[:2]
     time_first = x.transpose(0, 1).reshape(steps, batch, *segment.maps[0].in_shape)
-    current = graph._apply_maps(segment, time_first).reshape(steps, batch, -1).transpose(0, 1)
+    fresh = any(segment is later for later in graph.segments[1:])  # as the graph feeds a layer after a neuron layer
+    current = graph._apply_maps(segment, time_first, fresh=fresh).reshape(steps, batch, -1).transpose(0, 1)
     return current[:, 0] if single else current

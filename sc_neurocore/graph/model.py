@@ -176,7 +176,7 @@ class ModelGraph:
         outputs = apply_readout(self.readout, flat, None if membranes is None else membranes.reshape(steps, batch, -1))
         return Recording(outputs, tuple(layers))
 
-    def _apply_maps(self, segment: Segment, x: Tensor, *, fresh: bool) -> Tensor:
+    def _apply_maps(self, segment: Segment, x: Tensor, *, fresh: bool = False) -> Tensor:
         """The segment's maps over all timesteps. With `fresh`, a per-step map gets each step in a buffer of
         its own, as a framework's neuron layer hands the next layer a newly allocated spike tensor: a matrix
         product can round differently for a slice that starts elsewhere in memory."""
