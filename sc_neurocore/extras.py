@@ -17,6 +17,7 @@ EXTRAS = {
     "norse": "Norse",
     "nir": "NIR",
     "spikingjelly": "SpikingJelly",
+    "fast": "numba, for the event engine's compiled kernels",
     "fpga": "migen, LiteX and litex-boards",
     "viz": "matplotlib",
     "data": "scikit-learn and safetensors",

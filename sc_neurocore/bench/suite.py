@@ -12,6 +12,8 @@ machine every contender is faster so, and the comparison stays like for like).
 
 from __future__ import annotations
 
+from ..extras import install_hint
+
 import ctypes
 import functools
 import gc
@@ -481,7 +483,7 @@ def run_suite(settings: Settings | None = None, progress: Callable[[str], None] 
 
 def _kernel_path() -> str:
     if not numba_available():
-        return "plain Python (numba not installed: pip install 'sc-neurocore[fast]')"
+        return f"plain Python (numba not installed: {install_hint('fast')})"
     import numba
 
     return f"numba {numba.__version__} (compiled)"

@@ -4,7 +4,9 @@ sparse (only the spikes) for dataset runs.
 `SpikeAttributor` in linear mode computes, for spikes $x$ `(B, T, N)`, time weights $w_t = d^{T-t}$ and each
 sample's effective weight path $p_b$ `(B, N)`,
 
-$$ A[b, t, i] = (x[b, t, i] \, w_t) \, p_b[i] $$
+$$
+A[b, t, i] = (x[b, t, i] \, w_t) \, p_b[i]
+$$
 
 in that order of multiplication. The naive expression `x * w[None, :, None] * p[:, None, :]` allocates a
 temporary of the map's size for `x * w`, then the result, then the caller clones it: three fresh writes of

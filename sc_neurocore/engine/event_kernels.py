@@ -1,14 +1,16 @@
 r"""The event engine's inner loop: one LIF layer's spike changes from its input's spike changes.
 
 Written once, in plain Python over NumPy arrays, and compiled by numba when it is installed (the ``fast``
-extra, ``pip install 'sc-neurocore[fast]'``). Without numba the very same function runs uncompiled: the same
+extra, `pip install 'spikexplain[fast]'`). Without numba the very same function runs uncompiled: the same
 results, far slower, so `sc_neurocore.engine.execute` then prefers the torch executors.
 
 One call handles every perturbed row of a chunk for one layer. Row ``p`` changes the layer's input train by
 events ``(t, i, delta)`` (a removed input spike, a flipped spike of the layer below), sorted by time. For
 each neuron ``j`` the membrane difference to the baseline evolves, until a spike flips, as
 
-$$ d[t] = \beta\, d[t-1] + \sum_{e:\, t_e = t} \delta_e W_{i_e j} - (r'[t] - r[t])\,\theta $$
+$$
+d[t] = \beta\, d[t-1] + \sum_{e:\, t_e = t} \delta_e W_{i_e j} - (r'[t] - r[t])\,\theta
+$$
 
 (reset by subtraction; no reset drops the last term; reset to zero multiplies by $1 - r'$ and re-anchors on
 a flipped reset). A neuron is first tested against the per-neuron table ``reach``

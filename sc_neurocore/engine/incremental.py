@@ -7,14 +7,9 @@ a network a perturbation changes very little, and this executor recomputes only 
 
 * **Rank-1 delta.** Every perturbation removes spikes from the train ``x_l`` that feeds one linear layer
   ``W`` (``l = 0``: the input; a silenced hidden neuron ``j`` of layer ``l - 1`` removes its whole emitted
-  train). The layer's input current is then the cached baseline current minus the removed part:
-
-  $$
-  I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(one spike } (t_0, i)\text{: only at } t = t_0),
-  \qquad I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(neuron } i \text{ silenced: every } t).
-  $$
-
-  No matrix product with the input per perturbation: a row costs ``O(n_out)`` per step in that layer.
+  train). The layer's input current is then the cached baseline current minus the removed part,
+  $I'[t] = I[t] - x_l[t, i] \, W[i]$: at $t = t_0$ only for one removed spike $(t_0, i)$, at every $t$
+  for a silenced neuron $i$. No matrix product with the input per perturbation: a row costs ``O(n_out)`` per step in that layer.
 * **Suffix replay.** Nothing changes before the first timestep ``t_0`` a perturbation touches (the
   removed spike's time, the silenced neuron's first baseline spike). Its replay starts from the cached
   baseline state of every layer at ``t_0 - 1``; the prefix is never recomputed, and a readout that sums
