@@ -30,7 +30,7 @@ import time
 import torch
 from torch import Tensor
 
-from sc_neurocore.adapters.compile import compile_model
+from sc_neurocore.engine.compile import compile_model
 from sc_neurocore.bench.workloads import WORKLOADS, input_spikes, lif_network
 from sc_neurocore.engine import execute, run_plan
 from sc_neurocore.engine.incremental import run_incremental

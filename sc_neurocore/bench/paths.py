@@ -32,7 +32,7 @@ SECTION = "Inner loop paths (exact saliency plan of one sample, LIFNetwork)"
 def paths_section(workload: Workload, runs: int, timed, row, agreement, compile_step: bool = True) -> list:
     """The section's rows (``timed``, ``row`` and ``agreement`` are the suite's measuring helpers;
     ``compile_step=False`` leaves out torch.compile, whose first call takes tens of seconds)."""
-    from ..adapters.compile import compile_model
+    from ..engine.compile import compile_model
 
     net = lif_network(workload)
     spikes = input_spikes(workload)

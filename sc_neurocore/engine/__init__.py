@@ -94,7 +94,7 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     * ``"event"`` (`sc_neurocore.engine.event.run_events`): spike-change events through a compiled
       LIF stack with a spike readout, its inner loop compiled by numba (the ``fast`` extra).
 
-    The compiled executors run only when the model compiles (`sc_neurocore.adapters.compile.compile_model`)
+    The compiled executors run only when the model compiles (`sc_neurocore.engine.compile.compile_model`)
     and the compiled form reproduces the model's forward bit for bit (checked once per model and input
     shape; `sc_neurocore.engine.recorded`). ``engine="auto"`` picks by the cost model of
     `sc_neurocore.engine.cost` on the CPU (the environment variable ``SC_NEUROCORE_ENGINE`` names an

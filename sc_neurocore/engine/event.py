@@ -80,7 +80,7 @@ def unsupported(stack: CompiledStack) -> str | None:
 
     Example:
         >>> import torch
-        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.compile import compile_model
         >>> from sc_neurocore.models import LIFNetwork
         >>> unsupported(compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))) is None
         True
@@ -217,7 +217,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
 
     Example:
         >>> import torch
-        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.compile import compile_model
         >>> from sc_neurocore.engine.plans import remove_each_spike
         >>> from sc_neurocore.models import LIFNetwork
         >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
@@ -329,7 +329,7 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
 
     Example:
         >>> import torch
-        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.compile import compile_model
         >>> from sc_neurocore.engine.plans import remove_each_spike
         >>> from sc_neurocore.models import LIFNetwork
         >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])

@@ -172,7 +172,7 @@ def stack_forward(stack: CompiledStack, spikes: Tensor, silence: dict[str, Tenso
 
     Example:
         >>> import torch
-        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.compile import compile_model
         >>> from sc_neurocore.models import LIFNetwork
         >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
         >>> stack_forward(compile_model(net), torch.ones(1, 5, 8)).shape
@@ -543,7 +543,7 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     """Outputs ``(P, C)`` of every row of ``plan`` by baseline caching, rank-1 deltas and suffix replay.
 
     Args:
-        stack: the compiled network (see `sc_neurocore.adapters.compile.compile_model`).
+        stack: the compiled network (see `sc_neurocore.engine.compile.compile_model`).
         spikes: the samples ``(B, T, N)`` the plan refers to.
         plan: spike removals or silencings; ``None``: the unperturbed samples.
         max_memory: peak bytes of the baseline cache and replay states of one chunk (``None``: automatic).
@@ -556,7 +556,7 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
 
     Example:
         >>> import torch
-        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.compile import compile_model
         >>> from sc_neurocore.engine.plans import remove_each_spike
         >>> from sc_neurocore.models import LIFNetwork
         >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])

@@ -95,7 +95,7 @@ def recorded(model, spikes: Tensor, stack: CompiledStack, record: bool, max_memo
 
     Example:
         >>> import torch
-        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.compile import compile_model
         >>> from sc_neurocore.models import LIFNetwork
         >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
         >>> x = (torch.rand(2, 10, 8) < 0.3).float()
@@ -148,7 +148,7 @@ def verify(model, spikes: Tensor, stack: CompiledStack, record: bool,
 
     Example:
         >>> import torch
-        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.compile import compile_model
         >>> from sc_neurocore.models import LIFNetwork
         >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
         >>> verify(net, (torch.rand(2, 10, 8) < 0.3).float(), compile_model(net), False)[0]
@@ -184,14 +184,14 @@ def verify(model, spikes: Tensor, stack: CompiledStack, record: bool,
 
 def compiled_stack(model) -> CompiledStack | None:
     """The compiled stack of ``model``: a traced graph lowered (`sc_neurocore.engine.lower`), anything else by
-    `sc_neurocore.adapters.compile.compile_model` (structure only; `verify` checks it)."""
+    `sc_neurocore.engine.compile.compile_model` (structure only; `verify` checks it)."""
     from ..graph import ModelGraph
 
     if isinstance(model, ModelGraph):
         from .lower import to_compiled_stack
 
         return to_compiled_stack(model)
-    from ..adapters.compile import compile_model
+    from .compile import compile_model
 
     return compile_model(model)
 

@@ -12,7 +12,7 @@ from brute_force import input_causal_loop, one_sample, saliency_loop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sc_neurocore.adapters.compile import compile_model
+from sc_neurocore.engine.compile import compile_model
 from sc_neurocore.engine import event, event_kernels, execute, run_plan
 from sc_neurocore.engine.batched import materialise
 from sc_neurocore.engine.incremental import stack_forward

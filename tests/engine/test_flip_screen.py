@@ -8,7 +8,7 @@ network is far from its thresholds (the shipped 28x28 digits network: most remov
 import pytest
 import torch
 
-from sc_neurocore.adapters.compile import compile_model
+from sc_neurocore.engine.compile import compile_model
 from sc_neurocore.engine import run_plan
 from sc_neurocore.engine.incremental import flip_reach, run_incremental, screen_rows, stack_forward, translate
 from sc_neurocore.engine.plans import remove_each_spike

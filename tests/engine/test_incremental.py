@@ -8,7 +8,7 @@ import torch
 from brute_force import input_causal_loop, one_sample, saliency_loop
 
 from sc_neurocore.adapters import FunctionModel
-from sc_neurocore.adapters.compile import compile_model
+from sc_neurocore.engine.compile import compile_model
 from sc_neurocore.engine import execute, incremental, run_plan
 from sc_neurocore.engine.incremental import minimum_memory, plan_chunks, run_incremental, stack_forward
 from sc_neurocore.engine.plans import Silencing, remove_each_spike, silence_each_neuron, silence_prefixes

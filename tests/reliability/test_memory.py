@@ -100,7 +100,7 @@ def test_generic_engine_stays_within_max_memory(plan_name, max_memory):
 
 @pytest.mark.parametrize("plan_name", ["spike removals", "input silencing", "hidden silencing", "hidden prefixes"])
 def test_incremental_engine_stays_within_max_memory_once_compiled(plan_name):
-    from sc_neurocore.adapters.compile import compiled_for
+    from sc_neurocore.engine.compile import compiled_for
     from sc_neurocore.engine.incremental import run_incremental
 
     net, _ = _problem()
@@ -195,7 +195,7 @@ def test_out_of_memory_in_the_incremental_engine_halves_the_chunk(monkeypatch, c
     # At one row the incremental engine gives up and raises (never a partial result) ...
     monkeypatch.setattr(incremental, "replay", lambda *args, **kwargs: (_ for _ in ()).throw(
         torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")))
-    from sc_neurocore.adapters.compile import compile_model
+    from sc_neurocore.engine.compile import compile_model
 
     with pytest.raises(torch.cuda.OutOfMemoryError):
         incremental.run_incremental(compile_model(net), spikes, plan)

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sc_neurocore.adapters.compile import compiled_for
+from sc_neurocore.engine.compile import compiled_for
 from sc_neurocore.engine import execute
 from sc_neurocore.engine.batched import run_plan
 from sc_neurocore.engine.incremental import run_incremental

@@ -30,9 +30,9 @@ from ..dynamics import (
     lif_initial_state,
     lif_step,
 )
-from ..engine.incremental import Baseline, CompiledLayer, CompiledStack
+from .incremental import Baseline, CompiledLayer, CompiledStack
 from ..models import LIFNetwork
-from .norse import HEAVISIDE_METHODS
+from ..adapters.norse import HEAVISIDE_METHODS
 
 logger = logging.getLogger(__name__)
 

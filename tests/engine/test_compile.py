@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import require_module
-from sc_neurocore.adapters.compile import compile_model, compiled_for
+from sc_neurocore.engine.compile import compile_model, compiled_for
 from sc_neurocore.dynamics import CurrentLIFParameters, CurrentLIFState, current_lif_step
 from sc_neurocore.engine import execute, run_plan
 from sc_neurocore.engine.incremental import run_incremental, stack_forward
@@ -88,7 +88,7 @@ def test_snntorch_stacks_we_do_not_know_are_refused():
 
 def test_a_compiled_stack_that_disagrees_is_not_used(monkeypatch):
     require_module("snntorch", "snntorch")
-    from sc_neurocore.adapters import compile as compiler
+    from sc_neurocore.engine import compile as compiler
     from sc_neurocore.adapters import from_snntorch
 
     model = from_snntorch(snntorch_mlp([12, 10, 4], seed=0))
