@@ -14,6 +14,9 @@ import sys
 
 from .soc import BOARDS
 
+#: The shipped networks `--model` accepts: name -> `sc_neurocore.data.pretrained_network` size.
+MODELS = {"digits8": 8, "digits28": 28}
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -58,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--board", default="icebreaker", help=f"target board, one of: {', '.join(sorted(BOARDS))}")
     build.add_argument("--inputs", type=_positive_int, default=784, help="input neurons N (default 784)")
     build.add_argument("--outputs", type=_positive_int, default=10, help="output neurons C (default 10)")
-    build.add_argument("--steps", type=_positive_int, default=25, help="timesteps T per explanation (default 25)")
+    build.add_argument("--steps", type=_positive_int, default=None,
+                       help="timesteps T per explanation (default 25; with --model, the model's)")
     build.add_argument("--lanes", type=_positive_int, default=8, help="parallel trace lanes L (default 8)")
     build.add_argument("--decay", type=float, default=0.9, help="trace decay per timestep (default 0.9)")
     build.add_argument("--sys-clk-freq", type=_frequency, default=None,
@@ -70,6 +74,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--report-md", default=None,
                        help="also write the report table here (rewrites only the generated section of a "
                             "document that has the report markers, e.g. docs/fpga.md)")
+    network = build.add_argument_group("whole-network explainer (--model)")
+    network.add_argument("--model", default=None, choices=sorted(MODELS),
+                         help="build the whole LIF network on chip (class + top-k + importance) instead of the "
+                              "trace explainer: digits8 is the shipped 64-32-10 network")
+    network.add_argument("--baud", type=_positive_int, default=2_000_000,
+                         help="UART baud rate of the bitstream (default 2000000; 1-3 Mbaud on the iCEBreaker)")
+    network.add_argument("--top-k", type=_positive_int, default=10, help="inputs ranked on chip (default 10)")
+    network.add_argument("--weight-bits", type=_positive_int, default=16, help="signed synaptic weight bits")
+    network.add_argument("--weight-frac-bits", type=int, default=8, help="weight and membrane fraction bits")
+    network.add_argument("--membrane-bits", type=_positive_int, default=16, help="signed membrane bits")
+    network.add_argument("--beta-bits", type=_positive_int, default=14, help="fraction bits of the leak")
+    network.add_argument("--trace-bits", type=_positive_int, default=14, help="unsigned trace bits")
+    network.add_argument("--trace-frac-bits", type=int, default=9, help="trace fraction bits")
+    network.add_argument("--decay-bits", type=_positive_int, default=14, help="fraction bits of the trace decay")
+    network.add_argument("--no-progress", action="store_true", help="no progress lines while yosys/nextpnr run")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -90,11 +109,52 @@ def main(args: argparse.Namespace) -> int:
     from .spec import FixedPointSpec
 
     board = get_board(args.board)  # ValueError names the known boards
+    if args.model is not None:
+        return _build_network(args, board)
     spec = FixedPointSpec(decay=args.decay)
     try:
-        report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps,
+        report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps or 25,
                                  lanes=args.lanes, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
                                  seed=args.seed, report_md=args.report_md, verbose=args.verbose)
+    except BuildError as error:
+        print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
+        return 1
+    print(report.to_markdown(), end="")
+    print(f"wrote {args.out}/{report.bitstream}, csr.csv, report.json, report.md")
+    return 0
+
+
+def _build_network(args: argparse.Namespace, board) -> int:
+    """`fpga build --model NAME`: quantise the shipped network, check it, build it, report it."""
+    from ..data import load_digits, model_config, pretrained_network
+    from .build import BuildError
+    from .network_build import build_network_bitstream
+    from .network_reference import integer_accuracy, quantize_network
+    from .spec import FixedPointSpec
+
+    size = MODELS[args.model]
+    config = model_config(size)
+    n_steps = args.steps or config["n_steps"]
+    model = pretrained_network(size)
+    trace = FixedPointSpec(decay=args.decay, trace_bits=args.trace_bits, frac_bits=args.trace_frac_bits,
+                           decay_bits=args.decay_bits, weight_bits=16, weight_frac_bits=14)
+    options = {"weight_bits": args.weight_bits, "weight_frac_bits": args.weight_frac_bits,
+               "membrane_bits": args.membrane_bits, "beta_bits": args.beta_bits, "top_k": args.top_k}
+    network = quantize_network(model, n_steps, **options)  # default trace: the finest W_eff grid that fits
+    if args.decay != 0.9 or args.trace_bits != 14 or args.trace_frac_bits != 9 or args.decay_bits != 14:
+        network = quantize_network(model, n_steps, trace=trace.__class__(
+            args.decay, args.trace_bits, args.trace_frac_bits, args.decay_bits, 16,
+            network.spec.trace.weight_frac_bits), **options)
+    test = load_digits("test", size, n_steps, config["encoding"], seed=0)
+    accuracy = integer_accuracy(model, n_steps, test.spikes, test.labels, trace=network.spec.trace, **options)
+    accuracy["samples"] = int(test.labels.shape[0])
+    print(f"{args.model}: float accuracy {100 * accuracy['float']:.2f}%, integer {100 * accuracy['integer']:.2f}% "
+          f"on {accuracy['samples']} test samples", flush=True)
+    try:
+        report = build_network_bitstream(args.out, network, lanes=args.lanes, board=board,
+                                         sys_clk_freq=args.sys_clk_freq, baudrate=args.baud, seed=args.seed,
+                                         accuracy=accuracy, report_md=args.report_md,
+                                         progress=not args.no_progress, verbose=args.verbose)
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1

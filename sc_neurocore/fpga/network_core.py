@@ -3,9 +3,11 @@
 The arithmetic is exactly `sc_neurocore.fpga.network_reference.run_network`; one `NetworkSpec` and one
 `QuantizedNetwork` drive the gateware, the reference and the tests.
 
-Datapath: `L` lanes, each with one signed `16 x 16` multiplier whose inputs and product are registers
-(`reset_less`, so yosys packs them into an `SB_MAC16` with `A_REG = B_REG = 1` and its output register,
-and nextpnr times every DSP port against the clock). The multiplier is shared in time by four kinds
+Datapath: `L` lanes, each with one signed `16 x 16` multiplier whose inputs and product are registers:
+written as plain registers that yosys packs into an `SB_MAC16` with `A_REG = B_REG = 1` and its output
+register (`TOPOUTPUT_SELECT = BOTOUTPUT_SELECT = 1`), so every DSP port is a register port and nextpnr
+times every path into and out of it against the clock (the build reads the netlist and reports whether
+this held). The multiplier is shared in time by four kinds
 of operation, all issued in lock step to every lane by one controller:
 
 * `TRACE`: `x <- min(D_int (x + 2**F s) >> k, 2**W - 1)` for input `m L + l`;
@@ -43,8 +45,10 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError("sc_neurocore.fpga.network_core needs migen and litex; install them with "
                       "pip install 'sc-neurocore[fpga]'") from error
 
-#: Cycles from an operation's issue to its result (RAM read, DSP input registers, DSP product register).
+#: Cycles from an operation's issue to its result (RAM read, DSP input registers, DSP output register).
 PIPELINE_DEPTH = 3
+#: Extra cycles of the top-k path (lane select, then magnitude, each registered).
+RANK_DEPTH = 2
 #: Lanes at most: one SB_MAC16 each, and the UP5K has 8.
 MAX_LANES = 8
 TRACE, LEAK, SYN, IMP, CLEAR = 0, 1, 2, 3, 4
@@ -102,7 +106,7 @@ def cycles_to_done(spec: NetworkSpec, lanes: int) -> int:
         >>> cycles_to_done(NetworkSpec(layers=(64, 32, 10), n_steps=25), 8)
         711
     """
-    return spec.n_outputs + spec.top_k * (spec.n_inputs + PIPELINE_DEPTH + 2) + 1
+    return spec.n_outputs + spec.top_k * (spec.n_inputs + PIPELINE_DEPTH + RANK_DEPTH + 2) + 1
 
 
 def lane_weight_words(network: QuantizedNetwork, lanes: int) -> list[list[int]]:
@@ -165,7 +169,8 @@ class NetworkExplainer(LiteXModule):
 
     Attributes:
         sink: `stream.Endpoint([("data", N)])`, one timestep per beat.
-        read_address, read_data, read_error: the results window read port (data one cycle after the address).
+        read_address, read_strobe, read_data: the results window read port (data one cycle after the address).
+        computing: 1 from the last timestep's beat to `done`.
 
     Example:
         >>> from sc_neurocore.data import pretrained_network
@@ -195,6 +200,7 @@ class NetworkExplainer(LiteXModule):
         self.read_address = Signal(window_bits)
         self.read_data = Signal(32)
         self.read_strobe = Signal()
+        self.computing = Signal()
 
         self.control = CSRStorage(fields=[CSRField("start", size=1, pulse=True, description=(
             "Write 1 to start a sample: clears the state, then ``n_steps`` beats are accepted."))],
@@ -257,7 +263,9 @@ class NetworkExplainer(LiteXModule):
             self.comb += port.adr.eq(issue["state"])
 
         def delayed(stage_in, name):
-            stage = {key: Signal.like(value, name=f"{name}_{key}") for key, value in stage_in.items()}
+            # Only `valid` needs a reset: the other fields are ignored while it is 0.
+            stage = {key: Signal.like(value, name=f"{name}_{key}", reset_less=key != "valid")
+                     for key, value in stage_in.items()}
             self.sync += [stage[key].eq(value) for key, value in stage_in.items()]
             return stage
 
@@ -286,7 +294,7 @@ class NetworkExplainer(LiteXModule):
             reset_now = Signal(name=f"reset_now{lane}")
             self.comb += Case(s1["layer"], {k: reset_now.eq(state_value > spec.threshold_int[k])
                                             for k in range(n_layers)})
-            # DSP input and output registers: no reset, no enable, so yosys packs them into the SB_MAC16.
+            # The lane's multiplier: registered operands and a registered product (see _multiplier).
             a_reg = Signal((16, True), reset_less=True, name=f"mac_a{lane}")
             b_reg = Signal((16, True), reset_less=True, name=f"mac_b{lane}")
             p_reg = Signal((32, True), reset_less=True, name=f"mac_p{lane}")
@@ -299,14 +307,18 @@ class NetworkExplainer(LiteXModule):
                 SYN: [a_next.eq(weight), b_next.eq(syn_bit)],
                 "default": [a_next.eq(weight), b_next.eq(trace_value)],
             })
-            self.sync += [a_reg.eq(a_next), b_reg.eq(b_next), p_reg.eq(a_reg * b_reg)]
+            # The product register has an enable (the operands' valid bit): yosys' ice40_dsp then packs it
+            # as the SB_MAC16's output register (OUTPUT_SELECT = 1, hold = ~enable) rather than as the 8x8
+            # pipeline registers, so the DSP's output is a register output; a_reg/b_reg become A_REG/B_REG.
+            # (yosys 0.23 mis-wires a second, PIPELINE_16x16_MULT_REG2 stage: every output bit tied to 0.)
+            self.sync += [a_reg.eq(a_next), b_reg.eq(b_next), If(s2["valid"], p_reg.eq(a_reg * b_reg))]
             r2, r3 = Signal(name=f"r2_{lane}"), Signal(name=f"r3_{lane}")
             self.sync += [r2.eq(reset_now), r3.eq(r2)]
             products.append(p_reg)
             reset_bits.append(r3)
 
             # Stage 3: results.
-            acc = Signal((acc_bits, True), name=f"acc{lane}")
+            acc = Signal((acc_bits, True), name=f"acc{lane}", reset_less=True)
             accumulators.append(acc)
             total = Signal((acc_bits, True), name=f"total{lane}")
             self.comb += total.eq(acc + p_reg)
@@ -314,12 +326,14 @@ class NetworkExplainer(LiteXModule):
             self.comb += Case(s3["layer"], {k: theta.eq(thresholds[k]) for k in range(n_layers)})
             spike_threshold = Signal((16, True), name=f"fire_threshold{lane}")
             self.comb += Case(s3["layer"], {k: spike_threshold.eq(spec.threshold_int[k]) for k in range(n_layers)})
-            decayed = Signal(32, name=f"decayed{lane}")
+            # D_int (x + 2**F) < 2**(15 + 15): the shifted product has at most 16 bits. The build refuses a
+            # spec whose trace can saturate (check_saturation), so the reference's clamp never acts here.
+            decayed = Signal(16, name=f"decayed{lane}")
             self.comb += decayed.eq(p_reg >> trace.decay_bits)
             write = state_writes[lane]
             self.comb += [write.adr.eq(s3["state"])]
             self.comb += If(s3["valid"], Case(s3["kind"], {
-                TRACE: [write.we.eq(1), write.dat_w.eq(Mux(decayed > trace.trace_max, trace.trace_max, decayed))],
+                TRACE: [write.we.eq(1), write.dat_w.eq(decayed)],
                 SYN: If(s3["last"], write.we.eq(1), write.dat_w.eq(total)),
                 CLEAR: [write.we.eq(1), write.dat_w.eq(0)],
             }))
@@ -341,25 +355,32 @@ class NetworkExplainer(LiteXModule):
                     else:
                         self.sync += If(hit & fired, counts[neuron].eq(counts[neuron] + 1))
 
-        # Importance and top-k at stage 3 of IMP operations: the selected lane's product.
-        value = Signal((32, True))
-        magnitude = Signal(32)
-        self.comb += [value.eq(Array(products)[s3["lane"]]), magnitude.eq(Mux(value < 0, -value, value))]
+        # Importance and top-k after stage 3 of IMP operations: the selected lane's product (stage 5), its
+        # magnitude (stage 6), then the comparison, each registered so that no path chains them.
+        imp_bits = trace.trace_bits + 16
+        value5, index5, valid5 = Signal((imp_bits, True), reset_less=True), Signal(_bits(n_in), reset_less=True), Signal()
+        value6, index6, valid6 = Signal((imp_bits, True), reset_less=True), Signal(_bits(n_in), reset_less=True), Signal()
+        magnitude = Signal(imp_bits, reset_less=True)
+        self.sync += [
+            value5.eq(Array(products)[s3["lane"]]), index5.eq(s3["index"]),
+            valid5.eq(s3["valid"] & (s3["kind"] == IMP)),
+            value6.eq(value5), index6.eq(index5), valid6.eq(valid5),
+            magnitude.eq(Mux(value5 < 0, -value5, value5)),
+        ]
         top_pass = Signal(_bits(top_k))
-        best_magnitude, best_index, best_value, have = Signal(32), Signal(_bits(n_in)), Signal((32, True)), Signal()
-        previous_magnitude, previous_index = Signal(32), Signal(_bits(n_in))
+        best_magnitude = Signal(imp_bits, reset_less=True)
+        best_index, best_value, have = Signal(_bits(n_in), reset_less=True), Signal((imp_bits, True), reset_less=True), Signal()
+        previous_magnitude, previous_index = Signal(imp_bits), Signal(_bits(n_in))
         eligible = Signal()
         self.comb += eligible.eq((top_pass == 0) | (magnitude < previous_magnitude)
-                                 | ((magnitude == previous_magnitude) & (s3["index"] > previous_index)))
-        imp_valid = Signal()
-        self.comb += imp_valid.eq(s3["valid"] & (s3["kind"] == IMP))
-        self.sync += If(imp_valid & eligible & (~have | (magnitude > best_magnitude)),
-                        have.eq(1), best_magnitude.eq(magnitude), best_index.eq(s3["index"]), best_value.eq(value))
+                                 | ((magnitude == previous_magnitude) & (index6 > previous_index)))
+        self.sync += If(valid6 & eligible & (~have | (magnitude > best_magnitude)),
+                        have.eq(1), best_magnitude.eq(magnitude), best_index.eq(index6), best_value.eq(value6))
 
         # The controller.
         fsm = FSM(reset_state="IDLE")
         self.fsm = fsm
-        counter = Signal(16)
+        counter = Signal(_bits(max(*spec.layers, sizes["state_depth"] + PIPELINE_DEPTH, PIPELINE_DEPTH + RANK_DEPTH)))
         group = Signal.like(issue["group"])
         rom_address = Signal.like(issue["rom"])
         word, lane_select, index = Signal(_bits(words)), Signal.like(issue["lane"]), Signal(_bits(n_in))
@@ -375,6 +396,7 @@ class NetworkExplainer(LiteXModule):
                     NextState("CLEAR")]
 
         self.sync += If(running, cycle_count.eq(cycle_count + 1))
+        self.comb += self.computing.eq(running & (steps_seen == spec.n_steps))
         fsm.act("IDLE",
             self.sink.ready.eq(1),  # a beat outside a run is dropped (and flagged)
             If(self.sink.valid, NextValue(stream_error, 1)),
@@ -443,7 +465,7 @@ class NetworkExplainer(LiteXModule):
         )
         fsm.act("IMP_DRAIN",
             NextValue(counter, counter + 1),
-            If(counter == PIPELINE_DEPTH - 1, NextState("TOP_INDEX")),
+            If(counter == PIPELINE_DEPTH + RANK_DEPTH - 1, NextState("TOP_INDEX")),
         )
         fsm.act("TOP_INDEX",
             results_write.adr.eq(sizes["top_index"] + top_pass), results_write.dat_w.eq(best_index),
@@ -459,9 +481,9 @@ class NetworkExplainer(LiteXModule):
         fsm.act("DONE",
             done_pulse.eq(1), NextValue(done, 1), NextValue(running, 0), NextState("IDLE"),
         )
-        # Pass 0 also writes every importance into the results RAM (stage 3; no controller write then).
-        self.comb += If(imp_valid & (top_pass == 0),
-                        results_write.adr.eq(sizes["importance"] + s3["index"]), results_write.dat_w.eq(value),
+        # Pass 0 also writes every importance into the results RAM (stage 5; no controller write then).
+        self.comb += If(valid5 & (top_pass == 0),
+                        results_write.adr.eq(sizes["importance"] + index5), results_write.dat_w.eq(value5),
                         results_write.we.eq(1))
         self.sync += If(self.fsm.ongoing("DONE"), self.cycles.status.eq(cycle_count + 1))
 

@@ -28,6 +28,8 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 #: CSR registers of the core in address order (word `n` at byte `4 n` of the core's CSR base).
 NETWORK_CSR_MAP = ("control", "geometry", "timing", "cycles", "ev_status", "ev_pending", "ev_enable")
 CSR_ADDRESS_BITS = 14
+#: Byte address of the spike/results window in the SoC (the CSRs sit at 0).
+WINDOW_ORIGIN = 0x1000_0000
 
 
 class StreamingNetworkExplainer(LiteXModule):
@@ -49,11 +51,12 @@ class StreamingNetworkExplainer(LiteXModule):
         self.core = NetworkExplainer(network, lanes)
         self.window = SpikeWindow(network.spec.n_inputs, self.core.window_words)
         self.bus, self.bus_size = self.window.bus, self.window.bus_size
+        self.bus_origin = WINDOW_ORIGIN
         core, window = self.core, self.window
         self.comb += [
             window.source.connect(core.sink),
             core.read_address.eq(window.read_address), core.read_strobe.eq(window.read_strobe),
-            window.read_data.eq(core.read_data),
+            window.read_data.eq(core.read_data), window.hold.eq(core.computing),
         ]
 
 

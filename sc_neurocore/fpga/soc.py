@@ -186,7 +186,8 @@ def make_soc(platform, crg, uart_phy, core, sys_clk_freq: float, *, bridge_clk_f
             self.add_module(CORE_NAME, core)
             bus = getattr(core, "bus", None)
             if bus is not None and hasattr(core, "bus_size"):
-                self.bus.add_slave(CORE_NAME, bus, SoCRegion(size=core.bus_size, cached=False))
+                self.bus.add_slave(CORE_NAME, bus, SoCRegion(origin=getattr(core, "bus_origin", None),
+                                                             size=core.bus_size, cached=False))
 
     return ExplainerSoC()
 

@@ -45,6 +45,8 @@ class SpikeWindow(LiteXModule):
         bus: the Wishbone slave (32-bit, word addressing).
         source: `stream.Endpoint([("data", N)])`.
         read_address, read_strobe, read_data: connect to the core's results port.
+        hold: while 1, reads wait (the core holds it between its last timestep and `done`, so that the
+            host's read of the results, sent right after the last spike word, answers with the results).
 
     Example:
         >>> window = SpikeWindow(64, 95)
@@ -61,6 +63,7 @@ class SpikeWindow(LiteXModule):
         self.read_address = Signal(address_bits)
         self.read_strobe = Signal()
         self.read_data = Signal(32)
+        self.hold = Signal()
 
         bus = self.bus
         request = Signal()
@@ -71,7 +74,7 @@ class SpikeWindow(LiteXModule):
         self.comb += [
             self.read_address.eq(bus.adr[:address_bits]),
             If((high != 0) | (bus.adr[:address_bits] > window_words), self.read_address.eq(window_words)),
-            self.read_strobe.eq(request & ~bus.we),
+            self.read_strobe.eq(request & ~bus.we & ~self.hold),
             bus.dat_r.eq(self.read_data),
         ]
         # Writes: assemble the beat; the last word of a beat waits until the previous beat is taken.
@@ -83,7 +86,7 @@ class SpikeWindow(LiteXModule):
         self.sync += [
             If(self.source.valid & self.source.ready, self.source.valid.eq(0)),
             bus.ack.eq(0),
-            If(request & ~bus.we, bus.ack.eq(1)),
+            If(request & ~bus.we & ~self.hold, bus.ack.eq(1)),
             If(request & bus.we,
                 If(~last_word,
                     bus.ack.eq(1), count.eq(count + 1),
