@@ -68,7 +68,7 @@ def layout(spec: NetworkSpec, lanes: int) -> dict:
 
     Example:
         >>> layout(NetworkSpec(layers=(64, 32, 10), n_steps=25), 8)["weight_depth"]
-        400
+        403
     """
     groups = [_groups(n, lanes) for n in spec.layers[1:]]
     words = _groups(spec.n_inputs, lanes)
@@ -81,8 +81,10 @@ def layout(spec: NetworkSpec, lanes: int) -> dict:
         membrane_bases.append(state)
         state += g
     k, c, n = spec.top_k, spec.n_outputs, spec.n_inputs
+    constants = base + c * words  # D_int, then beta_int per layer: the A operand always comes from the ROM
     return {"groups": groups, "words": words, "weight_bases": weight_bases, "effective_base": base,
-            "weight_depth": base + c * words, "membrane_bases": membrane_bases, "state_depth": state,
+            "constants": constants, "weight_depth": constants + 1 + len(groups),
+            "membrane_bases": membrane_bases, "state_depth": state,
             "top_index": 0, "top_score": k, "counts": 2 * k, "importance": 2 * k + c,
             "results_depth": 2 * k + c + n, "window_words": 1 + 2 * k + c + n}
 
@@ -126,6 +128,7 @@ def lane_weight_words(network: QuantizedNetwork, lanes: int) -> list[list[int]]:
             for m in range(sizes["words"]):
                 i = m * lanes + lane
                 words.append(int(network.effective[i, c]) if i < spec.n_inputs else 0)
+        words += [spec.trace.decay_int, *spec.beta_int]
         images.append([w & 0xFFFF for w in words])
     return images
 
@@ -243,11 +246,12 @@ class NetworkExplainer(LiteXModule):
         # Run state.
         running, done, read_error, stream_error = Signal(), Signal(), Signal(), Signal()
         steps_seen = Signal(16)
-        spikes = Signal(n_in, reset_less=True)
+        spikes = self.sink.data  # held by the window until the step's last cycle takes the beat
+        previous_output = Signal(n_out)  # the output layer's spikes of the last step (its reset bits)
         hidden = [Signal(n, name=f"hidden{k}") for k, n in enumerate(spec.layers[1:-1])]
         counts = [Signal(spec.count_bits, name=f"count{c}") for c in range(n_out)]
         predicted = Signal(_bits(max(n_out - 1, 1)))
-        cycle_count = Signal(32)
+        cycle_count = Signal(24)
         done_pulse = Signal()
         self.comb += self.ev.done.trigger.eq(done_pulse)
 
@@ -279,49 +283,40 @@ class NetworkExplainer(LiteXModule):
         self.comb += Case(s1["layer"], {k: syn_bit.eq(Array([layer_inputs[k][i] for i in range(len(layer_inputs[k]))])
                                                       [s1["bit"]]) for k in range(n_layers)})
         thresholds = [t if spec.reset == "subtract" else 0 for t in spec.threshold_int]
-        products, reset_bits = [], []
+        products = []
         accumulators = []
         acc_bits = spec.membrane_bits + 2
         for lane in range(lanes):
-            state_value = Signal((16, True), name=f"state_value{lane}")
             trace_value = Signal(16, name=f"trace_value{lane}")
-            self.comb += [state_value.eq(state_reads[lane].dat_r), trace_value.eq(state_reads[lane].dat_r)]
+            self.comb += trace_value.eq(state_reads[lane].dat_r)
             lane_bits = [spikes[m * lanes + lane] if m * lanes + lane < n_in else 0 for m in range(words)]
             trace_spike = Signal(name=f"trace_spike{lane}")
             self.comb += trace_spike.eq(Array(lane_bits)[s1["bit"]])
             weight = Signal((16, True), name=f"weight{lane}")
             self.comb += weight.eq(rom_ports[lane].dat_r)
-            reset_now = Signal(name=f"reset_now{lane}")
-            self.comb += Case(s1["layer"], {k: reset_now.eq(state_value > spec.threshold_int[k])
-                                            for k in range(n_layers)})
-            # The lane's multiplier: registered operands and a registered product (see _multiplier).
+            # The lane's multiplier: registered operands and a registered product. A is always a ROM word
+            # (weight, W_eff, D_int or beta_int), so a_reg is a plain register that yosys packs as A_REG.
             a_reg = Signal((16, True), reset_less=True, name=f"mac_a{lane}")
             b_reg = Signal((16, True), reset_less=True, name=f"mac_b{lane}")
             p_reg = Signal((32, True), reset_less=True, name=f"mac_p{lane}")
-            a_next, b_next = Signal((16, True), name=f"a_next{lane}"), Signal((16, True), name=f"b_next{lane}")
-            beta = Signal((16, True), name=f"beta{lane}")
-            self.comb += Case(s1["layer"], {k: beta.eq(spec.beta_int[k]) for k in range(n_layers)})
-            self.comb += Case(s1["kind"], {
-                TRACE: [a_next.eq(trace.decay_int), b_next.eq(trace_value + (trace_spike << trace.frac_bits))],
-                LEAK: [a_next.eq(beta), b_next.eq(state_value)],
-                SYN: [a_next.eq(weight), b_next.eq(syn_bit)],
-                "default": [a_next.eq(weight), b_next.eq(trace_value)],
-            })
+            b_next = Signal((16, True), name=f"b_next{lane}")
+            is_trace = Signal(name=f"is_trace{lane}")
+            self.comb += [
+                is_trace.eq(s1["kind"] == TRACE),
+                # TRACE: x + 2**F s; LEAK: v; IMP: x (the state word); SYN: the broadcast input spike.
+                b_next.eq(Mux(s1["kind"] == SYN, syn_bit,
+                              trace_value + ((trace_spike & is_trace) << trace.frac_bits))),
+            ]
             # The product register has an enable (the operands' valid bit): yosys' ice40_dsp then packs it
             # as the SB_MAC16's output register (OUTPUT_SELECT = 1, hold = ~enable) rather than as the 8x8
             # pipeline registers, so the DSP's output is a register output; a_reg/b_reg become A_REG/B_REG.
             # (yosys 0.23 mis-wires a second, PIPELINE_16x16_MULT_REG2 stage: every output bit tied to 0.)
-            self.sync += [a_reg.eq(a_next), b_reg.eq(b_next), If(s2["valid"], p_reg.eq(a_reg * b_reg))]
-            r2, r3 = Signal(name=f"r2_{lane}"), Signal(name=f"r3_{lane}")
-            self.sync += [r2.eq(reset_now), r3.eq(r2)]
+            self.sync += [a_reg.eq(weight), b_reg.eq(b_next), If(s2["valid"], p_reg.eq(a_reg * b_reg))]
             products.append(p_reg)
-            reset_bits.append(r3)
 
             # Stage 3: results.
             acc = Signal((acc_bits, True), name=f"acc{lane}", reset_less=True)
             accumulators.append(acc)
-            total = Signal((acc_bits, True), name=f"total{lane}")
-            self.comb += total.eq(acc + p_reg)
             theta = Signal((16, True), name=f"theta{lane}")
             self.comb += Case(s3["layer"], {k: theta.eq(thresholds[k]) for k in range(n_layers)})
             spike_threshold = Signal((16, True), name=f"fire_threshold{lane}")
@@ -330,18 +325,29 @@ class NetworkExplainer(LiteXModule):
             # spec whose trace can saturate (check_saturation), so the reference's clamp never acts here.
             decayed = Signal(16, name=f"decayed{lane}")
             self.comb += decayed.eq(p_reg >> trace.decay_bits)
+            # The reset bit r = H(v[t-1] - theta) is the neuron's spike of the last step, still in its register
+            # (LEAK of a group comes before the write of that group's new spikes).
+            reset_bit = Signal(name=f"reset_bit{lane}")
+            previous = {}
+            for k in range(n_layers):
+                source = hidden[k] if k < n_layers - 1 else previous_output
+                bits = [source[g * lanes + lane] if g * lanes + lane < spec.layers[k + 1] else 0
+                        for g in range(groups[k])]
+                previous[k] = reset_bit.eq(Array(bits)[s3["group"]])
+            self.comb += Case(s3["layer"], previous)
+            # One adder: LEAK loads floor(beta v / 2**kb) - r theta, SYN adds w s to it.
+            leak = s3["kind"] == LEAK
+            total = Signal((acc_bits, True), name=f"total{lane}")
+            self.comb += total.eq(Mux(leak, -Mux(reset_bit, theta, 0), acc) + Mux(leak, p_reg >> spec.beta_bits, p_reg))
+            fired = Signal(name=f"fired{lane}")
+            self.comb += fired.eq(total > spike_threshold)
+            self.sync += If(s3["valid"] & ((s3["kind"] == LEAK) | (s3["kind"] == SYN)), acc.eq(total))
             write = state_writes[lane]
             self.comb += [write.adr.eq(s3["state"])]
             self.comb += If(s3["valid"], Case(s3["kind"], {
                 TRACE: [write.we.eq(1), write.dat_w.eq(decayed)],
                 SYN: If(s3["last"], write.we.eq(1), write.dat_w.eq(total)),
                 CLEAR: [write.we.eq(1), write.dat_w.eq(0)],
-            }))
-            fired = Signal(name=f"fired{lane}")
-            self.comb += fired.eq(total > spike_threshold)
-            self.sync += If(s3["valid"], Case(s3["kind"], {
-                LEAK: acc.eq((p_reg >> spec.beta_bits) - Mux(r3, theta, 0)),
-                SYN: acc.eq(total),
             }))
             # The layer's output: a hidden spike bit, or an output spike count.
             for k in range(n_layers):
@@ -353,29 +359,32 @@ class NetworkExplainer(LiteXModule):
                     if k < n_layers - 1:
                         self.sync += If(hit, hidden[k][neuron].eq(fired))
                     else:
-                        self.sync += If(hit & fired, counts[neuron].eq(counts[neuron] + 1))
+                        self.sync += If(hit, previous_output[neuron].eq(fired),
+                                        If(fired, counts[neuron].eq(counts[neuron] + 1)))
 
         # Importance and top-k after stage 3 of IMP operations: the selected lane's product (stage 5), its
         # magnitude (stage 6), then the comparison, each registered so that no path chains them.
         imp_bits = trace.trace_bits + 16
-        value5, index5, valid5 = Signal((imp_bits, True), reset_less=True), Signal(_bits(n_in), reset_less=True), Signal()
-        value6, index6, valid6 = Signal((imp_bits, True), reset_less=True), Signal(_bits(n_in), reset_less=True), Signal()
-        magnitude = Signal(imp_bits, reset_less=True)
+        index_bits = _bits(n_in)
+        value5, index5, valid5 = Signal((imp_bits, True), reset_less=True), Signal(index_bits, reset_less=True), Signal()
+        key6, sign6, valid6 = Signal(imp_bits + index_bits, reset_less=True), Signal(reset_less=True), Signal()
         self.sync += [
             value5.eq(Array(products)[s3["lane"]]), index5.eq(s3["index"]),
             valid5.eq(s3["valid"] & (s3["kind"] == IMP)),
-            value6.eq(value5), index6.eq(index5), valid6.eq(valid5),
-            magnitude.eq(Mux(value5 < 0, -value5, value5)),
+            # The rank key: |importance| first, then the lower index (inverted, so a larger key ranks first).
+            key6.eq(Cat(~index5, Mux(value5 < 0, -value5, value5))), sign6.eq(value5 < 0), valid6.eq(valid5),
         ]
         top_pass = Signal(_bits(top_k))
-        best_magnitude = Signal(imp_bits, reset_less=True)
-        best_index, best_value, have = Signal(_bits(n_in), reset_less=True), Signal((imp_bits, True), reset_less=True), Signal()
-        previous_magnitude, previous_index = Signal(imp_bits), Signal(_bits(n_in))
+        best_key, best_sign, have = Signal(imp_bits + index_bits, reset_less=True), Signal(reset_less=True), Signal()
+        previous_key = Signal(imp_bits + index_bits)
+        best_index, best_magnitude = Signal(index_bits), Signal(imp_bits)
+        self.comb += [best_index.eq(~best_key[:index_bits]), best_magnitude.eq(best_key[index_bits:])]
+        best_value = Signal((imp_bits + 1, True))
+        self.comb += best_value.eq(Mux(best_sign, -best_magnitude, best_magnitude))
         eligible = Signal()
-        self.comb += eligible.eq((top_pass == 0) | (magnitude < previous_magnitude)
-                                 | ((magnitude == previous_magnitude) & (index6 > previous_index)))
-        self.sync += If(valid6 & eligible & (~have | (magnitude > best_magnitude)),
-                        have.eq(1), best_magnitude.eq(magnitude), best_index.eq(index6), best_value.eq(value6))
+        self.comb += eligible.eq((top_pass == 0) | (key6 < previous_key))
+        self.sync += If(valid6 & eligible & (~have | (key6 > best_key)),
+                        have.eq(1), best_key.eq(key6), best_sign.eq(sign6))
 
         # The controller.
         fsm = FSM(reset_state="IDLE")
@@ -392,7 +401,7 @@ class NetworkExplainer(LiteXModule):
         def begin_run():
             return [NextValue(running, 1), NextValue(done, 0), NextValue(read_error, 0), NextValue(stream_error, 0),
                     NextValue(steps_seen, 0), NextValue(cycle_count, 0), NextValue(counter, 0),
-                    *[NextValue(c, 0) for c in counts], *[NextValue(h, 0) for h in hidden],
+                    *[NextValue(c, 0) for c in counts], *[NextValue(h, 0) for h in hidden], NextValue(previous_output, 0),
                     NextState("CLEAR")]
 
         self.sync += If(running, cycle_count.eq(cycle_count + 1))
@@ -409,13 +418,13 @@ class NetworkExplainer(LiteXModule):
             If(counter == clear_end - 1, NextState("WAIT_BEAT")),
         )
         fsm.act("WAIT_BEAT",
-            self.sink.ready.eq(1),
             If(start, *begin_run()).Elif(self.sink.valid,
-                NextValue(spikes, self.sink.data), NextValue(steps_seen, steps_seen + 1),
+                NextValue(steps_seen, steps_seen + 1),
                 NextValue(counter, 0), NextValue(rom_address, 0), NextState("TRACE")),
         )
         fsm.act("TRACE",
             issue["valid"].eq(1), issue["kind"].eq(TRACE), issue["state"].eq(counter), issue["bit"].eq(counter),
+            issue["rom"].eq(sizes["constants"]),
             NextValue(counter, counter + 1),
             If(counter == words - 1, NextValue(counter, 0), NextValue(group, 0), NextState("L0_LEAK")),
         )
@@ -423,7 +432,7 @@ class NetworkExplainer(LiteXModule):
             n_pre = spec.layers[k]
             fsm.act(f"L{k}_LEAK",
                 issue["valid"].eq(1), issue["kind"].eq(LEAK), issue["layer"].eq(k), issue["group"].eq(group),
-                issue["state"].eq(sizes["membrane_bases"][k] + group),
+                issue["state"].eq(sizes["membrane_bases"][k] + group), issue["rom"].eq(sizes["constants"] + 1 + k),
                 NextValue(counter, 0), NextState(f"L{k}_SYN"),
             )
             last_group = group == groups[k] - 1
@@ -442,6 +451,8 @@ class NetworkExplainer(LiteXModule):
                 after = [If(steps_seen == spec.n_steps, NextState("ARGMAX")).Else(NextState("WAIT_BEAT"))]
             fsm.act(f"L{k}_DRAIN",
                 NextValue(counter, counter + 1),
+                # The step's last cycle takes the beat (the window held it, and its reads, until now).
+                *([self.sink.ready.eq(counter == PIPELINE_DEPTH - 1)] if k == n_layers - 1 else []),
                 If(counter == PIPELINE_DEPTH - 1, NextValue(counter, 0), NextValue(best_count, 0),
                    NextValue(predicted, 0), *after),
             )
@@ -474,7 +485,7 @@ class NetworkExplainer(LiteXModule):
         fsm.act("TOP_SCORE",
             results_write.adr.eq(sizes["top_score"] + top_pass), results_write.dat_w.eq(best_value),
             results_write.we.eq(1),
-            NextValue(previous_magnitude, best_magnitude), NextValue(previous_index, best_index), NextValue(have, 0),
+            NextValue(previous_key, best_key), NextValue(have, 0),
             NextValue(top_pass, top_pass + 1), NextValue(word, 0), NextValue(lane_select, 0), NextValue(index, 0),
             If(top_pass == top_k - 1, NextState("DONE")).Else(NextState("IMP")),
         )

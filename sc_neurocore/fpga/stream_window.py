@@ -66,15 +66,18 @@ class SpikeWindow(LiteXModule):
         self.hold = Signal()
 
         bus = self.bus
-        request = Signal()
-        self.comb += request.eq(bus.cyc & bus.stb & ~bus.ack)
+        request, read_now = Signal(), Signal()
+        # A read waits while a beat is pending (the host's read after its last spike word must see that
+        # beat's effect) and while the core holds it (from the last beat to done).
+        self.comb += [request.eq(bus.cyc & bus.stb & ~bus.ack),
+                      read_now.eq(request & ~bus.we & ~self.hold & ~self.source.valid)]
         # Reads: the core's port answers one cycle after the address; an address past the window (in any
         # bit of the bus) is clamped to `window_words`, which the core flags as an out-of-range read.
         high = bus.adr[address_bits:]
         self.comb += [
             self.read_address.eq(bus.adr[:address_bits]),
             If((high != 0) | (bus.adr[:address_bits] > window_words), self.read_address.eq(window_words)),
-            self.read_strobe.eq(request & ~bus.we & ~self.hold),
+            self.read_strobe.eq(read_now),
             bus.dat_r.eq(self.read_data),
         ]
         # Writes: assemble the beat; the last word of a beat waits until the previous beat is taken.
@@ -86,7 +89,7 @@ class SpikeWindow(LiteXModule):
         self.sync += [
             If(self.source.valid & self.source.ready, self.source.valid.eq(0)),
             bus.ack.eq(0),
-            If(request & ~bus.we & ~self.hold, bus.ack.eq(1)),
+            If(read_now, bus.ack.eq(1)),
             If(request & bus.we,
                 If(~last_word,
                     bus.ack.eq(1), count.eq(count + 1),
