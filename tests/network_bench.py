@@ -198,6 +198,25 @@ endmodule
 """
 
 
+def cell_models() -> Path:
+    """yosys' iCE40 simulation models (`SB_MAC16`, block RAM), beside the installed yosys."""
+    import shutil
+
+    models = Path(shutil.which("yosys")).resolve().parent.parent / "share" / "yosys" / "ice40" / "cells_sim.v"
+    assert models.is_file(), f"yosys' iCE40 cell models are not at {models}"
+    return models
+
+
+def run_iverilog_with_cells(program: NetworkProgram, sources: list[Path], folder: Path,
+                            module: str = "network_explainer") -> list[int]:
+    """`run_iverilog` with yosys' iCE40 cell models (for Verilog holding SB_MAC16 instances or a netlist)."""
+    import shutil
+
+    shutil.copy(cell_models(), folder / "cells_sim.v")
+    return run_iverilog(program, [*sources, folder / "cells_sim.v"], folder, module,
+                        defines=("NO_ICE40_DEFAULT_ASSIGNMENTS",))
+
+
 def run_iverilog(program: NetworkProgram, sources: list[Path], folder: Path, module: str = "network_explainer",
                  defines: tuple[str, ...] = ()) -> list[int]:
     """Run `program` in iverilog on `sources` (the exported Verilog, or a netlist plus cell models)."""

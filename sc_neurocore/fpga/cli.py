@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--outputs", type=_positive_int, default=10, help="output neurons C (default 10)")
     build.add_argument("--steps", type=_positive_int, default=None,
                        help="timesteps T per explanation (default 25; with --model, the model's)")
-    build.add_argument("--lanes", type=_positive_int, default=8, help="parallel trace lanes L (default 8)")
+    build.add_argument("--lanes", type=_positive_int, default=None,
+                       help="parallel lanes L (default 8; with --model, 6 MAC lanes)")
     build.add_argument("--decay", type=float, default=0.9, help="trace decay per timestep (default 0.9)")
     build.add_argument("--sys-clk-freq", type=_frequency, default=None,
                        help="system clock in Hz (default: the board's, 24e6 on the iCEBreaker)")
@@ -114,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
     spec = FixedPointSpec(decay=args.decay)
     try:
         report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps or 25,
-                                 lanes=args.lanes, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
+                                 lanes=args.lanes or 8, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
                                  seed=args.seed, report_md=args.report_md, verbose=args.verbose)
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
@@ -129,6 +130,7 @@ def _build_network(args: argparse.Namespace, board) -> int:
     from ..data import load_digits, model_config, pretrained_network
     from .build import BuildError
     from .network_build import build_network_bitstream
+    from .network_core import DEFAULT_LANES
     from .network_reference import integer_accuracy, quantize_network
     from .spec import FixedPointSpec
 
@@ -151,7 +153,7 @@ def _build_network(args: argparse.Namespace, board) -> int:
     print(f"{args.model}: float accuracy {100 * accuracy['float']:.2f}%, integer {100 * accuracy['integer']:.2f}% "
           f"on {accuracy['samples']} test samples", flush=True)
     try:
-        report = build_network_bitstream(args.out, network, lanes=args.lanes, board=board,
+        report = build_network_bitstream(args.out, network, lanes=args.lanes or DEFAULT_LANES, board=board,
                                          sys_clk_freq=args.sys_clk_freq, baudrate=args.baud, seed=args.seed,
                                          accuracy=accuracy, report_md=args.report_md,
                                          progress=not args.no_progress, verbose=args.verbose)

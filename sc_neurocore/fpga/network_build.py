@@ -28,7 +28,7 @@ from pathlib import Path
 from ..atomic import atomic_write
 from .build import (BUILD_NAME, BuildError, _failure_reason, _publish, parse_nextpnr_report, tool_version,
                     write_report_markdown)
-from .network_core import check_core, cycles_per_step, cycles_to_done, layout
+from .network_core import DEFAULT_LANES, check_core, cycles_per_step, cycles_to_done, layout
 from .network_driver import link_model
 from .network_reference import QuantizedNetwork
 from .soc import Board, get_board, quiet_litex
@@ -36,7 +36,7 @@ from .soc import Board, get_board, quiet_litex
 #: Bits of one SB_RAM40_4K and its (width, depth) configurations.
 BRAM_CONFIGS = ((16, 256), (8, 512), (4, 1024), (2, 2048))
 #: The DSP configuration the build verifies in the netlist (every port a register port).
-REGISTERED_DSP = {"A_REG": 1, "B_REG": 1, "TOPOUTPUT_SELECT": 1, "BOTOUTPUT_SELECT": 1}
+REGISTERED_DSP = {"A_REG": 1, "B_REG": 1, "TOPOUTPUT_SELECT": 1, "BOTOUTPUT_SELECT": 1}  # checked in the netlist
 
 
 def bram_blocks(width: int, depth: int) -> int:
@@ -206,7 +206,7 @@ class _Progress:
         self._thread.join()
 
 
-def build_network_bitstream(out_dir: str | Path, network: QuantizedNetwork, *, lanes: int = 8,
+def build_network_bitstream(out_dir: str | Path, network: QuantizedNetwork, *, lanes: int = DEFAULT_LANES,
                             board: str | Board = "icebreaker", sys_clk_freq: float | None = None,
                             baudrate: int = 2_000_000, seed: int = 1, accuracy: dict | None = None,
                             report_md: str | Path | None = None, progress: bool = False,
@@ -216,7 +216,7 @@ def build_network_bitstream(out_dir: str | Path, network: QuantizedNetwork, *, l
     Args:
         out_dir: where the bitstream, `csr.csv` and the reports go.
         network: the `QuantizedNetwork` (its weights go into the bitstream).
-        lanes: MAC lanes (1 to 8).
+        lanes: MAC lanes (1 to 8; default 6).
         board: a board name or `Board`.
         sys_clk_freq: the system clock in Hz (default: the board's).
         baudrate: the UART's baud rate.
@@ -265,6 +265,9 @@ def build_network_bitstream(out_dir: str | Path, network: QuantizedNetwork, *, l
     platform.toolchain._pnr_opts += f" --report {report_json.name} --log {pnr_log.name}"
     if not verbose:
         platform.toolchain._pnr_opts += " --quiet"
+    # The multipliers are SB_MAC16 instances with their registers set; yosys 0.23's -dsp (ice40_dsp)
+    # would rewrite them, and nothing else in the SoC multiplies.
+    platform.toolchain._synth_opts = platform.toolchain._synth_opts.replace("-dsp", "").strip()
     builder = Builder(soc, output_dir=str(scratch), compile_software=False, csr_csv=str(scratch / "csr.csv"))
     try:
         with quiet_litex(verbose), (_Progress(gateware) if progress else _nothing()):

@@ -45,13 +45,28 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError("sc_neurocore.fpga.network_core needs migen and litex; install them with "
                       "pip install 'sc-neurocore[fpga]'") from error
 
-#: Cycles from an operation's issue to its result (RAM read, DSP input registers, DSP output register).
-PIPELINE_DEPTH = 3
+#: Cycles from an operation's issue until its write-back is visible (RAM read, DSP input registers, DSP
+#: output register, write-back from the registered result): the drain between dependent phases.
+PIPELINE_DEPTH = 4
 #: Extra cycles of the top-k path (lane select, then magnitude, each registered).
 RANK_DEPTH = 2
 #: Lanes at most: one SB_MAC16 each, and the UP5K has 8.
 MAX_LANES = 8
+#: The default lane count: the shipped 64-32-10 network then fits 60% of the UP5K's logic cells and still
+#: takes a timestep faster than 3 Mbaud can deliver one.
+DEFAULT_LANES = 6
 TRACE, LEAK, SYN, IMP, CLEAR = 0, 1, 2, 3, 4
+#: How the lane multipliers are written (see `NetworkExplainer`).
+DSP_KINDS = ("behavioral", "sb_mac16")
+#: The SB_MAC16 configuration: A and B input registers, the product through the adders (plus C = D = 0)
+#: into the output register, loaded when its hold is low; the configuration yosys' own ice40_dsp gives
+#: `if (enable) p <= a_reg * b_reg`, simulated by yosys' `ice40/cells_sim.v`.
+SB_MAC16_PARAMETERS = {
+    "NEG_TRIGGER": 0, "A_REG": 1, "B_REG": 1, "C_REG": 0, "D_REG": 0, "TOP_8x8_MULT_REG": 0, "BOT_8x8_MULT_REG": 0,
+    "PIPELINE_16x16_MULT_REG1": 0, "PIPELINE_16x16_MULT_REG2": 0, "TOPOUTPUT_SELECT": 1, "TOPADDSUB_LOWERINPUT": 2,
+    "TOPADDSUB_UPPERINPUT": 1, "TOPADDSUB_CARRYSELECT": 3, "BOTOUTPUT_SELECT": 1, "BOTADDSUB_LOWERINPUT": 2,
+    "BOTADDSUB_UPPERINPUT": 1, "BOTADDSUB_CARRYSELECT": 0, "MODE_8x8": 0, "A_SIGNED": 1, "B_SIGNED": 1,
+}
 
 
 def _bits(n: int) -> int:
@@ -106,7 +121,7 @@ def cycles_to_done(spec: NetworkSpec, lanes: int) -> int:
 
     Example:
         >>> cycles_to_done(NetworkSpec(layers=(64, 32, 10), n_steps=25), 8)
-        711
+        731
     """
     return spec.n_outputs + spec.top_k * (spec.n_inputs + PIPELINE_DEPTH + RANK_DEPTH + 2) + 1
 
@@ -169,6 +184,10 @@ class NetworkExplainer(LiteXModule):
     Args:
         network: the `QuantizedNetwork` (its weights become the lanes' ROMs).
         lanes: parallel lanes `L` (1 to 8), one `SB_MAC16` each.
+        dsp: `"sb_mac16"` instantiates each multiplier as an iCE40 `SB_MAC16` (what the bitstream and the
+            exported Verilog hold; synthesise without yosys' `-dsp`, whose `ice40_dsp` pass rewrites the
+            registers of instantiated `SB_MAC16`s in yosys 0.23); `"behavioral"` writes the same register
+            stages in Migen, for Migen's simulator (which cannot run an instance).
 
     Attributes:
         sink: `stream.Endpoint([("data", N)])`, one timestep per beat.
@@ -183,8 +202,11 @@ class NetworkExplainer(LiteXModule):
         (343, 95)
     """
 
-    def __init__(self, network: QuantizedNetwork, lanes: int = 8) -> None:
+    def __init__(self, network: QuantizedNetwork, lanes: int = DEFAULT_LANES, dsp: str = "behavioral") -> None:
         check_core(network, lanes)
+        if dsp not in DSP_KINDS:
+            raise ValueError(f"dsp: expected one of {DSP_KINDS}, got {dsp!r}")
+        self.dsp = dsp
         spec = network.spec
         self.network, self.spec, self.lanes = network, spec, lanes
         sizes = layout(spec, lanes)
@@ -276,6 +298,7 @@ class NetworkExplainer(LiteXModule):
         s1 = delayed(issue, "s1")
         s2 = delayed(s1, "s2")
         s3 = delayed(s2, "s3")
+        s4 = delayed({key: s3[key] for key in ("valid", "kind", "last", "layer", "group", "state")}, "s4")
 
         # Stage 1: operands. The layer input bit is the same for every lane.
         layer_inputs = [spikes] + hidden
@@ -307,11 +330,7 @@ class NetworkExplainer(LiteXModule):
                 b_next.eq(Mux(s1["kind"] == SYN, syn_bit,
                               trace_value + ((trace_spike & is_trace) << trace.frac_bits))),
             ]
-            # The product register has an enable (the operands' valid bit): yosys' ice40_dsp then packs it
-            # as the SB_MAC16's output register (OUTPUT_SELECT = 1, hold = ~enable) rather than as the 8x8
-            # pipeline registers, so the DSP's output is a register output; a_reg/b_reg become A_REG/B_REG.
-            # (yosys 0.23 mis-wires a second, PIPELINE_16x16_MULT_REG2 stage: every output bit tied to 0.)
-            self.sync += [a_reg.eq(weight), b_reg.eq(b_next), If(s2["valid"], p_reg.eq(a_reg * b_reg))]
+            self._multiplier(weight, b_next, a_reg, b_reg, p_reg, s2["valid"])
             products.append(p_reg)
 
             # Stage 3: results.
@@ -320,7 +339,7 @@ class NetworkExplainer(LiteXModule):
             theta = Signal((16, True), name=f"theta{lane}")
             self.comb += Case(s3["layer"], {k: theta.eq(thresholds[k]) for k in range(n_layers)})
             spike_threshold = Signal((16, True), name=f"fire_threshold{lane}")
-            self.comb += Case(s3["layer"], {k: spike_threshold.eq(spec.threshold_int[k]) for k in range(n_layers)})
+            self.comb += Case(s4["layer"], {k: spike_threshold.eq(spec.threshold_int[k]) for k in range(n_layers)})
             # D_int (x + 2**F) < 2**(15 + 15): the shifted product has at most 16 bits. The build refuses a
             # spec whose trace can saturate (check_saturation), so the reference's clamp never acts here.
             decayed = Signal(16, name=f"decayed{lane}")
@@ -339,23 +358,24 @@ class NetworkExplainer(LiteXModule):
             leak = s3["kind"] == LEAK
             total = Signal((acc_bits, True), name=f"total{lane}")
             self.comb += total.eq(Mux(leak, -Mux(reset_bit, theta, 0), acc) + Mux(leak, p_reg >> spec.beta_bits, p_reg))
+            # acc holds the stage's result for the write-back at stage 4: the new trace, the membrane, or 0.
+            self.sync += If(s3["valid"], Case(s3["kind"], {
+                LEAK: acc.eq(total), SYN: acc.eq(total), TRACE: acc.eq(decayed), CLEAR: acc.eq(0)}))
+
+            # Stage 4: write back, and decide the spike from the registered membrane.
             fired = Signal(name=f"fired{lane}")
-            self.comb += fired.eq(total > spike_threshold)
-            self.sync += If(s3["valid"] & ((s3["kind"] == LEAK) | (s3["kind"] == SYN)), acc.eq(total))
+            self.comb += fired.eq(acc > spike_threshold)
             write = state_writes[lane]
-            self.comb += [write.adr.eq(s3["state"])]
-            self.comb += If(s3["valid"], Case(s3["kind"], {
-                TRACE: [write.we.eq(1), write.dat_w.eq(decayed)],
-                SYN: If(s3["last"], write.we.eq(1), write.dat_w.eq(total)),
-                CLEAR: [write.we.eq(1), write.dat_w.eq(0)],
-            }))
+            self.comb += [write.adr.eq(s4["state"]), write.dat_w.eq(acc),
+                          write.we.eq(s4["valid"] & ((s4["kind"] == TRACE) | (s4["kind"] == CLEAR)
+                                                     | ((s4["kind"] == SYN) & s4["last"])))]
             # The layer's output: a hidden spike bit, or an output spike count.
             for k in range(n_layers):
                 for g in range(groups[k]):
                     neuron = g * lanes + lane
                     if neuron >= spec.layers[k + 1]:
                         continue
-                    hit = s3["valid"] & (s3["kind"] == SYN) & s3["last"] & (s3["layer"] == k) & (s3["group"] == g)
+                    hit = s4["valid"] & (s4["kind"] == SYN) & s4["last"] & (s4["layer"] == k) & (s4["group"] == g)
                     if k < n_layers - 1:
                         self.sync += If(hit, hidden[k][neuron].eq(fired))
                     else:
@@ -511,3 +531,22 @@ class NetworkExplainer(LiteXModule):
                         selected_status.eq(self.read_address == 0),
                         out_of_range.eq(self.read_address >= self.window_words),
                         If(self.read_address >= self.window_words, read_error.eq(1)))
+
+    def _multiplier(self, a_next, b_next, a_reg, b_reg, product, enable) -> None:
+        """`a_reg <= a_next; b_reg <= b_next; if (enable) product <= a_reg * b_reg` (signed 16 x 16 -> 32)."""
+        if self.dsp == "behavioral":
+            self.sync += [a_reg.eq(a_next), b_reg.eq(b_next), If(enable, product.eq(a_reg * b_reg))]
+            return
+        from migen import ClockSignal, Instance
+
+        zero = Signal(16)
+        hold = Signal()
+        self.comb += hold.eq(~enable)
+        parameters = {f"p_{name}": value for name, value in SB_MAC16_PARAMETERS.items()}
+        self.specials += Instance(
+            "SB_MAC16", **parameters,
+            i_CLK=ClockSignal("sys"), i_CE=1, i_A=a_next, i_B=b_next, i_C=zero, i_D=zero,
+            i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
+            i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0, i_OHOLDTOP=hold, i_OHOLDBOT=hold,
+            i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0, o_O=product,
+        )

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from ..atomic import atomic_write
-from .network_core import NetworkExplainer
+from .network_core import DEFAULT_LANES, NetworkExplainer
 from .stream_window import SpikeWindow
 
 try:
@@ -38,6 +38,7 @@ class StreamingNetworkExplainer(LiteXModule):
     Args:
         network: the `QuantizedNetwork`.
         lanes: MAC lanes (1 to 8).
+        dsp: `"sb_mac16"` (hardware) or `"behavioral"` (Migen's simulator); see `NetworkExplainer`.
 
     Example:
         >>> from sc_neurocore.data import pretrained_network
@@ -47,8 +48,8 @@ class StreamingNetworkExplainer(LiteXModule):
         512
     """
 
-    def __init__(self, network, lanes: int = 8) -> None:
-        self.core = NetworkExplainer(network, lanes)
+    def __init__(self, network, lanes: int = DEFAULT_LANES, dsp: str = "sb_mac16") -> None:
+        self.core = NetworkExplainer(network, lanes, dsp)
         self.window = SpikeWindow(network.spec.n_inputs, self.core.window_words)
         self.bus, self.bus_size = self.window.bus, self.window.bus_size
         self.bus_origin = WINDOW_ORIGIN
@@ -71,8 +72,8 @@ class StandaloneNetworkExplainer(Module):
         (14, 32)
     """
 
-    def __init__(self, network, lanes: int = 8) -> None:
-        self.submodules.explainer = StreamingNetworkExplainer(network, lanes)
+    def __init__(self, network, lanes: int = DEFAULT_LANES, dsp: str = "sb_mac16") -> None:
+        self.submodules.explainer = StreamingNetworkExplainer(network, lanes, dsp)
         self.wishbone = self.explainer.bus
         self.csr = csr_bus.Interface(data_width=32, address_width=CSR_ADDRESS_BITS)
         registers = self.explainer.get_csrs()
@@ -82,8 +83,8 @@ class StandaloneNetworkExplainer(Module):
             raise RuntimeError(f"the CSR bank {names} does not match NETWORK_CSR_MAP {NETWORK_CSR_MAP}")
 
 
-def export_network_verilog(path: str | os.PathLike, network, lanes: int = 8,
-                           module_name: str = "network_explainer") -> Path:
+def export_network_verilog(path: str | os.PathLike, network, lanes: int = DEFAULT_LANES,
+                           module_name: str = "network_explainer", dsp: str = "sb_mac16") -> Path:
     """Write `StandaloneNetworkExplainer` as one synthesizable Verilog file (weights inlined).
 
     Ports: `sys_clk`, `sys_rst`; the CSR bus `csr_adr[13:0]`, `csr_we`, `csr_re`, `csr_dat_w`, `csr_dat_r`
@@ -94,6 +95,8 @@ def export_network_verilog(path: str | os.PathLike, network, lanes: int = 8,
         network: the `QuantizedNetwork`.
         lanes: MAC lanes.
         module_name: the Verilog module name.
+        dsp: `"sb_mac16"` (instances of the iCE40 DSP: simulate with yosys' `ice40/cells_sim.v`, synthesise
+            with `synth_ice40` without `-dsp`) or `"behavioral"` (plain Verilog multipliers).
 
     Returns:
         The written path.
@@ -112,7 +115,7 @@ def export_network_verilog(path: str | os.PathLike, network, lanes: int = 8,
 
     from .export import _inline_memory_init
 
-    top = StandaloneNetworkExplainer(network, lanes)
+    top = StandaloneNetworkExplainer(network, lanes, dsp)
     top.clock_domains.cd_sys = ClockDomain("sys")
     bus, wb = top.csr, top.wishbone
     ios = {bus.adr, bus.we, bus.re, bus.dat_w, bus.dat_r, wb.adr, wb.dat_w, wb.dat_r, wb.cyc, wb.stb, wb.we,

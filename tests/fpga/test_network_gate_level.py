@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import require_module, require_tool
-from network_bench import assert_reads_match, explain_program, random_trains, run_iverilog
+from network_bench import assert_reads_match, explain_program, random_trains, run_iverilog_with_cells
 
 from sc_neurocore.fpga.network_reference import quantize_network
 from sc_neurocore.models import LIFNetwork
 
 LANES, N_TRAINS = 3, 30
-
-
-def cell_models() -> Path:
-    models = Path(shutil.which("yosys")).resolve().parent.parent / "share" / "yosys" / "ice40" / "cells_sim.v"
-    assert models.is_file(), f"yosys' iCE40 cell models are not at {models}"
-    return models
 
 
 @pytest.mark.toolchain
@@ -43,7 +36,8 @@ def test_gate_level_netlist_matches_reference_with_registered_dsps(tmp_path):
                torch.round((torch.rand(5, 3, generator=generator) - 0.4) * 2 * 256) / 256]
     network = quantize_network(LIFNetwork(weights, beta=0.85, threshold=0.6), n_steps=5, top_k=4)
     export_network_verilog(tmp_path / "net.v", network, LANES)
-    script = ("read_verilog net.v; synth_ice40 -dsp -top network_explainer; tee -o cells.txt stat; "
+    # As the bitstream build: the SB_MAC16s are instances, so no -dsp (see NetworkExplainer's dsp argument).
+    script = ("read_verilog net.v; synth_ice40 -top network_explainer; tee -o cells.txt stat; "
               "write_json netlist.json; write_verilog -noattr netlist.v")
     result = subprocess.run(["yosys", "-q", "-p", script], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert "Driver-driver conflict" not in result.stdout + result.stderr
@@ -62,8 +56,6 @@ def test_gate_level_netlist_matches_reference_with_registered_dsps(tmp_path):
 
     trains = random_trains(generator, N_TRAINS, network.spec.n_steps, network.spec.n_inputs)
     program = explain_program(network, trains, full=True)
-    shutil.copy(cell_models(), tmp_path / "cells_sim.v")
-    reads = run_iverilog(program, [tmp_path / "netlist.v", tmp_path / "cells_sim.v"], tmp_path,
-                         defines=("NO_ICE40_DEFAULT_ASSIGNMENTS",))
+    reads = run_iverilog_with_cells(program, [tmp_path / "netlist.v"], tmp_path)
     assert program.n_trains == N_TRAINS
     assert_reads_match(program, reads)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import require_module, require_tool
-from network_bench import assert_reads_match, explain_program, random_trains, run_iverilog, run_migen, spike_words
+from network_bench import (assert_reads_match, explain_program, random_trains, run_iverilog, run_iverilog_with_cells,
+                           run_migen, spike_words)
 
 from sc_neurocore.data import load_digits, pretrained_network
 from sc_neurocore.fpga.network_reference import quantize_network, run_network
@@ -57,8 +58,10 @@ def test_exported_verilog_matches_the_reference(tmp_path, make, lanes, n_trains)
     spec = network.spec
     trains = random_trains(torch.Generator().manual_seed(lanes), n_trains, spec.n_steps, spec.n_inputs)
     program = explain_program(network, trains, full=True)
+    # The Verilog the bitstream is built from: SB_MAC16 instances, simulated with yosys' cell models.
     source = export_network_verilog(tmp_path / "net.v", network, lanes)
-    reads = run_iverilog(program, [source], tmp_path)
+    assert "SB_MAC16 #(" in source.read_text()
+    reads = run_iverilog_with_cells(program, [source], tmp_path)
     assert program.n_trains == n_trains
     assert_reads_match(program, reads)
     # The reference is not trivial on these trains: several classes, and saturating inputs.
@@ -75,7 +78,9 @@ def test_shipped_digits_network_in_verilog_matches_on_test_samples(tmp_path):
     network = quantize_network(pretrained_network(8), n_steps=25)
     trains = load_digits("test").spikes[:20].to(torch.int64)
     program = explain_program(network, trains, full=True)
-    reads = run_iverilog(program, [export_network_verilog(tmp_path / "digits.v", network, 8)], tmp_path)
+    # Plain Verilog multipliers here (the SB_MAC16 path is covered above and at gate level).
+    reads = run_iverilog(program, [export_network_verilog(tmp_path / "digits.v", network, 8, dsp="behavioral")],
+                         tmp_path)
     assert_reads_match(program, reads)
 
 
@@ -88,7 +93,7 @@ def test_migen_simulation_matches_the_reference():
         spec = network.spec
         trains = random_trains(torch.Generator().manual_seed(5), n_trains, spec.n_steps, spec.n_inputs)
         program = explain_program(network, trains, full=True)
-        assert_reads_match(program, run_migen(program, StandaloneNetworkExplainer(network, lanes)))
+        assert_reads_match(program, run_migen(program, StandaloneNetworkExplainer(network, lanes, dsp="behavioral")))
 
 
 def test_guards_read_error_stream_error_and_held_reads():
@@ -101,7 +106,7 @@ def test_guards_read_error_stream_error_and_held_reads():
 
     network = tiny()
     spec = network.spec
-    top = StandaloneNetworkExplainer(network, 2)
+    top = StandaloneNetworkExplainer(network, 2, dsp="behavioral")
     words = top.explainer.core.window_words
     train = torch.ones(spec.n_steps, spec.n_inputs, dtype=torch.int64)
     expected = run_network(network, train[None])
@@ -160,6 +165,8 @@ def test_core_arguments_are_checked():
         NetworkExplainer("digits8")
     with pytest.raises(ValueError, match="lanes"):
         NetworkExplainer(tiny(), lanes=9)
+    with pytest.raises(ValueError, match="dsp"):
+        NetworkExplainer(tiny(), dsp="lut")
     narrow = quantize_network(pretrained_network(8), n_steps=25, membrane_bits=12)
     with pytest.raises(ValueError, match="membrane_bits"):
         NetworkExplainer(narrow)
