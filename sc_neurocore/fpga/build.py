@@ -167,10 +167,16 @@ def parse_nextpnr_report(path: str | Path) -> dict:
 
 
 def _failure_reason(log: Path) -> str:
-    """The lines of nextpnr's log that say why it stopped (timing or placement)."""
+    """Why nextpnr stopped: "does not fit: needs N of M <cell>" when a resource is over-used (nextpnr then
+    never reaches timing), else the lines of its log about timing and errors."""
     if not log.exists():
         return "nextpnr did not run (see the yosys log in the build folder)"
     text = log.read_text(errors="replace")
+    usage = re.compile(r"^Info:\s+(ICESTORM_\w+|SB_\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MULTILINE)
+    over_used = [f"needs {used} of {available} {cell}" for cell, used, available in usage.findall(text)
+                 if int(used) > int(available)]
+    if over_used:
+        return "does not fit: " + ", ".join(dict.fromkeys(over_used))
     over = re.compile(r"(\d+)/\s*(\d+)\s+\d+%")
     wanted = [line for line in text.splitlines()
               if "Max frequency for clock" in line or line.startswith("ERROR")
@@ -178,9 +184,16 @@ def _failure_reason(log: Path) -> str:
     return "\n".join(wanted[-12:]) or text[-2000:]
 
 
-def write_report_markdown(report: BuildReport, path: str | Path) -> None:
-    """Write the report's table to ``path``: between the report markers if the file has them (so a
-    hand-written document keeps its prose), else as a whole new file. Atomic either way."""
+def write_report_markdown(report, path: str | Path, begin: str = REPORT_BEGIN, end: str = REPORT_END) -> None:
+    """Write the report's table to `path`: between the markers `begin` / `end` if the file has them (so a
+    hand-written document keeps its prose), else as a whole new file. Atomic either way.
+
+    Args:
+        report: anything with a `to_markdown()` (a `BuildReport` or a `NetworkBuildReport`).
+        path: the document.
+        begin, end: the markers of the generated section.
+    """
+    REPORT_BEGIN, REPORT_END = begin, end  # noqa: N806 - the markers of this call
     path = Path(path)
     table = report.to_markdown()
     if path.exists() and REPORT_BEGIN in path.read_text():
@@ -272,8 +285,10 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
         with quiet_litex(verbose):
             builder.build(build_name=BUILD_NAME, timingstrict=True, seed=seed, quiet=not verbose)
     except OSError as error:
-        raise BuildError(f"the {board.name} build of {sizes} at {sys_clk_freq / 1e6:.2f} MHz failed "
-                         f"(timing-strict):\n{_failure_reason(pnr_log)}") from error
+        reason = _failure_reason(pnr_log)
+        kind = "" if reason.startswith("does not fit") else " (timing-strict)"
+        raise BuildError(f"the {board.name} build of {sizes} at {sys_clk_freq / 1e6:.2f} MHz failed{kind}:\n"
+                         f"{reason}") from error
     measured = parse_nextpnr_report(report_json)
     resources = measured["resources"]
     from .core import cycles_per_step

@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--steps", type=_positive_int, default=None,
                        help="timesteps T per explanation (default 25; with --model, the model's)")
     build.add_argument("--lanes", type=_positive_int, default=None,
-                       help="parallel lanes L (default 8; with --model, 6 MAC lanes)")
+                       help="parallel lanes L (default 8; with --model, 5 MAC lanes)")
     build.add_argument("--decay", type=float, default=0.9, help="trace decay per timestep (default 0.9)")
     build.add_argument("--sys-clk-freq", type=_frequency, default=None,
                        help="system clock in Hz (default: the board's, 24e6 on the iCEBreaker)")
@@ -127,29 +127,19 @@ def main(args: argparse.Namespace) -> int:
 
 def _build_network(args: argparse.Namespace, board) -> int:
     """`fpga build --model NAME`: quantise the shipped network, check it, build it, report it."""
-    from ..data import load_digits, model_config, pretrained_network
     from .build import BuildError
-    from .network_build import build_network_bitstream
+    from .network_build import build_network_bitstream, shipped_network
     from .network_core import DEFAULT_LANES
-    from .network_reference import integer_accuracy, quantize_network
     from .spec import FixedPointSpec
 
-    size = MODELS[args.model]
-    config = model_config(size)
-    n_steps = args.steps or config["n_steps"]
-    model = pretrained_network(size)
-    trace = FixedPointSpec(decay=args.decay, trace_bits=args.trace_bits, frac_bits=args.trace_frac_bits,
-                           decay_bits=args.decay_bits, weight_bits=16, weight_frac_bits=14)
-    options = {"weight_bits": args.weight_bits, "weight_frac_bits": args.weight_frac_bits,
+    options = {"n_steps": args.steps, "weight_bits": args.weight_bits, "weight_frac_bits": args.weight_frac_bits,
                "membrane_bits": args.membrane_bits, "beta_bits": args.beta_bits, "top_k": args.top_k}
-    network = quantize_network(model, n_steps, **options)  # default trace: the finest W_eff grid that fits
-    if args.decay != 0.9 or args.trace_bits != 14 or args.trace_frac_bits != 9 or args.decay_bits != 14:
-        network = quantize_network(model, n_steps, trace=trace.__class__(
-            args.decay, args.trace_bits, args.trace_frac_bits, args.decay_bits, 16,
-            network.spec.trace.weight_frac_bits), **options)
-    test = load_digits("test", size, n_steps, config["encoding"], seed=0)
-    accuracy = integer_accuracy(model, n_steps, test.spikes, test.labels, trace=network.spec.trace, **options)
-    accuracy["samples"] = int(test.labels.shape[0])
+    if (args.decay, args.trace_bits, args.trace_frac_bits, args.decay_bits) != (0.9, 14, 9, 14):
+        # W_eff keeps the finest grid that fits 16 bits (chosen by quantize_network); only the trace changes.
+        network, _ = shipped_network(args.model, **options)
+        options["trace"] = FixedPointSpec(args.decay, args.trace_bits, args.trace_frac_bits, args.decay_bits, 16,
+                                          network.spec.trace.weight_frac_bits)
+    network, accuracy = shipped_network(args.model, **options)
     print(f"{args.model}: float accuracy {100 * accuracy['float']:.2f}%, integer {100 * accuracy['integer']:.2f}% "
           f"on {accuracy['samples']} test samples", flush=True)
     try:

@@ -54,7 +54,7 @@ RANK_DEPTH = 2
 MAX_LANES = 8
 #: The default lane count: the shipped 64-32-10 network then fits 60% of the UP5K's logic cells and still
 #: takes a timestep faster than 3 Mbaud can deliver one.
-DEFAULT_LANES = 6
+DEFAULT_LANES = 5
 TRACE, LEAK, SYN, IMP, CLEAR = 0, 1, 2, 3, 4
 #: How the lane multipliers are written (see `NetworkExplainer`).
 DSP_KINDS = ("behavioral", "sb_mac16")

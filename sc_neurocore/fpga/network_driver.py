@@ -40,7 +40,7 @@ def _commands(n_words: int) -> int:
     return -(-n_words // MAX_BURST) if n_words else 0
 
 
-def link_model(spec: NetworkSpec, baudrate: int, *, sys_clk_freq: float = 24e6, lanes: int = 6,
+def link_model(spec: NetworkSpec, baudrate: int, *, sys_clk_freq: float = 24e6, lanes: int = 5,
                latency_s: float = 0.001, full: bool = False) -> dict:
     """The modelled host time of one explanation: bytes on the wire, chip time, one latency per round trip.
 

@@ -104,6 +104,17 @@ BOARDS: dict[str, Board] = {
         flash_command="iceprog {bitstream}",
         synth_options="-spram",
     ),
+    "icesugar": Board(
+        name="icesugar",
+        platform="litex_boards.platforms.muselab_icesugar:Platform",
+        device="Lattice iCE40UP5K-SG48",
+        clock_name="clk12",
+        clock_freq=12e6,
+        sys_clk_freq=24e6,
+        resources={"logic_cells": 5280, "bram": 30, "spram": 4, "dsp": 8},
+        flash_command="icesprog {bitstream}",
+        synth_options="-spram",
+    ),
 }
 
 
