@@ -74,7 +74,8 @@ class NetworkSpec:
         membrane_bits: signed membrane width (2 to 16).
         beta_bits: fraction bits `kb` of the leak multiplier (1 to 15).
         trace: the `FixedPointSpec` of the traces and the attribution (its `trace_bits` at most 14).
-        top_k: how many `(input, |importance|)` pairs the chip ranks (1 to the input count).
+        top_k: how many `(input, |importance|)` pairs the chip ranks (1 to the input count; default
+            `min(10, N)`).
 
     Example:
         >>> spec = NetworkSpec(layers=(64, 32, 10), n_steps=25)
@@ -93,7 +94,7 @@ class NetworkSpec:
     beta_bits: int = 14
     trace: FixedPointSpec = field(default_factory=lambda: FixedPointSpec(
         decay=0.9, trace_bits=14, frac_bits=9, decay_bits=14, weight_bits=16, weight_frac_bits=14))
-    top_k: int = 10
+    top_k: int | None = None
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers) if not isinstance(self.layers, (str, bytes)) else ()
@@ -126,6 +127,8 @@ class NetworkSpec:
         if any(t < 1 or t > self.membrane_max for t in self.threshold_int):
             raise ValueError(f"threshold: threshold_int={self.threshold_int} must lie in [1, {self.membrane_max}] "
                              f"({self.membrane_bits}-bit membrane, weight_frac_bits={self.weight_frac_bits})")
+        if self.top_k is None:
+            object.__setattr__(self, "top_k", min(10, self.layers[0]))
         _int(self.top_k, "top_k", 1, self.layers[0])
 
     # Derived constants, the ones the gateware is built from.

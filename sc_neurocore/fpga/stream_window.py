@@ -71,9 +71,11 @@ class SpikeWindow(LiteXModule):
         # beat's effect) and while the core holds it (from the last beat to done).
         self.comb += [request.eq(bus.cyc & bus.stb & ~bus.ack),
                       read_now.eq(request & ~bus.we & ~self.hold & ~self.source.valid)]
-        # Reads: the core's port answers one cycle after the address; an address past the window (in any
-        # bit of the bus) is clamped to `window_words`, which the core flags as an out-of-range read.
-        high = bus.adr[address_bits:]
+        # Reads: the core's port answers one cycle after the address; an address past the window (inside
+        # the region) is clamped to `window_words`, which the core flags as an out-of-range read.
+        # The SoC's decoder hands the slave the whole word address: only the bits inside the region count.
+        region_bits = max(address_bits, (self.bus_size // 4 - 1).bit_length())
+        high = bus.adr[address_bits:region_bits] if region_bits > address_bits else 0
         self.comb += [
             self.read_address.eq(bus.adr[:address_bits]),
             If((high != 0) | (bus.adr[:address_bits] > window_words), self.read_address.eq(window_words)),

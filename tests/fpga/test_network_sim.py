@@ -134,7 +134,7 @@ def test_guards_read_error_stream_error_and_held_reads():
         seen["stray"] = yield from cycle(0, 0xFFFFFFFF)  # a beat before any start
         seen["status_stray"] = (yield from cycle(0))[0]
         seen["past"] = yield from cycle(words)
-        seen["far"] = yield from cycle(words + 1000)
+        seen["far"] = yield from cycle(top.explainer.bus_size // 4 - 1)  # the last word of the region
         seen["status_past"] = (yield from cycle(0))[0]
         yield top.csr.adr.eq(0)
         yield top.csr.dat_w.eq(1)
