@@ -20,8 +20,8 @@ from conftest import _missing
 from sc_neurocore.fpga import FixedPointSpec
 from sc_neurocore.fpga.reference import (hardware_importance, spike_memory_words, weight_memory_words)
 
-CSR_MAP = ("control", "load_target", "load_address", "load_data", "readout", "advance", "importance",
-           "readout_index", "status", "cycles", "geometry", "steps", "format", "decay")
+CSR_MAP = ("control", "load_target", "load_address", "load_data", "readout", "advance", "status", "importance",
+           "readout_index", "cycles", "geometry", "steps", "format", "decay")
 ADDRESS = {name: index for index, name in enumerate(CSR_MAP)}
 WRITE, READ, POLL = 1, 2, 3
 BUSY, DONE, READY = 1, 2, 4

@@ -257,6 +257,9 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     from .core import TraceExplainer
     from .spec import FixedPointSpec
     spec = FixedPointSpec() if spec is None else spec
+    from .export import check_trace_core
+    check_trace_core(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec,
+                     weights_in_bram=False, available=board.resources)  # before minutes of synthesis
     core = TraceExplainer(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec)
 
     if report_md is not None and not Path(report_md).resolve().parent.is_dir():

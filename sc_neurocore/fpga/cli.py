@@ -90,6 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     network.add_argument("--trace-frac-bits", type=int, default=9, help="trace fraction bits")
     network.add_argument("--decay-bits", type=_positive_int, default=14, help="fraction bits of the trace decay")
     network.add_argument("--no-progress", action="store_true", help="no progress lines while yosys/nextpnr run")
+    network.add_argument("--report-json", default=None,
+                         help="also copy report.json here (docs/fpga-digits8-report.json beside docs/fpga.md)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -120,6 +122,11 @@ def main(args: argparse.Namespace) -> int:
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1
+    if args.report_json is not None:
+        from ..atomic import atomic_write
+
+        with atomic_write(args.report_json) as handle:
+            handle.write(report.to_json())
     print(report.to_markdown(), end="")
     print(f"wrote {args.out}/{report.bitstream}, csr.csv, report.json, report.md")
     return 0
@@ -150,6 +157,11 @@ def _build_network(args: argparse.Namespace, board) -> int:
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1
+    if args.report_json is not None:
+        from ..atomic import atomic_write
+
+        with atomic_write(args.report_json) as handle:
+            handle.write(report.to_json())
     print(report.to_markdown(), end="")
     print(f"wrote {args.out}/{report.bitstream}, csr.csv, report.json, report.md")
     return 0
