@@ -216,7 +216,8 @@ def _publish(source: Path, target: Path) -> None:
 
 def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_steps: int, lanes: int,
                     spec=None, board: str | Board = "icebreaker", sys_clk_freq: float | None = None,
-                    seed: int = 1, report_md: str | Path | None = None, verbose: bool = False) -> BuildReport:
+                    seed: int = 1, report_md: str | Path | None = None, verbose: bool = False,
+                    baudrate: int = 115200) -> BuildReport:
     """Build a timing-clean bitstream of the explainer SoC and report what it uses.
 
     Args:
@@ -229,6 +230,7 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
         report_md: also write the markdown table here (see :func:`write_report_markdown`).
         verbose: print LiteX's, yosys' and nextpnr's progress (otherwise only their errors; the full logs
             are ``build/gateware/explainer.rpt`` and ``explainer_nextpnr.log`` either way).
+        baudrate: the UART's baud rate.
 
     Returns:
         The :class:`BuildReport` (also in ``out_dir/report.json``).
@@ -271,7 +273,7 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     out.mkdir(parents=True, exist_ok=True)
     scratch = (out / "build").resolve()
     with quiet_litex(verbose):
-        soc, platform = board_soc(board, core, sys_clk_freq)
+        soc, platform = board_soc(board, core, sys_clk_freq, baudrate=baudrate)
     gateware = scratch / "gateware"
     report_json, pnr_log = gateware / f"{BUILD_NAME}_report.json", gateware / f"{BUILD_NAME}_nextpnr.log"
     for stale in (report_json, pnr_log):

@@ -79,16 +79,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     network.add_argument("--model", default=None, choices=sorted(MODELS),
                          help="build the whole LIF network on chip (class + top-k + importance) instead of the "
                               "trace explainer: digits8 is the shipped 64-32-10 network")
-    network.add_argument("--baud", type=_positive_int, default=2_000_000,
-                         help="UART baud rate of the bitstream (default 2000000; 1-3 Mbaud on the iCEBreaker)")
+    build.add_argument("--baud", type=_positive_int, default=None,
+                       help="UART baud rate of the bitstream (default 115200; with --model 2000000; 1-3 Mbaud on the "
+                            "iCEBreaker's FTDI)")
+    widths = build.add_argument_group("bit widths (defaults: FixedPointSpec's, or with --model NetworkSpec's)")
+    widths.add_argument("--trace-bits", type=_positive_int, default=None, help="unsigned trace bits W")
+    widths.add_argument("--trace-frac-bits", type=int, default=None, help="trace fraction bits F")
+    widths.add_argument("--decay-bits", type=_positive_int, default=None, help="fraction bits k of the trace decay")
+    widths.add_argument("--weight-bits", type=_positive_int, default=None, help="signed weight bits")
+    widths.add_argument("--weight-frac-bits", type=int, default=None, help="weight fraction bits")
     network.add_argument("--top-k", type=_positive_int, default=10, help="inputs ranked on chip (default 10)")
-    network.add_argument("--weight-bits", type=_positive_int, default=16, help="signed synaptic weight bits")
-    network.add_argument("--weight-frac-bits", type=int, default=8, help="weight and membrane fraction bits")
     network.add_argument("--membrane-bits", type=_positive_int, default=16, help="signed membrane bits")
     network.add_argument("--beta-bits", type=_positive_int, default=14, help="fraction bits of the leak")
-    network.add_argument("--trace-bits", type=_positive_int, default=14, help="unsigned trace bits")
-    network.add_argument("--trace-frac-bits", type=int, default=9, help="trace fraction bits")
-    network.add_argument("--decay-bits", type=_positive_int, default=14, help="fraction bits of the trace decay")
     network.add_argument("--no-progress", action="store_true", help="no progress lines while yosys/nextpnr run")
     network.add_argument("--report-json", default=None,
                          help="also copy report.json here (docs/fpga-digits8-report.json beside docs/fpga.md)")
@@ -114,11 +116,15 @@ def main(args: argparse.Namespace) -> int:
     board = get_board(args.board)  # ValueError names the known boards
     if args.model is not None:
         return _build_network(args, board)
-    spec = FixedPointSpec(decay=args.decay)
+    given = {name: getattr(args, option) for name, option in (
+        ("trace_bits", "trace_bits"), ("frac_bits", "trace_frac_bits"), ("decay_bits", "decay_bits"),
+        ("weight_bits", "weight_bits"), ("weight_frac_bits", "weight_frac_bits")) if getattr(args, option) is not None}
+    spec = FixedPointSpec(decay=args.decay, **given)
     try:
         report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps or 25,
                                  lanes=args.lanes or 8, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
-                                 seed=args.seed, report_md=args.report_md, verbose=args.verbose)
+                                 seed=args.seed, report_md=args.report_md, verbose=args.verbose,
+                                 baudrate=args.baud or 115200)
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1
@@ -139,19 +145,21 @@ def _build_network(args: argparse.Namespace, board) -> int:
     from .network_core import DEFAULT_LANES
     from .spec import FixedPointSpec
 
-    options = {"n_steps": args.steps, "weight_bits": args.weight_bits, "weight_frac_bits": args.weight_frac_bits,
+    options = {"n_steps": args.steps, "weight_bits": args.weight_bits or 16,
+               "weight_frac_bits": 8 if args.weight_frac_bits is None else args.weight_frac_bits,
                "membrane_bits": args.membrane_bits, "beta_bits": args.beta_bits, "top_k": args.top_k}
-    if (args.decay, args.trace_bits, args.trace_frac_bits, args.decay_bits) != (0.9, 14, 9, 14):
+    trace = (args.trace_bits or 14, 9 if args.trace_frac_bits is None else args.trace_frac_bits, args.decay_bits or 14)
+    if (args.decay, *trace) != (0.9, 14, 9, 14):
         # W_eff keeps the finest grid that fits 16 bits (chosen by quantize_network); only the trace changes.
         network, _ = shipped_network(args.model, **options)
-        options["trace"] = FixedPointSpec(args.decay, args.trace_bits, args.trace_frac_bits, args.decay_bits, 16,
-                                          network.spec.trace.weight_frac_bits)
+        options["trace"] = FixedPointSpec(args.decay, *trace, 16, network.spec.trace.weight_frac_bits)
     network, accuracy = shipped_network(args.model, **options)
     print(f"{args.model}: float accuracy {100 * accuracy['float']:.2f}%, integer {100 * accuracy['integer']:.2f}% "
           f"on {accuracy['samples']} test samples", flush=True)
     try:
         report = build_network_bitstream(args.out, network, lanes=args.lanes or DEFAULT_LANES, board=board,
-                                         sys_clk_freq=args.sys_clk_freq, baudrate=args.baud, seed=args.seed,
+                                         sys_clk_freq=args.sys_clk_freq, baudrate=args.baud or 2_000_000,
+                                         seed=args.seed,
                                          accuracy=accuracy, report_md=args.report_md,
                                          progress=not args.no_progress, verbose=args.verbose)
     except BuildError as error:

@@ -30,7 +30,7 @@ def test_missing_action_is_a_usage_error(capsys):
 def test_unknown_board_is_a_clear_error(tmp_path, capsys):
     assert main(["fpga", "build", "--board", "arty", "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
-    assert "board: expected one of ('icebreaker',), got 'arty'" in error
+    assert "board: expected one of ('icebreaker', 'icesugar'), got 'arty'" in error
     assert not (tmp_path / "out").exists()
 
 
