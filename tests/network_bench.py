@@ -236,5 +236,5 @@ def run_iverilog(program: NetworkProgram, sources: list[Path], folder: Path, mod
 def assert_reads_match(program: NetworkProgram, reads: list[int]) -> None:
     assert len(reads) == len(program.expected), (len(reads), len(program.expected))
     mismatches = [(label, f"{got:08x}", f"{want:08x}") for label, got, want in
-                  zip(program.labels, reads, program.expected) if want is not None and got != want]
+                  zip(program.labels, reads, program.expected, strict=True) if want is not None and got != want]
     assert not mismatches, f"{len(mismatches)} mismatches, first: {mismatches[:5]}"

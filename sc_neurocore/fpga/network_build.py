@@ -26,8 +26,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
-from .build import (BUILD_NAME, BuildError, _failure_reason, _publish, parse_nextpnr_report, tool_version,
-                    write_report_markdown)
+from .build import (
+    BUILD_NAME,
+    BuildError,
+    _failure_reason,
+    _publish,
+    parse_nextpnr_report,
+    tool_version,
+    write_report_markdown,
+)
 from .network_core import DEFAULT_LANES, check_core, cycles_per_step, cycles_to_done, layout
 from .network_driver import link_model
 from .network_reference import QuantizedNetwork
@@ -138,8 +145,8 @@ class NetworkBuildReport:
         link = self.link
         rows = [
             ("Board", f"{self.board} ({self.device})"),
-            ("Network", f"{'-'.join(str(n) for n in self.layers)} LIF, T={self.n_steps}, {self.lanes} lanes, "
-                        f"top-{self.top_k}"),
+            ("Network", (f"{'-'.join(str(n) for n in self.layers)} LIF, T={self.n_steps}, {self.lanes} lanes, "
+                        f"top-{self.top_k}")),
             ("Logic cells", share(self.logic_cells, self.logic_cells_available)),
             ("Block RAM (4 kbit)", share(self.bram, self.bram_available)),
             ("SPRAM (256 kbit)", share(self.spram, self.spram_available)),
@@ -152,14 +159,14 @@ class NetworkBuildReport:
             ("Cycles from the last timestep to done", f"{self.cycles_to_done}"),
             ("Chip time per sample", f"{self.chip_us_per_sample:.1f} us"),
             ("Host time per explanation (modelled)",
-             f"{link['host_ms']:.2f} ms at {self.baudrate} baud: {link['bytes_to_chip']} bytes in, "
+             (f"{link['host_ms']:.2f} ms at {self.baudrate} baud: {link['bytes_to_chip']} bytes in, "
              f"{link['bytes_from_chip']} bytes out, {link['round_trips']} round trip at "
-             f"{link['latency_ms']:g} ms latency"),
+             f"{link['latency_ms']:g} ms latency")),
         ]
         if self.accuracy is not None:
             acc = self.accuracy
-            rows.append(("Digits test accuracy", f"float {100 * acc['float']:.2f}%, integer "
-                                                 f"{100 * acc['integer']:.2f}% ({acc['samples']} samples)"))
+            rows.append(("Digits test accuracy", (f"float {100 * acc['float']:.2f}%, integer "
+                                                 f"{100 * acc['integer']:.2f}% ({acc['samples']} samples)")))
         rows.append(("Toolchain", f"{self.yosys}; {self.nextpnr}; nextpnr seed {self.seed}"))
         lines = ["| Quantity | Measured |", "|---|---|"] + [f"| {name} | {value} |" for name, value in rows]
         return "\n".join(lines) + "\n"

@@ -40,7 +40,7 @@ try:
     from litex.soc.interconnect import stream
     from litex.soc.interconnect.csr import CSRField, CSRStatus, CSRStorage
     from litex.soc.interconnect.csr_eventmanager import EventManager, EventSourcePulse
-    from migen import Array, Case, Cat, FSM, If, Memory, Mux, NextState, NextValue, Signal
+    from migen import FSM, Array, Case, Cat, If, Memory, Mux, NextState, NextValue, Signal
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError("sc_neurocore.fpga.network_core needs migen and litex; install them with "
                       "pip install 'sc-neurocore[fpga]'") from error
@@ -88,7 +88,7 @@ def layout(spec: NetworkSpec, lanes: int) -> dict:
     groups = [_groups(n, lanes) for n in spec.layers[1:]]
     words = _groups(spec.n_inputs, lanes)
     weight_bases, base = [], 0
-    for n_in, g in zip(spec.layers[:-1], groups):
+    for n_in, g in zip(spec.layers[:-1], groups, strict=True):
         weight_bases.append(base)
         base += g * n_in
     membrane_bases, state = [], words
@@ -112,7 +112,7 @@ def cycles_per_step(spec: NetworkSpec, lanes: int) -> int:
         343
     """
     sizes = layout(spec, lanes)
-    synapses = sum(g * (n_in + 1) for g, n_in in zip(sizes["groups"], spec.layers[:-1]))
+    synapses = sum(g * (n_in + 1) for g, n_in in zip(sizes["groups"], spec.layers[:-1], strict=True))
     return 1 + sizes["words"] + synapses + PIPELINE_DEPTH * len(sizes["groups"])
 
 
@@ -132,8 +132,8 @@ def lane_weight_words(network: QuantizedNetwork, lanes: int) -> list[list[int]]:
     sizes = layout(spec, lanes)
     images = []
     for lane in range(lanes):
-        words = []
-        for weight, groups in zip(network.weights, sizes["groups"]):
+        words: list[int] = []
+        for weight, groups in zip(network.weights, sizes["groups"], strict=True):
             n_in, n_out = weight.shape
             for g in range(groups):
                 neuron = g * lanes + lane

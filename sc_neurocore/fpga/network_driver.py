@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import time
 from dataclasses import dataclass
+from typing import Self
 
 import torch
 from torch import Tensor
@@ -153,7 +154,7 @@ class NetworkChip:
             self.close()
             raise
 
-    def __enter__(self) -> NetworkChip:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:

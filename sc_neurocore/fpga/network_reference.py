@@ -17,6 +17,7 @@ ranks `|importance|` with ties broken by the lower input index (as `AttributionR
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -83,7 +84,8 @@ def fixed_lif_step(current: Tensor, membrane: Tensor, beta_int: int, beta_bits: 
         (tensor([1, 0]), tensor([300,  24]))
     """
     leak = (beta_int * membrane) >> beta_bits  # floor: an arithmetic shift
-    spikes, state = lif_step(current + leak - membrane, LIFState(membrane), LIFParameters(1, threshold_int, reset))
+    params = LIFParameters(1, threshold_int, reset)  # type: ignore[arg-type]  # checked by NetworkSpec
+    spikes, state = lif_step(current + leak - membrane, LIFState(membrane), params)
     return spikes, state.membrane
 
 
@@ -99,8 +101,12 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str]:
     if not modules or len(modules) % 2:
         raise TypeError(f"model: expected an LIFNetwork or an snnTorch nn.Sequential of Linear + Leaky pairs, "
                         f"got {type(model).__name__}")
-    weights, betas, thresholds, resets = [], [], [], set()
-    for linear, leaky in zip(modules[::2], modules[1::2]):
+    weights: list[Tensor] = []
+    betas: list[float] = []
+    thresholds: list[float] = []
+    resets: set[str] = set()
+    leaky: Any
+    for linear, leaky in zip(modules[::2], modules[1::2], strict=True):
         if not isinstance(linear, torch.nn.Linear) or type(leaky).__name__ != "Leaky":
             raise TypeError("model: expected Linear + snntorch.Leaky pairs")
         if linear.bias is not None and bool((linear.bias != 0).any()):
@@ -108,7 +114,7 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str]:
         weights.append(linear.weight.detach().T)
         betas.append(float(leaky.beta))
         thresholds.append(float(leaky.threshold))
-        resets.add(leaky.reset_mechanism)
+        resets.add(str(leaky.reset_mechanism))
     if len(resets) != 1:
         raise ValueError(f"model: expected one reset mechanism for all layers, got {sorted(resets)}")
     return weights, betas, thresholds, resets.pop()

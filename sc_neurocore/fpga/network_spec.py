@@ -42,7 +42,7 @@ SUPPORTED_RESETS = ("subtract", "none")
 def _int(value, name: str, low: int, high: int) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if not low <= value <= high:
+    if not low <= int(value) <= high:
         raise ValueError(f"{name}: expected an int in [{low}, {high}], got {value}")
     return int(value)
 
@@ -54,7 +54,7 @@ def _floats(value, n: int, name: str, low: float, high: float) -> tuple[float, .
     for v in values:
         if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v):
             raise TypeError(f"{name}: expected finite floats, got {v!r}")
-        if not low <= v <= high:
+        if not low <= float(v) <= high:
             raise ValueError(f"{name}: expected values in [{low}, {high}], got {v}")
     return tuple(float(v) for v in values)
 
@@ -74,8 +74,8 @@ class NetworkSpec:
         membrane_bits: signed membrane width (2 to 16).
         beta_bits: fraction bits `kb` of the leak multiplier (1 to 15).
         trace: the `FixedPointSpec` of the traces and the attribution (its `trace_bits` at most 14).
-        top_k: how many `(input, |importance|)` pairs the chip ranks (1 to the input count; default
-            `min(10, N)`).
+        top_k: how many `(input, |importance|)` pairs the chip ranks (1 to the input count; 0, the default,
+            means `min(10, N)`).
 
     Example:
         >>> spec = NetworkSpec(layers=(64, 32, 10), n_steps=25)
@@ -94,7 +94,7 @@ class NetworkSpec:
     beta_bits: int = 14
     trace: FixedPointSpec = field(default_factory=lambda: FixedPointSpec(
         decay=0.9, trace_bits=14, frac_bits=9, decay_bits=14, weight_bits=16, weight_frac_bits=14))
-    top_k: int | None = None
+    top_k: int = 0
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers) if not isinstance(self.layers, (str, bytes)) else ()
@@ -127,7 +127,7 @@ class NetworkSpec:
         if any(t < 1 or t > self.membrane_max for t in self.threshold_int):
             raise ValueError(f"threshold: threshold_int={self.threshold_int} must lie in [1, {self.membrane_max}] "
                              f"({self.membrane_bits}-bit membrane, weight_frac_bits={self.weight_frac_bits})")
-        if self.top_k is None:
+        if isinstance(self.top_k, int) and not isinstance(self.top_k, bool) and self.top_k == 0:
             object.__setattr__(self, "top_k", min(10, self.layers[0]))
         _int(self.top_k, "top_k", 1, self.layers[0])
 
@@ -145,12 +145,12 @@ class NetworkSpec:
     @property
     def beta_int(self) -> tuple[int, ...]:
         """`round(beta * 2**beta_bits)` per layer (half away from zero)."""
-        return tuple(int(math.floor(b * (1 << self.beta_bits) + 0.5)) for b in self.beta)  # type: ignore[union-attr]
+        return tuple(math.floor(b * (1 << self.beta_bits) + 0.5) for b in self.beta)  # type: ignore[union-attr]
 
     @property
     def threshold_int(self) -> tuple[int, ...]:
         """`round(threshold * 2**weight_frac_bits)` per layer."""
-        return tuple(int(math.floor(t * (1 << self.weight_frac_bits) + 0.5))
+        return tuple(math.floor(t * (1 << self.weight_frac_bits) + 0.5)
                      for t in self.threshold)  # type: ignore[union-attr]
 
     @property

@@ -8,8 +8,14 @@ import torch
 from sc_neurocore.data import load_digits, model_config, pretrained_network
 from sc_neurocore.dynamics import LIFParameters, LIFState, lif_step
 from sc_neurocore.fpga import FixedPointSpec
-from sc_neurocore.fpga.network_reference import (check_saturation, fixed_lif_step, integer_accuracy,
-                                                 membrane_bounds, quantize_network, run_network)
+from sc_neurocore.fpga.network_reference import (
+    check_saturation,
+    fixed_lif_step,
+    integer_accuracy,
+    membrane_bounds,
+    quantize_network,
+    run_network,
+)
 from sc_neurocore.fpga.network_spec import NetworkSpec
 from sc_neurocore.models import LIFNetwork
 
@@ -39,7 +45,7 @@ def brute_force(network, train):
                 membranes[k][j] = v
                 out.append(1 if v > theta else 0)
             layer_input = out
-        counts = [c + s for c, s in zip(counts, layer_input)]
+        counts = [c + s for c, s in zip(counts, layer_input, strict=True)]
     predicted = max(range(len(counts)), key=lambda c: (counts[c], -c))
     importance = [traces[i] * int(network.effective[i, predicted]) for i in range(n_inputs)]
     order = sorted(range(n_inputs), key=lambda i: (-abs(importance[i]), i))[:spec.top_k]
@@ -96,7 +102,7 @@ def test_snntorch_stack_quantises_to_the_same_integers():
 
     a = quantize_network(pretrained_network(8), n_steps=25)
     b = quantize_network(pretrained_snntorch(8), n_steps=25)
-    assert a.spec == b.spec and all(torch.equal(x, y) for x, y in zip(a.weights, b.weights))
+    assert a.spec == b.spec and all(torch.equal(x, y) for x, y in zip(a.weights, b.weights, strict=True))
     assert torch.equal(a.effective, b.effective)
     spikes = load_digits("test").spikes[:40]
     scores = integer_accuracy(pretrained_snntorch(8), 25, spikes, load_digits("test").labels[:40])
@@ -107,7 +113,7 @@ def test_quantising_does_not_touch_the_model():
     net = pretrained_network(8)
     before = [w.clone() for w in net.weights]
     quantize_network(net, n_steps=25)
-    assert all(torch.equal(a, b) for a, b in zip(before, net.weights))
+    assert all(torch.equal(a, b) for a, b in zip(before, net.weights, strict=True))
 
 
 def test_saturation_is_refused_with_the_width_to_raise():

@@ -10,8 +10,15 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import require_module, require_tool
-from network_bench import (assert_reads_match, explain_program, random_trains, run_iverilog, run_iverilog_with_cells,
-                           run_migen, spike_words)
+from network_bench import (
+    assert_reads_match,
+    explain_program,
+    random_trains,
+    run_iverilog,
+    run_iverilog_with_cells,
+    run_migen,
+    spike_words,
+)
 
 from sc_neurocore.data import load_digits, pretrained_network
 from sc_neurocore.fpga.network_reference import quantize_network, run_network

@@ -48,26 +48,26 @@ def test_soc_explains_streamed_samples_exactly_over_the_uart(digits_soc):
     trains = torch.cat([load_digits("test").spikes[:N_TRAINS - 4].to(torch.int64),
                         random_trains(generator, 4, spec.n_steps, spec.n_inputs)])
     expected = run_network(network, trains)
-    with Simulation(build, with_server=False) as simulation:
-        with NetworkChip(simulation.uart_port, csr_csv=build.csr_csv, spec=spec) as chip:
-            assert chip.lanes == top.core.lanes and chip.cycles_per_step == cycles_per_step(spec, chip.lanes)
-            for b in range(trains.shape[0]):
-                full = b % 4 == 0  # the whole importance vector in one burst on every fourth sample
-                got = chip.explain(trains[b], full=full)
-                assert got.predicted == int(expected.predicted[b]), b
-                assert got.top_indices.tolist() == expected.top_indices[b].tolist(), b
-                assert got.top_scores.tolist() == expected.top_scores[b].tolist(), b
-                if full:
-                    assert torch.equal(got.importance, expected.importance[b])
-                    assert torch.equal(got.counts, expected.counts[b])
-                # The chip's own cycle counter: at least the schedule, plus the time the UART took.
-                assert chip.cycles_last_sample >= spec.n_steps * cycles_per_step(spec, chip.lanes) + \
-                    cycles_to_done(spec, chip.lanes)
-            # A read past the window answers 0 and sets read_error in the status word.
-            assert chip.read_window(top.core.window_words + 3) == 0
-            assert chip.read_window(0) & 0b100
-            with pytest.raises(ValueError, match="spikes"):
-                chip.explain(torch.zeros(spec.n_steps + 1, spec.n_inputs))
+    with Simulation(build, with_server=False) as simulation, \
+            NetworkChip(simulation.uart_port, csr_csv=build.csr_csv, spec=spec) as chip:
+        assert chip.lanes == top.core.lanes and chip.cycles_per_step == cycles_per_step(spec, chip.lanes)
+        for b in range(trains.shape[0]):
+            full = b % 4 == 0  # the whole importance vector in one burst on every fourth sample
+            got = chip.explain(trains[b], full=full)
+            assert got.predicted == int(expected.predicted[b]), b
+            assert got.top_indices.tolist() == expected.top_indices[b].tolist(), b
+            assert got.top_scores.tolist() == expected.top_scores[b].tolist(), b
+            if full:
+                assert torch.equal(got.importance, expected.importance[b])
+                assert torch.equal(got.counts, expected.counts[b])
+            # The chip's own cycle counter: at least the schedule, plus the time the UART took.
+            assert chip.cycles_last_sample >= spec.n_steps * cycles_per_step(spec, chip.lanes) + \
+                cycles_to_done(spec, chip.lanes)
+        # A read past the window answers 0 and sets read_error in the status word.
+        assert chip.read_window(top.core.window_words + 3) == 0
+        assert chip.read_window(0) & 0b100
+        with pytest.raises(ValueError, match="spikes"):
+            chip.explain(torch.zeros(spec.n_steps + 1, spec.n_inputs))
     assert (expected.predicted[:N_TRAINS - 4] == load_digits("test").labels[:N_TRAINS - 4]).float().mean() > 0.8
 
 
