@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         >>> import argparse
         >>> parser = argparse.ArgumentParser()
         >>> add_arguments(parser)
-        >>> parser.parse_args(["build", "--out", "ice40"]).lanes
-        8
+        >>> parser.parse_args(["build", "--model", "digits8", "--out", "digits8"]).model
+        'digits8'
     """
     actions = parser.add_subparsers(dest="fpga_command", metavar="ACTION")
     build = actions.add_parser("build", help="build a timing-clean bitstream and its resource/clock report",
