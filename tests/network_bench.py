@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from fpga_bus import random_trains  # noqa: F401 - the benches share their train generator
 
 from sc_neurocore.fpga.network_reference import QuantizedNetwork, run_network
 
@@ -50,13 +51,6 @@ def spike_words(train: torch.Tensor) -> list[int]:
     padded[:, :n_inputs] = train
     powers = torch.ones(32, dtype=torch.int64) << torch.arange(32)
     return (padded.reshape(n_steps, words, 32) * powers).sum(-1).reshape(-1).tolist()
-
-
-def random_trains(generator: torch.Generator, n_trains: int, n_steps: int, n_inputs: int) -> torch.Tensor:
-    """0/1 trains `(B, T, N)` at per-train rates in `[0, 1]`; the first is silent, the second always fires."""
-    rates = torch.rand(n_trains, 1, 1, generator=generator)
-    rates[0], rates[min(1, n_trains - 1)] = 0.0, 1.0
-    return (torch.rand(n_trains, n_steps, n_inputs, generator=generator) < rates).to(torch.int64)
 
 
 def explain_program(network: QuantizedNetwork, trains: torch.Tensor, full: bool = True) -> NetworkProgram:

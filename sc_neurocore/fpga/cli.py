@@ -128,14 +128,7 @@ def main(args: argparse.Namespace) -> int:
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1
-    if args.report_json is not None:
-        from ..atomic import atomic_write
-
-        with atomic_write(args.report_json) as handle:
-            handle.write(report.to_json())
-    print(report.to_markdown(), end="")
-    print(f"wrote {args.out}/{report.bitstream}, csr.csv, report.json, report.md")
-    return 0
+    return _published(args, report)
 
 
 def _build_network(args: argparse.Namespace, board) -> int:
@@ -165,6 +158,11 @@ def _build_network(args: argparse.Namespace, board) -> int:
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1
+    return _published(args, report)
+
+
+def _published(args: argparse.Namespace, report) -> int:
+    """Copy the report where `--report-json` asks, print its table and what was written; returns 0."""
     if args.report_json is not None:
         from ..atomic import atomic_write
 
