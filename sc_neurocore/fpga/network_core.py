@@ -74,6 +74,14 @@ def _bits(n: int) -> int:
     return max(1, int(n).bit_length())
 
 
+def _per_layer(layer, values):
+    """`values[layer]` as nested `Mux`es (see the comment where it is used)."""
+    expression = values[-1]
+    for k in range(len(values) - 2, -1, -1):
+        expression = Mux(layer == k, values[k], expression)
+    return expression
+
+
 def _groups(n: int, lanes: int) -> int:
     return -(-n // lanes)
 
@@ -336,10 +344,12 @@ class NetworkExplainer(LiteXModule):
             # Stage 3: results.
             acc = Signal((acc_bits, True), name=f"acc{lane}", reset_less=True)
             accumulators.append(acc)
+            # Per-layer constants as a Mux chain (a continuous assignment): an always @(*) block of constants
+            # whose selector never changes is never run by an event-driven simulator such as iverilog.
             theta = Signal((16, True), name=f"theta{lane}")
-            self.comb += Case(s3["layer"], {k: theta.eq(thresholds[k]) for k in range(n_layers)})
+            self.comb += theta.eq(_per_layer(s3["layer"], thresholds))
             spike_threshold = Signal((16, True), name=f"fire_threshold{lane}")
-            self.comb += Case(s4["layer"], {k: spike_threshold.eq(spec.threshold_int[k]) for k in range(n_layers)})
+            self.comb += spike_threshold.eq(_per_layer(s4["layer"], spec.threshold_int))
             # D_int (x + 2**F) < 2**(15 + 15): the shifted product has at most 16 bits. The build refuses a
             # spec whose trace can saturate (check_saturation), so the reference's clamp never acts here.
             decayed = Signal(16, name=f"decayed{lane}")

@@ -77,11 +77,6 @@ def test_exported_verilog_matches_the_reference(tmp_path, make, lanes, n_trains)
 
 @pytest.mark.toolchain
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="OPEN: in iverilog the shipped network's output spike counts of classes 3, 8 "
-                   "and 9 on digits test sample 0 differ by one from the reference (class, top-k and importance "
-                   "match), with behavioral and SB_MAC16 multipliers alike, while Migen's simulator and the "
-                   "Verilator SoC (tests/fpga/test_network_soc_sim.py) agree with the reference on the same "
-                   "sample; suspected 4-state (X) behaviour, not yet found")
 def test_shipped_digits_network_in_verilog_matches_on_test_samples(tmp_path):
     require_tool("iverilog", "vvp")
     require_module("litex", "fpga")
