@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from conftest import _missing
 
 from sc_neurocore.fpga import FixedPointSpec
 from sc_neurocore.fpga.reference import (hardware_importance, spike_memory_words, weight_memory_words)
 
-CSR_MAP = ("control", "load_target", "load_address", "load_data", "readout", "advance", "importance",
-           "readout_index", "status", "cycles", "geometry", "steps", "format", "decay")
+CSR_MAP = ("control", "load_target", "load_address", "load_data", "readout", "advance", "status", "importance",
+           "readout_index", "cycles", "geometry", "steps", "format", "decay")
 ADDRESS = {name: index for index, name in enumerate(CSR_MAP)}
 WRITE, READ, POLL = 1, 2, 3
 BUSY, DONE, READY = 1, 2, 4
@@ -220,3 +221,12 @@ def assert_reads_match(program: BusProgram, reads: list[int]) -> None:
                   if want is not None and got != want]
     assert not mismatches, (f"{len(mismatches)} mismatches over {program.n_trains} trains; first: "
                             f"{mismatches[0][0]}: got {mismatches[0][1]:#x}, reference {mismatches[0][2]:#x}")
+
+
+def require_sim_libraries(tmp_path) -> None:
+    """LiteX's Verilator harness includes libevent, json-c and zlib headers: check they compile."""
+    probe = tmp_path / "probe.cpp"
+    probe.write_text("#include <event2/event.h>\n#include <json-c/json.h>\n#include <zlib.h>\nint main() {}\n")
+    result = subprocess.run(["g++", "-fsyntax-only", str(probe)], capture_output=True, text=True)
+    if result.returncode != 0:
+        _missing("libevent-dev, libjson-c-dev or zlib1g-dev", "sudo bash scripts/install-toolchain.sh")

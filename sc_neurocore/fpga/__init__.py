@@ -1,8 +1,18 @@
-"""Hardware explanations: the fixed-point trace explainer on an iCE40 FPGA.
+"""Hardware explanations on an iCE40 FPGA: the whole LIF network on chip, and the trace explainer.
 
-* `spec` -- `FixedPointSpec`, the one fixed-point format;
+The whole network (`sc-neurocore fpga build --model digits8`):
+
+* `network_spec` -- `NetworkSpec`, the integer format of an on-chip LIF network;
+* `network_reference` -- `quantize_network` and `run_network`, its bit-exact integer reference;
+* `network_core` / `stream_window` / `network_top` -- `NetworkExplainer`, the core, its spike/results
+  window and the SoC-facing wrapper (need the `fpga` extra);
+* `network_build` -- checks, bitstream and JSON report; `network_driver` -- `NetworkChip`, the host side.
+
+The trace explainer (the tutorial's `export_fpga`):
+
+* `spec` -- `FixedPointSpec`, the one fixed-point format of traces and importance;
 * `reference` -- the integer reference, bit-exact with the hardware;
-* `core` -- `TraceExplainer`, the Migen/LiteX core (needs the ``fpga`` extra);
+* `core` -- `TraceExplainer`, the Migen/LiteX core (needs the `fpga` extra);
 * `export` -- standalone synthesizable Verilog of the core;
 * `driver` -- `FpgaExplainer`, the host driver of a board running the core.
 
@@ -16,6 +26,8 @@ import importlib
 from typing import Any
 
 from .reference import fixed_trace_step, hardware_importance, hardware_traces, spike_contributions
+from .network_reference import quantize_network, run_network
+from .network_spec import NetworkSpec
 from .spec import FixedPointSpec
 
 # Public names that live in modules needing the optional ``fpga`` extra: name -> submodule.
@@ -25,10 +37,13 @@ _LAZY = {
     "TARGETS": "export",
     "FpgaExplainer": "driver",
     "HardwareError": "driver",
+    "NetworkExplainer": "network_core",
+    "NetworkChip": "network_driver",
+    "build_network_bitstream": "network_build",
 }
 
-__all__ = ["FixedPointSpec", "fixed_trace_step", "hardware_traces", "hardware_importance", "spike_contributions",
-           *_LAZY]
+__all__ = ["FixedPointSpec", "NetworkSpec", "fixed_trace_step", "hardware_traces", "hardware_importance",
+           "spike_contributions", "quantize_network", "run_network", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -168,10 +168,16 @@ def parse_nextpnr_report(path: str | Path) -> dict:
 
 
 def _failure_reason(log: Path) -> str:
-    """The lines of nextpnr's log that say why it stopped (timing or placement)."""
+    """Why nextpnr stopped: "does not fit: needs N of M <cell>" when a resource is over-used (nextpnr then
+    never reaches timing), else the lines of its log about timing and errors."""
     if not log.exists():
         return "nextpnr did not run (see the yosys log in the build folder)"
     text = log.read_text(errors="replace")
+    usage = re.compile(r"^Info:\s+(ICESTORM_\w+|SB_\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MULTILINE)
+    over_used = [f"needs {used} of {available} {cell}" for cell, used, available in usage.findall(text)
+                 if int(used) > int(available)]
+    if over_used:
+        return "does not fit: " + ", ".join(dict.fromkeys(over_used))
     over = re.compile(r"(\d+)/\s*(\d+)\s+\d+%")
     wanted = [line for line in text.splitlines()
               if "Max frequency for clock" in line or line.startswith("ERROR")
@@ -179,9 +185,16 @@ def _failure_reason(log: Path) -> str:
     return "\n".join(wanted[-12:]) or text[-2000:]
 
 
-def write_report_markdown(report: BuildReport, path: str | Path) -> None:
-    """Write the report's table to ``path``: between the report markers if the file has them (so a
-    hand-written document keeps its prose), else as a whole new file. Atomic either way."""
+def write_report_markdown(report, path: str | Path, begin: str = REPORT_BEGIN, end: str = REPORT_END) -> None:
+    """Write the report's table to `path`: between the markers `begin` / `end` if the file has them (so a
+    hand-written document keeps its prose), else as a whole new file. Atomic either way.
+
+    Args:
+        report: anything with a `to_markdown()` (a `BuildReport` or a `NetworkBuildReport`).
+        path: the document.
+        begin, end: the markers of the generated section.
+    """
+    REPORT_BEGIN, REPORT_END = begin, end  # noqa: N806 - the markers of this call
     path = Path(path)
     table = report.to_markdown()
     if path.exists() and REPORT_BEGIN in path.read_text():
@@ -204,7 +217,8 @@ def _publish(source: Path, target: Path) -> None:
 
 def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_steps: int, lanes: int,
                     spec=None, board: str | Board = "icebreaker", sys_clk_freq: float | None = None,
-                    seed: int = 1, report_md: str | Path | None = None, verbose: bool = False) -> BuildReport:
+                    seed: int = 1, report_md: str | Path | None = None, verbose: bool = False,
+                    baudrate: int = 115200) -> BuildReport:
     """Build a timing-clean bitstream of the explainer SoC and report what it uses.
 
     Args:
@@ -217,6 +231,7 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
         report_md: also write the markdown table here (see `write_report_markdown`).
         verbose: print LiteX's, yosys' and nextpnr's progress (otherwise only their errors; the full logs
             are ``build/gateware/explainer.rpt`` and ``explainer_nextpnr.log`` either way).
+        baudrate: the UART's baud rate.
 
     Returns:
         The `BuildReport` (also in ``out_dir/report.json``).
@@ -244,6 +259,9 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     from .core import TraceExplainer
     from .spec import FixedPointSpec
     spec = FixedPointSpec() if spec is None else spec
+    from .export import check_trace_core
+    check_trace_core(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec,
+                     weights_in_bram=False, available=board.resources)  # before minutes of synthesis
     core = TraceExplainer(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec)
 
     if report_md is not None and not Path(report_md).resolve().parent.is_dir():
@@ -255,7 +273,7 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     out.mkdir(parents=True, exist_ok=True)
     scratch = (out / "build").resolve()
     with quiet_litex(verbose):
-        soc, platform = board_soc(board, core, sys_clk_freq)
+        soc, platform = board_soc(board, core, sys_clk_freq, baudrate=baudrate)
     gateware = scratch / "gateware"
     report_json, pnr_log = gateware / f"{BUILD_NAME}_report.json", gateware / f"{BUILD_NAME}_nextpnr.log"
     for stale in (report_json, pnr_log):
@@ -272,8 +290,10 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
         with quiet_litex(verbose):
             builder.build(build_name=BUILD_NAME, timingstrict=True, seed=seed, quiet=not verbose)
     except OSError as error:
-        raise BuildError(f"the {board.name} build of {sizes} at {sys_clk_freq / 1e6:.2f} MHz failed "
-                         f"(timing-strict):\n{_failure_reason(pnr_log)}") from error
+        reason = _failure_reason(pnr_log)
+        kind = "" if reason.startswith("does not fit") else " (timing-strict)"
+        raise BuildError(f"the {board.name} build of {sizes} at {sys_clk_freq / 1e6:.2f} MHz failed{kind}:\n"
+                         f"{reason}") from error
     measured = parse_nextpnr_report(report_json)
     resources = measured["resources"]
     from .core import cycles_per_step

@@ -14,6 +14,9 @@ import sys
 
 from .soc import BOARDS
 
+#: The shipped networks `--model` accepts: name -> `sc_neurocore.data.pretrained_network` size.
+MODELS = {"digits8": 8, "digits28": 28}
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -45,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         >>> import argparse
         >>> parser = argparse.ArgumentParser()
         >>> add_arguments(parser)
-        >>> parser.parse_args(["build", "--out", "ice40"]).lanes
-        8
+        >>> parser.parse_args(["build", "--model", "digits8", "--out", "digits8"]).model
+        'digits8'
     """
     actions = parser.add_subparsers(dest="fpga_command", metavar="ACTION")
     build = actions.add_parser("build", help="build a timing-clean bitstream and its resource/clock report",
@@ -58,8 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--board", default="icebreaker", help=f"target board, one of: {', '.join(sorted(BOARDS))}")
     build.add_argument("--inputs", type=_positive_int, default=784, help="input neurons N (default 784)")
     build.add_argument("--outputs", type=_positive_int, default=10, help="output neurons C (default 10)")
-    build.add_argument("--steps", type=_positive_int, default=25, help="timesteps T per explanation (default 25)")
-    build.add_argument("--lanes", type=_positive_int, default=8, help="parallel trace lanes L (default 8)")
+    build.add_argument("--steps", type=_positive_int, default=None,
+                       help="timesteps T per explanation (default 25; with --model, the model's)")
+    build.add_argument("--lanes", type=_positive_int, default=None,
+                       help="parallel lanes L (default 8; with --model, 5 MAC lanes)")
     build.add_argument("--decay", type=float, default=0.9, help="trace decay per timestep (default 0.9)")
     build.add_argument("--sys-clk-freq", type=_frequency, default=None,
                        help="system clock in Hz (default: the board's, 24e6 on the iCEBreaker)")
@@ -70,6 +75,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--report-md", default=None,
                        help="also write the report table here (rewrites only the generated section of a "
                             "document that has the report markers, e.g. docs/fpga.md)")
+    network = build.add_argument_group("whole-network explainer (--model)")
+    network.add_argument("--model", default=None, choices=sorted(MODELS),
+                         help="build the whole LIF network on chip (class + top-k + importance) instead of the "
+                              "trace explainer: digits8 is the shipped 64-32-10 network")
+    build.add_argument("--baud", type=_positive_int, default=None,
+                       help="UART baud rate of the bitstream (default 115200; with --model 2000000; 1-3 Mbaud on the "
+                            "iCEBreaker's FTDI)")
+    widths = build.add_argument_group("bit widths (defaults: FixedPointSpec's, or with --model NetworkSpec's)")
+    widths.add_argument("--trace-bits", type=_positive_int, default=None, help="unsigned trace bits W")
+    widths.add_argument("--trace-frac-bits", type=int, default=None, help="trace fraction bits F")
+    widths.add_argument("--decay-bits", type=_positive_int, default=None, help="fraction bits k of the trace decay")
+    widths.add_argument("--weight-bits", type=_positive_int, default=None, help="signed weight bits")
+    widths.add_argument("--weight-frac-bits", type=int, default=None, help="weight fraction bits")
+    network.add_argument("--top-k", type=_positive_int, default=10, help="inputs ranked on chip (default 10)")
+    network.add_argument("--membrane-bits", type=_positive_int, default=16, help="signed membrane bits")
+    network.add_argument("--beta-bits", type=_positive_int, default=14, help="fraction bits of the leak")
+    network.add_argument("--no-progress", action="store_true", help="no progress lines while yosys/nextpnr run")
+    network.add_argument("--report-json", default=None,
+                         help="also copy report.json here (docs/fpga-digits8-report.json beside docs/fpga.md)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -90,19 +114,65 @@ def main(args: argparse.Namespace) -> int:
     from .spec import FixedPointSpec
 
     board = get_board(args.board)  # ValueError names the known boards
-    spec = FixedPointSpec(decay=args.decay)
+    if args.model is not None:
+        return _build_network(args, board)
+    given = {name: getattr(args, option) for name, option in (
+        ("trace_bits", "trace_bits"), ("frac_bits", "trace_frac_bits"), ("decay_bits", "decay_bits"),
+        ("weight_bits", "weight_bits"), ("weight_frac_bits", "weight_frac_bits")) if getattr(args, option) is not None}
+    spec = FixedPointSpec(decay=args.decay, **given)
     from ..progress import step
 
     try:
         # One opaque toolchain run (20-55 s): a ticking clock, unless --verbose prints the tools' own progress.
         with step(f"building the {board.name} bitstream (LiteX, yosys, nextpnr-ice40, icepack)",
                   enabled=False if args.verbose else None):
-            report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps,
-                                     lanes=args.lanes, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
-                                     seed=args.seed, report_md=args.report_md, verbose=args.verbose)
+            report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps or 25,
+                                     lanes=args.lanes or 8, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
+                                     seed=args.seed, report_md=args.report_md, verbose=args.verbose,
+                                     baudrate=args.baud or 115200)
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1
+    return _published(args, report)
+
+
+def _build_network(args: argparse.Namespace, board) -> int:
+    """`fpga build --model NAME`: quantise the shipped network, check it, build it, report it."""
+    from .build import BuildError
+    from .network_build import build_network_bitstream, shipped_network
+    from .network_core import DEFAULT_LANES
+    from .spec import FixedPointSpec
+
+    options = {"n_steps": args.steps, "weight_bits": args.weight_bits or 16,
+               "weight_frac_bits": 8 if args.weight_frac_bits is None else args.weight_frac_bits,
+               "membrane_bits": args.membrane_bits, "beta_bits": args.beta_bits, "top_k": args.top_k}
+    trace = (args.trace_bits or 14, 9 if args.trace_frac_bits is None else args.trace_frac_bits, args.decay_bits or 14)
+    if (args.decay, *trace) != (0.9, 14, 9, 14):
+        # W_eff keeps the finest grid that fits 16 bits (chosen by quantize_network); only the trace changes.
+        network, _ = shipped_network(args.model, **options)
+        options["trace"] = FixedPointSpec(args.decay, *trace, 16, network.spec.trace.weight_frac_bits)
+    network, accuracy = shipped_network(args.model, **options)
+    print(f"{args.model}: float accuracy {100 * accuracy['float']:.2f}%, integer {100 * accuracy['integer']:.2f}% "
+          f"on {accuracy['samples']} test samples", flush=True)
+    try:
+        report = build_network_bitstream(args.out, network, lanes=args.lanes or DEFAULT_LANES, board=board,
+                                         sys_clk_freq=args.sys_clk_freq, baudrate=args.baud or 2_000_000,
+                                         seed=args.seed,
+                                         accuracy=accuracy, report_md=args.report_md,
+                                         progress=not args.no_progress, verbose=args.verbose)
+    except BuildError as error:
+        print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
+        return 1
+    return _published(args, report)
+
+
+def _published(args: argparse.Namespace, report) -> int:
+    """Copy the report where `--report-json` asks, print its table and what was written; returns 0."""
+    if args.report_json is not None:
+        from ..atomic import atomic_write
+
+        with atomic_write(args.report_json) as handle:
+            handle.write(report.to_json())
     print(report.to_markdown(), end="")
     print(f"wrote {args.out}/{report.bitstream}, csr.csv, report.json, report.md")
     return 0

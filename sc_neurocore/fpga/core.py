@@ -35,8 +35,8 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 #: The CSR map: register names in address order (word ``n`` at byte offset ``4 * n`` from the core's CSR
 #: base). Every register is one 32-bit word. Tests check the generated bank against it.
-CSR_MAP = ("control", "load_target", "load_address", "load_data", "readout", "advance", "importance",
-           "readout_index", "status", "cycles", "geometry", "steps", "format", "decay")
+CSR_MAP = ("control", "load_target", "load_address", "load_data", "readout", "advance", "status", "importance",
+           "readout_index", "cycles", "geometry", "steps", "format", "decay")
 #: Width of the standalone module's CSR bus address (LiteX's default: 14 word-address bits).
 CSR_ADDRESS_BITS = 14
 #: Cycles from a trace read to its write-back; a lane's words are revisited no sooner than this + 1.
@@ -185,19 +185,24 @@ class TraceExplainer(LiteXModule):
                                     "pointer in the selected memory and advances the pointer. Spikes: ``L`` bits; "
                                     "weights: ``B``-bit two's complement.")
         self.readout = CSRStorage(fields=[
-            CSRField("output_neuron", size=_bits(n_outputs - 1), description="Output neuron ``c`` to read."),
+            CSRField("output_neuron", size=8, description="Output neuron ``c`` to read (``c >= C`` sets "
+                     "``status.readout_error``)."),
         ], description="Writing selects output neuron ``c`` and input 0, and starts computing its importance.")
         self.advance = CSRStorage(fields=[
             CSRField("next", size=1, pulse=True, description="Write 1 to move the readout to the next input."),
         ], description="Steps the readout through the inputs.")
-        self.importance = CSRStatus(32, description="``trace[i] * weight[i, c]`` for ``i = readout_index``, signed, "
-                                    "sign-extended to 32 bits; valid while ``status.ready`` is 1.")
-        self.readout_index = CSRStatus(16, description="Input neuron ``i`` that ``importance`` belongs to.")
         self.status = CSRStatus(fields=[
             CSRField("busy", size=1, description="A run is in progress."),
             CSRField("done", size=1, description="The last run finished: the traces are valid."),
             CSRField("ready", size=1, description="``importance`` holds the selected input's value."),
+            CSRField("readout_error", size=1, description="The last ``readout`` named an output neuron ``>= C``: "
+                     "nothing is read out (``ready`` stays 0) until a valid ``readout``."),
+            CSRField("load_error", size=1, description="A ``load_data`` write fell past the end of the selected "
+                     "memory and was dropped (nothing wraps); cleared by writing ``load_address``."),
         ], description="Core status.")
+        self.importance = CSRStatus(32, description="``trace[i] * weight[i, c]`` for ``i = readout_index``, signed, "
+                                    "sign-extended to 32 bits; valid while ``status.ready`` is 1.")
+        self.readout_index = CSRStatus(16, description="Input neuron ``i`` that ``importance`` belongs to.")
         self.cycles = CSRStatus(32, description="Clock cycles the last run took.")
         self.geometry = CSRStatus(fields=[
             CSRField("n_inputs", size=16, description="Input neurons ``N``."),
@@ -256,12 +261,15 @@ class TraceExplainer(LiteXModule):
         load_weights = Signal()
         self.comb += [
             load_write.eq(self.load_data.re & ~busy),
-            load_spikes.eq(load_write & (self.load_target.fields.memory == 0)),
-            load_weights.eq(load_write & (self.load_target.fields.memory == 1)),
+            # A word past the end of its memory is dropped (and flagged), never written to a wrapped address.
+            load_spikes.eq(load_write & (self.load_target.fields.memory == 0) & (load_pointer < spike_depth)),
+            load_weights.eq(load_write & (self.load_target.fields.memory == 1) & (load_pointer < weight_depth)),
         ]
+        load_error = Signal()
+        overflow = load_write & ~load_spikes & ~load_weights
         self.sync += [
-            If(self.load_address.re, load_pointer.eq(self.load_address.storage))
-            .Elif(load_write, load_pointer.eq(load_pointer + 1)),
+            If(self.load_address.re, load_pointer.eq(self.load_address.storage), load_error.eq(0))
+            .Elif(load_write, If(overflow, load_error.eq(1)).Else(load_pointer.eq(load_pointer + 1))),
         ]
 
         # Pipeline registers (stage 1: RAM data out; stage 2: multiplier input; stage 3: product).
@@ -282,6 +290,7 @@ class TraceExplainer(LiteXModule):
         readout_weight = Signal(_bits(weight_depth))
         readout_phase = Signal(2)  # 0 idle, 1 address out, 2 data in, 3 multiplying
         ready = Signal()
+        readout_error = Signal()
         multiplicand = Signal((importance_bits, True))
         multiplier = Signal(trace_bits)
         multiply_count = Signal(_bits(trace_bits))
@@ -338,7 +347,11 @@ class TraceExplainer(LiteXModule):
         self.sync += [
             If(self.readout.re,
                 readout_lane.eq(0), readout_word.eq(0), readout_index.eq(0),
-                readout_weight.eq(self.readout.fields.output_neuron), readout_phase.eq(1), ready.eq(0),
+                readout_weight.eq(self.readout.fields.output_neuron), ready.eq(0),
+                readout_error.eq(self.readout.fields.output_neuron >= n_outputs),
+                readout_phase.eq(Mux(self.readout.fields.output_neuron >= n_outputs, 0, 1)),
+            ).Elif(readout_error,
+                readout_phase.eq(0), ready.eq(0),
             ).Elif(self.advance.fields.next,
                 If(readout_index == n_inputs - 1,
                     readout_lane.eq(0), readout_word.eq(0), readout_index.eq(0),
@@ -374,6 +387,9 @@ class TraceExplainer(LiteXModule):
             self.status.fields.busy.eq(busy | self.control.fields.start),
             self.status.fields.done.eq(done & ~self.control.fields.start),
             self.status.fields.ready.eq(ready & ~self.readout.re & ~self.advance.fields.next),
+            self.status.fields.readout_error.eq(Mux(self.readout.re, self.readout.fields.output_neuron >= n_outputs,
+                                                    readout_error)),
+            self.status.fields.load_error.eq(load_error | overflow),
             self.cycles.status.eq(cycles),
         ]
 

@@ -29,12 +29,55 @@ TARGETS = {
              "inlined weights need block RAM)",
 }
 
+#: What an iCE40UP5K offers (the target of the `"ice40"` export).
+UP5K_RESOURCES = {"bram": 30, "spram": 4}
+
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def trace_core_resources(n_inputs: int, n_outputs: int, n_steps: int, lanes: int, spec: FixedPointSpec,
+                         *, weights_in_bram: bool) -> dict[str, int]:
+    """Block RAM and SPRAM of a `TraceExplainer`: the spike RAM and one trace RAM per lane in block RAM, the
+    weight RAM in block RAM when its contents are inlined (SPRAM cannot be initialised), else in SPRAM.
+
+    Example:
+        >>> trace_core_resources(784, 10, 25, 8, FixedPointSpec(decay=0.9), weights_in_bram=True)
+        {'bram': 44, 'spram': 0}
+    """
+    from .network_build import bram_blocks
+
+    words = -(-n_inputs // lanes)
+    bram = bram_blocks(lanes, n_steps * words) + lanes * bram_blocks(spec.trace_bits, words)
+    weight_words = n_inputs * n_outputs
+    if weights_in_bram:
+        return {"bram": bram + bram_blocks(spec.weight_bits, weight_words), "spram": 0}
+    return {"bram": bram, "spram": -(-weight_words * spec.weight_bits // (16 * 16384))}
+
+
+def check_trace_core(n_inputs: int, n_outputs: int, n_steps: int, lanes: int, spec: FixedPointSpec, *,
+                     weights_in_bram: bool, allow_saturation: bool = False,
+                     available: dict[str, int] | None = None) -> None:
+    """The checks before any file or tool: saturation (`never_saturates`) and fit on an iCE40UP5K.
+
+    Raises:
+        ValueError: a trace that can saturate within `n_steps` (unless `allow_saturation`), or a design
+            that does not fit ("does not fit: needs 44 of 30 BRAM").
+    """
+    if not allow_saturation and not spec.never_saturates(n_steps):
+        raise ValueError(f"spec: a {spec.trace_bits}-bit trace with {spec.frac_bits} fraction bits saturates within "
+                         f"{n_steps} steps at decay {spec.decay} (peak {spec._peak_trace(n_steps):.0f} > "
+                         f"{spec.trace_max}); widen trace_bits, lower frac_bits, or pass allow_saturation=True")
+    available = available or UP5K_RESOURCES
+    needed = trace_core_resources(n_inputs, n_outputs, n_steps, lanes, spec, weights_in_bram=weights_in_bram)
+    for name, label in (("bram", "BRAM"), ("spram", "SPRAM")):
+        if needed[name] > available[name]:
+            raise ValueError(f"does not fit: needs {needed[name]} of {available[name]} {label} on an iCE40UP5K "
+                             f"({n_inputs} inputs x {n_outputs} outputs x {n_steps} steps, {lanes} lanes)")
 
 
 def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_steps: int, lanes: int,
                    spec: FixedPointSpec, *, weights: Tensor | None = None, target: str = "ice40",
-                   module_name: str = "trace_explainer") -> Path:
+                   module_name: str = "trace_explainer", allow_saturation: bool = False) -> Path:
     """Write the core as one synthesizable Verilog file.
 
     Args:
@@ -48,12 +91,15 @@ def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_ste
             ``None`` for zeros (weights then go in through the ``load_data`` CSR at run time).
         target: ``"ice40"`` (the only supported FPGA family).
         module_name: the Verilog module name.
+        allow_saturation: export even if a trace can saturate within ``n_steps`` (it clamps, bit-exact
+            with the reference, but the float error bound no longer holds).
 
     Returns:
         The written path.
 
     Raises:
-        ValueError: an unknown ``target``, bad sizes, or weights of the wrong shape or range.
+        ValueError: an unknown ``target``, bad sizes, weights of the wrong shape or range, a trace that can
+            saturate, or a design that does not fit an iCE40UP5K.
 
     Example:
         >>> import tempfile, pathlib
@@ -72,6 +118,8 @@ def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_ste
         if tuple(weights.shape) != (n_inputs, n_outputs):
             raise ValueError(f"weights: expected shape ({n_inputs}, {n_outputs}), got {tuple(weights.shape)}")
         init = weights.reshape(-1).tolist()
+    check_trace_core(n_inputs, n_outputs, n_steps, lanes, spec, weights_in_bram=weights is not None,
+                     allow_saturation=allow_saturation)
     source = verilog_source(n_inputs, n_outputs, n_steps, lanes, spec, init, target, module_name)
     with atomic_write(path) as handle:
         handle.write(source)

@@ -103,6 +103,17 @@ BOARDS: dict[str, Board] = {
         flash_command="iceprog {bitstream}",
         synth_options="-spram",
     ),
+    "icesugar": Board(
+        name="icesugar",
+        platform="litex_boards.platforms.muselab_icesugar:Platform",
+        device="Lattice iCE40UP5K-SG48",
+        clock_name="clk12",
+        clock_freq=12e6,
+        sys_clk_freq=24e6,
+        resources={"logic_cells": 5280, "bram": 30, "spram": 4, "dsp": 8},
+        flash_command="icesprog {bitstream}",
+        synth_options="-spram",
+    ),
 }
 
 
@@ -185,7 +196,8 @@ def make_soc(platform, crg, uart_phy, core, sys_clk_freq: float, *, bridge_clk_f
             self.add_module(CORE_NAME, core)
             bus = getattr(core, "bus", None)
             if bus is not None and hasattr(core, "bus_size"):
-                self.bus.add_slave(CORE_NAME, bus, SoCRegion(size=core.bus_size, cached=False))
+                self.bus.add_slave(CORE_NAME, bus, SoCRegion(origin=getattr(core, "bus_origin", None),
+                                                             size=core.bus_size, cached=False))
 
     return ExplainerSoC()
 

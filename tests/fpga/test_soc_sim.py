@@ -7,26 +7,16 @@ simulated chip over TCP exactly as the driver talks to a board over its UART: ``
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 import torch
-from conftest import _missing, require_module, require_tool
+from conftest import require_module, require_tool
+from fpga_bus import require_sim_libraries
 
 # A small geometry with every corner the layout has: N not a multiple of L (padding inputs), more than one
 # word per lane, several output neurons.
 N_INPUTS, N_OUTPUTS, N_STEPS, LANES = 19, 3, 7, 4
 DECAY = 0.8
-
-
-def require_sim_libraries(tmp_path) -> None:
-    """LiteX's Verilator harness includes libevent, json-c and zlib headers: check they compile."""
-    probe = tmp_path / "probe.cpp"
-    probe.write_text("#include <event2/event.h>\n#include <json-c/json.h>\n#include <zlib.h>\nint main() {}\n")
-    result = subprocess.run(["g++", "-fsyntax-only", str(probe)], capture_output=True, text=True)
-    if result.returncode != 0:
-        _missing("libevent-dev, libjson-c-dev or zlib1g-dev", "sudo bash scripts/install-toolchain.sh")
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,8 @@ def test_exported_verilog_matches_reference(tmp_path, n_inputs, n_outputs, n_ste
     trains = random_trains(generator, n_trains, n_steps, n_inputs)
     weights = [random_weights(generator, n_inputs, n_outputs, spec) for _ in range(3)]
     program = explain_program(trains, weights, spec, lanes, cycles_per_run(n_inputs, n_steps, lanes))
-    source = export_verilog(tmp_path / "explainer.v", n_inputs, n_outputs, n_steps, lanes, spec)
+    # allow_saturation: the saturating configuration checks the clamp bit for bit.
+    source = export_verilog(tmp_path / "explainer.v", n_inputs, n_outputs, n_steps, lanes, spec, allow_saturation=True)
     reads = run_iverilog(program, [source], tmp_path)
     assert program.n_trains == n_trains
     assert_reads_match(program, reads)
