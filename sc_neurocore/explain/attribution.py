@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from ..dynamics import decay_weights
+from ..graph.paths import linear_paths
 from ..inputs import as_choice, as_fraction, as_spikes, as_targets, as_weight_chain
 from ..protocol import SpikingModel
 from .credit import auto_scores, model_graph
@@ -270,18 +271,6 @@ class SpikeAttributor:
                                  f"{len(chain)} weight matrices; gated attribution needs one per layer")
             path = gated_paths(chain, gates, targets)  # (B, T, N)
         return x * time_weights[None, :, None] * path
-
-
-def linear_paths(chain: list[Tensor], targets: Tensor) -> Tensor:
-    """``W_eff[:, k_b]`` for each sample: ``(B, N)``.
-
-    ``W_eff`` is formed once for all outputs (``N x C``, cheap) and then indexed, so a sample's result
-    does not depend on what else is in the batch, to the last bit.
-    """
-    effective = chain[-1]
-    for weight in reversed(chain[:-1]):
-        effective = weight @ effective
-    return effective[:, targets].T
 
 
 def window_gates(spikes: Tensor, decay: float) -> Tensor:

@@ -272,8 +272,9 @@ def integer_accuracy(model, n_steps: int, spikes: Tensor, labels: Tensor, **spec
     network = quantize_network(model, n_steps, **spec_options)
     float_model = model if isinstance(model, LIFNetwork) else None
     if float_model is None:
-        from ..data.pretrained import snntorch_spike_counts
-        float_counts = snntorch_spike_counts(model, spikes.to(torch.float32)).detach()
+        from ..adapters.snntorch import from_snntorch
+
+        float_counts = from_snntorch(model).run(spikes.to(torch.float32))
     else:
         float_counts = float_model(spikes)
     float_predicted = torch.argmax(float_counts, dim=1)

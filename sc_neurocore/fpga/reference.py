@@ -164,7 +164,7 @@ def quantized_paths(chain: list[Tensor], targets: Tensor, spec: FixedPointSpec) 
     Returns:
         ``int64`` weights ``(B, N)``.
     """
-    from ..explain.attribution import linear_paths
+    from ..graph.paths import linear_paths
 
     return spec.quantize_weights(linear_paths([w.to(torch.float64) for w in chain], targets), "weights")
 

@@ -27,6 +27,23 @@ from .maps import MaxPool
 from .model import ModelGraph
 
 
+def linear_paths(chain: Sequence[Tensor], targets: Tensor) -> Tensor:
+    """`W_eff[:, k_b]` for each sample, `(B, N)`: the linear rule's paths through a dense weight chain.
+
+    `W_eff` is formed once for all outputs (`N x C`, cheap) and then indexed, so a sample's result does not
+    depend on what else is in the batch, to the last bit.
+
+    Example:
+        >>> import torch
+        >>> linear_paths([torch.eye(2), torch.tensor([[1.0, 2.0], [3.0, 4.0]])], torch.tensor([1]))
+        tensor([[2., 4.]])
+    """
+    effective = chain[-1]
+    for weight in reversed(chain[:-1]):
+        effective = weight @ effective
+    return effective[:, targets].T
+
+
 def has_selections(graph: ModelGraph) -> bool:
     """Whether any map is a max pool (whose paths need a recorded forward)."""
     return any(isinstance(m, MaxPool) for segment in graph.segments for m in segment.maps)
