@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sc_neurocore.bench import QUICK, render, run_suite
-from sc_neurocore.bench import suite
+from sc_neurocore.bench import QUICK, render, run_suite, suite
 from sc_neurocore.cli import main
 
 
@@ -31,12 +30,13 @@ def test_every_contender_agrees_with_ours(report):
 def test_every_section_and_both_model_kinds_ran(report):
     sections = {row.section.split(",")[0].split(" (")[0] for row in report.rows}
     assert {"Exact saliency", "Causal importance", "Attribution", "Time vs number of spikes",
-            "Peak memory"} <= sections
+            "Peak memory", "Inner loop paths"} <= sections
     cases = {row.case for row in report.rows}
     for workload in ("R-seed", "R-MNIST", "R-deep"):
         assert f"{workload} / LIFNetwork" in cases and f"{workload} / snnTorch" in cases
     assert all(row.seconds > 0 and row.ratio > 0 for row in report.rows)
-    assert any("compiled to the incremental engine" in note for note in report.notes)
+    assert any(note.split(": ", 1)[1].startswith("executor ") for note in report.notes if ": executor" in note)
+    assert report.environment["event engine inner loop"]
     assert report.targets == []  # targets are only judged on the real workload sizes
 
 
@@ -62,6 +62,18 @@ def test_cli_writes_the_report(tmp_path, capsys):
     written = output.read_text()
     assert written.startswith("# Benchmarks") and "R-seed / snnTorch" in written
     assert "R-seed / LIFNetwork" in capsys.readouterr().out
+
+
+def test_strict_exits_non_zero_on_a_missed_target(monkeypatch, tmp_path):
+    from sc_neurocore.bench.targets import Target
+
+    missed = suite.Report([], [Target("x", 2.0, 1.0, "a missed target")], [], {"torch": "2"})
+    met = suite.Report([], [Target("y", 3.0, 1.0, "a ceiling met", at_most=True)], [], {"torch": "2"})
+    for report, strict_code in ((missed, 1), (met, 0)):
+        monkeypatch.setattr(suite, "run_suite", lambda settings, progress=None, report=report: report)
+        assert main(["bench", "--quick"]) == 0
+        assert main(["bench", "--quick", "--strict"]) == strict_code
+    assert "**MISSED**" in render(missed) and "<= 3" in render(met)
 
 
 def test_cli_rejects_bad_runs(capsys):

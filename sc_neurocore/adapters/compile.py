@@ -1,12 +1,12 @@
 """Compiling known network stacks into our step functions, for the incremental executor.
 
 A model compiles when it is a feed-forward stack of linear layers and LIF-type neurons whose dynamics
-:mod:`sc_neurocore.dynamics` implements: our :class:`~sc_neurocore.models.LIFNetwork`, and snnTorch /
-Norse stacks wrapped by :func:`sc_neurocore.adapters.from_snntorch` / ``from_norse`` (``nn.Linear`` +
+`sc_neurocore.dynamics` implements: our `LIFNetwork`, and snnTorch /
+Norse stacks wrapped by `sc_neurocore.adapters.from_snntorch` / ``from_norse`` (``nn.Linear`` +
 ``snntorch.Leaky``; ``nn.Linear`` + ``norse.torch.LIFCell`` / ``LIFBoxCell``). Anything else gives
 ``None`` and runs through the generic batched path.
 
-A structural match is not trusted on its own: :func:`compiled_for` runs the compiled stack and the
+A structural match is not trusted on its own: `compiled_for` runs the compiled stack and the
 model's own forward on the very spikes being explained and uses the compiled stack only if the two
 outputs are identical bit for bit. A wrong guess therefore never gives a wrong answer, only the slower
 generic path.
@@ -30,26 +30,22 @@ from ..dynamics import (
     lif_initial_state,
     lif_step,
 )
-from ..engine.budget import bytes_per_row, default_max_memory
-from ..engine.incremental import Baseline, CompiledLayer, CompiledStack, stack_forward
+from ..engine.incremental import Baseline, CompiledLayer, CompiledStack
 from ..models import LIFNetwork
+from .norse import HEAVISIDE_METHODS
 
 logger = logging.getLogger(__name__)
 
-#: Norse threshold methods whose forward pass is the Heaviside step (they differ only in the surrogate
-#: gradient, which the explainers never use).
-HEAVISIDE_METHODS = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc")
-
 
 def compile_model(model) -> CompiledStack | None:
-    """The compiled :class:`~sc_neurocore.engine.incremental.CompiledStack` of ``model``, or ``None`` if its
-    structure is not one we know (structure only; see :func:`compiled_for` for the verified form).
+    """The compiled `CompiledStack` of ``model``, or ``None`` if its
+    structure is not one we know (structure only; see `compiled_for` for the verified form).
 
     Args:
         model: an ``LIFNetwork``, an snnTorch / Norse adapter, or any other spiking model.
 
     Returns:
-        A :class:`CompiledStack` or ``None``.
+        A `CompiledStack` or ``None``.
 
     Example:
         >>> import torch
@@ -80,7 +76,7 @@ def compiled_for(model, spikes: Tensor) -> CompiledStack | None:
         spikes: ``(B, T, N)``: the spikes about to be explained (the check runs on exactly these).
 
     Returns:
-        The verified :class:`CompiledStack`, or ``None`` (then the caller uses the generic path).
+        The verified `CompiledStack`, or ``None`` (then the caller uses the generic path).
 
     Example:
         >>> import torch
@@ -94,38 +90,20 @@ def compiled_for(model, spikes: Tensor) -> CompiledStack | None:
 
 def verified(model, spikes: Tensor, record: bool,
              max_memory: int | None = None) -> tuple[CompiledStack | None, Baseline | None]:
-    """:func:`compiled_for`, also returning the compiled forward's recorded :class:`Baseline` when
+    """`compiled_for`, also returning the compiled forward's recorded `Baseline` when
     ``record`` (the incremental executor starts from it instead of running the forward again).
 
     Without ``record`` the check runs in chunks of samples that keep the model's and the stack's forward
     passes within ``max_memory`` together (``None``: the automatic budget); with ``record`` the caller
     has made sure the whole batch fits.
     """
+    from ..engine.recorded import verify
+
     stack = compile_model(model)
-    if stack is None or stack.layers[0].weight.device != spikes.device:
+    if stack is None:
         return None, None
-    n_samples, n_steps, n_inputs = spikes.shape
-    if record:
-        chunk = n_samples
-    else:
-        budget = default_max_memory(spikes.device) if max_memory is None else max_memory
-        both = 2 * bytes_per_row(n_steps, n_inputs, list(model.neuron_layers.values()), spikes.element_size())
-        chunk = budget // both
-        if chunk < 1:  # not even one sample's check fits: the generic path handles (or reports) the budget
-            return None, None
-    baseline = None
-    with torch.no_grad():
-        for start in range(0, n_samples, chunk):
-            rows = spikes[start:start + chunk]
-            expected = model.run(rows)
-            compiled = stack_forward(stack, rows.to(stack.layers[0].weight.dtype), record=record)
-            got, baseline = compiled if record else (compiled, None)
-            if not isinstance(expected, Tensor) or expected.shape != got.shape or expected.dtype != got.dtype \
-                    or not torch.equal(expected, got):
-                logger.info("%s: the compiled stack does not reproduce the model's forward bit for bit; using "
-                            "the generic batched path", type(model).__name__)
-                return None, None
-    return stack, baseline
+    checked, baseline = verify(model, spikes, stack, record, max_memory)
+    return (stack, baseline) if checked else (None, None)
 
 
 def _compile_lif_network(net: LIFNetwork) -> CompiledStack:
@@ -178,7 +156,7 @@ def _compile_pairs(model, neurons) -> CompiledStack | None:
 
 
 def _plain_leaky(leaky) -> bool:
-    """A Leaky whose step is exactly :func:`~sc_neurocore.dynamics.lif_step`: delayed reset, no inhibition,
+    """A Leaky whose step is exactly `lif_step`: delayed reset, no inhibition,
     no state quantisation, ungraded spikes."""
     graded = leaky.graded_spikes_factor
     return (getattr(leaky, "reset_delay", True) and not leaky.inhibition and not leaky.state_quant
@@ -207,7 +185,7 @@ def _per_step_linear(spikes: Tensor, *, weight: Tensor, bias: Tensor | None) -> 
 
 
 def _compile_norse(model, module) -> CompiledStack | None:
-    """``nn.Linear`` + Norse ``LIFCell`` / ``LIF`` pairs (current-based LIF, :func:`current_lif_step`)."""
+    """``nn.Linear`` + Norse ``LIFCell`` / ``LIF`` pairs (current-based LIF, `current_lif_step`)."""
     import sys
 
     if sys.modules.get("norse.torch") is None:

@@ -1,11 +1,12 @@
 """``sc-neurocore bench``: our exact methods against the naive loops and Captum, timed side by side.
 
-Runs :func:`sc_neurocore.bench.suite.run_suite` (workloads in :mod:`sc_neurocore.bench.workloads`,
-contenders in :mod:`sc_neurocore.bench.contenders`), prints the tables and, with ``--output``, writes them
-as Markdown (``docs/benchmarks.md`` is this command's output, never edited by hand)::
+Runs `sc_neurocore.bench.suite.run_suite` (workloads in `sc_neurocore.bench.workloads`,
+contenders in `sc_neurocore.bench.contenders`), prints the tables and, with ``--output``, writes them
+as Markdown (``docs/benchmarks.md`` is this command's output, never edited by hand):
 
     sc-neurocore bench --output docs/benchmarks.md      # the full run, about 10 minutes on 2 cores
     sc-neurocore bench --quick                          # tiny sizes, one run each: a smoke test
+    sc-neurocore bench --strict                         # exit 1 when a target prints MISSED
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-
 from typing import TYPE_CHECKING
 
 from ..atomic import atomic_write
@@ -22,7 +22,7 @@ from .workloads import WORKLOADS
 if TYPE_CHECKING:
     from .suite import Report
 
-__all__ = ["add_arguments", "main", "render", "run_suite", "Settings", "QUICK"]
+__all__ = ["QUICK", "Settings", "add_arguments", "main", "render", "run_suite"]
 
 
 def __getattr__(name: str):
@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=None,
                         help="which workloads (default: all)")
     parser.add_argument("--output", default=None, help="also write the report as Markdown to this file")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 1 when a target of the report is MISSED")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -62,14 +64,16 @@ def main(args: argparse.Namespace) -> int:
             handle.write(text)
     missed = [t for t in report.targets if not t.met]
     disagreements = [r for r in report.rows if r.agreement.startswith("DIFFERS")]
-    return 1 if disagreements else 0 if not missed or args.quick else 0
+    if disagreements:
+        return 1
+    return 1 if missed and getattr(args, "strict", False) else 0
 
 
-def render(report: "Report", command: str = "sc-neurocore bench") -> str:
+def render(report: Report, command: str = "sc-neurocore bench") -> str:
     """The report as Markdown: environment, one table per section, the targets, notes.
 
     Args:
-        report: what :func:`~sc_neurocore.bench.suite.run_suite` returned.
+        report: what `run_suite` returned.
         command: the command line that produced it (printed in the header).
 
     Returns:
@@ -108,7 +112,7 @@ def render(report: "Report", command: str = "sc-neurocore bench") -> str:
     if report.targets:
         lines += ["", "## Targets", "", "| target | wanted | measured | met | why it is what it is |", "|---|---|---|---|---|"]
         for target in report.targets:
-            lines.append(f"| {target.name} | >= {target.wanted:g} | {target.measured:.2f} | "
+            lines.append(f"| {target.name} | {'<=' if target.at_most else '>='} {target.wanted:g} | {target.measured:.2f} | "
                          f"{'yes' if target.met else '**MISSED**'} | {target.note} |")
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
@@ -116,4 +120,6 @@ def render(report: "Report", command: str = "sc-neurocore bench") -> str:
 
 
 def _seconds(value: float) -> str:
+    if not value >= 0:  # NaN (a row that is not a timing) or a negative number: never printed as a time
+        return "-"
     return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.2f} s"

@@ -13,6 +13,7 @@ machine every contender is faster so, and the comparison stays like for like).
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import math
 import os
@@ -25,11 +26,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ..adapters.compile import compiled_for
+from ..dynamics import decay_weights
 from ..engine import execute, run_plan
+from ..engine.attribution_kernels import linear_attribution, write_floor_seconds
+from ..engine.event_kernels import numba_available
 from ..engine.plans import remove_each_spike
 from ..explain import CausalImportance, SpikeAttributor, TemporalSaliency
+from ..explain.attribution import linear_paths
 from . import contenders
+from .paths import paths_section
+from .targets import Target, issue_targets
 from .workloads import WORKLOADS, Workload, input_spikes, lif_network, snntorch_network
 
 #: Captum FeatureAblation's ``perturbations_per_eval`` values tried; the fastest is reported.
@@ -86,19 +92,6 @@ class Row(NamedTuple):
     peak_mib: float | None
     agreement: str
     ratio: float
-
-
-class Target(NamedTuple):
-    """A target of the issue and what this run measured for it."""
-
-    name: str
-    wanted: float
-    measured: float
-    note: str
-
-    @property
-    def met(self) -> bool:
-        return self.measured >= self.wanted
 
 
 # -- measuring ---------------------------------------------------------------------------------------------------
@@ -215,6 +208,17 @@ def predicted(run: Callable[[Tensor], Tensor], spikes: Tensor) -> int:
         return int(run(spikes)[0].argmax())
 
 
+def executor_note(model, spikes: Tensor) -> str:
+    """Which executor ``execute`` picks for the saliency plan of ``spikes``, why, and its tie rows."""
+    plan = remove_each_spike(spikes)
+    with torch.inference_mode():
+        _, info = execute(model, spikes, plan, return_info=True)
+    ties = "" if info.tie_mask is None else f", {int(info.tie_mask.sum())} of {len(plan)} rows inside the " \
+        "rounding bound (recomputed by the model's forward)"
+    kernels = f" ({info.kernels} kernels)" if info.kernels else ""
+    return f"executor {info.engine}{kernels}: {info.reason}{ties}"
+
+
 # -- sections ------------------------------------------------------------------------------------------------------
 
 def saliency_section(case: Case, spikes: Tensor, runs: int) -> list[Row]:
@@ -244,7 +248,7 @@ def _best_captum(section: str, case: Case, ours_s: float, runs: int, ours: Tenso
     """Each ``perturbations_per_eval`` once (checked against ours), then the fastest ``runs`` times."""
     trials = []
     for ppe in PERTURBATIONS_PER_EVAL:
-        seconds, peak, result = timed(lambda: call(ppe), 1)
+        seconds, peak, result = timed(functools.partial(call, ppe), 1)
         trials.append((seconds, ppe, _agreement(ours, result), peak))
     _, ppe, agreement, _ = min(trials)
     agreement = next((a for *_, a, _ in trials if a != "identical"), agreement)  # any disagreement is shown
@@ -315,6 +319,34 @@ def attribution_section(workload: Workload, settings: Settings) -> list[Row]:
     seconds, peak, _ = timed(theirs, settings.runs)
     rows.append(Row(section, case, "Captum Saliency (surrogate gradient)", seconds, settings.runs, peak, note,
                     seconds / ours_s))
+    # The floor: writing maps of the same size once into fresh memory, chunk by chunk, kept (as ours are).
+    shape = tuple(spikes.shape)
+    floor_s, floor_peak, _ = timed(lambda: write_floor_seconds(shape, chunks=max(1, len(spikes) // chunk)),
+                                   settings.runs)
+    rows.append(Row(section, case, "memory-write floor (fill fresh (B, T, N) maps)", floor_s, settings.runs,
+                    floor_peak, "-", floor_s / ours_s))
+    # What the engine's kernel does for the same maps (one write each, the buffer reused between chunks).
+    paths = torch.cat([linear_paths(network.linear_weights(), targets[s:s + chunk]) for s in range(0, len(spikes), chunk)])
+    time_weights = decay_weights(spikes.shape[1], 0.9)
+
+    def kernel():
+        buffer = None
+        for s in range(0, len(spikes), chunk):
+            rows_ = spikes[s:s + chunk]
+            if buffer is None or buffer.shape != rows_.shape:
+                buffer = torch.empty_like(rows_)
+            linear_attribution(rows_, time_weights, paths[s:s + chunk], out=buffer)
+        return buffer
+
+    check = linear_attribution(spikes[:chunk], time_weights, paths[:chunk])
+    # Checked against the attributor on the LIFNetwork twin, whose weight chain the kernel's paths come from.
+    twin = torch.as_tensor(attributor.attribute(spikes[:chunk], network, output_neuron=targets[:chunk])
+                           .attribution_map())
+    agreement = _agreement(check, twin.to(check.dtype))
+    kernel_s, kernel_peak, _ = timed(kernel, settings.runs)
+    rows.append(Row(section, case, "engine kernel: linear_attribution into a reused buffer (LIFNetwork twin's paths)",
+                    kernel_s, settings.runs,
+                    kernel_peak, agreement, kernel_s / ours_s))
     return rows
 
 
@@ -329,7 +361,7 @@ def linearity_section(workload: Workload, settings: Settings) -> tuple[list[Row]
         spikes = input_spikes(workload, rate=rate, seed=11)
         target = predicted(network.run, spikes)
         explainer.explain(spikes[0], output_neuron=target)  # warm-up, untimed
-        seconds, peak, _ = timed(lambda: explainer.explain(spikes[0], output_neuron=target), settings.runs)
+        seconds, peak, _ = timed(functools.partial(explainer.explain, spikes[0], output_neuron=target), settings.runs)
         n_spikes = int((spikes != 0).sum())
         points.append((n_spikes, seconds))
         rows.append(Row(section, f"{workload.name} / LIFNetwork, rate {rate:.1%}", f"ours ({n_spikes} spikes)",
@@ -343,7 +375,7 @@ def linearity_section(workload: Workload, settings: Settings) -> tuple[list[Row]
     r_squared = 1.0 - residual / total if total > 0 else 1.0
     rows.append(Row(section, f"{workload.name} / LIFNetwork, straight-line fit",
                     f"fixed {1e3 * float(coefficients[0]):.1f} ms + {1e6 * float(coefficients[1]):.1f} us per spike, "
-                    f"R^2 = {r_squared:.3f}", float(coefficients[0]), settings.runs, None, "-", 1.0))
+                    f"R^2 = {r_squared:.3f}", float("nan"), settings.runs, None, "-", 1.0))  # a fit, not a time
     return rows, r_squared
 
 
@@ -364,7 +396,7 @@ def memory_section(workload: Workload, settings: Settings) -> tuple[list[Row], l
                 reference = run_plan(network, spikes, plan, max_memory=budget)
         agreement = _agreement(outputs, reference)
         with torch.inference_mode():
-            seconds, peak, _ = timed(lambda: execute(network, spikes, plan, max_memory=budget),
+            seconds, peak, _ = timed(functools.partial(execute, network, spikes, plan, max_memory=budget),
                                      max(1, settings.runs // 2))
         peaks.append((budget, peak))
         share = "n/a" if peak is None else f"{peak / (budget / 2**20):.0%} of max_memory"
@@ -385,19 +417,20 @@ class Report(NamedTuple):
     environment: dict[str, str]
 
 
-def run_suite(settings: Settings = Settings(), progress: Callable[[str], None] = lambda message: None) -> Report:
+def run_suite(settings: Settings | None = None, progress: Callable[[str], None] = lambda message: None) -> Report:
     """Run every section; see the module docstring.
 
     Args:
-        settings: what to run (:data:`QUICK` for a smoke run).
+        settings: what to run (`QUICK` for a smoke run).
         progress: called with a line of text as each section starts.
 
     Returns:
-        A :class:`Report`.
+        A `Report`.
 
     Example:
         >>> report = run_suite(QUICK._replace(workloads=("R-seed",)))  # doctest: +SKIP
     """
+    settings = Settings() if settings is None else settings
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     load_start = _load()
@@ -414,8 +447,7 @@ def run_suite(settings: Settings = Settings(), progress: Callable[[str], None] =
             for case in cases(workload):
                 progress(f"saliency: {case.label}")
                 rows += saliency_section(case, spikes, settings.runs)
-                compiled = compiled_for(case.model, spikes) is not None
-                notes.append(f"{case.label}: {'compiled to the incremental engine' if compiled else 'generic batched path'}")
+                notes.append(f"{case.label}: {executor_note(case.model, spikes)}")
         mnist = workloads.get("R-MNIST")
         if mnist is not None:
             spikes = input_spikes(mnist)
@@ -427,11 +459,13 @@ def run_suite(settings: Settings = Settings(), progress: Callable[[str], None] =
             progress("time vs spikes")
             linear_rows, r_squared = linearity_section(mnist, settings)
             rows += linear_rows
+            progress("inner loop paths")
+            rows += paths_section(mnist, settings.runs, timed, Row, _agreement, compile_step=settings.scale == 1.0)
             progress("peak memory")
             memory_rows, peaks = memory_section(mnist, settings)
             rows += memory_rows
             # Targets are ratios on the real workloads; on shrunken ones they mean nothing.
-            targets = _targets(rows, r_squared, peaks) if settings.scale == 1.0 else []
+            targets = issue_targets(rows, r_squared, peaks) if settings.scale == 1.0 else []
     finally:
         torch.set_num_threads(previous_threads)
     environment = {
@@ -440,66 +474,21 @@ def run_suite(settings: Settings = Settings(), progress: Callable[[str], None] =
         "load average at start / end": f"{load_start} / {_load()}",
         "wall time of the run": f"{time.perf_counter() - started:.0f} s",
         "runs per contender": str(settings.runs),
+        "event engine inner loop": _kernel_path(),
     }
     return Report(rows, targets, notes, environment)
 
 
+def _kernel_path() -> str:
+    if not numba_available():
+        return "plain Python (numba not installed: pip install 'sc-neurocore[fast]')"
+    import numba
+
+    return f"numba {numba.__version__} (compiled)"
+
+
 def _load() -> str:
     try:
-        return "{:.2f}".format(os.getloadavg()[0])
+        return f"{os.getloadavg()[0]:.2f}"
     except OSError:
         return "n/a"
-
-
-def _find(rows: list[Row], section: str, case: str, contender: str) -> Row | None:
-    return next((r for r in rows if r.section.startswith(section) and r.case == case and
-                 r.contender.startswith(contender)), None)
-
-
-def _targets(rows: list[Row], r_squared: float, peaks: list[tuple[int, float | None]]) -> list[Target]:
-    targets = []
-    for kind in ("LIFNetwork", "snnTorch"):
-        case = f"R-MNIST / {kind}"
-        naive = _find(rows, "Exact saliency", case, "naive")
-        captum = _find(rows, "Exact saliency", case, "Captum")
-        if naive is not None:
-            targets.append(Target(f"exact saliency, R-MNIST, one sample, {kind}: x naive loop", 100, naive.ratio,
-                                  "the naive loop pays one full forward per spike; ours replays only the suffix"))
-        if captum is not None:
-            ours = _find(rows, "Exact saliency", case, "ours")
-            n_spikes = max(1, int(ours.contender.split("(")[1].split()[0])) if ours else 1
-            targets.append(Target(f"exact saliency, R-MNIST, one sample, {kind}: x Captum FeatureAblation", 50,
-                                  captum.ratio, f"FeatureAblation runs its perturbed copies as batched forwards "
-                                  f"({1e6 * captum.seconds / n_spikes:.0f} us per perturbation here); ours replays "
-                                  f"suffixes at {1e6 * ours.seconds / n_spikes if ours else 0:.0f} us per perturbation, "
-                                  "all fixed costs (baseline, compile check, near-tie replays) included"))
-        for section, contender in (("Causal importance, all input", "naive"),
-                                   ("Causal importance, all input", "Captum"),
-                                   ("Causal importance, all first-hidden", "per-neuron")):
-            row = _find(rows, section, case, contender)
-            ours = _find(rows, section, case, "ours")
-            if row is not None and ours is not None:
-                n = max(1, int(ours.contender.split("(")[1].split()[0]))
-                targets.append(Target(f"{section.lower()} neurons, {kind}: x {row.contender}", 20, row.ratio,
-                                      f"{1e6 * row.seconds / n:.0f} us per silenced neuron for the contender, "
-                                      f"{1e6 * ours.seconds / n:.0f} us for ours (neurons that never fired need no "
-                                      "replay; the rest replay from their first spike)"))
-    attribution = next((r for r in rows if r.section.startswith("Attribution") and r.contender.startswith("Captum")), None)
-    if attribution is not None:
-        targets.append(Target("SpikeAttributor over the samples, per-sample targets: x Captum Saliency", 100,
-                              attribution.ratio, "both produce a dense (B, T, N) map per sample; the attributor's "
-                              "time is writing and validating that map (memory bound), so it cannot be 100x "
-                              "below Saliency's forward + backward, which writes the same map"))
-    targets.append(Target("time linear in spikes: R^2 of time = fixed + per_spike * spikes", 0.95, r_squared,
-                          "each removed spike adds its suffix replay; the fixed part is the baseline and compile "
-                          "check (timing noise under load lowers R^2)"))
-    for budget, peak in peaks:
-        if peak is not None:
-            # Wanted: peak <= 1.1 x max_memory, i.e. headroom = 1.1 - peak / max_memory >= 0. A run that needs
-            # less than the budget in total rightly stays below it.
-            targets.append(Target(f"peak memory at 10^5 perturbations, max_memory {budget // 2**20} MiB: "
-                                  f"1.1 - peak / max_memory (peak {peak:.0f} MiB)", 0.0,
-                                  1.1 - peak / (budget / 2**20),
-                                  "the budget sizes the baseline cache and the replay states; measured as "
-                                  "resident memory, so allocator slack counts too"))
-    return targets

@@ -4,7 +4,7 @@ Run ``python -m sc_neurocore.data.train --size 8 --out sc_neurocore/data`` (and 
 reproduce the shipped ``digits{size}.safetensors`` / ``.json``. The network is built with
 `sc_neurocore.data.pretrained.snntorch_sequential` (snnTorch ``Leaky`` neurons, arctan surrogate
 gradient) and trained through time (BPTT) on output spike counts with a cross-entropy loss
-(snnTorch's ``ce_count_loss``)::
+(snnTorch's ``ce_count_loss``):
 
     loss = CE(softmax(sum_t s_out[t]), label)
 

@@ -1,22 +1,40 @@
-"""The perturbation engine: plans as index tensors, chunking under a memory budget, executors."""
+"""The perturbation engine: plans as index tensors, chunking under a memory budget, three executors and the
+cost model that picks one."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+from typing import Literal, NamedTuple, overload
 
 import torch
 from torch import Tensor
 
+from ..inputs import as_choice
 from ..protocol import INPUT_LAYER, SpikingModel
 from .batched import run_plan
 from .budget import bytes_per_row, default_max_memory
+from .cost import cheapest
+from .event import select
 from .incremental import minimum_memory, run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
+from .recorded import compiled_stack, recorded
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["execute", "run_plan", "run_incremental", "SpikeRemovals", "Silencing", "remove_each_spike", "silence_each_neuron",
-           "silence_prefixes"]
+__all__ = [
+    "ENGINES",
+    "Execution",
+    "Silencing",
+    "SpikeRemovals",
+    "execute",
+    "remove_each_spike",
+    "run_incremental",
+    "run_plan",
+    "silence_each_neuron",
+    "silence_prefixes",
+]
 
 
 #: Below this many multiply-adds in the plan's forward passes (rows x T x sum of n_in x n_out), the generic
@@ -27,30 +45,76 @@ __all__ = ["execute", "run_plan", "run_incremental", "SpikeRemovals", "Silencing
 SMALL_PLAN_MACS = 2 * 10**8
 
 
+class Execution(NamedTuple):
+    """Which executor ran a call of `execute`, and why.
+
+    Attributes:
+        engine: ``"event"``, ``"incremental"`` or ``"batched"``.
+        reason: why that one (the cost model's estimates, a forced choice, or what ruled the others out).
+        tie_mask: ``(P,)`` bool, the rows whose outputs sit within rounding of a spike threshold, where
+            executors (and batch sizes) may legitimately differ; ``None`` when the executor reports none (the
+            generic path is the model's own forward; the incremental engine replays near-ties exactly).
+        kernels: ``"numba"`` or ``"python"`` for the event engine's inner loop, else ``None``.
+    """
+
+    engine: str
+    reason: str
+    tie_mask: Tensor | None = None
+    kernels: str | None = None
+
+
+ENGINES = ("auto", "event", "incremental", "batched")
+#: Environment variable naming the executor ``engine="auto"`` prefers wherever it can run (tests and
+#: benchmarks use it; unset: the cost model decides).
+ENGINE_ENV = "SC_NEUROCORE_ENGINE"
+
+
+@overload
 def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
-            max_memory: int | None = None, n_outputs: int | None = None, progress: bool = False) -> Tensor:
+            max_memory: int | None = ..., n_outputs: int | None = ..., progress: bool = ..., engine: str = ...,
+            return_info: Literal[False] = ...) -> Tensor: ...
+
+
+@overload
+def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
+            max_memory: int | None = ..., n_outputs: int | None = ..., progress: bool = ..., engine: str = ...,
+            return_info: Literal[True]) -> tuple[Tensor, Execution]: ...
+
+
+def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
+            max_memory: int | None = None, n_outputs: int | None = None, progress: bool = False,
+            engine: str = "auto", return_info: bool = False) -> Tensor | tuple[Tensor, Execution]:
     """Outputs ``(P, C)`` of every row of ``plan`` (``None``: the unperturbed samples), by the best executor
     available for ``model``.
 
-    On the CPU, a model that compiles to a feed-forward :class:`~sc_neurocore.engine.incremental.Stack`
-    (and whose compiled form reproduces its forward bit for bit on ``spikes``) runs through the
-    incremental executor. Anything else runs through the generic batched path :func:`run_plan`: the
-    unperturbed baseline; a plan small enough (:data:`SMALL_PLAN_MACS`) that its batched forward costs
-    less than the incremental executor's fixed overhead; and every plan on a GPU, where the replay's many
-    small per-step kernels were 2 to 10 times slower than one large batched forward on an H200
-    (``benchmarks/gpu_check.py``, ``docs/benchmarks-gpu.md``; :func:`run_incremental` itself runs on any
-    device). Both give the same outputs; both size their chunks from ``max_memory``.
+    Three executors give the same outputs (outside a reported tie mask):
+
+    * ``"batched"`` (`run_plan`): the model's own forward on perturbed copies; any model, any device.
+    * ``"incremental"`` (`run_incremental`): suffix replays of a compiled stack.
+    * ``"event"`` (`sc_neurocore.engine.event.run_events`): spike-change events through a compiled
+      LIF stack with a spike readout, its inner loop compiled by numba (the ``fast`` extra).
+
+    The compiled executors run only when the model compiles (`sc_neurocore.adapters.compile.compile_model`)
+    and the compiled form reproduces the model's forward bit for bit (checked once per model and input
+    shape; `sc_neurocore.engine.recorded`). ``engine="auto"`` picks by the cost model of
+    `sc_neurocore.engine.cost` on the CPU (the environment variable ``SC_NEUROCORE_ENGINE`` names an
+    executor to prefer wherever it can run); plans below `SMALL_PLAN_MACS` and every plan on a GPU
+    (where one large batched forward beat the replay's small kernels, ``docs/benchmarks-gpu.md``) take the
+    batched path. The baseline call (``plan=None``) of a compiled model records its forward, and the next
+    call on the same spikes tensor starts from that recording: one forward per explainer call.
 
     Args:
-        model: any :class:`~sc_neurocore.protocol.SpikingModel`.
+        model: any `SpikingModel`.
         spikes: the samples ``(B, T, N)`` the plan refers to.
         plan: the perturbations, or ``None`` for the baseline.
-        max_memory: peak bytes per chunk (``None``: automatic, see :mod:`sc_neurocore.engine.budget`).
+        max_memory: peak bytes per chunk (``None``: automatic, see `sc_neurocore.engine.budget`).
         n_outputs: the expected ``C``, if known.
-        progress: show a progress bar over rows.
+        progress: show a progress bar over rows (the batched and incremental executors).
+        engine: ``"auto"``, or the executor to run (a ``ValueError`` says why if it cannot).
+        return_info: also return an `Execution`.
 
     Returns:
-        ``(P, C)``, row ``p`` the outputs of plan row ``p``.
+        ``(P, C)``, row ``p`` the outputs of plan row ``p``; with ``return_info``, ``(outputs, Execution)``.
 
     Example:
         >>> import torch
@@ -59,37 +123,132 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
         >>> spikes = (torch.rand(1, 20, 8) < 0.3).float()
         >>> execute(net, spikes, remove_each_spike(spikes)).shape[1]
         2
+        >>> execute(net, spikes, remove_each_spike(spikes), engine="batched", return_info=True)[1].engine
+        'batched'
     """
-    if plan is not None and len(plan) > 0 and spikes.device.type == "cpu" and not _many_inputs_per_row(plan) \
-            and _plan_macs(model, spikes, plan) >= SMALL_PLAN_MACS:
-        # Imported here: the compilers live with the adapters, which sit beside the engine, not below it.
-        from ..adapters.compile import verified
+    choice = as_choice(engine, ENGINES, "engine")
+    preferred = None
+    if choice == "auto" and os.environ.get(ENGINE_ENV, "").strip():
+        preferred = as_choice(os.environ[ENGINE_ENV].strip(), ENGINES, ENGINE_ENV)
+    outputs, info = _execute(model, spikes, plan, max_memory, n_outputs, progress, choice, preferred)
+    return (outputs, info) if return_info else outputs
 
-        budget = default_max_memory(spikes.device) if max_memory is None else max_memory
-        try:
-            # Record the compiled check's forward when all samples' baselines fit in one chunk: the
-            # incremental executor then starts from it instead of running the same forward again.
-            record = _fits_one_chunk(model, spikes, budget)
-            stack, baseline = verified(model, spikes, record=record, max_memory=budget)
-            # The baseline cache needs more memory than a plain forward: under a budget too small for it the
-            # generic path still runs (a budget is a ceiling, never a reason to fail).
-            if stack is not None and (n_outputs is None or n_outputs == stack.n_outputs) and \
-                    (max_memory is None or max_memory >= minimum_memory(stack, spikes, plan)):
-                outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
-                                          baseline=baseline)
-                return outputs
-        except torch.cuda.OutOfMemoryError:
-            # The incremental engine halves its replay chunks itself; what still does not fit (its baseline
-            # cache, the compiled check) falls back to the generic path, which needs less and halves too.
-            logger.warning("CUDA out of memory in the incremental engine; running the generic batched path")
-            torch.cuda.empty_cache()
-    return run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress)
+
+def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
+             preferred: str | None = None) -> tuple[Tensor, Execution]:
+    budget = default_max_memory(spikes.device) if max_memory is None else max_memory
+    generic = lambda reason: (run_plan(model, spikes, plan, max_memory=max_memory,
+                                       n_outputs=n_outputs, progress=progress), Execution("batched", reason))
+    if choice == "batched":
+        return generic("forced (engine='batched')")
+    refused = _refusal(model, spikes, plan, choice)
+    if refused is not None:
+        if choice != "auto":
+            raise ValueError(f"engine: {choice!r} cannot run this call: {refused}; pass engine='auto' or 'batched'")
+        return generic(refused)
+    stack = compiled_stack(model)
+    if stack is None or stack.layers[0].weight.device != spikes.device or \
+            (n_outputs is not None and n_outputs != stack.n_outputs):
+        return _refuse(choice, "the model does not compile to a feed-forward stack", generic)
+    fits = _fits_one_chunk(model, spikes, budget)
+    if plan is None and not fits:
+        return generic("too many samples to record at once: the model's own forward, in chunks")
+    try:
+        recording = recorded(model, spikes, stack, fits, max_memory)
+    except torch.cuda.OutOfMemoryError:
+        logger.warning("CUDA out of memory in the compiled check; running the generic batched path")
+        torch.cuda.empty_cache()
+        return _refuse(choice, "CUDA out of memory in the compiled check", generic)
+    if recording is None:
+        return _refuse(choice, "the compiled stack does not reproduce the model's forward bit for bit", generic)
+    if plan is None:
+        if recording.outputs is None:
+            return generic("too many samples to record at once: the model's own forward, in chunks")
+        return recording.outputs, Execution("incremental", "the compiled stack's recorded forward (verified)")
+    options = _options(model, spikes, plan, stack, max_memory)
+    if choice != "auto":
+        if options.get(choice) is None:
+            raise ValueError(f"engine: {choice!r} cannot run this call: {options.get(choice + ' refused')}; "
+                             "pass engine='auto' or 'batched'")
+        name, reason = choice, f"forced (engine={choice!r})"
+    elif preferred not in (None, "auto") and options.get(preferred) is not None:
+        name, reason = preferred, f"preferred by {ENGINE_ENV}={preferred}"
+    else:
+        estimates = {key: value for key, value in options.items() if isinstance(value, float)}
+        name, reason = cheapest(estimates)
+    if name == "batched":
+        return generic(reason)
+    try:
+        if name == "event":
+            from .event import run_events
+            from .event_kernels import numba_available
+
+            def recompute(rows: Tensor) -> Tensor:
+                return run_plan(model, spikes, select(plan, rows), max_memory=max_memory, n_outputs=n_outputs)
+
+            outputs, tie = run_events(stack, spikes, plan, baseline=recording.baseline, max_memory=max_memory,
+                                      recompute=recompute)
+            return outputs, Execution("event", reason, tie, "numba" if numba_available() else "python")
+        outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
+                                  baseline=recording.baseline)
+        return outputs, Execution("incremental", reason)
+    except torch.cuda.OutOfMemoryError:
+        # The incremental engine halves its replay chunks itself; what still does not fit (its baseline
+        # cache, the compiled check) falls back to the generic path, which needs less and halves too.
+        logger.warning("CUDA out of memory in the %s engine; running the generic batched path", name)
+        torch.cuda.empty_cache()
+        return generic(f"CUDA out of memory in the {name} engine")
+
+
+def _refuse(choice: str, reason: str, generic):
+    if choice != "auto":
+        raise ValueError(f"engine: {choice!r} cannot run this call: {reason}; pass engine='auto' or 'batched'")
+    return generic(reason)
+
+
+def _refusal(model: SpikingModel, spikes: Tensor, plan, choice: str) -> str | None:
+    """Why no compiled executor is tried (``None``: try them)."""
+    if plan is not None and len(plan) == 0:
+        return "an empty plan"
+    if choice == "auto" and spikes.device.type != "cpu":
+        return "on a GPU one batched forward beats the compiled executors' small kernels"
+    if choice == "auto" and plan is not None and _plan_macs(model, spikes, plan) < SMALL_PLAN_MACS and \
+            os.environ.get(ENGINE_ENV, "").strip() in ("", "auto", "batched"):
+        return "a small plan (below SMALL_PLAN_MACS multiply-adds)"
+    return None
+
+
+def _options(model, spikes: Tensor, plan, stack, max_memory: int | None) -> dict:
+    """Each executor's estimated seconds, or why it cannot run (``'<name> refused'``)."""
+    from .cost import Shape, batched_seconds, event_seconds, incremental_seconds
+    from .event import minimum_memory as event_minimum_memory
+    from .event import unsupported
+    from .event_kernels import numba_available
+
+    shape = Shape(spikes.shape[0], len(plan), spikes.shape[1], spikes.shape[2], tuple(stack.sizes))
+    options: dict = {"batched": batched_seconds(shape)}
+    if max_memory is not None and max_memory < minimum_memory(stack, spikes, plan):
+        options["incremental refused"] = "max_memory is below its baseline cache"
+    elif _many_inputs_per_row(plan):
+        options["incremental refused"] = "rows silence many input neurons (a full product per step)"
+    else:
+        options["incremental"] = incremental_seconds(shape)
+    why = unsupported(stack) if spikes.device.type == "cpu" else "it runs on the CPU only"
+    if why is None and max_memory is not None and max_memory < event_minimum_memory(stack, spikes.shape[1]):
+        why = "max_memory is below one sample's tables"
+    if why is None and _many_inputs_per_row(plan):
+        why = "rows silence many input neurons (every one of their spikes an event)"
+    if why is None:
+        options["event"] = event_seconds(shape, compiled=numba_available())
+    else:
+        options["event refused"] = why
+    return options
 
 
 def _plan_macs(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing) -> int:
     """Multiply-adds of running every row of ``plan`` as a full forward pass through the model's layers."""
     sizes = [spikes.shape[2], *model.neuron_layers.values()]
-    return len(plan) * spikes.shape[1] * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return len(plan) * spikes.shape[1] * sum(a * b for a, b in itertools.pairwise(sizes))
 
 
 def _fits_one_chunk(model: SpikingModel, spikes: Tensor, budget: int) -> bool:

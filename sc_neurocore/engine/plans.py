@@ -20,10 +20,10 @@ class SpikeRemovals(NamedTuple):
     timestep: Tensor
     neuron: Tensor
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return self.sample.shape[0]
 
-    def rows(self, start: int, stop: int) -> "SpikeRemovals":
+    def rows(self, start: int, stop: int) -> SpikeRemovals:
         return SpikeRemovals(self.sample[start:stop], self.timestep[start:stop], self.neuron[start:stop])
 
 
@@ -43,10 +43,10 @@ class Silencing(NamedTuple):
     start: Tensor
     stop: Tensor
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return self.sample.shape[0]
 
-    def rows(self, start: int, stop: int) -> "Silencing":
+    def rows(self, start: int, stop: int) -> Silencing:
         return Silencing(self.layer, self.sample[start:stop], self.rank, self.start[start:stop],
                          self.stop[start:stop])
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from brute_force import input_causal_loop, one_sample, saliency_loop
+
 from sc_neurocore.adapters import FunctionModel
 from sc_neurocore.adapters.compile import compile_model
-from sc_neurocore.engine import execute, run_plan
-from sc_neurocore.engine import incremental
+from sc_neurocore.engine import execute, incremental, run_plan
 from sc_neurocore.engine.incremental import minimum_memory, plan_chunks, run_incremental, stack_forward
 from sc_neurocore.engine.plans import Silencing, remove_each_spike, silence_each_neuron, silence_prefixes
 from sc_neurocore.models import LIFNetwork
@@ -27,7 +26,7 @@ def fixed_point_weights(sizes, seed, scale=1.0, dtype=torch.float32):
     gives the same bits and the fast path must agree with brute force bit for bit."""
     generator = torch.Generator().manual_seed(seed)
     return [(torch.randint(-48, 49, (a, b), generator=generator).to(dtype) / 64 * scale)
-            for a, b in zip(sizes[:-1], sizes[1:])]
+            for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
 
 
 def ragged_spikes(batch, steps, n_inputs, rate, seed):
@@ -158,9 +157,12 @@ def test_execute_dispatches_to_the_incremental_executor(monkeypatch):
     calls = []
     real = incremental.run_incremental
     monkeypatch.setattr("sc_neurocore.engine.run_incremental", lambda *a, **k: calls.append(1) or real(*a, **k))
-    fast = execute(net, spikes, plan)
-    assert calls == [1]
+    fast, info = execute(net, spikes, plan, engine="incremental", return_info=True)
+    assert calls == [1] and info.engine == "incremental" and info.reason.startswith("forced")
     assert torch.equal(fast, run_plan(net, spikes, plan))
+    auto, info = execute(net, spikes, plan, return_info=True)  # the cost model picks (here: a tiny network)
+    assert info.reason.startswith("cost model") and info.engine in info.reason
+    assert torch.equal(auto, fast)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the dispatch on CPU is tested above)")
@@ -176,7 +178,7 @@ def test_execute_runs_the_generic_path_on_a_gpu(monkeypatch):
 
 
 def test_small_plans_take_the_generic_path(monkeypatch):
-    import sc_neurocore.engine as engine
+    from sc_neurocore import engine
 
     monkeypatch.setattr(engine, "SMALL_PLAN_MACS", 2 * 10**8)  # the shipped value (conftest sets 0)
     net = network([20, 12, 4], seed=5)
@@ -185,11 +187,13 @@ def test_small_plans_take_the_generic_path(monkeypatch):
     calls = []
     real = incremental.run_incremental
     monkeypatch.setattr("sc_neurocore.engine.run_incremental", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert torch.equal(execute(net, spikes, plan), run_plan(net, spikes, plan))
-    assert calls == []  # len(plan) x 15 x (20 x 12 + 12 x 4) multiply-adds: far below the threshold
+    outputs, info = execute(net, spikes, plan, return_info=True)
+    assert torch.equal(outputs, run_plan(net, spikes, plan))
+    assert calls == [] and info.engine == "batched"  # len(plan) x 15 x (20 x 12 + 12 x 4) multiply-adds: far below
     monkeypatch.setattr(engine, "SMALL_PLAN_MACS", len(plan) * 15 * (20 * 12 + 12 * 4))
-    assert torch.equal(execute(net, spikes, plan), run_plan(net, spikes, plan))
-    assert calls == [1]  # at the threshold: incremental
+    outputs, info = execute(net, spikes, plan, return_info=True)
+    assert torch.equal(outputs, run_plan(net, spikes, plan))
+    assert info.reason.startswith("cost model")  # at the threshold the cost model decides
 
 
 def test_execute_falls_back_transparently(monkeypatch):
@@ -232,7 +236,7 @@ def test_inputs_and_weights_are_not_mutated():
     before = [w.clone() for w in net.linear_weights()], spikes.clone()
     for plan in all_plans(net, spikes):
         run_incremental(compile_model(net), spikes, plan)
-    assert all(torch.equal(a, b) for a, b in zip(before[0], net.linear_weights()))
+    assert all(torch.equal(a, b) for a, b in zip(before[0], net.linear_weights(), strict=True))
     assert torch.equal(before[1], spikes)
 
 
@@ -242,7 +246,7 @@ def test_stack_forward_reproduces_the_network_and_its_recording():
     outputs, baseline = stack_forward(compile_model(net), spikes, record=True)
     recording = net.record(spikes)
     assert torch.equal(outputs, recording.outputs)
-    for layer, spikes_l, states in zip(recording.layers, baseline.spikes, baseline.states):
+    for layer, spikes_l, states in zip(recording.layers, baseline.spikes, baseline.states, strict=True):
         assert torch.equal(layer.spikes, spikes_l) and torch.equal(layer.membrane, states.membrane)
     assert torch.equal(baseline.partial_outputs[:, -1], outputs)
 
@@ -302,6 +306,8 @@ def test_multi_input_silencing_goes_to_the_generic_path(monkeypatch):
     prefixes = silence_prefixes("input", torch.arange(20), 2)
     assert torch.equal(execute(net, spikes, prefixes), run_plan(net, spikes, prefixes))
     assert calls == []
+    with pytest.raises(ValueError, match="engine: 'incremental' cannot run this call"):
+        execute(net, spikes, prefixes, engine="incremental")
     hidden = silence_prefixes("0", torch.arange(12), 2)
-    assert torch.equal(execute(net, spikes, hidden), run_plan(net, spikes, hidden))
+    assert torch.equal(execute(net, spikes, hidden, engine="incremental"), run_plan(net, spikes, hidden))
     assert calls == [1]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sc_neurocore.engine.threads import (SMALL_OP_ELEMENTS, STEP_BLOCK_ELEMENTS, THREADS_ENV, step_block_rows,
-                                         thread_policy, threads_for)
+from sc_neurocore.engine.threads import (
+    SMALL_OP_ELEMENTS,
+    STEP_BLOCK_ELEMENTS,
+    THREADS_ENV,
+    step_block_rows,
+    thread_policy,
+    threads_for,
+)
 
 
 def test_small_cpu_ops_run_single_threaded_large_ones_untouched(monkeypatch):

@@ -170,6 +170,7 @@ def test_out_of_memory_at_one_row_raises_and_returns_nothing():
 
 
 def test_out_of_memory_in_the_incremental_engine_halves_the_chunk(monkeypatch, caplog):
+    monkeypatch.setenv("SC_NEUROCORE_ENGINE", "incremental")  # the executor under test
     import sc_neurocore.engine.incremental as incremental
 
     net, spikes = _problem()
@@ -206,6 +207,7 @@ def test_out_of_memory_in_the_incremental_engine_halves_the_chunk(monkeypatch, c
 
 
 def test_out_of_memory_the_incremental_engine_cannot_absorb_falls_back_to_the_generic_path(monkeypatch, caplog):
+    monkeypatch.setenv("SC_NEUROCORE_ENGINE", "incremental")  # the executor under test
     import sc_neurocore.engine as engine
 
     net, spikes = _problem()

@@ -1,0 +1,383 @@
+r"""The event engine: exact perturbations of a feed-forward LIF stack, propagated as spike-change events.
+
+A removed input spike, or a silenced neuron, is a set of *events*: changes ``(t, i, delta)`` of the train
+that feeds one layer. Layer by layer, `propagate_layer` turns the
+events into the layer's own spike changes, per (row, neuron) pair and not per row: the pairs that provably
+cannot flip a spike are ruled out by one test against per-neuron tables, and only the rest are scanned, in
+time order, from the row's first event. The next layer receives the flips as rank-k current updates (rows
+of its weight matrix). The readout is the baseline's plus the output layer's flips.
+
+Layers plug in through `LayerTables` (a weight matrix and the baseline tables of one LIF layer).
+A convolution or pooling segment lowers to the same interface by its ``dense()`` matrix or
+``unit_responses`` (see `sc_neurocore.engine.lower`).
+
+Exactness: every spike decision is taken only outside a rigorous float bound on the framework's own
+rounding (`layer_tables`); a row with a decision inside the bound is a *tie*: it is recomputed by the
+model's own forward (the caller's ``recompute``) and reported in the tie mask. Everything else is equal to
+the naive loop bit for bit: spike counts are integers, and the readout is formed as the forward forms it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..dynamics import LIFParameters, lif_step
+from ..protocol import INPUT_LAYER
+from .event_kernels import RESET_CODES, kernels
+from .incremental import Baseline, CompiledStack, readout_finish, stack_forward
+from .plans import Silencing, SpikeRemovals
+
+#: Readouts the event engine computes exactly from spike changes.
+EVENT_READOUTS = ("count", "rate")
+#: Spikes a perturbed copy may add to one step's input of a layer beyond the baseline's (flips of the layer
+#: below) while the matrix product's bound still covers its sum; a row adding more is a tie.
+ADDED_SPIKES = 8
+
+
+class LayerTables(NamedTuple):
+    r"""What the kernel needs about one LIF layer, for one chunk of samples (float64 NumPy arrays).
+
+    Attributes:
+        weight: ``(n_in, n)``: row ``i`` is what one unit of input ``i`` adds to the layer's currents.
+        abs_weight: its absolute values.
+        membrane: ``(B, n, T)`` the baseline membranes (neuron-major: the kernel scans along time).
+        spikes: ``(B, n, T)`` the baseline spikes.
+        bound: ``(B, n, T)`` a bound on the baseline's own rounding error $E$.
+        inverse_reach: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, for the reach $\min_{t' \ge t} (|v[t'] - \theta| - s E[t']) / \beta^{t' - t}$ ($s$: ``spread``),
+            time-major; ``reach_by_neuron`` the same ``(B, n, T)``.
+        beta, theta: ``(n,)``.
+        reset: the reset code of `RESET_CODES`.
+        c_op: the rounding factor of a perturbation's membrane updates ($4u$).
+        c_sum: that of the extra terms a perturbation adds to the matrix product ($\gamma_{n_{in}+1}$).
+        spread: the factor on ``bound`` in a decision's radius (the baseline's and the perturbed copy's
+            rounding, and the float64 estimate's own).
+        slack: extra input spikes per step the bound allows a perturbed copy (`ADDED_SPIKES`).
+    """
+
+    weight: np.ndarray
+    abs_weight: np.ndarray
+    membrane: np.ndarray
+    spikes: np.ndarray
+    bound: np.ndarray
+    inverse_reach: np.ndarray
+    reach_by_neuron: np.ndarray
+    beta: np.ndarray
+    theta: np.ndarray
+    reset: int
+    c_op: float
+    c_sum: float
+    spread: float
+    slack: int
+
+
+def unsupported(stack: CompiledStack) -> str | None:
+    """Why the event engine cannot run ``stack`` (``None``: it can).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> unsupported(compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))) is None
+        True
+    """
+    if stack.readout not in EVENT_READOUTS:
+        return f"readout {stack.readout!r} is a membrane value (the event engine computes spike readouts)"
+    for name, layer in zip(stack.names, stack.layers, strict=True):
+        if layer.step is not lif_step or not isinstance(layer.params, LIFParameters):
+            return f"layer {name!r} is not a leaky integrate-and-fire layer"
+        beta = torch.as_tensor(layer.params.beta)
+        if bool((beta < 0).any()) or bool((beta > 1).any()):
+            return f"layer {name!r} has a beta outside [0, 1]"
+        if layer.params.reset not in RESET_CODES:
+            return f"layer {name!r} has reset {layer.params.reset!r}"
+    return None
+
+
+def gamma(terms: Tensor | int, unit: float) -> Tensor:
+    r"""Higham's $\gamma_k = k u / (1 - k u)$: the relative error bound of a sum of ``k`` terms in any order."""
+    k = torch.as_tensor(terms, dtype=torch.float64)
+    return k * unit / (1 - k * unit)
+
+
+def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[LayerTables]:
+    r"""The tables of every layer for samples ``x`` ``(B, T, N)`` and their recorded ``baseline``.
+
+    The bound: with $u$ the unit roundoff of the weights' dtype, per step
+    $\epsilon[t] = 2u(\beta |v[t-1]| + |I[t]| + |v[t]| + \theta) + \gamma_{k_t} A[t]$ (the membrane update's
+    roundings, and the matrix product's: $A = |x| |W| + |b|$ over the $k_t$ non-zero inputs plus the bias,
+    in any summation order), accumulated as $E[t] = \beta E[t-1] + \epsilon[t]$.
+    """
+    unit = torch.finfo(stack.layers[0].weight.dtype).eps / 2
+    # float64 model: the estimates round as finely as the model, so the band takes the bound once more.
+    spread = 2.1 if unit < 2.0**-40 else 1.05
+    tables = []
+    run = kernels()
+    train = x.double()
+    for index, layer in enumerate(stack.layers):
+        params = layer.params
+        n_in, n_out = layer.weight.shape
+        weight = layer.weight.double()
+        membrane = baseline.states[index].membrane.double()
+        spikes = baseline.spikes[index].double()
+        current = baseline.currents[index].double()
+        beta = torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).contiguous()
+        theta = torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).contiguous()
+        magnitude = train.abs() @ weight.abs()
+        real_current = train @ weight
+        if layer.bias is not None:
+            magnitude += layer.bias.double().abs()
+            real_current += layer.bias.double()
+        # The anchor: the baseline's membrane in real arithmetic, with the float forward's own resets.
+        anchor = run["real_membrane"](real_current.numpy(), spikes.numpy(), beta.numpy(), theta.numpy(),
+                                      RESET_CODES[params.reset])
+        # Terms of each step's sum: the non-zero inputs and the bias, plus the spikes a perturbed copy may add
+        # (none in the first layer, whose perturbations only remove input).
+        terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else ADDED_SPIKES)
+        previous = torch.cat([membrane.new_zeros(membrane[:, :1].shape), membrane[:, :-1]], dim=1)
+        local = 2 * unit * (beta * previous.abs() + current.abs() + membrane.abs() + theta.abs()) \
+            + gamma(terms, unit) * magnitude
+        bound = run["error_bound"](local.numpy(), beta.numpy())
+        margin = np.abs(anchor - theta.numpy()) - spread * bound
+        reach = run["reverse_reach"](margin, beta.numpy())
+        anchor_n, spikes_n, bound_n, reach_n = (np.ascontiguousarray(a.transpose(0, 2, 1))
+                                                for a in (anchor, spikes.numpy(), bound, reach))
+        with np.errstate(divide="ignore"):
+            inverse = np.where(reach > 0, 1.0 / reach, np.inf)
+        tables.append(LayerTables(weight.numpy(), np.abs(weight.numpy()), anchor_n, spikes_n, bound_n, inverse, reach_n,
+                                  beta.numpy(), theta.numpy(), RESET_CODES[params.reset], 4 * unit,
+                                  float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES))
+        train = baseline.spikes[index].double()
+    return tables
+
+
+class Events(NamedTuple):
+    """Changes of the train feeding one layer, per row, sorted by row then time (NumPy arrays)."""
+
+    offsets: np.ndarray
+    t: np.ndarray
+    i: np.ndarray
+    delta: np.ndarray
+
+
+def events_from(rows: Tensor, t: Tensor, i: Tensor, delta: Tensor, n_rows: int) -> Events:
+    """Events from parallel index tensors (any order): sorted by row, then time."""
+    order = np.lexsort((t.numpy(), rows.numpy()))
+    counts = np.bincount(rows.numpy(), minlength=n_rows)
+    offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return Events(offsets, t.numpy()[order].astype(np.int64), i.numpy()[order].astype(np.int64),
+                  delta.numpy()[order].astype(np.float64))
+
+
+def level_of(stack: CompiledStack, plan: SpikeRemovals | Silencing) -> int:
+    """The index of the first layer whose input ``plan`` changes (``len(layers)``: the output's own spikes)."""
+    if isinstance(plan, SpikeRemovals) or plan.layer == INPUT_LAYER:
+        return 0
+    return stack.names.index(plan.layer) + 1
+
+
+def plan_events(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRemovals | Silencing) -> Events:
+    """The events of every row of ``plan`` (samples index ``x``), in the train feeding `level_of`."""
+    n_rows = len(plan)
+    if isinstance(plan, SpikeRemovals):
+        value = x[plan.sample, plan.timestep, plan.neuron]
+        keep = value != 0
+        rows = torch.arange(n_rows)[keep]
+        return events_from(rows, plan.timestep[keep], plan.neuron[keep], -value[keep].double(), n_rows)
+    level = level_of(stack, plan)
+    train = x if level == 0 else baseline.spikes[level - 1]
+    masks = plan.masks()  # (P, n)
+    row, neuron = torch.nonzero(masks, as_tuple=True)
+    fired = train[plan.sample[row], :, neuron]  # (K, T): each silenced neuron's baseline train
+    which, t = torch.nonzero(fired, as_tuple=True)
+    return events_from(row[which], t, neuron[which], -fired[which, t].double(), n_rows)
+
+
+def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRemovals | Silencing,
+              recompute: Callable[[Tensor], Tensor] | None = None,
+              tables: list[LayerTables] | None = None) -> tuple[Tensor, Tensor]:
+    """Outputs ``(P, C)`` of every row of ``plan`` and the ``(P,)`` bool tie mask, for one chunk of samples.
+
+    Args:
+        stack: a stack the event engine supports (`unsupported` is ``None``).
+        x: the samples ``(B, T, N)`` in the weights' dtype; ``plan.sample`` indexes them.
+        baseline: their recorded forward (``stack_forward(stack, x, record=True)``).
+        plan: spike removals or silencings.
+        recompute: ``recompute(rows) -> (k, C)``: the outputs of plan rows ``rows`` (a LongTensor) by the
+            model's own forward; tie rows are recomputed by it. ``None``: by the stack's own forward.
+        tables: `layer_tables` of ``x``, if the caller has them.
+
+    Returns:
+        ``(outputs, tie)``.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.plans import remove_each_spike
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
+        >>> x = (torch.rand(1, 20, 8) < 0.3).float()
+        >>> stack = compile_model(net)
+        >>> _, baseline = stack_forward(stack, x, record=True)
+        >>> outputs, tie = run_event(stack, x, baseline, remove_each_spike(x))
+        >>> outputs.shape[1], tie.dtype
+        (2, torch.bool)
+    """
+    n_rows = len(plan)
+    n_steps = x.shape[1]
+    level = level_of(stack, plan)
+    accumulated = baseline.partial_outputs[:, n_steps]  # the readout accumulator after the last step
+    sample = plan.sample
+    counts = accumulated[sample].clone()
+    tie = torch.zeros(n_rows, dtype=torch.bool)
+    if level == len(stack.layers):  # silenced output neurons: their spikes leave the readout
+        assert isinstance(plan, Silencing)
+        counts = counts * (~plan.masks()).to(counts.dtype)
+        return readout_finish(stack.readout, counts, n_steps), tie
+    tables = layer_tables(stack, x, baseline) if tables is None else tables
+    events = plan_events(stack, x, baseline, plan)
+    sample_np = sample.numpy().astype(np.int64)
+    propagate = kernels()["propagate_layer"]
+    ties = np.zeros(n_rows, dtype=np.bool_)
+    for table in tables[level:]:
+        offsets, t, j, delta, row_ties = propagate(
+            events.offsets, events.t, events.i, events.delta, sample_np, table.weight, table.abs_weight, table.membrane,
+            table.spikes, table.bound, table.inverse_reach, table.reach_by_neuron, table.beta, table.theta, table.reset, table.c_op, table.c_sum, table.spread, table.slack,
+            max(16, 4 * events.t.shape[0]))
+        ties |= row_ties
+        events = Events(offsets, t, j, delta)
+    rows = np.repeat(np.arange(n_rows), np.diff(events.offsets))
+    counts.index_put_((torch.from_numpy(rows), torch.from_numpy(events.i)),
+                      torch.from_numpy(events.delta).to(counts.dtype), accumulate=True)
+    outputs = readout_finish(stack.readout, counts, n_steps)
+    tie = torch.from_numpy(ties)
+    if bool(tie.any()):
+        index = torch.nonzero(tie)[:, 0]
+        if recompute is None:
+            outputs[index] = _stack_rows(stack, x, plan, index)
+        else:
+            outputs[index] = recompute(index).to(outputs.dtype)
+    return outputs, tie
+
+
+def _stack_rows(stack: CompiledStack, x: Tensor, plan: SpikeRemovals | Silencing, index: Tensor) -> Tensor:
+    """Rows ``index`` of ``plan`` by the stack's own forward on perturbed copies."""
+    from .batched import materialise
+
+    rows, silence = materialise(x, select(plan, index))
+    result = stack_forward(stack, rows, silence=dict(silence) if silence else None)
+    assert isinstance(result, Tensor)
+    return result
+
+
+def _slice(baseline: Baseline, start: int, stop: int) -> Baseline:
+    """Samples ``[start, stop)`` of a recorded baseline (views, no copies)."""
+    return Baseline([c[start:stop] for c in baseline.currents],
+                    [type(state)(*(field[start:stop] for field in state)) for state in baseline.states],
+                    [s[start:stop] for s in baseline.spikes], baseline.partial_outputs[start:stop])
+
+
+def select(plan: SpikeRemovals | Silencing, index: Tensor) -> SpikeRemovals | Silencing:
+    """Rows ``index`` (a LongTensor) of ``plan``.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.plans import remove_each_spike
+        >>> len(select(remove_each_spike(torch.ones(1, 2, 3)), torch.tensor([0, 4])))
+        2
+    """
+    if isinstance(plan, SpikeRemovals):
+        return SpikeRemovals(plan.sample[index], plan.timestep[index], plan.neuron[index])
+    return Silencing(plan.layer, plan.sample[index], plan.rank, plan.start[index], plan.stop[index])
+
+
+def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
+    """Peak bytes of one sample's `LayerTables` while they are built (float64: the tables, their
+    neuron-major copies and the temporaries of the bound)."""
+    return 8 * n_steps * sum(16 * n + 2 for n in stack.sizes)
+
+
+def minimum_memory(stack: CompiledStack, n_steps: int) -> int:
+    """The smallest ``max_memory`` the event engine runs under: one sample's recorded forward and tables."""
+    from .incremental import baseline_bytes_per_sample
+
+    itemsize = torch.empty((), dtype=stack.layers[0].weight.dtype).element_size()
+    return baseline_bytes_per_sample(stack, n_steps, itemsize) + table_bytes_per_sample(stack, n_steps)
+
+
+def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, *,
+               baseline: Baseline | None = None, max_memory: int | None = None,
+               recompute: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """Outputs ``(P, C)`` and tie mask ``(P,)`` of every row of ``plan``, one chunk of samples at a time.
+
+    Args:
+        stack: a stack the event engine supports.
+        spikes: the samples ``(B, T, N)``.
+        plan: spike removals or silencings of ``spikes``.
+        baseline: the recorded forward of all of ``spikes``, if the caller has it.
+        max_memory: peak bytes of one chunk's baseline and tables (``None``: automatic).
+        recompute: ``recompute(rows)``: outputs of plan rows ``rows`` (global indices) by the model's own
+            forward, for the tie rows (``None``: the stack's forward).
+
+    Returns:
+        ``(outputs, tie)``.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.adapters.compile import compile_model
+        >>> from sc_neurocore.engine.plans import remove_each_spike
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
+        >>> x = (torch.rand(3, 20, 8) < 0.3).float()
+        >>> plan = remove_each_spike(x)
+        >>> outputs, tie = run_events(compile_model(net), x, plan)
+        >>> from sc_neurocore.engine.batched import run_plan
+        >>> bool(torch.equal(outputs[~tie], run_plan(net, x, plan)[~tie]))
+        True
+    """
+    from .budget import default_max_memory
+    from .incremental import baseline_bytes_per_sample
+
+    dtype = stack.layers[0].weight.dtype
+    x = spikes.to(dtype)
+    n_samples, n_steps, _ = x.shape
+    n_rows = len(plan)
+    outputs = torch.empty((n_rows, stack.n_outputs), dtype=dtype)
+    tie = torch.zeros(n_rows, dtype=torch.bool)
+    if n_rows == 0:
+        return outputs, tie
+    budget = default_max_memory(x.device) if max_memory is None else max_memory
+    per_sample = baseline_bytes_per_sample(stack, n_steps, x.element_size()) + table_bytes_per_sample(stack, n_steps)
+    # The tables are sized from the budget even when the whole baseline is given (it is sliced per chunk).
+    samples = max(1, min(n_samples, budget // 2 // per_sample))
+    order = torch.argsort(plan.sample, stable=True)
+    bounds = torch.searchsorted(plan.sample[order], torch.arange(0, n_samples + samples, samples).clamp(max=n_samples))
+    for chunk, start in enumerate(range(0, n_samples, samples)):
+        lo, hi = int(bounds[chunk]), int(bounds[chunk + 1])
+        if lo == hi:
+            continue
+        picked = order[lo:hi]
+        chunk_x = x[start:start + samples]
+        chunk_baseline: Baseline
+        if baseline is None:
+            recorded_forward = stack_forward(stack, chunk_x, record=True)
+            assert isinstance(recorded_forward, tuple)
+            chunk_baseline = recorded_forward[1]
+        elif samples == n_samples:
+            chunk_baseline = baseline
+        else:
+            chunk_baseline = _slice(baseline, start, start + samples)
+        sub = select(plan, picked)
+        if isinstance(sub, SpikeRemovals):  # samples renumbered into the chunk
+            sub = SpikeRemovals(sub.sample - start, sub.timestep, sub.neuron)
+        else:
+            rank = sub.rank[start:start + samples] if sub.rank.ndim == 2 else sub.rank
+            sub = Silencing(sub.layer, sub.sample - start, rank, sub.start, sub.stop)
+        local = None if recompute is None else (lambda rows, picked=picked: recompute(picked[rows]))
+        outputs[picked], tie[picked] = run_event(stack, chunk_x, chunk_baseline, sub, recompute=local)
+    return outputs, tie

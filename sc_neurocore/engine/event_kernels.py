@@ -1,0 +1,333 @@
+r"""The event engine's inner loop: one LIF layer's spike changes from its input's spike changes.
+
+Written once, in plain Python over NumPy arrays, and compiled by numba when it is installed (the ``fast``
+extra, ``pip install 'sc-neurocore[fast]'``). Without numba the very same function runs uncompiled: the same
+results, far slower, so `sc_neurocore.engine.execute` then prefers the torch executors.
+
+One call handles every perturbed row of a chunk for one layer. Row ``p`` changes the layer's input train by
+events ``(t, i, delta)`` (a removed input spike, a flipped spike of the layer below), sorted by time. For
+each neuron ``j`` the membrane difference to the baseline evolves, until a spike flips, as
+
+$$ d[t] = \beta\, d[t-1] + \sum_{e:\, t_e = t} \delta_e W_{i_e j} - (r'[t] - r[t])\,\theta $$
+
+(reset by subtraction; no reset drops the last term; reset to zero multiplies by $1 - r'$ and re-anchors on
+a flipped reset). A neuron is first tested against the per-neuron table ``reach``
+($\min_{t' \ge t} m[t'] / \beta^{t' - t}$, where $m$ is the baseline's margin to threshold less its
+rounding bound): when $(1 + 4u(2 + 2T) + \gamma_{n_{in}+1}) \sum_e |\delta_e W_{i_e j}| / \mathrm{reach}[t_e, j] < 1$ no spike of
+``j`` can change and it is skipped. Only the others are scanned, in time order, from the row's first event,
+and a scan stops as soon as the same test passes for what is left of the difference.
+
+Exactness: a spike decision is taken only when the estimate $v[t] + d[t]$ (float64) lies further from
+threshold than a rigorous bound ``R`` on its distance from what the framework's own float forward of that
+perturbed copy computes, whatever the order of its matrix product's sums. ``R`` is
+$2.05\,E[t] + R_x[t]$ ($2.5$ in float64, where the estimate's own rounding is of the same order): $E$ bounds the baseline's own rounding (the table ``bound``, see
+`sc_neurocore.engine.event.layer_tables`) and $R_x[t] = \beta R_x[t-1] + 4u\,(\beta|d[t-1]| + |d[t]|
++ \theta |r' - r|) + \gamma_{n_{in}+1} \sum_e |\delta_e W_{i_e j}|$ the perturbation's share (its membrane
+updates' roundings, and its matrix product's extra terms). A decision inside the
+bound marks the row as a tie; the caller recomputes tie rows by the model's own forward.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
+
+
+def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, membrane, spikes, bound, inverse_reach,
+                    reach_by_neuron,
+                    beta, theta,
+                    reset, c_op, c_sum, spread, slack, capacity):
+    r"""Spike changes of one LIF layer for every row (see the module docstring).
+
+    Args:
+        offsets: ``(P + 1,)`` int64: row ``p``'s input events are ``[offsets[p], offsets[p + 1])``.
+        ev_t, ev_i, ev_delta: the input events (time, input neuron, change of the input), by row and time.
+        sample: ``(P,)`` int64: the sample of each row (indexes the tables).
+        weight, abs_weight: ``(n_in, n)`` float64, and its absolute values.
+        membrane, spikes, bound: ``(B, n, T)`` float64 baseline tables, neuron-major (a scan reads along time).
+        inverse_reach: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, time-major (the screen
+            reads along neurons); ``reach_by_neuron``: ``reach`` itself, ``(B, n, T)``.
+        beta, theta: ``(n,)`` float64.
+        reset: 0 subtract, 1 zero, 2 none.
+        c_op: the rounding factor of the membrane updates in the perturbation's share of the bound ($4u$).
+        c_sum: that of the matrix product's extra terms ($\gamma_{n_{in} + 1}$).
+        spread: the factor on the baseline's bound ($2 +$ the float64 estimate's own rounding).
+        slack: how many spikes a row may add to one step's input before that step's sum has more terms
+            than the bound allows for (more: a tie).
+        capacity: initial size of the output event buffers.
+
+    Returns:
+        ``(offsets, t, j, delta, tie)``: the layer's spike changes by row and time, and ``(P,)`` bool ties.
+
+    Example:
+        >>> import numpy as np
+        >>> z = np.zeros((1, 2, 1))
+        >>> out = propagate_layer(np.array([0, 1]), np.array([0]), np.array([0]), np.array([1.0]), np.array([0]),
+        ...                       np.array([[2.0]]), np.array([[2.0]]), z, z, z, np.full((1, 2, 1), np.inf),
+        ...                       np.full((1, 1, 2), -1.0),
+        ...                       np.array([0.5]),
+        ...                       np.array([1.0]), 0, 1e-7, 1e-7, 2.5, 8, 4)
+        >>> out[0].tolist(), out[1].tolist(), out[3].tolist()
+        ([0, 1], [0], [1.0])
+    """
+    n_rows = offsets.shape[0] - 1
+    weight_by_neuron = np.ascontiguousarray(weight.T)  # a scan reads one neuron's column
+    n_steps = membrane.shape[2]
+    n_out = weight.shape[1]
+    grow = 1.0 + c_op * (2.0 + 2.0 * n_steps) + c_sum
+    out_offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    out_t = np.empty(max(capacity, 1), dtype=np.int64)
+    out_j = np.empty(max(capacity, 1), dtype=np.int64)
+    out_delta = np.empty(max(capacity, 1), dtype=np.float64)
+    tie = np.zeros(n_rows, dtype=np.bool_)
+    # One row's changes before they are put in time order; no array is reallocated inside the row loops
+    # (in numba a reassigned array costs reference counting on every iteration).
+    row_t = np.empty(n_out * n_steps, dtype=np.int64)
+    row_j = np.empty(n_out * n_steps, dtype=np.int64)
+    row_delta = np.empty(n_out * n_steps, dtype=np.float64)
+    per_step = np.zeros(n_steps + 1, dtype=np.int64)
+    totals = np.empty(n_out, dtype=np.float64)
+    count = 0
+    for p in range(n_rows):
+        start = offsets[p]
+        stop = offsets[p + 1]
+        found = 0
+        if start < stop:
+            found = _scan_row(start, stop, sample[p], ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound,
+                              inverse_reach, reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow,
+                              totals, row_t, row_j, row_delta)
+        if found < 0:
+            tie[p] = True
+            found = 0
+        if count + found > out_t.shape[0]:  # grow the buffers (doubling)
+            size = max(2 * out_t.shape[0], count + found)
+            grown_t = np.empty(size, dtype=np.int64)
+            grown_j = np.empty(size, dtype=np.int64)
+            grown_delta = np.empty(size, dtype=np.float64)
+            grown_t[:count] = out_t[:count]
+            grown_j[:count] = out_j[:count]
+            grown_delta[:count] = out_delta[:count]
+            out_t = grown_t
+            out_j = grown_j
+            out_delta = grown_delta
+        if found > 0:  # a counting sort by time, stable: the next layer reads them in time order
+            per_step[:] = 0
+            for k in range(found):
+                per_step[row_t[k] + 1] += 1
+            for t in range(n_steps):
+                per_step[t + 1] += per_step[t]
+            for k in range(found):
+                slot = count + per_step[row_t[k]]
+                per_step[row_t[k]] += 1
+                out_t[slot] = row_t[k]
+                out_j[slot] = row_j[k]
+                out_delta[slot] = row_delta[k]
+        count += found
+        out_offsets[p + 1] = count
+    return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie
+
+
+def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound, inverse_reach,
+              reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals, row_t, row_j, row_delta):
+    """The spike changes of one row, in neuron order, written to ``row_*``: their number, or -1 on a tie."""
+    n_steps = membrane.shape[2]
+    added = 0  # the most spikes this row adds to one step's input
+    e = start
+    while e < stop:
+        here = 0
+        t = ev_t[e]
+        while e < stop and ev_t[e] == t:
+            if ev_delta[e] > 0.0:
+                here += 1
+            e += 1
+        added = max(added, here)
+    if added > slack:
+        return -1
+    first_t = ev_t[start]
+    last_t = ev_t[stop - 1]
+    found = 0
+    n_out = abs_weight.shape[1]
+    # The vectorised test, one pass over the neurons per event: can the summed, decaying kicks of this row's
+    # events reach a threshold? (``inverse_reach`` is 1 / reach, or inf where reach <= 0: never screened.)
+    for j in range(n_out):
+        totals[j] = 0.0
+    for e in range(start, stop):
+        size = abs(ev_delta[e])
+        i = ev_i[e]
+        t = ev_t[e]
+        for j in range(n_out):
+            totals[j] += size * abs_weight[i, j] * inverse_reach[b, t, j]
+    for j in range(n_out):
+        if totals[j] * grow < 1.0:  # NaN (a zero weight times an infinite inverse) is scanned
+            continue
+        bj = beta[j]
+        th = theta[j]
+        d = 0.0
+        rx = 0.0
+        e = start
+        t = first_t
+        previous = spikes[b, j, t - 1] if t > 0 else 0.0  # the perturbed row's spike at t - 1
+        while t < n_steps:
+            change = 0.0
+            mass = 0.0
+            while e < stop and ev_t[e] == t:
+                kick = ev_delta[e] * weight_by_neuron[j, ev_i[e]]
+                change += kick
+                mass += abs(kick)
+                e += 1
+            base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
+            if reset == 0:
+                new = bj * d + change - (previous - base_reset) * th
+            elif reset == 2:
+                new = bj * d + change
+            elif previous == base_reset:
+                new = bj * (1.0 - base_reset) * d + change
+            else:  # a flipped reset to zero: re-anchored on the baseline's (real) membrane
+                before = membrane[b, j, t - 1]
+                new = bj * (1.0 - previous) * (before + d) - bj * (1.0 - base_reset) * before + change
+            rx = bj * rx + c_op * (bj * abs(d) + abs(new) + th * abs(previous - base_reset)) + c_sum * mass
+            d = new
+            estimate = membrane[b, j, t] + d
+            radius = spread * bound[b, j, t] + rx
+            if estimate - th > radius:
+                fired = 1.0
+            elif th - estimate > radius:
+                fired = 0.0
+            else:
+                return -1
+            base = spikes[b, j, t]
+            if fired != base:
+                row_t[found] = t
+                row_j[found] = j
+                row_delta[found] = fired - base
+                found += 1
+            previous = fired
+            if fired == base and t + 1 < n_steps and (abs(d) * grow + rx) * bj < reach_by_neuron[b, j, t + 1]:
+                # What is left of the difference only decays and provably flips nothing before the next event.
+                if t >= last_t:
+                    break
+                gap = ev_t[e] - t - 1  # steps without an event: skipped, the difference decayed over them
+                if gap > 0:
+                    decay = 1.0
+                    for skipped in range(t + 1, t + 1 + gap):
+                        decay *= bj if reset != 1 else bj * (1.0 - spikes[b, j, skipped - 1])
+                    rx = bj ** gap * (rx + 2.0 * c_op * gap * abs(d))
+                    d *= decay
+                    t += gap
+                    previous = spikes[b, j, t]
+            t += 1
+    return found
+
+
+def reverse_reach(margin, beta):
+    """``reach[b, t, j] = min over t' >= t of margin[b, t', j] / beta[j] ** (t' - t)`` (one reverse scan).
+
+    ``beta = 0``: a later step is out of reach (``inf``) unless its margin is not positive (then ``-inf``:
+    never screened). Example:
+        >>> import numpy as np
+        >>> reverse_reach(np.array([[[3.0], [1.0]]]), np.array([0.5]))[0, :, 0].tolist()
+        [2.0, 1.0]
+    """
+    n_samples, n_steps, n_out = margin.shape
+    reach = np.empty_like(margin)
+    for b in range(n_samples):
+        for j in range(n_out):
+            running = margin[b, n_steps - 1, j]
+            reach[b, n_steps - 1, j] = running
+            for t in range(n_steps - 2, -1, -1):
+                if beta[j] > 0.0:
+                    carried = running / beta[j]
+                elif running > 0.0:
+                    carried = np.inf
+                else:
+                    carried = -np.inf
+                running = min(margin[b, t, j], carried)
+                reach[b, t, j] = running
+    return reach
+
+
+def real_membrane(current, spikes, beta, theta, reset):
+    """The membrane in (float64) real arithmetic, driven by the real currents and the float forward's own
+    resets (``spikes``: the spikes it emitted), ``(B, T, n)``; the anchor of every perturbed estimate.
+
+    Example:
+        >>> import numpy as np
+        >>> real_membrane(np.ones((1, 3, 1)), np.array([[[0.0], [1.0], [0.0]]]), np.array([0.5]), np.array([1.0]),
+        ...               0)[0, :, 0].tolist()
+        [1.0, 1.5, 0.75]
+    """
+    n_samples, n_steps, n_out = current.shape
+    out = np.empty_like(current)
+    for b in range(n_samples):
+        for j in range(n_out):
+            running = 0.0
+            for t in range(n_steps):
+                fired = spikes[b, t - 1, j] if t > 0 else 0.0
+                if reset == 0:
+                    running = beta[j] * running + current[b, t, j] - fired * theta[j]
+                elif reset == 1:
+                    running = beta[j] * ((1.0 - fired) * running) + current[b, t, j]
+                else:
+                    running = beta[j] * running + current[b, t, j]
+                out[b, t, j] = running
+    return out
+
+
+def error_bound(local, beta):
+    """``E[t] = beta * E[t - 1] + local[t]`` over time (``E[-1] = 0``), for ``(B, T, n)`` arrays.
+
+    Example:
+        >>> import numpy as np
+        >>> error_bound(np.ones((1, 3, 1)), np.array([0.5]))[0, :, 0].tolist()
+        [1.0, 1.5, 1.75]
+    """
+    n_samples, n_steps, n_out = local.shape
+    out = np.empty_like(local)
+    for b in range(n_samples):
+        for j in range(n_out):
+            running = 0.0
+            for t in range(n_steps):
+                running = beta[j] * running + local[b, t, j]
+                out[b, t, j] = running
+    return out
+
+
+_python_scan_row = _scan_row
+# The plain-Python propagate_layer calls the plain-Python scan, whatever the module global becomes once compiled.
+_python_propagate = types.FunctionType(propagate_layer.__code__, {**globals(), "_scan_row": _python_scan_row},
+                                       "propagate_layer")
+PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "real_membrane": real_membrane, "reverse_reach": reverse_reach, "error_bound": error_bound}
+_COMPILED: dict[str, object] = {}
+
+
+def numba_available() -> bool:
+    """Whether numba is installed (the ``fast`` extra)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def kernels(compiled: bool = True) -> dict:
+    """The kernels by name: numba-compiled when ``compiled`` and numba is installed, else plain Python.
+
+    Example:
+        >>> sorted(kernels(compiled=False))
+        ['_scan_row', 'error_bound', 'propagate_layer', 'real_membrane', 'reverse_reach']
+    """
+    if not compiled or not numba_available():
+        return PYTHON_KERNELS
+    if not _COMPILED:
+        import numba
+
+        # _scan_row first: propagate_layer calls it through the module global, which must be the compiled one.
+        global _scan_row
+        _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(_python_scan_row)
+        for name, function in (("propagate_layer", propagate_layer), ("reverse_reach", reverse_reach),
+                               ("error_bound", error_bound), ("real_membrane", real_membrane)):
+            _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(function)
+    return _COMPILED

@@ -1,0 +1,17 @@
+"""The Examples in the engine's and the benchmark's docstrings run and print what they claim."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["sc_neurocore.engine", "sc_neurocore.engine.event", "sc_neurocore.engine.event_kernels",
+           "sc_neurocore.engine.cost", "sc_neurocore.engine.recorded", "sc_neurocore.engine.lower",
+           "sc_neurocore.engine.attribution_kernels", "sc_neurocore.engine.threads", "sc_neurocore.engine.incremental",
+           "sc_neurocore.bench.targets"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,72 @@
+"""One recorded forward per explainer call: the baseline call records, the plan call starts from it, and the
+compiled check runs once per model and input shape (again when a parameter changes)."""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from sc_neurocore.engine import execute, run_plan
+
+recorded_module = importlib.import_module("sc_neurocore.engine.recorded")
+from sc_neurocore.engine.plans import remove_each_spike
+from sc_neurocore.explain import TemporalSaliency
+from sc_neurocore.models import LIFNetwork
+
+
+def counting(net: LIFNetwork, monkeypatch):
+    calls = []
+    real = LIFNetwork.run
+    monkeypatch.setattr(net, "run", lambda spikes, silence=None: calls.append(len(spikes)) or real(net, spikes, silence))
+    forwards = []
+    real_forward = recorded_module.stack_forward
+    monkeypatch.setattr(recorded_module, "stack_forward", lambda *a, **k: forwards.append(1) or real_forward(*a, **k))
+    return calls, forwards
+
+
+def test_baseline_and_plan_share_one_recorded_forward(monkeypatch):
+    recorded_module.forget()
+    generator = torch.Generator().manual_seed(1)
+    net = LIFNetwork([torch.randn(40, 16, generator=generator), torch.randn(16, 3, generator=generator)])
+    spikes = (torch.rand(1, 20, 40, generator=generator) < 0.3).float()
+    calls, forwards = counting(net, monkeypatch)
+    baseline, info = execute(net, spikes, None, return_info=True)
+    assert calls == [1] and forwards == [1]  # the check: the model's forward and the recorded stack forward
+    outputs = execute(net, spikes, remove_each_spike(spikes), engine="event")
+    assert calls == [1] and forwards == [1]  # the plan started from the recording
+    assert torch.equal(baseline, net.run(spikes)) and info.reason.startswith("the compiled stack's recorded")
+    calls.clear()
+    other = (torch.rand(1, 20, 40, generator=generator) < 0.3).float()
+    assert torch.equal(execute(net, other, None), LIFNetwork.run(net, other))
+    assert calls == [] and forwards == [1, 1]  # same shape: the check is cached, one recorded forward
+    assert torch.equal(outputs, run_plan(net, spikes, remove_each_spike(spikes)))
+
+
+def test_a_changed_parameter_or_tensor_is_never_served_stale(monkeypatch):
+    recorded_module.forget()
+    generator = torch.Generator().manual_seed(2)
+    net = LIFNetwork([torch.randn(12, 6, generator=generator), torch.randn(6, 2, generator=generator)])
+    spikes = (torch.rand(1, 10, 12, generator=generator) < 0.4).float()
+    calls, _ = counting(net, monkeypatch)
+    first = execute(net, spikes, None)
+    spikes[0, 0] = 1 - spikes[0, 0]  # in place: a new version of the same tensor
+    assert torch.equal(execute(net, spikes, None), LIFNetwork.run(net, spikes))
+    with torch.no_grad():
+        net.weights[0].mul_(2.0)
+    calls.clear()
+    assert torch.equal(execute(net, spikes, None), LIFNetwork.run(net, spikes))
+    assert calls == [1]  # the parameter changed: checked again
+    assert first.shape == (1, 2)
+
+
+def test_explainer_call_runs_the_model_once(monkeypatch):
+    recorded_module.forget()
+    generator = torch.Generator().manual_seed(3)
+    net = LIFNetwork([torch.randn(64, 24, generator=generator), torch.randn(24, 4, generator=generator)])
+    spikes = (torch.rand(30, 64, generator=generator) < 0.2).float()
+    calls, forwards = counting(net, monkeypatch)
+    TemporalSaliency(net).explain(spikes, output_neuron=0)
+    n_spikes = int(spikes.sum())
+    unperturbed = [rows for rows in calls if rows != n_spikes]  # the batched executor's own calls aside
+    assert unperturbed == [1] and len(forwards) <= 1
