@@ -14,7 +14,7 @@ Completeness: $\sum_{t,i} A[t, i] = y_k = \sum_t d^{T-t} (s[t] W_{\mathrm{eff}})
 readout of the input. It needs no model, only weights, and is what the FPGA core computes.
 
 **`mode="gated"`** (deprecated: the held-out evaluation of `sc-neurocore quality` finds it on no network
-more faithful than the linear rule at the same decay or than `mode="auto"`; needs a model to record hidden activity, with its own or
+more faithful than `mode="auto"`, and on no dense network more faithful than the linear rule at the same decay; needs a model to record hidden activity, with its own or
 hand-given weights): one forward pass records every neuron layer's spikes $z_l[t]$ ($l = 1 .. L$, the last one
 the output layer). A path through neuron $j$ of layer $l$ counts in proportion to how much that neuron fired
 in the decaying window that follows $t$:
@@ -93,8 +93,9 @@ class SpikeAttributor:
                 raise ValueError("fixed_point: the hardware computes the linear rule only; use mode='linear'")
         if mode == "gated":
             warnings.warn("mode='gated' is deprecated: on the held-out digits of `sc-neurocore quality` "
-                          "(docs/quality.md) it is on no network more faithful than the linear rule at the same decay "
-                          "or than mode='auto'; use mode='auto' with a model", DeprecationWarning, stacklevel=2)
+                          "(docs/quality.md) it is on no network more faithful than mode='auto', and on no dense "
+                          "network more faithful than the linear rule at the same decay; use mode='auto' with a model",
+                          DeprecationWarning, stacklevel=2)
         self.fixed_point = fixed_point
 
     def attribute(self, input_spikes: Any, weights: Any, output_neuron: Any = 0, *,
