@@ -57,7 +57,7 @@ def timed(function, device: torch.device, runs: int) -> float:
 def fixed_point_network(sizes, seed: int) -> LIFNetwork:
     generator = torch.Generator().manual_seed(seed)
     weights = [torch.randint(-48, 49, (a, b), generator=generator).float() / 64 * (2.0 if a < 100 else 0.7)
-               for a, b in zip(sizes[:-1], sizes[1:])]
+               for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     return LIFNetwork(weights, beta=0.9)
 
 
@@ -130,11 +130,11 @@ def timing(device: torch.device, quick: bool = False) -> list[tuple]:
         for inputs, spikes in (("1 sample", one), (f"{batch} samples", many)):
             plan = remove_each_spike(spikes)
             with torch.inference_mode():
-                runs = {"execute": lambda: execute(net, spikes, plan),
-                        "incremental": lambda: run_incremental(stack, spikes, plan),
-                        "generic": lambda: run_plan(net, spikes, plan)}
+                runs = {"execute": lambda net=net, spikes=spikes, plan=plan: execute(net, spikes, plan),
+                        "incremental": lambda stack=stack, spikes=spikes, plan=plan: run_incremental(stack, spikes, plan),
+                        "generic": lambda net=net, spikes=spikes, plan=plan: run_plan(net, spikes, plan)}
                 if inputs == "1 sample":
-                    runs["naive"] = lambda: naive(net, spikes)
+                    runs["naive"] = lambda net=net, spikes=spikes: naive(net, spikes)
                 outputs = {key: run() for key, run in runs.items()}
                 reference = outputs["naive" if "naive" in outputs else "generic"]
                 agree = "; ".join(f"{key} vs {'naive' if 'naive' in outputs else 'generic'}: "

@@ -1,7 +1,7 @@
 """Atomic file writes: a file is either its old self, the complete new one, or absent -- never partial.
 
 Everything sc-neurocore writes (figures, Verilog, bitstream reports, result shards, manifests) goes
-through :func:`atomic_write` or :func:`atomic_path`: the content is written to a temporary file in the
+through `atomic_write` or `atomic_path`: the content is written to a temporary file in the
 same folder, flushed and fsync'd, then renamed over the target (``os.replace`` is atomic on POSIX and
 Windows). An exception or Ctrl-C before the rename removes the temporary file and leaves the target as
 it was.
@@ -23,6 +23,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     For writers that insist on a file name (``matplotlib.savefig``, ``safetensors.save_file``, a
     toolchain writing its output). The parent folder must exist.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "weights.bin"
+        >>> with atomic_path(target) as temporary:
+        ...     _ = temporary.write_bytes(b"written under another name")
+        ...     target.exists()
+        False
+        >>> target.read_bytes()
+        b'written under another name'
     """
     target = Path(path)
     if not target.parent.is_dir():
@@ -65,10 +75,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         path: the target file.
         mode: ``"w"`` (text) or ``"wb"`` (binary).
         encoding: text encoding (ignored for binary).
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "manifest.json"
+        >>> with atomic_write(target) as handle:
+        ...     _ = handle.write("{}")
+        >>> target.read_text()
+        '{}'
     """
     if not isinstance(mode, str) or mode not in ("w", "wb"):
         raise ValueError(f"mode: expected 'w' or 'wb', got {mode!r}")
-    with atomic_path(path) as temporary:
-        with open(temporary, mode, encoding=None if mode == "wb" else encoding) as handle:
-            yield handle
-            handle.flush()
+    with atomic_path(path) as temporary, open(temporary, mode, encoding=None if mode == "wb" else encoding) as handle:
+        yield handle
+        handle.flush()

@@ -3,14 +3,14 @@
 ==============================  ==============================  ========================================
 class                           Captum base                     attribution ``(B, T, N)``
 ==============================  ==============================  ========================================
-:class:`TemporalSaliencyAttr`   ``PerturbationAttribution``     ``f_k(x) - f_k(x without spike (t, i))``
-:class:`CausalImportanceAttr`   ``PerturbationAttribution``     input neuron ``i``'s importance, at every
+`TemporalSaliencyAttr`   ``PerturbationAttribution``     ``f_k(x) - f_k(x without spike (t, i))``
+`CausalImportanceAttr`   ``PerturbationAttribution``     input neuron ``i``'s importance, at every
                                                                 timestep (Captum's feature-group style)
-:class:`SpikeAttributorAttr`    ``Attribution``                 weight paths times decay, per spike
+`SpikeAttributorAttr`    ``Attribution``                 weight paths times decay, per spike
 ==============================  ==============================  ========================================
 
-Each takes a ``forward_func`` that is a :class:`~sc_neurocore.protocol.SpikingModel` (an adapter from
-:mod:`sc_neurocore.adapters`, an :class:`~sc_neurocore.models.LIFNetwork`) or anything the explainers
+Each takes a ``forward_func`` that is a `SpikingModel` (an adapter from
+`sc_neurocore.adapters`, an `LIFNetwork`) or anything the explainers
 accept, and has Captum's ``attribute(inputs, target=...)``: ``inputs`` a ``(B, T, N)`` tensor (or a
 one-tensor tuple, answered with a one-tensor tuple), ``target`` an int or a ``(B,)`` integer tensor.
 Results are plain tensors of the input's shape, so they go to ``captum.attr.visualization``,
@@ -20,7 +20,7 @@ The adapters are themselves valid Captum ``forward_func``\\ s (differentiable th
 surrogate gradients), so ``FeatureAblation``, ``Occlusion``, ``Saliency`` and ``IntegratedGradients``
 run on them directly. Captum's *layer* perturbation methods do not fit spiking layers: a layer that
 runs once per timestep is captured once (its last call) and that one output is replayed at every step
-(captum#1236, #1050); use :class:`~sc_neurocore.explain.CausalImportance` with ``layer=`` instead.
+(captum#1236, #1050); use `CausalImportance` with ``layer=`` instead.
 
 Example:
     >>> import torch
@@ -83,7 +83,7 @@ def _attribute(inputs: Any, target: Any, compute: Callable[[Tensor, int | Tensor
 
 
 class TemporalSaliencyAttr(PerturbationAttribution):
-    """Exact per-spike saliency (:class:`~sc_neurocore.explain.TemporalSaliency`) as a Captum attribution.
+    """Exact per-spike saliency (`TemporalSaliency`) as a Captum attribution.
 
     Equal, on every spike, to Captum's ``FeatureAblation`` with a zero baseline and one feature per
     entry, and 0 where there is no spike; computed in batched, chunked passes rather than one forward
@@ -119,7 +119,7 @@ class TemporalSaliencyAttr(PerturbationAttribution):
 
 
 class CausalImportanceAttr(PerturbationAttribution):
-    """Input-neuron causal importance (:class:`~sc_neurocore.explain.CausalImportance`) as a Captum attribution.
+    """Input-neuron causal importance (`CausalImportance`) as a Captum attribution.
 
     Silencing input neuron ``i`` removes its whole spike train; its importance is written at every
     timestep of column ``i``, as Captum's ``FeatureAblation`` writes a feature group's attribution to
@@ -159,7 +159,7 @@ class CausalImportanceAttr(PerturbationAttribution):
 
 
 class SpikeAttributorAttr(Attribution):
-    """Weight-path spike attribution (:class:`~sc_neurocore.explain.SpikeAttributor`) as a Captum attribution.
+    """Weight-path spike attribution (`SpikeAttributor`) as a Captum attribution.
 
     Needs no forward passes in ``"linear"`` mode (one recording pass in ``"gated"`` mode); the model must
     expose ``linear_weights()`` (an ``LIFNetwork``, or an adapter of a Linear + neuron stack).

@@ -8,8 +8,8 @@ work starts. Nothing here mutates what it is given; every conversion copies or v
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Collection, Sequence
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -55,6 +55,10 @@ def as_tensor(value: Any, name: str) -> tuple[Tensor, bool]:
         return as_tensor(array, name)[0], True
     else:
         raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(value).__name__}")
+    if tensor.layout != torch.strided:
+        # A sparse tensor has no strides: every view and matrix product downstream would raise deep in torch.
+        raise TypeError(f"{name}: expected a dense tensor, got layout {tensor.layout}; call {name}.to_dense() "
+                        "first (spike trains are processed densely)")
     if tensor.is_complex() or tensor.dtype not in REAL_DTYPES:
         raise TypeError(f"{name}: expected a real numeric dtype (bool, int or float), got {tensor.dtype}")
     if tensor.device.type == "meta":
@@ -75,7 +79,7 @@ def floating(tensor: Tensor) -> Tensor:
 
 
 def as_spikes(value: Any, name: str = "input_spikes") -> SpikeBatch:
-    """Validate spikes given as ``(T, N)`` or ``(B, T, N)``; returns a :class:`SpikeBatch`."""
+    """Validate spikes given as ``(T, N)`` or ``(B, T, N)``; returns a `SpikeBatch`."""
     tensor, from_numpy = as_tensor(value, name)
     if tensor.ndim not in (2, 3):
         raise ValueError(f"{name}: expected shape (T, N) or (B, T, N), got {tensor.ndim} dimensions "
@@ -85,9 +89,86 @@ def as_spikes(value: Any, name: str = "input_spikes") -> SpikeBatch:
     if 0 in tensor.shape:
         raise ValueError(f"{name}: expected a non-empty spike train (B, T, N all > 0), got shape "
                          f"{tuple(tensor.shape) if batched else tuple(tensor.shape[1:])}")
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name}: expected finite values, found NaN or Inf")
+    check_finite(tensor, name)
     return SpikeBatch(tensor, batched, from_numpy)
+
+
+#: Elements `check_finite` looks at exactly at once: it allocates at most ``(itemsize + 3) * FINITE_CHUNK``
+#: bytes (torch's ``isfinite`` is ``x == x & x.abs() != inf``), whatever the size of the input. A
+#: whole-input ``torch.isfinite(x).all()`` would allocate ``itemsize + 3`` bytes per element.
+FINITE_CHUNK = 1 << 20
+
+
+def check_finite(tensor: Tensor, name: str, chunk: int = FINITE_CHUNK) -> None:
+    """A ``ValueError`` naming ``name`` if ``tensor`` holds NaN or Inf, in bounded memory.
+
+    A sum is finite only when every term is (a NaN or an Inf term makes it NaN or Inf), so each block of
+    the input is first summed, which allocates nothing but a scalar; only a block whose sum is not finite
+    (a NaN, an Inf, or finite values so large that they overflow) is checked element by element, at most
+    ``chunk`` elements at a time. Blocks are views along the first axes, never copies. Integer and bool
+    tensors are finite by construction and are not scanned.
+
+    Example:
+        >>> check_finite(torch.tensor([0.0, float("nan")]), "input_spikes")
+        Traceback (most recent call last):
+        ...
+        ValueError: input_spikes: expected finite values, found NaN or Inf
+    """
+    if not tensor.dtype.is_floating_point:
+        return
+    if not _all_finite(tensor, max(1, int(chunk))):
+        raise ValueError(f"{name}: expected finite values, found NaN or Inf")
+
+
+def _all_finite(tensor: Tensor, chunk: int) -> bool:
+    if tensor.numel() == 0:
+        return True
+    if bool(torch.isfinite(tensor.sum())):
+        return True
+    if tensor.numel() <= chunk or tensor.ndim == 0:
+        return bool(torch.isfinite(tensor).all())
+    per_row = tensor[0].numel() or 1
+    if per_row > chunk:  # one row is more than a chunk: split it further along its own first axis
+        return all(_all_finite(row, chunk) for row in tensor)
+    rows = max(1, chunk // per_row)
+    return all(bool(torch.isfinite(tensor[start:start + rows]).all()) for start in range(0, tensor.shape[0], rows))
+
+
+#: The dtypes a model may compute in. float16 / bfloat16 would round membranes and spike counts
+#: differently from every reference (and torch's CPU kernels lack some of them).
+MODEL_DTYPES = (torch.float32, torch.float64)
+
+
+def model_dtype(tensors: Any, name: str = "model") -> torch.dtype:
+    """The floating dtype a model computes in, from its parameters and buffers (an ``nn.Module``) or a list of
+    tensors: float32 or float64; float16 / bfloat16, or a mix, is a ``TypeError`` naming the dtype.
+
+    A model without floating tensors computes in float32.
+
+    Example:
+        >>> model_dtype(torch.nn.Linear(2, 2).double())
+        torch.float64
+        >>> model_dtype(torch.nn.Linear(2, 2).half())
+        Traceback (most recent call last):
+        ...
+        TypeError: model: expected float32 or float64 parameters, got torch.float16 (weight); convert the model with .float() or .double()
+    """
+    if isinstance(tensors, torch.nn.Module):
+        named = [*tensors.named_parameters(), *tensors.named_buffers()]
+    else:
+        named = [(f"[{index}]", tensor) for index, tensor in enumerate(tensors)]
+    found: dict[torch.dtype, str] = {}
+    for label, tensor in named:
+        if isinstance(tensor, Tensor) and tensor.dtype.is_floating_point:
+            found.setdefault(tensor.dtype, label)
+    for dtype, label in found.items():
+        if dtype not in MODEL_DTYPES:
+            raise TypeError(f"{name}: expected float32 or float64 parameters, got {dtype} ({label}); convert "
+                            "the model with .float() or .double()")
+    if len(found) > 1:
+        raise TypeError(f"{name}: expected one floating dtype, got a mix of {sorted(map(str, found))}; convert the "
+                        "model with .float() or .double()")
+    return next(iter(found), torch.float32)
 
 
 def as_weight_chain(weights: Any, name: str = "weights") -> list[Tensor]:
@@ -99,14 +180,13 @@ def as_weight_chain(weights: Any, name: str = "weights") -> list[Tensor]:
         raise TypeError(f"{name}: expected a list of (n_in, n_out) weight matrices, got {type(weights).__name__}")
     if len(weights) == 0:
         raise ValueError(f"{name}: expected at least one (n_in, n_out) weight matrix, got an empty list")
-    chain = []
+    chain: list[Tensor] = []
     for index, w in enumerate(weights):
         label = f"{name}[{index}]"
         tensor = floating(as_tensor(w, label)[0])
         if tensor.ndim != 2 or 0 in tensor.shape:
             raise ValueError(f"{label}: expected a non-empty 2-D (n_in, n_out) matrix, got shape {tuple(tensor.shape)}")
-        if not bool(torch.isfinite(tensor).all()):
-            raise ValueError(f"{label}: expected finite values, found NaN or Inf")
+        check_finite(tensor, label)
         if chain and chain[-1].shape[1] != tensor.shape[0]:
             raise ValueError(f"{name}: shapes do not chain: {name}[{index - 1}] is {tuple(chain[-1].shape)} "
                              f"but {label} is {tuple(tensor.shape)} (expected {chain[-1].shape[1]} rows)")
@@ -149,7 +229,7 @@ def check_same_device(spikes: Tensor, device: torch.device | None, name: str, ho
                          f"(e.g. {name}.to('{device}'))")
 
 
-def as_choice(value: Any, choices: Sequence, name: str):
+def as_choice(value: Any, choices: Collection, name: str):
     """``value`` if it is one of ``choices``, else a ``ValueError`` listing them.
 
     Only a str or an int is compared: an array (or anything else) is rejected before ``in`` could ask it
@@ -171,9 +251,10 @@ def as_fraction(value: Any, name: str, *, inclusive_high: bool = True) -> float:
     """A real number in ``[0, 1]`` (``[0, 1)`` if not ``inclusive_high``)."""
     # An int is always finite (and may be too big for np.isfinite); a float may be NaN or Inf.
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or \
-            (not isinstance(value, numbers.Integral) and not np.isfinite(value)):
+            (not isinstance(value, numbers.Integral) and not np.isfinite(cast(float, value))):
         raise TypeError(f"{name}: expected a float in [0, 1], got {value!r}")
-    if value < 0 or value > 1 or (not inclusive_high and value == 1):
+    real = cast(float, value)  # a numbers.Real, which the type checker cannot compare
+    if real < 0 or real > 1 or (not inclusive_high and real == 1):
         raise ValueError(f"{name}: expected a float in [0, 1{']' if inclusive_high else ')'}, got {value}")
     return float(value)
 

@@ -47,7 +47,7 @@ class Recording(NamedTuple):
 
     Attributes:
         outputs: the readout ``(B, C)``, as ``run`` returns it.
-        layers: one :class:`LayerRecord` per neuron layer, input side first.
+        layers: one `LayerRecord` per neuron layer, input side first.
     """
 
     outputs: Tensor

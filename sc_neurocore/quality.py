@@ -1,18 +1,18 @@
 """``sc-neurocore quality``: how faithful is each explanation method, measured by the model itself.
 
-On the shipped digits network (:func:`sc_neurocore.data.pretrained_network`) and its test digits, every
-method explains each sample's predicted class; :mod:`sc_neurocore.explain.metrics` then measures
+On the shipped digits network (`sc_neurocore.data.pretrained_network`) and its test digits, every
+method explains each sample's predicted class; `sc_neurocore.explain.metrics` then measures
 
 * the deletion and insertion AUC of its ranking (lower / higher is more faithful),
 * its Spearman agreement with exact saliency over the input spikes,
 
-and, on a planted-pattern task (:func:`~sc_neurocore.explain.metrics.planted_pattern_task`) with a network
+and, on a planted-pattern task (`planted_pattern_task`) with a network
 trained on it here (seeded, seconds), the precision@k of the planted spikes among the top-scored ones.
 
-Methods: our gated and linear :class:`~sc_neurocore.explain.SpikeAttributor`, exact
-:class:`~sc_neurocore.explain.TemporalSaliency`, Captum's ``Saliency``, ``IntegratedGradients`` and
+Methods: our gated and linear `SpikeAttributor`, exact
+`TemporalSaliency`, Captum's ``Saliency``, ``IntegratedGradients`` and
 ``InputXGradient`` through the snnTorch twin of the network (surrogate gradients), TSA with and without
-absent spikes (:mod:`sc_neurocore.explain.tsa`), and a random order. The command prints the report and,
+absent spikes (`sc_neurocore.explain.tsa`), and a random order. The command prints the report and,
 with ``--out``, writes it atomically (``make quality`` writes ``docs/quality.md``).
 """
 
@@ -69,7 +69,7 @@ class MethodScores(NamedTuple):
         spearman: mean Spearman correlation with exact saliency over the input spikes (samples where it
             is undefined are left out; ``nan`` if it is undefined for all).
         seconds: wall-clock time of the explanations themselves.
-        deletion: the per-sample deletion :class:`~sc_neurocore.explain.metrics.Curve` (for plots).
+        deletion: the per-sample deletion `Curve` (for plots).
         insertion: the per-sample insertion curve.
     """
 
@@ -99,10 +99,10 @@ class Target(NamedTuple):
 
 
 def gradient_twin(network: LIFNetwork) -> nn.Module:
-    """The snnTorch twin of ``network``, wrapped by :func:`sc_neurocore.adapters.from_snntorch`: a batch-first
+    """The snnTorch twin of ``network``, wrapped by `sc_neurocore.adapters.from_snntorch`: a batch-first
     differentiable ``(B, T, N) -> (B, C)`` spike-count module for Captum.
 
-    Same spikes as ``network`` (:func:`sc_neurocore.data.pretrained.to_snntorch`); gradients flow through
+    Same spikes as ``network`` (`sc_neurocore.data.pretrained.to_snntorch`); gradients flow through
     snnTorch's surrogate spike function.
 
     Example:
@@ -133,7 +133,7 @@ def explanation_methods(network: LIFNetwork, *, gradient_model: nn.Module | None
 
     Args:
         network: the ``LIFNetwork`` to explain.
-        gradient_model: the differentiable twin for Captum (``None``: :func:`gradient_twin` of ``network``).
+        gradient_model: the differentiable twin for Captum (``None``: `gradient_twin` of ``network``).
         captum: include the Captum rows (needs snnTorch for the default twin).
         ig_steps: Riemann steps of Integrated Gradients (baseline: no spikes).
         seed: seed of the random order.
@@ -186,10 +186,10 @@ def _mean(values: Tensor) -> float:
 
 def faithfulness_rows(network: LIFNetwork, spikes: Tensor, targets: Tensor, *, gradient_model: nn.Module | None = None,
                       captum: bool = True, n_points: int = 21, ig_steps: int = 32, seed: int = 0) -> list[MethodScores]:
-    """The faithfulness table on ``spikes``: one :class:`MethodScores` per method.
+    """The faithfulness table on ``spikes``: one `MethodScores` per method.
 
     Args:
-        network: an ``LIFNetwork`` (e.g. :func:`sc_neurocore.data.pretrained_network`).
+        network: an ``LIFNetwork`` (e.g. `sc_neurocore.data.pretrained_network`).
         spikes: ``(B, T, N)`` samples.
         targets: ``(B,)`` the class explained for each (usually the predicted one).
         gradient_model: the differentiable twin for Captum (``None``: built from ``network``).
@@ -199,7 +199,7 @@ def faithfulness_rows(network: LIFNetwork, spikes: Tensor, targets: Tensor, *, g
         seed: seed of the random order.
 
     Returns:
-        The rows, in :func:`explanation_methods` order.
+        The rows, in `explanation_methods` order.
 
     Example:
         >>> import torch
@@ -263,7 +263,7 @@ def train_planted_network(task: PlantedTask, *, hidden: int = 32, beta: float = 
                           seed: int = 0) -> LIFNetwork:
     """Train an ``N-hidden-C`` LIF network on ``task`` with surrogate-gradient BPTT (seeded, CPU seconds).
 
-    The same recipe as :mod:`sc_neurocore.data.train` (snnTorch ``Leaky`` neurons, cross-entropy on output
+    The same recipe as `sc_neurocore.data.train` (snnTorch ``Leaky`` neurons, cross-entropy on output
     spike counts, Adam), on the task's fixed spikes.
 
     Args:
@@ -274,7 +274,7 @@ def train_planted_network(task: PlantedTask, *, hidden: int = 32, beta: float = 
         seed: seeds the initial weights and the batch order.
 
     Returns:
-        The trained :class:`~sc_neurocore.models.LIFNetwork`.
+        The trained `LIFNetwork`.
 
     Example:
         >>> from sc_neurocore.explain.metrics import planted_pattern_task
@@ -317,14 +317,14 @@ def planted_rows(*, n_train: int = 768, n_eval: int = 64, captum: bool = True, i
     """Train a network on the planted task, explain ``n_eval`` held-out samples' true class, score precision@k.
 
     Args:
-        n_train: training samples of the task (:data:`PLANTED_OPTIONS`).
+        n_train: training samples of the task (`PLANTED_OPTIONS`).
         n_eval: held-out samples explained.
         captum: include the Captum rows.
         ig_steps: Integrated Gradients steps.
         seed: seed of the task, the training and the random order.
 
     Returns:
-        A :class:`PlantedRun` (rows in :func:`explanation_methods` order, the network's held-out accuracy).
+        A `PlantedRun` (rows in `explanation_methods` order, the network's held-out accuracy).
 
     Example:
         >>> run = planted_rows(n_train=64, n_eval=4, captum=False)
@@ -332,8 +332,8 @@ def planted_rows(*, n_train: int = 768, n_eval: int = 64, captum: bool = True, i
         ('SpikeAttributor gated (decay 1)', True)
     """
     n_train, n_eval = as_positive_int(n_train, "n_train"), as_positive_int(n_eval, "n_eval")
-    task = planted_pattern_task(n_train + n_eval, seed=seed, **PLANTED_OPTIONS)
-    train = PlantedTask(*(field[:n_train] for field in task[:3]), task.pattern_neurons, task.pattern_times)
+    task = planted_pattern_task(n_train + n_eval, seed=seed, **PLANTED_OPTIONS)  # type: ignore[arg-type]
+    train = PlantedTask(*(field[:n_train] for field in task[:3]), task.pattern_neurons, task.pattern_times)  # type: ignore[call-arg]
     network = train_planted_network(train, seed=seed)
     spikes, labels, planted = task.spikes[n_train:], task.labels[n_train:], task.planted[n_train:]
     with torch.no_grad():
@@ -353,7 +353,7 @@ def check_targets(rows: list[MethodScores], planted: list[PlantedScores] | None 
         planted: the planted-pattern table, if run.
 
     Returns:
-        One :class:`Target` per target whose methods are in the rows.
+        One `Target` per target whose methods are in the rows.
 
     Example:
         >>> rows = [MethodScores(GATED, 2.0, 9.0, 0.7, 0.1), MethodScores(RANDOM, 5.0, 5.0, 0.0, 0.1)]

@@ -130,7 +130,7 @@ def main() -> int:
         folder = Path(folder)
         weights, data = write_workload(folder, args.samples)
         runs: dict[int, list[dict]] = {n: [] for n in args.ranks}
-        for repeat in range(args.repeats):  # interleaved, so that a burst of load hits every world size alike
+        for _repeat in range(args.repeats):  # interleaved, so that a burst of load hits every world size alike
             for n_ranks in args.ranks:
                 out = folder / f"out-{n_ranks}"
                 if out.exists():

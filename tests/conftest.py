@@ -14,6 +14,8 @@ import shutil
 import pytest
 import torch
 
+from sc_neurocore.extras import install_hint, toolchain_hint
+
 REQUIRE_TOOLS = os.environ.get("SC_NEUROCORE_REQUIRE_TOOLS") == "1"
 
 # Small per-step ops run fastest single-threaded on a loaded 2-core machine, and results must not depend
@@ -32,8 +34,7 @@ def require_tool(*names: str) -> None:
     """Skip (or fail in CI) unless every command in ``names`` is on PATH."""
     missing = [name for name in names if shutil.which(name) is None]
     if missing:
-        _missing(", ".join(missing), "sudo bash scripts/install-toolchain.sh  (Debian: apt-get install yosys "
-                 "nextpnr-ice40 fpga-icestorm iverilog verilator)")
+        _missing(", ".join(missing), toolchain_hint())
 
 
 def require_module(module: str, extra: str):
@@ -41,7 +42,7 @@ def require_module(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        _missing(f"the Python package {module!r}", f"pip install 'sc-neurocore[{extra}]'")
+        _missing(f"the Python package {module!r}", install_hint(extra))
 
 
 @pytest.fixture(autouse=True)

@@ -216,7 +216,7 @@ def run_iverilog(program: BusProgram, sources: list[Path], folder: Path, module:
 def assert_reads_match(program: BusProgram, reads: list[int]) -> None:
     """Every read equals the reference's prediction; the message names the first mismatch."""
     assert len(reads) == len(program.expected), f"{len(reads)} reads came back, {len(program.expected)} expected"
-    mismatches = [(label, got, want) for label, got, want in zip(program.labels, reads, program.expected)
+    mismatches = [(label, got, want) for label, got, want in zip(program.labels, reads, program.expected, strict=True)
                   if want is not None and got != want]
     assert not mismatches, (f"{len(mismatches)} mismatches over {program.n_trains} trains; first: "
                             f"{mismatches[0][0]}: got {mismatches[0][1]:#x}, reference {mismatches[0][2]:#x}")

@@ -1,7 +1,9 @@
-"""Tests of :mod:`sc_neurocore.distributed`: whole-dataset explanations, sharded, resumable, on torchrun.
+"""Tests of `sc_neurocore.distributed`: whole-dataset explanations, sharded, resumable, on torchrun.
 
-The multi-process tests launch real ``torchrun`` jobs (2 gloo ranks over loopback) running the
-``sc-neurocore explain-dataset`` command, and compare what they write with a single in-process rank.
+The multi-process tests launch real ``torchrun`` jobs as a cluster launches them: two "nodes" on this
+machine (``--nnodes 2 --nproc-per-node 1``, one torchrun agent per node, a static rendezvous on
+127.0.0.1, gloo) running the ``sc-neurocore explain-dataset`` command, and compare what they write with a
+single in-process rank.
 The factories below (``make_model``, ``make_dataset``) are what those jobs import by name; the dataset
 honours ``SC_NEUROCORE_TEST_KILL_AT_SAMPLE`` so that a test can SIGKILL the rank that reads that sample.
 """
@@ -15,13 +17,14 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from sc_neurocore import LIFNetwork
-from sc_neurocore.distributed import (SpikeFileDataset, explain_dataset, load_explanations)
+from sc_neurocore.distributed import SpikeFileDataset, explain_dataset, load_explanations
 from sc_neurocore.explain import CausalImportance, SpikeAttributor, TemporalSaliency
 
 TESTS = Path(__file__).resolve().parent
@@ -84,14 +87,36 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def torchrun(n_ranks: int, arguments: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
-    """``torchrun --nproc-per-node n_ranks -m sc_neurocore.cli explain-dataset ...`` over loopback."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(n_ranks),
-               "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-               "-m", "sc_neurocore.cli", "explain-dataset", *arguments]
+class Job(NamedTuple):
+    """What the torchrun agents of all nodes printed, and whether every one of them succeeded."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def torchrun_nodes(n_nodes: int, arguments: list[str], env: dict | None = None, timeout: float = 150) -> Job:
+    """``torchrun --nnodes n_nodes --nproc-per-node 1 --node-rank r ...`` for every ``r``: two "nodes" on this
+    machine, a static rendezvous on 127.0.0.1 (what a cluster launch does, one agent per node)."""
+    port = free_port()
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), OMP_NUM_THREADS="1",
                        GLOO_SOCKET_IFNAME="lo", **(env or {}))
-    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=150, cwd=ROOT)
+    agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", str(n_nodes),
+                                "--nproc-per-node", "1", "--node-rank", str(node), "--master-addr", "127.0.0.1",
+                                "--master-port", str(port), "-m", "sc_neurocore.cli", "explain-dataset", *arguments],
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+              for node in range(n_nodes)]
+    outputs = []
+    try:
+        for agent in agents:
+            outputs.append(agent.communicate(timeout=timeout))
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                agent.kill()
+                agent.communicate()
+    status = max(abs(agent.returncode) for agent in agents)
+    return Job(status, "".join(out for out, _ in outputs), "".join(err for _, err in outputs))
 
 
 def receipts(out_dir: Path) -> dict[int, dict]:
@@ -117,11 +142,11 @@ def untrained_digits_network() -> LIFNetwork:
 
     config = model_config(8)
     sizes = config["layers"]
-    return LIFNetwork([torch.randn(n_in, n_out) for n_in, n_out in zip(sizes, sizes[1:])], beta=config["beta"],
+    return LIFNetwork([torch.randn(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)], beta=config["beta"],
                       threshold=config["threshold"], reset=config["reset"])
 
 
-def test_two_gloo_ranks_write_bit_identical_results_to_one_rank(tmp_path):
+def test_two_nodes_of_one_rank_write_bit_identical_results_to_one_rank(tmp_path):
     from conftest import require_module
 
     safetensors = require_module("safetensors.torch", "data")
@@ -136,12 +161,12 @@ def test_two_gloo_ranks_write_bit_identical_results_to_one_rank(tmp_path):
 
     one = explain_dataset(TemporalSaliency(trained), trained, SpikeFileDataset(data), tmp_path / "one",
                           batch_size=16, shard_size=32, progress=False)
-    run = torchrun(2, ["--model", "test_distributed:untrained_digits_network", "--weights", str(weights),
-                       "--dataset", str(data), "--method", "saliency", "--out", str(tmp_path / "two"),
-                       "--batch-size", "16", "--shard-size", "32"])
+    run = torchrun_nodes(2, ["--model", "test_distributed:untrained_digits_network", "--weights", str(weights),
+                             "--dataset", str(data), "--method", "saliency", "--out", str(tmp_path / "two"),
+                             "--batch-size", "16", "--shard-size", "32"])
     assert run.returncode == 0, run.stdout + run.stderr
     assert "explained 355 of 355 samples in 12 of 12 shards" in run.stdout and "on 2 rank(s)" in run.stdout
-    assert "rank 0" in run.stderr and "rank 1" in run.stderr  # one progress bar per rank
+    assert "rank 0" in run.stderr and "rank 1" in run.stderr  # one progress bar per rank, one rank per node
 
     # Each rank took its own deterministic, disjoint half of the shards.
     assert {k: r["rank"] for k, r in receipts(tmp_path / "two").items()} == {k: k % 2 for k in range(12)}
@@ -164,21 +189,25 @@ def one_manifest(out_dir: Path) -> dict:
     return json.loads((out_dir / "manifest.json").read_text())
 
 
-def test_a_killed_rank_loses_only_its_current_shard_and_a_rerun_loses_and_duplicates_nothing(tmp_path):
+def test_a_killed_node_fails_the_job_loses_only_its_current_shard_and_a_rerun_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "run"
     arguments = ["--model", "test_distributed:make_model", "--dataset", "test_distributed:make_dataset",
                  "--method", "attribution", "--mode", "gated", "--targets", "labels", "--out", str(out),
                  "--batch-size", str(BATCH), "--shard-size", str(SHARD), "--no-progress"]
-    killed = torchrun(2, arguments, env={KILL_ENV: str(5 * SHARD)})  # rank 1 dies reading shard 5's first sample
+    # The rank of node 1 dies reading shard 5's first sample.
+    killed = torchrun_nodes(2, arguments, env={KILL_ENV: str(5 * SHARD)})
     assert killed.returncode != 0, killed.stdout + killed.stderr
     assert "Signal 9 (SIGKILL)" in killed.stderr  # the rank died as a crashed node's would, not by an exception
+    # The survivor on node 0 says so in one line, and how to resume.
+    assert "error: rank 0 of 2: lost contact with another rank" in killed.stderr and "Rerun the same command" in \
+        killed.stderr
     assert not (out / "manifest.json").exists()
     survivors = receipts(out)
     # Rank 1 had finished shards 1 and 3 and lost only shard 5; nothing else of rank 1 was written.
     assert {k for k in survivors if k % 2 == 1} == {1, 3}
     before = {k: (out / r["file"]).stat().st_mtime_ns for k, r in survivors.items()}
 
-    rerun = torchrun(2, arguments)
+    rerun = torchrun_nodes(2, arguments)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     manifest = one_manifest(out)
     assert manifest["summary"]["skipped_shards"] == len(survivors)
@@ -449,7 +478,7 @@ def test_import_sc_neurocore_stays_light_and_exports_explain_dataset_lazily():
     with pytest.raises(AttributeError, match="no attribute 'explain_everything'"):
         import sc_neurocore
 
-        sc_neurocore.explain_everything
+        _ = sc_neurocore.explain_everything
 
 
 class DictSpikes(Dataset):

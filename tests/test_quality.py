@@ -1,159 +1,183 @@
-"""`sc-neurocore quality`: the table's numbers recomputed from their definitions on small inputs."""
+"""`sc-neurocore quality`: every part of the report recomputed from its definition on small inputs."""
 
+import doctest
+import importlib
 import math
 
+import numpy as np
 import pytest
 import torch
-
 from conftest import require_module
-from sc_neurocore import quality
+
 from sc_neurocore.cli import main as cli_main
-from sc_neurocore.explain.metrics import deletion_curve, insertion_curve, planted_pattern_task, spearman
+from sc_neurocore.explain.metrics import deletion_curve
 from sc_neurocore.models import LIFNetwork
+from sc_neurocore.quality import faithfulness_rows, format_table
+from sc_neurocore.quality.evaluate import MethodResult, NetworkResult
+from sc_neurocore.quality.networks import SHIPPED, NetworkSpec, config_hash, load_network, training_config
+from sc_neurocore.quality.rivals import AUTO, LINEAR, RANDOM, SALIENCY, Method, Tuned, methods, tune
+from sc_neurocore.quality.stats import paired_bootstrap
+from sc_neurocore.quality.targets import network_targets, timing_target
+from sc_neurocore.quality.timing import matchings, separation, timing_task
+
+DOCTEST_MODULES = ["sc_neurocore.explain.attribution", "sc_neurocore.explain.credit", "sc_neurocore.explain.metrics",
+                   "sc_neurocore.explain.faithfulness", "sc_neurocore.explain.tsa"] + [
+    f"sc_neurocore.quality.{name}" for name in ("networks", "rivals", "stats", "timing", "timing_run", "evaluate",
+                                                "targets", "report", "table")]
 
 
-def _net(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return LIFNetwork([torch.randn(12, 8, generator=g), torch.randn(8, 4, generator=g)], beta=0.9, threshold=0.5)
-
-
-def _spikes(shape=(3, 10, 12), seed=1):
-    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed)) < 0.3).float()
-
-
-def test_rows_recompute_from_the_metric_definitions():
+@pytest.mark.parametrize("name", DOCTEST_MODULES)
+def test_examples(name):
     require_module("snntorch", "snntorch")
-    net, spikes = _net(), _spikes()
-    targets = net(spikes).argmax(dim=1)
-    rows = quality.faithfulness_rows(net, spikes, targets, n_points=5, ig_steps=4, seed=3)
-    names = [row.method for row in rows]
-    assert names == list(quality.explanation_methods(net, seed=3))
-    assert {quality.GATED, quality.LINEAR, quality.SALIENCY, *quality.CAPTUM_METHODS, quality.TSA_S,
-            quality.TSA_NS, quality.RANDOM} <= set(names)
-    methods = quality.explanation_methods(net, ig_steps=4, seed=3)
-    exact = methods[quality.SALIENCY](spikes, targets)
-    for row in rows:
-        if row.method == quality.RANDOM:
-            continue  # its generator has advanced; checked below through its own curves
-        scores = methods[row.method](spikes, targets)
-        deletion = deletion_curve(net, spikes, scores, targets, n_points=5)
-        insertion = insertion_curve(net, spikes, scores, targets, n_points=5)
-        assert row.deletion_auc == pytest.approx(float(deletion.auc.mean()))
-        assert row.insertion_auc == pytest.approx(float(insertion.auc.mean()))
-        agreement = spearman(scores, exact, spikes)
-        expected = float(agreement[~torch.isnan(agreement)].mean()) if (~torch.isnan(agreement)).any() else math.nan
-        assert row.spearman == pytest.approx(expected, nan_ok=True)
-    for row in rows:
-        assert row.deletion_auc == pytest.approx(float(row.deletion.auc.mean()))
-        assert row.insertion.values.shape == (3, 5)
-    assert [row for row in rows if row.method == quality.SALIENCY][0].spearman == pytest.approx(1.0)
-
-
-def test_captum_saliency_is_the_surrogate_gradient_of_the_twin():
-    require_module("snntorch", "snntorch")
-    net, spikes = _net(), _spikes()
-    twin = quality.gradient_twin(net)
-    assert torch.equal(twin(spikes).detach(), net(spikes))
-    inputs = spikes.clone().requires_grad_(True)
-    twin(inputs)[:, 1].sum().backward()
-    captum_map = quality.explanation_methods(net)[quality.CAPTUM_SALIENCY](spikes, torch.ones(3, dtype=torch.long))
-    assert torch.allclose(captum_map, inputs.grad.abs())
-    assert inputs.grad.abs().sum() > 0  # the surrogate really passes gradient
-
-
-def test_planted_network_learns_the_task_and_precision_is_a_share():
-    require_module("snntorch", "snntorch")
-    run = quality.planted_rows(n_train=256, n_eval=16, captum=False, seed=1)
-    assert run.accuracy >= 0.9  # the planted spikes decide the class, and a short training finds them
-    precisions = {row.method: row.precision for row in run.rows}
-    assert all(0.0 <= value <= 1.0 for value in precisions.values())
-    assert precisions[quality.RANDOM] < precisions[quality.GATED]
-
-
-def test_train_planted_network_is_seeded():
-    require_module("snntorch", "snntorch")
-    task = planted_pattern_task(64, n_steps=8, n_inputs=12, n_classes=2, pattern_size=2)
-    a = quality.train_planted_network(task, hidden=6, epochs=2, seed=4)
-    b = quality.train_planted_network(task, hidden=6, epochs=2, seed=4)
-    assert all(torch.equal(x, y) for x, y in zip(a.linear_weights(), b.linear_weights()))
-
-
-def _row(name, deletion, spearman_value=0.7):
-    return quality.MethodScores(name, deletion, 10.0, spearman_value, 0.1)
-
-
-def test_targets_are_met_only_when_every_rival_is_beaten():
-    rivals = [*quality.CAPTUM_METHODS, quality.TSA_S, quality.TSA_NS, quality.RANDOM]
-    rows = [_row(quality.GATED, 2.0)] + [_row(name, 3.0) for name in rivals]
-    planted = [quality.PlantedScores(quality.SALIENCY, 0.95, 0.1), quality.PlantedScores(quality.GATED, 0.85, 0.1)]
-    targets = quality.check_targets(rows, planted)
-    assert [t.met for t in targets] == [True, True, True, False]
-    rows[3] = _row(rivals[2], 1.5)
-    missed = quality.check_targets(rows)[0]
-    assert not missed.met and rivals[2] in missed.detail
-    assert not quality.check_targets([_row(quality.GATED, 2.0, 0.59)])[1].met
-    assert "MISSED" in quality.format_targets(targets) and "- met:" in quality.format_targets(targets)
-
-
-def test_tables_hold_every_row():
-    rows = [_row("a", 1.23456), quality.MethodScores("b", math.nan, 2.0, math.nan, 0.5)]
-    table = quality.format_table(rows).splitlines()
-    assert table[2] == "| a | 1.235 | 10.000 | 0.700 | 0.100 |"
-    assert table[3] == "| b | n/a | 2.000 | n/a | 0.500 |"
-    planted = quality.format_planted([quality.PlantedScores("c", 0.5, 0.25)]).splitlines()
-    assert planted[2] == "| c | 0.500 | 0.250 |"
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_command_prints_and_writes_the_same_report(tmp_path, capsys):
     require_module("snntorch", "snntorch")
+    require_module("captum", "captum")
     out = tmp_path / "quality.md"
-    code = cli_main(["quality", "--samples", "3", "--points", "3", "--ig-steps", "2", "--planted-train", "64",
-                     "--planted-eval", "4", "--out", str(out)])
+    code = cli_main(["quality", "--networks", "shipped", "--select", "3", "--samples", "4", "--points", "3",
+                     "--tune-points", "3", "--subsets", "3", "--timing-train", "32", "--timing-eval", "3",
+                     "--timing-epochs", "1", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     written = out.read_text(encoding="utf-8")
-    assert printed.strip() == written.strip()
-    for needle in ("| method |", quality.GATED, quality.CAPTUM_IG, quality.TSA_NS, "## Planted patterns", "## Targets"):
+    assert printed.strip().endswith(written.strip())  # progress lines first, then the report
+    for needle in ("## shipped 64-32-10 count", "| SpikeAttributor auto |", "Captum IntegratedGradients",
+                   "sensitivity-n 0.05", "occlusion agreement", "paired bootstrap", "## Timing task",
+                   "## Cross-check against Captum", "## Targets", "timing task: mode='auto'"):
         assert needle in written
+    assert "Largest difference from our curve's $(f_k(x) - D_j)^2$ over its 3 points: 0 " in written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quality.md"]  # no temporary file left behind
 
 
 def test_command_rejects_bad_arguments(tmp_path, capsys):
-    assert cli_main(["quality", "--samples", "0"]) == 2
-    assert "--samples" in capsys.readouterr().err
-    assert cli_main(["quality", "--samples", "2", "--out", str(tmp_path / "missing" / "q.md")]) == 2
-    assert "--out" in capsys.readouterr().err
-    for option, value in (("--points", "1"), ("--ig-steps", "0"), ("--planted-train", "-3"), ("--planted-eval", "0")):
+    for option, value in (("--samples", "0"), ("--points", "1"), ("--tune-points", "1"), ("--networks", "bogus"),
+                          ("--timing-train", "-3"), ("--subsets", "0")):
         assert cli_main(["quality", option, value]) == 2
         assert option in capsys.readouterr().err
+    assert cli_main(["quality", "--samples", "2", "--out", str(tmp_path / "missing" / "q.md")]) == 2
+    assert "--out" in capsys.readouterr().err
 
 
-def test_spearman_ceiling_is_the_best_tie_free_agreement():
-    net, spikes = _net(), _spikes((3, 12, 12), seed=5)
+def test_paired_bootstrap_against_numpy():
+    rng = np.random.default_rng(0)
+    a, b = torch.from_numpy(rng.normal(1.0, 1.0, 40)), torch.from_numpy(rng.normal(0.0, 1.0, 40))
+    result = paired_bootstrap(a, b, n_resamples=500, seed=3)
+    g = torch.Generator().manual_seed(3)
+    draws = torch.randint(0, 40, (500, 40), generator=g)
+    means = (a - b)[draws].mean(dim=1).numpy()
+    assert result.mean == pytest.approx(float((a - b).mean()))
+    assert result.low == pytest.approx(np.quantile(means, 0.025)) and result.high == pytest.approx(np.quantile(means, 0.975))
+    same = paired_bootstrap(a, a)
+    assert (same.mean, same.low, same.high, same.excludes_zero) == (0.0, 0.0, 0.0, False)
+    empty = paired_bootstrap(torch.full((3,), math.nan), torch.zeros(3))
+    assert empty.n == 0 and empty.n_undefined == 3 and empty.text() == "n/a"
+
+
+def test_timing_task_only_timing_decides():
+    task = timing_task(40, n_steps=20, n_pattern=6, n_noise=5, n_classes=4, n_distractors=2, seed=1)
+    schedule = matchings(6)
+    pattern = task.spikes[:, :, :6]
+    assert bool((pattern.sum(dim=1) == 3).all())  # every pattern neuron fires 1 + 2 times, whatever the class
+    assert not bool((task.planted & task.distractor).any())
+    for b in range(40):
+        for i, j in schedule[int(task.labels[b])]:  # the class's pairs fire together
+            t = torch.nonzero(task.planted[b, :, i])[:, 0]
+            assert t.numel() == 1 and bool(task.planted[b, t, j])
+    perfect = separation(task.planted.double() - task.distractor.double(), task)
+    assert bool((perfect == 1).all())
+    neuron_level = task.spikes.sum(dim=1, keepdim=True).expand_as(task.spikes).double()  # knows neurons, not times
+    assert bool((separation(neuron_level, task) == 0.5).all())
+    assert bool((separation(task.distractor.double(), task) == 0).all())
+    with pytest.raises(ValueError, match="n_pattern"):
+        matchings(5)
+    with pytest.raises(ValueError, match="n_classes"):
+        timing_task(4, n_pattern=4, n_classes=4)
+
+
+def test_networks_train_once_then_come_from_the_cache(tmp_path):
+    require_module("snntorch", "snntorch")
+    spec = NetworkSpec("tiny", 8, (4,), "final_membrane", 1)
+    first = load_network(spec, n_select=2, n_eval=2, cache=tmp_path)
+    second = load_network(spec, n_select=2, n_eval=2, cache=tmp_path)
+    assert (first.source, second.source) == ("trained", "cached")
+    assert all(torch.equal(a, b) for a, b in zip(first.weights, second.weights, strict=False))
+    assert first.model.readout == "final_membrane"
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1
+    assert config_hash(training_config(spec)) != config_hash(training_config(spec._replace(epochs=2)))
+    spikes = first.held_out[0]
+    assert torch.equal(first.twin(None).run(spikes), first.model.run(spikes))  # the twin computes the same
+    select, held = first.select[0], first.held_out[0]
+    assert not any(torch.equal(s, h) for s in select for h in held)  # disjoint samples
+
+
+def test_tuning_chooses_the_lowest_selection_deletion_auc():
+    network = load_network(SHIPPED, n_select=3, n_eval=2)
+    linear = next(m for m in methods(captum=False, decays=(0.8, 1.0)) if m.name == LINEAR)
+    tuned = tune(linear, network, n_points=5, tie_seed=0)
+    spikes, targets = network.select
+    aucs = {}
+    for setting in linear.grid:
+        scores = linear.build(network, setting)(spikes, targets)
+        aucs[setting["decay"]] = float(deletion_curve(network.model, spikes, scores, targets, n_points=5,
+                                                      tie_seed=0).auc.mean())
+    assert tuned.setting["decay"] == min(aucs, key=aucs.get)
+    assert sorted(tuned.selection_auc.values()) == sorted(aucs.values())
+
+
+def _result(per_method):
+    network = load_network(SHIPPED, n_select=1, n_eval=1)
+    items = [MethodResult(Tuned(Method(name, ({},), None), {}, {}), values, 0.0, torch.zeros(2), torch.zeros(2))
+             for name, values in per_method.items()]
+    return NetworkResult(network, items, (0.5,), {})
+
+
+def _values(deletion, insertion, sensitivity):
+    return {"deletion": torch.tensor(deletion, dtype=torch.float64), "insertion": torch.tensor(insertion, dtype=torch.float64),
+            "sensitivity_0.5": torch.tensor(sensitivity, dtype=torch.float64)}
+
+
+def test_targets_are_met_or_missed_with_the_measured_reason():
+    good = _result({AUTO: _values([1.0, 1.1, 0.9, 1.0], [5.0, 5.2, 4.9, 5.1], [0.9] * 4),
+                    LINEAR: _values([2.0, 2.1, 1.9, 2.0], [3.0, 3.1, 2.9, 3.0], [0.5] * 4),
+                    RANDOM: _values([4.0] * 4, [2.0] * 4, [0.0] * 4)})
+    assert [t.met for t in network_targets(good)] == [True, True, True]
+    tied = _result({AUTO: _values([1.0, 1.1, 0.9, 1.0], [5.0] * 4, [0.4, 0.4, math.nan, 0.4]),
+                    LINEAR: _values([1.0, 1.2, 0.8, 1.0], [3.0] * 4, [0.5] * 4),
+                    SALIENCY: _values([3.0] * 4, [1.0] * 4, [0.9] * 4)})
+    deletion, insertion, sensitivity = network_targets(tied)
+    assert not deletion.met and "SpikeAttributor linear" in deletion.detail and "1 of 2" in deletion.detail
+    assert insertion.met
+    assert not sensitivity.met and "SpikeAttributor auto 0.400" in sensitivity.detail  # NaN left out, not 0
+    assert "TemporalSaliency" not in sensitivity.detail  # not a one-pass method
+    assert timing_target({AUTO: 0.79}).met is False and timing_target({AUTO: 0.8}).met is True
+
+
+def test_quick_table_for_the_demo():
+    net = LIFNetwork([torch.randn(12, 8, generator=torch.Generator().manual_seed(0)),
+                      torch.randn(8, 4, generator=torch.Generator().manual_seed(1))], beta=0.9, threshold=0.5)
+    spikes = (torch.rand(3, 10, 12, generator=torch.Generator().manual_seed(2)) < 0.3).float()
     targets = net(spikes).argmax(dim=1)
-    ceiling, zero_share = quality.spearman_ceiling(net, spikes, targets, seed=2)
-    from sc_neurocore.explain import TemporalSaliency
-
-    exact = TemporalSaliency(net).explain(spikes, targets).saliency_map()
-    # any other tie-breaking that keeps distinct values in order reaches the same value
-    by_position = exact + 1e-3 * torch.arange(exact[0].numel(), dtype=exact.dtype).reshape(exact[0].shape) / exact[0].numel()
-    assert ceiling == pytest.approx(float(spearman(by_position, exact, spikes).nanmean()))
-    for seed in range(5):  # and no tie-free map does better
-        other = torch.rand(spikes.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        assert float(spearman(other, exact, spikes).nanmean()) <= ceiling + 1e-12
-    spiking = spikes != 0
-    assert zero_share == pytest.approx(float(((exact == 0) & spiking).sum() / spiking.sum()))
-    assert 0 < zero_share < 1
+    rows = faithfulness_rows(net, spikes, targets, captum=False, n_points=5)
+    assert rows[0].method == AUTO and "SpikeAttributor gated" not in [r.method for r in rows]
+    for row in rows:
+        assert row.deletion_auc == pytest.approx(float(row.deletion.auc.mean()))
+    assert format_table(rows).splitlines()[2].startswith(f"| {AUTO} |")
 
 
-def test_misses_are_explained_only_when_missed():
-    rivals = [*quality.CAPTUM_METHODS, quality.TSA_S, quality.TSA_NS, quality.RANDOM]
-    good = [_row(quality.GATED, 2.0, 0.7)] + [_row(name, 3.0, 0.1) for name in rivals]
-    assert quality.explain_misses(good, ceiling=0.9) == []
-    bad = [_row(quality.GATED, 3.5, 0.3), _row(quality.GATED_TUTORIAL, 4.0, 0.3)] + [_row(n, 3.0, 0.1) for n in rivals]
-    notes = quality.explain_misses(bad, ceiling=0.5)
-    assert len(notes) == 3
-    assert "0.500" in notes[0] and "out of reach" in notes[0]
-    assert all(name in notes[1] for name in rivals)
-    assert "decay 0.9" in notes[2]
-    assert "below 0.6 although" in quality.explain_misses(bad, ceiling=0.9)[0]
+def test_misses_are_explained_from_the_measured_numbers():
+    from sc_neurocore.quality.report import misses_section
+    from sc_neurocore.quality.rivals import GATED
+
+    result = _result({AUTO: _values([1.0, 1.1, 0.9, 1.0], [5.0] * 4, [0.4] * 4),
+                      LINEAR: _values([0.5, 0.6, 0.4, 0.5], [3.0] * 4, [0.5] * 4),
+                      GATED: _values([1.0, 1.2, 0.9, 1.0], [3.0] * 4, [0.5] * 4)})
+    notes = misses_section([result], {result.network.spec.name: result.methods[1].per_sample["deletion"]})
+    assert notes[0] == "## Why a target is missed"
+    linear = [n for n in notes if n.startswith(f"- {result.network.spec.name}, deletion AUC: {LINEAR}")]
+    assert len(linear) == 1 and "+0.500 [" in linear[0] and "gated rule" in linear[0]
+    assert not any("insertion AUC" in n for n in notes)  # auto wins insertion there: nothing to explain
+    assert misses_section([_result({AUTO: _values([1.0] * 4, [5.0] * 4, [0.4] * 4),
+                                    RANDOM: _values([3.0, 3.1, 2.9, 3.0], [1.0, 1.1, 0.9, 1.0], [0.0] * 4)})], {}) == []

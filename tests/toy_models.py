@@ -35,7 +35,7 @@ def lif_network(seed: int = 0, sizes: Sequence[int] = (20, 12, 6), gain: float =
     from sc_neurocore.models import LIFNetwork
 
     generator = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(a, b, generator=generator) * gain for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [torch.randn(a, b, generator=generator) * gain for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     return LIFNetwork(weights, beta=0.85, threshold=0.5)
 
 
@@ -44,7 +44,7 @@ def _linears(sizes: Sequence[int], gain: float, seed: int) -> list[nn.Linear]:
     if len(sizes) < 2:
         raise ValueError(f"sizes: expected at least [n_inputs, n_outputs], got {list(sizes)}")
     torch.manual_seed(seed)
-    layers = [nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    layers = [nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
     with torch.no_grad():
         for layer in layers:
             layer.weight.mul_(gain)
@@ -139,7 +139,7 @@ def snntorch_parallel(sizes: Sequence[int], beta: float = 0.9, seed: int = 0,
     import snntorch as snn
 
     torch.manual_seed(seed)
-    layers = [snn.LeakyParallel(n_in, n_out, beta=beta) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    layers = [snn.LeakyParallel(n_in, n_out, beta=beta) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)]
     with torch.no_grad():
         for layer in layers:
             layer.rnn.weight_ih_l0.mul_(gain)
@@ -234,7 +234,7 @@ def norse_readout(net, spikes: torch.Tensor, hooks=(), *, readout: str = "auto")
     handles = _hooked(hooks)
     try:
         time_first = spikes.transpose(0, 1)
-        stateful = [m for m, flag in zip(net, net.stateful_layers) if flag]
+        stateful = [m for m, flag in zip(net, net.stateful_layers, strict=True) if flag]
         sequence_level = [isinstance(m, (norse.LIF, norse.LI)) for m in stateful]
         if all(sequence_level):
             outputs, _ = net(time_first)

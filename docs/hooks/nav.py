@@ -10,18 +10,25 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _exists(target: str, docs_dir: Path) -> bool:
+    """A link, a page of docs/, or a notebook (added from notebooks/ by docs/hooks/generated.py)."""
+    if "://" in target or (docs_dir / target).is_file():
+        return True
+    return target.startswith("notebooks/") and (docs_dir.parent / target).is_file()
+
+
 def _existing(entries, docs_dir: Path):
     kept = []
     for entry in entries:
         if isinstance(entry, dict):
-            (title, target), = entry.items()
+            ((title, target),) = entry.items()
             if isinstance(target, list):
                 children = _existing(target, docs_dir)
                 if children:
                     kept.append({title: children})
-            elif "://" in str(target) or (docs_dir / str(target)).is_file():
+            elif _exists(str(target), docs_dir):
                 kept.append(entry)
-        elif "://" in str(entry) or (docs_dir / str(entry)).is_file():
+        elif _exists(str(entry), docs_dir):
             kept.append(entry)
     return kept
 

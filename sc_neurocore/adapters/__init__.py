@@ -1,15 +1,19 @@
-"""Adapters: anything a user calls a spiking network -> the :class:`~sc_neurocore.protocol.SpikingModel` protocol.
+"""Adapters: anything a user calls a spiking network -> the `sc_neurocore.protocol.SpikingModel` protocol.
 
-* :func:`from_snntorch`: snnTorch ``nn.Sequential`` stacks (``Leaky``, ``Synaptic``, ``Alpha``,
-  ``RLeaky``, ``LeakyParallel``) and modules with their own time loop;
-* :func:`from_norse`: Norse ``SequentialState`` stacks (``LIF``, ``LIFCell``, ``LIFBoxCell``, ``LI``,
-  ``LICell``, ``LILinearCell``) and other Norse modules;
-* :func:`from_module`: any module mapping a whole spike sequence to outputs;
-* :class:`FunctionModel`: the tutorial's plain ``run_fn`` callables.
+- `from_snntorch`: snnTorch `nn.Sequential` stacks (`Leaky`, `Synaptic`, `Alpha`, `RLeaky`,
+  `LeakyParallel`) and modules with their own time loop;
+- `from_norse`: Norse `SequentialState` stacks (`LIF`, `LIFCell`, `LIFBoxCell`, `LI`, `LICell`,
+  `LILinearCell`) and other Norse modules;
+- `from_spikingjelly`: SpikingJelly networks in single-step or multi-step mode (`IFNode`, `LIFNode`,
+  `ParametricLIFNode`, ...), reset as `functional.reset_net` would before every call;
+- `from_nir`: a NIR graph (`nir.NIRGraph` or a NIR file) read directly as a `ModelGraph`, under the
+  discretisation `sc_neurocore.adapters.nir` documents;
+- `from_module`: any module mapping a whole spike sequence to outputs;
+- `FunctionModel`: the tutorial's plain `run_fn` callables.
 
-Every adapter is batch-first ``(B, T, N)``, resets all neuron state on every call, silences and records
-neuron layers through forward hooks, and is itself a differentiable ``nn.Module`` (a Captum
-``forward_func``). snnTorch and Norse are imported only when one of their adapters is used.
+Every adapter is batch-first `(B, T, N)`, resets all neuron state on every call, silences and records
+neuron layers through forward hooks, and is itself a differentiable `nn.Module` (a Captum
+`forward_func`). snnTorch and Norse are imported only when one of their adapters is used.
 """
 
 from __future__ import annotations
@@ -23,28 +27,17 @@ from ..protocol import SpikingModel
 from .function import FunctionModel
 from .hooked import HookedModel
 from .module import ModuleModel, from_module
+from .nir import from_nir
 from .norse import NorseSequential, from_norse
 from .readout import READOUTS
 from .registry import Framework, frameworks_in, loaded_frameworks
 from .snntorch import SnnTorchSequential, from_snntorch
+from .spikingjelly import SpikingJellyModel, from_spikingjelly
 from .stack import StackLayer
 
-__all__ = [
-    "READOUTS",
-    "Framework",
-    "FunctionModel",
-    "HookedModel",
-    "ModuleModel",
-    "NorseSequential",
-    "SnnTorchSequential",
-    "StackLayer",
-    "as_spiking_model",
-    "frameworks_in",
-    "from_module",
-    "from_norse",
-    "from_snntorch",
-    "loaded_frameworks",
-]
+__all__ = ["READOUTS", "FunctionModel", "HookedModel", "ModuleModel", "NorseSequential", "SnnTorchSequential",
+           "Framework", "SpikingJellyModel", "StackLayer", "as_spiking_model", "frameworks_in", "loaded_frameworks",
+           "from_module", "from_nir", "from_norse", "from_snntorch", "from_spikingjelly"]
 
 
 def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_io: bool,

@@ -1,12 +1,12 @@
 """Compiling known network stacks into our step functions, for the incremental executor.
 
 A model compiles when it is a feed-forward stack of linear layers and LIF-type neurons whose dynamics
-:mod:`sc_neurocore.dynamics` implements: our :class:`~sc_neurocore.models.LIFNetwork`, and snnTorch /
-Norse stacks wrapped by :func:`sc_neurocore.adapters.from_snntorch` / ``from_norse`` (``nn.Linear`` +
+`sc_neurocore.dynamics` implements: our `LIFNetwork`, and snnTorch /
+Norse stacks wrapped by `sc_neurocore.adapters.from_snntorch` / ``from_norse`` (``nn.Linear`` +
 ``snntorch.Leaky``; ``nn.Linear`` + ``norse.torch.LIFCell`` / ``LIFBoxCell``). Anything else gives
 ``None`` and runs through the generic batched path.
 
-A structural match is not trusted on its own: :func:`compiled_for` runs the compiled stack and the
+A structural match is not trusted on its own: `compiled_for` runs the compiled stack and the
 model's own forward on the very spikes being explained and uses the compiled stack only if the two
 outputs are identical bit for bit. A wrong guess therefore never gives a wrong answer, only the slower
 generic path.
@@ -32,23 +32,20 @@ from ..dynamics import (
 )
 from ..engine.incremental import Baseline, CompiledLayer, CompiledStack
 from ..models import LIFNetwork
+from .norse import HEAVISIDE_METHODS
 
 logger = logging.getLogger(__name__)
 
-#: Norse threshold methods whose forward pass is the Heaviside step (they differ only in the surrogate
-#: gradient, which the explainers never use).
-HEAVISIDE_METHODS = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc")
-
 
 def compile_model(model) -> CompiledStack | None:
-    """The compiled :class:`~sc_neurocore.engine.incremental.CompiledStack` of ``model``, or ``None`` if its
-    structure is not one we know (structure only; see :func:`compiled_for` for the verified form).
+    """The compiled `CompiledStack` of ``model``, or ``None`` if its
+    structure is not one we know (structure only; see `compiled_for` for the verified form).
 
     Args:
         model: an ``LIFNetwork``, an snnTorch / Norse adapter, or any other spiking model.
 
     Returns:
-        A :class:`CompiledStack` or ``None``.
+        A `CompiledStack` or ``None``.
 
     Example:
         >>> import torch
@@ -79,7 +76,7 @@ def compiled_for(model, spikes: Tensor) -> CompiledStack | None:
         spikes: ``(B, T, N)``: the spikes about to be explained (the check runs on exactly these).
 
     Returns:
-        The verified :class:`CompiledStack`, or ``None`` (then the caller uses the generic path).
+        The verified `CompiledStack`, or ``None`` (then the caller uses the generic path).
 
     Example:
         >>> import torch
@@ -93,7 +90,7 @@ def compiled_for(model, spikes: Tensor) -> CompiledStack | None:
 
 def verified(model, spikes: Tensor, record: bool,
              max_memory: int | None = None) -> tuple[CompiledStack | None, Baseline | None]:
-    """:func:`compiled_for`, also returning the compiled forward's recorded :class:`Baseline` when
+    """`compiled_for`, also returning the compiled forward's recorded `Baseline` when
     ``record`` (the incremental executor starts from it instead of running the forward again).
 
     Without ``record`` the check runs in chunks of samples that keep the model's and the stack's forward
@@ -159,7 +156,7 @@ def _compile_pairs(model, neurons) -> CompiledStack | None:
 
 
 def _plain_leaky(leaky) -> bool:
-    """A Leaky whose step is exactly :func:`~sc_neurocore.dynamics.lif_step`: delayed reset, no inhibition,
+    """A Leaky whose step is exactly `lif_step`: delayed reset, no inhibition,
     no state quantisation, ungraded spikes."""
     graded = leaky.graded_spikes_factor
     return (getattr(leaky, "reset_delay", True) and not leaky.inhibition and not leaky.state_quant
@@ -188,7 +185,7 @@ def _per_step_linear(spikes: Tensor, *, weight: Tensor, bias: Tensor | None) -> 
 
 
 def _compile_norse(model, module) -> CompiledStack | None:
-    """``nn.Linear`` + Norse ``LIFCell`` / ``LIF`` pairs (current-based LIF, :func:`current_lif_step`)."""
+    """``nn.Linear`` + Norse ``LIFCell`` / ``LIF`` pairs (current-based LIF, `current_lif_step`)."""
     import sys
 
     if sys.modules.get("norse.torch") is None:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 
 class FunctionModel:
-    """A :class:`~sc_neurocore.protocol.SpikingModel` around a plain callable (input layer only).
+    """A `SpikingModel` around a plain callable (input layer only).
 
     Args:
         fn: the callable.
@@ -93,7 +93,7 @@ def _module_session(fn: Callable) -> Iterator[None]:
         fn.eval()
         yield
     finally:
-        for module, flag in zip(modules, training):
+        for module, flag in zip(modules, training, strict=True):
             module.training = flag
         for module, name, original, values in buffers:
             if original.shape == values.shape:  # undo in-place updates too (BatchNorm's running statistics)

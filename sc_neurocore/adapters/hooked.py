@@ -1,8 +1,8 @@
 """The machinery every framework adapter shares: hooks on neuron layers, state reset, readout.
 
 A framework model (an snnTorch ``nn.Sequential``, a Norse ``SequentialState``, a user module with its
-own time loop) is wrapped by a subclass of :class:`HookedModel`, which only says how to drive it over
-time (:meth:`HookedModel._drive`) and which submodules are its neuron layers. Everything else is here,
+own time loop) is wrapped by a subclass of `HookedModel`, which only says how to drive it over
+time (`HookedModel._drive`) and which submodules are its neuron layers. Everything else is here,
 written once:
 
 * **batch-first at the boundary.** Explainers pass ``(B, T, N)``; the adapter reshapes ``N`` to the
@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -34,11 +35,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..concurrency import CallLock
 from ..graph.model import ModelGraph
-from ..graph.neurons import NeuronNode
-from ..inputs import REAL_DTYPES, check_same_device
+from ..inputs import REAL_DTYPES, check_same_device, model_dtype
 from ..protocol import LayerRecord, Recording
 from .readout import MEMBRANE_READOUTS, apply_readout, check_readout
+from .trace import MadeNode
 
 logger = logging.getLogger(__name__)
 
@@ -109,28 +111,28 @@ _ABSENT = object()
 
 
 class HookedModel(nn.Module):
-    """Base of the framework adapters: a :class:`~sc_neurocore.protocol.SpikingModel` around a module.
+    """Base of the framework adapters: a `SpikingModel` around a module.
 
-    Subclasses implement :meth:`_drive` and pass the candidate neuron layers; see the module docstring
-    for what this class does. Not used directly: call :func:`~sc_neurocore.adapters.from_snntorch`,
-    :func:`~sc_neurocore.adapters.from_norse` or :func:`~sc_neurocore.adapters.from_module`.
+    Subclasses implement `_drive` and pass the candidate neuron layers; see the module docstring
+    for what this class does. Not used directly: call `from_snntorch`,
+    `from_norse` or `from_module`.
 
     Args:
         module: the wrapped framework model (kept as ``self.module``, never modified).
         candidates: submodules that may be neuron layers, with how to read their outputs.
         input_shape: the per-timestep input shape the module takes; ``N = prod(input_shape)``.
-        readout: one of :data:`~sc_neurocore.adapters.readout.READOUTS`, or ``None`` for the subclass's
+        readout: one of `READOUTS`, or ``None`` for the subclass's
             default.
-        time_first: whether :meth:`_drive` receives ``(T, B, ...)`` (else ``(B, T, ...)``).
+        time_first: whether `_drive` receives ``(T, B, ...)`` (else ``(B, T, ...)``).
         state_buffers: ``(submodule, attribute name)`` pairs holding neuron state on the module; each is
             emptied before a call and restored (or removed, if the call created it) after it.
     """
 
     #: Whether the readout is taken from the last neuron layer's hook (stacks) or from what
-    #: :meth:`_drive` returns (modules with their own time loop).
+    #: `_drive` returns (modules with their own time loop).
     _readout_from_last_layer: bool = True
 
-    #: The ordered layer description of a plain stack (see :mod:`sc_neurocore.adapters.stack`); ``None``
+    #: The ordered layer description of a plain stack (see `sc_neurocore.adapters.stack`); ``None``
     #: for modules with their own time loop, whose structure is not known.
     stack: tuple | None = None
 
@@ -138,6 +140,7 @@ class HookedModel(nn.Module):
                  readout: str | None, time_first: bool = True,
                  state_buffers: Sequence[tuple[nn.Module, str]] = (), n_steps: int | None = None) -> None:
         super().__init__()
+        model_dtype(module, "model")  # float16 / bfloat16 or a mix: refused, naming the dtype
         self.module = module
         self.input_shape = tuple(int(size) for size in input_shape)
         if not self.input_shape or any(size < 1 for size in self.input_shape):
@@ -198,7 +201,7 @@ class HookedModel(nn.Module):
             before = self._call_model(probe, record=True).layers
             after = self._call_model(changed, record=True).layers
         first_step_moved, later_moved = False, False
-        for a, b in zip(before, after):
+        for a, b in zip(before, after, strict=True):
             for x, y in ((a.spikes, b.spikes), (a.membrane, b.membrane)):
                 if torch.isnan(x).all():
                     continue
@@ -232,7 +235,11 @@ class HookedModel(nn.Module):
         try:
             self._discover(steps)
         except _ModelFailed as failure:
-            raise ValueError(f"model: {type(self.module).__name__} failed on {steps} timesteps: {failure}") \
+            hint = ""
+            if model_dtype(self.module) == torch.float64 and "dtype" in str(failure):
+                hint = ("; the model's parameters are float64 but its own forward mixes dtypes (snnTorch's spike "
+                        "functions emit float32 spikes): run it in float32 with model.float()")
+            raise ValueError(f"model: {type(self.module).__name__} failed on {steps} timesteps: {failure}{hint}") \
                 from failure.__cause__
         self._deferred = None
 
@@ -284,11 +291,11 @@ class HookedModel(nn.Module):
 
         Args:
             spikes: batch-first input spikes ``(B, T, N)``.
-            silence: as for :meth:`run`.
+            silence: as for `run`.
 
         Returns:
-            A :class:`~sc_neurocore.protocol.Recording`: the readout and one
-            :class:`~sc_neurocore.protocol.LayerRecord` per neuron layer in call order, spikes and
+            A `Recording`: the readout and one
+            `LayerRecord` per neuron layer in call order, spikes and
             membranes ``(B, T, n)``. A layer that does not expose its membrane records ``NaN``
             membranes (not observable, never a made-up value).
 
@@ -303,7 +310,7 @@ class HookedModel(nn.Module):
 
         Args:
             spikes: batch-first input spikes ``(B, T, N)``; may require gradients.
-            silence: as for :meth:`run`.
+            silence: as for `run`.
 
         Returns:
             The readout ``(B, C)``, with gradients through the frameworks' surrogate spike functions.
@@ -390,7 +397,7 @@ class HookedModel(nn.Module):
                 return None, "the traced graph does not reproduce the model's forward on a random probe"
         return graph, ""
 
-    def _neuron_node(self, name: str, module: nn.Module, shape: tuple[int, ...]) -> NeuronNode:
+    def _neuron_node(self, name: str, module: nn.Module, shape: tuple[int, ...]) -> MadeNode:
         from .registry import framework_of_module
         from .trace import Untraceable
 
@@ -440,7 +447,21 @@ class HookedModel(nn.Module):
 
     @contextlib.contextmanager
     def _session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
-        """Eval mode, empty neuron state and ``hooks`` for one call; everything restored on exit."""
+        """Eval mode, empty neuron state and ``hooks`` for one call; everything restored on exit.
+
+        One call at a time per user module: the hooks and the emptied state are the module's own for the
+        length of the call, so a second thread waits (`sc_neurocore.concurrency.CallLock`)."""
+        from .registry import frameworks_in
+
+        with module_lock(self.module), contextlib.ExitStack() as stack:
+            for framework in frameworks_in(self.module):
+                if framework.fresh_state is not None:  # state kept on modules between calls (SpikingJelly)
+                    stack.enter_context(framework.fresh_state(self.module))
+            stack.enter_context(self._buffers_session(hooks))
+            yield
+
+    @contextlib.contextmanager
+    def _buffers_session(self, hooks: Sequence[tuple[nn.Module, Callable]]) -> Iterator[None]:
         training = [(module, module.training) for module in self.module.modules()]
         saved = [(module, name, getattr(module, name, _ABSENT)) for module, name in self._state_buffers]
         handles = []
@@ -553,6 +574,20 @@ class HookedModel(nn.Module):
             layers.append(NeuronLayer(name, candidate.module, candidate.split, candidate.spiking, feature_shape,
                                       whole_sequence=chunk == steps and steps > 1))
         return layers
+
+
+#: One `CallLock` per user module: every adapter of a module takes turns with every other.
+_MODULE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def module_lock(module: nn.Module) -> CallLock:
+    """The lock every adapter of `module` holds for the length of one call."""
+    with _LOCKS_LOCK:
+        lock = _MODULE_LOCKS.get(module)
+        if lock is None:
+            lock = _MODULE_LOCKS[module] = CallLock(f"{type(module).__name__} (wrapped by an adapter)")
+        return lock
 
 
 #: `{adapter: {(T, dtype, device): (graph or None, reason)}}`: each adapter's traced graphs, traced once per

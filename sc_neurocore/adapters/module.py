@@ -1,4 +1,4 @@
-"""Any torch module mapping a spike sequence to outputs, as a SpikingModel: :func:`from_module`.
+"""Any torch module mapping a spike sequence to outputs, as a SpikingModel: `from_module`.
 
 For models that are not plain stacks: a user ``nn.Module`` whose ``forward`` runs its own time loop
 (the snnTorch tutorials' style), a Norse module that is not a ``SequentialState``, or anything else that
@@ -11,7 +11,7 @@ guessed), and may return:
 * a tuple ``(spk_rec, mem_rec, ...)`` or Norse's ``(z, state)``: spikes first, a membrane record second
   when it has the spikes' shape.
 
-Neuron layers are the snnTorch and Norse neuron submodules the model calls (found automatically) or
+Neuron layers are the snnTorch, Norse and SpikingJelly neuron submodules the model calls (found automatically) or
 the submodules named in ``neuron_layers=``; their outputs are read as the frameworks' (a bare spike
 tensor, or a tuple with the spikes first).
 """
@@ -28,7 +28,7 @@ from .readout import check_readout
 
 
 class ModuleModel(HookedModel):
-    """A module called once on the whole sequence, read from what it returns (built by :func:`from_module`)."""
+    """A module called once on the whole sequence, read from what it returns (built by `from_module`)."""
 
     _readout_from_last_layer = False
 
@@ -87,11 +87,12 @@ def split_generic(module: nn.Module, args: tuple, output: Any) -> Emitted:
 
 
 def framework_candidates(model: nn.Module) -> list[Candidate]:
-    """The snnTorch and Norse neuron submodules of ``model``, for the frameworks already imported."""
+    """The snnTorch, Norse and SpikingJelly neuron submodules of ``model``, for the frameworks already imported."""
     from .norse import neuron_candidates as norse_candidates
     from .snntorch import neuron_candidates as snntorch_candidates
+    from .spikingjelly import neuron_candidates as spikingjelly_candidates
 
-    return snntorch_candidates(model) + norse_candidates(model)
+    return snntorch_candidates(model) + norse_candidates(model) + spikingjelly_candidates(model)
 
 
 def from_module(model: nn.Module, *, time_first: bool, neuron_layers: Sequence[str] | None = None,
@@ -113,7 +114,7 @@ def from_module(model: nn.Module, *, time_first: bool, neuron_layers: Sequence[s
             a fixed `num_steps`); default: found at the first call.
 
     Returns:
-        A :class:`~sc_neurocore.protocol.SpikingModel` and ``nn.Module``; ``adapter.module`` is ``model``.
+        A `SpikingModel` and ``nn.Module``; ``adapter.module`` is ``model``.
 
     Example:
         >>> import torch

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from ..graph.neurons import NeuronNode
+from .trace import MadeNode
 
 
 class Framework(NamedTuple):
@@ -26,18 +26,24 @@ class Framework(NamedTuple):
         name: its name in messages and in `from_<name>`.
         package: the top-level package that must be imported for the framework to be in use.
         is_neuron: whether a module is one of its neuron layers.
-        neuron_node: `neuron_node(name, module, shape) -> NeuronNode`; raises `Untraceable` (with the
-            reason) for a neuron the graph cannot represent exactly.
+        neuron_node: `neuron_node(name, module, shape) -> NeuronNode` (`shape`: what the layer emits), or
+            `-> (pre_maps, NeuronNode)` for a layer that applies its own input weights first (maps run per
+            step in front of the node, see `trace.build_graph`); raises `Untraceable` (with the reason) for
+            a neuron the graph cannot represent exactly.
         wrap: its `from_<name>(model, **options)` front end.
         reset_hint: how a user resets its state, for messages.
+        fresh_state: `fresh_state(model) -> context manager` giving the framework's neurons in `model`
+            fresh state for one call and the user's own back after it, for frameworks that keep state on
+            modules between calls (SpikingJelly's memories); `None` when the adapter's state buffers do.
     """
 
     name: str
     package: str
     is_neuron: Callable[[nn.Module], bool]
-    neuron_node: Callable[[str, nn.Module, tuple[int, ...]], NeuronNode]
+    neuron_node: Callable[[str, nn.Module, tuple[int, ...]], MadeNode]
     wrap: Callable[..., Any]
     reset_hint: str = ""
+    fresh_state: Callable[[nn.Module], Any] | None = None
 
 
 #: `(package, adapter module)`: one line per framework.

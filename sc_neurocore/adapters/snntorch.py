@@ -1,4 +1,4 @@
-"""snnTorch models as :class:`~sc_neurocore.protocol.SpikingModel`: :func:`from_snntorch`.
+"""snnTorch models as `SpikingModel`: `from_snntorch`.
 
 Three forms of snnTorch model are understood:
 
@@ -37,6 +37,7 @@ from ..dynamics import (
     synaptic_initial_state,
     synaptic_step,
 )
+from ..extras import missing_extra
 from ..graph.neurons import NeuronNode
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
 from .registry import Framework
@@ -52,8 +53,7 @@ def import_snntorch():
     try:
         import snntorch
     except ImportError as error:
-        raise ImportError("sc_neurocore.adapters.from_snntorch needs snnTorch: pip install 'sc-neurocore[snntorch]'") \
-            from error
+        raise missing_extra("sc_neurocore.adapters.from_snntorch needs snnTorch", "snntorch") from error
     return snntorch
 
 
@@ -132,7 +132,7 @@ def state_buffers(model: nn.Module) -> list[tuple[nn.Module, str]]:
 
 
 def layer_kind(module: nn.Module) -> str:
-    """The :class:`~sc_neurocore.adapters.stack.StackLayer` kind of one entry of an snnTorch Sequential."""
+    """The `StackLayer` kind of one entry of an snnTorch Sequential."""
     import snntorch
 
     kinds = [(nn.Linear, "linear"), (nn.Conv2d, "conv2d"), (nn.Flatten, "flatten"), (nn.Dropout, "dropout"),
@@ -158,14 +158,14 @@ def _is_structure(module: nn.Module) -> bool:
 
 
 def layer_params(module: nn.Module, kind: str) -> dict[str, Any]:
-    """The numbers that define one layer of the stack (see :class:`~sc_neurocore.adapters.stack.StackLayer`)."""
+    """The numbers that define one layer of the stack (see `StackLayer`)."""
     structure = structure_params(module, kind)
     if structure is not None:
         return structure
     if kind == "leaky_parallel":
         rnn = module.rnn
-        return {"weight_ih": rnn.weight_ih_l0.detach(), "bias_ih": getattr(rnn, "bias_ih_l0", None),
-                "weight_hh": rnn.weight_hh_l0.detach(), "threshold": module.threshold}
+        return {"weight_ih": rnn.weight_ih_l0.detach(), "bias_ih": getattr(rnn, "bias_ih_l0", None),  # type: ignore[operator, union-attr]
+                "weight_hh": rnn.weight_hh_l0.detach(), "threshold": module.threshold}  # type: ignore[operator, union-attr]
     if kind in ("leaky", "synaptic", "alpha", "rleaky", "rsynaptic"):
         params: dict[str, Any] = {"beta": module.beta, "threshold": module.threshold,
                                   "reset_mechanism": module.reset_mechanism,
@@ -240,11 +240,11 @@ def neuron_node(name: str, module: Any, shape: tuple[int, ...]) -> NeuronNode:
 
 
 class SnnTorchSequential(HookedModel):
-    """An snnTorch ``nn.Sequential`` as a SpikingModel (built by :func:`from_snntorch`).
+    """An snnTorch ``nn.Sequential`` as a SpikingModel (built by `from_snntorch`).
 
     Attributes:
         module: the wrapped Sequential.
-        stack: the ordered :class:`~sc_neurocore.adapters.stack.StackLayer` description of it.
+        stack: the ordered `StackLayer` description of it.
         sequence_level: ``True`` for a stack of ``LeakyParallel`` layers (fed all timesteps at once).
     """
 
@@ -280,7 +280,7 @@ class SnnTorchSequential(HookedModel):
                          state_buffers=state_buffers(module), n_steps=n_steps)
 
     def linear_weights(self) -> list[Tensor] | None:
-        return linear_chain(self.stack)
+        return linear_chain(self.stack)  # type: ignore[arg-type]
 
     def _drive(self, inputs: Tensor) -> None:
         if self.sequence_level:
@@ -298,7 +298,7 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
         model: an ``nn.Sequential`` stack or a module with its own time loop (see the module docstring).
             It is never modified: its state and ``training`` flags are restored after every call.
         readout: how the output layer's activity becomes ``(B, C)``: ``"count"`` (default), ``"rate"``,
-            ``"final_membrane"``, ``"max_membrane"`` (see :mod:`sc_neurocore.adapters.readout`).
+            ``"final_membrane"``, ``"max_membrane"`` (see `sc_neurocore.adapters.readout`).
         input_shape: the per-timestep input shape, e.g. ``(1, 28, 28)`` for a Conv2d stack; default: the
             first Linear's ``in_features``.
         time_first: for a module with its own time loop, whether its ``forward`` takes ``(T, B, ...)``
@@ -307,7 +307,7 @@ def from_snntorch(model: nn.Module, *, readout: str | None = None, input_shape: 
             (default: found at the first call, with the spikes' own number of timesteps).
 
     Returns:
-        A :class:`~sc_neurocore.protocol.SpikingModel` and ``nn.Module``: ``adapter(spikes (B, T, N))`` is a
+        A `SpikingModel` and ``nn.Module``: ``adapter(spikes (B, T, N))`` is a
         differentiable ``(B, C)``; ``adapter.module`` is ``model``.
 
     Example:

@@ -1,10 +1,10 @@
 """An ordered, framework-neutral description of a layer stack, for compilers and weight-path methods.
 
 When a wrapped model is a plain stack (an snnTorch ``nn.Sequential``, a Norse ``SequentialState``),
-its adapter lists the stack as :class:`StackLayer` entries: what each layer is (``kind``), its
+its adapter lists the stack as `StackLayer` entries: what each layer is (``kind``), its
 submodule, and the numbers that define it (``params``: weights, biases, decays, thresholds, reset).
-:meth:`linear_chain` turns a stack of linear layers and feed-forward neurons into the ``(n_in, n_out)``
-weight chain :class:`~sc_neurocore.explain.SpikeAttributor` attributes through.
+`linear_chain` turns a stack of linear layers and feed-forward neurons into the ``(n_in, n_out)``
+weight chain `SpikeAttributor` attributes through.
 
 Kinds: ``"linear"``, ``"conv2d"``, ``"flatten"``, ``"dropout"`` (structure); snnTorch ``"leaky"``,
 ``"synaptic"``, ``"alpha"``, ``"rleaky"``, ``"leaky_parallel"``; Norse ``"lif"`` (sequence-level

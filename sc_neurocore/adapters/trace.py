@@ -28,6 +28,10 @@ from ..graph.model import ModelGraph, Segment
 from ..graph.neurons import NeuronNode
 from .torch_maps import Untraceable, torch_map
 
+#: What a framework's `neuron_node` gives: the node, or `(pre_maps, node)` for a layer that applies its own
+#: input weights first (the maps run per step in front of the node).
+MadeNode = NeuronNode | tuple[tuple[LinearMap, ...], NeuronNode]
+
 
 class Call(NamedTuple):
     """One recorded call of a module: its input and the tensor it emitted (spikes, for a neuron)."""
@@ -100,6 +104,16 @@ def _time_first(tensor: Tensor, steps: int, batch: int, time_first: bool) -> Ten
     return None
 
 
+def _one_step(tensor: Tensor, batch: int) -> Tensor | None:
+    """One timestep `(B, *shape)` of a per-step call: the tensor itself, or a `(1, B, *shape)` slice
+    (Norse stacks with sequence-level layers are fed one-step chunks) without its time axis."""
+    if tensor.ndim >= 1 and tensor.shape[0] == batch:
+        return tensor
+    if tensor.ndim >= 2 and tuple(tensor.shape[:2]) == (1, batch):
+        return tensor[0]
+    return None
+
+
 def group_calls(calls: list[Call], steps: int, batch: int, time_first: bool,
                 neuron_names: set[str]) -> list[Traced]:
     """The chain of modules, each with its time-first inputs and outputs (see the module docstring)."""
@@ -117,10 +131,11 @@ def group_calls(calls: list[Call], steps: int, batch: int, time_first: bool,
         if first.input.numel() == 0 and first.output.numel() == 0:
             raise Untraceable(f"module {name!r} ({type(first.module).__name__}) was called without a tensor input "
                               "or output")
-        if len(group) == steps and all(c.input.ndim >= 1 and c.input.shape[0] == batch and
-                                       c.output.ndim >= 1 and c.output.shape[0] == batch for c in group):
-            inputs = torch.stack([c.input for c in group])
-            outputs = torch.stack([c.output for c in group])
+        step_inputs = [_one_step(c.input, batch) for c in group]
+        step_outputs = [_one_step(c.output, batch) for c in group]
+        if len(group) == steps and not any(x is None for x in (*step_inputs, *step_outputs)):
+            inputs = torch.stack(step_inputs)  # type: ignore[arg-type]
+            outputs = torch.stack(step_outputs)  # type: ignore[arg-type]
             whole = False
         elif len(group) == 1:
             sequence_in = _time_first(first.input, steps, batch, time_first)
@@ -147,7 +162,7 @@ def _same_flow(produced: Tensor, received: Tensor) -> bool:
 
 
 def build_graph(chain: list[Traced], model_inputs: Tensor, *, readout: str,
-                neuron_node: Callable[[str, nn.Module, tuple[int, ...]], NeuronNode],
+                neuron_node: Callable[[str, nn.Module, tuple[int, ...]], MadeNode],
                 input_shape: tuple[int, ...], source: str) -> ModelGraph:
     """The `ModelGraph` of a traced chain, after checking its data flow.
 
@@ -155,7 +170,10 @@ def build_graph(chain: list[Traced], model_inputs: Tensor, *, readout: str,
         chain: from `group_calls`.
         model_inputs: the time-first `(T, B, ...)` input the model received.
         readout: the adapter's readout.
-        neuron_node: `neuron_node(name, module, shape)` for the chain's neuron layers.
+        neuron_node: `neuron_node(name, module, shape)` for the chain's neuron layers, `shape` the
+            per-sample shape the layer emits; it returns the node, or `(pre_maps, node)` when the layer
+            applies its own input weights first (Norse `LIFRecurrentCell`, `LILinearCell`): maps applied
+            per step from the shape it receives to the node's.
         input_shape: the per-timestep input shape.
         source: what the graph was traced from, for messages.
     """
@@ -178,9 +196,13 @@ def build_graph(chain: list[Traced], model_inputs: Tensor, *, readout: str,
             whole.append(True)
         out_shape = tuple(link.outputs.shape[2:])
         if link.neuron:
-            if out_shape != in_shape:
+            made = neuron_node(link.name, link.module, out_shape)
+            pre, node = made if isinstance(made, tuple) else ((), made)
+            if (pre[0].in_shape if pre else out_shape) != in_shape or (pre and pre[-1].out_shape != out_shape):
                 raise Untraceable(f"neuron layer {link.name!r} maps shape {in_shape} to {out_shape}")
-            segments.append(Segment(tuple(maps), neuron_node(link.name, link.module, in_shape), tuple(whole)))
+            maps += pre
+            whole += [False] * len(pre)
+            segments.append(Segment(tuple(maps), node, tuple(whole)))
             maps, whole = [], []
         else:
             maps.append(torch_map(link.module, in_shape, out_shape))

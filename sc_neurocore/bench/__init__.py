@@ -1,8 +1,8 @@
 """``sc-neurocore bench``: our exact methods against the naive loops and Captum, timed side by side.
 
-Runs :func:`sc_neurocore.bench.suite.run_suite` (workloads in :mod:`sc_neurocore.bench.workloads`,
-contenders in :mod:`sc_neurocore.bench.contenders`), prints the tables and, with ``--output``, writes them
-as Markdown (``docs/benchmarks.md`` is this command's output, never edited by hand)::
+Runs `sc_neurocore.bench.suite.run_suite` (workloads in `sc_neurocore.bench.workloads`,
+contenders in `sc_neurocore.bench.contenders`), prints the tables and, with ``--output``, writes them
+as Markdown (``docs/benchmarks.md`` is this command's output, never edited by hand):
 
     sc-neurocore bench --output docs/benchmarks.md      # the full run, about 10 minutes on 2 cores
     sc-neurocore bench --quick                          # tiny sizes, one run each: a smoke test
@@ -73,7 +73,7 @@ def render(report: Report, command: str = "sc-neurocore bench") -> str:
     """The report as Markdown: environment, one table per section, the targets, notes.
 
     Args:
-        report: what :func:`~sc_neurocore.bench.suite.run_suite` returned.
+        report: what `run_suite` returned.
         command: the command line that produced it (printed in the header).
 
     Returns:
@@ -120,4 +120,6 @@ def render(report: Report, command: str = "sc-neurocore bench") -> str:
 
 
 def _seconds(value: float) -> str:
+    if not value >= 0:  # NaN (a row that is not a timing) or a negative number: never printed as a time
+        return "-"
     return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.2f} s"

@@ -65,7 +65,7 @@ def snntorch_counts(net: nn.Sequential, spikes: Tensor) -> Tensor:
         out_spikes, _ = net(spikes[:, t])
         counts = out_spikes if counts is None else counts + out_spikes
     snntorch.utils.reset(net)
-    return counts
+    return counts  # type: ignore[return-value]
 
 
 def hook_loop_hidden_importance(net: nn.Sequential, layer: nn.Module, n_neurons: int, spikes: Tensor,

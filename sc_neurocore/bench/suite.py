@@ -13,6 +13,7 @@ machine every contender is faster so, and the comparison stays like for like).
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import math
 import os
@@ -247,7 +248,7 @@ def _best_captum(section: str, case: Case, ours_s: float, runs: int, ours: Tenso
     """Each ``perturbations_per_eval`` once (checked against ours), then the fastest ``runs`` times."""
     trials = []
     for ppe in PERTURBATIONS_PER_EVAL:
-        seconds, peak, result = timed(lambda: call(ppe), 1)
+        seconds, peak, result = timed(functools.partial(call, ppe), 1)
         trials.append((seconds, ppe, _agreement(ours, result), peak))
     _, ppe, agreement, _ = min(trials)
     agreement = next((a for *_, a, _ in trials if a != "identical"), agreement)  # any disagreement is shown
@@ -360,7 +361,7 @@ def linearity_section(workload: Workload, settings: Settings) -> tuple[list[Row]
         spikes = input_spikes(workload, rate=rate, seed=11)
         target = predicted(network.run, spikes)
         explainer.explain(spikes[0], output_neuron=target)  # warm-up, untimed
-        seconds, peak, _ = timed(lambda: explainer.explain(spikes[0], output_neuron=target), settings.runs)
+        seconds, peak, _ = timed(functools.partial(explainer.explain, spikes[0], output_neuron=target), settings.runs)
         n_spikes = int((spikes != 0).sum())
         points.append((n_spikes, seconds))
         rows.append(Row(section, f"{workload.name} / LIFNetwork, rate {rate:.1%}", f"ours ({n_spikes} spikes)",
@@ -374,7 +375,7 @@ def linearity_section(workload: Workload, settings: Settings) -> tuple[list[Row]
     r_squared = 1.0 - residual / total if total > 0 else 1.0
     rows.append(Row(section, f"{workload.name} / LIFNetwork, straight-line fit",
                     f"fixed {1e3 * float(coefficients[0]):.1f} ms + {1e6 * float(coefficients[1]):.1f} us per spike, "
-                    f"R^2 = {r_squared:.3f}", float(coefficients[0]), settings.runs, None, "-", 1.0))
+                    f"R^2 = {r_squared:.3f}", float("nan"), settings.runs, None, "-", 1.0))  # a fit, not a time
     return rows, r_squared
 
 
@@ -395,7 +396,7 @@ def memory_section(workload: Workload, settings: Settings) -> tuple[list[Row], l
                 reference = run_plan(network, spikes, plan, max_memory=budget)
         agreement = _agreement(outputs, reference)
         with torch.inference_mode():
-            seconds, peak, _ = timed(lambda: execute(network, spikes, plan, max_memory=budget),
+            seconds, peak, _ = timed(functools.partial(execute, network, spikes, plan, max_memory=budget),
                                      max(1, settings.runs // 2))
         peaks.append((budget, peak))
         share = "n/a" if peak is None else f"{peak / (budget / 2**20):.0%} of max_memory"
@@ -416,19 +417,20 @@ class Report(NamedTuple):
     environment: dict[str, str]
 
 
-def run_suite(settings: Settings = Settings(), progress: Callable[[str], None] = lambda message: None) -> Report:
+def run_suite(settings: Settings | None = None, progress: Callable[[str], None] = lambda message: None) -> Report:
     """Run every section; see the module docstring.
 
     Args:
-        settings: what to run (:data:`QUICK` for a smoke run).
+        settings: what to run (`QUICK` for a smoke run).
         progress: called with a line of text as each section starts.
 
     Returns:
-        A :class:`Report`.
+        A `Report`.
 
     Example:
         >>> report = run_suite(QUICK._replace(workloads=("R-seed",)))  # doctest: +SKIP
     """
+    settings = Settings() if settings is None else settings
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     load_start = _load()

@@ -12,7 +12,7 @@ R-deep     784-256-128-10      50     5%          more layers and a longer windo
 Weights are Gaussian, scaled so that about a fifth of the hidden neurons fire per step (a network that
 never fires makes every explanation zero and every timing meaningless). The snnTorch twin is an
 ``nn.Sequential`` of bias-free ``nn.Linear`` and ``snn.Leaky`` (same beta, threshold and subtractive
-reset) wrapped by :func:`sc_neurocore.adapters.from_snntorch`; the suite checks that it gives the same
+reset) wrapped by `sc_neurocore.adapters.from_snntorch`; the suite checks that it gives the same
 spike counts as the ``LIFNetwork`` before timing anything.
 """
 
@@ -23,6 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ..extras import missing_extra
 from ..models import LIFNetwork
 
 #: Membrane decay and threshold of every workload.
@@ -61,14 +62,14 @@ def weights(workload: Workload, seed: int = 0) -> list[Tensor]:
     """Seeded ``(n_in, n_out)`` Gaussian weights, std ``1.5 / sqrt(expected active inputs)`` per layer."""
     generator = torch.Generator().manual_seed(seed)
     chain, active_rate = [], workload.rate
-    for n_in, n_out in zip(workload.sizes[:-1], workload.sizes[1:]):
+    for n_in, n_out in zip(workload.sizes[:-1], workload.sizes[1:], strict=True):
         chain.append(torch.randn(n_in, n_out, generator=generator) * (1.5 / (active_rate * n_in) ** 0.5))
         active_rate = 0.2  # hidden layers fire about this often with these scales
     return chain
 
 
 def lif_network(workload: Workload, seed: int = 0) -> LIFNetwork:
-    """The workload as our :class:`~sc_neurocore.models.LIFNetwork`."""
+    """The workload as our `LIFNetwork`."""
     return LIFNetwork(weights(workload, seed), beta=BETA, threshold=THRESHOLD, reset="subtract")
 
 
@@ -77,7 +78,7 @@ def snntorch_network(workload: Workload, seed: int = 0) -> nn.Sequential:
     try:
         import snntorch as snn
     except ImportError as error:
-        raise ImportError("the snnTorch workloads need snnTorch: pip install 'sc-neurocore[snntorch]'") from error
+        raise missing_extra("the snnTorch workloads need snnTorch", "snntorch") from error
     layers: list[nn.Module] = []
     chain = weights(workload, seed)
     for index, weight in enumerate(chain):

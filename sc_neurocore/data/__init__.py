@@ -1,15 +1,15 @@
 """Real handwriting as spikes, and trained networks that read it -- no download.
 
-* :func:`load_digits`: scikit-learn's bundled 8x8 digits (1,797 images) or their 28x28 MNIST-layout
+* `load_digits`: scikit-learn's bundled 8x8 digits (1,797 images) or their 28x28 MNIST-layout
   variant, split into fixed train / test sets and encoded as spikes ``(B, T, N)`` (rate or latency coding).
-* :func:`load_mnist`: the same for your own MNIST IDX files.
-* :func:`pretrained_network` / :func:`pretrained_weights` / :func:`pretrained_snntorch`: the shipped
+* `load_mnist`: the same for your own MNIST IDX files.
+* `pretrained_network` / `pretrained_weights` / `pretrained_snntorch`: the shipped
   64-32-10 and 784-32-10 LIF networks (``.safetensors`` inside the package), as an
-  :class:`~sc_neurocore.models.LIFNetwork`, as the weight list the tutorial calls ``model_weights``, or as
+  `LIFNetwork`, as the weight list the tutorial calls ``model_weights``, or as
   an equivalent snnTorch ``nn.Sequential``.
-* ``python -m sc_neurocore.data.train``: the script that trained them (see :mod:`sc_neurocore.data.train`).
+* ``python -m sc_neurocore.data.train``: the script that trained them (see `sc_neurocore.data.train`).
 
-Example (the tutorial's MNIST example on real handwriting)::
+Example (the tutorial's MNIST example on real handwriting):
 
     from sc_neurocore.data import load_digits, pretrained_network, pretrained_weights
     from sc_neurocore.explain import SpikeAttributor
@@ -21,7 +21,7 @@ Example (the tutorial's MNIST example on real handwriting)::
     result = SpikeAttributor(decay=0.95).attribute(test_spikes, model_weights, output_neuron=predicted_class)
     importance_image = result.spatial_importance().reshape(28, 28)
 
-scikit-learn (``pip install 'sc-neurocore[data]'``) is needed for the digits, safetensors for the weights,
+scikit-learn (``pip install 'spikexplain[data]'``) is needed for the digits, safetensors for the weights,
 snnTorch (``[snntorch]``) for the snnTorch model and training.
 """
 

@@ -1,7 +1,7 @@
 """Handwritten digits as spike trains, with no download: scikit-learn's bundled UCI digits.
 
 scikit-learn ships the UCI "Optical Recognition of Handwritten Digits" test set inside the package: 1,797
-grey-level images of 8x8 pixels (values 0..16) from 43 writers, ten classes. :func:`load_digits` scales
+grey-level images of 8x8 pixels (values 0..16) from 43 writers, ten classes. `load_digits` scales
 them to intensities in ``[0, 1]``, optionally upsamples them to MNIST's 28x28 layout, splits them into a
 fixed train / test split and encodes them as spikes ``(B, T, N)``.
 
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..extras import missing_extra
 from ..inputs import as_choice, as_positive_int
 from .encoding import encode
 
@@ -52,7 +53,7 @@ class DigitSpikes(NamedTuple):
     spikes: Tensor
     labels: Tensor
     images: Tensor
-    index: Tensor
+    index: Tensor  # type: ignore[assignment]  # a field named like tuple.index, kept for the API
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,7 +62,7 @@ def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits as sklearn_load_digits
     except ImportError as error:  # an optional dependency
-        raise ImportError("the digits data set needs scikit-learn: pip install 'sc-neurocore[data]'") from error
+        raise missing_extra("the digits data set needs scikit-learn", "data") from error
     bunch = sklearn_load_digits()
     images = (bunch.images / 16.0).astype(np.float32)
     labels = bunch.target.astype(np.int64)
@@ -148,12 +149,12 @@ def load_digits(split: str = "test", size: int = 8, n_steps: int = DEFAULT_STEPS
         size: ``8`` (64 inputs) or ``28`` (784 inputs, MNIST layout).
         n_steps: the number of timesteps ``T``.
         encoding: ``"rate"`` (Bernoulli) or ``"latency"`` (one spike per pixel); see
-            :mod:`sc_neurocore.data.encoding`.
+            `sc_neurocore.data.encoding`.
         seed: seed of the rate coder; the split's draws use ``len(SPLITS) * seed + SPLITS.index(split)``.
             The shipped models were evaluated with ``seed=0``.
 
     Returns:
-        A :class:`DigitSpikes` of fresh tensors.
+        A `DigitSpikes` of fresh tensors.
 
     Example:
         >>> from sc_neurocore.data import load_digits

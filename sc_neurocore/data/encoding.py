@@ -4,7 +4,7 @@ Both take intensities in ``[0, 1]`` of shape ``(B, N)`` (flattened images) and r
 ``(B, T, N)`` of 0.0 / 1.0 in float32, the layout every explainer takes.
 
 Rate coding (Bernoulli, as snnTorch's ``spikegen.rate``): each pixel fires independently at each
-timestep with probability equal to its intensity::
+timestep with probability equal to its intensity:
 
     s[t, i] ~ Bernoulli(x[i])            t = 0 .. T-1
 
@@ -99,7 +99,7 @@ def encode(intensities: Tensor, n_steps: int, encoding: str = "rate", seed: int 
     Args:
         intensities: ``(B, N)`` floats in ``[0, 1]``.
         n_steps: the number of timesteps ``T``.
-        encoding: ``"rate"`` (:func:`rate_encode`) or ``"latency"`` (:func:`latency_encode`).
+        encoding: ``"rate"`` (`rate_encode`) or ``"latency"`` (`latency_encode`).
         seed: the rate coder's seed (ignored by latency coding, which is deterministic).
 
     Returns:

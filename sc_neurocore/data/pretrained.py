@@ -1,23 +1,23 @@
-"""The shipped trained digit networks, as an :class:`~sc_neurocore.models.LIFNetwork` or an snnTorch model.
+"""The shipped trained digit networks, as an `LIFNetwork` or an snnTorch model.
 
-Two networks are shipped inside the package, trained by :mod:`sc_neurocore.data.train` (surrogate-gradient
-BPTT, fixed seeds) on the training split of :func:`~sc_neurocore.data.load_digits`:
+Two networks are shipped inside the package, trained by `sc_neurocore.data.train` (surrogate-gradient
+BPTT, fixed seeds) on the training split of `load_digits`:
 
 * ``size=8``: 64-32-10, on the 8x8 digits -- the tutorial's shape;
 * ``size=28``: 784-32-10, on the digits upsampled to MNIST's 28x28 layout.
 
 Each is one ``digits{size}.safetensors`` file holding the weight matrices ``weights.0``, ``weights.1``
 (``(n_in, n_out)``, the ``LIFNetwork`` convention; the network's own ``state_dict``), loaded with
-:func:`sc_neurocore.loading.load_state_dict` (no pickle), and a ``digits{size}.json`` written by the
+`sc_neurocore.loading.load_state_dict` (no pickle), and a ``digits{size}.json`` written by the
 training script with the neuron parameters, the encoding, the command that produced it and the test
 accuracy it measured.
 
 The weights lie on a grid of ``1/256``: every sum of input currents is then exact in float32, so the
 ``LIFNetwork``, the snnTorch model and any other summation order produce bit-identical membranes and spikes.
 
-:func:`to_snntorch` turns any bias-free or biased ``LIFNetwork`` into the equivalent snnTorch
+`to_snntorch` turns any bias-free or biased ``LIFNetwork`` into the equivalent snnTorch
 ``nn.Sequential`` (``Linear`` + ``snn.Leaky(init_hidden=True)`` pairs, the last with ``output=True``);
-snnTorch's ``Leaky`` with its default delayed reset computes exactly :func:`sc_neurocore.dynamics.lif_step`.
+snnTorch's ``Leaky`` with its default delayed reset computes exactly `sc_neurocore.dynamics.lif_step`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from ..dynamics import RESET_MECHANISMS
+from ..extras import missing_extra
 from ..inputs import as_choice, as_weight_chain
 from ..loading import load_state_dict
 from ..models import LIFNetwork
@@ -63,7 +64,7 @@ def pretrained_weights(size: int = 8) -> list[Tensor]:
     """The shipped model's weight matrices, input side first, each ``(n_in, n_out)`` float32 (fresh copies).
 
     This is the tutorial's ``model_weights``: pass it to
-    :meth:`~sc_neurocore.explain.SpikeAttributor.attribute`.
+    `attribute`.
 
     Example:
         >>> [tuple(w.shape) for w in pretrained_weights(28)]
@@ -71,15 +72,17 @@ def pretrained_weights(size: int = 8) -> list[Tensor]:
     """
     with resources.as_file(_model_file(size, ".safetensors")) as path:
         state = load_state_dict(path)
-    n_layers = len(state)
+    # A file written by the training script since LIFNetwork keeps beta and threshold as buffers also
+    # holds those two; the neuron parameters of the shipped models come from their .json.
+    n_layers = len(set(state) - {"beta", "threshold"})
     names = [f"weights.{index}" for index in range(n_layers)]
-    if sorted(state) != sorted(names):
+    if sorted(set(state) - {"beta", "threshold"}) != sorted(names):
         raise ValueError(f"weights: expected the tensors {names} in digits{size}.safetensors, got {sorted(state)}")
     return [state[name].to(torch.float32).clone() for name in names]
 
 
 def pretrained_network(size: int = 8) -> LIFNetwork:
-    """The shipped trained digit classifier as an :class:`~sc_neurocore.models.LIFNetwork`.
+    """The shipped trained digit classifier as an `LIFNetwork`.
 
     Its output is the spike count of each of the 10 output neurons; the predicted digit is the ``argmax``.
 
@@ -99,7 +102,7 @@ def pretrained_network(size: int = 8) -> LIFNetwork:
 
 
 def pretrained_snntorch(size: int = 8) -> nn.Sequential:
-    """The shipped model as an snnTorch ``nn.Sequential`` (see :func:`to_snntorch`).
+    """The shipped model as an snnTorch ``nn.Sequential`` (see `to_snntorch`).
 
     Example:
         >>> from sc_neurocore.data import load_digits, pretrained_network, pretrained_snntorch
@@ -115,7 +118,7 @@ def _import_snntorch():
     try:
         import snntorch
     except ImportError as error:  # an optional dependency
-        raise ImportError("the snnTorch model needs snnTorch: pip install 'sc-neurocore[snntorch]'") from error
+        raise missing_extra("the snnTorch model needs snnTorch", "snntorch") from error
     return snntorch
 
 
@@ -134,7 +137,7 @@ def snntorch_sequential(weights: Sequence[Tensor], beta: float | Sequence[float]
 
     Returns:
         The network; call it once per timestep on ``(B, N)`` input after resetting it (see
-        :func:`snntorch_spike_counts`). The last ``Leaky`` has ``output=True``, so the network returns
+        `snntorch_spike_counts`). The last ``Leaky`` has ``output=True``, so the network returns
         ``(spikes, membrane)`` of the output layer.
 
     Example:
@@ -171,16 +174,16 @@ def snntorch_sequential(weights: Sequence[Tensor], beta: float | Sequence[float]
 def to_snntorch(network: LIFNetwork, spike_grad: Any = None) -> nn.Sequential:
     """The snnTorch ``nn.Sequential`` that computes exactly what ``network`` computes.
 
-    snnTorch's ``Leaky`` (default delayed reset) is :func:`sc_neurocore.dynamics.lif_step`: the reset is
+    snnTorch's ``Leaky`` (default delayed reset) is `sc_neurocore.dynamics.lif_step`: the reset is
     decided from the previous membrane, then ``v = beta * v + I - reset * threshold``; a spike where
     ``v > threshold``.
 
     Args:
-        network: an :class:`~sc_neurocore.models.LIFNetwork` (its weights are copied, not shared).
+        network: an `LIFNetwork` (its weights are copied, not shared).
         spike_grad: surrogate gradient for training (``None``: snnTorch's default).
 
     Returns:
-        See :func:`snntorch_sequential`.
+        See `snntorch_sequential`.
 
     Example:
         >>> net = LIFNetwork([torch.randn(64, 32), torch.randn(32, 10)], beta=0.9, threshold=1.0)
@@ -233,5 +236,5 @@ def snntorch_spike_counts(network: nn.Module, spikes: Tensor) -> Tensor:
     for t in range(spikes.shape[1]):
         output_spikes, _ = network(spikes[:, t])
         counts = output_spikes if counts is None else counts + output_spikes
-    return counts
+    return cast(Tensor, counts)
 

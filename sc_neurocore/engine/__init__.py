@@ -44,7 +44,7 @@ SMALL_PLAN_MACS = 0
 
 
 class Execution(NamedTuple):
-    """Which executor ran a call of :func:`execute`, and why.
+    """Which executor ran a call of `execute`, and why.
 
     Attributes:
         engine: ``"event"``, ``"incremental"`` or ``"batched"``.
@@ -87,29 +87,29 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
 
     Three executors give the same outputs (outside a reported tie mask):
 
-    * ``"batched"`` (:func:`run_plan`): the model's own forward on perturbed copies; any model, any device.
-    * ``"incremental"`` (:func:`run_incremental`): suffix replays of a compiled stack.
-    * ``"event"`` (:func:`sc_neurocore.engine.event.run_events`): spike-change events through a compiled
+    * ``"batched"`` (`run_plan`): the model's own forward on perturbed copies; any model, any device.
+    * ``"incremental"`` (`run_incremental`): suffix replays of a compiled stack.
+    * ``"event"`` (`sc_neurocore.engine.event.run_events`): spike-change events through a compiled
       LIF stack with a spike readout, its inner loop compiled by numba (the ``fast`` extra).
 
-    The compiled executors run only when the model compiles (:func:`sc_neurocore.adapters.compile.compile_model`)
+    The compiled executors run only when the model compiles (`sc_neurocore.adapters.compile.compile_model`)
     and the compiled form reproduces the model's forward bit for bit (checked once per model and input
-    shape; :mod:`sc_neurocore.engine.recorded`). ``engine="auto"`` picks by the cost model of
-    :mod:`sc_neurocore.engine.cost` on the CPU (the environment variable ``SC_NEUROCORE_ENGINE`` names an
-    executor to prefer wherever it can run); plans below :data:`SMALL_PLAN_MACS` and every plan on a GPU
+    shape; `sc_neurocore.engine.recorded`). ``engine="auto"`` picks by the cost model of
+    `sc_neurocore.engine.cost` on the CPU (the environment variable ``SC_NEUROCORE_ENGINE`` names an
+    executor to prefer wherever it can run); plans below `SMALL_PLAN_MACS` and every plan on a GPU
     (where one large batched forward beat the replay's small kernels, ``docs/benchmarks-gpu.md``) take the
     batched path. The baseline call (``plan=None``) of a compiled model records its forward, and the next
     call on the same spikes tensor starts from that recording: one forward per explainer call.
 
     Args:
-        model: any :class:`~sc_neurocore.protocol.SpikingModel`.
+        model: any `SpikingModel`.
         spikes: the samples ``(B, T, N)`` the plan refers to.
         plan: the perturbations, or ``None`` for the baseline.
-        max_memory: peak bytes per chunk (``None``: automatic, see :mod:`sc_neurocore.engine.budget`).
+        max_memory: peak bytes per chunk (``None``: automatic, see `sc_neurocore.engine.budget`).
         n_outputs: the expected ``C``, if known.
         progress: show a progress bar over rows (the batched and incremental executors).
         engine: ``"auto"``, or the executor to run (a ``ValueError`` says why if it cannot).
-        return_info: also return an :class:`Execution`.
+        return_info: also return an `Execution`.
 
     Returns:
         ``(P, C)``, row ``p`` the outputs of plan row ``p``; with ``return_info``, ``(outputs, Execution)``.

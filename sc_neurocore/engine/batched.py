@@ -72,7 +72,7 @@ def run_plan(model: SpikingModel, spikes: Tensor, plan: Plan | None, *, max_memo
     """Outputs ``(P, C)`` of every row of ``plan`` (``plan=None``: the ``B`` unperturbed samples).
 
     Args:
-        model: any :class:`~sc_neurocore.protocol.SpikingModel`.
+        model: any `SpikingModel`.
         spikes: the samples ``(B, T, N)`` the plan refers to.
         plan: the perturbations, or ``None`` for the baseline.
         max_memory: peak bytes for one chunk's materialised inputs and activations (``None``: automatic).

@@ -35,7 +35,7 @@ def bytes_per_row(n_steps: int, n_inputs: int, layer_sizes, itemsize: int) -> in
 
     Counted: the materialised input ``T x N``, and per neuron layer ``T x n`` input currents, ``2 x T x n``
     spikes (the per-step outputs and their stacked copy, both alive while stacking) and a membrane of
-    ``n`` -- what a layer-by-layer simulation such as :class:`~sc_neurocore.models.LIFNetwork` keeps
+    ``n`` -- what a layer-by-layer simulation such as `LIFNetwork` keeps
     alive (measured by ``tests/reliability/test_memory.py``). Models without known layers count as one
     extra input-sized layer.
     """

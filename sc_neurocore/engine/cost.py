@@ -1,18 +1,18 @@
-"""Which executor :func:`sc_neurocore.engine.execute` runs: a cost model, in seconds, of each one on a plan.
+"""Which executor `sc_neurocore.engine.execute` runs: a cost model, in seconds, of each one on a plan.
 
 Each executor's time is modelled from the work it does, with per-unit costs measured on a 2-core x86 CPU
 with one torch thread (``sc-neurocore bench`` records the real times next to these estimates):
 
 * **batched**: every row is a full forward pass: ``rows x T x sum(n_in x n_out)`` multiply-adds at
-  :data:`BATCHED_MAC`, plus ``rows x T x sum(n)`` neuron updates at :data:`BATCHED_NEURON`, plus one call per
-  step and layer (:data:`STEP_CALL`).
+  `BATCHED_MAC`, plus ``rows x T x sum(n)`` neuron updates at `BATCHED_NEURON`, plus one call per
+  step and layer (`STEP_CALL`).
 * **incremental**: the recorded baseline (one forward of the samples), then each row's suffix replay:
-  about half the window, ``sum(n)`` neuron updates per step at :data:`INCREMENTAL_NEURON`, and the
+  about half the window, ``sum(n)`` neuron updates per step at `INCREMENTAL_NEURON`, and the
   replay loop's per-step calls for every chunk.
 * **event**: the recorded baseline, the tables (a float64 product per layer), then per row and layer the
-  screen over its neurons and the scanned steps at :data:`EVENT_STEP` (compiled) or :data:`PYTHON_STEP`
+  screen over its neurons and the scanned steps at `EVENT_STEP` (compiled) or `PYTHON_STEP`
   (numba missing), plus the tie rows, recomputed by the model's own batched forward (their share from
-  :data:`TIE_RATE`).
+  `TIE_RATE`).
 
 The model picks the cheapest executor that can run the plan exactly; ties in the estimate go to the
 simpler path. The constants are medians, not guarantees: forcing an executor (``engine=``) is always

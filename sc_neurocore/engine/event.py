@@ -1,18 +1,18 @@
 r"""The event engine: exact perturbations of a feed-forward LIF stack, propagated as spike-change events.
 
 A removed input spike, or a silenced neuron, is a set of *events*: changes ``(t, i, delta)`` of the train
-that feeds one layer. Layer by layer, :func:`~sc_neurocore.engine.event_kernels.propagate_layer` turns the
+that feeds one layer. Layer by layer, `propagate_layer` turns the
 events into the layer's own spike changes, per (row, neuron) pair and not per row: the pairs that provably
 cannot flip a spike are ruled out by one test against per-neuron tables, and only the rest are scanned, in
 time order, from the row's first event. The next layer receives the flips as rank-k current updates (rows
 of its weight matrix). The readout is the baseline's plus the output layer's flips.
 
-Layers plug in through :class:`LayerTables` (a weight matrix and the baseline tables of one LIF layer).
+Layers plug in through `LayerTables` (a weight matrix and the baseline tables of one LIF layer).
 A convolution or pooling segment lowers to the same interface by its ``dense()`` matrix or
-``unit_responses`` (see :mod:`sc_neurocore.engine.lower`).
+``unit_responses`` (see `sc_neurocore.engine.lower`).
 
 Exactness: every spike decision is taken only outside a rigorous float bound on the framework's own
-rounding (:func:`layer_tables`); a row with a decision inside the bound is a *tie*: it is recomputed by the
+rounding (`layer_tables`); a row with a decision inside the bound is a *tie*: it is recomputed by the
 model's own forward (the caller's ``recompute``) and reported in the tie mask. Everything else is equal to
 the naive loop bit for bit: spike counts are integers, and the readout is formed as the forward forms it.
 """
@@ -51,12 +51,12 @@ class LayerTables(NamedTuple):
         inverse_reach: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, for the reach $\min_{t' \ge t} (|v[t'] - \theta| - s E[t']) / \beta^{t' - t}$ ($s$: ``spread``),
             time-major; ``reach_by_neuron`` the same ``(B, n, T)``.
         beta, theta: ``(n,)``.
-        reset: the reset code of :data:`~sc_neurocore.engine.event_kernels.RESET_CODES`.
+        reset: the reset code of `RESET_CODES`.
         c_op: the rounding factor of a perturbation's membrane updates ($4u$).
         c_sum: that of the extra terms a perturbation adds to the matrix product ($\gamma_{n_{in}+1}$).
         spread: the factor on ``bound`` in a decision's radius (the baseline's and the perturbed copy's
             rounding, and the float64 estimate's own).
-        slack: extra input spikes per step the bound allows a perturbed copy (:data:`ADDED_SPIKES`).
+        slack: extra input spikes per step the bound allows a perturbed copy (`ADDED_SPIKES`).
     """
 
     weight: np.ndarray
@@ -182,7 +182,7 @@ def level_of(stack: CompiledStack, plan: SpikeRemovals | Silencing) -> int:
 
 
 def plan_events(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRemovals | Silencing) -> Events:
-    """The events of every row of ``plan`` (samples index ``x``), in the train feeding :func:`level_of`."""
+    """The events of every row of ``plan`` (samples index ``x``), in the train feeding `level_of`."""
     n_rows = len(plan)
     if isinstance(plan, SpikeRemovals):
         value = x[plan.sample, plan.timestep, plan.neuron]
@@ -204,13 +204,13 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     """Outputs ``(P, C)`` of every row of ``plan`` and the ``(P,)`` bool tie mask, for one chunk of samples.
 
     Args:
-        stack: a stack the event engine supports (:func:`unsupported` is ``None``).
+        stack: a stack the event engine supports (`unsupported` is ``None``).
         x: the samples ``(B, T, N)`` in the weights' dtype; ``plan.sample`` indexes them.
         baseline: their recorded forward (``stack_forward(stack, x, record=True)``).
         plan: spike removals or silencings.
         recompute: ``recompute(rows) -> (k, C)``: the outputs of plan rows ``rows`` (a LongTensor) by the
             model's own forward; tie rows are recomputed by it. ``None``: by the stack's own forward.
-        tables: :func:`layer_tables` of ``x``, if the caller has them.
+        tables: `layer_tables` of ``x``, if the caller has them.
 
     Returns:
         ``(outputs, tie)``.
@@ -297,7 +297,7 @@ def select(plan: SpikeRemovals | Silencing, index: Tensor) -> SpikeRemovals | Si
 
 
 def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
-    """Peak bytes of one sample's :class:`LayerTables` while they are built (float64: the tables, their
+    """Peak bytes of one sample's `LayerTables` while they are built (float64: the tables, their
     neuron-major copies and the temporaries of the bound)."""
     return 8 * n_steps * sum(16 * n + 2 for n in stack.sizes)
 

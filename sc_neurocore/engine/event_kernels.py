@@ -2,7 +2,7 @@ r"""The event engine's inner loop: one LIF layer's spike changes from its input'
 
 Written once, in plain Python over NumPy arrays, and compiled by numba when it is installed (the ``fast``
 extra, ``pip install 'sc-neurocore[fast]'``). Without numba the very same function runs uncompiled: the same
-results, far slower, so :func:`sc_neurocore.engine.execute` then prefers the torch executors.
+results, far slower, so `sc_neurocore.engine.execute` then prefers the torch executors.
 
 One call handles every perturbed row of a chunk for one layer. Row ``p`` changes the layer's input train by
 events ``(t, i, delta)`` (a removed input spike, a flipped spike of the layer below), sorted by time. For
@@ -21,7 +21,7 @@ Exactness: a spike decision is taken only when the estimate $v[t] + d[t]$ (float
 threshold than a rigorous bound ``R`` on its distance from what the framework's own float forward of that
 perturbed copy computes, whatever the order of its matrix product's sums. ``R`` is
 $2.05\,E[t] + R_x[t]$ ($2.5$ in float64, where the estimate's own rounding is of the same order): $E$ bounds the baseline's own rounding (the table ``bound``, see
-:func:`sc_neurocore.engine.event.layer_tables`) and $R_x[t] = \beta R_x[t-1] + 4u\,(\beta|d[t-1]| + |d[t]|
+`sc_neurocore.engine.event.layer_tables`) and $R_x[t] = \beta R_x[t-1] + 4u\,(\beta|d[t-1]| + |d[t]|
 + \theta |r' - r|) + \gamma_{n_{in}+1} \sum_e |\delta_e W_{i_e j}|$ the perturbation's share (its membrane
 updates' roundings, and its matrix product's extra terms). A decision inside the
 bound marks the row as a tie; the caller recomputes tie rows by the model's own forward.

@@ -1,18 +1,18 @@
 r"""The incremental executor: exact perturbations of a feed-forward stack without re-running what did not change.
 
-A :class:`CompiledStack` is a feed-forward network whose structure is known: linear layers, each feeding a layer
-of neurons advanced by one of the pure step functions of :mod:`sc_neurocore.dynamics` (the same ones the
-reference :class:`~sc_neurocore.models.LIFNetwork` and the compiled snnTorch / Norse stacks use). For such
+A `CompiledStack` is a feed-forward network whose structure is known: linear layers, each feeding a layer
+of neurons advanced by one of the pure step functions of `sc_neurocore.dynamics` (the same ones the
+reference `LIFNetwork` and the compiled snnTorch / Norse stacks use). For such
 a network a perturbation changes very little, and this executor recomputes only that:
 
 * **Rank-1 delta.** Every perturbation removes spikes from the train ``x_l`` that feeds one linear layer
   ``W`` (``l = 0``: the input; a silenced hidden neuron ``j`` of layer ``l - 1`` removes its whole emitted
   train). The layer's input current is then the cached baseline current minus the removed part:
 
-  .. math::
-
-      I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(one spike } (t_0, i)\text{: only at } t = t_0),
-      \qquad I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(neuron } i \text{ silenced: every } t).
+  $$
+  I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(one spike } (t_0, i)\text{: only at } t = t_0),
+  \qquad I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(neuron } i \text{ silenced: every } t).
+  $$
 
   No matrix product with the input per perturbation: a row costs ``O(n_out)`` per step in that layer.
 * **Suffix replay.** Nothing changes before the first timestep ``t_0`` a perturbation touches (the
@@ -27,13 +27,13 @@ spike trains are those of a brute-force forward. The one difference is floating-
 the changed current (``I - x W[i]`` instead of a new matrix product): with weights that are exactly
 representable sums (fixed-point weights) the results are bit-identical; with arbitrary float weights the
 two differ by round-off, which could flip a spike whose membrane lies within round-off of threshold. The
-replay therefore watches every spike decision; a row that comes within :func:`tie_margin` of a threshold
+replay therefore watches every spike decision; a row that comes within `tie_margin` of a threshold
 is replayed again with its changed currents computed by the layer's own matrix product of the perturbed
 input, as a forward pass computes them. Spike counts are then identical to brute force (tested on 10^5
 perturbations of float32 Gaussian networks); membrane readouts agree to round-off.
 
 Memory: per sample chunk the baseline cache (currents, states, spikes of every layer, ``(B, T, n)``);
-per row chunk the replay states. Both are sized from ``max_memory`` (see :func:`plan_chunks`).
+per row chunk the replay states. Both are sized from ``max_memory`` (see `plan_chunks`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from .threads import step_block_rows, thread_policy
 
 logger = logging.getLogger(__name__)
 
-#: Readouts of the output layer, named as the adapters name them (:mod:`sc_neurocore.adapters.readout`):
+#: Readouts of the output layer, named as the adapters name them (`sc_neurocore.adapters.readout`):
 #: spike count, spike rate (count / T), membrane at the last step, maximum membrane over time.
 READOUTS = ("count", "rate", "final_membrane", "max_membrane")
 
@@ -86,15 +86,15 @@ class CompiledLayer(NamedTuple):
     Attributes:
         weight: ``(n_in, n_out)`` weight matrix.
         bias: ``(n_out,)`` or ``None``.
-        step: a step function of :mod:`sc_neurocore.dynamics`, ``step(current, state, params) -> (spikes, state)``.
+        step: a step function of `sc_neurocore.dynamics`, ``step(current, state, params) -> (spikes, state)``.
         params: the step function's parameters.
         initial_state: ``initial_state(current) -> state``: the resting state shaped like a ``(B, n_out)`` current.
         linear: ``linear(spikes) -> current`` for spikes ``(B, n_in)`` or ``(B, T, n_in)``: how the framework
             computes the current, so that the compiled forward reproduces its rounding (``None``:
-            ``spikes @ weight (+ bias)``, as :class:`~sc_neurocore.models.LIFNetwork` does).
+            ``spikes @ weight (+ bias)``, as `LIFNetwork` does).
         decision: ``decision(current, state_before, state_after, params)``: the quantity whose sign decided
-            this step's spikes (``membrane - threshold`` for :func:`~sc_neurocore.dynamics.lif_step`, the
-            default), watched by the replay for near-ties (see :func:`replay`).
+            this step's spikes (``membrane - threshold`` for `lif_step`, the
+            default), watched by the replay for near-ties (see `replay`).
         terms: summation terms each current adds beyond one product of the input (the later maps of a
             lowered graph segment: a pooling window, an affine step), for the event engine's rounding bound.
     """
@@ -128,7 +128,7 @@ class CompiledStack(NamedTuple):
     Attributes:
         layers: the layers, input side first.
         names: the neuron layer names, as in the model's ``neuron_layers``.
-        readout: one of :data:`READOUTS`: what the outputs ``(B, C)`` are made of (the last layer's spikes
+        readout: one of `READOUTS`: what the outputs ``(B, C)`` are made of (the last layer's spikes
             summed over time by default).
     """
 
@@ -167,7 +167,7 @@ class Baseline(NamedTuple):
 
 def stack_forward(stack: CompiledStack, spikes: Tensor, silence: dict[str, Tensor] | None = None,
                   record: bool = False) -> Tensor | tuple[Tensor, Baseline]:
-    """Run ``stack`` on spikes ``(B, T, N)``: the readout ``(B, C)`` (and the :class:`Baseline` if ``record``).
+    """Run ``stack`` on spikes ``(B, T, N)``: the readout ``(B, C)`` (and the `Baseline` if ``record``).
 
     Args:
         stack: the compiled network.
@@ -274,9 +274,9 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
     and a ``(P,)`` bool mask of near-tie rows.
 
     A replay computes the changed current as ``I - x[t, i] W[i]`` where a forward pass computes a new
-    matrix product of the perturbed input: the two round differently, by far less than :func:`tie_margin`.
+    matrix product of the perturbed input: the two round differently, by far less than `tie_margin`.
     A spike decision closer than that to its threshold could go either way, so a row that meets one is
-    flagged, and :func:`run_incremental` replays it again with ``exact=True``: its changed currents then
+    flagged, and `run_incremental` replays it again with ``exact=True``: its changed currents then
     come from the layer's own matrix product of the perturbed input (what a forward pass computes), the
     unchanged ones from the baseline, so only the suffix is recomputed even then.
 
@@ -384,7 +384,7 @@ def tie_margin(stack: CompiledStack) -> float:
 
 
 def can_screen(stack: CompiledStack, plan: SpikeRemovals | Silencing) -> bool:
-    """Whether :func:`flip_reach` can rule out rows of ``plan`` without replaying them: single input-spike
+    """Whether `flip_reach` can rule out rows of ``plan`` without replaying them: single input-spike
     removals into a LIF first layer, with a readout that sees only spikes once the first layer's spikes
     are unchanged (a spike-count readout, or a deeper network)."""
     first = stack.layers[0]
@@ -396,16 +396,16 @@ def flip_reach(layer: CompiledLayer, membrane: Tensor) -> Tensor:
     r"""How large a change of the input current at step ``t`` must be to flip any later spike of a LIF layer.
 
     Removing a spike changes the current at ``t`` by ``dI``. Until a spike flips, the resets are the
-    baseline's and the membrane difference only decays: :math:`|\Delta v[t']| \le |dI| \, \beta^{t'-t}` for
-    every reset mechanism. A spike at ``t'`` flips only if :math:`|\Delta v[t']| \ge |v[t'] - \theta|`. So no
+    baseline's and the membrane difference only decays: $|\Delta v[t']| \le |dI| \, \beta^{t'-t}$ for
+    every reset mechanism. A spike at ``t'`` flips only if $|\Delta v[t']| \ge |v[t'] - \theta|$. So no
     spike of the layer can change, and the row's output is the baseline's, unless for some neuron ``j``
 
-    .. math::
-
-        |dI_j| \ge R[t, j] = \min_{t' \ge t} |v[t', j] - \theta_j| \, \beta^{-(t' - t)}
+    $$
+    |dI_j| \ge R[t, j] = \min_{t' \ge t} |v[t', j] - \theta_j| \, \beta^{-(t' - t)}
+    $$
 
     Args:
-        layer: a layer advanced by :func:`~sc_neurocore.dynamics.lif_step`.
+        layer: a layer advanced by `lif_step`.
         membrane: its baseline membranes ``(B, T, n)``.
 
     Returns:
@@ -428,8 +428,8 @@ def flip_reach(layer: CompiledLayer, membrane: Tensor) -> Tensor:
 def screen_rows(stack: CompiledStack, spikes: Tensor, reach: Tensor, rows: Perturbations) -> Tensor:
     """``(P,)`` bool: the spike removals that may flip a first-layer spike (the others change nothing).
 
-    The bound of :func:`flip_reach` is widened by far more than a forward pass's rounding (a relative
-    1e-3 and :func:`tie_margin` times the largest membrane), so a row ruled out is unchanged in a forward
+    The bound of `flip_reach` is widened by far more than a forward pass's rounding (a relative
+    1e-3 and `tie_margin` times the largest membrane), so a row ruled out is unchanged in a forward
     pass too.
     """
     removed = spikes[rows.sample, rows.first, rows.neuron].abs()[:, None]
@@ -479,7 +479,7 @@ ALLOCATOR_HEADROOM = 6
 
 
 def state_fields(stack: CompiledStack) -> list[int]:
-    """How many tensors each layer's state holds (1 for :func:`~sc_neurocore.dynamics.lif_step`'s membrane)."""
+    """How many tensors each layer's state holds (1 for `lif_step`'s membrane)."""
     return [len(layer.initial_state(layer.weight.new_zeros(1, layer.weight.shape[1]))) for layer in stack.layers]
 
 
@@ -498,7 +498,7 @@ def baseline_bytes_per_sample(stack: CompiledStack, n_steps: int, itemsize: int)
 
 def replay_bytes_per_row(stack: CompiledStack, level: int, n_steps: int, itemsize: int, silencing: bool = False,
                          masked: bool = False) -> int:
-    """Peak bytes one replayed row costs in :func:`replay`.
+    """Peak bytes one replayed row costs in `replay`.
 
     Counted: the replay states of every layer from ``level`` on; the row's rank-1 direction (held twice
     while it is scaled); the readout accumulator, its prefix and the reordered result; the index tensors
@@ -548,7 +548,7 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     """Outputs ``(P, C)`` of every row of ``plan`` by baseline caching, rank-1 deltas and suffix replay.
 
     Args:
-        stack: the compiled network (see :func:`sc_neurocore.adapters.compile.compile_model`).
+        stack: the compiled network (see `sc_neurocore.adapters.compile.compile_model`).
         spikes: the samples ``(B, T, N)`` the plan refers to.
         plan: spike removals or silencings; ``None``: the unperturbed samples.
         max_memory: peak bytes of the baseline cache and replay states of one chunk (``None``: automatic).
@@ -654,7 +654,7 @@ def _footprint(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
 
 
 def minimum_memory(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> int:
-    """The smallest ``max_memory`` under which :func:`run_incremental` can run ``plan`` (one sample's
+    """The smallest ``max_memory`` under which `run_incremental` can run ``plan`` (one sample's
     baseline and one replayed row)."""
     _, sample_bytes, row_bytes = _footprint(stack, spikes, plan)
     return sample_bytes + row_bytes
@@ -669,5 +669,5 @@ def _take(plan: SpikeRemovals | Silencing, picked: Tensor, start: int, stop: int
 
 
 def supported_levels(stack: CompiledStack) -> Sequence[str]:
-    """Layers a :class:`~sc_neurocore.engine.plans.Silencing` plan may name for this stack."""
+    """Layers a `Silencing` plan may name for this stack."""
     return (INPUT_LAYER,) + stack.names

@@ -20,7 +20,7 @@ class SpikeRemovals(NamedTuple):
     timestep: Tensor
     neuron: Tensor
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return self.sample.shape[0]
 
     def rows(self, start: int, stop: int) -> SpikeRemovals:
@@ -43,7 +43,7 @@ class Silencing(NamedTuple):
     start: Tensor
     stop: Tensor
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return self.sample.shape[0]
 
     def rows(self, start: int, stop: int) -> Silencing:

@@ -1,7 +1,7 @@
 """One recorded forward per explainer call: the baseline, the compiled check and the executors' start share it.
 
-An explainer first asks :func:`sc_neurocore.engine.execute` for the unperturbed outputs, then for the
-perturbed ones, on the same spikes tensor. :func:`recorded` runs the compiled stack's recorded forward once,
+An explainer first asks `sc_neurocore.engine.execute` for the unperturbed outputs, then for the
+perturbed ones, on the same spikes tensor. `recorded` runs the compiled stack's recorded forward once,
 keeps it for that tensor (one slot: the most recent spikes, held by a weak reference and checked against
 the tensor's version counter, so an in-place change or a new tensor is never served stale), and returns
 it to both calls.
@@ -91,7 +91,7 @@ def recorded(model, spikes: Tensor, stack: CompiledStack, record: bool, max_memo
         max_memory: the budget of a chunked check.
 
     Returns:
-        A :class:`Recording`, or ``None`` when the stack does not reproduce the model.
+        A `Recording`, or ``None`` when the stack does not reproduce the model.
 
     Example:
         >>> import torch
@@ -184,7 +184,7 @@ def verify(model, spikes: Tensor, stack: CompiledStack, record: bool,
 
 def compiled_stack(model) -> CompiledStack | None:
     """The compiled stack of ``model``: a traced graph lowered (`sc_neurocore.engine.lower`), anything else by
-    `sc_neurocore.adapters.compile.compile_model` (structure only; :func:`verify` checks it)."""
+    `sc_neurocore.adapters.compile.compile_model` (structure only; `verify` checks it)."""
     from ..graph import ModelGraph
 
     if isinstance(model, ModelGraph):

@@ -7,7 +7,7 @@ work) a woken thread often waits for a core. Measured on a shared 2-core machine
 slower with two threads than with one. Large ops (a big first-layer matrix product, a CUDA kernel) are
 unaffected by this policy.
 
-Policy: on CPU, when the largest per-step op has fewer than :data:`SMALL_OP_ELEMENTS` elements, run
+Policy: on CPU, when the largest per-step op has fewer than `SMALL_OP_ELEMENTS` elements, run
 single-threaded for the duration of the executor, then restore the caller's setting. The environment
 variable ``SC_NEUROCORE_THREADS`` overrides it (a positive integer: that many threads; ``0``: leave
 torch's setting alone).
@@ -63,7 +63,7 @@ def threads_for(op_elements: int, device: torch.device | str = "cpu") -> int | N
 
 @contextmanager
 def thread_policy(op_elements: int, device: torch.device | str = "cpu") -> Iterator[int]:
-    """Run the enclosed block with the thread count :func:`threads_for` picks; restore it afterwards.
+    """Run the enclosed block with the thread count `threads_for` picks; restore it afterwards.
 
     Args:
         op_elements: elements of the largest per-step tensor of the block.
@@ -93,7 +93,7 @@ def thread_policy(op_elements: int, device: torch.device | str = "cpu") -> Itera
 def step_block_rows(width: int, device: torch.device | str = "cpu") -> int:
     """How many replayed rows one per-step op should cover, for layers up to ``width`` neurons wide.
 
-    On CPU, blocks of at most :data:`STEP_BLOCK_ELEMENTS` elements (see there why); on other devices
+    On CPU, blocks of at most `STEP_BLOCK_ELEMENTS` elements (see there why); on other devices
     all rows at once (one kernel launch per op is what matters there).
 
     Args:

@@ -1,8 +1,8 @@
 """Why did this spiking network fire? The three explainers and their results.
 
-* :class:`SpikeAttributor`: one pass, no autograd -- weight paths times exponential decay, per spike and timestep.
-* :class:`TemporalSaliency`: exact -- the output change when each input spike is removed.
-* :class:`CausalImportance`: the output or accuracy change when each neuron is silenced for all timesteps.
+* `SpikeAttributor`: one pass, no autograd -- weight paths times exponential decay, per spike and timestep.
+* `TemporalSaliency`: exact -- the output change when each input spike is removed.
+* `CausalImportance`: the output or accuracy change when each neuron is silenced for all timesteps.
 """
 
 from .attribution import SpikeAttributor

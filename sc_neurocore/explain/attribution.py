@@ -1,33 +1,36 @@
-r"""Spike attribution: weight paths times exponential decay, in one pass, without autograd.
+r"""Spike attribution in one pass, without autograd: three rules (`mode=`).
 
-Linear rule (the tutorial's formula, over **all** weight paths). With weights ``W_1 .. W_L`` (each
-``(n_in, n_out)``), ``W_eff = W_1 @ W_2 @ ... @ W_L`` and output neuron ``k``:
+**`mode="auto"`** (the recommended default for a known model): spike-time credit, see
+`sc_neurocore.explain.credit`. One recorded forward pass; the model's own decays and resets; the output
+layer follows the model's readout (spike count, rate, final or maximum membrane). It needs a model (an
+`LIFNetwork` or an snnTorch `Linear` + `Leaky` stack).
 
-.. math::
+**`mode="linear"`** (the tutorial's formula, over **all** weight paths). With weights $W_1 .. W_L$ (each
+`(n_in, n_out)`), $W_{\mathrm{eff}} = W_1 W_2 \cdots W_L$, decay $d$ and output neuron $k$:
 
-    A[t, i] = s[t, i] \, d^{T - t} \, W_{\mathrm{eff}}[i, k], \qquad t = 0 .. T-1
+$$A[t, i] = s[t, i] \, d^{T - t} \, W_{\mathrm{eff}}[i, k], \qquad t = 0 .. T-1$$
 
-Completeness: :math:`\sum_{t,i} A[t, i] = y_k = \sum_t d^{T-t} (s[t] @ W_{\mathrm{eff}})[k]`, the linear
-leaky readout of the input.
+Completeness: $\sum_{t,i} A[t, i] = y_k = \sum_t d^{T-t} (s[t] W_{\mathrm{eff}})_k$, the linear leaky
+readout of the input. It needs no model, only weights, and is what the FPGA core computes.
 
-Gated rule (``mode="gated"``, needs a model): one forward pass records every neuron layer's spikes
-``z_l[t]`` (``l = 1 .. L``, the last one the output layer). A path through neuron ``j`` of layer ``l``
-counts in proportion to how much that neuron fired in the decaying window that follows ``t``:
+**`mode="gated"`** (deprecated: the held-out evaluation of `sc-neurocore quality` finds it on no network
+more faithful than the linear rule at the same decay or than `mode="auto"`; needs a model to record hidden activity, with its own or
+hand-given weights): one forward pass records every neuron layer's spikes $z_l[t]$ ($l = 1 .. L$, the last one
+the output layer). A path through neuron $j$ of layer $l$ counts in proportion to how much that neuron fired
+in the decaying window that follows $t$:
 
-.. math::
+$$g_l[t, j] = \frac{\sum_{t' \ge t} d^{t'-t} z_l[t', j]}{\sum_{t' \ge t} d^{t'-t}} \in [0, 1]$$
 
-    g_l[t, j] = \frac{\sum_{t' \ge t} d^{t'-t} z_l[t', j]}{\sum_{t' \ge t} d^{t'-t}} \in [0, 1]
+$$v_L[t] = g_L[t] \odot e_k, \qquad v_{l}[t] = g_{l}[t] \odot (W_{l+1} v_{l+1}[t]), \qquad
+A[t, i] = s[t, i] \, d^{T-t} \, (W_1 v_1[t])_i$$
 
-    v_L[t] = g_L[t] \odot e_k, \qquad v_{l}[t] = g_{l}[t] \odot (W_{l+1} v_{l+1}[t])
-
-    A[t, i] = s[t, i] \, d^{T-t} \, (W_1 v_1[t])_i
-
-A neuron that never fires after ``t`` carries nothing from ``t`` on; with every gate at 1 the gated rule
-is the linear rule. Its scores sum to the gated readout ``total``.
+A neuron that never fires after $t$ carries nothing from $t$ on; with every gate at 1 the gated rule is the
+linear rule. Its scores sum to the gated readout `total`.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,26 +38,30 @@ import torch
 from torch import Tensor
 
 from ..dynamics import decay_weights
-from ..protocol import SpikingModel
 from ..inputs import as_choice, as_fraction, as_spikes, as_targets, as_weight_chain
+from ..protocol import SpikingModel
+from .credit import auto_scores, model_graph
 from .results import AttributionResult
 
-MODES = ("linear", "gated")
+MODES = ("linear", "gated", "auto")
 
 
 class SpikeAttributor:
     """Per-spike, per-timestep attribution through the network's weight paths (see the module docstring).
 
     Args:
-        decay: the exponential time decay ``d`` in ``(0, 1]``: a spike ``T - t`` steps before the end of
-            the window weighs ``d**(T - t)``.
-        mode: ``"linear"`` (all weight paths) or ``"gated"`` (paths weighted by recorded hidden activity;
-            needs a model rather than bare weights).
-        fixed_point: ``None`` (float), or a :class:`~sc_neurocore.fpga.FixedPointSpec` with the same
-            ``decay``: :meth:`attribute` then returns exactly what the FPGA core computes (linear mode, 0/1
-            spikes). Each input's scores sum over time to the hardware importance ``trace * weight`` bit for
-            bit; the split over spikes is :func:`~sc_neurocore.fpga.reference.spike_contributions`. Scores
-            come back in float64 (exact).
+        decay: the exponential time decay `d` in `(0, 1]` of the linear and gated rules: a spike `T - t`
+            steps before the end of the window weighs `d**(T - t)`. `mode="auto"` ignores it (the decays
+            are the model's own).
+        mode: `"linear"` (all weight paths; the default, the tutorial's formula), `"auto"` (spike-time
+            credit through the recorded spikes with the model's dynamics and readout: the recommended mode
+            for a known model, see `sc_neurocore.explain.credit`) or `"gated"` (deprecated: paths weighted
+            by recorded hidden activity). `"auto"` and `"gated"` need a model.
+        fixed_point: `None` (float), or a `sc_neurocore.fpga.FixedPointSpec` with the same `decay`:
+            `attribute` then returns exactly what the FPGA core computes (linear mode, 0/1 spikes). Each
+            input's scores sum over time to the hardware importance `trace * weight` bit for bit; the split
+            over spikes is `sc_neurocore.fpga.reference.spike_contributions`. Scores come back in float64
+            (exact).
 
     Example:
         >>> import numpy as np
@@ -83,24 +90,47 @@ class SpikeAttributor:
                                  "use spec.with_decay(decay)")
             if mode != "linear":
                 raise ValueError("fixed_point: the hardware computes the linear rule only; use mode='linear'")
+        if mode == "gated":
+            warnings.warn("mode='gated' is deprecated: on the held-out digits of `sc-neurocore quality` "
+                          "(docs/quality.md) it is on no network more faithful than the linear rule at the same decay "
+                          "or than mode='auto'; use mode='auto' with a model", DeprecationWarning, stacklevel=2)
         self.fixed_point = fixed_point
 
-    def attribute(self, input_spikes: Any, weights: Any, output_neuron: Any = 0) -> AttributionResult:
-        """Attribute output neuron ``output_neuron`` to every input spike.
+    def attribute(self, input_spikes: Any, weights: Any, output_neuron: Any = 0, *,
+                  model: Any = None) -> AttributionResult:
+        """Attribute output neuron `output_neuron` to every input spike.
 
         Args:
-            input_spikes: ``(T, N)`` or ``(B, T, N)``, numpy or torch, any real dtype.
-            weights: a list of ``(n_in, n_out)`` matrices, or a model (an ``LIFNetwork`` or an adapter
-                exposing ``linear_weights()``); ``mode="gated"`` needs a model.
-            output_neuron: an int, or a ``(B,)`` tensor of per-sample targets.
+            input_spikes: `(T, N)` or `(B, T, N)`, numpy or torch, any real dtype.
+            weights: a list of `(n_in, n_out)` matrices, or a model (an `LIFNetwork` or an adapter
+                exposing `linear_weights()`); `mode="auto"` and `mode="gated"` need a model.
+            output_neuron: an int, or a `(B,)` tensor of per-sample targets.
+            model: for `mode="gated"` with hand-given weight matrices: the model whose recorded hidden
+                activity gates them (one weight matrix per recorded layer).
 
         Returns:
-            An :class:`~sc_neurocore.explain.results.AttributionResult`.
+            An `sc_neurocore.explain.results.AttributionResult`.
+
+        Example:
+            >>> import torch
+            >>> from sc_neurocore.models import LIFNetwork
+            >>> net = LIFNetwork([torch.randn(16, 8), torch.randn(8, 3)], threshold=0.5)
+            >>> spikes = (torch.rand(2, 20, 16) < 0.3).float()
+            >>> SpikeAttributor(mode="auto").attribute(spikes, net, output_neuron=1).attribution_map().shape
+            torch.Size([2, 20, 16])
         """
         batch = as_spikes(input_spikes)
-        chain, model = self._weight_chain(weights)
+        if self.mode == "auto":
+            if model is not None:
+                raise ValueError("model: mode='auto' reads the weights from the model itself; pass the model as "
+                                 "weights (hand-given matrices go with mode='gated' or mode='linear')")
+            return self._auto(batch, weights, output_neuron)
+        if (model is None and self.fixed_point is None and isinstance(weights, SpikingModel)
+                and weights.linear_weights() is None):
+            return self._through_graph(batch, weights, output_neuron)
+        chain, model = self._weight_chain(weights, model)
         spikes = batch.spikes
-        n_samples, n_steps, n_inputs = spikes.shape
+        n_samples, _n_steps, n_inputs = spikes.shape
         if chain[0].shape[0] != n_inputs:
             raise ValueError(f"weights: weights[0] has {chain[0].shape[0]} rows but input_spikes has "
                              f"{n_inputs} input neurons")
@@ -117,8 +147,50 @@ class SpikeAttributor:
         # Cloned outside inference mode: users get an ordinary tensor they may modify or differentiate.
         return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
 
-    def _weight_chain(self, weights: Any) -> tuple[list[Tensor], SpikingModel | None]:
-        """``weights`` (matrices or a model) -> the validated weight chain and the model, if one was given."""
+    def _auto(self, batch: Any, model: Any, output_neuron: Any) -> AttributionResult:
+        """`mode="auto"`: spike-time credit through one recorded forward pass of `model`'s graph."""
+        if isinstance(model, (list, tuple)) or not hasattr(model, "run"):
+            raise TypeError("weights: mode='auto' needs a model (an LIFNetwork, a ModelGraph or an adapter) to "
+                            f"record, got {type(model).__name__}; bare weight matrices go with mode='linear'")
+        spikes = batch.spikes
+        graph = model_graph(model, spikes)
+        targets = as_targets(output_neuron, spikes.shape[0], graph.n_outputs, spikes.device)
+        with torch.inference_mode():
+            scores = auto_scores(graph, spikes, targets)
+        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
+
+    def _through_graph(self, batch: Any, model: Any, output_neuron: Any) -> AttributionResult:
+        """The linear or gated rule on a model without a weight chain (a CSNN): its graph's adjoint paths."""
+        from ..graph.paths import paths_for
+
+        spikes = batch.spikes
+        try:
+            graph = model_graph(model, spikes)
+        except ValueError as error:
+            raise ValueError(f"weights: {type(model).__name__} is not a stack of linear layers and neurons and has "
+                             f"no traced graph to take weight paths from ({error})") from None
+        targets = as_targets(output_neuron, spikes.shape[0], graph.n_outputs, spikes.device)
+        with torch.inference_mode():
+            x = spikes.to(graph._dtype())
+            gates = None
+            if self.mode == "gated":
+                gates = [window_gates(layer.spikes.to(x.dtype), self.decay) for layer in graph.record(x).layers]
+            paths = paths_for(graph, x, targets, gates)
+            time_weights = decay_weights(x.shape[1], self.decay, dtype=x.dtype, device=x.device)
+            scores = x * time_weights[None, :, None] * paths
+        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
+
+    def _weight_chain(self, weights: Any, model: Any = None) -> tuple[list[Tensor], SpikingModel | None]:
+        """`weights` (matrices or a model) -> the validated weight chain and the model recording gates."""
+        if model is not None:
+            if not isinstance(model, SpikingModel):
+                raise TypeError(f"model: expected a model that records its layers (an LIFNetwork or an adapter), "
+                                f"got {type(model).__name__}")
+            if self.mode != "gated":
+                raise ValueError("model: only mode='gated' combines a model with hand-given weights")
+            if isinstance(weights, SpikingModel):
+                raise ValueError("weights: with model= given, weights must be weight matrices, not a model")
+            return as_weight_chain(weights, "weights"), model
         model = weights if isinstance(weights, SpikingModel) else None
         if model is not None:
             chain = model.linear_weights()
@@ -133,17 +205,17 @@ class SpikeAttributor:
 
     def export_fpga(self, path: Any, target: str = "ice40", *, weights: Any = None, n_inputs: int | None = None,
                     n_outputs: int | None = None, n_steps: int = 25, lanes: int = 8) -> Path:
-        """Write the FPGA trace explainer as one synthesizable Verilog file (see :mod:`sc_neurocore.fpga`).
+        """Write the FPGA trace explainer as one synthesizable Verilog file (see `sc_neurocore.fpga`).
 
         Each input neuron gets a trace register (in block RAM, ``lanes`` updated per clock) that accumulates
         its decayed spikes over ``n_steps`` timesteps; the final trace times the weight is the input's
         importance, read back per output neuron through the core's CSRs (the map is in the file's header).
 
         What gets exported: the decay and fixed-point format of this attributor (``fixed_point``, or the
-        default :class:`~sc_neurocore.fpga.FixedPointSpec` at this decay). An attributor holds no weights,
+        default `sc_neurocore.fpga.FixedPointSpec` at this decay). An attributor holds no weights,
         so with ``weights=None`` the core is sized ``n_inputs x n_outputs`` (default 784 x 10, the MNIST
         readout of the tutorial) and its weight RAM starts at zero: weights are loaded at run time through
-        the ``load_data`` CSR. Given ``weights`` (matrices or a model, as for :meth:`attribute`), the
+        the ``load_data`` CSR. Given ``weights`` (matrices or a model, as for `attribute`), the
         quantised effective weights ``W_1 @ ... @ W_L`` are inlined as the weight RAM's initial contents and
         the sizes come from them. Needs the ``fpga`` extra.
 
@@ -168,7 +240,7 @@ class SpikeAttributor:
         """
         from ..fpga.export import TARGETS, export_verilog
 
-        as_choice(target, TARGETS, "target")
+        as_choice(target, tuple(TARGETS), "target")
         from ..fpga.reference import quantized_weight_matrix
         from ..fpga.spec import FixedPointSpec
 
@@ -227,10 +299,10 @@ def window_gates(spikes: Tensor, decay: float) -> Tensor:
 
 def gated_paths(chain: list[Tensor], gates: list[Tensor], targets: Tensor) -> Tensor:
     """``(W_1 v_1[t])`` for every sample and timestep, ``(B, T, N)`` (see the module docstring)."""
-    n_samples, n_steps, n_outputs = gates[-1].shape
+    n_samples, _n_steps, n_outputs = gates[-1].shape
     one_hot = torch.zeros(n_samples, 1, n_outputs, dtype=gates[-1].dtype, device=gates[-1].device)
     one_hot[torch.arange(n_samples), 0, targets] = 1
     signal = gates[-1] * one_hot  # v_L: (B, T, C)
-    for weight, gate in zip(reversed(chain[1:]), reversed(gates[:-1])):
+    for weight, gate in zip(reversed(chain[1:]), reversed(gates[:-1]), strict=False):
         signal = gate * (signal @ weight.T)  # v_l = g_l * (W_{l+1} v_{l+1})
     return signal @ chain[0].T

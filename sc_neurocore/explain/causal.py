@@ -2,11 +2,11 @@ r"""Causal importance: the output (or accuracy) change when a neuron is silenced
 
 For one sample and target output ``k``:
 
-.. math::
+$$
+I[n] = f_k(x) - f_k(x \text{ with neuron } n \text{ silenced at every timestep})
+$$
 
-    I[n] = f_k(x) - f_k(x \text{ with neuron } n \text{ silenced at every timestep})
-
-For a batch with ``labels``: :math:`I[n] = \mathrm{acc}(x) - \mathrm{acc}(x \text{ with } n \text{ silenced})`,
+For a batch with ``labels``: $I[n] = \mathrm{acc}(x) - \mathrm{acc}(x \text{ with } n \text{ silenced})$,
 the drop in classification accuracy (prediction: ``argmax`` of the outputs, ties to the lowest index).
 
 An input neuron is silenced by zeroing its spike train; a hidden or output neuron (``layer=`` a name from
@@ -31,7 +31,7 @@ from .results import CausalResult
 class CausalImportance(PerturbationExplainer):
     """Per-neuron importance by silencing each neuron of a layer (see the module docstring).
 
-    Takes the same ``run_fn`` forms and options as :class:`~sc_neurocore.explain.TemporalSaliency`.
+    Takes the same ``run_fn`` forms and options as `TemporalSaliency`.
 
     Example:
         >>> import torch
@@ -56,7 +56,7 @@ class CausalImportance(PerturbationExplainer):
             time_first: ``True`` for time-first ``(T, B, ...)`` spikes (snnTorch's and Norse's layout).
 
         Returns:
-            A :class:`~sc_neurocore.explain.results.CausalResult`.
+            A `CausalResult`.
         """
         prepared = self._prepare(input_spikes, time_first)
         spikes, baseline = prepared.batch.spikes, prepared.baseline
@@ -83,7 +83,7 @@ class CausalImportance(PerturbationExplainer):
 
         return described(CausalResult(importance.clone(), base.reshape(-1).clone() if per_sample else base.reshape(()).clone(),
                             layer=layer, metric="accuracy" if labels is not None else "output", curve=curve,
-                            per_sample=per_sample, numpy=prepared.batch.numpy), prepared)
+                            per_sample=per_sample, numpy=prepared.batch.numpy, explainer=self), prepared)
 
     @staticmethod
     def _layer_size(prepared: Prepared, layer: Any) -> int:

@@ -50,8 +50,9 @@ def normalise_layout(input_spikes: Any, run_fn: Any, *, time_first: bool, name: 
     """
     if not isinstance(time_first, bool):
         raise TypeError(f"time_first: expected True ((T, B, ...) spikes) or False ((B, T, ...)), got {time_first!r}")
-    if not isinstance(input_spikes, (torch.Tensor, np.ndarray)):
-        return Layout(input_spikes, ())  # as_spikes names the type it expected
+    if not isinstance(input_spikes, (torch.Tensor, np.ndarray)) or (
+            isinstance(input_spikes, torch.Tensor) and input_spikes.layout != torch.strided):
+        return Layout(input_spikes, ())  # as_spikes names the type or layout it expected
     shape = tuple(input_spikes.shape)
     model_shape = _model_input_shape(run_fn)
     ndim = len(shape)

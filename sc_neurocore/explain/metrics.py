@@ -4,15 +4,16 @@ Every metric takes a spike map of scores ``(B, T, N)`` from any method (ours, Ca
 order) and asks the **model** what those scores are worth; none of them trusts the method's own numbers.
 
 Deletion and insertion (Petsiuk et al., 2018, applied to spikes). Order the input spikes of a sample by
-their score, highest first (ties by ``(t, neuron)``); with :math:`n` spikes and the curve points
-:math:`f_j = j / (M-1)`, :math:`k_j = \mathrm{round}(f_j n)`:
+their score, highest first (ties by `(t, neuron)`, or in a seeded random order with `tie_seed`); with $n$
+spikes and the curve points $f_j = j / (M-1)$, $k_j = \mathrm{round}(f_j n)$:
 
-.. math::
+$$D_j = f_k\bigl(x \text{ without its first } k_j \text{ spikes}\bigr), \qquad
+I_j = f_k\bigl(x \text{ with only its first } k_j \text{ spikes}\bigr),$$
 
-    D_j = f_k\bigl(x \text{ without its first } k_j \text{ spikes}\bigr), \qquad
-    I_j = f_k\bigl(x \text{ with only its first } k_j \text{ spikes}\bigr),
+$$\mathrm{AUC} = \sum_{j=1}^{M-1} \tfrac{1}{2}(v_{j-1} + v_j)(f_j - f_{j-1}) \quad \text{(trapezoids on } [0, 1]).$$
 
-    \mathrm{AUC} = \sum_{j=1}^{M-1} \tfrac{1}{2}(v_{j-1} + v_j)(f_j - f_{j-1}) \quad \text{(trapezoids on } [0, 1]).
+Each curve is measured twice from the same forward passes: on the raw target output $f_k$ and on its
+softmax probability $\mathrm{softmax}(f(x'))_k$ (`Curve.probability`, `Curve.probability_auc`).
 
 A faithful ranking makes the target output fall fast when spikes are deleted (low deletion AUC) and rise
 fast when they are inserted into an empty input (high insertion AUC). Only spikes are removed or added:
@@ -23,8 +24,11 @@ memory budget allows.
 Agreement (Spearman): the Pearson correlation of tie-averaged ranks of two score maps over the entries
 where the input has a spike, per sample (``NaN`` where either map is constant on those entries).
 
-Planted patterns: :func:`planted_pattern_task` hides, in each sample, a class-defining spike pattern in
-noise; :func:`precision_at_k` is the share of the ``k`` highest-scored spikes that are planted ones,
+Sensitivity-n (Ancona et al., 2018) and agreement with whole-input-neuron occlusion live in
+`sc_neurocore.explain.faithfulness` and are re-exported here.
+
+Planted patterns: `planted_pattern_task` hides, in each sample, a class-defining spike pattern in
+noise; `precision_at_k` is the share of the ``k`` highest-scored spikes that are planted ones,
 ``k`` the number of planted spikes.
 """
 
@@ -41,8 +45,8 @@ from ..adapters import as_spiking_model
 from ..engine import execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing
-from ..protocol import INPUT_LAYER, Recording, SpikingModel
 from ..inputs import as_fraction, as_positive_int, as_spikes, as_targets, as_tensor
+from ..protocol import INPUT_LAYER, Recording, SpikingModel
 from .perturbation import _check_inputs_fit, target_column
 
 CURVE_KINDS = ("deletion", "insertion")
@@ -57,6 +61,8 @@ class Curve(NamedTuple):
         values: ``(B, M)`` the target output at each point.
         counts: ``(B, M)`` the number of spikes removed or kept at each point.
         auc: ``(B,)`` the trapezoid area under ``values`` over ``fractions`` in ``[0, 1]``.
+        probability: ``(B, M)`` the softmax probability of the target at each point.
+        probability_auc: ``(B,)`` the area under ``probability``.
     """
 
     kind: str
@@ -64,6 +70,8 @@ class Curve(NamedTuple):
     values: Tensor
     counts: Tensor
     auc: Tensor
+    probability: Tensor | None = None
+    probability_auc: Tensor | None = None
 
 
 def as_scores(scores: Any, shape: tuple[int, ...], name: str = "scores") -> Tensor:
@@ -100,15 +108,17 @@ def as_scores(scores: Any, shape: tuple[int, ...], name: str = "scores") -> Tens
     return tensor
 
 
-def spike_ranks(spikes: Tensor, scores: Tensor) -> Tensor:
+def spike_ranks(spikes: Tensor, scores: Tensor, tie_seed: int | None = None) -> Tensor:
     """Position of every entry of ``(B, T, N)`` in its sample's ordering, flattened to ``(B, T * N)``.
 
-    Spikes come first, by descending score, ties by flat index ``(t, neuron)``; entries without a spike
-    come after every spike, so a prefix of length ``k <= n_spikes`` holds spikes only.
+    Spikes come first, by descending score, ties by flat index ``(t, neuron)`` (or, with ``tie_seed``, in
+    a random order drawn from that seed); entries without a spike come after every spike, so a prefix of
+    length ``k <= n_spikes`` holds spikes only.
 
     Args:
         spikes: ``(B, T, N)``.
         scores: ``(B, T, N)`` float.
+        tie_seed: ``None`` (ties by index) or an int seeding the order of tied scores.
 
     Returns:
         ``(B, T * N)`` long: rank of each flat entry ``t * N + neuron``.
@@ -120,8 +130,13 @@ def spike_ranks(spikes: Tensor, scores: Tensor) -> Tensor:
     """
     flat_spikes = spikes.reshape(spikes.shape[0], -1) != 0
     flat_scores = scores.reshape(scores.shape[0], -1).to(torch.float64)
-    # Two stable sorts: first by score, then by spike/no-spike, which keeps the score order within each group.
-    by_score = torch.sort(-flat_scores, dim=1, stable=True).indices
+    if tie_seed is None:
+        by_score = torch.sort(-flat_scores, dim=1, stable=True).indices
+    else:  # a stable sort of a random permutation: ties end up in that random order
+        generator = torch.Generator().manual_seed(int(tie_seed))
+        shuffle = torch.argsort(torch.rand(flat_scores.shape, generator=generator), dim=1).to(flat_scores.device)
+        by_score = shuffle.gather(1, torch.sort(-flat_scores.gather(1, shuffle), dim=1, stable=True).indices)
+    # Then a stable sort by spike/no-spike, which keeps the score order within each group.
     spike_first = torch.sort((~flat_spikes).gather(1, by_score).to(torch.int8), dim=1, stable=True).indices
     order = by_score.gather(1, spike_first)
     ranks = torch.empty_like(order)
@@ -133,7 +148,7 @@ class _SpikesAsOneStep:
     """A model seen with its ``T x N`` input entries as ``T * N`` input neurons of a single timestep.
 
     Removing a set of individual spikes is then silencing a set of input neurons, which the engine's
-    :class:`~sc_neurocore.engine.plans.Silencing` plans describe with one rank per entry and a
+    `sc_neurocore.engine.plans.Silencing` plans describe with one rank per entry and a
     ``[start, stop)`` window per row: the deletion and insertion curves are exactly such plans.
     """
 
@@ -173,7 +188,7 @@ def _curve_points(n_points: Any) -> int:
 
 def perturbation_curve(model: Any, input_spikes: Any, scores: Any, output_neuron: Any = 0, *,
                        kind: str = "deletion", n_points: int = 21, batched: bool | None = None,
-                       max_memory: int | None = None) -> Curve:
+                       max_memory: int | None = None, tie_seed: int | None = None) -> Curve:
     """Deletion or insertion curve of ``scores`` (see the module docstring).
 
     Args:
@@ -187,9 +202,10 @@ def perturbation_curve(model: Any, input_spikes: Any, scores: Any, output_neuron
         n_points: ``M``, the number of curve points (fractions ``0, 1/(M-1), .., 1``).
         batched: whether a plain callable is batched (as for the explainers).
         max_memory: peak bytes per forward pass (``None``: automatic).
+        tie_seed: ``None`` (tied scores in index order) or an int: tied scores in a random order from it.
 
     Returns:
-        A :class:`Curve` (tensors on the input's device).
+        A `Curve` (tensors on the input's device).
 
     Example:
         >>> import torch
@@ -219,7 +235,7 @@ def perturbation_curve(model: Any, input_spikes: Any, scores: Any, output_neuron
     fractions = torch.linspace(0, 1, n_points, dtype=torch.float64, device=spikes.device)
     n_spikes = (spikes != 0).reshape(n_samples, -1).sum(dim=1)
     counts = torch.round(fractions[None, :] * n_spikes[:, None]).long()  # (B, M)
-    ranks = spike_ranks(spikes, scores)
+    ranks = spike_ranks(spikes, scores, tie_seed)
     sample = torch.arange(n_samples, device=spikes.device).repeat_interleave(n_points)
     k = counts.reshape(-1)
     if kind == "deletion":  # row (b, j) silences ranks [0, k_bj): the first k_bj spikes
@@ -234,11 +250,14 @@ def perturbation_curve(model: Any, input_spikes: Any, scores: Any, output_neuron
         outputs = execute(flat_model, flat_spikes, plan, max_memory=max_memory, n_outputs=n_outputs)
     values = target_column(outputs, targets[sample]).reshape(n_samples, n_points).to(torch.float64)
     auc = torch.trapezoid(values, fractions, dim=1)
-    return Curve(kind, fractions.clone(), values.clone(), counts.clone(), auc.clone())
+    probabilities = torch.softmax(outputs.to(torch.float64).reshape(n_samples * n_points, -1), dim=1)
+    probability = target_column(probabilities, targets[sample]).reshape(n_samples, n_points)
+    return Curve(kind, fractions.clone(), values.clone(), counts.clone(), auc.clone(), probability.clone(),
+                 torch.trapezoid(probability, fractions, dim=1).clone())
 
 
 def deletion_curve(model: Any, input_spikes: Any, scores: Any, output_neuron: Any = 0, **options) -> Curve:
-    """:func:`perturbation_curve` with ``kind="deletion"``: lower AUC is more faithful.
+    """`perturbation_curve` with ``kind="deletion"``: lower AUC is more faithful.
 
     Example:
         >>> import torch
@@ -253,7 +272,7 @@ def deletion_curve(model: Any, input_spikes: Any, scores: Any, output_neuron: An
 
 
 def insertion_curve(model: Any, input_spikes: Any, scores: Any, output_neuron: Any = 0, **options) -> Curve:
-    """:func:`perturbation_curve` with ``kind="insertion"``: higher AUC is more faithful.
+    """`perturbation_curve` with ``kind="insertion"``: higher AUC is more faithful.
 
     Example:
         >>> import torch
@@ -357,7 +376,7 @@ def precision_at_k(scores: Any, planted: Any, input_spikes: Any, k: Any = None) 
 
 
 class PlantedTask(NamedTuple):
-    """A classification task decided by planted spike patterns (see :func:`planted_pattern_task`).
+    """A classification task decided by planted spike patterns (see `planted_pattern_task`).
 
     Attributes:
         spikes: ``(B, T, N)`` float32 spikes: noise plus the sample's class pattern.
@@ -395,7 +414,7 @@ def planted_pattern_task(n_samples: int, *, n_steps: int = 25, n_inputs: int = 6
         seed: the seed of patterns, noise and class order.
 
     Returns:
-        A :class:`PlantedTask`.
+        A `PlantedTask`.
 
     Example:
         >>> task = planted_pattern_task(20, n_steps=10, n_inputs=16, n_classes=2, pattern_size=3)
@@ -431,3 +450,11 @@ def planted_pattern_task(n_samples: int, *, n_steps: int = 25, n_inputs: int = 6
     planted[rows, pattern_times[labels], pattern_neurons[labels]] = True
     spikes = (noise | planted).to(torch.float32)
     return PlantedTask(spikes, labels, planted, pattern_neurons, pattern_times)
+
+
+# Re-exported: every faithfulness metric is reachable from this module.
+from .faithfulness import SubsetDrops, occlusion_agreement, occlusion_drops, sensitivity_n, subset_drops
+
+__all__ = ["CURVE_KINDS", "Curve", "PlantedTask", "SubsetDrops", "as_scores", "deletion_curve", "insertion_curve",
+           "occlusion_agreement", "occlusion_drops", "perturbation_curve", "planted_pattern_task", "precision_at_k",
+           "sensitivity_n", "spearman", "spike_ranks", "subset_drops"]

@@ -1,6 +1,6 @@
 """What the perturbation explainers share: how they take a model, a budget and inputs.
 
-:class:`~sc_neurocore.explain.TemporalSaliency` and :class:`~sc_neurocore.explain.CausalImportance`
+`TemporalSaliency` and `CausalImportance`
 both run the model on many perturbed copies of the input. They accept the same ``run_fn`` forms and
 options, evaluate the unperturbed baseline once per sample, and hand their plans to the engine, which
 runs them in as few forward passes as ``max_memory`` allows.
@@ -15,10 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters import as_spiking_model
+from ..adapters.nir import is_nir_graph
 from ..engine import execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing, SpikeRemovals
 from ..inputs import SpikeBatch, as_spikes, check_same_device
+from ..graph.model import ModelGraph
 from ..protocol import SpikingModel
 from .layout import normalise_layout, warn_if_time_first
 
@@ -48,7 +50,7 @@ class PerturbationExplainer:
     """Base of the explainers that run the model on perturbed copies of the input.
 
     Args:
-        run_fn: a :class:`~sc_neurocore.protocol.SpikingModel` (an adapter, an ``LIFNetwork``), an
+        run_fn: a `SpikingModel` (an adapter, an ``LIFNetwork``), an
             ``nn.Module`` or a batched callable ``(B, T, N) -> (B, C)``, or the tutorial's unbatched
             callable ``(T, N) -> (C,)``.
         batched: whether a plain callable is batched. ``None``: modules are batched, other callables are
@@ -60,8 +62,8 @@ class PerturbationExplainer:
 
     def __init__(self, run_fn: Any, *, batched: bool | None = None, max_memory: int | None = None,
                  progress: bool = False) -> None:
-        if not callable(run_fn) and not isinstance(run_fn, SpikingModel):
-            raise TypeError(f"run_fn: expected a SpikingModel, an nn.Module or a callable, got "
+        if not callable(run_fn) and not isinstance(run_fn, SpikingModel) and not is_nir_graph(run_fn):
+            raise TypeError(f"run_fn: expected a SpikingModel, an nn.Module, a NIR graph or a callable, got "
                             f"{type(run_fn).__name__}")
         if batched is not None and not isinstance(batched, bool):
             raise TypeError(f"batched: expected True, False or None, got {batched!r}")
@@ -77,6 +79,10 @@ class PerturbationExplainer:
                                  numpy_io=batch.numpy, input_shape=layout.feature_shape)
         _check_inputs_fit(model, batch.spikes)
         warn_if_time_first(batch.spikes, model, time_first)
+        if isinstance(model, ModelGraph):  # a NIR graph, or a graph built by hand: it is its own reference
+            with torch.inference_mode():
+                baseline = execute(model, batch.spikes, None, max_memory=self.max_memory)
+            return Prepared(batch, model, baseline, "graph", "", layout.feature_shape)
         check_graph = getattr(model, "check_graph", None)
         if callable(check_graph):
             graph, baseline = check_graph(batch.spikes)

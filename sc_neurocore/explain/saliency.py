@@ -1,9 +1,9 @@
 r"""Temporal saliency: the exact output change when each input spike is removed.
 
-.. math::
-
-    S[t, i] = f_k(x) - f_k(x \text{ with } x[t, i] := 0) \quad \text{for every } x[t, i] \ne 0,
-    \qquad S[t, i] = 0 \text{ elsewhere.}
+$$
+S[t, i] = f_k(x) - f_k(x \text{ with } x[t, i] := 0) \quad \text{for every } x[t, i] \ne 0,
+\qquad S[t, i] = 0 \text{ elsewhere.}
+$$
 
 Signed (positive: the spike supported output ``k``), in the model's output units, never normalised.
 Every removal is one row of a perturbation plan; the engine runs them in as few batched forward passes
@@ -32,7 +32,7 @@ class TemporalSaliency(PerturbationExplainer):
     """Exact per-spike saliency by removing each input spike (see the module docstring).
 
     Args:
-        run_fn: the model (see :class:`~sc_neurocore.explain.perturbation.PerturbationExplainer`).
+        run_fn: the model (see `PerturbationExplainer`).
         batched: whether a plain callable ``run_fn`` is batched (``None``: modules yes, functions no).
         max_memory: peak bytes per forward pass (``None``: automatic).
         significance: ``|saliency|`` from which a spike counts as significant in ``summary()``
@@ -68,7 +68,7 @@ class TemporalSaliency(PerturbationExplainer):
             time_first: ``True`` for time-first ``(T, B, ...)`` spikes (snnTorch's and Norse's layout).
 
         Returns:
-            A :class:`~sc_neurocore.explain.results.SaliencyResult`.
+            A `SaliencyResult`.
         """
         prepared = self._prepare(input_spikes, time_first)
         spikes, baseline = prepared.batch.spikes, prepared.baseline
@@ -79,6 +79,6 @@ class TemporalSaliency(PerturbationExplainer):
         change = base_k[plan.sample] - target_column(outputs, targets[plan.sample])
         saliency = torch.zeros(spikes.shape, dtype=change.dtype, device=spikes.device)
         saliency[plan.sample, plan.timestep, plan.neuron] = change
-        result = SaliencyResult(saliency, spikes != 0, base_k.clone(), self.significance,
-                                batched=prepared.batch.batched, numpy=prepared.batch.numpy)
+        result = SaliencyResult(saliency, spikes != 0, base_k.clone(), self.significance,  # type: ignore[has-type]
+                                batched=prepared.batch.batched, numpy=prepared.batch.numpy, explainer=self)
         return described(result, prepared)

@@ -7,19 +7,15 @@ weights between layers and the classifier's confidence.
 Spike-time score of neuron ``i`` of layer ``l`` at ``t`` (``l = 0`` the input, then the hidden layers; with
 ``s_l[t, i]`` its spikes and ``n_l`` its size):
 
-.. math::
-
-    N_l[t, i] = \begin{cases} \beta^{T - t} & s_l[t, i] = 1 \\
-                0 & s_l[t, i] = 0 \text{ (TSA-S)} \\
-                -\tfrac{1}{n_l} \beta^{T - t} & s_l[t, i] = 0 \text{ (TSA-NS, absent spikes)} \end{cases}
+$$N_l[t, i] = \begin{cases} \beta^{T - t} & s_l[t, i] = 1 \\
+            0 & s_l[t, i] = 0 \text{ (TSA-S)} \\
+            -\tfrac{1}{n_l} \beta^{T - t} & s_l[t, i] = 0 \text{ (TSA-NS, absent spikes)} \end{cases}$$
 
 Attribution of input entry ``(t, i)`` to class ``k``, with weights ``W_0 .. W_{L-1}`` (each
 ``(n_l, n_{l+1})``) and the confidence ``p = \mathrm{softmax}(y)`` of the readout ``y``:
 
-.. math::
-
-    A[t, :] = \bigl(\mathrm{diag}(N_0[t])\, W_0\, \mathrm{diag}(N_1[t])\, W_1 \cdots
-              \mathrm{diag}(N_{L-1}[t])\, W_{L-1}\, \mathrm{diag}(p)\bigr)[:, k]
+$$A[t, :] = \bigl(\mathrm{diag}(N_0[t])\, W_0\, \mathrm{diag}(N_1[t])\, W_1 \cdots
+          \mathrm{diag}(N_{L-1}[t])\, W_{L-1}\, \mathrm{diag}(p)\bigr)[:, k]$$
 
 Hidden neurons enter with their spikes at the same timestep ``t`` (the paper's product per timestep,
 with no propagation through time). With absent-spike terms (TSA-NS) an input entry without a spike gets
@@ -34,9 +30,9 @@ import torch
 from torch import Tensor
 
 from ..dynamics import decay_weights
+from ..inputs import as_fraction, as_spikes, as_targets, as_weight_chain
 from ..protocol import SpikingModel
 from .attribution import gated_paths
-from ..inputs import as_fraction, as_spikes, as_targets, as_weight_chain
 from .results import AttributionResult
 
 
@@ -79,7 +75,7 @@ class TemporalSpikeAttribution:
             output_neuron: an int, or a ``(B,)`` tensor of per-sample targets.
 
         Returns:
-            An :class:`~sc_neurocore.explain.results.AttributionResult` (``total`` is the sum of the scores).
+            An `sc_neurocore.explain.results.AttributionResult` (``total`` is the sum of the scores).
         """
         batch = as_spikes(input_spikes)
         if not isinstance(model, SpikingModel):

@@ -1,10 +1,10 @@
 """Hardware explanations: the fixed-point trace explainer on an iCE40 FPGA.
 
-* :mod:`~sc_neurocore.fpga.spec` -- :class:`FixedPointSpec`, the one fixed-point format;
-* :mod:`~sc_neurocore.fpga.reference` -- the integer reference, bit-exact with the hardware;
-* :mod:`~sc_neurocore.fpga.core` -- :class:`TraceExplainer`, the Migen/LiteX core (needs the ``fpga`` extra);
-* :mod:`~sc_neurocore.fpga.export` -- standalone synthesizable Verilog of the core;
-* :mod:`~sc_neurocore.fpga.driver` -- :class:`FpgaExplainer`, the host driver of a board running the core.
+* `spec` -- `FixedPointSpec`, the one fixed-point format;
+* `reference` -- the integer reference, bit-exact with the hardware;
+* `core` -- `TraceExplainer`, the Migen/LiteX core (needs the ``fpga`` extra);
+* `export` -- standalone synthesizable Verilog of the core;
+* `driver` -- `FpgaExplainer`, the host driver of a board running the core.
 
 The spec and the reference need only torch; names from the gateware modules are imported on first use,
 so ``import sc_neurocore.fpga`` works without migen/litex installed.

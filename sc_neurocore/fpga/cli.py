@@ -2,7 +2,7 @@
 
 ``sc-neurocore fpga build --board icebreaker --inputs 784 --outputs 10 --steps 25 --lanes 8 --out DIR``
 writes ``DIR/explainer.bin``, ``DIR/csr.csv``, ``DIR/report.json`` and ``DIR/report.md`` (see
-:func:`sc_neurocore.fpga.build.build_bitstream`); ``--report-md docs/fpga.md`` also rewrites the
+`sc_neurocore.fpga.build.build_bitstream`); ``--report-md docs/fpga.md`` also rewrites the
 generated table of that document. Migen and LiteX are imported only when a build runs, so
 ``sc-neurocore --help`` works without them.
 """
@@ -91,10 +91,15 @@ def main(args: argparse.Namespace) -> int:
 
     board = get_board(args.board)  # ValueError names the known boards
     spec = FixedPointSpec(decay=args.decay)
+    from ..progress import step
+
     try:
-        report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps,
-                                 lanes=args.lanes, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
-                                 seed=args.seed, report_md=args.report_md, verbose=args.verbose)
+        # One opaque toolchain run (20-55 s): a ticking clock, unless --verbose prints the tools' own progress.
+        with step(f"building the {board.name} bitstream (LiteX, yosys, nextpnr-ice40, icepack)",
+                  enabled=False if args.verbose else None):
+            report = build_bitstream(args.out, n_inputs=args.inputs, n_outputs=args.outputs, n_steps=args.steps,
+                                     lanes=args.lanes, spec=spec, board=board, sys_clk_freq=args.sys_clk_freq,
+                                     seed=args.seed, report_md=args.report_md, verbose=args.verbose)
     except BuildError as error:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1

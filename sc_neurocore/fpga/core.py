@@ -2,7 +2,7 @@
 
 Each input neuron has a decayed spike trace; after the whole preloaded spike train has run (all ``T``
 timesteps without the host), ``trace[i] * weight[i, c]`` is input ``i``'s importance for output neuron
-``c``. The arithmetic is exactly :func:`sc_neurocore.fpga.reference.fixed_trace_step`; the same
+``c``. The arithmetic is exactly `sc_neurocore.fpga.reference.fixed_trace_step`; the same
 ``FixedPointSpec`` and size arguments drive this gateware, the reference and the tests.
 
 Layout (``N`` inputs, ``L`` lanes, ``M = ceil(N / L)`` words per lane): input ``i`` lives in lane
@@ -13,13 +13,15 @@ The spike RAM holds word ``t * M + j`` = the ``L`` spikes of inputs ``j * L .. j
 row-major order of an ``(N, C)`` matrix). Spike and weight RAMs are single-port, so yosys can place them
 in block RAM or, with ``synth_ice40 -spram``, in the UP5K's SPRAM.
 
-Requires the ``fpga`` extra (``pip install 'sc-neurocore[fpga]'``).
+Requires the ``fpga`` extra (``pip install 'spikexplain[fpga]'``).
 """
 
 from __future__ import annotations
 
 import numbers
+from typing import cast
 
+from ..extras import missing_extra
 from .spec import FixedPointSpec
 
 try:
@@ -29,8 +31,7 @@ try:
     from litex.soc.interconnect import csr_bus
     from migen import Array, Cat, If, Memory, Module, Mux, Replicate, Signal
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("sc_neurocore.fpga.core needs migen and litex; install them with "
-                      "pip install 'sc-neurocore[fpga]'") from error
+    raise missing_extra("sc_neurocore.fpga.core needs migen and litex", "fpga") from error
 
 #: The CSR map: register names in address order (word ``n`` at byte offset ``4 * n`` from the core's CSR
 #: base). Every register is one 32-bit word. Tests check the generated bank against it.
@@ -44,7 +45,7 @@ MAX_LANES = 8
 
 
 def check_geometry(n_inputs, n_outputs, n_steps, lanes, spec) -> None:
-    """Validate the plain-Python sizes of a :class:`TraceExplainer` (shared by the core and the exporter).
+    """Validate the plain-Python sizes of a `TraceExplainer` (shared by the core and the exporter).
 
     Raises:
         TypeError: a size that is not an int, or ``spec`` that is not a ``FixedPointSpec``.
@@ -55,7 +56,7 @@ def check_geometry(n_inputs, n_outputs, n_steps, lanes, spec) -> None:
                               ("n_steps", n_steps, 65535), ("lanes", lanes, MAX_LANES)):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool):
             raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-        if not 1 <= value <= high:
+        if not 1 <= cast(int, value) <= high:
             raise ValueError(f"{name}: expected an int in [1, {high}], got {value}")
     if not isinstance(spec, FixedPointSpec):
         raise TypeError(f"spec: expected a FixedPointSpec, got {type(spec).__name__}")
@@ -136,7 +137,7 @@ class TraceExplainer(LiteXModule):
         n_outputs: output neurons ``C`` whose weights are held (1 to 255).
         n_steps: timesteps ``T`` per spike train (1 to 65535).
         lanes: parallel lanes ``L`` (1 to 8); each owns a trace RAM and a multiplier.
-        spec: the :class:`~sc_neurocore.fpga.spec.FixedPointSpec` (decay and widths).
+        spec: the `FixedPointSpec` (decay and widths).
         weights: optional initial weight RAM contents, quantised ``w[i, c]`` as ints in row-major order
             (``N * C`` values); ``None`` loads zeros (weights are then written through the CSRs).
 
@@ -296,7 +297,7 @@ class TraceExplainer(LiteXModule):
         ]
 
         increment, decay_int, decay_bits, trace_max = spec.spike_increment, spec.decay_int, spec.decay_bits, spec.trace_max
-        for lane, (read, write) in enumerate(zip(trace_reads, trace_writes)):
+        for lane, (read, write) in enumerate(zip(trace_reads, trace_writes, strict=True)):
             total = Signal(trace_bits + 1, name=f"sum{lane}")
             product = Signal(trace_bits + 1 + decay_bits + 1, name=f"product{lane}")
             shifted = Signal(len(product) - decay_bits, name=f"shifted{lane}")
@@ -378,15 +379,14 @@ class TraceExplainer(LiteXModule):
 
 
 class StandaloneTraceExplainer(Module):
-    """A :class:`TraceExplainer` behind its own LiteX CSR bank: what :mod:`~sc_neurocore.fpga.export` writes out.
+    """A `TraceExplainer` behind its own LiteX CSR bank: what `export` writes out.
 
     Ports: the ``sys`` clock and reset, and a LiteX CSR bus ``bus`` (``adr`` 14 bits of word address,
     ``we``, ``re``, ``dat_w`` / ``dat_r`` 32 bits). A write drives ``adr``, ``dat_w`` and ``we = 1`` for one
     cycle; a read drives ``adr`` and finds ``dat_r`` valid on the next cycle. Register ``n`` of
-    :data:`CSR_MAP` is at word address ``n``.
+    `CSR_MAP` is at word address ``n``.
 
-    Args:
-        Same as :class:`TraceExplainer`.
+    Its arguments are those of `TraceExplainer`.
 
     Example:
         >>> from sc_neurocore.fpga import FixedPointSpec

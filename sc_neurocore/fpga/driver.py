@@ -1,21 +1,21 @@
 """Host driver: explanations computed by the FPGA, returned as the same results as ``SpikeAttributor``.
 
-:class:`FpgaExplainer` talks to the explainer SoC's Wishbone bus through LiteX's host tools -- a
+`FpgaExplainer` talks to the explainer SoC's Wishbone bus through LiteX's host tools -- a
 ``RemoteClient`` connected to a running ``litex_server`` (``url="localhost:1234"``), or LiteX's own UART
 bridge client on a serial port (``uart_port="/dev/ttyUSB1"``) -- and follows the register protocol of
-:class:`~sc_neurocore.fpga.core.TraceExplainer` (its ``ModuleDoc`` is the contract):
+`TraceExplainer` (its ``ModuleDoc`` is the contract):
 
 1. read the core's sizes and fixed-point format from its constant registers;
-2. load the weights once (quantised with the chip's :class:`~sc_neurocore.fpga.spec.FixedPointSpec`);
+2. load the weights once (quantised with the chip's `FixedPointSpec`);
 3. per sample: load the spike train, start a run, wait for ``done``, read ``trace[i] * w[i, c]`` for every
    input ``i`` of the explained output neuron ``c``.
 
-The chip keeps one trace per input, so what it returns is per-input importance. :meth:`FpgaExplainer
-.attribute` spreads each input's hardware importance over that input's spikes in the exact integer
-proportions of :func:`~sc_neurocore.fpga.reference.spike_contributions` (computed from the spikes on the
-host), and returns an :class:`~sc_neurocore.explain.results.AttributionResult`: ``spatial_importance()``
+The chip keeps one trace per input, so what it returns is per-input importance. `FpgaExplainer.attribute`
+spreads each input's hardware importance over that input's spikes in the exact integer
+proportions of `spike_contributions` (computed from the spikes on the
+host), and returns an `AttributionResult`: ``spatial_importance()``
 is the hardware's importance exactly, and when the chip agrees with the reference the whole map equals
-``SpikeAttributor(..., fixed_point=spec)``'s. :meth:`FpgaExplainer.importance` gives the raw integers.
+``SpikeAttributor(..., fixed_point=spec)``'s. `FpgaExplainer.importance` gives the raw integers.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..extras import missing_extra
 from ..inputs import as_spikes, as_targets, as_weight_chain
 from ..explain.results import AttributionResult
 from .reference import (as_spike_bits, importance_from_word, quantized_weight_matrix, spike_contributions,
@@ -67,7 +68,7 @@ class FpgaExplainer:
             the chip's, with the decay it applies, ``D_int / 2**k``).
 
     Attributes:
-        spec: the chip's :class:`~sc_neurocore.fpga.spec.FixedPointSpec` (``spec`` itself when given).
+        spec: the chip's `FixedPointSpec` (``spec`` itself when given).
         n_inputs, n_outputs, n_steps, lanes, words_per_lane: the sizes the chip reports.
         baudrate: the UART's baud rate (``uart_port`` only).
         timeout: seconds to wait for a run or a read before giving up.
@@ -108,8 +109,7 @@ class FpgaExplainer:
                 self._bus = CommUART(uart_port, baudrate=baudrate, csr_csv=str(csr_csv))
                 self._bus.open()
         except ImportError as error:
-            raise ImportError("FpgaExplainer needs LiteX's host tools; install them with: "
-                              "pip install 'sc-neurocore[fpga]'") from error
+            raise missing_extra("FpgaExplainer needs LiteX's host tools", "fpga") from error
         self._weights: Tensor | None = None
         try:
             self._addresses = {name[len(PREFIX):]: register.addr for name, register in vars(self._bus.regs).items()
@@ -264,7 +264,7 @@ class FpgaExplainer:
         if self._weights is None:
             raise ValueError("weights: call load_weights(weights) before asking the chip for importance")
         rows = []
-        for sample, target in zip(spikes.cpu(), targets.tolist()):  # one run per sample: the chip holds one train
+        for sample, target in zip(spikes.cpu(), targets.tolist(), strict=True):  # one run per sample: the chip holds one train
             self.run(sample)
             rows.append(self.read_importance(target))
         return torch.stack(rows)
@@ -278,7 +278,7 @@ class FpgaExplainer:
 
         Returns:
             ``int64`` ``(N,)`` (``(B, N)`` for a batch); real value ``importance * spec.importance_scale``.
-            Needs :meth:`load_weights` first.
+            Needs `load_weights` first.
         """
         batch = as_spikes(input_spikes)
         targets = as_targets(output_neuron, batch.shape[0], self.n_outputs, torch.device("cpu"))
@@ -294,7 +294,7 @@ class FpgaExplainer:
             output_neuron: an int, or a ``(B,)`` tensor of per-sample targets.
 
         Returns:
-            An :class:`~sc_neurocore.explain.results.AttributionResult` in real units
+            An `AttributionResult` in real units
             (``importance_scale`` applied); ``spatial_importance()`` is the chip's per-input importance.
 
         Raises:
@@ -317,4 +317,5 @@ class FpgaExplainer:
         numerator = (contributions * hardware[:, None, :]).to(torch.float64)
         scores = numerator / traces[:, None, :].clamp(min=1).to(torch.float64) * self.spec.importance_scale
         scores = scores.to(batch.spikes.dtype).to(batch.spikes.device)
-        return AttributionResult(scores, targets.to(batch.spikes.device), batched=batch.batched, numpy=batch.numpy)
+        return AttributionResult(scores, targets.to(batch.spikes.device), batched=batch.batched, numpy=batch.numpy,
+                                 explainer=self, engine="fpga")

@@ -1,12 +1,12 @@
 """Standalone synthesizable Verilog of the trace explainer core, configured from plain Python values.
 
-:func:`export_verilog` elaborates a :class:`~sc_neurocore.fpga.core.StandaloneTraceExplainer` (the core
+`export_verilog` elaborates a `StandaloneTraceExplainer` (the core
 behind its own LiteX CSR bank) with the given sizes, fixed-point spec and optional weights, converts it
 with LiteX's Verilog backend and writes one self-contained file: weight initial values are inlined (no
 ``$readmemh`` side files), and a header comment gives the configuration, the ports and the CSR map.
 ``SpikeAttributor.export_fpga`` is the user-facing entry point.
 
-Requires the ``fpga`` extra (``pip install 'sc-neurocore[fpga]'``).
+Requires the ``fpga`` extra (``pip install 'spikexplain[fpga]'``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_ste
         n_outputs: output neurons ``C``.
         n_steps: timesteps ``T`` per spike train.
         lanes: parallel lanes ``L`` (1 to 8).
-        spec: the :class:`~sc_neurocore.fpga.spec.FixedPointSpec`.
+        spec: the `FixedPointSpec`.
         weights: quantised integer weights ``(N, C)`` to inline as the weight RAM's initial contents, or
             ``None`` for zeros (weights then go in through the ``load_data`` CSR at run time).
         target: ``"ice40"`` (the only supported FPGA family).
@@ -80,7 +80,7 @@ def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_ste
 
 def verilog_source(n_inputs: int, n_outputs: int, n_steps: int, lanes: int, spec: FixedPointSpec,
                    weights: list[int] | None, target: str, module_name: str) -> str:
-    """The Verilog text :func:`export_verilog` writes (arguments already validated)."""
+    """The Verilog text `export_verilog` writes (arguments already validated)."""
     from litex.gen.fhdl.verilog import convert
     from migen import ClockDomain
 
@@ -135,7 +135,7 @@ def _header(top, n_inputs, n_outputs, n_steps, lanes, spec, inlined, target, mod
             high = field.offset + field.size - 1
             lines.append(f"        [{high}:{field.offset}] {field.name}: {_plain(field.description)}")
     lines += ["", "How software drives it:"]
-    lines += ["  " + line.strip() for line in type(core.doc).__doc__.split("How software drives it:")[1].splitlines()
+    lines += ["  " + line.strip() for line in type(core.doc).__doc__.split("How software drives it:")[1].splitlines()  # type: ignore[union-attr]
               if line.strip()]
     return "".join(f"// {line}".rstrip() + "\n" for line in lines) + "\n"
 

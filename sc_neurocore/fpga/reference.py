@@ -1,14 +1,14 @@
 r"""The integer-only reference of the trace explainer: what the FPGA core returns, bit for bit.
 
-Built on :func:`sc_neurocore.dynamics.trace_step` -- the same decayed-trace step as the float
+Built on `sc_neurocore.dynamics.trace_step` -- the same decayed-trace step as the float
 ``SpikeAttributor`` -- applied to integers, followed by the floor shift and saturation of the
-:class:`~sc_neurocore.fpga.spec.FixedPointSpec`::
+`FixedPointSpec`:
 
     x[t] = min( trace_step(2**F * s[t], x[t-1], D_int) >> k, 2**W - 1 )
 
 Every function is vectorised over samples and input neurons; the only loop is over time.
 
-The hardware keeps one trace per input neuron, not per spike. :func:`spike_contributions` splits each
+The hardware keeps one trace per input neuron, not per spike. `spike_contributions` splits each
 final trace over the spikes that built it, exactly, in integers: the contribution of timestep ``t`` is
 the final trace with spikes up to ``t`` minus the final trace with spikes up to ``t - 1`` (both run to the
 end of the window). It is 0 where there is no spike, and the contributions of an input sum to its
@@ -24,7 +24,7 @@ from torch import Tensor
 from ..dynamics import trace_step
 from .spec import FixedPointSpec
 
-#: Bytes of truncated-run traces :func:`fixed_point_attribution` holds at once (samples are chunked to fit).
+#: Bytes of truncated-run traces `fixed_point_attribution` holds at once (samples are chunked to fit).
 CONTRIBUTION_BUDGET_BYTES = 256 * 2**20
 
 
@@ -96,7 +96,7 @@ def hardware_importance(spikes: Tensor, weights: Tensor, spec: FixedPointSpec) -
 
     Args:
         spikes: 0/1 spikes ``(..., T, N)``.
-        weights: quantised ``int64`` weights ``(N, C)`` (see :meth:`FixedPointSpec.quantize_weights`).
+        weights: quantised ``int64`` weights ``(N, C)`` (see `FixedPointSpec.quantize_weights`).
         spec: the fixed-point format.
 
     Returns:
@@ -114,7 +114,7 @@ def spike_contributions(spikes: Tensor, spec: FixedPointSpec) -> Tensor:
 
     ``contribution[t, i] = y_{t+1}[i] - y_t[i]`` where ``y_u`` is the final trace of the train with every
     spike at ``t >= u`` removed. Zero where there is no spike; sums over ``t`` to
-    :func:`hardware_traces` exactly. All ``T + 1`` truncated trains run together, one loop over time.
+    `hardware_traces` exactly. All ``T + 1`` truncated trains run together, one loop over time.
 
     Args:
         spikes: 0/1 spikes ``(..., T, N)``.
@@ -153,7 +153,7 @@ def quantized_paths(chain: list[Tensor], targets: Tensor, spec: FixedPointSpec) 
     """The hardware weights of each sample's target: quantised ``W_eff[:, k_b]``, ``(B, N)`` ``int64``.
 
     ``W_eff = W_1 @ ... @ W_L`` is multiplied in float64 (as ``SpikeAttributor``'s linear rule, by
-    :func:`~sc_neurocore.explain.attribution.linear_paths`) and then quantised once, so that the core's
+    `linear_paths`) and then quantised once, so that the core's
     weight RAM, the exporter and ``SpikeAttributor(fixed_point=spec)`` hold the same integers.
 
     Args:
@@ -170,7 +170,7 @@ def quantized_paths(chain: list[Tensor], targets: Tensor, spec: FixedPointSpec) 
 
 
 def quantized_weight_matrix(chain: list[Tensor], spec: FixedPointSpec) -> Tensor:
-    """The whole hardware weight RAM: quantised ``W_eff``, ``(N, C)`` ``int64`` (see :func:`quantized_paths`)."""
+    """The whole hardware weight RAM: quantised ``W_eff``, ``(N, C)`` ``int64`` (see `quantized_paths`)."""
     n_outputs = chain[-1].shape[1]
     return quantized_paths(chain, torch.arange(n_outputs, device=chain[-1].device), spec).T
 
@@ -179,7 +179,7 @@ def fixed_point_attribution(spikes: Tensor, chain: list[Tensor], targets: Tensor
     """``SpikeAttributor(fixed_point=spec)``'s map: ``(B, T, N)`` float64, exact in every bit.
 
     ``A[b, t, i] = contribution[b, t, i] * w[b, i] * 2**-(F + G)`` with the integer
-    :func:`spike_contributions` and the quantised weights of :func:`quantized_paths`. Every entry is an
+    `spike_contributions` and the quantised weights of `quantized_paths`. Every entry is an
     integer below ``2**46`` times a power of two, so float64 holds it exactly and summing over time gives
     the hardware's importance ``trace[i] * w[i, k]`` exactly.
 
@@ -210,7 +210,7 @@ def spike_memory_words(spikes: Tensor, lanes: int) -> Tensor:
     """The spike RAM image of one train: ``(T, N) -> (T * M,)`` ``int64`` words, ``M = ceil(N / L)``.
 
     Word ``t * M + j`` holds in bit ``l`` the spike of input ``j * L + l`` at timestep ``t`` (0 for the
-    padding inputs ``>= N``), the layout of :class:`~sc_neurocore.fpga.core.TraceExplainer`.
+    padding inputs ``>= N``), the layout of `TraceExplainer`.
 
     Args:
         spikes: 0/1 spikes ``(T, N)``.

@@ -1,10 +1,10 @@
 """The whole SoC in Verilator, reachable over TCP exactly as a board is reachable over its UART.
 
-:func:`build_simulation` compiles the same :func:`~sc_neurocore.fpga.soc.make_soc` SoC the bitstream
+`build_simulation` compiles the same `make_soc` SoC the bitstream
 contains, with two changes: the clock comes from the simulator and the UART's physical layer is LiteX's
-``serial2tcp`` module (bytes in, bytes out, over a TCP socket). :class:`Simulation` starts the compiled
-model and a ``litex_server`` bridged to it, so a host program -- :class:`~sc_neurocore.fpga.driver
-.FpgaExplainer`, ``litex_cli``, a ``RemoteClient`` -- drives the simulated chip as it drives a real one:
+``serial2tcp`` module (bytes in, bytes out, over a TCP socket). `Simulation` starts the compiled
+model and a ``litex_server`` bridged to it, so a host program -- `FpgaExplainer`,
+``litex_cli``, a ``RemoteClient`` -- drives the simulated chip as it drives a real one:
 
     >>> from sc_neurocore.fpga.sim import build_simulation, Simulation  # doctest: +SKIP
     >>> build = build_simulation(core, "build/sim")                      # doctest: +SKIP
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
+from ..extras import missing_tool
 from .soc import make_soc, quiet_litex, require_litex
 
 #: The simulated system clock (it only scales the bridge's timeout; the model runs as fast as it can).
@@ -54,7 +55,7 @@ def _sim_io():
 
 
 def sim_soc(core):
-    """The SoC of :func:`~sc_neurocore.fpga.soc.make_soc` on LiteX's ``SimPlatform``: ``(soc, platform)``."""
+    """The SoC of `make_soc` on LiteX's ``SimPlatform``: ``(soc, platform)``."""
     require_litex()
     from litex.build.sim import SimPlatform
     from litex.soc.cores.uart import RS232PHYModel
@@ -96,13 +97,12 @@ def build_simulation(core, out_dir: str | os.PathLike, *, opt_level: str = "O1",
         verbose: print LiteX's log and the compiler's output.
 
     Returns:
-        A :class:`SimulationBuild`.
+        A `SimulationBuild`.
     """
     require_litex()
     for tool in ("verilator", "make"):
         if shutil.which(tool) is None:
-            raise FileNotFoundError(f"{tool} is not installed; install the toolchain with: "
-                                    "sudo bash scripts/install-toolchain.sh")
+            raise missing_tool(tool)
     from litex.build.sim.config import SimConfig
     from litex.soc.integration.builder import Builder
 
@@ -191,7 +191,7 @@ class Simulation:
     """A running simulated SoC and a ``litex_server`` in front of it (a context manager).
 
     Args:
-        build: a :class:`SimulationBuild`.
+        build: a `SimulationBuild`.
         with_server: also start ``litex_server`` in front of the model (``False``: only the model, for a
             client that speaks the UART bridge protocol itself, such as ``FpgaExplainer(uart_port=...)``).
         start_timeout: seconds to wait for each process to listen.

@@ -2,12 +2,12 @@
 
 There is no processor on the chip. The host talks to the Wishbone bus through LiteX's ``UARTBone``
 (a UART-to-Wishbone bridge): it writes weights and spikes into the explainer's registers, starts a run
-and reads the importance back (:class:`~sc_neurocore.fpga.driver.FpgaExplainer` does all of this). The
-same :class:`ExplainerSoC` is built for a board (:func:`board_soc`, here the iCEBreaker's iCE40UP5K) and
-for the Verilator simulation (:mod:`sc_neurocore.fpga.sim`), so what the simulation checks is what the
+and reads the importance back (`FpgaExplainer` does all of this). The
+same `ExplainerSoC` is built for a board (`board_soc`, here the iCEBreaker's iCE40UP5K) and
+for the Verilator simulation (`sc_neurocore.fpga.sim`), so what the simulation checks is what the
 bitstream contains: only the clock/reset generator and the UART's physical layer differ.
 
-Boards are described by :class:`Board` entries in :data:`BOARDS`. litex-boards provides the pin-out
+Boards are described by `Board` entries in `BOARDS`. litex-boards provides the pin-out
 (its *platform*); its ready-made *target* for the iCEBreaker cannot be built without a CPU, so the SoC
 is assembled here.
 """
@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..extras import missing_extra
 from ..inputs import as_choice, as_positive_int
 
 #: Name of the explainer in the SoC: its registers appear in ``csr.csv`` as ``explainer_<name>``.
@@ -32,8 +33,7 @@ def require_litex():
         import litex  # noqa: F401
         import migen  # noqa: F401
     except ImportError as error:
-        raise ImportError("the FPGA tools need migen and LiteX; install them with: "
-                          "pip install 'sc-neurocore[fpga]'") from error
+        raise missing_extra("the FPGA tools need migen and LiteX", "fpga") from error
 
 
 @contextlib.contextmanager
@@ -85,8 +85,7 @@ class Board:
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
-            raise ImportError(f"board {self.name!r} needs litex-boards; install it with: "
-                              "pip install 'sc-neurocore[fpga]'") from error
+            raise missing_extra(f"board {self.name!r} needs litex-boards", "fpga") from error
         return getattr(module, class_name)()
 
 
@@ -108,7 +107,7 @@ BOARDS: dict[str, Board] = {
 
 
 def get_board(name: Any) -> Board:
-    """The :class:`Board` called ``name``; an unknown name is a ``ValueError`` listing the known ones."""
+    """The `Board` called ``name``; an unknown name is a ``ValueError`` listing the known ones."""
     as_choice(name, sorted(BOARDS), "board")
     return BOARDS[name]
 
@@ -126,7 +125,7 @@ def board_crg(platform, board: Board, sys_clk_freq: float):
     migen, LiteXModule = _migen()
     from migen.genlib.resetsync import AsyncResetSynchronizer
 
-    class BoardCRG(LiteXModule):
+    class BoardCRG(LiteXModule):  # type: ignore[misc, valid-type]
         def __init__(self):
             self.cd_sys = migen.ClockDomain("sys")
             self.cd_por = migen.ClockDomain("por", reset_less=True)
@@ -195,7 +194,7 @@ def board_soc(board: Board | str, core, sys_clk_freq: float | None = None, baudr
     """The SoC for a board, ready for LiteX's ``Builder``.
 
     Args:
-        board: a :class:`Board` or its name (``"icebreaker"``).
+        board: a `Board` or its name (``"icebreaker"``).
         core: the explainer core.
         sys_clk_freq: the system clock in Hz (default: the board's).
         baudrate: the UART's baud rate.

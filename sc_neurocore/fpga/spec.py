@@ -2,7 +2,7 @@ r"""The one fixed-point format shared by the FPGA core, its integer reference an
 
 Everything that computes a hardware trace or importance -- the Migen core, the exported Verilog, the
 integer reference and ``SpikeAttributor(..., fixed_point=spec)`` -- reads its widths and constants from a
-:class:`FixedPointSpec`, so that they cannot drift apart.
+`FixedPointSpec`, so that they cannot drift apart.
 
 Format (``W = trace_bits``, ``F = frac_bits``, ``k = decay_bits``, ``B = weight_bits``,
 ``G = weight_frac_bits``):
@@ -11,7 +11,7 @@ Format (``W = trace_bits``, ``F = frac_bits``, ``k = decay_bits``, ``B = weight_
   ``2**F`` (one spike = 1.0).
 * **Decay**: the integer multiplier ``D_int = round(decay * 2**k)``; the hardware decays by
   ``D = D_int / 2**k``.
-* **Step** (:func:`sc_neurocore.dynamics.trace_step` on integers, then a floor shift and saturation)::
+* **Step** (`sc_neurocore.dynamics.trace_step` on integers, then a floor shift and saturation):
 
       x[t] = min( floor( D_int * (x[t-1] + 2**F * s[t]) / 2**k ), 2**W - 1 ),   x[-1] = 0
 
@@ -19,18 +19,18 @@ Format (``W = trace_bits``, ``F = frac_bits``, ``k = decay_bits``, ``B = weight_
   a dead band); saturation clamps at ``2**W - 1`` and never wraps (a wrapped trace would invert the
   ranking of the most active inputs).
 * **Weight**: signed two's complement ``B``-bit integer ``w``, real value ``w / 2**G``, quantised by
-  rounding to nearest (``round half to even``, as :func:`torch.round`). A weight outside the range is an
+  rounding to nearest (``round half to even``, as `torch.round`). A weight outside the range is an
   error, not a silent saturation: it would break the error bound below.
 * **Importance** of input ``i`` for output neuron ``c``: ``x_T[i] * w[i, c]`` at full width
   (``W + B`` bits, signed), real value ``x_T[i] * w[i, c] / 2**(F + G)``.
 
-Float vs fixed error bound (proved in the docs of :meth:`FixedPointSpec.trace_error_bound`, tested in
+Float vs fixed error bound (proved in the docs of `FixedPointSpec.trace_error_bound`, tested in
 ``tests/fpga/test_spec.py``): when the trace does not saturate, with ``d`` the float decay and
 ``y_T = sum_t d**(T - t) s[t]`` the float trace over ``T`` steps,
 
-.. math::
-
-    |y_T - x_T / 2^F| \le \sum_{n=1}^{T} |d^n - D^n| + 2^{-F} \sum_{m=0}^{T-1} D^m
+$$
+|y_T - x_T / 2^F| \le \sum_{n=1}^{T} |d^n - D^n| + 2^{-F} \sum_{m=0}^{T-1} D^m
+$$
 
 and the importance error is at most ``trace_bound * |w| + x_max * 2**-(G+1)`` with ``x_max`` the
 largest possible fixed-point trace value.
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import cast
 from dataclasses import dataclass
 
 import torch
@@ -57,7 +58,7 @@ CSR_WIDTH = 32
 def _check_int(value, name: str, low: int, high: int) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if not low <= value <= high:
+    if not low <= cast(int, value) <= high:
         raise ValueError(f"{name}: expected an int in [{low}, {high}], got {value}")
     return int(value)
 
@@ -160,7 +161,7 @@ class FixedPointSpec:
             decay: the new float decay in ``(0, 1]``.
 
         Returns:
-            A new :class:`FixedPointSpec` (specs are immutable).
+            A new `FixedPointSpec` (specs are immutable).
 
         Example:
             >>> FixedPointSpec(decay=0.9, frac_bits=8).with_decay(0.5).decay_int
@@ -224,7 +225,7 @@ class FixedPointSpec:
             n_steps: the window length ``T``.
 
         Returns:
-            The bound as a float (valid while :meth:`never_saturates` holds).
+            The bound as a float (valid while `never_saturates` holds).
         """
         n_steps = _check_int(n_steps, "n_steps", 1, 10**9)
         steps = torch.arange(1, n_steps + 1, dtype=torch.float64)

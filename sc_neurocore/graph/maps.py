@@ -170,7 +170,7 @@ class Conv(LinearMap):
         padding = self._numeric_padding()
         # conv_transpose can land one short of the input size when the stride does not divide it.
         natural = transpose(g, self.weight, None, self.stride, padding, 0, self.groups, self.dilation)
-        extra = tuple(want - got for want, got in zip(self.in_shape[1:], natural.shape[2:]))
+        extra = tuple(want - got for want, got in zip(self.in_shape[1:], natural.shape[2:], strict=True))
         if any(extra):
             natural = transpose(g, self.weight, None, self.stride, padding, extra, self.groups, self.dilation)
         return natural
@@ -183,7 +183,7 @@ class Conv(LinearMap):
         # "same" (stride 1): total padding d * (k - 1); torch pads the extra one on the right, which the
         # symmetric transpose cannot express, so only odd effective kernels are symmetric.
         kernel = self.weight.shape[2:]
-        totals = [d * (k - 1) for d, k in zip(self.dilation, kernel)]
+        totals = [d * (k - 1) for d, k in zip(self.dilation, kernel, strict=True)]
         if any(total % 2 for total in totals):
             raise ValueError("padding: the adjoint of a 'same' convolution with an even kernel is asymmetric; "
                              "use explicit integer padding")
@@ -221,7 +221,7 @@ class Pool(LinearMap):
         transpose = F.conv_transpose1d if len(self.kernel) == 1 else F.conv_transpose2d
         weighted = g / self._divisors(g)
         natural = transpose(weighted, ones, None, self.stride, self.padding, 0, channels)
-        extra = tuple(want - got for want, got in zip(self.in_shape[1:], natural.shape[2:]))
+        extra = tuple(want - got for want, got in zip(self.in_shape[1:], natural.shape[2:], strict=True))
         return transpose(weighted, ones, None, self.stride, self.padding, extra, channels) if any(extra) else natural
 
     def _divisors(self, like: Tensor) -> Tensor:

@@ -165,7 +165,7 @@ class ModelGraph:
         membranes: Tensor | None = None
         last = len(self.segments) - 1
         for index, segment in enumerate(self.segments):
-            current = self._apply_maps(segment, x)
+            current = self._apply_maps(segment, x, fresh=index > 0)
             want_membrane = record or (index == last and self.readout in MEMBRANE_READOUTS)
             x, membranes = self._run_neurons(segment.neuron, current, keep.get(segment.neuron.name), want_membrane)
             if record:
@@ -176,14 +176,18 @@ class ModelGraph:
         outputs = apply_readout(self.readout, flat, None if membranes is None else membranes.reshape(steps, batch, -1))
         return Recording(outputs, tuple(layers))
 
-    def _apply_maps(self, segment: Segment, x: Tensor) -> Tensor:
+    def _apply_maps(self, segment: Segment, x: Tensor, *, fresh: bool) -> Tensor:
+        """The segment's maps over all timesteps. With `fresh`, a per-step map gets each step in a buffer of
+        its own, as a framework's neuron layer hands the next layer a newly allocated spike tensor: a matrix
+        product can round differently for a slice that starts elsewhere in memory."""
         steps, batch = x.shape[:2]
-        for linear_map, whole in zip(segment.maps, segment.whole_sequence):
+        for index, (linear_map, whole) in enumerate(zip(segment.maps, segment.whole_sequence, strict=True)):
             if whole:
                 x = linear_map.forward(x.reshape(steps * batch, *linear_map.in_shape))
                 x = x.reshape(steps, batch, *linear_map.out_shape)
             else:
-                x = torch.stack([linear_map.forward(x[t]) for t in range(steps)])
+                copy = fresh and index == 0
+                x = torch.stack([linear_map.forward(x[t].clone() if copy else x[t]) for t in range(steps)])
         return x
 
     @staticmethod

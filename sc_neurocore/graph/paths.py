@@ -49,7 +49,7 @@ def record_argmax(graph: ModelGraph, spikes: Tensor) -> list[list[Tensor]]:
     steps, batch = spikes.shape[1], spikes.shape[0]
     layer_input = spikes.transpose(0, 1).reshape(steps * batch, *graph.input_shape).to(graph._dtype())
     argmax: list[list[Tensor]] = []
-    for segment, layer in zip(graph.segments, recording.layers):
+    for segment, layer in zip(graph.segments, recording.layers, strict=True):
         x, found = layer_input, []
         for linear_map in segment.maps:
             if isinstance(linear_map, MaxPool):

@@ -93,7 +93,7 @@ def test_missing_norse_names_the_extra(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "norse.torch", None)
-    with pytest.raises(ImportError, match=r"sc-neurocore\[norse\]"):
+    with pytest.raises(ImportError, match=r"spikexplain\[norse\]"):
         from_norse(torch.nn.Linear(2, 2))
 
 

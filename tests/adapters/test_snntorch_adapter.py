@@ -185,7 +185,7 @@ def test_missing_snntorch_names_the_extra(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "snntorch", None)
-    with pytest.raises(ImportError, match=r"sc-neurocore\[snntorch\]"):
+    with pytest.raises(ImportError, match=r"spikexplain\[snntorch\]"):
         from_snntorch(torch.nn.Sequential())
 
 
@@ -204,7 +204,7 @@ def test_hidden_importance_on_loop_parallel_and_conv_models_equals_hook_loop():
     parallel = snntorch_parallel([8, 6, 3])
     for net, layer, module in ((loop, "lif1", loop.lif1), (parallel, "0", parallel[0])):
         result = CausalImportance(from_snntorch(net)).explain(spikes, output_neuron=0, layer=layer).importance_map()
-        expected = hidden_importance_loop(lambda hooks: snntorch_counts(net, spikes, hooks), module, 6, target=0)
+        expected = hidden_importance_loop(lambda hooks, net=net: snntorch_counts(net, spikes, hooks), module, 6, target=0)
         assert expected.abs().sum() > 0
         torch.testing.assert_close(result, expected)
     conv = snntorch_conv()
@@ -228,7 +228,7 @@ def test_leaky_stack_records_and_attributes_as_the_reference_lif_network():
                            biases=[net[0].bias.detach(), net[2].bias.detach()])
     spikes = random_spikes(2, 15, 8, seed=13)
     ours, theirs = from_snntorch(net).record(spikes), reference.record(spikes)
-    for mine, expected in zip(ours.layers, theirs.layers):
+    for mine, expected in zip(ours.layers, theirs.layers, strict=True):
         torch.testing.assert_close(mine.spikes, expected.spikes)
         torch.testing.assert_close(mine.membrane, expected.membrane)
     gated = SpikeAttributor(decay=0.9, mode="gated")

@@ -21,7 +21,7 @@ def test_two_training_steps_are_reproducible_and_learn():
     images, labels, _ = digit_images("train")
     test = load_digits("test")
     runs = [train(images, labels, (test.spikes, test.labels), epochs=2, max_batches=3, seed=7) for _ in range(2)]
-    for first, second in zip(runs[0].network.linear_weights(), runs[1].network.linear_weights()):
+    for first, second in zip(runs[0].network.linear_weights(), runs[1].network.linear_weights(), strict=True):
         assert torch.equal(first, second)
     assert runs[0].losses == runs[1].losses and runs[0].test_accuracy == runs[1].test_accuracy
     assert runs[0].losses[1] < runs[0].losses[0]  # the loss falls over the first few steps

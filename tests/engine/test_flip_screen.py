@@ -27,7 +27,7 @@ def _first_layer_changes(net, spikes, plan):
     """Brute force: does removing each spike change any first-layer spike?"""
     base = net.record(spikes).layers[0].spikes
     changed = torch.zeros(len(plan), dtype=torch.bool)
-    for p, (b, t, i) in enumerate(zip(plan.sample.tolist(), plan.timestep.tolist(), plan.neuron.tolist())):
+    for p, (b, t, i) in enumerate(zip(plan.sample.tolist(), plan.timestep.tolist(), plan.neuron.tolist(), strict=True)):
         x = spikes[b:b + 1].clone()
         x[0, t, i] = 0
         changed[p] = not torch.equal(net.record(x).layers[0].spikes[0], base[b])

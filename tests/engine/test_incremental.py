@@ -26,7 +26,7 @@ def fixed_point_weights(sizes, seed, scale=1.0, dtype=torch.float32):
     gives the same bits and the fast path must agree with brute force bit for bit."""
     generator = torch.Generator().manual_seed(seed)
     return [(torch.randint(-48, 49, (a, b), generator=generator).to(dtype) / 64 * scale)
-            for a, b in zip(sizes[:-1], sizes[1:])]
+            for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
 
 
 def ragged_spikes(batch, steps, n_inputs, rate, seed):
@@ -236,7 +236,7 @@ def test_inputs_and_weights_are_not_mutated():
     before = [w.clone() for w in net.linear_weights()], spikes.clone()
     for plan in all_plans(net, spikes):
         run_incremental(compile_model(net), spikes, plan)
-    assert all(torch.equal(a, b) for a, b in zip(before[0], net.linear_weights()))
+    assert all(torch.equal(a, b) for a, b in zip(before[0], net.linear_weights(), strict=True))
     assert torch.equal(before[1], spikes)
 
 
@@ -246,7 +246,7 @@ def test_stack_forward_reproduces_the_network_and_its_recording():
     outputs, baseline = stack_forward(compile_model(net), spikes, record=True)
     recording = net.record(spikes)
     assert torch.equal(outputs, recording.outputs)
-    for layer, spikes_l, states in zip(recording.layers, baseline.spikes, baseline.states):
+    for layer, spikes_l, states in zip(recording.layers, baseline.spikes, baseline.states, strict=True):
         assert torch.equal(layer.spikes, spikes_l) and torch.equal(layer.membrane, states.membrane)
     assert torch.equal(baseline.partial_outputs[:, -1], outputs)
 

@@ -1,5 +1,7 @@
 """SpikeAttributor: the tutorial's formula over all weight paths, completeness, batches, gated mode."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from sc_neurocore.models import LIFNetwork
 def _problem(seed=0, T=30, sizes=(16, 8, 5), rate=0.2, dtype=np.float64):
     rng = np.random.default_rng(seed)
     spikes = (rng.random((T, sizes[0])) < rate).astype(dtype)
-    weights = [rng.standard_normal((a, b)).astype(dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [rng.standard_normal((a, b)).astype(dtype) for a, b in itertools.pairwise(sizes)]
     return spikes, weights
 
 
@@ -100,7 +102,7 @@ def test_inputs_and_weights_not_mutated():
     spikes, weights = _problem(seed=9)
     copies = [spikes.copy()] + [w.copy() for w in weights]
     SpikeAttributor().attribute(spikes, weights, 0)
-    for before, after in zip(copies, [spikes] + weights):
+    for before, after in zip(copies, [spikes] + weights, strict=False):
         np.testing.assert_array_equal(before, after)
 
 
@@ -110,12 +112,16 @@ def test_results_are_ordinary_tensors():
     scores += 1  # not an inference tensor: users may modify it
 
 
+def _gated_net(seed):
+    g = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(16, 12, generator=g, dtype=torch.float64) * 0.8,
+               torch.randn(12, 5, generator=g, dtype=torch.float64) * 0.8]
+    return LIFNetwork(weights, beta=0.8, threshold=0.5), weights
+
+
 class TestGated:
     def _net(self, seed=11):
-        g = torch.Generator().manual_seed(seed)
-        weights = [torch.randn(16, 12, generator=g, dtype=torch.float64) * 0.8,
-                   torch.randn(12, 5, generator=g, dtype=torch.float64) * 0.8]
-        return LIFNetwork(weights, beta=0.8, threshold=0.5), weights
+        return _gated_net(seed)
 
     def test_needs_a_model(self):
         spikes, weights = _problem()
@@ -199,3 +205,37 @@ def test_bad_input(call, match):
     spikes, weights = _problem()
     with pytest.raises((ValueError, TypeError), match=match):
         call(spikes, weights)
+
+
+class TestGatedWithHandGivenWeights:
+    def _net(self, seed=12):
+        return _gated_net(seed)
+
+    def test_own_weights_give_the_model_result(self):
+        net, weights = self._net()
+        spikes = (torch.rand(2, 20, 16, generator=torch.Generator().manual_seed(5)) < 0.3).double()
+        a = SpikeAttributor(mode="gated").attribute(spikes, weights, 1, model=net).attribution_map()
+        b = SpikeAttributor(mode="gated").attribute(spikes, net, 1).attribution_map()
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    def test_hand_given_weights_are_the_paths_and_the_model_the_gates(self):
+        net, weights = self._net()
+        other = [w * 2 for w in weights]
+        spikes = (torch.rand(1, 20, 16, generator=torch.Generator().manual_seed(6)) < 0.3).double()
+        a = SpikeAttributor(mode="gated").attribute(spikes, other, 2, model=net).attribution_map()
+        b = SpikeAttributor(mode="gated").attribute(spikes, net, 2).attribution_map()
+        torch.testing.assert_close(a, 4 * b)  # linear in the path weights, gates from the same recording
+
+    def test_refusals(self):
+        net, weights = self._net()
+        spikes = torch.zeros(5, 16, dtype=torch.float64)
+        with pytest.raises(ValueError, match="model: only mode='gated'"):
+            SpikeAttributor().attribute(spikes, weights, 0, model=net)
+        with pytest.raises(TypeError, match="model: expected a model"):
+            SpikeAttributor(mode="gated").attribute(spikes, weights, 0, model=object())
+        with pytest.raises(ValueError, match="weights: with model= given"):
+            SpikeAttributor(mode="gated").attribute(spikes, net, 0, model=net)
+        with pytest.raises(ValueError, match="one per layer"):
+            SpikeAttributor(mode="gated").attribute(spikes, weights[:1] + [torch.ones(12, 5, dtype=torch.float64),
+                                                                           torch.ones(5, 5, dtype=torch.float64)],
+                                                    0, model=net)

@@ -154,7 +154,7 @@ def test_inputs_and_model_not_mutated():
     before_x, before_w = spikes.clone(), [w.clone() for w in net.weights]
     CausalImportance(net).explain(spikes, layer="0").robustness_curve()
     assert torch.equal(spikes, before_x)
-    assert all(torch.equal(a, b) for a, b in zip(net.weights, before_w))
+    assert all(torch.equal(a, b) for a, b in zip(net.weights, before_w, strict=True))
 
 
 def test_bad_layers_and_labels():

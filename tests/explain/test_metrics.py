@@ -3,12 +3,19 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import require_module
-from sc_neurocore.explain import SpikeAttributor, TemporalSaliency
-from sc_neurocore.explain.metrics import (deletion_curve, insertion_curve, perturbation_curve, planted_pattern_task,
-                                          precision_at_k, spearman, spike_ranks)
 from toy_models import lif_network, spike_train
+
+from sc_neurocore.explain import SpikeAttributor, TemporalSaliency
+from sc_neurocore.explain.metrics import (
+    deletion_curve,
+    insertion_curve,
+    perturbation_curve,
+    planted_pattern_task,
+    precision_at_k,
+    spearman,
+    spike_ranks,
+)
 
 
 def _net(seed=0, sizes=(12, 8, 4)):
@@ -26,7 +33,7 @@ def _brute_force_curve(forward, spikes, scores, targets, kind, n_points):
         entries = [(t, n) for t in range(spikes.shape[1]) for n in range(spikes.shape[2]) if spikes[b, t, n] != 0]
         entries.sort(key=lambda e: (-float(scores[b, e[0], e[1]]), e[0], e[1]))
         for j in range(n_points):
-            k = int(round(j / (n_points - 1) * len(entries)))
+            k = round(j / (n_points - 1) * len(entries))
             if kind == "deletion":
                 x = spikes[b].clone()
                 for t, n in entries[:k]:
@@ -63,8 +70,9 @@ def test_curve_equals_brute_force_on_lif_network(kind):
 
 def test_curve_equals_brute_force_on_snntorch_model():
     require_module("snntorch", "snntorch")
-    from sc_neurocore.adapters import from_snntorch
     from toy_models import snntorch_counts, snntorch_mlp
+
+    from sc_neurocore.adapters import from_snntorch
 
     net = snntorch_mlp([10, 6, 3], beta=0.8, seed=2)
     spikes = _spikes((2, 12, 10), seed=4)
@@ -78,8 +86,9 @@ def test_curve_equals_brute_force_on_snntorch_model():
 
 def test_curve_equals_brute_force_on_norse_model():
     require_module("norse", "norse")
-    from sc_neurocore.adapters import from_norse
     from toy_models import norse_mlp, norse_readout
+
+    from sc_neurocore.adapters import from_norse
 
     net = norse_mlp([10, 6, 3], seed=3)
     spikes = _spikes((2, 30, 10), seed=6, rate=0.4)
@@ -173,8 +182,8 @@ def test_planted_task_hides_exactly_the_class_pattern_in_noise():
     owned = task.pattern_neurons.reshape(-1)
     for b in range(40):
         c = int(task.labels[b])
-        planted = {(int(t), int(n)) for t, n in zip(*torch.nonzero(task.planted[b], as_tuple=True))}
-        assert planted == {(int(t), int(n)) for t, n in zip(task.pattern_times[c], task.pattern_neurons[c])}
+        planted = {(int(t), int(n)) for t, n in zip(*torch.nonzero(task.planted[b], as_tuple=True), strict=False)}
+        assert planted == {(int(t), int(n)) for t, n in zip(task.pattern_times[c], task.pattern_neurons[c], strict=False)}
         # the owned neurons carry only the planted spikes; noise lives elsewhere
         assert torch.equal(task.spikes[b][:, owned] != 0, task.planted[b][:, owned])
     noise = task.spikes.bool() & ~task.planted
@@ -201,3 +210,87 @@ def test_bad_arguments_are_named(call, match):
     net, spikes = _net(), _spikes((2, 6, 12))
     with pytest.raises((ValueError, TypeError), match=match):
         call(net, spikes)
+
+
+def test_probability_curve_is_the_softmax_of_the_brute_force_outputs():
+    net, spikes = _net(), _spikes((2, 10, 12))
+    scores = torch.rand(spikes.shape, generator=torch.Generator().manual_seed(3))
+    targets = torch.tensor([1, 2])
+    curve = deletion_curve(net, spikes, scores, targets, n_points=4)
+    for b in range(2):
+        for j, k in enumerate(curve.counts[b].tolist()):
+            order = torch.argsort(-scores[b].reshape(-1), stable=True)
+            order = order[spikes[b].reshape(-1)[order] != 0][:k]
+            x = spikes[b].clone().reshape(-1)
+            x[order] = 0
+            probability = torch.softmax(net(x.reshape(1, 10, 12)).double(), dim=1)[0, targets[b]]
+            assert float(curve.probability[b, j]) == pytest.approx(float(probability), rel=1e-9)
+    assert torch.allclose(curve.probability_auc, torch.trapezoid(curve.probability, curve.fractions, dim=1))
+
+
+def test_seeded_ties_are_random_but_reproducible():
+    spikes = torch.ones(1, 4, 5)
+    ties = torch.zeros(1, 4, 5)
+    by_index = spike_ranks(spikes, ties)
+    seeded = spike_ranks(spikes, ties, tie_seed=3)
+    assert by_index[0].tolist() == list(range(20))
+    assert sorted(seeded[0].tolist()) == list(range(20)) and seeded[0].tolist() != list(range(20))
+    assert torch.equal(seeded, spike_ranks(spikes, ties, tie_seed=3))
+    distinct = torch.arange(20.0).reshape(1, 4, 5)
+    assert torch.equal(spike_ranks(spikes, distinct, tie_seed=3), spike_ranks(spikes, distinct))  # no ties: same
+    partly = torch.tensor([[[5.0, 1.0, 1.0, 0.0, 9.0]]])
+    ranks = spike_ranks(torch.ones(1, 1, 5), partly, tie_seed=1)[0].tolist()
+    assert ranks[4] == 0 and ranks[0] == 1 and sorted(ranks[1:3]) == [2, 3] and ranks[3] == 4
+
+
+def test_sensitivity_n_against_its_definition():
+    from sc_neurocore.explain.metrics import sensitivity_n, subset_drops
+
+    net, spikes = _net(), _spikes((2, 10, 12), rate=0.4)
+    targets = torch.tensor([0, 3])
+    drops = subset_drops(net, spikes, targets, fractions=(0.2, 0.6), n_subsets=5, seed=4)
+    scores = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(5))
+    result = sensitivity_n(scores, drops)
+    for b in range(2):
+        base = float(net(spikes[b:b + 1])[0, targets[b]])
+        n_spikes = int((spikes[b] != 0).sum())
+        for s, share in enumerate((0.2, 0.6)):
+            size = max(1, round(share * n_spikes))
+            assert int(drops.sizes[b, s]) == size
+            summed, dropped = [], []
+            for r in range(5):
+                positions = drops.order[b, r, :size]
+                assert bool((spikes[b].reshape(-1)[positions] != 0).all())  # subsets hold spikes only
+                x = spikes[b].clone().reshape(-1)
+                x[positions] = 0
+                dropped.append(base - float(net(x.reshape(1, 10, 12))[0, targets[b]]))
+                summed.append(float(scores[b].reshape(-1)[positions].sum()))
+            np.testing.assert_allclose(drops.drops[b, s].numpy(), dropped, atol=1e-9)
+            if np.std(dropped) > 0:
+                assert float(result[b, s]) == pytest.approx(np.corrcoef(summed, dropped)[0, 1], abs=1e-6)
+            else:
+                assert np.isnan(float(result[b, s]))  # undefined, never a silent 0
+
+
+def test_occlusion_drops_and_agreement_against_their_definition():
+    from sc_neurocore.explain.metrics import occlusion_agreement, occlusion_drops
+
+    net, spikes = _net(), _spikes((2, 10, 12), rate=0.2)
+    targets = torch.tensor([2, 1])
+    drops = occlusion_drops(net, spikes, targets)
+    for b in range(2):
+        base = float(net(spikes[b:b + 1])[0, targets[b]])
+        for i in range(12):
+            if not spikes[b, :, i].any():
+                assert np.isnan(float(drops[b, i]))
+                continue
+            x = spikes[b:b + 1].clone()
+            x[0, :, i] = 0
+            assert float(drops[b, i]) == pytest.approx(base - float(net(x)[0, targets[b]]))
+    scores = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(6))
+    agreement = occlusion_agreement(scores, drops)
+    for b in range(2):
+        active = ~torch.isnan(drops[b])
+        neuron_scores = scores[b].sum(dim=0)[active][None, None, :]
+        expected = spearman(neuron_scores, drops[b][active][None, None, :], torch.ones_like(neuron_scores))
+        assert float(agreement[b]) == pytest.approx(float(expected[0]), nan_ok=True)

@@ -127,7 +127,7 @@ def test_inputs_and_model_not_mutated():
     before_x, before_w = spikes.clone(), [w.clone() for w in net.weights]
     TemporalSaliency(net).explain(spikes, output_neuron=0)
     assert torch.equal(spikes, before_x)
-    assert all(torch.equal(a, b) for a, b in zip(net.weights, before_w))
+    assert all(torch.equal(a, b) for a, b in zip(net.weights, before_w, strict=True))
 
 
 def test_progress_bar_on_unbatched(capsys):

@@ -1,10 +1,12 @@
 """TSA against a direct transcription of the paper's per-timestep matrix product (Nguyen et al. 2023)."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
-
 from conftest import require_module
+
 from sc_neurocore.adapters import FunctionModel
 from sc_neurocore.explain import AttributionResult
 from sc_neurocore.explain.tsa import TemporalSpikeAttribution
@@ -13,7 +15,7 @@ from sc_neurocore.models import LIFNetwork
 
 def _net(sizes=(10, 7, 5, 3), seed=0, beta=0.8):
     g = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(a, b, generator=g, dtype=torch.float64) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [torch.randn(a, b, generator=g, dtype=torch.float64) for a, b in itertools.pairwise(sizes)]
     return LIFNetwork(weights, beta=beta, threshold=0.6)
 
 
@@ -33,7 +35,7 @@ def _paper_tsa(net, x, k, beta, absent):
     out = torch.zeros_like(x)
     for t in range(n_steps):
         product = None
-        for layer_spikes, weight in zip(layers, weights):
+        for layer_spikes, weight in zip(layers, weights, strict=False):
             n = layer_spikes.shape[1]
             scores = torch.zeros(n, dtype=torch.float64)
             for i in range(n):

@@ -62,7 +62,7 @@ def test_the_graph_of_an_lif_network_is_the_network():
     graph = lif_network_graph(net)
     spikes = (torch.rand(3, 15, 10) < 0.4).float()
     assert torch.equal(graph.run(spikes), net.run(spikes))
-    for ours, theirs in zip(graph.record(spikes).layers, net.record(spikes).layers):
+    for ours, theirs in zip(graph.record(spikes).layers, net.record(spikes).layers, strict=True):
         assert torch.equal(ours.spikes, theirs.spikes) and torch.equal(ours.membrane, theirs.membrane)
     assert [w.shape for w in graph.linear_weights()] == [torch.Size([10, 6]), torch.Size([6, 4])]
 

@@ -564,7 +564,8 @@ def _atomic_missing_folder():
 def all_cases() -> list[Case]:
     """Every case, for the entry points present in this checkout."""
     cases = _core_cases()
-    from . import landed
+    from . import cases_scale, landed
 
     cases += landed.cases()
+    cases += cases_scale.cases()
     return cases

@@ -45,7 +45,7 @@ def problems(draw, max_batch: int = 3, max_steps: int = 6, max_inputs: int = 6, 
     rate = draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
     seed = draw(st.integers(0, 2**16))
     generator = torch.Generator().manual_seed(seed)
-    shapes = zip([n_inputs] + sizes[:-1], sizes)
+    shapes = zip([n_inputs] + sizes[:-1], sizes, strict=True)
     weights = [torch.randint(-12, 17, shape, generator=generator).float() / 8 if dyadic
                else torch.randn(shape, generator=generator) for shape in shapes]
     network = LIFNetwork(weights, beta=draw(st.sampled_from([0.5, 0.75, 0.9, 1.0])),
@@ -87,7 +87,7 @@ def framework_problems(draw, framework: str):
     rate = draw(st.sampled_from([0.2, 0.5, 1.0]))
     generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
     linears = []
-    for n_in, n_out in zip([n_inputs] + sizes[:-1], sizes):
+    for n_in, n_out in zip([n_inputs] + sizes[:-1], sizes, strict=True):
         linear = torch.nn.Linear(n_in, n_out)
         with torch.no_grad():
             scale = 8 if framework == "snntorch" else 1 / 4  # Norse's synapse needs far larger currents

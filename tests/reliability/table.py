@@ -36,6 +36,39 @@ The same tests also check, on every call, that inputs, weights and model state a
 and interrupts (`test_files.py`), properties on random networks (`test_properties.py`), and that
 random garbage for any argument gets a named error or a result (`test_fuzz.py`).
 
+Dataset runs at scale (`explain_dataset`, `sc-neurocore explain-dataset`):
+
+- A resume never returns old results. A folder is resumed only by a run with the same key: the model's
+  full definition (its class, every tensor of its `state_dict` -- an `LIFNetwork`'s `beta` and `threshold`
+  are buffers there --, the public attributes of it and its submodules such as the reset mechanism, an
+  adapter's readout and input layout or a Norse cell's parameters, what a `run_key_fields()` method returns,
+  the framework versions), the method and the options that change results, the targets, the shard layout
+  and device type; and every shard's receipt holds a digest of the input samples it was computed from,
+  checked on resume. Anything else changed is refused, saying what changed and how to recompute
+  (`overwrite=True`, `--overwrite`, which logs what it recomputes). `max_memory`, the batch size and the
+  worker count cannot change a result and resume (gated attribution keys its batch size: its float32 products
+  may round by a row's place in a batch). `test_resume_key.py`.
+- One writer per folder: an `fcntl` lock holding the pid and host (an exclusive lock file where `flock`
+  fails, with a dead local holder's lock recovered), taken by rank 0 for the whole `torchrun` job; a second
+  live run refuses in one line, a killed run's lock is taken over, and a receipt changed during the run
+  means no manifest is written. `test_one_writer.py`.
+- A read-only or full disk gets one line (`out: cannot write ...: Read-only file system [errno 30]`,
+  `No space left on device [errno 28]`) and leaves only whole, checksummed shards, resumed once there is
+  space: tested on real tmpfs mounts (`test_filesystems.py`, root; CI runs as root and fails instead of
+  skipping).
+- Memory: the finite check of the input sums blocks (a finite sum means finite terms) and checks element by
+  element, a million elements at a time, only where a sum is not finite; a gzip IDX file or an `.npz` that
+  inflates past 1 GiB (`max_bytes`) is refused after reading a few bytes (`test_input_memory.py`).
+- Two torchrun "nodes" of one rank each (`--nnodes 2`, rendezvous on 127.0.0.1, gloo) write shards
+  bit-identical to one rank; a node whose rank is SIGKILLed fails the job, and the rerun loses and
+  duplicates nothing (`tests/test_distributed.py`).
+- Threads: an `LIFNetwork` keeps no state between or during calls and can be shared by threads. A model
+  that hooks itself for the length of a call, as the framework adapters do, races when two threads call it:
+  `sc_neurocore.concurrency.CallLock` makes such calls take turns or refuses the second one by name
+  (`tests/test_concurrency.py` forces the race); until the adapters hold one, give each thread its own copy
+  of an adapter (`copy.deepcopy`). `LIFNetwork` computes in float32 or float64 and refuses float16 /
+  bfloat16 naming the dtype (`inputs.model_dtype`); the adapters' dtype cases are listed as gaps below.
+
 Determinism: repeated calls give bit-identical results on CPU. The engines write results only through
 `index_put_` / `scatter_` / `gather` at unique indices (one entry per spike or neuron), so no
 accumulation order varies between runs. On CUDA, cuBLAS matrix products are reproducible only with a
@@ -82,8 +115,9 @@ def render(cases: list[Case] | None = None) -> str:
                   "states the wanted error and fails loudly once the gap is closed.", "",
                   "| case | entry point | bad input | should get | what happens now |", "|---|---|---|---|---|"]
         for case in gaps:
-            lines.append(f"| `{case.id}` | `{case.entry}` | {case.bad_input} | `{case.raises.__name__}` naming "
-                         f"{_fragments(case)} | {case.gap} |")
+            wanted = (f"legal: {case.outcome}" if case.raises is None else
+                      f"{_expected(case)} naming {_fragments(case)}")
+            lines.append(f"| `{case.id}` | `{case.entry}` | {case.bad_input} | {wanted} | {case.gap} |")
         lines.append("")
     return "\n".join(lines)
 

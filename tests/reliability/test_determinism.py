@@ -63,4 +63,4 @@ def test_no_nondeterministic_operation(device, build):
             runs.append(run)
     finally:
         torch.use_deterministic_algorithms(previous)
-    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-import numpy as np
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +27,7 @@ SPECIAL = [0.0, 1.0, 2.0, -1.0, 0.5, float("nan"), float("inf")]
 
 
 @st.composite
-def arrays(draw, ndim=st.integers(0, 4), sizes=st.integers(0, 9)):
+def arrays(draw, ndim=st.integers(0, 4), sizes=st.integers(0, 9)):  # noqa: B008 (hypothesis strategies)
     """Tensors, NumPy arrays or nested lists of any small shape and dtype, sometimes with odd values."""
     n_dims = draw(ndim)
     shape = tuple(draw(st.lists(sizes, min_size=n_dims, max_size=n_dims)))

@@ -32,7 +32,7 @@ def test_explaining_mutates_nothing(entry):
     explanations(entry, model, batch_spikes[0])  # a lone (T, N) sample too
     after = (snapshot.of_value(given), snapshot.of_value(model), snapshot.of_value(targets),
              snapshot.of_process())
-    for what, b, a in zip(("input spikes", "model", "targets", "process settings"), before, after):
+    for what, b, a in zip(("input spikes", "model", "targets", "process settings"), before, after, strict=True):
         assert a == b, f"{what} changed"
 
 

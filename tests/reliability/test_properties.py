@@ -73,7 +73,7 @@ def test_results_do_not_depend_on_chunk_size(problem, data):
         for budget in (smallest, 3 * smallest + 7):
             got = explain(budget)
             got = got if isinstance(got, tuple) else (got,)
-            for g, e in zip(got, expected):
+            for g, e in zip(got, expected, strict=True):
                 assert torch.equal(g, e), f"max_memory={budget} changed the result"
 
 

@@ -24,9 +24,9 @@ class Built(NamedTuple):
         spikes: `(B, T, N)` input spikes that make the model fire.
         hidden: `{layer name: (module, n_neurons)}`: the hidden neuron layers, with the module whose
             output a brute-force silencing hook zeroes (via `silence_hook` below), for CausalImportance.
-        silence_hook: `silence_hook(module, neuron) -> handle`: registers a forward hook on `module` that
-            silences neuron `neuron` at every timestep (the framework's own output form kept), or `None`
-            when the generic one (`toy_models.silence_neuron_hook`) applies.
+        silence_hook: `silence_hook(module, neuron)`: a forward hook for `module` that silences neuron
+            `neuron` at every timestep (the framework's own output form kept), or the handle of one it
+            registered itself; `None` when the generic one (`zoo.common.zero_neuron_hook`) applies.
     """
 
     model: Any

@@ -1,0 +1,144 @@
+"""Measure every method on one network: tune on the selection set, then every metric on the held-out set.
+
+Per held-out sample and method: deletion and insertion AUC on the raw target output and on its softmax
+probability (ties in a seeded random order), sensitivity-n at each subset size, and the Spearman agreement
+with whole-input-neuron occlusion (`sc_neurocore.explain.metrics`). The model's side of sensitivity-n and
+occlusion is measured once per network and shared by every method.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+from torch import Tensor
+
+from ..explain.metrics import (
+    deletion_curve,
+    insertion_curve,
+    occlusion_agreement,
+    occlusion_drops,
+    sensitivity_n,
+    subset_drops,
+)
+from .networks import Network
+from .rivals import SALIENCY, TSA_NS, TSA_S, Method, Tuned, tune
+
+#: Per-sample metrics, in table order (name, higher is better).
+METRICS = (("deletion", False), ("insertion", True), ("deletion_p", False), ("insertion_p", True))
+
+
+class MethodResult(NamedTuple):
+    """One method on one network's held-out samples.
+
+    Attributes:
+        tuned: the method and the setting it chose on the selection set.
+        per_sample: `{metric: (B,) values}`: `deletion`, `insertion` (raw AUC), `deletion_p`, `insertion_p`
+            (softmax-probability AUC), `occlusion` and `sensitivity_<share>` (`NaN` where undefined).
+        seconds: wall-clock time of the held-out explanations themselves.
+        deletion_curve, insertion_curve: mean raw curves `(M,)` (for plots).
+    """
+
+    tuned: Tuned
+    per_sample: dict[str, Tensor]
+    seconds: float
+    deletion_curve: Tensor
+    insertion_curve: Tensor
+
+
+class NetworkResult(NamedTuple):
+    """Every method on one network, and the methods not run on it with the reason."""
+
+    network: Network
+    methods: list[MethodResult]
+    fractions: tuple[float, ...]
+    skipped: dict[str, str]
+
+
+#: Methods that attribute through a chain of weight matrices (`model.linear_weights()`); the linear and
+#: gated rules also run on a traced graph's adjoints, TSA does not.
+WEIGHT_CHAIN = (TSA_S, TSA_NS)
+
+
+def not_run(method: Method, network: Network) -> str:
+    """Why `method` is not run on `network` (`""`: it is).
+
+    Example:
+        >>> from sc_neurocore.quality.networks import SHIPPED, load_network
+        >>> from sc_neurocore.quality.rivals import methods
+        >>> not_run(methods(captum=False)[1], load_network(SHIPPED, n_select=1, n_eval=1))
+        ''
+    """
+    if method.name in WEIGHT_CHAIN and network.model.linear_weights() is None:
+        return "it attributes through a chain of weight matrices, and a convolution is none"
+    if method.name == SALIENCY and network.spec.conv is not None:
+        return ("it runs one forward pass per input spike, through the convolution on the generic path (about "
+                "3000 spikes per digit): too slow for this report")
+    return ""
+
+
+def evaluate_method(method: Method, network: Network, drops: Any, occlusion: Tensor, *, n_points: int = 21,
+                    tune_points: int = 11, seed: int = 0) -> MethodResult:
+    """Tune `method` on the selection set, then measure it on the held-out set."""
+    tuned = tune(method, network, n_points=tune_points, tie_seed=seed)
+    spikes, targets = network.held_out
+    function = method.build(network, tuned.setting)
+    start = time.perf_counter()
+    scores = function(spikes, targets)
+    seconds = time.perf_counter() - start
+    deletion = deletion_curve(network.model, spikes, scores, targets, n_points=n_points, tie_seed=seed)
+    insertion = insertion_curve(network.model, spikes, scores, targets, n_points=n_points, tie_seed=seed)
+    assert deletion.probability_auc is not None and insertion.probability_auc is not None  # always measured
+    per_sample = {"deletion": deletion.auc, "insertion": insertion.auc, "deletion_p": deletion.probability_auc,
+                  "insertion_p": insertion.probability_auc, "occlusion": occlusion_agreement(scores, occlusion)}
+    sensitivity = sensitivity_n(scores, drops)
+    for index, share in enumerate(drops.fractions.tolist()):
+        per_sample[f"sensitivity_{share:g}"] = sensitivity[:, index]
+    return MethodResult(tuned, per_sample, seconds, deletion.values.mean(dim=0), insertion.values.mean(dim=0))
+
+
+def evaluate_network(network: Network, methods: list[Method], *, n_points: int = 21, tune_points: int = 11,
+                     fractions: tuple[float, ...] = (0.01, 0.05, 0.2, 0.5), n_subsets: int = 16, seed: int = 0,
+                     log: Any = None) -> NetworkResult:
+    """Every method on `network` (see the module docstring).
+
+    Example:
+        >>> sorted(quick_result().methods[0].per_sample)
+        ['deletion', 'deletion_p', 'insertion', 'insertion_p', 'occlusion', 'sensitivity_0.5']
+    """
+    spikes, targets = network.held_out
+    drops = subset_drops(network.model, spikes, targets, fractions=fractions, n_subsets=n_subsets, seed=seed)
+    occlusion = occlusion_drops(network.model, spikes, targets)
+    results, skipped = [], {}
+    for method in methods:
+        reason = not_run(method, network)
+        if reason:
+            skipped[method.name] = reason
+            continue
+        start = time.perf_counter()
+        results.append(evaluate_method(method, network, drops, occlusion, n_points=n_points,
+                                       tune_points=tune_points, seed=seed))
+        if log is not None:
+            log(f"  {network.spec.name}: {method.name} ({time.perf_counter() - start:.1f} s)")
+    return NetworkResult(network, results, tuple(fractions), skipped)
+
+
+def by_name(result: NetworkResult) -> dict[str, MethodResult]:
+    """`{method name: its result}`."""
+    return {item.tuned.method.name: item for item in result.methods}
+
+
+def quick_result(n_select: int = 2, n_eval: int = 4) -> NetworkResult:
+    """A small evaluation (shipped network, `mode="auto"` and the linear rule, few points) for examples and tests.
+
+    Example:
+        >>> [item.tuned.method.name for item in quick_result().methods]
+        ['SpikeAttributor auto', 'SpikeAttributor linear']
+    """
+    from .networks import SHIPPED, load_network
+    from .rivals import methods
+
+    network = load_network(SHIPPED, n_select=n_select, n_eval=n_eval)
+    return evaluate_network(network, methods(captum=False, decays=(1.0,))[:2], n_points=3, tune_points=3,
+                            fractions=(0.5,), n_subsets=4)
+
