@@ -37,12 +37,10 @@ __all__ = [
 ]
 
 
-#: Below this many multiply-adds in the plan's forward passes (rows x T x sum of n_in x n_out), the generic
-#: batched path takes a few milliseconds on one core: less than the incremental executor's fixed cost (its
-#: compile check, baseline cache and per-step replay loop). Measured on the shipped 8x8 digits network,
-#: saliency of one digit (555 removals, 3.3e7 multiply-adds): generic 4 ms, incremental 12 ms; on the
-#: 28x28 one (3548 removals, 2.3e9): generic 262 ms, incremental 14 ms.
-SMALL_PLAN_MACS = 2 * 10**8
+#: Plans below this many multiply-adds (rows x T x sum of n_in x n_out) take the batched path without asking
+#: the cost model. 0: the cost model decides every plan (it replaced the old single threshold, 2e8, which
+#: kept R-seed-sized plans from ever reaching the compiled executors).
+SMALL_PLAN_MACS = 0
 
 
 class Execution(NamedTuple):
@@ -137,8 +135,11 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
 def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
              preferred: str | None = None) -> tuple[Tensor, Execution]:
     budget = default_max_memory(spikes.device) if max_memory is None else max_memory
-    generic = lambda reason: (run_plan(model, spikes, plan, max_memory=max_memory,
-                                       n_outputs=n_outputs, progress=progress), Execution("batched", reason))
+
+    def generic(reason: str) -> tuple[Tensor, Execution]:
+        outputs = run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress)
+        return outputs, Execution("batched", reason)
+
     if choice == "batched":
         return generic("forced (engine='batched')")
     refused = _refusal(model, spikes, plan, choice)

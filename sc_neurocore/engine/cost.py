@@ -28,7 +28,7 @@ from typing import NamedTuple
 #: Seconds per multiply-add of a batched forward pass (float32, one thread).
 BATCHED_MAC = 6e-11
 #: Seconds per neuron update of a batched forward pass (a step function's half-dozen elementwise ops).
-BATCHED_NEURON = 2e-9
+BATCHED_NEURON = 5e-9
 #: Seconds of torch dispatch per step and layer of a forward pass or replay.
 STEP_CALL = 6e-5
 #: Seconds per neuron update of the incremental replay (scattered rows, smaller ops).

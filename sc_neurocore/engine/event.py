@@ -378,6 +378,13 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
         else:
             rank = sub.rank[start:start + samples] if sub.rank.ndim == 2 else sub.rank
             sub = Silencing(sub.layer, sub.sample - start, rank, sub.start, sub.stop)
-        local = None if recompute is None else (lambda rows, picked=picked: recompute(picked[rows]))
-        outputs[picked], tie[picked] = run_event(stack, chunk_x, chunk_baseline, sub, recompute=local)
+        tables = layer_tables(stack, chunk_x, chunk_baseline)
+        # Rows in pieces: each row's events (about two per changed neuron) live until its piece is done.
+        piece = max(1, budget // 8 // (24 * 2 * sum(stack.sizes) + 64))
+        for first in range(0, len(sub), piece):
+            index = torch.arange(first, min(first + piece, len(sub)))
+            rows_of = picked[index]
+            local = None if recompute is None else (lambda rows, rows_of=rows_of: recompute(rows_of[rows]))
+            outputs[rows_of], tie[rows_of] = run_event(stack, chunk_x, chunk_baseline, select(sub, index),
+                                                       recompute=local, tables=tables)
     return outputs, tie

@@ -52,14 +52,14 @@ def to_compiled_stack(graph: ModelGraph) -> CompiledStack | None:
         return None
     layers = []
     for index, segment in enumerate(graph.segments):
-        layer = _lower_segment(graph, segment, last=index == len(graph.segments) - 1)
+        layer = _lower_segment(graph, segment, last=index == len(graph.segments) - 1, fresh=index > 0)
         if layer is None:
             return None
         layers.append(layer)
     return CompiledStack(tuple(layers), tuple(segment.neuron.name for segment in graph.segments), graph.readout)
 
 
-def _lower_segment(graph: ModelGraph, segment: Segment, last: bool) -> CompiledLayer | None:
+def _lower_segment(graph: ModelGraph, segment: Segment, last: bool, fresh: bool) -> CompiledLayer | None:
     neuron = segment.neuron
     if neuron.recurrent is not None or neuron.feedback is not None or (not neuron.spiking and not last):
         return None
@@ -82,7 +82,8 @@ def _lower_segment(graph: ModelGraph, segment: Segment, last: bool) -> CompiledL
     shape = neuron.shape
     return CompiledLayer(weight, bias, neuron.step, neuron.params,
                          functools.partial(_flat_initial_state, initial_state=neuron.initial_state, shape=shape),
-                         functools.partial(_segment_current, graph=graph, segment=segment), neuron.decision, extra)
+                         functools.partial(_segment_current, graph=graph, segment=segment, fresh=fresh), neuron.decision,
+                         extra)
 
 
 def _composed(segment: Segment) -> tuple[Tensor, Tensor | None] | None:
@@ -121,13 +122,13 @@ def _flat_initial_state(current: Tensor, *, initial_state, shape):
     return type(state)(*(field.reshape(current.shape[0], -1) for field in state))
 
 
-def _segment_current(spikes: Tensor, *, graph: ModelGraph, segment: Segment) -> Tensor:
+def _segment_current(spikes: Tensor, *, graph: ModelGraph, segment: Segment, fresh: bool) -> Tensor:
     """The segment's input current for flat spikes ``(B, T, n_in)`` (or one step ``(B, n_in)``), computed by
-    the graph's own map loop on its time-first layout, flat ``(B, T, n_out)``."""
+    the graph's own map loop on its time-first layout (``fresh`` as the graph passes it: every segment but the
+    first), flat ``(B, T, n_out)``."""
     single = spikes.ndim == 2
     x = spikes[:, None] if single else spikes
     batch, steps = x.shape[:2]
     time_first = x.transpose(0, 1).reshape(steps, batch, *segment.maps[0].in_shape)
-    fresh = any(segment is later for later in graph.segments[1:])  # as the graph feeds a layer after a neuron layer
     current = graph._apply_maps(segment, time_first, fresh=fresh).reshape(steps, batch, -1).transpose(0, 1)
     return current[:, 0] if single else current

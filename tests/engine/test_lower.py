@@ -1,0 +1,60 @@
+"""Traced graphs lower to compiled stacks that the event and incremental executors run exactly: Linear and
+convolution segments; a max pool, a pooling chain or a recurrent layer keeps the graph on the batched path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import require_module
+from sc_neurocore.engine import execute, run_plan
+from sc_neurocore.engine.lower import to_compiled_stack
+from sc_neurocore.engine.plans import remove_each_spike, silence_each_neuron
+
+
+def graph_of(model, spikes, **kwargs):
+    from sc_neurocore.adapters import from_snntorch
+
+    adapter = from_snntorch(model, **kwargs)
+    graph = adapter.graph_for(spikes)
+    assert graph is not None, getattr(adapter, "graph_reason", "")
+    return adapter, graph
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_lowered_graphs_run_exactly_on_the_compiled_executors(kind):
+    snn = require_module("snntorch", "snntorch")
+    torch.manual_seed(0)
+    if kind == "linear":
+        model = nn.Sequential(nn.Linear(40, 16), snn.Leaky(beta=0.8, init_hidden=True),
+                              nn.Linear(16, 4), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+        spikes = (torch.rand(2, 15, 40) < 0.3).float()
+        adapter, graph = graph_of(model, spikes)
+    else:
+        model = nn.Sequential(nn.Conv2d(1, 4, 3), snn.Leaky(beta=0.9, init_hidden=True), nn.Flatten(),
+                              nn.Linear(4 * 6 * 6, 5), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+        spikes = (torch.rand(2, 10, 64) < 0.3).float()
+        adapter, graph = graph_of(model, spikes, input_shape=(1, 8, 8))
+    stack = to_compiled_stack(graph)
+    assert stack is not None and stack.names == tuple(graph.neuron_layers)
+    first = next(iter(graph.neuron_layers))
+    for plan in (remove_each_spike(spikes), silence_each_neuron("input", graph.n_inputs, 2, spikes.device),
+                 silence_each_neuron(first, graph.neuron_layers[first], 2, spikes.device)):
+        reference = run_plan(adapter, spikes, plan)
+        for engine in ("event", "incremental"):
+            outputs, info = execute(graph, spikes, plan, engine=engine, return_info=True)
+            assert info.engine == engine and torch.equal(outputs, reference), (kind, engine)
+
+
+def test_selections_and_recurrence_do_not_lower():
+    snn = require_module("snntorch", "snntorch")
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), snn.Leaky(beta=0.9, init_hidden=True), nn.Flatten(),
+                          nn.Linear(4 * 3 * 3, 5), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+    spikes = (torch.rand(1, 8, 64) < 0.3).float()
+    adapter, graph = graph_of(model, spikes, input_shape=(1, 8, 8))
+    assert to_compiled_stack(graph) is None
+    outputs, info = execute(graph, spikes, remove_each_spike(spikes), return_info=True)
+    assert info.engine == "batched" and torch.equal(outputs, run_plan(adapter, spikes, remove_each_spike(spikes)))
+    assert to_compiled_stack(object()) is None
