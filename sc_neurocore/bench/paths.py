@@ -37,6 +37,7 @@ def paths_section(workload: Workload, runs: int, timed, row, agreement, compile_
     net = lif_network(workload)
     spikes = input_spikes(workload)
     stack = compile_model(net)
+    assert stack is not None, "an LIFNetwork always compiles"
     plan = remove_each_spike(spikes)
     reference = run_plan(net, spikes, plan)
     case = f"{workload.name} / LIFNetwork"

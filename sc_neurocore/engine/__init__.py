@@ -137,8 +137,10 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
 def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
              preferred: str | None = None) -> tuple[Tensor, Execution]:
     budget = default_max_memory(spikes.device) if max_memory is None else max_memory
-    generic = lambda reason: (run_plan(model, spikes, plan, max_memory=max_memory,
-                                       n_outputs=n_outputs, progress=progress), Execution("batched", reason))
+    def generic(reason):
+        return (run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress),
+                Execution("batched", reason))
+
     if choice == "batched":
         return generic("forced (engine='batched')")
     refused = _refusal(model, spikes, plan, choice)

@@ -128,5 +128,7 @@ def _segment_current(spikes: Tensor, *, graph: ModelGraph, segment: Segment) -> 
     x = spikes[:, None] if single else spikes
     batch, steps = x.shape[:2]
     time_first = x.transpose(0, 1).reshape(steps, batch, *segment.maps[0].in_shape)
-    current = graph._apply_maps(segment, time_first).reshape(steps, batch, -1).transpose(0, 1)
+    # As the graph's forward: every segment after the first gets each step in a fresh buffer (bit-exact products).
+    current = graph._apply_maps(segment, time_first, fresh=segment is not graph.segments[0])
+    current = current.reshape(steps, batch, -1).transpose(0, 1)
     return current[:, 0] if single else current

@@ -453,7 +453,7 @@ def planted_pattern_task(n_samples: int, *, n_steps: int = 25, n_inputs: int = 6
 
 
 # Re-exported: every faithfulness metric is reachable from this module.
-from .faithfulness import SubsetDrops, occlusion_agreement, occlusion_drops, sensitivity_n, subset_drops
+from .faithfulness import SubsetDrops, occlusion_agreement, occlusion_drops, sensitivity_n, subset_drops  # noqa: E402
 
 __all__ = ["CURVE_KINDS", "Curve", "PlantedTask", "SubsetDrops", "as_scores", "deletion_curve", "insertion_curve",
            "occlusion_agreement", "occlusion_drops", "perturbation_curve", "planted_pattern_task", "precision_at_k",

@@ -9,10 +9,11 @@ import torch
 
 from sc_neurocore.engine import execute, run_plan
 
-recorded_module = importlib.import_module("sc_neurocore.engine.recorded")
 from sc_neurocore.engine.plans import remove_each_spike
 from sc_neurocore.explain import TemporalSaliency
 from sc_neurocore.models import LIFNetwork
+
+recorded_module = importlib.import_module("sc_neurocore.engine.recorded")
 
 
 def counting(net: LIFNetwork, monkeypatch):

@@ -77,7 +77,9 @@ def test_curve_equals_brute_force_on_snntorch_model():
     net = snntorch_mlp([10, 6, 3], beta=0.8, seed=2)
     spikes = _spikes((2, 12, 10), seed=4)
     scores = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(5))
-    forward = lambda x: snntorch_counts(net, x).detach()  # snnTorch's own forward pass
+    def forward(x):  # snnTorch's own forward pass
+        return snntorch_counts(net, x).detach()
+
     for kind in ("deletion", "insertion"):
         curve = perturbation_curve(from_snntorch(net), spikes, scores, 1, kind=kind, n_points=5)
         expected = _brute_force_curve(forward, spikes, scores, torch.tensor([1, 1]), kind, 5)
@@ -93,7 +95,9 @@ def test_curve_equals_brute_force_on_norse_model():
     net = norse_mlp([10, 6, 3], seed=3)
     spikes = _spikes((2, 30, 10), seed=6, rate=0.4)
     scores = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(7))
-    forward = lambda x: norse_readout(net, x).detach()  # Norse's own forward pass
+    def forward(x):  # Norse's own forward pass
+        return norse_readout(net, x).detach()
+
     for kind in ("deletion", "insertion"):
         curve = perturbation_curve(from_norse(net), spikes, scores, 2, kind=kind, n_points=5)
         expected = _brute_force_curve(forward, spikes, scores, torch.tensor([2, 2]), kind, 5)
@@ -107,7 +111,9 @@ def test_curve_is_chunked_and_numpy_and_unbatched_callables_agree():
     reference = deletion_curve(net, spikes, scores, 1, n_points=6)
     tiny_budget = deletion_curve(net, spikes, scores, 1, n_points=6, max_memory=20_000)
     assert torch.equal(reference.values, tiny_budget.values)
-    tutorial_run_fn = lambda x: net(torch.as_tensor(x, dtype=torch.float32)[None])[0].numpy()
+    def tutorial_run_fn(x):
+        return net(torch.as_tensor(x, dtype=torch.float32)[None])[0].numpy()
+
     numpy_curve = deletion_curve(tutorial_run_fn, spikes[0].numpy(), scores[0].numpy(), 1, n_points=6)
     assert np.array_equal(numpy_curve.values[0].numpy(), reference.values[0].numpy())
 
