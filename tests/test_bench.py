@@ -34,7 +34,8 @@ def test_every_section_and_both_model_kinds_ran(report):
     cases = {row.case for row in report.rows}
     for workload in ("R-seed", "R-MNIST", "R-deep"):
         assert f"{workload} / LIFNetwork" in cases and f"{workload} / snnTorch" in cases
-    assert all(row.seconds > 0 and row.ratio > 0 for row in report.rows)
+    # A straight-line fit's row is not a timing (its 'time' is NaN, printed as '-', never as a negative number).
+    assert all(row.seconds > 0 and row.ratio > 0 for row in report.rows if "straight-line fit" not in row.case)
     assert any(note.split(": ", 1)[1].startswith("executor ") for note in report.notes if ": executor" in note)
     assert report.environment["event engine inner loop"]
     assert report.targets == []  # targets are only judged on the real workload sizes

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from ..dynamics import current as dynamics
+from ..extras import missing_extra
 from ..graph.maps import Dense, LinearMap
 from ..graph.neurons import NeuronNode
 from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
@@ -61,7 +62,7 @@ def import_norse():
     try:
         import norse.torch
     except ImportError as error:
-        raise ImportError("sc_neurocore.adapters.from_norse needs Norse: pip install 'sc-neurocore[norse]'") from error
+        raise missing_extra("sc_neurocore.adapters.from_norse needs Norse", "norse") from error
     return norse.torch
 
 

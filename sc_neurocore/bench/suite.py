@@ -33,6 +33,7 @@ from ..engine.event_kernels import numba_available
 from ..engine.plans import remove_each_spike
 from ..explain import CausalImportance, SpikeAttributor, TemporalSaliency
 from ..explain.attribution import linear_paths
+from ..extras import install_hint
 from . import contenders
 from .paths import paths_section
 from .targets import Target, issue_targets
@@ -481,7 +482,7 @@ def run_suite(settings: Settings | None = None, progress: Callable[[str], None] 
 
 def _kernel_path() -> str:
     if not numba_available():
-        return "plain Python (numba not installed: pip install 'sc-neurocore[fast]')"
+        return f"plain Python (numba not installed: {install_hint('fast')})"
     import numba
 
     return f"numba {numba.__version__} (compiled)"

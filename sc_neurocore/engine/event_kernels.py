@@ -1,7 +1,7 @@
 r"""The event engine's inner loop: one LIF layer's spike changes from its input's spike changes.
 
 Written once, in plain Python over NumPy arrays, and compiled by numba when it is installed (the ``fast``
-extra, ``pip install 'sc-neurocore[fast]'``). Without numba the very same function runs uncompiled: the same
+extra, ``pip install 'spikexplain[fast]'``). Without numba the very same function runs uncompiled: the same
 results, far slower, so `sc_neurocore.engine.execute` then prefers the torch executors.
 
 One call handles every perturbed row of a chunk for one layer. Row ``p`` changes the layer's input train by

@@ -9,10 +9,10 @@ a network a perturbation changes very little, and this executor recomputes only 
   ``W`` (``l = 0``: the input; a silenced hidden neuron ``j`` of layer ``l - 1`` removes its whole emitted
   train). The layer's input current is then the cached baseline current minus the removed part:
 
-  $$
-  I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(one spike } (t_0, i)\text{: only at } t = t_0),
-  \qquad I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(neuron } i \text{ silenced: every } t).
-  $$
+    $$
+    I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(one spike } (t_0, i)\text{: only at } t = t_0),
+    \qquad I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(neuron } i \text{ silenced: every } t).
+    $$
 
   No matrix product with the input per perturbation: a row costs ``O(n_out)`` per step in that layer.
 * **Suffix replay.** Nothing changes before the first timestep ``t_0`` a perturbation touches (the

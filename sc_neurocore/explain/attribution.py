@@ -145,7 +145,7 @@ class SpikeAttributor:
             else:
                 scores = self._scores(spikes.to(dtype), chain, targets, model)
         # Cloned outside inference mode: users get an ordinary tensor they may modify or differentiate.
-        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
+        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy, explainer=self)
 
     def _auto(self, batch: Any, model: Any, output_neuron: Any) -> AttributionResult:
         """`mode="auto"`: spike-time credit through one recorded forward pass of `model`'s graph."""
@@ -157,7 +157,7 @@ class SpikeAttributor:
         targets = as_targets(output_neuron, spikes.shape[0], graph.n_outputs, spikes.device)
         with torch.inference_mode():
             scores = auto_scores(graph, spikes, targets)
-        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
+        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy, explainer=self)
 
     def _through_graph(self, batch: Any, model: Any, output_neuron: Any) -> AttributionResult:
         """The linear or gated rule on a model without a weight chain (a CSNN): its graph's adjoint paths."""
@@ -178,7 +178,7 @@ class SpikeAttributor:
             paths = paths_for(graph, x, targets, gates)
             time_weights = decay_weights(x.shape[1], self.decay, dtype=x.dtype, device=x.device)
             scores = x * time_weights[None, :, None] * paths
-        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
+        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy, explainer=self)
 
     def _weight_chain(self, weights: Any, model: Any = None) -> tuple[list[Tensor], SpikingModel | None]:
         """`weights` (matrices or a model) -> the validated weight chain and the model recording gates."""

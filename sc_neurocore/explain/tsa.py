@@ -109,7 +109,7 @@ class TemporalSpikeAttribution:
             gates.append(confidence.expand(n_samples, n_steps, confidence.shape[2]))
             paths = gated_paths(chain, gates, targets)  # (B, T, N)
             scores = self._spike_time_scores(x, time_weights) * paths
-        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy)
+        return AttributionResult(scores.clone(), targets, batched=batch.batched, numpy=batch.numpy, explainer=self)
 
     def _decay(self, model: SpikingModel) -> float:
         if self.decay is not None:
