@@ -35,6 +35,7 @@ from ..engine.event_kernels import numba_available
 from ..engine.plans import remove_each_spike
 from ..explain import CausalImportance, SpikeAttributor, TemporalSaliency
 from ..explain.attribution import linear_paths
+from ..extras import install_hint
 from . import contenders
 from .paths import paths_section
 from .targets import Target, issue_targets

@@ -109,7 +109,7 @@ def verified(model, spikes: Tensor, record: bool,
 def _compile_lif_network(net: LIFNetwork) -> CompiledStack:
     layers = []
     for index, weight in enumerate(net.weights):
-        layers.append(CompiledLayer(weight.detach(), None if net._bias(index) is None else net._bias(index).detach(),
+        layers.append(CompiledLayer(weight.detach(), None if net._bias(index) is None else net._bias(index).detach(),  # type: ignore[union-attr]
                                  lif_step, net.layer_params(index), lif_initial_state))
     return CompiledStack(tuple(layers), tuple(net.neuron_layers), "count")
 
