@@ -21,7 +21,6 @@ EXTRAS = {
     "fpga": "migen, LiteX and litex-boards",
     "viz": "matplotlib",
     "data": "scikit-learn and safetensors",
-    "fast": "numba (the compiled event engine)",
     "docs": "mkdocs, mkdocstrings and the notebook renderer",
     "dev": "the test, lint and docs tools",
     "all": "every optional part",

@@ -12,8 +12,6 @@ machine every contender is faster so, and the comparison stays like for like).
 
 from __future__ import annotations
 
-from ..extras import install_hint
-
 import ctypes
 import functools
 import gc

@@ -7,9 +7,14 @@ a network a perturbation changes very little, and this executor recomputes only 
 
 * **Rank-1 delta.** Every perturbation removes spikes from the train ``x_l`` that feeds one linear layer
   ``W`` (``l = 0``: the input; a silenced hidden neuron ``j`` of layer ``l - 1`` removes its whole emitted
-  train). The layer's input current is then the cached baseline current minus the removed part,
-  $I'[t] = I[t] - x_l[t, i] \, W[i]$: at $t = t_0$ only for one removed spike $(t_0, i)$, at every $t$
-  for a silenced neuron $i$. No matrix product with the input per perturbation: a row costs ``O(n_out)`` per step in that layer.
+  train). The layer's input current is then the cached baseline current minus the removed part:
+
+    $$
+    I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(one spike } (t_0, i)\text{: only at } t = t_0),
+    \qquad I'[t] = I[t] - x_l[t, i] \, W[i] \quad\text{(neuron } i \text{ silenced: every } t).
+    $$
+
+  No matrix product with the input per perturbation: a row costs ``O(n_out)`` per step in that layer.
 * **Suffix replay.** Nothing changes before the first timestep ``t_0`` a perturbation touches (the
   removed spike's time, the silenced neuron's first baseline spike). Its replay starts from the cached
   baseline state of every layer at ``t_0 - 1``; the prefix is never recomputed, and a readout that sums
@@ -197,7 +202,7 @@ def stack_forward(stack: CompiledStack, spikes: Tensor, silence: dict[str, Tenso
         last_states = states
         if record:
             currents_all.append(currents)
-            states_all.append(type(state)(*(torch.stack(field, dim=1) for field in zip(*states))))
+            states_all.append(type(state)(*(torch.stack(field, dim=1) for field in zip(*states, strict=True))))
             spikes_all.append(train)
     # The readout accumulates step by step, exactly as a replay continues it from any timestep.
     accumulated = readout_start(stack.readout, train[:, 0])
@@ -283,7 +288,7 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
     if rows.level == len(stack.layers):
         # Silenced output neurons: their spikes leave the readout, their own membranes do not move.
         outputs = readout_finish(stack.readout, partial[rows.sample, n_steps], n_steps)
-        outputs = outputs * rows.keep if stack.readout in ("count", "rate") else outputs
+        outputs = outputs * rows.keep if stack.readout in ("count", "rate") else outputs  # type: ignore[operator]
         return outputs, torch.zeros(n_rows, dtype=torch.bool, device=outputs.device)
     order = torch.argsort(rows.first, stable=True)
     sample, first = rows.sample[order], rows.first[order]
@@ -299,7 +304,7 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
         if rows.only_at_first:
             weight_rows = weight_rows * train[sample, first.clamp(max=n_steps - 1), neuron][:, None]
     else:
-        keep = rows.keep[order]
+        keep = rows.keep[order]  # type: ignore[index]
     block = step_block_rows(max(stack.sizes[level:]), spikes.device)
     margin = tie_margin(stack)
     uncertain = torch.zeros(n_rows, dtype=torch.bool, device=spikes.device)
@@ -328,15 +333,16 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
                 current -= train[sample[lo:hi], t, neuron[lo:hi]][:, None] * weight_rows[lo:hi]
             elif max(lo, active) < hi:  # the removed spike only changes its own timestep's current
                 current[max(lo, active) - lo:] -= weight_rows[max(lo, active):hi]
+            emitted = current  # for the checkers only: the first layer (index == level) sets it before any read
             for index in range(level, len(stack.layers)):
                 layer = stack.layers[index]
                 if index > level:
                     current = layer.current(emitted)
-                before = _rows(states[index], lo, hi)
+                before = _rows(states[index], lo, hi)  # type: ignore[arg-type]
                 emitted, state = layer.step(current, before, layer.params)
                 near = layer.distance(current, before, state).abs_() < margin
                 uncertain[lo:hi] |= near.any(dim=1)
-                _store(states[index], state, lo, hi)
+                _store(states[index], state, lo, hi)  # type: ignore[arg-type]
             outputs[lo:hi] = readout_step(stack.readout, outputs[lo:hi], emitted, state[0])
         active = new
     outputs = readout_finish(stack.readout, outputs, n_steps)
@@ -443,7 +449,7 @@ def _join(buffer, cached, sample: Tensor, t: int, layer: CompiledLayer, capacity
         buffer = type(joining)(*(field.new_empty((capacity,) + field.shape[1:]) for field in joining))
         buffer = _Buffer(buffer, 0)
     start = buffer.filled
-    for target, field in zip(buffer.state, joining):
+    for target, field in zip(buffer.state, joining, strict=True):
         target[start:start + sample.shape[0]] = field
     return _Buffer(buffer.state, start + sample.shape[0])
 
@@ -463,7 +469,7 @@ def _rows(buffer: _Buffer, lo: int, hi: int):
 
 
 def _store(buffer: _Buffer, state, lo: int, hi: int) -> None:
-    for target, field in zip(buffer.state, state):
+    for target, field in zip(buffer.state, state, strict=True):
         target[lo:hi] = field
 
 
@@ -486,7 +492,7 @@ def baseline_bytes_per_sample(stack: CompiledStack, n_steps: int, itemsize: int)
     """
     # Calibrated on R-MNIST (measured peak RSS): currents, spikes and states, the per-step lists while they
     # are stacked, and the input matrix product's own workspace.
-    per_step = sum(n * (3 + 3 * fields + 3) for n, fields in zip(stack.sizes, state_fields(stack)))
+    per_step = sum(n * (3 + 3 * fields + 3) for n, fields in zip(stack.sizes, state_fields(stack), strict=True))
     per_step += 2 * stack.sizes[0]  # the first layer's flip reach (spike removals), and its scan temporary
     return itemsize * (n_steps * per_step + 2 * (n_steps + 1) * stack.n_outputs)
 
@@ -503,7 +509,7 @@ def replay_bytes_per_row(stack: CompiledStack, level: int, n_steps: int, itemsiz
     fields = state_fields(stack)[level:]
     sizes = stack.sizes[level:]
     n_feed = stack.layers[min(level, len(stack.layers) - 1)].weight.shape[0]
-    per_row = itemsize * (sum(f * n for f, n in zip(fields, sizes)) + 2 * (sizes[0] if sizes else 0)
+    per_row = itemsize * (sum(f * n for f, n in zip(fields, sizes, strict=True)) + 2 * (sizes[0] if sizes else 0)
                           + 3 * stack.n_outputs)
     per_row += 8 * 9 + 2  # int64 indices (picked, sub-plan, order, sorted sample/first, neuron) and flags
     if silencing:
@@ -572,7 +578,7 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     if plan is None:
         samples, _ = plan_chunks(budget, baseline_bytes_per_sample(stack, n_steps, itemsize), 1, n_samples, 1)
         with thread_policy(samples * max(stack.sizes), x.device):
-            return torch.cat([stack_forward(stack, x[start:start + samples])
+            return torch.cat([stack_forward(stack, x[start:start + samples])  # type: ignore[misc]
                               for start in range(0, n_samples, samples)]) if n_samples else \
                 x.new_empty(0, stack.n_outputs)
     n_rows = len(plan)
@@ -608,7 +614,9 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
                     picked = sample_order[row_start:min(row_start + rows_chunk, hi)]
                     n_picked = picked.shape[0]
                     sub = _take(plan, picked, start, start + samples)
-                    feeding = (lambda lvl: chunk_spikes if lvl == 0 else baseline.spikes[lvl - 1])
+                    def feeding(lvl, chunk_spikes=chunk_spikes, baseline=baseline):
+                        return chunk_spikes if lvl == 0 else baseline.spikes[lvl - 1]
+
                     try:
                         rows = translate(stack, chunk_spikes, sub, feeding)
                         if reach is not None:  # rows that cannot flip a spike keep the baseline's outputs
@@ -641,8 +649,8 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
 def _footprint(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing) -> tuple[int, int, int]:
     """``(level, baseline bytes per sample, replay bytes per row)`` of running ``plan`` incrementally."""
     silencing = isinstance(plan, Silencing)
-    level = 0 if not silencing or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1
-    masked = silencing and len(plan) > 0 and bool((plan.stop - plan.start > 1).any())
+    level = 0 if not silencing or plan.layer == INPUT_LAYER else stack.names.index(plan.layer) + 1  # type: ignore[union-attr]
+    masked = silencing and len(plan) > 0 and bool((plan.stop - plan.start > 1).any())  # type: ignore[union-attr]
     itemsize = torch.empty((), dtype=stack.layers[0].weight.dtype).element_size()
     return (level, baseline_bytes_per_sample(stack, spikes.shape[1], itemsize),
             replay_bytes_per_row(stack, level, spikes.shape[1], itemsize, silencing=silencing, masked=masked))
