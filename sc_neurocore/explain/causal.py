@@ -68,7 +68,8 @@ class CausalImportance(PerturbationExplainer):
         else:
             score = _target_scorer(as_targets(output_neuron, n_samples, n_outputs, spikes.device))
         plan = silence_each_neuron(layer, n_neurons, n_samples, spikes.device)
-        silenced = self._run(prepared, plan).reshape(n_samples, n_neurons, n_outputs)
+        outputs, execution = self._run(prepared, plan)
+        silenced = outputs.reshape(n_samples, n_neurons, n_outputs)
         base = score(baseline[:, None, :])  # (B, 1) per sample, or (1,) accuracy
         importance = base - score(silenced)  # (B, n) or (n,)
         per_sample = labels is None and prepared.batch.batched
@@ -77,13 +78,14 @@ class CausalImportance(PerturbationExplainer):
 
         def curve(scores: Tensor) -> Tensor:
             order = torch.sort(scores, dim=-1, stable=True).indices  # least important first, ties by index
-            rows = self._run(prepared, silence_prefixes(layer, order, n_samples))
+            rows = self._run(prepared, silence_prefixes(layer, order, n_samples))[0]
             values = score(rows.reshape(n_samples, n_neurons + 1, n_outputs))
             return values if labels is not None or per_sample else values[0]
 
         return described(CausalResult(importance.clone(), base.reshape(-1).clone() if per_sample else base.reshape(()).clone(),
                             layer=layer, metric="accuracy" if labels is not None else "output", curve=curve,
-                            per_sample=per_sample, numpy=prepared.batch.numpy, explainer=self), prepared)
+                            per_sample=per_sample, numpy=prepared.batch.numpy, explainer=self), prepared, execution,
+                         _ties(execution, n_samples, n_neurons, per_sample or labels is not None))
 
     @staticmethod
     def _layer_size(prepared: Prepared, layer: Any) -> int:
@@ -97,6 +99,15 @@ class CausalImportance(PerturbationExplainer):
             raise ValueError(f"layer: expected {INPUT_LAYER!r} or one of the model's neuron layers "
                              f"{list(layers)}, got {layer!r}")
         return layers[layer]
+
+
+def _ties(execution: Any, n_samples: int, n_neurons: int, keep_batch: bool) -> Tensor | None:
+    """The executor's per-row tie mask as `(B, n)` (or `(n,)` for a lone sample): neurons whose silencing
+    moved a spike decision to within rounding of its threshold."""
+    if execution.tie_mask is None:
+        return None
+    ties = execution.tie_mask.reshape(n_samples, n_neurons)
+    return ties if keep_batch else ties[0]
 
 
 def _target_scorer(targets: Tensor):

@@ -16,10 +16,10 @@ from torch import Tensor, nn
 
 from ..adapters import as_spiking_model
 from ..adapters.nir import is_nir_graph
-from ..engine import execute
+from ..engine import ENGINES, Execution, execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing, SpikeRemovals
-from ..inputs import SpikeBatch, as_spikes, check_same_device
+from ..inputs import SpikeBatch, as_choice, as_spikes, check_same_device
 from ..graph.model import ModelGraph
 from ..protocol import SpikingModel
 from .layout import normalise_layout, warn_if_time_first
@@ -58,10 +58,13 @@ class PerturbationExplainer:
         max_memory: peak bytes of the perturbed copies and activations in one forward pass; ``None`` picks
             512 MiB on CPU and half the free memory on CUDA.
         progress: show a progress bar (tqdm) while the perturbations run.
+        engine: the executor of the perturbations: `"auto"` (the cost model of `sc_neurocore.engine.cost`
+            picks), `"event"`, `"incremental"` or `"batched"` (forced; a `ValueError` says why when it
+            cannot run). Every executor gives the same outputs outside the reported tie mask.
     """
 
     def __init__(self, run_fn: Any, *, batched: bool | None = None, max_memory: int | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False, engine: str = "auto") -> None:
         if not callable(run_fn) and not isinstance(run_fn, SpikingModel) and not is_nir_graph(run_fn):
             raise TypeError(f"run_fn: expected a SpikingModel, an nn.Module, a NIR graph or a callable, got "
                             f"{type(run_fn).__name__}")
@@ -71,6 +74,7 @@ class PerturbationExplainer:
         self.batched = batched
         self.max_memory = check_max_memory(max_memory)
         self.progress = bool(progress)
+        self.engine = as_choice(engine, ENGINES, "engine")
 
     def _prepare(self, input_spikes: Any, time_first: bool = False) -> Prepared:
         layout = normalise_layout(input_spikes, self.run_fn, time_first=time_first)
@@ -94,11 +98,12 @@ class PerturbationExplainer:
             baseline = execute(model, batch.spikes, None, max_memory=self.max_memory)
         return Prepared(batch, model, baseline, "model", "", layout.feature_shape)
 
-    def _run(self, prepared: Prepared, plan: SpikeRemovals | Silencing) -> Tensor:
-        """Outputs ``(P, C)`` of every row of ``plan``."""
+    def _run(self, prepared: Prepared, plan: SpikeRemovals | Silencing) -> tuple[Tensor, Execution]:
+        """Outputs ``(P, C)`` of every row of ``plan``, and which executor ran them (with its tie mask)."""
         with torch.inference_mode():
             return execute(prepared.model, prepared.batch.spikes, plan, max_memory=self.max_memory,
-                           n_outputs=prepared.baseline.shape[1], progress=self.progress)
+                           n_outputs=prepared.baseline.shape[1], progress=self.progress, engine=self.engine,
+                           return_info=True)
 
 
 def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:
@@ -112,11 +117,23 @@ def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:
     check_same_device(spikes, None if tensor is None else tensor.device, "input_spikes")
 
 
-def described(result: Any, prepared: Prepared) -> Any:
-    """`result` with how it was computed: `engine` (`"graph"`: the traced graph; `"model"`: the model's own
-    forward), `engine_reason` (why not the graph) and the caller's `feature_shape`."""
+def described(result: Any, prepared: Prepared, execution: Execution | None = None,
+              tie_mask: Tensor | None = None) -> Any:
+    """`result` with how it was computed.
+
+    - `engine`: what the perturbations ran on, `"graph"` (the model's traced graph, verified bit for bit)
+      or `"model"` (the model's own forward); `engine_reason` says why not the graph;
+    - `executor`: which executor ran them (`"event"`, `"incremental"` or `"batched"`) and
+      `executor_reason` why (the cost model's estimates, or a forced choice);
+    - `tie_mask`: where the result may differ between executors or batch sizes because a spike decision
+      sat within rounding of its threshold (`None`: nowhere reported);
+    - `feature_shape`: the per-timestep shape of the caller's spikes.
+    """
     result.engine = prepared.engine
     result.engine_reason = prepared.reason
+    result.executor = None if execution is None else execution.engine
+    result.executor_reason = "" if execution is None else execution.reason
+    result.tie_mask = tie_mask
     result.feature_shape = prepared.feature_shape
     return result
 

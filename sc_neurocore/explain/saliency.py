@@ -51,8 +51,8 @@ class TemporalSaliency(PerturbationExplainer):
     """
 
     def __init__(self, run_fn: Any, *, batched: bool | None = None, max_memory: int | None = None,
-                 significance: float = DEFAULT_SIGNIFICANCE, progress: bool = False) -> None:
-        super().__init__(run_fn, batched=batched, max_memory=max_memory, progress=progress)
+                 significance: float = DEFAULT_SIGNIFICANCE, progress: bool = False, engine: str = "auto") -> None:
+        super().__init__(run_fn, batched=batched, max_memory=max_memory, progress=progress, engine=engine)
         if not isinstance(significance, numbers.Real) or isinstance(significance, bool) or not significance >= 0 \
                 or significance == float("inf"):
             raise ValueError(f"significance: expected a finite float >= 0, got {significance!r}")
@@ -74,11 +74,15 @@ class TemporalSaliency(PerturbationExplainer):
         spikes, baseline = prepared.batch.spikes, prepared.baseline
         targets = as_targets(output_neuron, spikes.shape[0], baseline.shape[1], spikes.device)
         plan = remove_each_spike(spikes)
-        outputs = self._run(prepared, plan)
+        outputs, execution = self._run(prepared, plan)
         base_k = target_column(baseline, targets)
         change = base_k[plan.sample] - target_column(outputs, targets[plan.sample])
         saliency = torch.zeros(spikes.shape, dtype=change.dtype, device=spikes.device)
         saliency[plan.sample, plan.timestep, plan.neuron] = change
         result = SaliencyResult(saliency, spikes != 0, base_k.clone(), self.significance,  # type: ignore[has-type]
                                 batched=prepared.batch.batched, numpy=prepared.batch.numpy, explainer=self)
-        return described(result, prepared)
+        ties = None
+        if execution.tie_mask is not None:
+            ties = torch.zeros(spikes.shape, dtype=torch.bool, device=spikes.device)
+            ties[plan.sample, plan.timestep, plan.neuron] = execution.tie_mask.to(spikes.device)
+        return described(result, prepared, execution, ties)
