@@ -26,11 +26,12 @@ flags `stream_error`. After `n_steps` beats the core takes the argmax of the out
 first maximum), computes the importance, ranks it (`top_k` selection passes over `|importance|`, ties
 to the lower input) and raises `done` (an `EventManager` event).
 
-Requires the `fpga` extra (`pip install 'sc-neurocore[fpga]'`).
+Requires the `fpga` extra (`pip install 'spikexplain[fpga]'`).
 """
 
 from __future__ import annotations
 
+from ..extras import missing_extra
 from .network_reference import QuantizedNetwork, check_saturation
 from .network_spec import NetworkSpec
 
@@ -42,8 +43,7 @@ try:
     from litex.soc.interconnect.csr_eventmanager import EventManager, EventSourcePulse
     from migen import FSM, Array, Case, Cat, If, Memory, Mux, NextState, NextValue, Signal
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("sc_neurocore.fpga.network_core needs migen and litex; install them with "
-                      "pip install 'sc-neurocore[fpga]'") from error
+    raise missing_extra("sc_neurocore.fpga.network_core needs migen and litex", "fpga") from error
 
 #: Cycles from an operation's issue until its write-back is visible (RAM read, DSP input registers, DSP
 #: output register, write-back from the registered result): the drain between dependent phases.

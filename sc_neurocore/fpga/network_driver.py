@@ -25,6 +25,7 @@ from typing import Self
 import torch
 from torch import Tensor
 
+from ..extras import missing_extra
 from .network_spec import NetworkSpec
 
 CMD_WRITE_INCR, CMD_READ_INCR, CMD_WRITE_FIXED = 0x01, 0x02, 0x03
@@ -143,8 +144,7 @@ class NetworkChip:
         try:
             import serial
         except ImportError as error:
-            raise ImportError("NetworkChip needs pyserial; install it with: pip install 'sc-neurocore[fpga]'") \
-                from error
+            raise missing_extra("NetworkChip needs pyserial", "fpga") from error
         self.spec, self.baudrate, self.timeout = spec, baudrate, float(timeout)
         self._registers, self._window = registers, regions[REGION]
         self._port = serial.serial_for_url(port, baudrate=baudrate, timeout=self.timeout)

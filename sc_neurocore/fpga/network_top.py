@@ -5,7 +5,7 @@
 * `StandaloneNetworkExplainer` -- the same behind its own LiteX CSR bank, with the CSR bus and the
   Wishbone bus as ports (`export_network_verilog` writes it as one Verilog file).
 
-Requires the `fpga` extra (`pip install 'sc-neurocore[fpga]'`).
+Requires the `fpga` extra (`pip install 'spikexplain[fpga]'`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from ..atomic import atomic_write
+from ..extras import missing_extra
 from .network_core import DEFAULT_LANES, NetworkExplainer
 from .stream_window import SpikeWindow
 
@@ -22,8 +23,7 @@ try:
     from litex.soc.interconnect import csr_bus
     from migen import Module
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("sc_neurocore.fpga.network_top needs migen and litex; install them with "
-                      "pip install 'sc-neurocore[fpga]'") from error
+    raise missing_extra("sc_neurocore.fpga.network_top needs migen and litex", "fpga") from error
 
 #: CSR registers of the core in address order (word `n` at byte `4 n` of the core's CSR base).
 NETWORK_CSR_MAP = ("control", "geometry", "timing", "cycles", "ev_status", "ev_pending", "ev_enable")

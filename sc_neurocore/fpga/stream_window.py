@@ -7,18 +7,19 @@ the core has not taken yet holds the bus (the build checks that the core takes a
 link can deliver one, so the bridge never waits). A read returns the results word at that address (see
 `sc_neurocore.fpga.network_core`), with `ack` one cycle after the request.
 
-Requires the `fpga` extra (`pip install 'sc-neurocore[fpga]'`).
+Requires the `fpga` extra (`pip install 'spikexplain[fpga]'`).
 """
 
 from __future__ import annotations
+
+from ..extras import missing_extra
 
 try:
     from litex.gen import LiteXModule
     from litex.soc.interconnect import stream, wishbone
     from migen import Cat, If, Signal
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError("sc_neurocore.fpga.stream_window needs migen and litex; install them with "
-                      "pip install 'sc-neurocore[fpga]'") from error
+    raise missing_extra("sc_neurocore.fpga.stream_window needs migen and litex", "fpga") from error
 
 #: Bytes of Wishbone address space the window takes (a power of two, at least the results window).
 def window_size(window_words: int) -> int:
