@@ -229,6 +229,25 @@ class HookedModel(nn.Module):
         except Exception as error:
             raise _ModelFailed(f"{type(error).__name__}: {error}") from error
 
+    def prepare(self, spikes: Tensor) -> None:
+        """Find the layers with these spikes' number of timesteps, if the wrap-time probe could not (a
+        forward that only runs its own `num_steps`); nothing when they are known.
+
+        Example:
+            >>> import torch, snntorch as snn
+            >>> from sc_neurocore.adapters import from_snntorch
+            >>> net = torch.nn.Sequential(torch.nn.Linear(4, 2), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+            >>> model = from_snntorch(net)
+            >>> model.prepare(torch.zeros(1, 5, 4)); model.neuron_layers
+            {'1': 2}
+        """
+        self._ensure_discovered(self._checked_shape(spikes))
+
+    def _checked_shape(self, spikes: Any) -> int:
+        if not isinstance(spikes, Tensor) or spikes.ndim != 3 or spikes.shape[1] < 1:
+            raise ValueError(f"spikes: expected a (B, T, {self.n_inputs}) tensor")
+        return int(spikes.shape[1])
+
     def _ensure_discovered(self, steps: int) -> None:
         if self._deferred is None:
             return

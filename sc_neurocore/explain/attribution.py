@@ -122,6 +122,9 @@ class SpikeAttributor:
             torch.Size([2, 20, 16])
         """
         batch = as_spikes(input_spikes)
+        for candidate in (weights, model):  # an adapter whose layers are found with the spikes' own length
+            if isinstance(candidate, torch.nn.Module) and callable(getattr(type(candidate), "prepare", None)):
+                candidate.prepare(batch.spikes)
         if self.mode == "auto":
             if model is not None:
                 raise ValueError("model: mode='auto' reads the weights from the model itself; pass the model as "

@@ -221,5 +221,6 @@ MODELS = [
              "snntorch"),
     ZooModel("snntorch-fixed-num-steps", "snntorch", ("Linear", "Leaky", "own loop"), tutorial5(True, True),
              "snntorch"),
-    ZooModel("snntorch-leaky-parallel", "snntorch", ("LeakyParallel",), leaky_parallel, "snntorch", engine="model"),
+    ZooModel("snntorch-leaky-parallel", "snntorch", ("LeakyParallel",), leaky_parallel, "snntorch", engine="model",
+             refused={"attribution_linear": "no traced graph", "attribution_gated": "no traced graph"}),
 ]

@@ -169,21 +169,19 @@ def qif_generic() -> Built:
     return _built(net, "s", (64,), {"1": 16})
 
 
-#: SpikeAttributor needs a weight chain: the traced graph has one only for Linear + neuron stacks on flat inputs.
+#: SpikeAttributor takes its weight paths from a weight chain or the traced graph; without either it refuses.
 _NO_CHAIN = {"attribution_linear": "not a stack of linear layers", "attribution_gated": "not a stack of linear layers"}
 
 MODELS: list[ZooModel] = [
     ZooModel("spikingjelly-single-step-mlp", "spikingjelly", ("Flatten", "Linear", "LIFNode"), single_step_mlp,
-             "spikingjelly", refused=_NO_CHAIN),
+             "spikingjelly"),
     ZooModel("spikingjelly-multi-step-mlp", "spikingjelly", ("Linear", "IFNode", "LIFNode"), multi_step_mlp,
              "spikingjelly"),
     ZooModel("spikingjelly-multi-step-csnn", "spikingjelly",
-             ("Conv2d", "BatchNorm2d", "IFNode", "MaxPool2d", "Flatten", "Linear"), multi_step_csnn, "spikingjelly",
-             refused=_NO_CHAIN),
+             ("Conv2d", "BatchNorm2d", "IFNode", "MaxPool2d", "Flatten", "Linear"), multi_step_csnn, "spikingjelly"),
     ZooModel("spikingjelly-plif-seq-to-ann", "spikingjelly", ("SeqToANNContainer", "Linear", "ParametricLIFNode"),
              plif_seq_to_ann, "spikingjelly"),
-    ZooModel("spikingjelly-own-time-loop", "spikingjelly", ("Linear", "LIFNode", "IFNode"), own_loop, "spikingjelly",
-             refused=_NO_CHAIN),
+    ZooModel("spikingjelly-own-time-loop", "spikingjelly", ("Linear", "LIFNode", "IFNode"), own_loop, "spikingjelly"),
     ZooModel("spikingjelly-qif-generic", "spikingjelly", ("Linear", "QIFNode", "IFNode"), qif_generic, "spikingjelly",
              refused=_NO_CHAIN, engine="generic"),
 ]

@@ -21,7 +21,7 @@ from zoo import collect
 from zoo.common import zero_neuron_hook
 
 ZOO = collect()
-EXPLAINERS = ("saliency", "causal_input", "causal_hidden", "attribution_linear", "captum")
+EXPLAINERS = ("saliency", "causal_input", "causal_hidden", "attribution_linear", "attribution_gated", "captum")
 CASES = [(entry, explainer) for entry in ZOO for explainer in EXPLAINERS]
 
 
@@ -100,6 +100,16 @@ def _linear_reference(b, target: int) -> torch.Tensor | None:
 
     if not isinstance(b.model, torch.nn.Sequential):
         return None
+    # Plain torch layers only (a framework's multi-step container expects whole sequences), and a max pool
+    # only in front of the first neuron layer: after one, the rule routes it by the recorded spikes, which
+    # this linearised network does not have.
+    seen_neuron = False
+    for module in b.model:
+        if framework_of_module(module) is not None:
+            seen_neuron = True
+        elif not type(module).__module__.startswith("torch.nn") or (
+                seen_neuron and isinstance(module, (torch.nn.MaxPool1d, torch.nn.MaxPool2d))):
+            return None
     layers = [m for m in b.model if framework_of_module(m) is None]
     spikes = b.spikes[:1]
     steps = spikes.shape[1]
@@ -114,6 +124,42 @@ def _linear_reference(b, target: int) -> torch.Tensor | None:
     gradient = torch.stack(rows).to(torch.float64)
     decay = torch.tensor(0.9, dtype=torch.float64) ** torch.arange(steps, 0, -1, dtype=torch.float64)
     return _flat(spikes)[0].to(torch.float64) * decay[:, None] * gradient
+
+
+def _gated_reference(b, target: int) -> torch.Tensor | None:
+    """The gated rule computed independently for a dense stack: every neuron layer's spikes recorded by
+    hooks during the framework's own forward, gated weight paths through the Linear layers' weights."""
+    from sc_neurocore.adapters.registry import framework_of_module
+    from sc_neurocore.explain.attribution import gated_paths, window_gates
+
+    if not isinstance(b.model, torch.nn.Sequential):
+        return None
+    neurons = [m for m in b.model if framework_of_module(m) is not None]
+    linears = [m for m in b.model if isinstance(m, torch.nn.Linear)]
+    others = [m for m in b.model if framework_of_module(m) is None and not isinstance(
+        m, (torch.nn.Linear, torch.nn.Flatten, torch.nn.Dropout))]
+    if others or len(neurons) != len(linears) or b.spikes.ndim != 3:
+        return None
+    recorded: dict[int, list[torch.Tensor]] = {id(m): [] for m in neurons}
+
+    def hook(module, args, output):
+        spikes = output if isinstance(output, torch.Tensor) else output[0]
+        recorded[id(module)].append(spikes.detach().reshape(spikes.shape[0], -1))
+
+    handles = [m.register_forward_hook(hook) for m in neurons]
+    try:
+        b.raw_forward(b.spikes[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    if any(len(calls) != b.spikes.shape[1] for calls in recorded.values()):
+        return None  # a layer called once per sequence: not this reference's layout
+    gates = [window_gates(torch.stack(recorded[id(m)], dim=1).to(torch.float64), 0.9) for m in neurons]
+    chain = [m.weight.detach().T.to(torch.float64) for m in linears]
+    paths = gated_paths(chain, gates, torch.tensor([target]))
+    steps = b.spikes.shape[1]
+    decay = torch.tensor(0.9, dtype=torch.float64) ** torch.arange(steps, 0, -1, dtype=torch.float64)
+    return _flat(b.spikes[:1])[0].to(torch.float64) * decay[:, None] * paths[0]
 
 
 @pytest.mark.parametrize("entry, explainer", CASES, ids=[f"{e.name}-{x}" for e, x in CASES])
@@ -148,6 +194,13 @@ def _run(entry, explainer, b, target):
         model = _adapter(b)
         result = SpikeAttributor(decay=0.9).attribute(_flat(spikes), model, output_neuron=target)
         reference = _linear_reference(b, target)
+        if reference is not None:
+            assert torch.allclose(result.attribution_map()[0].to(torch.float64), reference, rtol=1e-4, atol=1e-6)
+    elif explainer == "attribution_gated":
+        model = _adapter(b)
+        with pytest.warns(DeprecationWarning):
+            result = SpikeAttributor(decay=0.9, mode="gated").attribute(_flat(spikes), model, output_neuron=target)
+        reference = _gated_reference(b, target)
         if reference is not None:
             assert torch.allclose(result.attribution_map()[0].to(torch.float64), reference, rtol=1e-4, atol=1e-6)
     elif explainer == "captum":
