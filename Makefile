@@ -16,7 +16,7 @@ FORMATTED := sc_neurocore/__init__.py sc_neurocore/cli.py sc_neurocore/extras.py
 	tests/test_demo.py tests/test_docstring_examples.py tests/test_cli.py tests/test_package.py \
 	tests/explain/test_results.py
 
-.PHONY: setup demo test lint bench quality docs figures clean
+.PHONY: setup demo test lint bench quality matrix docs figures clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,10 @@ bench: setup
 
 quality: setup
 	$(VENV)/bin/sc-neurocore quality --out docs/quality.md
+
+# The support matrix of docs/adapters.md, from the test zoo (every model, every explainer).
+matrix: setup
+	$(PY) -m tests.zoo.matrix --write docs/adapters.md
 
 docs: setup $(KATEX)
 	$(VENV)/bin/mkdocs build --strict

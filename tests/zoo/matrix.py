@@ -69,8 +69,9 @@ def render() -> str:
         lines.append(f"| {entry.framework} | `{entry.name}` | {', '.join(entry.layers)} | {graph} | "
                      + " | ".join(cells) + " |")
     lines += ["", "`graph`: the explainers ran on the model's traced graph, verified bit for bit against its "
-              "own forward; `model`: on the model's own forward (exact, slower). Every cell is checked against "
-              "brute force through the framework's own forward by `tests/zoo/test_zoo.py`.", "", END]
+              "own forward; `model`: on the model's own forward (exact, slower). `tests/zoo/test_zoo.py` checks every "
+              "perturbation cell and the linear and gated rules against brute force through the framework's own "
+              "forward; the auto rule is a one-pass estimate (its faithfulness is measured in `docs/quality.md`).", "", END]
     return "\n".join(lines)
 
 
