@@ -123,8 +123,9 @@ class SpikeAttributor:
         """
         batch = as_spikes(input_spikes)
         for candidate in (weights, model):  # an adapter whose layers are found with the spikes' own length
-            if isinstance(candidate, torch.nn.Module) and callable(getattr(type(candidate), "prepare", None)):
-                candidate.prepare(batch.spikes)
+            prepare = getattr(type(candidate), "prepare", None)
+            if isinstance(candidate, torch.nn.Module) and callable(prepare):
+                prepare(candidate, batch.spikes)
         if self.mode == "auto":
             if model is not None:
                 raise ValueError("model: mode='auto' reads the weights from the model itself; pass the model as "
