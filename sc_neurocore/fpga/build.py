@@ -256,9 +256,11 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     for tool in ("yosys", "nextpnr-ice40", "icepack"):
         if shutil.which(tool) is None:
             raise missing_tool(tool)
-    from .core import TraceExplainer
+    from .core import TraceExplainer, check_geometry
     from .spec import FixedPointSpec
     spec = FixedPointSpec() if spec is None else spec
+    # The arguments first (a bad spec or step count is named as such), then whether the core fits.
+    check_geometry(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec)
     from .export import check_trace_core
     check_trace_core(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec,
                      weights_in_bram=False, available=board.resources)  # before minutes of synthesis

@@ -94,7 +94,7 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str]:
     from ..models import LIFNetwork
 
     if isinstance(model, LIFNetwork):
-        if any(model._has_bias):  # type: ignore[arg-type]  # a list of bools, not a parameter
+        if any(model._bias(index) is not None for index in range(len(model.weights))):
             raise ValueError("model: the chip has no biases; expected a bias-free LIFNetwork")
         return model.linear_weights(), list(model.betas), list(model.thresholds), model.reset
     modules = list(model) if isinstance(model, torch.nn.Sequential) else None

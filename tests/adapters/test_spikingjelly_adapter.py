@@ -102,8 +102,9 @@ def test_weight_chain_is_read_from_the_traced_graph():
         assert all(torch.equal(w, linear.weight.T) for w, linear in zip(chain, linears, strict=True))
     for name in ("spikingjelly-multi-step-csnn", "spikingjelly-qif-generic"):
         assert by_name[name].build().model.linear_weights() is None
-    for entry in MODELS:
-        assert (entry.refused is None) == (entry.build().model.linear_weights() is not None)
+    for entry in MODELS:  # a model the attributor refuses has no weight chain (nor a traced graph)
+        if entry.refused is not None:
+            assert entry.build().model.linear_weights() is None
 
 
 def _memories(net: nn.Module) -> list[tuple[nn.Module, str, object]]:

@@ -236,7 +236,7 @@ def _fpga_cases() -> list[Case]:
         build = "fpga.build_bitstream"
         cases += [
             Case("build-board", build, "board = 'nexys' (unknown board)", lambda: _build(board="nexys"), ValueError,
-                 ("board", "('icebreaker',)"), needs=FPGA),
+                 ("board", "('icebreaker', 'icesugar')"), needs=FPGA),
             Case("build-lanes", build, "lanes = 9", lambda: _build(lanes=9), ValueError, ("lanes", "[1, 8]"), needs=FPGA),
             Case("build-inputs", build, "n_inputs = 0", lambda: _build(n_inputs=0), ValueError,
                  ("n_inputs", "positive int"), needs=FPGA),
@@ -312,7 +312,7 @@ def _cli_cases() -> list[Case]:
         cases += [
             Case("cli-fpga-board", "sc-neurocore fpga build", "--board nexys (unknown board)",
                  lambda: _cli_in_tmp("fpga", "build", "--board", "nexys", "--out", "{tmp}"), CommandFailed,
-                 ("board", "('icebreaker',)", "'nexys'")),
+                 ("board", "('icebreaker', 'icesugar')", "'nexys'")),
             Case("cli-fpga-lanes", "sc-neurocore fpga build", "--lanes 0",
                  lambda: _cli_in_tmp("fpga", "build", "--lanes", "0", "--out", "{tmp}"), CommandFailed,
                  ("--lanes", "positive integer")),
