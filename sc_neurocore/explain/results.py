@@ -12,6 +12,8 @@ settings) and `engine` (which executor ran it: `"generic"` unless the explainer 
 
 from __future__ import annotations
 
+import numbers
+
 from collections.abc import Callable
 from typing import Any
 
@@ -136,9 +138,9 @@ class SpikeMap(Explanation):
         if sample is None:
             ranked = [rank_by_magnitude(scores, k) for scores in self._scores]
             return ranked if self._batched else ranked[0]
-        if not isinstance(sample, int) or isinstance(sample, bool) or not 0 <= sample < self.batch_size:
+        if not isinstance(sample, numbers.Integral) or isinstance(sample, bool) or not 0 <= sample < self.batch_size:
             raise ValueError(f"sample: expected an int in [0, {self.batch_size}), got {sample!r}")
-        return rank_by_magnitude(self._scores[sample], k)
+        return rank_by_magnitude(self._scores[int(sample)], k)
 
     def temporal_profile(self, absolute: bool = False):
         """Score summed over neurons, per timestep: ``(T,)`` (``(B, T)`` for a batch).
@@ -342,9 +344,9 @@ class CausalResult(Explanation):
                     "sample: this result has one importance per neuron (labels were given or one "
                     "sample was explained); pass sample=None"
                 )
-            if not isinstance(sample, int) or isinstance(sample, bool) or not 0 <= sample < rows.shape[0]:
+            if not isinstance(sample, numbers.Integral) or isinstance(sample, bool) or not 0 <= sample < rows.shape[0]:
                 raise ValueError(f"sample: expected an int in [0, {rows.shape[0]}), got {sample!r}")
-            rows = rows[sample : sample + 1]
+            rows = rows[int(sample) : int(sample) + 1]
         ranked = []
         for row in rows:
             order = torch.sort(row.abs(), descending=True, stable=True).indices[:k]
