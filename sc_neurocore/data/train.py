@@ -480,9 +480,13 @@ def main(argv: list[str] | None = None) -> int:
                              "go together")
         from .mnist import load_mnist, read_mnist
 
-        images, labels = read_mnist(args.mnist_images, args.mnist_labels)
-        test = load_mnist(args.mnist_test_images, args.mnist_test_labels, n_steps=args.steps,
-                          encoding=args.encoding, seed=0)
+        try:
+            images, labels = read_mnist(args.mnist_images, args.mnist_labels)
+            test = load_mnist(args.mnist_test_images, args.mnist_test_labels, n_steps=args.steps,
+                              encoding=args.encoding, seed=0)
+        except (ValueError, OSError) as error:  # a file that is not IDX, or missing: one line, no traceback
+            print(f"python -m sc_neurocore.data.train: error: {error}", file=sys.stderr)
+            return 2
         name, source = args.name or "mnist", "user MNIST (IDX files)"
     else:
         images, labels, _ = digit_images("train", args.size)
