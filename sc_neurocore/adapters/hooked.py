@@ -214,12 +214,12 @@ class HookedModel(nn.Module):
                              "from_snntorch / from_norse / from_spikingjelly (one timestep per call); use from_module "
                              "only for models that loop over time themselves")
 
-    def _random_probe(self, steps: int) -> Tensor:
+    def _random_probe(self, steps: int, rate: float = 0.5, device: torch.device | None = None) -> Tensor:
+        """Seeded random spikes `(B, T, N)` in the model's dtype, with a batch that cannot be taken for `T`."""
         reference = _reference_tensor(self.module)
         generator = torch.Generator().manual_seed(0)
-        batch = _probe_batch(steps)
-        spikes = torch.rand(batch, steps, self.n_inputs, generator=generator) < 0.5
-        return spikes.to(dtype=reference.dtype, device=reference.device)
+        spikes = torch.rand(_probe_batch(steps), steps, self.n_inputs, generator=generator) < rate
+        return spikes.to(dtype=reference.dtype, device=reference.device if device is None else device)
 
     def _call_model(self, spikes: Tensor, record: bool) -> Recording:
         try:
@@ -391,12 +391,10 @@ class HookedModel(nn.Module):
         return _LAST_REASON.get(self, "")
 
     def _trace(self, steps: int, device: torch.device) -> tuple[ModelGraph | None, str]:
-        from .trace import Untraceable, build_graph, group_calls, record_calls, trace_batch
+        from .trace import Untraceable, build_graph, group_calls, record_calls
 
-        batch = trace_batch(steps)
-        reference = _reference_tensor(self.module)
-        generator = torch.Generator().manual_seed(0)
-        probe = (torch.rand(batch, steps, self.n_inputs, generator=generator) < 0.3).to(reference.dtype).to(device)
+        probe = self._random_probe(steps, rate=0.3, device=device)
+        batch = probe.shape[0]
         inputs = self._model_inputs(probe)
         emitted = {layer.name: (lambda m, a, o, split=layer.split: split(m, a, o).spikes) for layer in self._layers}
 

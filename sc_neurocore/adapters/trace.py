@@ -16,7 +16,6 @@ graph it got against the model's own forward before using it (`HookedModel.graph
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -212,14 +211,3 @@ def build_graph(chain: list[Traced], model_inputs: Tensor, *, readout: str,
         raise Untraceable(f"the model ends in {previous}, not in a neuron layer: the readout must be a neuron "
                           "layer's activity")
     return ModelGraph(input_shape, segments, readout, source=source)
-
-
-def trace_batch(steps: int) -> int:
-    """A batch size for tracing that cannot be mistaken for the number of timesteps."""
-    return next(b for b in (3, 5, 7, 11) if b != steps)
-
-
-def probe_spikes(spikes: Tensor, batch: int) -> Tensor:
-    """`batch` rows to trace with: the given spikes, repeated or cut."""
-    repeats = math.ceil(batch / spikes.shape[0])
-    return spikes.repeat(repeats, 1, 1)[:batch]

@@ -49,14 +49,14 @@ from ..dynamics import LIFParameters, lif_step
 from ..protocol import INPUT_LAYER
 from .batched import _progress_bar
 from .budget import default_max_memory
+from ..graph.readout import READOUTS as GRAPH_READOUTS
 from .plans import Silencing, SpikeRemovals
 from .threads import step_block_rows, thread_policy
 
 logger = logging.getLogger(__name__)
 
-#: Readouts of the output layer, named as the adapters name them (`sc_neurocore.adapters.readout`):
-#: spike count, spike rate (count / T), membrane at the last step, maximum membrane over time.
-READOUTS = ("count", "rate", "final_membrane", "max_membrane")
+#: Readouts of the output layer, as the model graph defines them (`sc_neurocore.graph.readout`).
+READOUTS = GRAPH_READOUTS
 
 
 def readout_start(readout: str, like: Tensor) -> Tensor:
