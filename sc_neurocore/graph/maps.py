@@ -81,11 +81,14 @@ class LinearMap:
         out = self.forward(unit.reshape(-1, *self.in_shape)).reshape(len(index) + 1, self.n_out)
         return out[1:] - out[:1]
 
+    def _own_tensor(self) -> Tensor | None:
+        """The map's first floating tensor (its dtype and device), or `None` for a map without one."""
+        return next((value for value in vars(self).values()
+                     if isinstance(value, Tensor) and value.is_floating_point()), None)
+
     def _reference(self) -> Tensor:
-        for value in vars(self).values():
-            if isinstance(value, Tensor) and value.is_floating_point():
-                return value
-        return torch.zeros(())
+        own = self._own_tensor()
+        return torch.zeros(()) if own is None else own
 
 
 @dataclass(frozen=True, eq=False)

@@ -222,11 +222,12 @@ class ModelGraph:
         return keep
 
     def _dtype(self) -> torch.dtype:
+        """The dtype of the first map that holds a tensor (a leading reshape holds none)."""
         for segment in self.segments:
             for linear_map in segment.maps:
-                reference = linear_map._reference()
-                if reference.ndim > 0 or reference.is_floating_point():
-                    return reference.dtype
+                own = linear_map._own_tensor()
+                if own is not None:
+                    return own.dtype
         return torch.get_default_dtype()
 
     def __repr__(self) -> str:

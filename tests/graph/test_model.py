@@ -82,3 +82,10 @@ def test_a_reshape_between_layers_keeps_the_values():
     spikes = torch.ones(1, 4, 6)
     assert graph.run(spikes).shape == (1, 2)
     assert graph.linear_weights() is None  # a reshape of an image is not a flat weight chain
+
+
+def test_the_graph_computes_in_its_weights_dtype_behind_a_leading_reshape():
+    dense = Dense((6,), (2,), torch.ones(2, 6, dtype=torch.float64))
+    graph = ModelGraph((2, 3), [Segment((Reshape((2, 3), (6,)), dense), _leaky("a", 2))])
+    assert graph._dtype() == torch.float64
+    assert graph.record(torch.ones(1, 4, 6)).layers[0].membrane.dtype == torch.float64
