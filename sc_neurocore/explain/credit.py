@@ -65,10 +65,12 @@ to the readout for zero-reset networks, but ranked spikes less faithfully on the
 2. *Linear recurrence.* A non-spiking layer fed back through its recurrent maps (a NIR `LI`, `CubaLI` or
    `I` node with a recurrent edge) is a linear system, and $R^\top c[t+1]$ is its adjoint: condition 1 and
    completeness hold with the recurrence.
-3. *Membrane at the next spike.* For every neuron type, reset and recurrence, $\theta_l c_l[t, j] / g_l[t_n,
-   j] = K_l(t_n - t)$ is exactly the derivative of the membrane $v_l[t_n, j]$ that decides the next spike
-   with respect to a kick of input current at $t$, as long as the kick flips no spike before $t_n$ (the
-   recurrence then carries nothing: its spikes stay as recorded).
+3. *Membrane at the next spike.* For every neuron type, reset and recurrence, the share of $c_l[t, j]$ that
+   the next spike $t_n$ receives is $K_l(t_n - t)\, g_l[t_n, j] / \theta_l$, and $K_l(t_n - t)$ is exactly the
+   derivative of the membrane $v_l[t_n, j]$ that decides that spike with respect to a kick of input current
+   at $t$, as long as the kick flips no spike before $t_n$ (the recurrence then carries nothing: its spikes
+   stay as recorded). What a synaptic current carries past $t_n$ is credited the same way through the
+   spikes after it.
 4. *No spike flips.* The credit follows the recorded spikes. Removing a spike that flips a hidden or
    recurrent spike changes the readout by whole spikes, which no one-pass rule sees; under a count readout,
    where the readout is a step function of the input, the rule is a first-order estimate, not an identity.
