@@ -398,6 +398,14 @@ def test_the_command_runs_in_one_process_and_reports_bad_input(tmp_path, capsys)
     merged = load_explanations(tmp_path / "out")
     assert merged.scores.shape == (N_SAMPLES, N_OUTPUTS) and bool((merged.targets == 2).all())
     assert merged.manifest["parameters"]["layer"] == "1"
+    # Attribution defaults to the recommended mode='auto' (the model is at hand), equal to the library call.
+    assert main(["explain-dataset", "--model", "test_distributed:make_model", "--dataset", str(data),
+                 "--method", "attribution", "--targets", "labels", "--out", str(tmp_path / "auto"),
+                 "--no-progress"]) == 0
+    auto = load_explanations(tmp_path / "auto")
+    assert auto.manifest["parameters"] == {"mode": "auto"}
+    direct = SpikeAttributor(mode="auto").attribute(spikes[:BATCH], make_model(), output_neuron=labels[:BATCH])
+    assert torch.equal(auto.scores[:BATCH], direct.attribution_map())
 
     assert main(["explain-dataset", "--model", "test_distributed:make_model", "--dataset", "nowhere",
                  "--method", "saliency", "--out", str(tmp_path / "bad")]) == 2
@@ -504,7 +512,7 @@ def test_items_as_mappings_and_bad_items(tmp_path, model):
     merged = load_explanations(tmp_path / "dict")
     spikes, labels = spikes_and_labels()
     assert torch.equal(merged.labels, labels[:20]) and torch.equal(merged.targets, labels[:20])
-    direct = SpikeAttributor().attribute(spikes[:8], model, output_neuron=labels[:8]).attribution_map()
+    direct = SpikeAttributor(mode="auto").attribute(spikes[:8], model, output_neuron=labels[:8]).attribution_map()
     assert torch.equal(merged.scores[:8], direct)
     with pytest.raises(ValueError, match="targets: 'labels' needs a dataset"):
         explain_dataset("attribution", model, DictSpikes(with_labels=False), tmp_path / "nolabels", targets="labels")

@@ -56,8 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", dest="shard_format", choices=SHARD_FORMATS, default="npz", help="shard file format")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: cuda:LOCAL_RANK if available)")
     parser.add_argument("--num-workers", type=int, default=None, help="DataLoader worker processes per rank")
-    parser.add_argument("--decay", type=float, default=0.9, help="attribution: time decay in (0, 1]")
-    parser.add_argument("--mode", choices=("linear", "gated"), default="linear", help="attribution: weight paths")
+    parser.add_argument("--decay", type=float, default=0.9, help="attribution, linear and gated modes: time decay in (0, 1]")
+    parser.add_argument("--mode", choices=("auto", "linear", "gated"), default="auto",
+                        help="attribution: auto (spike-time credit through the model's own dynamics; the "
+                             "recommended default), linear (the tutorial's weight paths with --decay) or gated "
+                             "(deprecated)")
     parser.add_argument("--significance", type=float, default=None, help="saliency: |saliency| counted significant")
     parser.add_argument("--layer", default=INPUT_LAYER, help="causal: the layer whose neurons are silenced")
     parser.add_argument("--max-memory", type=int, default=None, help="saliency/causal: bytes per forward pass")

@@ -63,7 +63,8 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
     NCCL on GPUs, unless the caller already created one). Every rank must call it with the same arguments.
 
     Args:
-        explainer: ``"attribution"``, ``"saliency"``, ``"causal"`` (default settings), or a configured
+        explainer: ``"attribution"`` (`SpikeAttributor` with `mode="auto"`), ``"saliency"``, ``"causal"``
+            (default settings), or a configured
             `SpikeAttributor`, `TemporalSaliency`
             or `CausalImportance`; a perturbation explainer must have been built
             on ``model``. It is not modified.
@@ -148,7 +149,7 @@ def _as_explainer(explainer: Any, model: Any) -> tuple[str, Any]:
         if explainer not in METHODS:
             raise ValueError(f"explainer: expected one of {sorted(METHODS)} or an explainer instance, "
                              f"got {explainer!r}")
-        explainer = SpikeAttributor() if explainer == "attribution" else METHODS[explainer](model)
+        explainer = SpikeAttributor(mode="auto") if explainer == "attribution" else METHODS[explainer](model)
     for name, cls in METHODS.items():
         if isinstance(explainer, cls):
             method = name
@@ -166,8 +167,8 @@ def _as_explainer(explainer: Any, model: Any) -> tuple[str, Any]:
 
 def _parameters(method: str, explainer: Any, layer: str) -> dict:
     """The explainer's settings, as recorded in the manifest (``max_memory`` included, for the record)."""
-    if method == "attribution":
-        return {"decay": explainer.decay, "mode": explainer.mode}
+    if method == "attribution":  # auto takes its decays from the model: its `decay` changes nothing
+        return {"mode": explainer.mode} if explainer.mode == "auto" else {"decay": explainer.decay, "mode": explainer.mode}
     parameters = {"max_memory": explainer.max_memory}
     if method == "saliency":
         parameters["significance"] = explainer.significance
@@ -263,8 +264,10 @@ def _run(where: Rank, method: str, explainer: Any, model: Any, dataset: Dataset,
     fields = {"format_version": FORMAT_VERSION, "method": method, "options": _options(method, parameters),
               "model": fingerprint, "targets": targets, "n_samples": n_samples, "shard_size": shard_size,
               "shard_format": shard_format, "device_type": where.device.type}
-    if method == "attribution" and parameters["mode"] == "gated":
-        fields["batch_size"] = batch_size  # its float32 products may round by a row's place in the batch
+    if method == "attribution" and parameters["mode"] in ("gated", "auto"):
+        # Both read the model's recorded forward of the whole batch, whose float32 products may round by a
+        # row's place in it.
+        fields["batch_size"] = batch_size
     key = run_key(fields)
     settings = {"method": method, "parameters": parameters, "model": fingerprint, "targets": targets,
                 "n_samples": n_samples, "shard_size": shard_size, "batch_size": batch_size,
