@@ -1,8 +1,8 @@
-"""The network core against the integer reference: Migen's simulator and iverilog on the exported Verilog.
+"""The network core against the integer reference in iverilog on the exported Verilog, and its guards.
 
 iverilog runs 1,000 trains in all (three networks: two layers, three layers without reset, and the
-shipped digits network on real test samples), each network in one simulation; Migen's simulator, which
-runs about a thousand cycles a second on this core, runs a smaller batch plus the guards.
+shipped digits network on real test samples), each network in one simulation. The Migen simulation's
+1,000 trains are in tests/fpga/test_network_migen_sim.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from network_bench import (
     random_trains,
     run_iverilog,
     run_iverilog_with_cells,
-    run_migen,
     spike_words,
 )
 
@@ -89,18 +88,6 @@ def test_shipped_digits_network_in_verilog_matches_on_test_samples(tmp_path):
     reads = run_iverilog(program, [export_network_verilog(tmp_path / "digits.v", network, 8, dsp="behavioral")],
                          tmp_path)
     assert_reads_match(program, reads)
-
-
-def test_migen_simulation_matches_the_reference():
-    require_module("litex", "fpga")
-    from sc_neurocore.fpga.network_top import StandaloneNetworkExplainer
-
-    for make, lanes, n_trains in ((tiny, 2, 16), (two_layer, 4, 6)):
-        network = make()
-        spec = network.spec
-        trains = random_trains(torch.Generator().manual_seed(5), n_trains, spec.n_steps, spec.n_inputs)
-        program = explain_program(network, trains, full=True)
-        assert_reads_match(program, run_migen(program, StandaloneNetworkExplainer(network, lanes, dsp="behavioral")))
 
 
 def test_guards_read_error_stream_error_and_held_reads():
