@@ -11,7 +11,11 @@ this held). The multiplier is shared in time by four kinds
 of operation, all issued in lock step to every lane by one controller:
 
 * `TRACE`: `x <- min(D_int (x + 2**F s) >> k, 2**W - 1)` for input `m L + l`;
-* `LEAK`: `acc <- (beta_int v) >> kb - r theta` for neuron `g L + l` of a layer (`r = v > theta`);
+* `LEAK`: `acc <- (beta_int v) >> kb - r theta` for neuron `g L + l` of a layer (`r` its last spike; a
+  zero reset loads `0` instead when `r`). Norse's same-step zero reset (`reset_delay=False`) runs on the
+  same datapath: storing `0` at a spike and leaking it next step, or storing the membrane and loading
+  `0` next step, give the next membrane `I_{t+1}` either way, so every spike, count and importance is
+  the same (only the unobservable stored membrane differs);
 * `SYN`: `acc <- acc + w s` for one presynaptic input (the spike `s` is broadcast, the weight is the
   lane's); after the last input the membrane is written back and the spike decided;
 * `IMP`: `x[i] * q(W_eff)[i, c]` for the predicted class `c`, recomputed once per top-k pass.
@@ -353,10 +357,15 @@ class NetworkExplainer(LiteXModule):
                         for g in range(groups[k])]
                 previous[k] = reset_bit.eq(Array(bits)[s3["group"]])
             self.comb += Case(s3["layer"], previous)
-            # One adder: LEAK loads floor(beta v / 2**kb) - r theta, SYN adds w s to it.
+            # One adder: LEAK loads floor(beta v / 2**kb) - r theta (a zero reset: r ? 0 : floor(beta v / 2**kb)),
+            # SYN adds w s to it.
             leak = s3["kind"] == LEAK
             total = Signal((acc_bits, True), name=f"total{lane}")
-            self.comb += total.eq(Mux(leak, -Mux(reset_bit, theta, 0), acc) + Mux(leak, p_reg >> spec.beta_bits, p_reg))
+            if spec.reset == "zero":
+                self.comb += total.eq(Mux(leak, Mux(reset_bit, 0, p_reg >> spec.beta_bits), acc + p_reg))
+            else:
+                self.comb += total.eq(Mux(leak, -Mux(reset_bit, theta, 0), acc)
+                                      + Mux(leak, p_reg >> spec.beta_bits, p_reg))
             # acc holds the stage's result for the write-back at stage 4: the new trace, the membrane, or 0.
             self.sync += If(s3["valid"], Case(s3["kind"], {
                 LEAK: acc.eq(total), SYN: acc.eq(total), TRACE: acc.eq(decayed), CLEAR: acc.eq(0)}))

@@ -7,7 +7,7 @@ Why these trains, and this simulator:
   from its `QuantizedNetwork`, so what Migen must show is that the *generator* is right for every shape
   and format it accepts. So 1,000 random trains run on `N_NETWORKS` random networks from the same
   generator (`NetworkExplainer`): random depth (1-3 weight layers), sizes, weights, thresholds, leaks,
-  reset ("subtract" / "none"), weight / membrane / leak bit widths, trace format, `T`, `top_k` and lane
+  reset (subtract or zero on the next step as snnTorch, zero in the same step as Norse, none), weight / membrane / leak bit widths, trace format, `T`, `top_k` and lane
   count (lane counts that do not divide the layers included), each network's trains streamed back to
   back through the Wishbone window in one simulation. Two real digits test samples then run on the
   shipped digits8 network at its bitstream's 5 lanes. Every read of the results window is checked:
@@ -60,7 +60,9 @@ def random_network(seed: int):
                                * spread * 2**grid) / 2**grid for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
         beta = [round(_uniform(generator, 0.0, 0.95), 3) for _ in range(depth)]
         threshold = [round(_uniform(generator, 0.25, 1.5), 3) for _ in range(depth)]
-        reset = "subtract" if float(torch.rand(1, generator=generator)) < 0.7 else "none"
+        # snnTorch's subtract and zero resets (next step), Norse's same-step zero reset, and none.
+        reset, delay = [("subtract", True), ("subtract", True), ("zero", True), ("zero", False),
+                        ("none", True)][_randint(generator, 0, 4)]
         n_steps = _randint(generator, 1, 6)
         trace_bits = _randint(generator, 6, 14)
         decay = round(_uniform(generator, 0.4, 1.0), 3)
@@ -72,7 +74,7 @@ def random_network(seed: int):
                         or f == 0)
         options = {"weight_bits": 16, "weight_frac_bits": grid + _randint(generator, 0, 2),
                    "membrane_bits": _randint(generator, 12, 16), "beta_bits": _randint(generator, 4, 14),
-                   "top_k": _randint(generator, 1, sizes[0])}
+                   "top_k": _randint(generator, 1, sizes[0]), "reset_delay": delay}
         try:
             probe = quantize_network(LIFNetwork(weights, beta=beta, threshold=threshold, reset=reset), n_steps,
                                      **options)
@@ -102,12 +104,13 @@ def test_random_networks_match_the_reference_on_1000_trains():
         top = StandaloneNetworkExplainer(network, lanes, dsp="behavioral")
         assert_reads_match(program, run_migen(program, top, scheduler="event"))
         total += program.n_trains
-        shapes.add((spec.layers, lanes, spec.reset))
+        shapes.add((spec.layers, lanes, (spec.reset, spec.reset_delay)))
         classes += len(set(run_network(network, trains).predicted.tolist())) > 1
     assert total == 1000
     # The draw covers what the generator varies: depths, lane counts, both resets, several classes won.
     assert len(shapes) == N_NETWORKS and {len(s[0]) for s in shapes} == {2, 3, 4}
-    assert {s[2] for s in shapes} == {"subtract", "none"} and len({s[1] for s in shapes}) >= 5
+    assert {s[2] for s in shapes} == {("subtract", True), ("zero", True), ("zero", False), ("none", True)}
+    assert len({s[1] for s in shapes}) >= 5
     assert classes >= N_NETWORKS // 2
 
 
