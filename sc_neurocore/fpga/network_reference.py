@@ -227,6 +227,44 @@ def check_saturation(network: QuantizedNetwork) -> None:
                          f"decay {spec.trace.decay}; use fewer frac_bits or a smaller decay")
 
 
+def _simulate(network: QuantizedNetwork, spikes: Tensor, record: bool) -> tuple[Tensor, Tensor, list[Tensor],
+                                                                               list[list[Tensor]]]:
+    """The integer network over time: `(traces, counts, membranes, recorded)`, `recorded[l][t]` the spikes
+    of layer `l` at step `t` when `record` (else empty)."""
+    spec = network.spec
+    bits = as_spike_bits(spikes)
+    if bits.ndim != 3 or tuple(bits.shape[1:]) != (spec.n_steps, spec.n_inputs):
+        raise ValueError(f"spikes: expected shape (B, {spec.n_steps}, {spec.n_inputs}), got {tuple(bits.shape)}")
+    n_samples = bits.shape[0]
+    membranes = [torch.zeros(n_samples, w.shape[1], dtype=torch.int64) for w in network.weights]
+    traces = torch.zeros(n_samples, spec.n_inputs, dtype=torch.int64)
+    counts = torch.zeros(n_samples, spec.n_outputs, dtype=torch.int64)
+    recorded: list[list[Tensor]] = [[] for _ in network.weights] if record else []
+    for t in range(spec.n_steps):  # time is sequential
+        layer_input = bits[:, t]
+        traces = fixed_trace_step(layer_input, traces, spec.trace)
+        for index, weight in enumerate(network.weights):
+            layer_input, membranes[index] = fixed_lif_step(
+                layer_input @ weight, membranes[index], spec.beta_int[index], spec.beta_bits,
+                spec.threshold_int[index], spec.reset, spec.reset_delay)
+            if record:
+                recorded[index].append(layer_input)
+        counts = counts + layer_input
+    return traces, counts, membranes, recorded
+
+
+def record_spikes(network: QuantizedNetwork, spikes: Tensor) -> list[Tensor]:
+    """Every layer's spikes `(B, T, n_l)` `int64` on 0/1 input spikes `(B, T, N)` (what `run_network` counts).
+
+    Example:
+        >>> from sc_neurocore.data import load_digits, pretrained_network
+        >>> net = quantize_network(pretrained_network(8), n_steps=25)
+        >>> [tuple(z.shape) for z in record_spikes(net, load_digits("test").spikes[:2])]
+        [(2, 25, 32), (2, 25, 10)]
+    """
+    return [torch.stack(steps, dim=1) for steps in _simulate(network, spikes, record=True)[3]]
+
+
 def run_network(network: QuantizedNetwork, spikes: Tensor) -> NetworkResult:
     """Run the integer network on 0/1 spikes `(B, T, N)`; one loop over time, vectorised over samples.
 
@@ -237,25 +275,10 @@ def run_network(network: QuantizedNetwork, spikes: Tensor) -> NetworkResult:
         >>> tuple(result.top_indices.shape)
         (4, 10)
     """
-    spec = network.spec
-    bits = as_spike_bits(spikes)
-    if bits.ndim != 3 or tuple(bits.shape[1:]) != (spec.n_steps, spec.n_inputs):
-        raise ValueError(f"spikes: expected shape (B, {spec.n_steps}, {spec.n_inputs}), got {tuple(bits.shape)}")
-    n_samples = bits.shape[0]
-    membranes = [torch.zeros(n_samples, w.shape[1], dtype=torch.int64) for w in network.weights]
-    traces = torch.zeros(n_samples, spec.n_inputs, dtype=torch.int64)
-    counts = torch.zeros(n_samples, spec.n_outputs, dtype=torch.int64)
-    for t in range(spec.n_steps):  # time is sequential
-        layer_input = bits[:, t]
-        traces = fixed_trace_step(layer_input, traces, spec.trace)
-        for index, weight in enumerate(network.weights):
-            layer_input, membranes[index] = fixed_lif_step(
-                layer_input @ weight, membranes[index], spec.beta_int[index], spec.beta_bits,
-                spec.threshold_int[index], spec.reset, spec.reset_delay)
-        counts = counts + layer_input
+    traces, counts, membranes, _ = _simulate(network, spikes, record=False)
     predicted = torch.argmax(counts, dim=1)  # the first maximum, as the chip's scan
     importance = traces * network.effective[:, predicted].T
-    order = torch.sort(importance.abs(), dim=1, descending=True, stable=True).indices[:, :spec.top_k]
+    order = torch.sort(importance.abs(), dim=1, descending=True, stable=True).indices[:, :network.spec.top_k]
     return NetworkResult(counts, predicted, traces, importance, order, torch.gather(importance, 1, order),
                          tuple(membranes))
 
