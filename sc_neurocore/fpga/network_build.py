@@ -166,6 +166,10 @@ class NetworkBuildReport:
             acc = self.accuracy
             rows.append(("Digits test accuracy", (f"float {100 * acc['float']:.2f}%, integer "
                                                  f"{100 * acc['integer']:.2f}% ({acc['samples']} samples)")))
+            if "auto_rule_top10_overlap" in acc:
+                rows.append(("Auto rule in integers (host, on the chip's spikes)",
+                             f"top-10 inputs {100 * acc['auto_rule_top10_overlap']:.1f}% shared with the float "
+                             "auto rule on the float network"))
         rows.append(("Toolchain", f"{self.yosys}; {self.nextpnr}; nextpnr seed {self.seed}"))
         lines = ["| Quantity | Measured |", "|---|---|"] + [f"| {name} | {value} |" for name, value in rows]
         return "\n".join(lines) + "\n"
@@ -312,7 +316,8 @@ def shipped_network(name: str = "digits8", **spec_options) -> tuple[QuantizedNet
         **spec_options: `NetworkSpec` fields (`n_steps` defaults to the model's).
 
     Returns:
-        `(network, accuracy)` with `accuracy = {"float", "integer", "loss_points", "agreement", "samples"}`.
+        `(network, accuracy)` with `accuracy = {"float", "integer", "loss_points", "agreement",
+        "auto_rule_top10_overlap", "samples"}` (the overlap: `auto_rule_overlap`).
 
     Example:
         >>> network, accuracy = shipped_network("digits8")
@@ -332,9 +337,33 @@ def shipped_network(name: str = "digits8", **spec_options) -> tuple[QuantizedNet
     test = load_digits("test", sizes[name], n_steps, config["encoding"], seed=0)
     accuracy = integer_accuracy(model, n_steps, test.spikes, test.labels, trace=network.spec.trace,
                                 **{k: v for k, v in spec_options.items() if k != "trace"})
+    accuracy["auto_rule_top10_overlap"] = auto_rule_overlap(model, network, test.spikes)
     accuracy = {key: round(value, 6) for key, value in accuracy.items()}
     accuracy["samples"] = int(test.labels.shape[0])
     return network, accuracy
+
+
+def auto_rule_overlap(model, network: QuantizedNetwork, spikes, k: int = 10) -> float:
+    """Mean share of the top-`k` inputs the integer auto rule (`network_credit`, on the chip's spikes and
+    class) has in common with the float auto rule (`SpikeAttributor(mode="auto")`) on the float model.
+
+    Example:
+        >>> from sc_neurocore.data import load_digits, pretrained_network
+        >>> from sc_neurocore.fpga.network_reference import quantize_network
+        >>> model = pretrained_network(8)
+        >>> 0.9 <= auto_rule_overlap(model, quantize_network(model, n_steps=25), load_digits("test").spikes) <= 1
+        True
+    """
+    import torch
+
+    from ..explain.credit import auto_scores
+    from .network_credit import integer_credit
+
+    credit = integer_credit(network, spikes)
+    scores = auto_scores(model, torch.as_tensor(spikes).to(torch.float32), credit.predicted).sum(dim=1)
+    top = torch.sort(scores.abs(), dim=1, descending=True, stable=True).indices[:, :k]
+    shared = [len(set(a.tolist()) & set(b.tolist())) for a, b in zip(top, credit.top_indices[:, :k], strict=True)]
+    return sum(shared) / (k * len(shared))
 
 
 class _nothing:
