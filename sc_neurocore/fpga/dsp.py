@@ -67,8 +67,20 @@ def registered_multiplier(module, dsp: str, a_next, b_next, a_reg, b_reg, produc
         product: the 32-bit output register.
         enable: the output register loads when this is 1.
         signed: signed (two's complement) or unsigned operands.
+
+    Example:
+        >>> from migen import Module, Signal
+        >>> module, a, b, p = Module(), Signal((16, True)), Signal((16, True)), Signal((32, True))
+        >>> registered_multiplier(module, "sb_mac16", a, b, Signal(16), Signal(16), p)
+        >>> [special.of for special in module.get_fragment().specials]
+        ['SB_MAC16']
     """
-    from migen import ClockSignal, If, Instance, Signal
+    try:
+        from migen import ClockSignal, If, Instance, Signal
+    except ImportError as error:  # pragma: no cover - exercised only without the extra
+        from ..extras import missing_extra
+
+        raise missing_extra("sc_neurocore.fpga.dsp.registered_multiplier needs migen", "fpga") from error
 
     if check_dsp_kind(dsp) == "behavioral":
         module.sync += [a_reg.eq(a_next), b_reg.eq(b_next), If(enable, product.eq(a_reg * b_reg))]
