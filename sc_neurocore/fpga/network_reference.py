@@ -114,6 +114,7 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str, bool]
     betas: list[float] = []
     thresholds: list[float] = []
     resets: set[str] = set()
+    delays: set[bool] = set()
     leaky: Any
     for linear, leaky in zip(modules[::2], modules[1::2], strict=True):
         if not isinstance(linear, torch.nn.Linear) or type(leaky).__name__ != "Leaky":
@@ -124,9 +125,11 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str, bool]
         betas.append(float(leaky.beta))
         thresholds.append(float(leaky.threshold))
         resets.add(str(leaky.reset_mechanism))
-    if len(resets) != 1:
-        raise ValueError(f"model: expected one reset mechanism for all layers, got {sorted(resets)}")
-    return weights, betas, thresholds, resets.pop(), True
+        delays.add(bool(getattr(leaky, "reset_delay", True)))
+    if len(resets) != 1 or len(delays) != 1:
+        raise ValueError(f"model: expected one reset mechanism and reset_delay for all layers, got {sorted(resets)} "
+                         f"and {sorted(delays)}")
+    return weights, betas, thresholds, resets.pop(), delays.pop()
 
 
 def _trace_spec_for(chain: list[Tensor]):

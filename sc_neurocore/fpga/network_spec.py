@@ -197,7 +197,7 @@ class NetworkSpec:
         return -(-self.n_inputs // 32)
 
     def to_dict(self) -> dict:
-        """The spec as plain JSON values (for the build report).
+        """The spec as plain JSON values (for the build report); `reset_delay` appears only when `False`.
 
         Example:
             >>> NetworkSpec(layers=(4, 2), n_steps=3).to_dict()["layers"]

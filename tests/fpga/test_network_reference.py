@@ -175,3 +175,33 @@ def test_spec_and_model_errors_name_the_argument():
         quantize_network(object(), n_steps=3)
     with pytest.raises(ValueError, match="spikes"):
         run_network(small_network(), torch.zeros(2, 5, 9, dtype=torch.long))
+
+
+def test_snntorch_reset_delay_is_read_not_assumed():
+    """snnTorch's `reset_delay=False` with a zero reset is the chip's same-step zero reset, bit for bit against
+    snnTorch's own forward on an exactly representable net; with a subtractive reset it is refused."""
+    snntorch = pytest.importorskip("snntorch")
+    generator = torch.Generator().manual_seed(6)
+    weights = [torch.round((torch.rand(9, 5, generator=generator) - 0.35) * 8) / 4,
+               torch.round((torch.rand(5, 3, generator=generator) - 0.35) * 8) / 4]
+
+    def stack(reset):
+        layers = []
+        for index, weight in enumerate(weights):
+            linear = torch.nn.Linear(*weight.shape, bias=False)
+            with torch.no_grad():
+                linear.weight.copy_(weight.T)
+            layers += [linear, snntorch.Leaky(beta=0.5, threshold=0.75, reset_mechanism=reset, reset_delay=False,
+                                              init_hidden=True, output=index == len(weights) - 1)]
+        return torch.nn.Sequential(*layers)
+
+    network = quantize_network(stack("zero"), n_steps=6, weight_frac_bits=12)
+    assert (network.spec.reset, network.spec.reset_delay) == ("zero", False)
+    trains = (torch.rand(100, 6, 9, generator=generator) < torch.rand(100, 1, 1, generator=generator)).long()
+    from sc_neurocore.adapters.snntorch import from_snntorch
+
+    counts = from_snntorch(stack("zero")).run(trains.to(torch.float32))
+    assert torch.equal(run_network(network, trains).counts, counts.to(torch.int64))
+    assert int(counts.sum()) > 50
+    with pytest.raises(ValueError, match="reset_delay"):
+        quantize_network(stack("subtract"), n_steps=6)
