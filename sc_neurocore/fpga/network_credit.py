@@ -30,7 +30,8 @@ $Q \ge \sum_l s_l (T - 1)$: every carry is then a multiple of the shifts it meet
 the *float* model the two also differ where the integer network's spikes differ from the float network's
 (the quantised weights and leak); `docs/fpga.md` gives the measured agreement on the digits test set.
 
-Where it runs: here, on the host, from the spike train (the chip streams no hidden spikes back); the
+Networks with a zero reset (snnTorch's or Norse's) are refused: the float rule zeroes the credit of the
+kicks such a reset erases, which this form does not carry. Where it runs: here, on the host, from the spike train (the chip streams no hidden spikes back); the
 chip's own importance is the linear rule (`network_reference`).
 """
 
@@ -138,7 +139,9 @@ def integer_credit(network: QuantizedNetwork, spikes: Tensor, credit_bits: int =
         The `IntegerCredit`.
 
     Raises:
-        ValueError: `credit_bits` out of range, or credits that could leave `int64` (lower `credit_bits`).
+        ValueError: `credit_bits` out of range, credits that could leave `int64` (lower `credit_bits`), or a
+            zero reset (the float rule wipes the kicks a reset to zero erases; the integer form follows
+            `"subtract"` and `"none"` networks).
 
     Example:
         >>> from sc_neurocore.data import load_digits, pretrained_network
@@ -149,6 +152,10 @@ def integer_credit(network: QuantizedNetwork, spikes: Tensor, credit_bits: int =
         ((3, 25, 64), True)
     """
     spec = network.spec
+    if spec.reset == "zero":
+        raise ValueError("network: a zero reset wipes the kicks before it, which the integer auto rule does not "
+                         "follow (it covers reset='subtract' and 'none'); use SpikeAttributor(mode='auto') on the "
+                         "float model")
     largest = credit_magnitudes(network, credit_bits)
     if max(largest) * spec.n_steps >= _INT64_HEADROOM:
         raise ValueError(f"credit_bits: credits of {max(largest).bit_length()} bits could leave int64 with "

@@ -79,6 +79,9 @@ def test_arguments_and_overflow_are_checked():
         integer_credit(network, torch.zeros(1, 25, 64), credit_bits=40)
     with pytest.raises(ValueError, match="spikes"):
         integer_credit(network, torch.zeros(1, 24, 64))
+    zero = quantize_network(LIFNetwork(pretrained_network(8).linear_weights(), reset="zero"), n_steps=25)
+    with pytest.raises(ValueError, match="network: a zero reset"):
+        integer_credit(zero, torch.zeros(1, 25, 64))
     assert credit_magnitudes(network)[0] == 2**15
     spikes = load_digits("test").spikes[:2]
     before = spikes.clone()
