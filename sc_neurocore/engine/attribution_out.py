@@ -267,9 +267,14 @@ class SpareBuffer:
             return False
         # Held only here: one Python reference (ours; getrefcount adds its argument's and `tensor`'s), one
         # C++ handle on the tensor, and its storage referenced by that tensor alone (views, detached copies
-        # and NumPy arrays each add one; the temporary Python storage object of this call counts once).
-        return (sys.getrefcount(tensor) == 3 and tensor._use_count() == 1  # type: ignore[attr-defined]
-                and torch._C._storage_Use_Count(tensor.untyped_storage()._cdata) == 2)
+        # and NumPy arrays each add a handle; a Python storage object the caller keeps is the same object
+        # as `storage` here, seen in its Python count). APIs torch lacks: never reuse, always allocate.
+        try:
+            storage = tensor.untyped_storage()
+            return (sys.getrefcount(tensor) == 3 and tensor._use_count() == 1  # type: ignore[attr-defined]
+                    and torch._C._storage_Use_Count(storage._cdata) == 2 and sys.getrefcount(storage) == 3)
+        except AttributeError:
+            return False
 
     def take(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
         """The kept buffer when it is free and fits exactly, else a new one (`torch.empty`)."""

@@ -136,7 +136,8 @@ class SparseAttributionResult(Explanation):
 
     def to_sparse_coo(self) -> Tensor:
         """The map as a coalesced torch sparse COO tensor of `shape` (a torch tensor, whatever the input)."""
-        return torch.sparse_coo_tensor(self._coordinates(None).T, self._sparse.values, self.shape, is_coalesced=True)
+        return torch.sparse_coo_tensor(self._coordinates(None).T, self._sparse.values, self.shape, is_coalesced=True,
+                                       check_invariants=False)  # valid by construction
 
     # -- the shared vocabulary -----------------------------------------------------------------------------------
     def top_k(self, k: int, sample: int | None = None) -> TopK | list[TopK]:
