@@ -26,6 +26,11 @@ A[t, i] = s[t, i] \, d^{T-t} \, (W_1 v_1[t])_i$$
 
 A neuron that never fires after $t$ carries nothing from $t$ on; with every gate at 1 the gated rule is the
 linear rule. Its scores sum to the gated readout `total`.
+
+**Where the map goes.** The linear and gated rules write $(s[t, i] \, d^{T-t}) \, p[t, i]$ once
+(`sc_neurocore.engine.attribution_out`): into the caller's `out=` tensor, which the result wraps; or into a
+buffer the attributor reuses once nobody holds the result it last returned; or, with `sparse=True`, at the
+input spikes only (`sc_neurocore.explain.sparse_results`), since the map is zero wherever the input is.
 """
 
 from __future__ import annotations

@@ -167,3 +167,22 @@ def test_the_sparse_builders_match_the_dense_kernels():
         assert found.flat.dtype == torch.int32 and found.offsets.tolist()[-1] == int((x != 0).sum())
         assert torch.equal(found.values, dense[x != 0])
         assert torch.equal(scores_at_spikes(x, dense).values, found.values)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_out_sparse_and_reuse_on_cuda():
+    net = _network()
+    x = _graded()
+    attributor = SpikeAttributor(0.9)
+    expected = attributor.attribute(x, net, 1).attribution_map()
+    cuda_net, cuda_x = net.to("cuda"), x.to("cuda")
+    out = torch.full(x.shape, float("nan"), device="cuda")
+    assert attributor.attribute(cuda_x, cuda_net, 1, out=out).attribution_map() is out
+    torch.testing.assert_close(out.cpu(), expected)
+    first = attributor.attribute(cuda_x, cuda_net, 1)
+    held = first.attribution_map().clone()
+    attributor.attribute(cuda_x, cuda_net, 2)
+    assert torch.equal(first.attribution_map(), held)
+    sparse = attributor.attribute(cuda_x, cuda_net, 1, sparse=True)
+    assert sparse.values().device.type == "cuda"
+    assert torch.equal(sparse.to_dense().attribution_map(), attributor.attribute(cuda_x, cuda_net, 1).attribution_map())
