@@ -174,6 +174,7 @@ class SpikeAttributor:
             raise ValueError(f"weights: weights[0] has {chain[0].shape[0]} rows but input_spikes has "
                              f"{n_inputs} input neurons")
         dtype = torch.promote_types(spikes.dtype, chain[0].dtype)
+        target.avoid["weights"] += chain  # a model that is not a Module may hand out its own tensors
         chain = [w.to(device=spikes.device, dtype=dtype) for w in chain]
         targets = as_targets(output_neuron, n_samples, chain[-1].shape[1], spikes.device)
         if self.fixed_point is not None:

@@ -139,6 +139,20 @@ def test_out_never_overwrites_the_weights_or_the_input():
     held = storage[:48].view(16, 3).copy_(weights[0])
     with pytest.raises(ValueError, match="out: shares memory with weights"):
         SpikeAttributor(0.9).attribute(x, [held], 0, out=storage[48:].view(x.shape))
+    class Plain:  # a SpikingModel that is not a torch Module: its weights are found through linear_weights()
+        neuron_layers, n_inputs = {"0": 3}, 16
+
+        def run(self, spikes, silence=None):
+            raise AssertionError("the linear rule never runs the model")
+
+        def record(self, spikes):
+            raise AssertionError("the linear rule never records the model")
+
+        def linear_weights(self):
+            return [held]
+
+    with pytest.raises(ValueError, match="out: shares memory with weights"):
+        SpikeAttributor(0.9).attribute(x, Plain(), 0, out=storage[48:].view(x.shape))
     net = _network()
     flat = torch.cat([p.reshape(-1) for p in net.parameters()])
     assert not shares_memory(flat, next(net.parameters()))  # a copy is not the model's memory
