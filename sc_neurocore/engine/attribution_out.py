@@ -159,10 +159,14 @@ def _blocks(n_samples: int, per_sample: int):
         yield start, min(n_samples, start + rows)
 
 
-def _spike_entries(spikes: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
-    """`(sample within the block, t * N + i)` of the non-zero entries of samples `start:stop`."""
-    rows, flat = torch.nonzero(spikes[start:stop].reshape(stop - start, -1), as_tuple=True)
-    return rows, flat
+def _spike_entries(spikes: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Samples `start:stop` flattened, and of their non-zero entries: the index into that, the sample within
+    the block and `t * N + i` (1-D `index_select` gathers are several times faster than advanced indexing)."""
+    block = spikes[start:stop].reshape(-1)
+    found = torch.nonzero(block).squeeze(1)
+    per_sample = spikes.shape[1] * spikes.shape[2]
+    rows = torch.div(found, per_sample, rounding_mode="floor")
+    return block, found, rows, found - rows * per_sample
 
 
 def _assemble(counts: list[Tensor], flats: list[Tensor], values: list[Tensor], shape: tuple[int, int, int],
@@ -196,11 +200,13 @@ def sparse_scores(spikes: Tensor, time_weights: Tensor, path: Tensor) -> SparseM
     n_samples, n_steps, n_inputs = spikes.shape
     counts, flats, values = [], [], []
     for start, stop in _blocks(n_samples, n_steps * n_inputs):
-        rows, flat = _spike_entries(spikes, start, stop)
-        timestep, neuron = flat // n_inputs, flat % n_inputs
-        sample = rows + start
-        weighted = spikes[sample, timestep, neuron] * time_weights[timestep]
-        along = path[sample, neuron] if path.ndim == 2 else path[sample, timestep, neuron]
+        block, found, rows, flat = _spike_entries(spikes, start, stop)
+        timestep = torch.div(flat, n_inputs, rounding_mode="floor")
+        weighted = block.index_select(0, found) * time_weights.index_select(0, timestep)
+        if path.ndim == 2:
+            along = path[start:stop].reshape(-1).index_select(0, rows * n_inputs + flat - timestep * n_inputs)
+        else:
+            along = path[start:stop].reshape(-1).index_select(0, found)
         counts.append(torch.bincount(rows, minlength=stop - start))
         flats.append(flat)
         values.append(weighted * along)
@@ -220,14 +226,14 @@ def scores_at_spikes(spikes: Tensor, scores: Tensor) -> SparseMap:
     n_samples, n_steps, n_inputs = spikes.shape
     counts, flats, values = [], [], []
     for start, stop in _blocks(n_samples, n_steps * n_inputs):
-        rows, flat = _spike_entries(spikes, start, stop)
-        block = scores[start:stop].reshape(stop - start, -1)
-        if bool(((spikes[start:stop].reshape(stop - start, -1) == 0) & (block != 0)).any()):
+        block, found, rows, flat = _spike_entries(spikes, start, stop)
+        kept = scores[start:stop].reshape(-1)
+        if bool(((block == 0) & (kept != 0)).any()):
             raise ValueError("sparse: the attribution map is not zero off the input spikes (a non-finite score?), "
                              "so keeping it at the spikes would lose entries; use sparse=False")
         counts.append(torch.bincount(rows, minlength=stop - start))
         flats.append(flat)
-        values.append(block[rows, flat])
+        values.append(kept.index_select(0, found))
     return _assemble(counts, flats, values, (n_samples, n_steps, n_inputs), spikes.device)
 
 
