@@ -268,19 +268,8 @@ class SpareBuffer:
         self.__init__()  # type: ignore[misc]
 
     def _free(self) -> bool:
-        tensor = self._tensor
-        if tensor is None:
-            return False
-        # Held only here: one Python reference (ours; getrefcount adds its argument's and `tensor`'s), one
-        # C++ handle on the tensor, and its storage referenced by that tensor alone (views, detached copies
-        # and NumPy arrays each add a handle; a Python storage object the caller keeps is the same object
-        # as `storage` here, seen in its Python count). APIs torch lacks: never reuse, always allocate.
-        try:
-            storage = tensor.untyped_storage()
-            return (sys.getrefcount(tensor) == 3 and tensor._use_count() == 1  # type: ignore[attr-defined]
-                    and torch._C._storage_Use_Count(storage._cdata) == 2 and sys.getrefcount(storage) == 3)
-        except AttributeError:
-            return False
+        # No local name for the tensor here: it would be one more reference than the probe's.
+        return self._tensor is not None and _FREE is not None and _references(self) == _FREE
 
     def take(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
         """The kept buffer when it is free and fits exactly, else a new one (`torch.empty`)."""
@@ -299,3 +288,26 @@ class SpareBuffer:
         if tensor.numel() * tensor.element_size() <= SPARE_LIMIT:
             with self._lock:
                 self._tensor = tensor
+
+
+def _references(spare: SpareBuffer) -> tuple[int, ...] | None:
+    """What refers to the kept tensor and its memory: Python references to it, C++ handles on it, handles on
+    its storage (views, detached copies and NumPy arrays each add one) and Python references to its storage
+    object (one the caller keeps is the same object as here). `None` where torch lacks these counters."""
+    try:
+        storage = spare._tensor.untyped_storage()  # type: ignore[union-attr]
+        return (sys.getrefcount(spare._tensor), spare._tensor._use_count(),  # type: ignore[union-attr]
+                torch._C._storage_Use_Count(storage._cdata), sys.getrefcount(storage))
+    except AttributeError:
+        return None
+
+
+def _counts_when_free() -> tuple[int, ...] | None:
+    """`_references` of a tensor nothing but a `SpareBuffer` holds, measured (not assumed: the counts depend on
+    the Python and torch versions); a buffer is reused only when its counts are exactly these."""
+    probe = SpareBuffer()
+    probe._tensor = torch.empty(1)
+    return _references(probe)
+
+
+_FREE = _counts_when_free()
