@@ -6,7 +6,8 @@ map). `SparseAttributionResult` holds them per sample (see `sc_neurocore.engine.
 and answers with the dense result's vocabulary and values: `top_k`, `spatial_importance`,
 `temporal_profile`, `total` and `output_neuron` give what the dense `AttributionResult` gives, to the
 bit; `to_dense` is that result; `values` and `coordinates` give the spikes' scores and where they are,
-for the whole batch or `sample=` one sample; the result pickles. Sums are computed on dense blocks of at
+for the whole batch or `sample=` one sample; `to_numpy` and `as_dict` give the values at the spikes (with
+their coordinates), not the dense map; the result pickles. Sums are computed on dense blocks of at
 least two samples with the same torch reductions as the dense result, so they round the same way.
 """
 
