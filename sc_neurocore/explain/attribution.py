@@ -113,7 +113,8 @@ class SpikeAttributor:
 
         The map is written once. Without `out=`, into a buffer this attributor reuses once the result it
         last returned is no longer held anywhere (no result, view or NumPy array on it: a result you hold
-        never changes); with `out=`, into your tensor, which the result then wraps without a copy. With
+        never changes; the attributor keeps that one map's memory between calls, for maps up to
+        `sc_neurocore.engine.attribution_out.SPARE_LIMIT`, 256 MiB); with `out=`, into your tensor, which the result then wraps without a copy. With
         `sparse=True` only the scores at the input spikes are kept (`O(spikes)` memory, for dataset runs):
         the map is zero wherever the input is. Every mode honours both; `mode="auto"` and `fixed_point`
         compute their map first and copy it into `out` (one extra pass over the map).
