@@ -143,7 +143,9 @@ def write_scores(spikes: Tensor, time_weights: Tensor, path: Tensor, out: Tensor
     """
     path = _squeezed(path)
     if path.ndim == 2:
-        return linear_attribution(spikes, time_weights, path, out=out)
+        # Paths often come as a transposed view (`linear_paths`); read at a stride of B, they made the in-place
+        # pass several times slower than the write itself. A (B, N) copy costs nothing next to the map.
+        return linear_attribution(spikes, time_weights, path.contiguous(), out=out)
     torch.mul(spikes, time_weights[None, :, None], out=out)
     return out.mul_(path)
 
