@@ -377,8 +377,8 @@ def _tensors_of(value: Any) -> list[Tensor]:
             return _tensors_of(value.base) if isinstance(value.base, np.ndarray) else []
     if isinstance(value, torch.nn.Module):
         return [*value.parameters(), *value.buffers()]
-    if isinstance(value, (list, tuple)):
-        return [tensor for item in value for tensor in _tensors_of(item)]
+    if isinstance(value, (list, tuple)):  # one level: a list of weight matrices (nested lists hold no memory)
+        return [tensor for item in value if not isinstance(item, (list, tuple)) for tensor in _tensors_of(item)]
     return []
 
 
