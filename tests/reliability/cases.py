@@ -333,7 +333,9 @@ def _core_cases() -> list[Case]:
         Case("sal-max-memory-bool", f"{S}()", "max_memory = True", lambda: saliency(max_memory=True),
              ValueError, ("max_memory", "positive number of bytes")),
         Case("sal-max-memory-tiny", EXPLAIN_S, "max_memory too small for one perturbation (64 bytes)",
-             lambda: saliency(max_memory=64).explain(x()), ValueError, ("max_memory", "too small", "raise it")),
+             lambda: _warned(lambda: saliency(max_memory=64).explain(x()).saliency_map()),
+             outcome="raised to the workable minimum with a BudgetWarning naming max_memory; the same saliency",
+             check=_raised_budget(lambda: saliency().explain(x()).saliency_map())),
         Case("sal-significance", f"{S}()", "significance = -1", lambda: saliency(significance=-1), ValueError,
              ("significance", ">= 0")),
         Case("sal-significance-inf", f"{S}()", "significance = Inf",
@@ -457,7 +459,9 @@ def _core_cases() -> list[Case]:
              outcome="output counts 0", check=_zero_counts),
         # --- engine ----------------------------------------------------------------------------------------
         Case("engine-max-memory-tiny", "engine.execute", "max_memory = 1 byte",
-             lambda: _execute(max_memory=1), ValueError, ("max_memory", "too small", "raise it")),
+             lambda: _warned(lambda: _execute(max_memory=1)),
+             outcome="raised to the workable minimum with a BudgetWarning naming max_memory; the same outputs",
+             check=_raised_budget(lambda: _execute())),
         # --- loading, atomic writes -------------------------------------------------------------------------
         Case("load-missing", "loading.load_state_dict", "a path that does not exist",
              lambda: _load_from_tmp(lambda folder: folder / "absent.pt"), FileNotFoundError, ("weights", "no such file")),
@@ -501,6 +505,31 @@ def _lif(chain, **kwargs):
     from sc_neurocore.models import LIFNetwork
 
     return LIFNetwork(chain, **kwargs)
+
+
+def _warned(call):
+    """``(result, warnings)`` of ``call()``, every warning recorded."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    return result, caught
+
+
+def _raised_budget(unconstrained):
+    """A check: the budget was raised with a `BudgetWarning` naming ``max_memory``, and the result is the
+    unconstrained call's."""
+    def check(outcome) -> None:
+        from sc_neurocore.engine import BudgetWarning
+
+        result, caught = outcome
+        raised = [w for w in caught if issubclass(w.category, BudgetWarning)]
+        assert raised, [str(w.message) for w in caught]
+        assert all(str(w.message).startswith("max_memory: ") and "workable minimum" in str(w.message)
+                   for w in raised), [str(w.message) for w in raised]
+        assert torch.equal(result, unconstrained())
+    return check
 
 
 def _execute(**kwargs):
