@@ -78,6 +78,12 @@ class SparseAttributionResult(Explanation):
     def _out(self, tensor: Tensor):
         return tensor.detach().cpu().numpy() if self._numpy else tensor
 
+    def spike_counts(self):
+        """How many entries each sample has, `(B,)` int64 (an int for a `(T, N)` input): with `values` and the
+        `(t, neuron)` columns of `coordinates`, what a dataset shard needs to store the map."""
+        counts = self._sparse.offsets.diff()
+        return int(counts[0]) if not self._batched else self._out(counts)
+
     def values(self, sample: int | None = None):
         """The scores at the spikes, `(S,)`, in the order of `coordinates` (`sample=`: one sample's)."""
         values = self._sparse.values

@@ -71,6 +71,8 @@ def test_per_sample_access_and_a_silent_sample():
         where = torch.nonzero(x[b] != 0)
         assert torch.equal(sparse.coordinates(sample=b), where)
         assert torch.equal(sparse.values(sample=b), dense[b][x[b] != 0])
+    assert sparse.spike_counts().tolist() == (x != 0).sum(dim=(1, 2)).tolist()
+    assert SpikeAttributor(0.9).attribute(x[1], _network(), 1, sparse=True).spike_counts() == int((x[1] != 0).sum())
     assert sparse.values(sample=4).numel() == 0 and sparse.top_k(3, sample=4) == [(0, 0, 0.0), (0, 1, 0.0), (0, 2, 0.0)]
     for bad in (7, -1, True, 1.0):
         with pytest.raises(ValueError, match="sample: expected an int in \\[0, 7\\)"):
