@@ -38,8 +38,12 @@ class SparseAttributionResult(Explanation):
         >>> from sc_neurocore.explain import SpikeAttributor
         >>> spikes = torch.zeros(20, 16); spikes[3, 5] = spikes[7, 1] = 1
         >>> result = SpikeAttributor(decay=0.9).attribute(spikes, [torch.ones(16, 4)], 0, sparse=True)
-        >>> result.n_spikes, result.coordinates().tolist()
-        (2, [[3, 5], [7, 1]])
+        >>> result.n_spikes, result.spike_counts(), result.coordinates().tolist()
+        (2, 2, [[3, 5], [7, 1]])
+        >>> [round(v, 4) for v in result.values().tolist()], result.top_k(1)
+        ([0.1668, 0.2542], [(7, 1, 0.25418657064437866)])
+        >>> result.to_sparse_coo().shape, result.spatial_importance().shape
+        (torch.Size([20, 16]), torch.Size([16]))
         >>> torch.equal(result.to_dense().attribution_map(),
         ...             SpikeAttributor(decay=0.9).attribute(spikes, [torch.ones(16, 4)], 0).attribution_map())
         True
