@@ -2,8 +2,9 @@ r"""Spike attribution in one pass, without autograd: three rules (`mode=`).
 
 **`mode="auto"`** (the recommended default for a known model): spike-time credit, see
 `sc_neurocore.explain.credit`. One recorded forward pass; the model's own decays and resets; the output
-layer follows the model's readout (spike count, rate, final or maximum membrane). It needs a model (an
-`LIFNetwork` or an snnTorch `Linear` + `Leaky` stack).
+layer follows the model's readout (spike count, rate, final or maximum membrane). It needs a model: an
+`LIFNetwork`, a `ModelGraph`, or any snnTorch, Norse, SpikingJelly or NIR model the adapters trace (dense or
+convolutional, feed-forward or recurrent; see the support matrix in the adapters guide).
 
 **`mode="linear"`** (the tutorial's formula, over **all** weight paths). With weights $W_1 .. W_L$ (each
 `(n_in, n_out)`), $W_{\mathrm{eff}} = W_1 W_2 \cdots W_L$, decay $d$ and output neuron $k$:
@@ -14,8 +15,8 @@ Completeness: $\sum_{t,i} A[t, i] = y_k = \sum_t d^{T-t} (s[t] W_{\mathrm{eff}})
 readout of the input. It needs no model, only weights, and is what the FPGA core computes.
 
 **`mode="gated"`** (deprecated: the held-out evaluation of `sc-neurocore quality` finds it on no network
-more faithful than `mode="auto"`, and on no dense network more faithful than the linear rule at the same decay; needs a model to record hidden activity, with its own or
-hand-given weights): one forward pass records every neuron layer's spikes $z_l[t]$ ($l = 1 .. L$, the last one
+more faithful than `mode="auto"`, and on no dense network more faithful than the linear rule at the same
+decay; needs a model to record hidden activity, with its own or hand-given weights): one forward pass records every neuron layer's spikes $z_l[t]$ ($l = 1 .. L$, the last one
 the output layer). A path through neuron $j$ of layer $l$ counts in proportion to how much that neuron fired
 in the decaying window that follows $t$:
 
