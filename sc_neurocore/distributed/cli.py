@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(deprecated)")
     parser.add_argument("--significance", type=float, default=None, help="saliency: |saliency| counted significant")
     parser.add_argument("--layer", default=INPUT_LAYER, help="causal: the layer whose neurons are silenced")
+    parser.add_argument("--sparse", action="store_true",
+                        help="attribution, saliency: keep the scores at the input spikes only (O(spikes) shards; "
+                             "load_explanations gives a sparse COO tensor)")
     parser.add_argument("--max-memory", type=int, default=None, help="saliency/causal: bytes per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="redo shards left by a run with other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -128,7 +131,8 @@ def main(args: argparse.Namespace) -> int:
         summary = explain_dataset(explainer, model, dataset, args.out, batch_size=args.batch_size, targets=targets,
                                   layer=args.layer, shard_size=args.shard_size, device=args.device,
                                   shard_format=args.shard_format, num_workers=args.num_workers,
-                                  progress=not args.no_progress, overwrite=args.overwrite, metadata=metadata)
+                                  progress=not args.no_progress, overwrite=args.overwrite, metadata=metadata,
+                                  sparse=args.sparse)
     except OSError as error:
         if isinstance(error, FileNotFoundError) and error.filename is None:
             raise  # already one of our named messages
