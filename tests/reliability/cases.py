@@ -293,6 +293,28 @@ def _core_cases() -> list[Case]:
         Case("attr-meta-weights", ATTRIBUTE, "weights on the 'meta' device (another device than the input)",
              lambda: attributor().attribute(x(), [m.to("meta") for m in w()]), ValueError,
              ("weights[0]", "'meta' device")),
+        Case("attr-out-shape", ATTRIBUTE, "out= of another shape than the map",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_STEPS, N_IN + 1)), ValueError,
+             ("out", "expected shape")),
+        Case("attr-out-dtype", ATTRIBUTE, "out= float64 for a float32 map",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_STEPS, N_IN, dtype=torch.float64)),
+             TypeError, ("out", "expected dtype torch.float32")),
+        Case("attr-out-aliases-input", ATTRIBUTE, "out= the input spikes themselves", _out_aliasing_input,
+             ValueError, ("out", "shares memory with input_spikes")),
+        Case("attr-out-grad", ATTRIBUTE, "out= a tensor that requires grad",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_STEPS, N_IN, requires_grad=True)),
+             ValueError, ("out", "does not require grad")),
+        Case("attr-out-numpy", ATTRIBUTE, "out= a NumPy array for torch input",
+             lambda: attributor().attribute(x(), w(), out=np.empty((BATCH, N_STEPS, N_IN), np.float32)), TypeError,
+             ("out", "a torch tensor for torch input_spikes")),
+        Case("attr-out-strided", ATTRIBUTE, "out= a non-contiguous tensor",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_IN, N_STEPS).transpose(1, 2)),
+             ValueError, ("out", "contiguous")),
+        Case("attr-out-and-sparse", ATTRIBUTE, "out= together with sparse=True",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_STEPS, N_IN), sparse=True),
+             ValueError, ("out", "not both")),
+        Case("attr-sparse-str", ATTRIBUTE, "sparse = 'yes'", lambda: attributor().attribute(x(), w(), sparse="yes"),
+             TypeError, ("sparse", "a bool")),
         Case("attr-gated-bare", ATTRIBUTE, "mode='gated' with bare weight matrices",
              lambda: attributor(mode="gated").attribute(x(), w()), ValueError, ("weights", "needs a model")),
         Case("attr-no-weight-paths", ATTRIBUTE, "a model with no linear weight chain (a plain callable)",
@@ -505,6 +527,11 @@ def _lif(chain, **kwargs):
     from sc_neurocore.models import LIFNetwork
 
     return LIFNetwork(chain, **kwargs)
+
+
+def _out_aliasing_input():
+    batch = spikes()
+    return attributor().attribute(batch, weights(), out=batch)
 
 
 def _warned(call):
