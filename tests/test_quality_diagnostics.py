@@ -149,13 +149,13 @@ def test_miss_text_is_built_from_the_measured_diagnoses():
     text = "\n".join(miss_lines(diagnosis))
     assert "75.0% of its 128 neurons fire on no held-out digit, 85.5% are silent" in text
     assert f"- insertion AUC: {LINEAR} is not beaten (auto minus it -0.300 [-0.400, -0.200])" in text
-    assert "1.8% of 1000 (the converse: 0.0%)" in text
+    assert "1.8% of 1000 (the converse: 0.04%)" in text
     assert "the rival is ahead in the first 20% of insertions, and the rival is ahead in the rest" in text
     # the variant chosen on the selection set (insertion +0.4), and it beats the rival on the held-out set
     assert f"\"silent kick to the membrane peak\", minus {LINEAR} on the held-out digits: +0.100" in text
     assert "(beats it)" in text
-    assert f"| every later spike | +0.500 | -1.000 | +0.500 [+0.400, +0.600] | -1.000 [-1.200, -0.800] | " \
-           f"-1.300 [-1.500, -1.100] |" in text
+    assert "| every later spike | +0.500 | -1.000 | +0.500 [+0.400, +0.600] | -1.000 [-1.200, -0.800] | " \
+           "-1.300 [-1.500, -1.100] |" in text
     worse = diagnosis._replace(variants=[rows[0]])
     assert "No variant below improves the insertion AUC on the selection set" in "\n".join(miss_lines(worse))
     assert misses_section([diagnosis])[0] == "## Why a target is missed" and misses_section([]) == []

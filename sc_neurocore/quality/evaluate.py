@@ -3,7 +3,8 @@
 Per held-out sample and method: deletion and insertion AUC on the raw target output and on its softmax
 probability (ties in a seeded random order), sensitivity-n at each subset size, and the Spearman agreement
 with whole-input-neuron occlusion (`sc_neurocore.explain.metrics`). The model's side of sensitivity-n and
-occlusion is measured once per network and shared by every method.
+occlusion is measured once per network and shared by every method. Exact saliency on a CSNN explains only
+the first held-out digits (`digits_run`); the others get `NaN` and are reported as not run.
 """
 
 from __future__ import annotations

@@ -89,7 +89,9 @@ def diagnose(result: NetworkResult, *, n_points: int = 21, tune_points: int = 11
 
 
 def _share(value: float) -> str:
-    return f"{100 * value:.1f}%"
+    """A share as a percentage, with three significant digits below 1% (so a small share is not shown as 0)."""
+    percent = 100 * value
+    return f"{percent:.1f}%" if percent == 0 or percent >= 1 else f"{percent:.3g}%"
 
 
 def _best_variant(diagnosis: Diagnosis, metric: str) -> VariantRow | None:

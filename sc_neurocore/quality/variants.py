@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..explain.credit import CreditLayer, SpikeRule, auto_scores, spike_credit
+from ..explain.credit import CreditLayer, SpikeRule, accumulate, auto_scores, spike_credit
 from ..explain.metrics import deletion_curve, insertion_curve
 from .evaluate import NetworkResult, by_name
 from .networks import Network
@@ -48,14 +48,8 @@ def every_later_spike(spikes: Tensor, worth: Tensor, membrane: Tensor, layer: Cr
         >>> every_later_spike(z, torch.ones(1, 3, 1), torch.zeros(1, 3, 1), layer)[0, :, 0].tolist()
         [1.25, 0.5, 1.0]
     """
-    decay = _per_neuron(layer.beta, worth)
     share = torch.where(spikes != 0, worth / _per_neuron(layer.threshold, worth), torch.zeros_like(worth))
-    credit = torch.empty_like(worth)
-    carry = torch.zeros_like(worth[:, 0])
-    for t in range(worth.shape[1] - 1, -1, -1):
-        carry = share[:, t] + decay * carry
-        credit[:, t] = carry
-    return credit
+    return accumulate(share, layer.beta)
 
 
 def _after_last_spike(spikes: Tensor) -> Tensor:
