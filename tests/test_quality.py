@@ -55,7 +55,7 @@ def test_command_prints_and_writes_the_same_report(tmp_path, capsys):
 
 def test_command_rejects_bad_arguments(tmp_path, capsys):
     for option, value in (("--samples", "0"), ("--points", "1"), ("--tune-points", "1"), ("--networks", "bogus"),
-                          ("--timing-train", "-3"), ("--subsets", "0")):
+                          ("--timing-train", "-3"), ("--subsets", "0"), ("--saliency-digits", "0")):
         assert cli_main(["quality", option, value]) == 2
         assert option in capsys.readouterr().err
     assert cli_main(["quality", "--samples", "2", "--out", str(tmp_path / "missing" / "q.md")]) == 2
