@@ -102,7 +102,13 @@ def _best_variant(diagnosis: Diagnosis, metric: str) -> VariantRow | None:
 
 
 def miss_lines(diagnosis: Diagnosis) -> list[str]:
-    """The text of one network's measured reasons (see `misses_section`)."""
+    """The text of one network's measured reasons (see `misses_section`).
+
+    Example:
+        >>> from sc_neurocore.quality.evaluate import quick_result
+        >>> miss_lines(diagnose(quick_result(), n_points=3, tune_points=3))[0]
+        '### shipped 64-32-10 count'
+    """
     layers = "; ".join(f"hidden layer `{s.layer}`: {_share(s.never)} of its {s.size} neurons fire on no "
                        f"held-out digit, {_share(s.per_sample)} are silent within a digit on average"
                        for s in diagnosis.silent)
