@@ -11,7 +11,7 @@ from sc_neurocore.explain import SpikeAttributor
 from sc_neurocore.explain.credit import auto_scores, spike_credit
 from sc_neurocore.explain.metrics import deletion_curve, occlusion_drops, subset_drops
 from sc_neurocore.models import LIFNetwork
-from sc_neurocore.quality.diagnostics import Silent, ZeroCredit, segments, silent_neurons, where_text, zero_credit
+from sc_neurocore.quality import diagnostics
 from sc_neurocore.quality.evaluate import evaluate_method
 from sc_neurocore.quality.networks import SHIPPED, load_network
 from sc_neurocore.quality.report import network_section
@@ -34,12 +34,12 @@ def _planted():
 
 def test_silent_neurons_of_a_planted_network():
     net, spikes = _planted()
-    (found,) = silent_neurons(net, spikes)
+    (found,) = diagnostics.silent_neurons(net, spikes)
     # neuron 1 fires on no sample; in sample 1 neuron 0 is silent too: (1/2 + 2/2) / 2
     assert (found.size, found.never, found.per_sample) == (2, 0.5, 0.75)
     assert net.record(spikes).layers[0].spikes[0, :, 0].sum() == 6  # the plant: neuron 0 fires every step
     louder = LIFNetwork([torch.tensor([[2.0, 0.0], [0.0, 0.5]]), torch.ones(2, 1)], beta=0.9, threshold=1.0)
-    assert silent_neurons(louder, spikes)[0].never == 0.0  # 0.5 a step reaches the threshold: nobody silent
+    assert diagnostics.silent_neurons(louder, spikes)[0].never == 0.0  # 0.5 a step reaches the threshold: nobody silent
 
 
 def test_zero_credit_counts_the_spikes_auto_leaves_out_through_a_silent_neuron():
@@ -47,12 +47,23 @@ def test_zero_credit_counts_the_spikes_auto_leaves_out_through_a_silent_neuron()
     targets = torch.zeros(2, dtype=torch.long)
     auto = SpikeAttributor(mode="auto").attribute(spikes, net, targets).attribution_map()
     linear = SpikeAttributor(1.0).attribute(spikes, net, targets).attribution_map()
-    found = zero_credit(auto, linear, spikes)
+    found = diagnostics.zero_credit(auto, linear, spikes)
     # every input-1 spike (12 of 18) reaches the output only through the silent neuron 1
-    assert found == ZeroCredit(18, 12 / 18, 0.0)
+    assert found == diagnostics.ZeroCredit(18, 12 / 18, 0.0)
     assert bool((auto[:, :, 1] == 0).all()) and bool((linear[:, :, 1] > 0).all())
-    assert zero_credit(linear, auto, spikes) == ZeroCredit(18, 0.0, 12 / 18)
-    assert math.isnan(zero_credit(auto, linear, torch.zeros_like(spikes)).only_first)
+    assert diagnostics.zero_credit(linear, auto, spikes) == diagnostics.ZeroCredit(18, 0.0, 12 / 18)
+    assert math.isnan(diagnostics.zero_credit(auto, linear, torch.zeros_like(spikes)).only_first)
+
+
+def test_silent_path_share_of_a_planted_network():
+    net, spikes = _planted()
+    # path weight |W1[i, j] W2[j, 0]| per spike: input 0 -> neuron 0 (fires every step) 2.0 each, 6 spikes;
+    # input 1 -> neuron 1 (never fires) 0.05 each, 12 spikes: 0.6 of 12.6 runs through the silent neuron
+    assert diagnostics.silent_path_share(net, spikes, torch.zeros(2, dtype=torch.long)) == pytest.approx(0.6 / 12.6)
+    late = spikes.clone()
+    late[0, 3:, 0] = 0.0  # neuron 0 fires until step 2 only: input-0 spikes before it stay on live paths
+    assert diagnostics.silent_path_share(net, late, torch.zeros(2, dtype=torch.long)) == pytest.approx(0.6 / (6 * 0.05 * 2 + 6.0))
+    assert diagnostics.silent_path_share(LIFNetwork([torch.ones(2, 1)]), spikes, torch.zeros(2, dtype=torch.long)) is None
 
 
 def test_segments_split_the_auc_difference():
@@ -60,20 +71,20 @@ def test_segments_split_the_auc_difference():
     a, b = torch.rand(30, 11, generator=generator, dtype=torch.float64), torch.rand(30, 11, generator=generator,
                                                                                       dtype=torch.float64)
     fractions = torch.linspace(0, 1, 11, dtype=torch.float64)
-    found = segments(a, b, fractions, 0.2)
+    found = diagnostics.segments(a, b, fractions, 0.2)
     total = torch.trapezoid(a, fractions, dim=1) - torch.trapezoid(b, fractions, dim=1)
     assert found.first.mean + found.rest.mean == pytest.approx(float(total.mean()))
     first = torch.trapezoid(a[:, :3], fractions[:3], dim=1) - torch.trapezoid(b[:, :3], fractions[:3], dim=1)
     assert found.first.mean == pytest.approx(float(first.mean()))
     with pytest.raises(ValueError, match="split"):
-        segments(a, b, fractions, 0.25)
+        diagnostics.segments(a, b, fractions, 0.25)
     # a rival whose deletion curve falls faster only at the start: ahead in the first segment, level after
     ahead = torch.zeros(4, 11, dtype=torch.float64)
     behind = ahead.clone()
     behind[:, 1] = torch.tensor([1.0, 1.1, 0.9, 1.0])
-    text = where_text(segments(behind, ahead, fractions, 0.2), "deletion")
+    text = diagnostics.where_text(diagnostics.segments(behind, ahead, fractions, 0.2), "deletion")
     assert text == "the rival is ahead in the first 20% of removals, and neither is ahead in the rest"
-    assert where_text(segments(behind, ahead, fractions, 0.2), "insertion").startswith("auto is ahead in the first")
+    assert diagnostics.where_text(diagnostics.segments(behind, ahead, fractions, 0.2), "insertion").startswith("auto is ahead in the first")
 
 
 def test_variant_rules_plug_into_auto():
@@ -135,21 +146,22 @@ def _paired(mean, low, high):
 
 def test_miss_text_is_built_from_the_measured_diagnoses():
     miss = Miss("insertion", LINEAR, _paired(-0.3, -0.4, -0.2))
-    from sc_neurocore.quality.diagnostics import Segments
-
-    where = Segments(0.2, _paired(-0.1, -0.15, -0.05), _paired(-0.2, -0.3, -0.1))
+    
+    where = diagnostics.Segments(0.2, _paired(-0.1, -0.15, -0.05), _paired(-0.2, -0.3, -0.1))
     rows = [VariantRow("every later spike", {"deletion": 0.5, "insertion": -1.0},
                        {"deletion": _paired(0.5, 0.4, 0.6), "insertion": _paired(-1.0, -1.2, -0.8)},
                        {("insertion", LINEAR): _paired(-1.3, -1.5, -1.1)}),
             VariantRow("silent kick to the membrane peak", {"deletion": -0.2, "insertion": 0.4},
                        {"deletion": _paired(-0.1, -0.2, 0.1), "insertion": _paired(0.4, 0.3, 0.5)},
                        {("insertion", LINEAR): _paired(0.1, 0.05, 0.2)})]
-    diagnosis = Diagnosis("planted net", [Silent("0", 128, 0.75, 0.855)],
-                          [Explained(miss, ZeroCredit(1000, 0.0178, 0.0004), where)], rows)
+    diagnosis = Diagnosis("planted net", [diagnostics.Silent("0", 128, 0.75, 0.855)], 0.4321,
+                          [Explained(miss, diagnostics.ZeroCredit(1000, 0.0178, 0.0004), where)], rows)
     text = "\n".join(miss_lines(diagnosis))
     assert "75.0% of its 128 neurons fire on no held-out digit, 85.5% are silent" in text
     assert f"- insertion AUC: {LINEAR} is not beaten (auto minus it -0.300 [-0.400, -0.200])" in text
     assert "1.8% of 1000 (the converse: 0.04%)" in text
+    assert "$p = W_2 \\cdots W_L e_k$), 43.2% runs through first-layer neurons" in text
+    assert "path weight" not in "\n".join(miss_lines(diagnosis._replace(silent_paths=None)))
     assert "the rival is ahead in the first 20% of insertions, and the rival is ahead in the rest" in text
     # the variant chosen on the selection set (insertion +0.4), and it beats the rival on the held-out set
     assert f"\"silent kick to the membrane peak\", minus {LINEAR} on the held-out digits: +0.100" in text
@@ -171,13 +183,14 @@ def test_diagnose_on_a_measured_network():
     missed = misses(result, "deletion") + misses(result, "insertion")
     assert found is not None and [e.miss for e in found.explained] == missed
     network = result.network
-    assert found.silent == silent_neurons(network.model, network.held_out[0])
+    assert found.silent == diagnostics.silent_neurons(network.model, network.held_out[0])
+    assert found.silent_paths == diagnostics.silent_path_share(network.model, *network.held_out)
     auto = SpikeAttributor(mode="auto").attribute(*network.held_out[:1], network.model,
                                                   network.held_out[1]).attribution_map()
     for item in found.explained:
         rival = next(m for m in result.methods if m.tuned.method.name == item.miss.rival)
         other = rival.tuned.method.build(network, rival.tuned.setting)(*network.held_out)
-        assert item.zeros == zero_credit(auto, other, network.held_out[0])
+        assert item.zeros == diagnostics.zero_credit(auto, other, network.held_out[0])
         assert item.where.split == 0.5  # the inner point of a 3-point curve
     assert [row.name for row in found.variants] == list(VARIANTS)
     assert AUTO not in [row.name for row in found.variants]

@@ -7,6 +7,9 @@ For a network where `mode="auto"` does not beat a rival, the report measures, on
   a later recorded spike, so a silent neuron passes no credit; the linear rule credits every weight path;
 - **zero credit** (`zero_credit`): the share of input spikes to which `mode="auto"` gives exactly 0 while the
   rival does not (and the converse);
+- **the linear rule's paths through silent neurons** (`silent_path_share`): of the linear rule's path weight
+  over the input spikes, $\sum |W_1[i, j]\, p_j|$ with $p = W_2 \cdots W_L e_k$, the share that runs through
+  first-layer hidden neurons $j$ that do not fire at or after the spike's step (a dense chain only);
 - **where on the curve** (`segments`): the paired difference of the partial areas under the deletion or
   insertion curve over the first `split` share of spikes removed (inserted) and over the rest; the two sum
   to the AUC difference.
@@ -61,6 +64,48 @@ def silent_neurons(model: Any, spikes: Tensor) -> list[Silent]:
         found.append(Silent(record.name, int(silent.shape[1]), float(silent.all(dim=0).double().mean()),
                             float(silent.double().mean())))
     return found
+
+
+def after_last_spike(spikes: Tensor) -> Tensor:
+    """`(B, T, n)` bool: no spike at or after the step.
+
+    Example:
+        >>> import torch
+        >>> after_last_spike(torch.tensor([[[1.0], [0.0], [1.0], [0.0]]]))[0, :, 0].tolist()
+        [False, False, False, True]
+    """
+    return torch.flip(torch.cumsum(torch.flip((spikes != 0).to(torch.int32), [1]), 1), [1]) == 0
+
+
+def silent_path_share(model: Any, spikes: Tensor, targets: Tensor) -> float | None:
+    r"""The share of the linear rule's path weight over the input spikes that runs through first-layer hidden
+    neurons silent from the spike's step on (the module docstring); `None` without a dense weight chain or
+    hidden layer.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.tensor([[2.0, 0.0], [0.0, 0.05]]), torch.ones(2, 1)])
+        >>> round(silent_path_share(net, torch.ones(1, 4, 2), torch.tensor([0])), 4)  # 0.05 of 2.05 a spike
+        0.0244
+    """
+    chain = model.linear_weights() if callable(getattr(model, "linear_weights", None)) else None
+    if chain is None or len(chain) < 2:
+        return None
+    graph = model_graph(model, spikes)
+    dtype = graph._dtype()
+    x = spikes.to(dtype)
+    hidden = graph.record(x).layers[0].spikes
+    weights = [torch.as_tensor(w, dtype=dtype) for w in chain]
+    path = torch.zeros(x.shape[0], weights[-1].shape[1], dtype=dtype)
+    path[torch.arange(x.shape[0]), targets] = 1.0
+    for weight in reversed(weights[1:]):
+        path = path @ weight.T  # (B, n_1) at the end: p = W_2 ... W_L e_k
+    per_neuron = (x @ weights[0].abs()) * path.abs()[:, None, :]  # (B, T, n_1): sum over spikes of |W_1 p|
+    total = float(per_neuron.sum())
+    if total == 0:
+        return float("nan")
+    return float((per_neuron * after_last_spike(hidden)).sum()) / total
 
 
 class ZeroCredit(NamedTuple):

@@ -7,11 +7,22 @@ diagnostics of `sc_neurocore.quality.diagnostics` on the held-out digits and the
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 
-from .diagnostics import SPLIT, Segments, Silent, ZeroCredit, segments, silent_neurons, where_text, zero_credit
+from .diagnostics import (
+    SPLIT,
+    Segments,
+    Silent,
+    ZeroCredit,
+    segments,
+    silent_neurons,
+    silent_path_share,
+    where_text,
+    zero_credit,
+)
 from .evaluate import NetworkResult, by_name
 from .rivals import AUTO
 from .targets import Miss, beaten, misses
@@ -40,12 +51,15 @@ class Diagnosis(NamedTuple):
     Attributes:
         network: the network's name.
         silent: silent hidden neurons per layer.
+        silent_paths: the share of the linear rule's path weight through first-layer neurons silent from the
+            spike on (`diagnostics.silent_path_share`; `None` without a dense weight chain).
         explained: every miss with its diagnostics.
         variants: the variants of the spike rule, against auto and the rivals not beaten.
     """
 
     network: str
     silent: list[Silent]
+    silent_paths: float | None
     explained: list[Explained]
     variants: list[VariantRow]
 
@@ -85,7 +99,8 @@ def diagnose(result: NetworkResult, *, n_points: int = 21, tune_points: int = 11
         explained.append(Explained(miss, zeros, where))
     pairs = list(dict.fromkeys((miss.metric, miss.rival) for miss in found))
     variants = measure_variants(result, pairs, n_points=n_points, tune_points=tune_points, seed=seed)
-    return Diagnosis(network.spec.name, silent_neurons(network.model, spikes), explained, variants)
+    return Diagnosis(network.spec.name, silent_neurons(network.model, spikes),
+                     silent_path_share(network.model, spikes, targets), explained, variants)
 
 
 def _share(value: float) -> str:
@@ -115,7 +130,11 @@ def miss_lines(diagnosis: Diagnosis) -> list[str]:
     lines = [f"### {diagnosis.network}", "",
              (f"Silent hidden neurons ({layers or 'no hidden layer'}). The spike rule of `mode=\"auto\"` passes "
               "no credit through a neuron after its last recorded spike; the linear rule credits every weight "
-              "path, silent neurons included."), ""]
+              "path, silent neurons included."
+              + ("" if diagnosis.silent_paths is None or math.isnan(diagnosis.silent_paths) else
+                 f" Of the linear rule's path weight over the input spikes ($\\sum |W_1[i, j]\\, p_j|$, $p = W_2 "
+                 f"\\cdots W_L e_k$), {_share(diagnosis.silent_paths)} runs through first-layer neurons that do "
+                 "not fire at or after the spike's step.")), ""]
     for item in diagnosis.explained:
         miss = item.miss
         text = (f"- {METRIC_WORDS[miss.metric]}: {miss.rival} is not beaten (auto minus it "

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..explain.credit import CreditLayer, SpikeRule, accumulate, auto_scores, spike_credit
 from ..explain.metrics import deletion_curve, insertion_curve
+from .diagnostics import after_last_spike
 from .evaluate import NetworkResult, by_name
 from .networks import Network
 from .rivals import AUTO, Method
@@ -52,12 +53,6 @@ def every_later_spike(spikes: Tensor, worth: Tensor, membrane: Tensor, layer: Cr
     return accumulate(share, layer.beta)
 
 
-def _after_last_spike(spikes: Tensor) -> Tensor:
-    """`(B, T, n)` bool: no spike at or after the step."""
-    later = torch.flip(torch.cumsum(torch.flip((spikes != 0).to(torch.int32), [1]), 1), [1])
-    return later == 0
-
-
 def silent_to_peak(spikes: Tensor, worth: Tensor, membrane: Tensor, layer: CreditLayer) -> Tensor:
     r"""The spike rule, and after the last spike $m[u] = \beta^{t^*-u} g[t^*] / \theta$ with $t^*$ the (last)
     membrane maximum at or after $u$, `(B, T, n)`.
@@ -71,7 +66,7 @@ def silent_to_peak(spikes: Tensor, worth: Tensor, membrane: Tensor, layer: Credi
     """
     base = spike_credit(spikes, worth, layer.beta, layer.threshold)
     decay, cost = _per_neuron(layer.beta, worth), _per_neuron(layer.threshold, worth)
-    silent = _after_last_spike(spikes)
+    silent = after_last_spike(spikes)
     credit = base.clone()
     best = torch.full_like(membrane[:, 0], -float("inf"))
     carry = torch.zeros_like(worth[:, 0])
@@ -95,7 +90,7 @@ def silent_linear(spikes: Tensor, worth: Tensor, membrane: Tensor, layer: Credit
     """
     base = spike_credit(spikes, worth, layer.beta, layer.threshold)
     every = every_later_spike(torch.ones_like(spikes), worth, membrane, layer)
-    return torch.where(_after_last_spike(spikes), every, base)
+    return torch.where(after_last_spike(spikes), every, base)
 
 
 def no_leak(spikes: Tensor, worth: Tensor, membrane: Tensor, layer: CreditLayer) -> Tensor:
