@@ -75,14 +75,14 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str, bool,
     if isinstance(model, LIFNetwork):
         if any(model._bias(index) is not None for index in range(len(model.weights))):
             raise ValueError("model: the chip has no biases; expected a bias-free LIFNetwork")
-        weights = model.linear_weights()
-        return weights, list(model.betas), list(model.thresholds), model.reset, True, [None] * len(weights)
+        chain = model.linear_weights()
+        return chain, list(model.betas), list(model.thresholds), model.reset, True, [None] * len(chain)
     if is_norse_stack(model):
         return norse_chain(model)
     modules = list(model) if isinstance(model, torch.nn.Sequential) else None
     if not modules or len(modules) % 2:
         raise TypeError(f"model: expected an LIFNetwork, an snnTorch nn.Sequential of Linear + Leaky pairs or a "
-                        f"Norse SequentialState of Linear + LIFBoxCell pairs, got {type(model).__name__}")
+                        f"Norse SequentialState of Linear + LIFBoxCell / LIFCell / LIF pairs, got {type(model).__name__}")
     weights: list[Tensor] = []
     betas: list[float] = []
     thresholds: list[float] = []

@@ -210,7 +210,7 @@ class NetworkSpec:
     @property
     def current_based(self) -> tuple[int, ...]:
         """The indices of the layers with a synaptic current (CUBA), `()` for none."""
-        return tuple(index for index, a in enumerate(self.alpha) if a is not None)  # type: ignore[union-attr]
+        return tuple(index for index, a in enumerate(self.alpha) if a is not None)  # type: ignore[arg-type]
 
     @property
     def current_min(self) -> int:

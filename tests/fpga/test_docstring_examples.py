@@ -13,7 +13,7 @@ PLAIN = ["sc_neurocore.fpga.spec", "sc_neurocore.fpga.reference", "sc_neurocore.
          "sc_neurocore.fpga.network_step"]
 GATEWARE = ["sc_neurocore.fpga.network_core", "sc_neurocore.fpga.network_top", "sc_neurocore.fpga.stream_window",
             "sc_neurocore.fpga.network_build", "sc_neurocore.fpga.export", "sc_neurocore.fpga.core",
-            "sc_neurocore.fpga.cli", "sc_neurocore.fpga.dsp"]
+            "sc_neurocore.fpga.cli", "sc_neurocore.fpga.dsp", "sc_neurocore.fpga.placement"]
 
 
 @pytest.mark.parametrize("name", PLAIN + GATEWARE)
@@ -21,7 +21,7 @@ def test_examples(name):
     require_module("sklearn", "data")
     if name in GATEWARE:
         require_module("litex", "fpga")
-    if name.endswith("norse"):
+    if name.endswith(("norse", "placement")):
         require_module("norse", "norse")
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0, result

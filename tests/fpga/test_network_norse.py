@@ -13,6 +13,7 @@ from conftest import require_module
 
 from sc_neurocore.data import load_digits, model_config, pretrained_network
 from sc_neurocore.fpga.network_reference import integer_accuracy, quantize_network, run_network
+from sc_neurocore.fpga.placement import norse_twin
 
 
 def box_stack(weights, tau_mem_inv=100.0, v_th=1.0, **box):
@@ -54,8 +55,7 @@ def test_box_stack_with_exact_float_arithmetic_equals_norse_bit_for_bit():
 def test_shipped_weights_in_a_norse_stack_keep_their_accuracy_on_chip():
     """The digits8 weights in a Norse LIFBoxCell stack (dt * tau_mem_inv = 0.1, so beta = 0.9 and the input
     weights 10 W_digits8 * 0.1): the integer network's accuracy is within one point of Norse's own."""
-    net = pretrained_network(8)
-    stack = box_stack([10 * w for w in net.linear_weights()])
+    stack = norse_twin(pretrained_network(8), "LIFBoxCell")
     config = model_config(8)
     test = load_digits("test", 8, config["n_steps"], config["encoding"], seed=0)
     scores = integer_accuracy(stack, config["n_steps"], test.spikes, test.labels)
@@ -117,8 +117,7 @@ def test_shipped_weights_in_a_current_based_norse_stack_keep_their_accuracy():
     """The digits8 weights in Norse's default LIFCell (dt * tau_mem_inv = 0.1, dt * tau_syn_inv = 0.2, so
     beta = 0.9 and alpha = 0.8), scaled by 10 * (1 - alpha) = 2 so that a * W / (1 - alpha) is W_digits8:
     the integer network's accuracy is within one point of Norse's own float forward."""
-    net = pretrained_network(8)
-    stack = current_stack([2.0 * w for w in net.linear_weights()])
+    stack = norse_twin(pretrained_network(8), "LIFCell")
     config = model_config(8)
     test = load_digits("test", 8, config["n_steps"], config["encoding"], seed=0)
     scores = integer_accuracy(stack, config["n_steps"], test.spikes, test.labels)
