@@ -69,6 +69,10 @@ def test_current_based_network_is_refused_by_the_core_and_the_build(tmp_path):
             build(network)
     assert not (tmp_path / "build").exists()
     assert run_network(network, torch.ones(2, 6, 16, dtype=torch.int64)).currents[1] is not None
+    from sc_neurocore.fpga.network_driver import NetworkChip
+
+    with pytest.raises(ValueError, match="spec: layer 1 is current-based, which no chip runs"):
+        NetworkChip("loop://", csr_csv=tmp_path / "missing.csv", spec=network.spec)
 
 
 def test_link_model_counts_the_bytes_of_one_explanation():
