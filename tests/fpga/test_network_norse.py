@@ -52,17 +52,20 @@ def test_box_stack_with_exact_float_arithmetic_equals_norse_bit_for_bit():
     assert int(counts.sum()) > 100 and len(set(counts.argmax(1).tolist())) > 1  # it fires, several classes win
 
 
-def test_shipped_weights_in_a_norse_stack_keep_their_accuracy_on_chip():
-    """The digits8 weights in a Norse LIFBoxCell stack (dt * tau_mem_inv = 0.1, so beta = 0.9 and the input
-    weights 10 W_digits8 * 0.1): the integer network's accuracy is within one point of Norse's own."""
-    stack = norse_twin(pretrained_network(8), "LIFBoxCell")
+@pytest.mark.parametrize("cell, alpha_int", [("LIFBoxCell", (None, None)), ("LIFCell", (13107, 13107))])
+def test_shipped_weights_in_a_norse_stack_keep_their_accuracy(cell, alpha_int):
+    """The digits8 weights in a Norse stack (`norse_twin`: dt * tau_mem_inv = 0.1, so beta = 0.9; the box
+    cell's weights 10 W_digits8, Norse's default current-based LIFCell's, with dt * tau_syn_inv = 0.2 so
+    alpha = 0.8, 2 W_digits8, so that a W / (1 - alpha) is W_digits8): the integer network's accuracy is
+    within one point of Norse's own float forward."""
+    stack = norse_twin(pretrained_network(8), cell)
     config = model_config(8)
     test = load_digits("test", 8, config["n_steps"], config["encoding"], seed=0)
     scores = integer_accuracy(stack, config["n_steps"], test.spikes, test.labels)
     assert abs(scores["loss_points"]) <= 1.0 and scores["agreement"] >= 0.98, scores
     assert scores["float"] > 0.9
-    network = quantize_network(stack, config["n_steps"])
-    assert network.spec.beta_int == (14746, 14746) and network.spec.threshold_int == (256, 256)
+    spec = quantize_network(stack, config["n_steps"]).spec
+    assert spec.beta_int == (14746, 14746) and spec.threshold_int == (256, 256) and spec.alpha_int == alpha_int
 
 
 def current_stack(weights, cell="LIFCell", dt=0.001, **parameters):
@@ -111,20 +114,6 @@ def test_current_based_stack_with_exact_float_arithmetic_equals_norse_bit_for_bi
     sequence = current_stack(weights, cell="LIF", dt=2**-10, tau_mem_inv=512.0, tau_syn_inv=512.0, v_th=0.75)
     assert torch.equal(run_network(quantize_network(sequence, n_steps=6, weight_frac_bits=10), trains).counts,
                        norse_counts(sequence, trains).to(torch.int64))
-
-
-def test_shipped_weights_in_a_current_based_norse_stack_keep_their_accuracy():
-    """The digits8 weights in Norse's default LIFCell (dt * tau_mem_inv = 0.1, dt * tau_syn_inv = 0.2, so
-    beta = 0.9 and alpha = 0.8), scaled by 10 * (1 - alpha) = 2 so that a * W / (1 - alpha) is W_digits8:
-    the integer network's accuracy is within one point of Norse's own float forward."""
-    stack = norse_twin(pretrained_network(8), "LIFCell")
-    config = model_config(8)
-    test = load_digits("test", 8, config["n_steps"], config["encoding"], seed=0)
-    scores = integer_accuracy(stack, config["n_steps"], test.spikes, test.labels)
-    assert abs(scores["loss_points"]) <= 1.0 and scores["agreement"] >= 0.98, scores
-    assert scores["float"] > 0.9
-    spec = quantize_network(stack, config["n_steps"]).spec
-    assert spec.alpha_int == (13107, 13107) and spec.beta_int == (14746, 14746)
 
 
 def test_recurrent_and_bad_current_based_norse_lifs_are_refused():
