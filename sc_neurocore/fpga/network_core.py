@@ -162,7 +162,7 @@ def check_core(network, lanes) -> None:
     if network.spec.current_based:
         layer = network.spec.current_based[0]
         alpha = network.spec.alpha[layer]  # type: ignore[index]  # a tuple after NetworkSpec's checks
-        raise ValueError(f"network: layer {layer} is current-based (a synaptic current, alpha={alpha}), which the "
+        raise ValueError(f"network: layer {layer} is current-based (a synaptic current, alpha={alpha:.6g}), which the "
                          "chip's core does not compute; the integer reference runs it on the host "
                          "(network_reference.run_network)")
     if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:

@@ -81,17 +81,26 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str, bool,
         return norse_chain(model)
     modules = list(model) if isinstance(model, torch.nn.Sequential) else None
     if not modules or len(modules) % 2:
-        raise TypeError(f"model: expected an LIFNetwork, an snnTorch nn.Sequential of Linear + Leaky pairs or a "
+        raise TypeError(f"model: expected an LIFNetwork, an snnTorch nn.Sequential of Linear + Leaky / Synaptic pairs or a "
                         f"Norse SequentialState of Linear + LIFBoxCell / LIFCell / LIF pairs, got {type(model).__name__}")
     weights: list[Tensor] = []
     betas: list[float] = []
     thresholds: list[float] = []
     resets: set[str] = set()
     delays: set[bool] = set()
+    alphas: list[float | None] = []
     leaky: Any
-    for linear, leaky in zip(modules[::2], modules[1::2], strict=True):
-        if not isinstance(linear, torch.nn.Linear) or type(leaky).__name__ != "Leaky":
-            raise TypeError("model: expected Linear + snntorch.Leaky pairs")
+    for layer, (linear, leaky) in enumerate(zip(modules[::2], modules[1::2], strict=True)):
+        kind = type(leaky).__name__
+        if not isinstance(linear, torch.nn.Linear) or kind not in ("Leaky", "Synaptic"):
+            raise TypeError("model: expected Linear + snntorch.Leaky / snntorch.Synaptic pairs")
+        if kind == "Synaptic" and str(leaky.reset_mechanism) == "zero":
+            raise ValueError(f"model: layer {layer} is an snnTorch Synaptic with a zero reset, which zeroes the whole "
+                             "next membrane (input included), not a step of the integer network; use "
+                             "reset_mechanism='subtract' or 'none'")
+        # snnTorch's Synaptic, syn = alpha syn + I then mem = beta mem + syn, is the current-based layer
+        # with the current stored after its decay: J_t = c_{t-1} + I_t = syn_t.
+        alphas.append(float(leaky.alpha) if kind == "Synaptic" else None)
         if linear.bias is not None and bool((linear.bias != 0).any()):
             raise ValueError("model: the chip has no biases; expected Linear layers without bias")
         weights.append(linear.weight.detach().T)
@@ -102,7 +111,7 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str, bool,
     if len(resets) != 1 or len(delays) != 1:
         raise ValueError(f"model: expected one reset mechanism and reset_delay for all layers, got {sorted(resets)} "
                          f"and {sorted(delays)}")
-    return weights, betas, thresholds, resets.pop(), delays.pop(), [None] * len(weights)
+    return weights, betas, thresholds, resets.pop(), delays.pop(), alphas
 
 
 def _trace_spec_for(chain: list[Tensor]):
@@ -121,10 +130,11 @@ def _trace_spec_for(chain: list[Tensor]):
 
 
 def quantize_network(model, n_steps: int, **spec_options) -> QuantizedNetwork:
-    """Quantise an `LIFNetwork`, an snnTorch `Linear` + `Leaky` stack or a Norse stack of `Linear` +
-    `LIFBoxCell` / `LIFCell` / `LIF` (`sc_neurocore.fpga.network_norse`) to the chip's integers.
+    """Quantise an `LIFNetwork`, an snnTorch `Linear` + `Leaky` / `Synaptic` stack or a Norse stack of
+    `Linear` + `LIFBoxCell` / `LIFCell` / `LIF` (`sc_neurocore.fpga.network_norse`) to the chip's integers.
 
-    A Norse `LIFCell` / `LIF` becomes a current-based layer (`NetworkSpec.alpha`), which only this
+    A Norse `LIFCell` / `LIF` or an snnTorch `Synaptic` becomes a current-based layer (`NetworkSpec.alpha`;
+    snnTorch's `syn = alpha syn + I` is the layer's jumped current `J`), which only this
     reference runs (on the host; the chip's core refuses it), and such a network is checked for
     saturation here (`check_saturation`): its widths are the reference's, not the chip's.
 

@@ -4,6 +4,8 @@ digits accuracy (`sc-neurocore fpga where --report-md docs/fpga.md`).
 The shipped digits8 network in each front end the integer network takes:
 
 * `LIFNetwork` and its snnTorch `Linear` + `Leaky` twin (`pretrained_snntorch`);
+* an snnTorch `Linear` + `Synaptic` twin (`snntorch_twin`): weights $(1 - \alpha) W$, the current's steady
+  gain the shipped weights;
 * a Norse `LIFBoxCell` twin (`norse_twin(cell="LIFBoxCell")`): weights $W / a$, so the integer input
   weights $a W$ are the shipped ones;
 * a Norse `LIFCell` twin, Norse's default current-based LIF (`norse_twin(cell="LIFCell")`): weights
@@ -77,6 +79,36 @@ def norse_twin(model: Any, cell: str = "LIFCell", tau_mem_inv: float = 100.0, ta
     return norse.SequentialState(*layers)
 
 
+def snntorch_twin(model: Any, alpha: float = 0.8) -> torch.nn.Sequential:
+    r"""An snnTorch `Linear` + `Synaptic` stack (`init_hidden`) with `model`'s betas, thresholds and reset and
+    weights $(1 - \alpha) W$, so that the synaptic current's steady gain is `model`'s weights.
+
+    Example:
+        >>> from sc_neurocore.data import pretrained_network
+        >>> [type(m).__name__ for m in snntorch_twin(pretrained_network(8))]
+        ['Linear', 'Synaptic', 'Linear', 'Synaptic']
+    """
+    from ..extras import missing_extra
+    from ..models import LIFNetwork
+
+    try:
+        import snntorch
+    except ImportError as error:
+        raise missing_extra("sc_neurocore.fpga.placement.snntorch_twin needs snnTorch", "snntorch") from error
+    if not isinstance(model, LIFNetwork):
+        raise TypeError(f"model: expected an LIFNetwork, got {type(model).__name__}")
+    weights = model.linear_weights()
+    layers: list[torch.nn.Module] = []
+    for index, (weight, beta, threshold) in enumerate(zip(weights, model.betas, model.thresholds, strict=True)):
+        linear = torch.nn.Linear(weight.shape[0], weight.shape[1], bias=False)
+        with torch.no_grad():
+            linear.weight.copy_((1.0 - alpha) * weight.detach().T)
+        layers += [linear, snntorch.Synaptic(alpha=alpha, beta=float(beta), threshold=float(threshold),
+                                             reset_mechanism=model.reset, init_hidden=True,
+                                             output=index == len(weights) - 1)]
+    return torch.nn.Sequential(*layers)
+
+
 @dataclass(frozen=True)
 class Placement:
     """One model: its integer layers, where it runs, and its digits accuracy.
@@ -101,7 +133,7 @@ def placements(size: int = 8) -> list[Placement]:
 
     Example:
         >>> [p.runs_on for p in placements()]
-        ['chip and host', 'chip and host', 'chip and host', 'host (integer reference)']
+        ['chip and host', 'chip and host', 'host (integer reference)', 'chip and host', 'host (integer reference)']
     """
     from ..data import load_digits, model_config, pretrained_network, pretrained_snntorch
     from .network_core import DEFAULT_LANES, check_core
@@ -112,6 +144,7 @@ def placements(size: int = 8) -> list[Placement]:
     test = load_digits("test", size, n_steps, config["encoding"], seed=0)
     net = pretrained_network(size)
     models = [(f"`LIFNetwork` (digits{size})", net), ("snnTorch `Linear` + `Leaky`", pretrained_snntorch(size)),
+              ("snnTorch `Linear` + `Synaptic` (current-based, `alpha`)", snntorch_twin(net)),
               ("Norse `LIFBoxCell`", norse_twin(net, "LIFBoxCell")),
               ("Norse `LIFCell` (current-based, `tau_syn_inv`)", norse_twin(net, "LIFCell"))]
     rows = []

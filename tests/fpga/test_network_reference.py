@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import require_module
 
 from sc_neurocore.data import load_digits, model_config, pretrained_network
 from sc_neurocore.dynamics import LIFParameters, LIFState, lif_step
@@ -274,3 +275,36 @@ def test_snntorch_reset_delay_is_read_not_assumed():
     assert int(counts.sum()) > 50
     with pytest.raises(ValueError, match="reset_delay"):
         quantize_network(stack("subtract"), n_steps=6)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "none"])
+def test_snntorch_synaptic_is_a_current_based_layer_bit_for_bit(reset):
+    """snnTorch's `Synaptic` (`syn = alpha syn + I`, `mem = beta mem + syn - r theta`) is the current-based
+    layer with `J = syn`: bit for bit against snnTorch's own forward on an exactly representable net (a
+    Synaptic layer, then a Leaky one); its zero reset, which zeroes the whole next membrane, is refused."""
+    snntorch = require_module("snntorch", "snntorch")
+    from sc_neurocore.data.pretrained import snntorch_spike_counts
+
+    generator = torch.Generator().manual_seed(7)
+    weights = [torch.round((torch.rand(9, 6, generator=generator) - 0.35) * 8) / 4,
+               torch.round((torch.rand(6, 4, generator=generator) - 0.35) * 8) / 4]
+
+    def stack(reset):
+        first, second = (torch.nn.Linear(9, 6, bias=False), torch.nn.Linear(6, 4, bias=False))
+        with torch.no_grad():
+            first.weight.copy_(weights[0].T)
+            second.weight.copy_(weights[1].T)
+        return torch.nn.Sequential(
+            first, snntorch.Synaptic(alpha=0.5, beta=0.5, threshold=0.75, reset_mechanism=reset, init_hidden=True),
+            second, snntorch.Leaky(beta=0.5, threshold=0.75, reset_mechanism=reset, init_hidden=True, output=True))
+
+    network = quantize_network(stack(reset), n_steps=6, weight_frac_bits=10)
+    assert network.spec.alpha_int == (2**13, None) and network.spec.reset == reset
+    trains = (torch.rand(200, 6, 9, generator=generator) < torch.rand(200, 1, 1, generator=generator)).long()
+    counts = snntorch_spike_counts(stack(reset), trains.to(torch.float32))
+    assert torch.equal(run_network(network, trains).counts, counts.to(torch.int64))
+    assert int(counts.sum()) > 100 and len(set(counts.argmax(1).tolist())) > 1
+    plain = dataclasses.replace(network, spec=dataclasses.replace(network.spec, alpha=None))
+    assert not torch.equal(run_network(plain, trains).counts, counts.to(torch.int64))  # the current matters
+    with pytest.raises(ValueError, match="layer 0 is an snnTorch Synaptic with a zero reset"):
+        quantize_network(stack("zero"), n_steps=6)
