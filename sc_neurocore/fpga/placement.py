@@ -30,6 +30,30 @@ PLACEMENT_END = "<!-- fpga-placement:end -->"
 TWIN_CELLS = ("LIFBoxCell", "LIFCell", "LIF")
 
 
+def _framework(name: str, extra: str, caller: str, model: Any) -> Any:
+    """Import `name` (refused with the extra to install) and check that `model` is an `LIFNetwork`."""
+    import importlib
+
+    from ..extras import missing_extra
+    from ..models import LIFNetwork
+
+    try:
+        module = importlib.import_module(name)
+    except ImportError as error:
+        raise missing_extra(f"sc_neurocore.fpga.placement.{caller} needs {extra}", extra) from error
+    if not isinstance(model, LIFNetwork):
+        raise TypeError(f"model: expected an LIFNetwork, got {type(model).__name__}")
+    return module
+
+
+def _linear(weight: torch.Tensor, gain: float) -> torch.nn.Linear:
+    """A bias-free `Linear` holding `gain * weight` (`weight` is `(n_in, n_out)`)."""
+    linear = torch.nn.Linear(weight.shape[0], weight.shape[1], bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(gain * weight.detach().T)
+    return linear
+
+
 def norse_twin(model: Any, cell: str = "LIFCell", tau_mem_inv: float = 100.0, tau_syn_inv: float = 200.0,
                dt: float = 0.001) -> Any:
     r"""A Norse `SequentialState` of `Linear` + `cell` pairs whose integer network has `model`'s gain.
@@ -50,24 +74,13 @@ def norse_twin(model: Any, cell: str = "LIFCell", tau_mem_inv: float = 100.0, ta
         >>> [type(m).__name__ for m in twin]
         ['Linear', 'LIFCell', 'Linear', 'LIFCell']
     """
-    from ..extras import missing_extra
-    from ..models import LIFNetwork
-
-    try:
-        import norse.torch as norse
-    except ImportError as error:
-        raise missing_extra("sc_neurocore.fpga.placement.norse_twin needs Norse", "norse") from error
-    if not isinstance(model, LIFNetwork):
-        raise TypeError(f"model: expected an LIFNetwork, got {type(model).__name__}")
+    norse = _framework("norse.torch", "norse", "norse_twin", model)
     if cell not in TWIN_CELLS:
         raise ValueError(f"cell: expected one of {TWIN_CELLS}, got {cell!r}")
     rate = dt * tau_mem_inv
     gain = 1.0 / rate if cell == "LIFBoxCell" else dt * tau_syn_inv / rate
     layers: list[torch.nn.Module] = []
     for weight, threshold in zip(model.linear_weights(), model.thresholds, strict=True):
-        linear = torch.nn.Linear(weight.shape[0], weight.shape[1], bias=False)
-        with torch.no_grad():
-            linear.weight.copy_(gain * weight.detach().T)
         if cell == "LIFBoxCell":
             neuron = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.tensor(tau_mem_inv),
                                                              v_th=torch.tensor(float(threshold))), dt=dt)
@@ -75,7 +88,7 @@ def norse_twin(model: Any, cell: str = "LIFCell", tau_mem_inv: float = 100.0, ta
             neuron = getattr(norse, cell)(norse.LIFParameters(tau_syn_inv=torch.tensor(tau_syn_inv),
                                                               tau_mem_inv=torch.tensor(tau_mem_inv),
                                                               v_th=torch.tensor(float(threshold))), dt=dt)
-        layers += [linear, neuron]
+        layers += [_linear(weight, gain), neuron]
     return norse.SequentialState(*layers)
 
 
@@ -88,22 +101,11 @@ def snntorch_twin(model: Any, alpha: float = 0.8) -> torch.nn.Sequential:
         >>> [type(m).__name__ for m in snntorch_twin(pretrained_network(8))]
         ['Linear', 'Synaptic', 'Linear', 'Synaptic']
     """
-    from ..extras import missing_extra
-    from ..models import LIFNetwork
-
-    try:
-        import snntorch
-    except ImportError as error:
-        raise missing_extra("sc_neurocore.fpga.placement.snntorch_twin needs snnTorch", "snntorch") from error
-    if not isinstance(model, LIFNetwork):
-        raise TypeError(f"model: expected an LIFNetwork, got {type(model).__name__}")
+    snntorch = _framework("snntorch", "snntorch", "snntorch_twin", model)
     weights = model.linear_weights()
     layers: list[torch.nn.Module] = []
     for index, (weight, beta, threshold) in enumerate(zip(weights, model.betas, model.thresholds, strict=True)):
-        linear = torch.nn.Linear(weight.shape[0], weight.shape[1], bias=False)
-        with torch.no_grad():
-            linear.weight.copy_((1.0 - alpha) * weight.detach().T)
-        layers += [linear, snntorch.Synaptic(alpha=alpha, beta=float(beta), threshold=float(threshold),
+        layers += [_linear(weight, 1.0 - alpha), snntorch.Synaptic(alpha=alpha, beta=float(beta), threshold=float(threshold),
                                              reset_mechanism=model.reset, init_hidden=True,
                                              output=index == len(weights) - 1)]
     return torch.nn.Sequential(*layers)
