@@ -3,8 +3,10 @@
 The whole network (`sc-neurocore fpga build --model digits8`):
 
 * `network_spec` -- `NetworkSpec`, the integer format of an on-chip LIF network;
-* `network_reference` -- `quantize_network` and `run_network`, its bit-exact integer reference
-  (`network_norse`: Norse `LIFBoxCell` stacks; `network_credit`: the auto rule in integers);
+* `network_reference` -- `quantize_network` and `run_network`, its bit-exact integer reference, built from
+  the integer steps of `network_step` (LIF, and current-based layers that only the host runs)
+  (snnTorch `Leaky` / `Synaptic` stacks; `network_norse`: Norse `LIFBoxCell`, `LIFCell` and `LIF` stacks; `network_credit`: the auto rule in
+  integers; `placement`: what runs where, `sc-neurocore fpga where`);
 * `network_core` / `stream_window` / `network_top` -- `NetworkExplainer`, the core, its spike/results
   window and the SoC-facing wrapper (need the `fpga` extra); `dsp` -- the registered `SB_MAC16` both
   cores multiply in;

@@ -3,7 +3,9 @@
 ``sc-neurocore fpga build --board icebreaker --inputs 784 --outputs 10 --steps 25 --lanes 8 --out DIR``
 writes ``DIR/explainer.bin``, ``DIR/csr.csv``, ``DIR/report.json`` and ``DIR/report.md`` (see
 `sc_neurocore.fpga.build.build_bitstream`); ``--report-md docs/fpga.md`` also rewrites the
-generated table of that document. Migen and LiteX are imported only when a build runs, so
+generated table of that document. ``sc-neurocore fpga where [--report-md docs/fpga.md]`` prints (and
+writes) which quantised models the chip runs and which only the host's integer reference, with their
+digits accuracy (`sc_neurocore.fpga.placement`). Migen and LiteX are imported only when a build runs, so
 ``sc-neurocore --help`` works without them.
 """
 
@@ -94,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     network.add_argument("--no-progress", action="store_true", help="no progress lines while yosys/nextpnr run")
     network.add_argument("--report-json", default=None,
                          help="also copy report.json here (docs/fpga-digits8-report.json beside docs/fpga.md)")
+    where = actions.add_parser("where", help="which quantised models run on the chip and which on the host only",
+                               description="Quantise the shipped digits8 network in each front end (LIFNetwork, "
+                                           "snnTorch, Norse box and current-based), say where each runs (the "
+                                           "core's own check) and measure its integer accuracy.")
+    where.add_argument("--report-md", default=None,
+                       help="also write the table here (rewrites only the generated section of a document that "
+                            "has the placement markers, e.g. docs/fpga.md)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -105,8 +114,10 @@ def main(args: argparse.Namespace) -> int:
     Returns:
         0 on success, 1 when the toolchain fails (does not fit, misses timing), 2 on bad usage.
     """
+    if getattr(args, "fpga_command", None) == "where":
+        return _where(args)
     if getattr(args, "fpga_command", None) != "build":
-        print("sc-neurocore fpga: error: expected an action: build (see sc-neurocore fpga build --help)",
+        print("sc-neurocore fpga: error: expected an action: build or where (see sc-neurocore fpga build --help)",
               file=sys.stderr)
         return 2
     from .build import BuildError, build_bitstream
@@ -164,6 +175,18 @@ def _build_network(args: argparse.Namespace, board) -> int:
         print(f"sc-neurocore fpga build: error: {error}", file=sys.stderr)
         return 1
     return _published(args, report)
+
+
+def _where(args: argparse.Namespace) -> int:
+    """`fpga where`: the placement table of the shipped network's front ends; returns 0."""
+    from .build import write_report_markdown
+    from .placement import PLACEMENT_BEGIN, PLACEMENT_END, PlacementReport, placements
+
+    report = PlacementReport(tuple(placements()))
+    if args.report_md is not None:
+        write_report_markdown(report, args.report_md, PLACEMENT_BEGIN, PLACEMENT_END)
+    print(report.to_markdown(), end="")
+    return 0
 
 
 def _published(args: argparse.Namespace, report) -> int:

@@ -30,6 +30,10 @@ flags `stream_error`. After `n_steps` beats the core takes the argmax of the out
 first maximum), computes the importance, ranks it (`top_k` selection passes over `|importance|`, ties
 to the lower input) and raises `done` (an `EventManager` event).
 
+A current-based (CUBA) spec, with a synaptic current per neuron (`NetworkSpec.alpha`), is refused by
+`check_core` (so by the core and `fpga build`): the datapath holds no current; the integer reference
+runs such a network on the host.
+
 Requires the `fpga` extra (`pip install 'spikexplain[fpga]'`).
 """
 
@@ -155,6 +159,12 @@ def check_core(network, lanes) -> None:
     """Validate the arguments of `NetworkExplainer` (shared with the build's fit check)."""
     if not isinstance(network, QuantizedNetwork):
         raise TypeError(f"network: expected a QuantizedNetwork (see quantize_network), got {type(network).__name__}")
+    if network.spec.current_based:
+        layer = network.spec.current_based[0]
+        alpha = network.spec.alpha[layer]  # type: ignore[index]  # a tuple after NetworkSpec's checks
+        raise ValueError(f"network: layer {layer} is current-based (a synaptic current, alpha={alpha:.6g}), which the "
+                         "chip's core does not compute; the integer reference runs it on the host "
+                         "(network_reference.run_network)")
     if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:
         raise ValueError(f"lanes: expected an int in [1, {MAX_LANES}], got {lanes!r}")
     if network.spec.trace.weight_bits > 16:

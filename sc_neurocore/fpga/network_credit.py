@@ -30,7 +30,10 @@ $Q \ge \sum_l s_l (T - 1)$: every carry is then a multiple of the shifts it meet
 the *float* model the two also differ where the integer network's spikes differ from the float network's
 (the quantised weights and leak); `docs/fpga.md` gives the measured agreement on the digits test set.
 
-Networks with a zero reset (snnTorch's or Norse's) are refused: the float rule zeroes the credit of the
+A current-based layer (`NetworkSpec.alpha`, Norse's `LIFCell`) is refused by name: a kick's credit there
+runs through the current's decay and then the membrane's, a second carry per neuron this form does not
+have (and every such layer quantised from Norse also resets to zero); `SpikeAttributor(mode="auto")` runs
+it on the float model. Networks with a zero reset (snnTorch's or Norse's) are refused: the float rule zeroes the credit of the
 kicks such a reset erases, which this form does not carry. Where it runs: here, on the host, from the spike train (the chip streams no hidden spikes back); the
 chip's own importance is the linear rule (`network_reference`).
 """
@@ -139,8 +142,8 @@ def integer_credit(network: QuantizedNetwork, spikes: Tensor, credit_bits: int =
         The `IntegerCredit`.
 
     Raises:
-        ValueError: `credit_bits` out of range, credits that could leave `int64` (lower `credit_bits`), or a
-            zero reset (the float rule wipes the kicks a reset to zero erases; the integer form follows
+        ValueError: `credit_bits` out of range, credits that could leave `int64` (lower `credit_bits`), a
+            current-based layer (named; the float rule runs it), or a zero reset (the float rule wipes the kicks a reset to zero erases; the integer form follows
             `"subtract"` and `"none"` networks).
 
     Example:
@@ -152,6 +155,11 @@ def integer_credit(network: QuantizedNetwork, spikes: Tensor, credit_bits: int =
         ((3, 25, 64), True)
     """
     spec = network.spec
+    if spec.current_based:
+        raise ValueError(f"network: layer {spec.current_based[0]} is current-based (a synaptic current): a kick's "
+                         "credit there runs through two decays (the current's alpha, then the membrane's beta), a "
+                         "two-state carry the integer auto rule does not have; use SpikeAttributor(mode='auto') on "
+                         "the float model (it follows Norse's LIFCell)")
     if spec.reset == "zero":
         raise ValueError("network: a zero reset wipes the kicks before it, which the integer auto rule does not "
                          "follow (it covers reset='subtract' and 'none'); use SpikeAttributor(mode='auto') on the "

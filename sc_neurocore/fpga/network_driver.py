@@ -136,6 +136,9 @@ class NetworkChip:
                  timeout: float = 5.0) -> None:
         if not isinstance(spec, NetworkSpec):
             raise TypeError(f"spec: expected a NetworkSpec, got {type(spec).__name__}")
+        if spec.current_based:
+            raise ValueError(f"spec: layer {spec.current_based[0]} is current-based, which no chip runs (the core "
+                             "refuses it); run it with network_reference.run_network on the host")
         if not isinstance(baudrate, int) or isinstance(baudrate, bool) or baudrate < 1:
             raise ValueError(f"baudrate: expected a positive int, got {baudrate!r}")
         registers, regions = read_csr_csv(csr_csv)

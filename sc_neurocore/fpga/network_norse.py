@@ -1,4 +1,4 @@
-r"""Norse models on the chip: a `SequentialState` of `Linear` + `LIFBoxCell` pairs as the integer network.
+r"""Norse models in integers: a `SequentialState` of `Linear` + `LIFBoxCell` / `LIFCell` / `LIF` pairs.
 
 Norse's box neuron (`LIFBoxCell`, no synaptic current) steps
 
@@ -11,12 +11,22 @@ chip's step with $\beta = 1 - a$, input weights $a W$ and a same-step reset to z
 forward only by the quantisation of $\beta$, $a W$ and $v_{th}$ and the floor of the leak;
 `network_reference.integer_accuracy` reports the accuracy loss.
 
-Refused, with the reason, because the chip's datapath cannot hold them:
+Norse's **current-based** LIF (`LIFCell`, `LIF`: Norse's default neuron, `dynamics.current_lif_step`) adds
+a synaptic current $i$ with $b = \Delta t\, \tau_{syn}^{-1}$, in this order:
 
-* Norse's **current-based** LIF (`LIFCell`, `LIF`, `LIFRecurrentCell`, `LIFRecurrent`, with `tau_syn_inv`):
-  its synaptic current is a second state per neuron that decays and feeds the membrane one step later;
-  the chip keeps one membrane per neuron and one multiplier pass per synapse. Use `LIFBoxCell` for the
-  chip, or explain the model in software (`SpikeAttributor`, `TemporalSaliency`).
+$$j_t = i_{t-1} + W x_t, \quad \tilde v_t = v_{t-1} + a \big((v_{leak} - v_{t-1}) + j_t\big), \quad
+i_t = j_t - b\, j_t,$$
+
+with the same spike and reset. Scaled by $a$ ($J = a j$, $c = a i$) it is the integer network's
+current-based layer (`NetworkSpec.alpha`, `network_step.fixed_cuba_step`) with $\beta = 1 - a$, input
+weights $a W$ and $\alpha = 1 - b$: $J_t = c_{t-1} + a W x_t$, $\tilde v_t = \beta v_{t-1} + J_t$,
+$c_t = \alpha J_t$, each product floored to the integer grid. The reference runs it on the host; the
+chip's core has no current state and refuses such a network (`network_core.check_core`).
+
+Refused, with the reason:
+
+* the recurrent and adaptive LIFs (`LIFRecurrentCell`, `LIFRecurrent`, `LIFAdExCell`, `LIFExCell`): a
+  recurrent weight matrix or an adaptation state the integer network does not hold;
 * `reset_subtract` (Norse subtracts in the same step; the chip subtracts on the next step), a nonzero
   `v_leak` or `v_reset`, per-neuron parameters, a threshold method whose forward is not the Heaviside
   step, and leaky-integrator readouts (`LI`, `LIBoxCell`): the chip counts output spikes.
@@ -29,8 +39,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-#: The Norse neurons with a synaptic current (`tau_syn_inv`), refused by name.
-CURRENT_BASED = ("LIFCell", "LIF", "LIFRecurrentCell", "LIFRecurrent", "LIFAdExCell", "LIFExCell")
+#: The Norse current-based LIFs the integer network runs (a layer with a synaptic current).
+CURRENT_BASED = ("LIFCell", "LIF")
+#: Norse LIFs with a recurrence or an adaptation state, refused by name.
+REFUSED = ("LIFRecurrentCell", "LIFRecurrent", "LIFAdExCell", "LIFExCell", "LIFAdEx", "LIFEx")
 
 
 def is_norse_stack(model: Any) -> bool:
@@ -52,20 +64,23 @@ def _scalar(value: Any, what: str, layer: int) -> float:
     return float(tensor)
 
 
-def norse_chain(model: Any) -> tuple[list[Tensor], list[float], list[float], str, bool]:
-    """Weights `(n_in, n_out)` (as `a W`), betas `1 - a`, thresholds, reset and reset delay of a Norse stack.
+def norse_chain(model: Any) -> tuple[list[Tensor], list[float], list[float], str, bool, list[float | None]]:
+    """Weights `(n_in, n_out)` (as `a W`), betas `1 - a`, thresholds, reset, reset delay and synaptic
+    decays `1 - b` (`None` for a `LIFBoxCell`) of a Norse stack.
 
     Raises:
-        ValueError: a current-based Norse LIF, or another layer or parameter the chip cannot run (the
-            message says why and what to use).
+        ValueError: a recurrent or adaptive Norse LIF, or another layer or parameter the integer network
+            cannot run (the message says why and what to use).
         TypeError: a stack that is not `Linear` + neuron pairs.
 
     Example:
         >>> import torch, norse.torch as norse
         >>> stack = norse.SequentialState(torch.nn.Linear(4, 2, bias=False), norse.LIFBoxCell())
-        >>> weights, betas, thresholds, reset, delay = norse_chain(stack)
-        >>> round(betas[0], 6), thresholds, reset, delay
-        (0.9, [1.0], 'zero', False)
+        >>> weights, betas, thresholds, reset, delay, alphas = norse_chain(stack)
+        >>> round(betas[0], 6), thresholds, reset, delay, alphas
+        (0.9, [1.0], 'zero', False, [None])
+        >>> round(norse_chain(norse.SequentialState(torch.nn.Linear(4, 2, bias=False), norse.LIFCell()))[5][0], 6)
+        0.8
     """
     from norse.torch.functional.reset import reset_subtract, reset_value
 
@@ -75,29 +90,31 @@ def norse_chain(model: Any) -> tuple[list[Tensor], list[float], list[float], str
     weights: list[Tensor] = []
     betas: list[float] = []
     thresholds: list[float] = []
+    alphas: list[float | None] = []
     if not modules or len(modules) % 2:
-        raise TypeError(f"model: expected a Norse SequentialState of Linear + LIFBoxCell pairs, got {len(modules)} "
-                        "modules")
+        raise TypeError(f"model: expected a Norse SequentialState of Linear + LIFBoxCell / LIFCell / LIF pairs, got "
+                        f"{len(modules)} modules")
     for layer, (linear, neuron) in enumerate(zip(modules[::2], modules[1::2], strict=True)):
         kind = type(neuron).__name__
-        if kind in CURRENT_BASED:
+        if kind in REFUSED:
             raise ValueError(
-                f"model: layer {layer} is Norse's current-based {kind} (tau_syn_inv): its synaptic current is a "
-                "second state per neuron, decaying and feeding the membrane a step later, which the chip's "
-                "datapath does not hold; use norse.LIFBoxCell (no synaptic current) for the chip, or explain "
-                "this model in software (SpikeAttributor, TemporalSaliency)")
-        if not isinstance(linear, torch.nn.Linear) or kind != "LIFBoxCell":
-            raise TypeError(f"model: expected Linear + norse LIFBoxCell pairs, got {type(linear).__name__} + {kind} "
-                            f"at layer {layer}")
+                f"model: layer {layer} is Norse's {kind}, whose recurrent weights or adaptation state the integer "
+                "network does not hold; use norse.LIFCell / LIF / LIFBoxCell, or explain this model in software "
+                "(SpikeAttributor, TemporalSaliency)")
+        if not isinstance(linear, torch.nn.Linear) or kind not in ("LIFBoxCell", *CURRENT_BASED):
+            raise TypeError(f"model: expected Linear + norse LIFBoxCell / LIFCell / LIF pairs, got "
+                            f"{type(linear).__name__} + {kind} at layer {layer}")
         if linear.bias is not None and bool((linear.bias != 0).any()):
             raise ValueError("model: the chip has no biases; expected Linear layers without bias")
         p = neuron.p
         if p.method not in HEAVISIDE_METHODS:
             raise ValueError(f"model: layer {layer}'s threshold method {p.method!r} is not the Heaviside step")
-        if p.reset_method is reset_subtract:
+        if kind in CURRENT_BASED:
+            pass  # Norse's current-based LIF always resets to v_reset in the same step
+        elif p.reset_method is reset_subtract:
             raise ValueError(f"model: layer {layer} resets by reset_subtract in the same step, which the chip does "
                              "not do (it subtracts on the next step); use reset_value with v_reset = 0")
-        if p.reset_method is not reset_value:
+        elif p.reset_method is not reset_value:
             raise ValueError(f"model: layer {layer}'s reset method {p.reset_method!r} is not on the chip")
         for name in ("v_leak", "v_reset"):
             if _scalar(getattr(p, name), name, layer) != 0.0:
@@ -109,4 +126,14 @@ def norse_chain(model: Any) -> tuple[list[Tensor], list[float], list[float], str
         weights.append(rate * linear.weight.detach().to(torch.float64).T)
         betas.append(1.0 - rate)
         thresholds.append(_scalar(p.v_th, "v_th", layer))
-    return weights, betas, thresholds, "zero", False
+        alphas.append(_synaptic_decay(neuron, layer) if kind in CURRENT_BASED else None)
+    return weights, betas, thresholds, "zero", False, alphas
+
+
+def _synaptic_decay(neuron: Any, layer: int) -> float:
+    """`1 - dt * tau_syn_inv` of a current-based Norse LIF, refused outside `[0, 1]`."""
+    rate = float(neuron.dt) * _scalar(neuron.p.tau_syn_inv, "tau_syn_inv", layer)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"model: layer {layer} has dt * tau_syn_inv = {rate}; expected a value in [0, 1] "
+                         "(a synaptic current decay 1 - dt * tau_syn_inv in [0, 1])")
+    return 1.0 - rate

@@ -3,10 +3,10 @@ r"""The integer reference of the on-chip LIF network: what `NetworkExplainer` re
 Built from the step functions of `sc_neurocore.dynamics`:
 
 * the membrane step is `lif_step` on `int64` tensors with `beta = 1` and the floor-shifted leak folded
-  into the current, `I' = I + floor(beta_int * v / 2**kb) - v`, so that `lif_step`'s own reset and
-  threshold logic gives `v_t = floor(beta_int v / 2**kb) + I - r theta` exactly
-  (`fixed_lif_step`; an integer variant is needed because `lif_step` multiplies by a float `beta`,
-  and the chip rounds that product down to its membrane grid every step);
+  into the current (`sc_neurocore.fpga.network_step.fixed_lif_step`);
+* a current-based (CUBA) layer, `NetworkSpec.alpha` not `None` for it, adds a synaptic current per
+  neuron in Norse's order (`network_step.fixed_cuba_step`). Only this reference runs such a layer, on the
+  host: the chip's core refuses it (`network_core.check_core`);
 * the traces are `sc_neurocore.fpga.reference.fixed_trace_step` (itself `trace_step` on integers).
 
 After `T` steps the class is the argmax of the output spike counts (the first on a tie, as `torch.argmax`),
@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..dynamics import LIFParameters, LIFState, lif_step
 from .network_spec import NetworkSpec
+from .network_step import fixed_cuba_step, fixed_lif_step
 from .reference import as_spike_bits, fixed_trace_step, quantized_weight_matrix
 
 
@@ -53,6 +53,7 @@ class NetworkResult:
         importance: `x_T[i] * q(W_eff)[i, c]` `(B, N)` for the predicted class.
         top_indices, top_scores: the `top_k` inputs by `|importance|` and their signed importance `(B, k)`.
         membranes: the final membranes per layer, `(B, n_out)` each.
+        currents: the final synaptic currents per layer, `(B, n_out)` each, `None` for a layer without one.
     """
 
     counts: Tensor
@@ -62,63 +63,44 @@ class NetworkResult:
     top_indices: Tensor
     top_scores: Tensor
     membranes: tuple[Tensor, ...]
+    currents: tuple[Tensor | None, ...] = ()
 
 
-def fixed_lif_step(current: Tensor, membrane: Tensor, beta_int: int, beta_bits: int, threshold_int: int,
-                   reset: str = "subtract", reset_delay: bool = True) -> tuple[Tensor, Tensor]:
-    """One integer LIF step: `lif_step` with the floor-shifted leak folded into the current.
-
-    Args:
-        current: `int64` synaptic input `I_t`, any shape.
-        membrane: `int64` membranes after `t - 1`.
-        beta_int: the leak multiplier `round(beta * 2**beta_bits)`.
-        beta_bits: its fraction bits.
-        threshold_int: the threshold in membrane units.
-        reset: `"subtract"`, `"zero"` or `"none"`.
-        reset_delay: `False` resets in the same step (with `"zero"`: Norse's box neuron).
-
-    Returns:
-        `(spikes, membrane)`, both `int64`.
-
-    Example:
-        >>> fixed_lif_step(torch.tensor([300, 10]), torch.tensor([0, 300]), 14746, 14, 256)
-        (tensor([1, 0]), tensor([300,  24]))
-        >>> fixed_lif_step(torch.tensor([300, 10]), torch.tensor([0, 200]), 14746, 14, 256, "zero", False)
-        (tensor([1, 0]), tensor([  0, 190]))
-    """
-    # The membrane the leak acts on: a zero reset (lif_step's beta * (1 - r) v) leaks nothing after a spike.
-    kept = membrane * (membrane <= threshold_int) if reset == "zero" else membrane
-    leak = (beta_int * kept) >> beta_bits  # floor: an arithmetic shift
-    params = LIFParameters(1, threshold_int, reset, reset_delay=reset_delay)  # type: ignore[arg-type]  # checked by NetworkSpec
-    spikes, state = lif_step(current + leak - kept, LIFState(membrane), params)
-    return spikes, state.membrane
-
-
-def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str, bool]:
-    """Weights `(n_in, n_out)`, betas, thresholds, reset and reset delay of an `LIFNetwork`, an snnTorch
-    stack or a Norse stack (`network_norse.norse_chain`)."""
+def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str, bool, list[float | None]]:
+    """Weights `(n_in, n_out)`, betas, thresholds, reset, reset delay and synaptic decays (`None`: no
+    current) of an `LIFNetwork`, an snnTorch stack or a Norse stack (`network_norse.norse_chain`)."""
     from ..models import LIFNetwork
     from .network_norse import is_norse_stack, norse_chain
 
     if isinstance(model, LIFNetwork):
         if any(model._bias(index) is not None for index in range(len(model.weights))):
             raise ValueError("model: the chip has no biases; expected a bias-free LIFNetwork")
-        return model.linear_weights(), list(model.betas), list(model.thresholds), model.reset, True
+        chain = model.linear_weights()
+        return chain, list(model.betas), list(model.thresholds), model.reset, True, [None] * len(chain)
     if is_norse_stack(model):
         return norse_chain(model)
     modules = list(model) if isinstance(model, torch.nn.Sequential) else None
     if not modules or len(modules) % 2:
-        raise TypeError(f"model: expected an LIFNetwork, an snnTorch nn.Sequential of Linear + Leaky pairs or a "
-                        f"Norse SequentialState of Linear + LIFBoxCell pairs, got {type(model).__name__}")
+        raise TypeError(f"model: expected an LIFNetwork, an snnTorch nn.Sequential of Linear + Leaky / Synaptic pairs or a "
+                        f"Norse SequentialState of Linear + LIFBoxCell / LIFCell / LIF pairs, got {type(model).__name__}")
     weights: list[Tensor] = []
     betas: list[float] = []
     thresholds: list[float] = []
     resets: set[str] = set()
     delays: set[bool] = set()
+    alphas: list[float | None] = []
     leaky: Any
-    for linear, leaky in zip(modules[::2], modules[1::2], strict=True):
-        if not isinstance(linear, torch.nn.Linear) or type(leaky).__name__ != "Leaky":
-            raise TypeError("model: expected Linear + snntorch.Leaky pairs")
+    for layer, (linear, leaky) in enumerate(zip(modules[::2], modules[1::2], strict=True)):
+        kind = type(leaky).__name__
+        if not isinstance(linear, torch.nn.Linear) or kind not in ("Leaky", "Synaptic"):
+            raise TypeError("model: expected Linear + snntorch.Leaky / snntorch.Synaptic pairs")
+        if kind == "Synaptic" and str(leaky.reset_mechanism) == "zero":
+            raise ValueError(f"model: layer {layer} is an snnTorch Synaptic with a zero reset, which zeroes the whole "
+                             "next membrane (input included), not a step of the integer network; use "
+                             "reset_mechanism='subtract' or 'none'")
+        # snnTorch's Synaptic, syn = alpha syn + I then mem = beta mem + syn, is the current-based layer
+        # with the current stored after its decay: J_t = c_{t-1} + I_t = syn_t.
+        alphas.append(float(leaky.alpha) if kind == "Synaptic" else None)
         if linear.bias is not None and bool((linear.bias != 0).any()):
             raise ValueError("model: the chip has no biases; expected Linear layers without bias")
         weights.append(linear.weight.detach().T)
@@ -129,7 +111,7 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str, bool]
     if len(resets) != 1 or len(delays) != 1:
         raise ValueError(f"model: expected one reset mechanism and reset_delay for all layers, got {sorted(resets)} "
                          f"and {sorted(delays)}")
-    return weights, betas, thresholds, resets.pop(), delays.pop()
+    return weights, betas, thresholds, resets.pop(), delays.pop(), alphas
 
 
 def _trace_spec_for(chain: list[Tensor]):
@@ -148,8 +130,13 @@ def _trace_spec_for(chain: list[Tensor]):
 
 
 def quantize_network(model, n_steps: int, **spec_options) -> QuantizedNetwork:
-    """Quantise an `LIFNetwork`, an snnTorch `Linear` + `Leaky` stack or a Norse `Linear` + `LIFBoxCell`
-    stack (`sc_neurocore.fpga.network_norse`) to the chip's integers.
+    """Quantise an `LIFNetwork`, an snnTorch `Linear` + `Leaky` / `Synaptic` stack or a Norse stack of
+    `Linear` + `LIFBoxCell` / `LIFCell` / `LIF` (`sc_neurocore.fpga.network_norse`) to the chip's integers.
+
+    A Norse `LIFCell` / `LIF` or an snnTorch `Synaptic` becomes a current-based layer (`NetworkSpec.alpha`;
+    snnTorch's `syn = alpha syn + I` is the layer's jumped current `J`), which only this
+    reference runs (on the host; the chip's core refuses it), and such a network is checked for
+    saturation here (`check_saturation`): its widths are the reference's, not the chip's.
 
     Args:
         model: the float network (not modified).
@@ -161,8 +148,9 @@ def quantize_network(model, n_steps: int, **spec_options) -> QuantizedNetwork:
         The `QuantizedNetwork`.
 
     Raises:
-        ValueError: a weight outside the signed range, a bias, an unsupported reset, or a Norse neuron the
-            chip cannot run (a current-based LIF: the message says what to use).
+        ValueError: a weight outside the signed range, a bias, an unsupported reset, a Norse neuron the
+            integer network cannot run (the message says why and what to use), or a current-based network
+            that could saturate its widths.
 
     Example:
         >>> from sc_neurocore.data import pretrained_network
@@ -170,7 +158,12 @@ def quantize_network(model, n_steps: int, **spec_options) -> QuantizedNetwork:
         >>> [tuple(w.shape) for w in net.weights], tuple(net.effective.shape)
         ([(64, 32), (32, 10)], (64, 10))
     """
-    chain, betas, thresholds, reset, reset_delay = _chain_of(model)
+    if "alpha" in spec_options:
+        raise ValueError("alpha: the synaptic decay comes from the model (a Norse LIFCell's dt * tau_syn_inv); for a "
+                         "hand-made current-based network, build NetworkSpec(alpha=...) and a QuantizedNetwork")
+    chain, betas, thresholds, reset, reset_delay, alphas = _chain_of(model)
+    if any(alpha is not None for alpha in alphas):
+        spec_options = dict(spec_options, alpha=tuple(alphas))
     if not reset_delay:
         spec_options = dict(spec_options, reset_delay=False)
     if "trace" not in spec_options:  # the finest W_eff grid that fits the 16-bit weight word
@@ -186,60 +179,101 @@ def quantize_network(model, n_steps: int, **spec_options) -> QuantizedNetwork:
                              f"with weight_frac_bits={spec.weight_frac_bits}; lower weight_frac_bits")
         quantised.append(ints.to(torch.int64))
     effective = quantized_weight_matrix([w.detach().to(torch.float64) for w in chain], spec.trace)
-    return QuantizedNetwork(spec, tuple(quantised), effective)
+    network = QuantizedNetwork(spec, tuple(quantised), effective)
+    if spec.current_based:
+        check_saturation(network)
+    return network
+
+
+def _bounds(network: QuantizedNetwork) -> list[tuple[tuple[int, int], tuple[int, int] | None]]:
+    """Per layer, the membrane range and the jumped synaptic current's range (`None` without a current).
+
+    Worst case per neuron: every positive synapse active (`hi`), every negative one active plus a reset
+    (`lo`), iterated for `T` steps through the floor leak and, in a current-based layer, the current's
+    floor decay (`J = c + I`, `c' = floor(alpha_int J / 2**kb)`; both floors are monotone, so the
+    iterated extremes bound every train).
+    """
+    spec = network.spec
+    bounds: list[tuple[tuple[int, int], tuple[int, int] | None]] = []
+    for index, weight in enumerate(network.weights):
+        positive = weight.clamp(min=0).sum(dim=0)
+        negative = weight.clamp(max=0).sum(dim=0)
+        theta = spec.threshold_int[index] if spec.reset == "subtract" else 0  # a zero reset only moves v to 0
+        hi, lo = torch.zeros_like(positive), torch.zeros_like(negative)
+        c_hi, c_lo = torch.zeros_like(positive), torch.zeros_like(negative)
+        top, bottom, c_top, c_bottom = 0, 0, 0, 0
+        beta, alpha = spec.beta_int[index], spec.alpha_int[index]
+        for _ in range(spec.n_steps):  # time is sequential
+            j_hi, j_lo = c_hi + positive, c_lo + negative
+            if alpha is not None:
+                c_hi, c_lo = (alpha * j_hi) >> spec.beta_bits, (alpha * j_lo) >> spec.beta_bits
+                c_top, c_bottom = max(c_top, int(j_hi.max())), min(c_bottom, int(j_lo.min()))
+            hi = ((beta * hi) >> spec.beta_bits) + j_hi
+            lo = ((beta * lo) >> spec.beta_bits) + j_lo - theta
+            top, bottom = max(top, int(hi.max())), min(bottom, int(lo.min()))
+        bounds.append(((bottom, top), None if alpha is None else (c_bottom, c_top)))
+    return bounds
 
 
 def membrane_bounds(network: QuantizedNetwork) -> list[tuple[int, int]]:
     """The lowest and highest value any membrane (or partial sum) can reach in `n_steps`, per layer.
 
     Worst case per neuron: every positive synapse active (`hi`), every negative one active plus a reset
-    (`lo`), iterated through the floor leak for `T` steps.
+    (`lo`), iterated through the floor leak (and a current-based layer's current) for `T` steps.
     """
-    spec = network.spec
-    bounds = []
-    for index, weight in enumerate(network.weights):
-        positive = weight.clamp(min=0).sum(dim=0)
-        negative = weight.clamp(max=0).sum(dim=0)
-        theta = spec.threshold_int[index] if spec.reset == "subtract" else 0  # a zero reset only moves v to 0
-        hi = torch.zeros_like(positive)
-        lo = torch.zeros_like(negative)
-        top, bottom = 0, 0
-        beta = spec.beta_int[index]
-        for _ in range(spec.n_steps):  # time is sequential
-            hi = ((beta * hi) >> spec.beta_bits) + positive
-            lo = ((beta * lo) >> spec.beta_bits) + negative - theta
-            top, bottom = max(top, int(hi.max())), min(bottom, int(lo.min()))
-        bounds.append((bottom, top))
-    return bounds
+    return [membrane for membrane, _ in _bounds(network)]
+
+
+def current_bounds(network: QuantizedNetwork) -> list[tuple[int, int] | None]:
+    """The lowest and highest synaptic current `J = c + I` per layer in `n_steps` (`None` without one).
+
+    Example:
+        >>> spec = NetworkSpec(layers=(2, 1), n_steps=30, alpha=0.5, reset="zero", reset_delay=False)
+        >>> net = QuantizedNetwork(spec, (torch.tensor([[100], [-50]]),), torch.zeros(2, 1, dtype=torch.int64))
+        >>> current_bounds(net)
+        [(-100, 199)]
+    """
+    return [current for _, current in _bounds(network)]
+
+
+def _width(low: int, high: int) -> int:
+    return max(int(high).bit_length(), int(-low - 1).bit_length()) + 1
 
 
 def check_saturation(network: QuantizedNetwork) -> None:
-    """Refuse a network whose membranes could leave `membrane_bits` or whose traces could saturate.
+    """Refuse a network whose membranes could leave `membrane_bits`, whose synaptic currents could leave
+    `current_bits`, or whose traces could saturate.
 
     Raises:
         ValueError: naming the width to raise.
     """
     spec = network.spec
-    for index, (low, high) in enumerate(membrane_bounds(network)):
+    for index, ((low, high), current) in enumerate(_bounds(network)):
         if low < spec.membrane_min or high > spec.membrane_max:
-            need = max(int(high).bit_length(), int(-low - 1).bit_length()) + 1
             raise ValueError(f"membrane_bits: layer {index}'s membranes can reach [{low}, {high}], outside "
-                             f"{spec.membrane_bits}-bit signed; needs {need} bits or fewer weight_frac_bits")
+                             f"{spec.membrane_bits}-bit signed; needs {_width(low, high)} bits or fewer "
+                             "weight_frac_bits")
+        if current is not None and (current[0] < spec.current_min or current[1] > spec.current_max):
+            raise ValueError(f"current_bits: layer {index}'s synaptic currents can reach [{current[0]}, "
+                             f"{current[1]}], outside {spec.current_bits}-bit signed; needs "
+                             f"{_width(*current)} bits or fewer weight_frac_bits")
     if not spec.trace.never_saturates(spec.n_steps):
         raise ValueError(f"trace: a {spec.trace.trace_bits}-bit trace saturates within {spec.n_steps} steps at "
                          f"decay {spec.trace.decay}; use fewer frac_bits or a smaller decay")
 
 
-def _simulate(network: QuantizedNetwork, spikes: Tensor, record: bool) -> tuple[Tensor, Tensor, list[Tensor],
-                                                                               list[list[Tensor]]]:
-    """The integer network over time: `(traces, counts, membranes, recorded)`, `recorded[l][t]` the spikes
-    of layer `l` at step `t` when `record` (else empty)."""
+def _simulate(network: QuantizedNetwork, spikes: Tensor, record: bool) -> tuple[
+        Tensor, Tensor, list[Tensor], list[Tensor | None], list[list[Tensor]]]:
+    """The integer network over time: `(traces, counts, membranes, currents, recorded)`, `recorded[l][t]`
+    the spikes of layer `l` at step `t` when `record` (else empty)."""
     spec = network.spec
     bits = as_spike_bits(spikes)
     if bits.ndim != 3 or tuple(bits.shape[1:]) != (spec.n_steps, spec.n_inputs):
         raise ValueError(f"spikes: expected shape (B, {spec.n_steps}, {spec.n_inputs}), got {tuple(bits.shape)}")
     n_samples = bits.shape[0]
     membranes = [torch.zeros(n_samples, w.shape[1], dtype=torch.int64) for w in network.weights]
+    currents: list[Tensor | None] = [None if alpha is None else torch.zeros_like(v)
+                                     for alpha, v in zip(spec.alpha_int, membranes, strict=True)]
     traces = torch.zeros(n_samples, spec.n_inputs, dtype=torch.int64)
     counts = torch.zeros(n_samples, spec.n_outputs, dtype=torch.int64)
     recorded: list[list[Tensor]] = [[] for _ in network.weights] if record else []
@@ -247,13 +281,19 @@ def _simulate(network: QuantizedNetwork, spikes: Tensor, record: bool) -> tuple[
         layer_input = bits[:, t]
         traces = fixed_trace_step(layer_input, traces, spec.trace)
         for index, weight in enumerate(network.weights):
-            layer_input, membranes[index] = fixed_lif_step(
-                layer_input @ weight, membranes[index], spec.beta_int[index], spec.beta_bits,
-                spec.threshold_int[index], spec.reset, spec.reset_delay)
+            alpha, synaptic = spec.alpha_int[index], currents[index]
+            if alpha is None or synaptic is None:
+                layer_input, membranes[index] = fixed_lif_step(
+                    layer_input @ weight, membranes[index], spec.beta_int[index], spec.beta_bits,
+                    spec.threshold_int[index], spec.reset, spec.reset_delay)
+            else:
+                layer_input, membranes[index], currents[index] = fixed_cuba_step(
+                    layer_input @ weight, membranes[index], synaptic, spec.beta_int[index], alpha, spec.beta_bits,
+                    spec.threshold_int[index], spec.reset, spec.reset_delay)
             if record:
                 recorded[index].append(layer_input)
         counts = counts + layer_input
-    return traces, counts, membranes, recorded
+    return traces, counts, membranes, currents, recorded
 
 
 def record_spikes(network: QuantizedNetwork, spikes: Tensor) -> list[Tensor]:
@@ -265,7 +305,7 @@ def record_spikes(network: QuantizedNetwork, spikes: Tensor) -> list[Tensor]:
         >>> [tuple(z.shape) for z in record_spikes(net, load_digits("test").spikes[:2])]
         [(2, 25, 32), (2, 25, 10)]
     """
-    return [torch.stack(steps, dim=1) for steps in _simulate(network, spikes, record=True)[3]]
+    return [torch.stack(steps, dim=1) for steps in _simulate(network, spikes, record=True)[4]]
 
 
 def run_network(network: QuantizedNetwork, spikes: Tensor) -> NetworkResult:
@@ -278,19 +318,19 @@ def run_network(network: QuantizedNetwork, spikes: Tensor) -> NetworkResult:
         >>> tuple(result.top_indices.shape)
         (4, 10)
     """
-    traces, counts, membranes, _ = _simulate(network, spikes, record=False)
+    traces, counts, membranes, currents, _ = _simulate(network, spikes, record=False)
     predicted = torch.argmax(counts, dim=1)  # the first maximum, as the chip's scan
     importance = traces * network.effective[:, predicted].T
     order = torch.sort(importance.abs(), dim=1, descending=True, stable=True).indices[:, :network.spec.top_k]
     return NetworkResult(counts, predicted, traces, importance, order, torch.gather(importance, 1, order),
-                         tuple(membranes))
+                         tuple(membranes), tuple(currents))
 
 
 def integer_accuracy(model, n_steps: int, spikes: Tensor, labels: Tensor, **spec_options) -> dict[str, float]:
     """Classification accuracy of the float model and of its integer version on the same samples.
 
     Args:
-        model: an `LIFNetwork`, snnTorch stack or Norse `LIFBoxCell` stack.
+        model: an `LIFNetwork`, snnTorch stack or Norse stack (`LIFBoxCell`, `LIFCell`, `LIF`).
         n_steps: timesteps per sample.
         spikes: `(B, T, N)` 0/1 spikes.
         labels: `(B,)` classes.

@@ -22,6 +22,17 @@ Format (`G = weight_frac_bits`, `kb = beta_bits`):
   fires as `0` in the same step: $v_t = (1 - s_t)(\lfloor \beta_{int} v_{t-1} / 2^{k_b} \rfloor + I_t)$.
   `"none"` never resets.
 
+* **Synaptic current** (a current-based, CUBA, layer: Norse's `LIFCell` / `LIF`; `alpha` not `None`):
+  a second signed `current_bits`-bit state `c` per neuron in the membrane's units, with its own decay
+  `alpha_int = round(alpha * 2**kb)` in the leak's format. In Norse's order
+  (`sc_neurocore.dynamics.current_lif_step`: the input jumps the current, the membrane integrates the
+  jumped current, then the current decays):
+
+  $$J_t = c_{t-1} + I_t, \quad v_t = \text{the step above with } J_t \text{ for } I_t, \quad
+  c_t = \lfloor \alpha_{int} J_t / 2^{k_b} \rfloor$$
+
+  The reference runs it (`network_reference`); the chip's core has no current state and refuses it.
+
 * **Traces and attribution**: the per-input traces and the linear rule's importance use the trace
   explainer's `FixedPointSpec` (`trace`): `importance[i] = x_T[i] * q(W_eff)[i, c]` for the predicted
   class `c`, `W_eff = W_1 @ ... @ W_L` quantised once with `trace.weight_bits` / `trace.weight_frac_bits`.
@@ -64,6 +75,18 @@ def _floats(value, n: int, name: str, low: float, high: float) -> tuple[float, .
     return tuple(float(v) for v in values)
 
 
+def _alphas(value, n: int) -> tuple[float | None, ...]:
+    """`alpha` as one float or `None` per layer."""
+    if value is None:
+        return (None,) * n
+    if isinstance(value, (str, bytes, bool)) or not isinstance(value, (numbers.Real, tuple, list)):
+        raise TypeError(f"alpha: expected None, a float or a tuple of floats / None, got {type(value).__name__}")
+    values = [value] * n if isinstance(value, numbers.Real) else list(value)
+    if len(values) != n:
+        raise ValueError(f"alpha: expected None, one float or {n} values (one per layer), got {len(values)}")
+    return tuple(None if v is None else _floats(v, 1, "alpha", 0.0, 1.0)[0] for v in values)
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """The integer format of an on-chip LIF network (see the module docstring).
@@ -83,11 +106,16 @@ class NetworkSpec:
         trace: the `FixedPointSpec` of the traces and the attribution (its `trace_bits` at most 14).
         top_k: how many `(input, |importance|)` pairs the chip ranks (1 to the input count; 0, the default,
             means `min(10, N)`).
+        alpha: synaptic current decay per layer (a current-based layer), in `[0, 1]`: `None` (the default)
+            for no synaptic current anywhere, one float for every layer, or one float or `None` per layer.
+        current_bits: signed width of a synaptic current (2 to 16), used only by current-based layers.
 
     Example:
         >>> spec = NetworkSpec(layers=(64, 32, 10), n_steps=25)
         >>> spec.beta_int, spec.threshold_int, spec.count_bits
         ((14746, 14746), (256, 256), 5)
+        >>> NetworkSpec(layers=(64, 32, 10), n_steps=25, alpha=(0.8, None)).alpha_int
+        (13107, None)
     """
 
     layers: tuple[int, ...]
@@ -103,6 +131,8 @@ class NetworkSpec:
     trace: FixedPointSpec = field(default_factory=lambda: FixedPointSpec(
         decay=0.9, trace_bits=14, frac_bits=9, decay_bits=14, weight_bits=16, weight_frac_bits=14))
     top_k: int = 0
+    alpha: float | tuple[float | None, ...] | None = None
+    current_bits: int = 16
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers) if not isinstance(self.layers, (str, bytes)) else ()
@@ -140,6 +170,11 @@ class NetworkSpec:
         if any(t < 1 or t > self.membrane_max for t in self.threshold_int):
             raise ValueError(f"threshold: threshold_int={self.threshold_int} must lie in [1, {self.membrane_max}] "
                              f"({self.membrane_bits}-bit membrane, weight_frac_bits={self.weight_frac_bits})")
+        object.__setattr__(self, "alpha", _alphas(self.alpha, n_layers))
+        _int(self.current_bits, "current_bits", 2, SIGNED_OPERAND_BITS)
+        if any(a is not None and a >= 1 << (SIGNED_OPERAND_BITS - 1) for a in self.alpha_int):
+            raise ValueError(f"alpha: alpha_int={self.alpha_int} does not fit a signed 16-bit operand; "
+                             "use beta_bits <= 14 or an alpha below 1")
         if isinstance(self.top_k, int) and not isinstance(self.top_k, bool) and self.top_k == 0:
             object.__setattr__(self, "top_k", min(10, self.layers[0]))
         _int(self.top_k, "top_k", 1, self.layers[0])
@@ -165,6 +200,27 @@ class NetworkSpec:
         """`round(threshold * 2**weight_frac_bits)` per layer."""
         return tuple(math.floor(t * (1 << self.weight_frac_bits) + 0.5)
                      for t in self.threshold)  # type: ignore[union-attr]
+
+    @property
+    def alpha_int(self) -> tuple[int | None, ...]:
+        """`round(alpha * 2**beta_bits)` per layer, `None` for a layer without a synaptic current."""
+        return tuple(None if a is None else math.floor(a * (1 << self.beta_bits) + 0.5)
+                     for a in self.alpha)  # type: ignore[union-attr]
+
+    @property
+    def current_based(self) -> tuple[int, ...]:
+        """The indices of the layers with a synaptic current (CUBA), `()` for none."""
+        return tuple(index for index, a in enumerate(self.alpha) if a is not None)  # type: ignore[arg-type]
+
+    @property
+    def current_min(self) -> int:
+        """The most negative synaptic current, `-2**(current_bits - 1)`."""
+        return -(1 << (self.current_bits - 1))
+
+    @property
+    def current_max(self) -> int:
+        """The largest synaptic current, `2**(current_bits - 1) - 1`."""
+        return (1 << (self.current_bits - 1)) - 1
 
     @property
     def membrane_min(self) -> int:
@@ -197,7 +253,8 @@ class NetworkSpec:
         return -(-self.n_inputs // 32)
 
     def to_dict(self) -> dict:
-        """The spec as plain JSON values (for the build report); `reset_delay` appears only when `False`.
+        """The spec as plain JSON values (for the build report); `reset_delay` appears only when `False`,
+        `alpha` and `current_bits` only with a current-based layer.
 
         Example:
             >>> NetworkSpec(layers=(4, 2), n_steps=3).to_dict()["layers"]
@@ -207,6 +264,8 @@ class NetworkSpec:
         return {"layers": list(self.layers), "n_steps": self.n_steps, "beta": list(self.beta),  # type: ignore[arg-type]
                 "threshold": list(self.threshold), "reset": self.reset,  # type: ignore[arg-type]
                 **({} if self.reset_delay else {"reset_delay": False}),
+                **({"alpha": list(self.alpha), "current_bits": self.current_bits}  # type: ignore[arg-type]
+                   if self.current_based else {}),
                 "weight_bits": self.weight_bits, "weight_frac_bits": self.weight_frac_bits,
                 "membrane_bits": self.membrane_bits, "beta_bits": self.beta_bits, "top_k": self.top_k,
                 "trace": {"decay": trace.decay, "trace_bits": trace.trace_bits, "frac_bits": trace.frac_bits,

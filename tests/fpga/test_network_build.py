@@ -49,6 +49,32 @@ def test_link_and_saturation_are_checked_before_the_toolchain(tmp_path):
         build_network_bitstream(tmp_path, narrow)
 
 
+def test_current_based_network_is_refused_by_the_core_and_the_build(tmp_path):
+    """The core holds no synaptic current: the core, the streaming top and the build refuse a current-based
+    network in one line naming the layer, before any tool runs; the reference runs it."""
+    require_module("litex_boards", "fpga")
+    import dataclasses
+
+    from sc_neurocore.fpga.network_build import build_network_bitstream
+    from sc_neurocore.fpga.network_core import NetworkExplainer
+    from sc_neurocore.fpga.network_reference import run_network
+    from sc_neurocore.fpga.network_top import StreamingNetworkExplainer
+
+    plain = small_network()
+    network = dataclasses.replace(plain, spec=dataclasses.replace(plain.spec, alpha=(None, 0.5)))
+    message = (r"^network: layer 1 is current-based \(a synaptic current, alpha=0.5\), which the chip's core does not "
+               r"compute; the integer reference runs it on the host \(network_reference.run_network\)$")
+    for build in (NetworkExplainer, StreamingNetworkExplainer, lambda net: build_network_bitstream(tmp_path, net)):
+        with pytest.raises(ValueError, match=message):
+            build(network)
+    assert not (tmp_path / "build").exists()
+    assert run_network(network, torch.ones(2, 6, 16, dtype=torch.int64)).currents[1] is not None
+    from sc_neurocore.fpga.network_driver import NetworkChip
+
+    with pytest.raises(ValueError, match="spec: layer 1 is current-based, which no chip runs"):
+        NetworkChip("loop://", csr_csv=tmp_path / "missing.csv", spec=network.spec)
+
+
 def test_link_model_counts_the_bytes_of_one_explanation():
     from sc_neurocore.fpga.network_driver import link_model
     from sc_neurocore.fpga.network_spec import NetworkSpec

@@ -8,6 +8,8 @@ differ where quantisation flips one) the top-10 inputs mostly agree.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -82,6 +84,9 @@ def test_arguments_and_overflow_are_checked():
     zero = quantize_network(LIFNetwork(pretrained_network(8).linear_weights(), reset="zero"), n_steps=25)
     with pytest.raises(ValueError, match="network: a zero reset"):
         integer_credit(zero, torch.zeros(1, 25, 64))
+    cuba = dataclasses.replace(network, spec=dataclasses.replace(network.spec, alpha=(0.5, None)))
+    with pytest.raises(ValueError, match=r"network: layer 0 is current-based .*SpikeAttributor\(mode='auto'\)"):
+        integer_credit(cuba, torch.zeros(1, 25, 64))
     assert credit_magnitudes(network)[0] == 2**15
     spikes = load_digits("test").spikes[:2]
     before = spikes.clone()

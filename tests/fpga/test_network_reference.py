@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from conftest import require_module
 
 from sc_neurocore.data import load_digits, model_config, pretrained_network
 from sc_neurocore.dynamics import LIFParameters, LIFState, lif_step
 from sc_neurocore.fpga import FixedPointSpec
 from sc_neurocore.fpga.network_reference import (
     check_saturation,
+    current_bounds,
     fixed_lif_step,
     integer_accuracy,
     membrane_bounds,
@@ -21,11 +25,13 @@ from sc_neurocore.models import LIFNetwork
 
 
 def brute_force(network, train):
-    """One sample, one neuron at a time, in plain Python ints: the chip's arithmetic written out."""
+    """One sample, one neuron at a time, in plain Python ints: the chip's arithmetic written out (and a
+    current-based layer's synaptic current, in Norse's order: jump, integrate, decay)."""
     spec = network.spec
     n_steps, n_inputs = train.shape
     weights = [w.tolist() for w in network.weights]
     membranes = [[0] * len(w[0]) for w in weights]
+    synaptic = [[0] * len(w[0]) for w in weights]
     counts = [0] * spec.n_outputs
     traces = [0] * n_inputs
     for t in range(n_steps):
@@ -41,6 +47,9 @@ def brute_force(network, train):
                 v = membranes[k][j]
                 reset = 1 if v > theta else 0
                 current = sum(w[i][j] for i in range(len(w)) if layer_input[i])
+                if spec.alpha_int[k] is not None:
+                    current += synaptic[k][j]
+                    synaptic[k][j] = (spec.alpha_int[k] * current) >> spec.beta_bits
                 if spec.reset == "subtract":
                     v = ((beta * v) >> spec.beta_bits) + current - reset * theta
                 elif spec.reset == "zero":
@@ -55,7 +64,7 @@ def brute_force(network, train):
     predicted = max(range(len(counts)), key=lambda c: (counts[c], -c))
     importance = [traces[i] * int(network.effective[i, predicted]) for i in range(n_inputs)]
     order = sorted(range(n_inputs), key=lambda i: (-abs(importance[i]), i))[:spec.top_k]
-    return counts, predicted, importance, order
+    return counts, predicted, importance, order, synaptic
 
 
 def small_network(seed=0, n_steps=6, top_k=4, reset="subtract", **options):
@@ -74,12 +83,73 @@ def test_run_network_equals_the_brute_force_loop(reset, delay):
     result = run_network(network, trains)
     assert int(result.counts.sum()) > 0
     for b in range(trains.shape[0]):
-        counts, predicted, importance, order = brute_force(network, trains[b])
+        counts, predicted, importance, order, _ = brute_force(network, trains[b])
         assert result.counts[b].tolist() == counts
         assert int(result.predicted[b]) == predicted
         assert result.importance[b].tolist() == importance
         assert result.top_indices[b].tolist() == order
         assert result.top_scores[b].tolist() == [importance[i] for i in order]
+
+
+def current_based(network, alpha, current_bits=16):
+    """`network` with a synaptic current of decay `alpha` per layer, checked for saturation."""
+    cuba = dataclasses.replace(network, spec=dataclasses.replace(network.spec, alpha=alpha, current_bits=current_bits))
+    check_saturation(cuba)
+    return cuba
+
+
+@pytest.mark.parametrize("reset, delay", [("zero", False), ("subtract", True), ("none", True)])
+def test_current_based_layers_equal_the_brute_force_loop(reset, delay):
+    """A synaptic current in the hidden layer only, then in both: counts, class, importance, top-k and the
+    final currents equal the scalar loop; the current changes what the network does."""
+    generator = torch.Generator().manual_seed(2)
+    trains = (torch.rand(40, 6, 9, generator=generator) < torch.rand(40, 1, 1, generator=generator)).long()
+    plain = run_network(small_network(reset=reset, reset_delay=delay), trains)
+    for alpha in ((0.75, None), (0.6, 0.3)):
+        network = current_based(small_network(reset=reset, reset_delay=delay), alpha, current_bits=14)
+        assert network.spec.current_based == tuple(k for k, a in enumerate(alpha) if a is not None)
+        result = run_network(network, trains)
+        assert int(result.counts.sum()) > 0 and not torch.equal(result.counts, plain.counts)
+        assert result.currents[1] is None if alpha[1] is None else result.currents[1] is not None
+        for b in range(trains.shape[0]):
+            counts, predicted, importance, order, synaptic = brute_force(network, trains[b])
+            assert result.counts[b].tolist() == counts and int(result.predicted[b]) == predicted
+            assert result.importance[b].tolist() == importance and result.top_indices[b].tolist() == order
+            for k, current in enumerate(result.currents):
+                assert current is None or current[b].tolist() == synaptic[k]
+
+
+def test_current_saturation_and_bad_alpha_are_refused():
+    """The current bound is reached by a train that drives every excitatory synapse every step, and a
+    width below it is refused."""
+    network = current_based(small_network(reset="zero", reset_delay=False), (0.9, None))
+    (low, high), second = current_bounds(network)
+    assert second is None and low < 0 < high
+    need = max(high.bit_length(), (-low - 1).bit_length()) + 1
+    with pytest.raises(ValueError, match=rf"current_bits: layer 0's synaptic currents can reach \[{low}, {high}\], "
+                                         rf"outside {need - 1}-bit signed; needs {need} bits"):
+        current_based(small_network(reset="zero", reset_delay=False), (0.9, None), need - 1)
+    with pytest.raises(ValueError, match="alpha: the synaptic decay comes from the model"):
+        small_network(alpha=0.5)
+    excitatory = network.weights[0].clamp(min=0).sum(dim=0)
+    neuron = int(excitatory.argmax())
+    drive = (network.weights[0][:, neuron] > 0).long().expand(6, -1)  # every excitatory input, every step
+    alpha, current = network.spec.alpha_int[0], 0
+    for _ in range(6):
+        current = ((alpha * current) >> network.spec.beta_bits) + int(excitatory[neuron])
+    assert current == high
+    assert int(run_network(network, drive[None]).currents[0][0, neuron]) == (alpha * high) >> network.spec.beta_bits
+    for bad, error in ((1.5, ValueError), ((0.5, 0.5, 0.5), ValueError), ("0.5", TypeError), (float("nan"), TypeError),
+                         ((None, "x"), TypeError)):
+        with pytest.raises(error, match="alpha"):
+            NetworkSpec(layers=(4, 3, 2), n_steps=3, alpha=bad)
+    with pytest.raises(ValueError, match="alpha: alpha_int"):
+        NetworkSpec(layers=(4, 2), n_steps=3, alpha=1.0, beta_bits=15)
+    with pytest.raises(ValueError, match="current_bits"):
+        NetworkSpec(layers=(4, 2), n_steps=3, alpha=0.5, current_bits=17)
+    assert NetworkSpec(layers=(4, 2), n_steps=3).to_dict().keys() == NetworkSpec(
+        layers=(4, 2), n_steps=3, alpha=(None,)).to_dict().keys()
+    assert NetworkSpec(layers=(4, 2), n_steps=3, alpha=0.5).to_dict()["alpha"] == [0.5]
 
 
 def test_same_step_and_next_step_zero_resets_give_the_same_spikes():
@@ -205,3 +275,36 @@ def test_snntorch_reset_delay_is_read_not_assumed():
     assert int(counts.sum()) > 50
     with pytest.raises(ValueError, match="reset_delay"):
         quantize_network(stack("subtract"), n_steps=6)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "none"])
+def test_snntorch_synaptic_is_a_current_based_layer_bit_for_bit(reset):
+    """snnTorch's `Synaptic` (`syn = alpha syn + I`, `mem = beta mem + syn - r theta`) is the current-based
+    layer with `J = syn`: bit for bit against snnTorch's own forward on an exactly representable net (a
+    Synaptic layer, then a Leaky one); its zero reset, which zeroes the whole next membrane, is refused."""
+    snntorch = require_module("snntorch", "snntorch")
+    from sc_neurocore.data.pretrained import snntorch_spike_counts
+
+    generator = torch.Generator().manual_seed(7)
+    weights = [torch.round((torch.rand(9, 6, generator=generator) - 0.35) * 8) / 4,
+               torch.round((torch.rand(6, 4, generator=generator) - 0.35) * 8) / 4]
+
+    def stack(reset):
+        first, second = (torch.nn.Linear(9, 6, bias=False), torch.nn.Linear(6, 4, bias=False))
+        with torch.no_grad():
+            first.weight.copy_(weights[0].T)
+            second.weight.copy_(weights[1].T)
+        return torch.nn.Sequential(
+            first, snntorch.Synaptic(alpha=0.5, beta=0.5, threshold=0.75, reset_mechanism=reset, init_hidden=True),
+            second, snntorch.Leaky(beta=0.5, threshold=0.75, reset_mechanism=reset, init_hidden=True, output=True))
+
+    network = quantize_network(stack(reset), n_steps=6, weight_frac_bits=10)
+    assert network.spec.alpha_int == (2**13, None) and network.spec.reset == reset
+    trains = (torch.rand(200, 6, 9, generator=generator) < torch.rand(200, 1, 1, generator=generator)).long()
+    counts = snntorch_spike_counts(stack(reset), trains.to(torch.float32))
+    assert torch.equal(run_network(network, trains).counts, counts.to(torch.int64))
+    assert int(counts.sum()) > 100 and len(set(counts.argmax(1).tolist())) > 1
+    plain = dataclasses.replace(network, spec=dataclasses.replace(network.spec, alpha=None))
+    assert not torch.equal(run_network(plain, trains).counts, counts.to(torch.int64))  # the current matters
+    with pytest.raises(ValueError, match="layer 0 is an snnTorch Synaptic with a zero reset"):
+        quantize_network(stack("zero"), n_steps=6)
