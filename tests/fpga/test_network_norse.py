@@ -16,17 +16,23 @@ from sc_neurocore.fpga.network_reference import integer_accuracy, quantize_netwo
 from sc_neurocore.fpga.placement import norse_twin
 
 
-def box_stack(weights, tau_mem_inv=100.0, v_th=1.0, **box):
-    """`SequentialState(Linear, LIFBoxCell, ...)` with `weights[k]` `(n_in, n_out)`."""
+def _stack(weights, cell):
+    """`SequentialState(Linear, cell(), ...)` with `weights[k]` `(n_in, n_out)`: a fresh cell per layer."""
     norse = require_module("norse.torch", "norse")
     layers = []
     for weight in weights:
         linear = torch.nn.Linear(*weight.shape, bias=False)
         with torch.no_grad():
             linear.weight.copy_(weight.T)
-        parameters = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(tau_mem_inv), v_th=torch.tensor(v_th), **box)
-        layers += [linear, norse.LIFBoxCell(parameters)]
+        layers += [linear, cell()]
     return norse.SequentialState(*layers)
+
+
+def box_stack(weights, tau_mem_inv=100.0, v_th=1.0, **box):
+    """`SequentialState(Linear, LIFBoxCell, ...)` with `weights[k]` `(n_in, n_out)`."""
+    norse = require_module("norse.torch", "norse")
+    parameters = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(tau_mem_inv), v_th=torch.tensor(v_th), **box)
+    return _stack(weights, lambda: norse.LIFBoxCell(parameters))
 
 
 def norse_counts(stack, spikes):
@@ -71,14 +77,8 @@ def test_shipped_weights_in_a_norse_stack_keep_their_accuracy(cell, alpha_int):
 def current_stack(weights, cell="LIFCell", dt=0.001, **parameters):
     """`SequentialState(Linear, LIFCell or LIF, ...)` with `weights[k]` `(n_in, n_out)`."""
     norse = require_module("norse.torch", "norse")
-    layers = []
-    for weight in weights:
-        linear = torch.nn.Linear(*weight.shape, bias=False)
-        with torch.no_grad():
-            linear.weight.copy_(weight.T)
-        p = norse.LIFParameters(**{k: torch.as_tensor(v) for k, v in parameters.items()})
-        layers += [linear, getattr(norse, cell)(p, dt=dt)]
-    return norse.SequentialState(*layers)
+    p = norse.LIFParameters(**{k: torch.as_tensor(v) for k, v in parameters.items()})
+    return _stack(weights, lambda: getattr(norse, cell)(p, dt=dt))
 
 
 def exact_weights(seed):
