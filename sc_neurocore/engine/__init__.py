@@ -53,12 +53,16 @@ class Execution(NamedTuple):
             executors (and batch sizes) may legitimately differ; ``None`` when the executor reports none (the
             generic path is the model's own forward; the incremental engine replays near-ties exactly).
         kernels: ``"numba"`` or ``"python"`` for the event engine's inner loop, else ``None``.
+        recomputed: ``(P,)`` bool, the event engine's rows decided inside even its tight bound and so replayed
+            from their first such layer (in the naive loop's call shapes where the stack's ops are the model's
+            own, else by the model's batched forward); a subset of ``tie_mask``. ``None`` for the others.
     """
 
     engine: str
     reason: str
     tie_mask: Tensor | None = None
     kernels: str | None = None
+    recomputed: Tensor | None = None
 
 
 ENGINES = ("auto", "event", "incremental", "batched")
@@ -187,9 +191,10 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
             def recompute(rows: Tensor) -> Tensor:
                 return run_plan(model, spikes, select(plan, rows), max_memory=max_memory, n_outputs=n_outputs)
 
+            replayed = torch.zeros(len(plan), dtype=torch.bool)
             outputs, tie = run_events(stack, spikes, plan, baseline=recording.baseline, max_memory=max_memory,
-                                      recompute=recompute)
-            return outputs, Execution("event", reason, tie, "numba" if numba_available() else "python")
+                                      recompute=recompute, tight=recording.same_ops, recomputed=replayed)
+            return outputs, Execution("event", reason, tie, "numba" if numba_available() else "python", replayed)
         outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
                                   baseline=recording.baseline)
         return outputs, Execution("incremental", reason)

@@ -114,17 +114,15 @@ def test_compiled_and_python_kernels_agree():
     spikes = (torch.rand(2, 12, 30, generator=generator) < 0.3).float()
     stack = compile_model(net)
     _, baseline = stack_forward(stack, spikes, record=True)
-    tables = event.layer_tables(stack, spikes, baseline)
+    tables = event.layer_tables(stack, spikes, baseline, tight=True)
     plan = remove_each_spike(spikes)
     events = event.plan_events(stack, spikes, baseline, plan)
     results = []
     for compiled in (True, False):
         propagate = event_kernels.kernels(compiled)["propagate_layer"]
         table = tables[0]
-        results.append(propagate(events.offsets, events.t, events.i, events.delta, plan.sample.numpy(), table.weight,
-                                 table.abs_weight, table.membrane, table.spikes, table.bound, table.inverse_reach,
-                                 table.reach_by_neuron, table.beta, table.theta, table.reset, table.c_op,
-                                 table.c_sum, table.spread, table.slack, 8))
+        results.append(propagate(events.offsets, events.t, events.i, events.delta, plan.sample.numpy(),
+                                 *table.kernel_args(), 8, *table.tight_args()))
     for fast, slow in zip(*results, strict=True):
         assert (fast == slow).all()
     assert len(results[0][1]) > 0
