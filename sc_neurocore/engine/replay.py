@@ -14,8 +14,10 @@ row count. So the replay keeps the naive call shape:
   the same row, in the same call shape and position, gives the same bits; the event engine's tight test
   rests on the same fact, checked for batches of samples by `layer_tables`);
 * the changed rows are packed into ``(1, T, n_in)`` calls, each at its own timestep's position (one
-  call holds at most one changed row per timestep), so each is computed as the naive loop computes it;
-* the step function runs on all ``k`` copies at once (elementwise: the same bits at any batch size).
+  call holds at most one changed row per timestep), so each is computed as the naive loop computes it
+  (a product the framework calls one step at a time gets one call per changed row);
+* the step function runs on all ``k`` copies at once (elementwise: the same bits at any batch size;
+  compiled for a plain LIF layer, `sc_neurocore.engine.lif_loop`).
 
 The result is then the naive loop's, bit for bit, whatever batch sizes the model's product rounds
 differently at.
@@ -23,11 +25,14 @@ differently at.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from .incremental import Baseline, CompiledStack, readout_finish, readout_start, readout_step
+from .lif_loop import run_neurons
 
 
 def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start: int, samples: Tensor,
@@ -59,26 +64,31 @@ def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start:
         True
     """
     n_steps = train.shape[1]
-    accumulated = None
     for index in range(start, len(stack.layers)):
         layer = stack.layers[index]
         below = (baseline.spikes[index - 1] if index > 0 else inputs)[samples]
         current = baseline.currents[index][samples].clone()
         changed = (train != below.to(train.dtype)).any(dim=2)
         _changed_rows(layer, train, changed, current)
-        state = layer.initial_state(current.new_zeros(current.shape[0], current.shape[2]))
-        emitted = []
-        last = index == len(stack.layers) - 1
-        if last:
-            accumulated = readout_start(stack.readout, current[:, 0])
-        for t in range(n_steps):
-            spikes, state = layer.step(current[:, t], state, layer.params)
-            emitted.append(spikes)
-            if last:
-                accumulated = readout_step(stack.readout, accumulated, spikes, state.membrane)
-        train = torch.stack(emitted, dim=1)
-    assert accumulated is not None
+        train, states = run_neurons(layer, current)
+    accumulated = readout_start(stack.readout, train[:, 0])
+    for t in range(n_steps):  # as the forward accumulates it
+        accumulated = readout_step(stack.readout, accumulated, train[:, t], states[0][:, t])
     return readout_finish(stack.readout, accumulated, n_steps)
+
+
+def _per_step(layer) -> bool:
+    """Whether the layer's product is called one timestep at a time (`sc_neurocore.engine.compile`'s
+    per-step linear, as snnTorch and Norse call ``nn.Linear``, or a traced segment of per-step maps)."""
+    from .compile import _per_step_linear
+    from .lower import _segment_current
+
+    linear = layer.linear
+    if not isinstance(linear, functools.partial):
+        return False
+    if linear.func is _segment_current:  # a lowered graph segment whose maps all run per step
+        return not any(linear.keywords["segment"].whole_sequence)
+    return linear.func is _per_step_linear
 
 
 def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> None:
@@ -86,6 +96,11 @@ def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> Non
     called in ``(1, T, n_in)`` shape with the row at its own position ``t``."""
     rows, steps = torch.nonzero(changed, as_tuple=True)
     if len(rows) == 0:
+        return
+    if _per_step(layer):  # the framework calls the product one step at a time: one row per call, as alone
+        with torch.no_grad():
+            for p, t in zip(rows.tolist(), steps.tolist(), strict=True):
+                current[p, t] = layer.current(train[p, t][None])[0].to(current.dtype)
         return
     # The rank of each changed row among those of its timestep: call ``r`` holds every timestep's r-th one.
     order = np.argsort(steps.numpy(), kind="stable")
