@@ -231,7 +231,10 @@ def _options(model, spikes: Tensor, plan, stack, max_memory: int | None) -> dict
     from .event import unsupported
     from .event_kernels import numba_available
 
-    shape = Shape(spikes.shape[0], len(plan), spikes.shape[1], spikes.shape[2], tuple(stack.sizes))
+    events = 1.0
+    if isinstance(plan, Silencing) and plan.layer == INPUT_LAYER:  # a silenced input neuron: its spikes
+        events = float((spikes != 0).sum()) / max(1, spikes.shape[0] * spikes.shape[2])
+    shape = Shape(spikes.shape[0], len(plan), spikes.shape[1], spikes.shape[2], tuple(stack.sizes), events)
     options: dict = {"batched": batched_seconds(shape)}
     if max_memory is not None and max_memory < minimum_memory(stack, spikes, plan):
         options["incremental refused"] = "max_memory is below its baseline cache"
