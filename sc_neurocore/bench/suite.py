@@ -37,7 +37,17 @@ from ..extras import install_hint
 from . import contenders
 from .paths import paths_section
 from .targets import Target, issue_targets
-from .workloads import WORKLOADS, Workload, input_spikes, lif_network, snntorch_network
+from .workloads import (
+    FRAMEWORK_WORKLOADS,
+    WORKLOADS,
+    FrameworkWorkload,
+    Workload,
+    framework_network,
+    framework_spikes,
+    input_spikes,
+    lif_network,
+    snntorch_network,
+)
 
 #: Captum FeatureAblation's ``perturbations_per_eval`` values tried; the fastest is reported.
 PERTURBATIONS_PER_EVAL = (64, 256, 1024)
@@ -55,6 +65,7 @@ class Settings(NamedTuple):
         memory_budgets: ``max_memory`` values (bytes) tried there.
         rates: input rates of the time-vs-spikes section (R-MNIST).
         workloads: workload names.
+        framework_workloads: names of the snnTorch-only workloads (`FRAMEWORK_WORKLOADS`: exact saliency).
     """
 
     runs: int = 5
@@ -65,6 +76,7 @@ class Settings(NamedTuple):
     memory_budgets: tuple[int, ...] = (64 * 2**20, 256 * 2**20)
     rates: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
     workloads: tuple[str, ...] = tuple(WORKLOADS)
+    framework_workloads: tuple[str, ...] = tuple(FRAMEWORK_WORKLOADS)
 
 
 QUICK = Settings(runs=1, scale=0.15, attribution_samples=64, attribution_chunk=32, memory_perturbations=3_000,
@@ -191,6 +203,23 @@ def cases(workload: Workload) -> list[Case]:
     return result
 
 
+def framework_case(workload: FrameworkWorkload) -> Case | None:
+    """A snnTorch-only workload as a case (``None`` without snnTorch); no hidden-layer loop is timed on it."""
+    try:
+        sequential = framework_network(workload)
+    except ImportError:
+        return None
+    from ..adapters import from_snntorch
+
+    adapter = from_snntorch(sequential, input_shape=(1, 28, 28)) if workload.name == "CSNN-7" else \
+        from_snntorch(sequential)
+
+    def no_hidden_loop(spikes: Tensor, target: int) -> Tensor:
+        raise NotImplementedError("the snnTorch-only workloads time exact saliency only")
+
+    return Case(f"{workload.name} / snnTorch", adapter, adapter.run, no_hidden_loop, next(iter(adapter.neuron_layers)))
+
+
 def check_twins(workload: Workload, spikes: Tensor) -> str:
     """That the snnTorch twin gives the LIFNetwork's spike counts (else the comparison is meaningless)."""
     both = cases(workload)
@@ -212,8 +241,10 @@ def predicted(run: Callable[[Tensor], Tensor], spikes: Tensor) -> int:
 def executor_note(model, spikes: Tensor) -> str:
     """Which executor ``execute`` picks for the saliency plan of ``spikes``, why, and its tie rows."""
     plan = remove_each_spike(spikes)
+    graph_for = getattr(model, "graph_for", None)  # what the explainers run: the verified traced graph
+    graph = graph_for(spikes) if callable(graph_for) else None
     with torch.inference_mode():
-        _, info = execute(model, spikes, plan, return_info=True)
+        _, info = execute(model if graph is None else graph, spikes, plan, return_info=True)
     ties = "" if info.tie_mask is None else f", {int(info.tie_mask.sum())} of {len(plan)} rows inside the " \
         "rounding bound (recomputed by the model's forward)"
     kernels = f" ({info.kernels} kernels)" if info.kernels else ""
@@ -449,6 +480,17 @@ def run_suite(settings: Settings | None = None, progress: Callable[[str], None] 
                 progress(f"saliency: {case.label}")
                 rows += saliency_section(case, spikes, settings.runs)
                 notes.append(f"{case.label}: {executor_note(case.model, spikes)}")
+        for name in settings.framework_workloads:
+            framework = FRAMEWORK_WORKLOADS[name]
+            framework = framework if settings.scale == 1.0 else framework.scaled(settings.scale)
+            framework_model = framework_case(framework)
+            if framework_model is None:
+                notes.append(f"{name}: snnTorch not installed")
+                continue
+            progress(f"saliency: {framework_model.label}")
+            spikes = framework_spikes(framework)
+            rows += saliency_section(framework_model, spikes, settings.runs)
+            notes.append(f"{framework_model.label} ({framework.why}): {executor_note(framework_model.model, spikes)}")
         mnist = workloads.get("R-MNIST")
         if mnist is not None:
             spikes = input_spikes(mnist)
