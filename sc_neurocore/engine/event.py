@@ -11,10 +11,21 @@ Layers plug in through `LayerTables` (a weight matrix and the baseline tables of
 A convolution or pooling segment lowers to the same interface by its ``dense()`` matrix or
 ``unit_responses`` (see `sc_neurocore.engine.lower`).
 
-Exactness: every spike decision is taken only outside a rigorous float bound on the framework's own
-rounding (`layer_tables`); a row with a decision inside the bound is a *tie*: it is recomputed by the
-model's own forward (the caller's ``recompute``) and reported in the tie mask. Everything else is equal to
-the naive loop bit for bit: spike counts are integers, and the readout is formed as the forward forms it.
+Exactness: a spike decision is taken from its float64 estimate only outside a rigorous bound on the
+framework's own rounding (`layer_tables`), in two tests:
+
+- the *loose* test bounds any summation order and any batch shape of the model's products: a decision it
+  takes is the naive loop's and every batched executor's;
+- the *tight* test (where the stack's ops are the model's own, `sc_neurocore.engine.recorded`) anchors on
+  the baseline's own float membrane and adds the products' rounding only at the steps whose input changed:
+  a decision it takes is the naive loop's, one copy at a time, though another batch shape of the model's
+  product could round it the other way.
+
+A row with a decision inside the loose bound is reported in the tie mask. A row with one inside the tight
+bound too is replayed from that layer by `sc_neurocore.engine.replay` in the naive loop's own call shapes
+(without the tight test: recomputed by the model's own forward, the caller's ``recompute``). Every row is
+then the naive loop's bit for bit (outside the tie mask also every other executor's): spike counts are
+integers, and the readout is formed as the forward forms it.
 """
 
 from __future__ import annotations
@@ -168,11 +179,13 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
         current = baseline.currents[index].double()
         beta = torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).contiguous()
         theta = torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).contiguous()
-        magnitude = train.abs() @ weight.abs()
-        real_current = train @ weight
+        train_np = np.ascontiguousarray(train.numpy())
+        sums = [np.zeros((*train.shape[:2], n_out)) for _ in range(4)]
+        run["spike_sums"](train_np, np.ascontiguousarray(weight.numpy()), *sums)
+        real_current, magnitude, positive, negative = (torch.from_numpy(a) for a in sums)
         binary = bool(((train == 0) | (train == 1)).all())
         if binary:  # exact products: every partial sum is bounded by the larger one-signed sum
-            partial = torch.maximum(train @ weight.clamp(min=0), train @ (-weight).clamp(min=0))
+            partial = torch.maximum(positive, negative)
         else:
             partial = magnitude.clone()
         if layer.bias is not None:
@@ -353,9 +366,11 @@ def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.n
     plus the rows' events."""
     train = below[torch.from_numpy(sample[picked])].clone()
     counts = events.offsets[picked + 1] - events.offsets[picked]
-    where = np.concatenate([np.arange(events.offsets[p], events.offsets[p + 1]) for p in picked]) \
-        if len(picked) else np.zeros(0, dtype=np.int64)
     owner = np.repeat(np.arange(len(picked)), counts)
+    # Each picked row's events: its offset, plus the rank of the event within the row.
+    first = np.repeat(events.offsets[picked], counts)
+    rank = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    where = first + rank
     train.index_put_((torch.from_numpy(owner), torch.from_numpy(events.t[where]), torch.from_numpy(events.i[where])),
                      torch.from_numpy(events.delta[where]).to(train.dtype), accumulate=True)
     return train
@@ -394,8 +409,8 @@ def select(plan: SpikeRemovals | Silencing, index: Tensor) -> SpikeRemovals | Si
 
 def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
     """Peak bytes of one sample's `LayerTables` while they are built (float64: the tables, their
-    neuron-major copies and the temporaries of the bound)."""
-    return 8 * n_steps * sum(16 * n + 2 for n in stack.sizes)
+    neuron-major copies, the tight test's three and the temporaries of the bounds)."""
+    return 8 * n_steps * sum(23 * n + 3 for n in stack.sizes)
 
 
 def minimum_memory(stack: CompiledStack, n_steps: int) -> int:

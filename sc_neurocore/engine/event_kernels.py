@@ -25,8 +25,13 @@ perturbed copy computes, whatever the order of its matrix product's sums. ``R`` 
 $2.05\,E[t] + R_x[t]$ ($2.5$ in float64, where the estimate's own rounding is of the same order): $E$ bounds the baseline's own rounding (the table ``bound``, see
 `sc_neurocore.engine.event.layer_tables`) and $R_x[t] = \beta R_x[t-1] + 4u\,(\beta|d[t-1]| + |d[t]|
 + \theta |r' - r|) + \gamma_{n_{in}+1} \sum_e |\delta_e W_{i_e j}|$ the perturbation's share (its membrane
-updates' roundings, and its matrix product's extra terms). A decision inside the
-bound marks the row as a tie; the caller recomputes tie rows by the model's own forward.
+updates' roundings, and its matrix product's extra terms). A decision inside that (loose) bound goes to
+the tight test when the tables carry it: the estimate $\hat v[t] + d_t[t]$ anchored on the baseline's own
+float membrane $\hat v$, against $R_t[t] = \beta R_t[t-1] + 2\rho[t] + c(\beta|d_t[t-1]| + |d_t[t]| +
+\theta|r' - r|) + [\text{input changed at } t]\,\gamma_{k_t}(2M[t] + \text{mass})$ from the row's first
+event (before it the two computations are the same), times $1 + 4u(T + 2)$ for the second-order terms.
+A decision the tight test takes flags the row (``shape``: the naive loop's outcome, which another batch
+shape may round the other way); one inside both bounds marks the row as a tie, replayed by the caller.
 """
 
 from __future__ import annotations
@@ -340,11 +345,44 @@ def error_bound(local, beta):
     return out
 
 
+def spike_sums(train, weight, real, magnitude, positive, negative):
+    """``train @ weight``, ``|train| @ |weight|`` and the sums of the positive and of the negative products'
+    magnitudes, ``(B, T, n)`` each, over the non-zero inputs only (spike trains are sparse).
+
+    Example:
+        >>> import numpy as np
+        >>> out = [np.zeros((1, 1, 2)) for _ in range(4)]
+        >>> spike_sums(np.array([[[1.0, 0.0, 1.0]]]), np.array([[1.0, -2.0], [5.0, 5.0], [-3.0, 1.0]]), *out)
+        >>> [a[0, 0].tolist() for a in out]
+        [[-2.0, -1.0], [4.0, 3.0], [1.0, 1.0], [3.0, 2.0]]
+    """
+    n_samples, n_steps, n_in = train.shape
+    n_out = weight.shape[1]
+    for b in range(n_samples):
+        for t in range(n_steps):
+            for i in range(n_in):
+                x = train[b, t, i]
+                if x == 0.0:
+                    continue
+                for j in range(n_out):
+                    product = x * weight[i, j]
+                    real[b, t, j] += product
+                    if product > 0.0:
+                        positive[b, t, j] += product
+                    else:
+                        negative[b, t, j] -= product
+    for b in range(n_samples):
+        for t in range(n_steps):
+            for j in range(n_out):
+                magnitude[b, t, j] = positive[b, t, j] + negative[b, t, j]
+
+
 _python_scan_row = _scan_row
 # The plain-Python propagate_layer calls the plain-Python scan, whatever the module global becomes once compiled.
 _python_propagate = types.FunctionType(propagate_layer.__code__, {**globals(), "_scan_row": _python_scan_row},
                                        "propagate_layer")
-PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "real_membrane": real_membrane, "reverse_reach": reverse_reach, "error_bound": error_bound}
+PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "real_membrane": real_membrane,
+                  "reverse_reach": reverse_reach, "error_bound": error_bound, "spike_sums": spike_sums}
 _COMPILED: dict[str, object] = {}
 
 
@@ -362,7 +400,7 @@ def kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(kernels(compiled=False))
-        ['_scan_row', 'error_bound', 'propagate_layer', 'real_membrane', 'reverse_reach']
+        ['_scan_row', 'error_bound', 'propagate_layer', 'real_membrane', 'reverse_reach', 'spike_sums']
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS
@@ -373,6 +411,7 @@ def kernels(compiled: bool = True) -> dict:
         global _scan_row
         _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(_python_scan_row)
         for name, function in (("propagate_layer", propagate_layer), ("reverse_reach", reverse_reach),
-                               ("error_bound", error_bound), ("real_membrane", real_membrane)):
+                               ("error_bound", error_bound), ("real_membrane", real_membrane),
+                               ("spike_sums", spike_sums)):
             _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(function)
     return _COMPILED
