@@ -170,7 +170,7 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
         if recording.outputs is None:
             return generic("too many samples to record at once: the model's own forward, in chunks")
         return recording.outputs, Execution("incremental", "the compiled stack's recorded forward (verified)")
-    options = _options(model, spikes, plan, stack, max_memory)
+    options = _options(model, spikes, plan, stack, max_memory, recording.same_ops)
     if choice != "auto":
         if options.get(choice) is None:
             raise ValueError(f"engine: {choice!r} cannot run this call: {options.get(choice + ' refused')}; "
@@ -224,11 +224,11 @@ def _refusal(model: SpikingModel, spikes: Tensor, plan, choice: str) -> str | No
     return None
 
 
-def _options(model, spikes: Tensor, plan, stack, max_memory: int | None) -> dict:
+def _options(model, spikes: Tensor, plan, stack, max_memory: int | None, same_ops: bool = False) -> dict:
     """Each executor's estimated seconds, or why it cannot run (``'<name> refused'``)."""
     from .cost import Shape, batched_seconds, event_seconds, incremental_seconds
     from .event import minimum_memory as event_minimum_memory
-    from .event import unsupported
+    from .event import MEMBRANE_READOUTS, unsupported
     from .event_kernels import numba_available
 
     events = 1.0
@@ -242,7 +242,10 @@ def _options(model, spikes: Tensor, plan, stack, max_memory: int | None) -> dict
         options["incremental refused"] = "rows silence many input neurons (a full product per step)"
     else:
         options["incremental"] = incremental_seconds(shape)
-    why = unsupported(stack) if spikes.device.type == "cpu" else "it runs on the CPU only"
+    why = unsupported(stack, tight=same_ops) if spikes.device.type == "cpu" else "it runs on the CPU only"
+    if why is None and stack.readout in MEMBRANE_READOUTS and isinstance(plan, Silencing) and \
+            plan.layer == stack.names[-1]:
+        why = "silenced output neurons of a membrane readout"
     if why is None and max_memory is not None and max_memory < event_minimum_memory(stack, spikes.shape[1]):
         why = "max_memory is below one sample's tables"
     if why is None and _many_inputs_per_row(plan):

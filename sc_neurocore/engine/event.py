@@ -46,6 +46,8 @@ from .replay import replay_rows
 
 #: Readouts the event engine computes exactly from spike changes.
 EVENT_READOUTS = ("count", "rate")
+#: Readouts of the output layer's membrane: the event engine replays that layer (see `unsupported`).
+MEMBRANE_READOUTS = ("final_membrane", "max_membrane")
 #: Spikes a perturbed copy may add to one step's input of a layer beyond the baseline's (flips of the layer
 #: below) while the matrix product's bound still covers its sum; a row adding more is a tie.
 ADDED_SPIKES = 8
@@ -107,8 +109,13 @@ class LayerTables(NamedTuple):
         return self.recorded, self.rho, self.partial, self.gam, True, self.c_est
 
 
-def unsupported(stack: CompiledStack) -> str | None:
+def unsupported(stack: CompiledStack, tight: bool = False) -> str | None:
     """Why the event engine cannot run ``stack`` (``None``: it can).
+
+    A membrane readout (`MEMBRANE_READOUTS`) is a float value, not a count: its hidden layers run as
+    events and the output layer is replayed in the naive loop's call shapes (`sc_neurocore.engine.replay`),
+    which needs ``tight`` (the stack's ops checked to be the model's own); its output layer may then be any
+    neuron, a leaky integrator included.
 
     Example:
         >>> import torch
@@ -117,9 +124,15 @@ def unsupported(stack: CompiledStack) -> str | None:
         >>> unsupported(compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))) is None
         True
     """
-    if stack.readout not in EVENT_READOUTS:
-        return f"readout {stack.readout!r} is a membrane value (the event engine computes spike readouts)"
-    for name, layer in zip(stack.names, stack.layers, strict=True):
+    evented = stack.layers
+    if stack.readout in MEMBRANE_READOUTS:
+        if not tight:
+            return (f"readout {stack.readout!r} is a membrane value, replayed exactly only where the compiled "
+                    "stack's membranes were checked to be the model's own")
+        evented = stack.layers[:-1]
+    elif stack.readout not in EVENT_READOUTS:
+        return f"readout {stack.readout!r} is not one the event engine computes"
+    for name, layer in zip(stack.names[:len(evented)], evented, strict=True):
         if layer.step is not lif_step or not isinstance(layer.params, LIFParameters):
             return f"layer {name!r} is not a leaky integrate-and-fire layer"
         beta = torch.as_tensor(layer.params.beta)
@@ -136,7 +149,8 @@ def gamma(terms: Tensor | int, unit: float) -> Tensor:
     return k * unit / (1 - k * unit)
 
 
-def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: bool = False) -> list[LayerTables]:
+def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: bool = False,
+                 alone_checked: bool = False) -> list[LayerTables]:
     r"""The tables of every layer for samples ``x`` ``(B, T, N)`` and their recorded ``baseline``.
 
     The loose bound (any summation order, any batch shape): with $u$ the unit roundoff of the weights' dtype,
@@ -170,7 +184,8 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
     tables = []
     run = kernels()
     train = x.double()
-    for index, layer in enumerate(stack.layers):
+    evented = stack.layers[:-1] if stack.readout in MEMBRANE_READOUTS else stack.layers
+    for index, layer in enumerate(evented):
         params = layer.params
         n_in, n_out = layer.weight.shape
         weight = layer.weight.double()
@@ -209,8 +224,8 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
                                                 for a in (anchor, spikes.numpy(), bound, reach))
         with np.errstate(divide="ignore"):
             inverse = np.where(reach > 0, 1.0 / reach, np.inf)
-        layer_tight = tight and _rows_alone_match(layer, x if index == 0 else baseline.spikes[index - 1],
-                                                  baseline.currents[index])
+        layer_tight = tight and (alone_checked or _rows_alone_match(
+            layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
         extra: tuple = ()
         if layer_tight:
             extra = tuple(np.ascontiguousarray(a.numpy().transpose(0, 2, 1)) for a in (membrane, rho, partial)) \
@@ -220,6 +235,37 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
                                   float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES, *extra))
         train = baseline.spikes[index].double()
     return tables
+
+
+def naive_baseline(stack: CompiledStack, x: Tensor, baseline: Baseline) -> Baseline:
+    """``baseline`` if every layer's product gives each sample's rows, computed alone, the recorded bits; else
+    the forward recorded one sample at a time, as the naive loop runs it (a BLAS may round a batch's rows
+    differently, and the tight test must anchor on what the naive loop computes).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(3, 10, 8) < 0.3).float()
+        >>> naive_baseline(stack, x, stack_forward(stack, x, record=True)[1]).spikes[0].shape
+        torch.Size([3, 10, 4])
+    """
+    if x.shape[0] == 1 or all(_rows_alone_match(layer, x if index == 0 else baseline.spikes[index - 1],
+                                                baseline.currents[index])
+                              for index, layer in enumerate(stack.layers)):
+        return baseline
+    alone = []
+    for b in range(x.shape[0]):
+        recorded_forward = stack_forward(stack, x[b:b + 1], record=True)
+        assert isinstance(recorded_forward, tuple)
+        alone.append(recorded_forward[1])
+    return Baseline([torch.cat([one.currents[i] for one in alone]) for i in range(len(stack.layers))],
+                    [type(alone[0].states[i])(*(torch.cat(fields) for fields in zip(*(one.states[i] for one in alone),
+                                                                                    strict=True)))
+                     for i in range(len(stack.layers))],
+                    [torch.cat([one.spikes[i] for one in alone]) for i in range(len(stack.layers))],
+                    torch.cat([one.partial_outputs for one in alone]))
 
 
 def _rows_alone_match(layer, train: Tensor, recorded_current: Tensor) -> bool:
@@ -314,11 +360,17 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     sample = plan.sample
     counts = accumulated[sample].clone()
     tie = torch.zeros(n_rows, dtype=torch.bool)
+    membrane = stack.readout in MEMBRANE_READOUTS
     if level == len(stack.layers):  # silenced output neurons: their spikes leave the readout
         assert isinstance(plan, Silencing)
+        if membrane:
+            raise ValueError("plan: silencing the output layer of a membrane readout is not run by the event "
+                             "engine; pass engine='batched'")
         counts = counts * (~plan.masks()).to(counts.dtype)
         return readout_finish(stack.readout, counts, n_steps), tie
-    tables = layer_tables(stack, x, baseline) if tables is None else tables
+    tables = layer_tables(stack, x, baseline, tight=membrane) if tables is None else tables
+    if membrane and not all(table.tight for table in tables[level:]):
+        raise ValueError("stack: a membrane readout needs the tight test on every layer it runs as events")
     events = plan_events(stack, x, baseline, plan)
     sample_np = sample.numpy().astype(np.int64)
     propagate = kernels()["propagate_layer"]
@@ -335,21 +387,33 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
             # this layer and the ones above are replayed in the naive loop's own call shapes.
             picked = np.nonzero(new_ties)[0]
             below = baseline.spikes[index - 1] if index > 0 else x
-            suffixes.append((index, picked, _input_train(below, sample_np, events, picked)))
+            suffixes.append((index, picked, _input_train(below, sample_np, events, picked), True))
             row_ties = row_ties & ~new_ties
             shape |= new_ties
         ties |= row_ties
         shape |= row_shape
         events = Events(offsets, t, j, delta)
     rows = np.repeat(np.arange(n_rows), np.diff(events.offsets))
-    counts.index_put_((torch.from_numpy(rows), torch.from_numpy(events.i)),
-                      torch.from_numpy(events.delta).to(counts.dtype), accumulate=True)
-    outputs = readout_finish(stack.readout, counts, n_steps)
+    if membrane:  # the output layer's membrane: every row whose input to it changed is replayed there
+        outputs = readout_finish(stack.readout, counts, n_steps)
+        last = len(stack.layers) - 1
+        changed = np.diff(events.offsets) > 0
+        for _, picked, _, _ in suffixes:  # tie rows: replayed from their own layer
+            changed[picked] = False
+        changed &= ~ties
+        if changed.any():
+            picked = np.nonzero(changed)[0]
+            below = baseline.spikes[last - 1] if last > 0 else x
+            suffixes.append((last, picked, _input_train(below, sample_np, events, picked), False))
+    else:
+        counts.index_put_((torch.from_numpy(rows), torch.from_numpy(events.i)),
+                          torch.from_numpy(events.delta).to(counts.dtype), accumulate=True)
+        outputs = readout_finish(stack.readout, counts, n_steps)
     redo = torch.from_numpy(ties.copy())
-    for index, picked, train in suffixes:
+    for index, picked, train, is_tie in suffixes:
         rows_t = torch.from_numpy(picked)
         outputs[rows_t] = replay_rows(stack, x, baseline, index, sample[rows_t], train).to(outputs.dtype)
-        redo[rows_t] = True
+        redo[rows_t] |= is_tie
     if bool(torch.from_numpy(ties).any()):
         index = torch.nonzero(torch.from_numpy(ties))[:, 0]
         if recompute is None:
@@ -493,7 +557,9 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
         else:
             rank = sub.rank[start:start + samples] if sub.rank.ndim == 2 else sub.rank
             sub = Silencing(sub.layer, sub.sample - start, rank, sub.start, sub.stop)
-        tables = layer_tables(stack, chunk_x, chunk_baseline, tight=tight)
+        if tight:  # anchored on what the naive loop computes, one sample at a time
+            chunk_baseline = naive_baseline(stack, chunk_x, chunk_baseline)
+        tables = layer_tables(stack, chunk_x, chunk_baseline, tight=tight, alone_checked=tight)
         # Rows in pieces: each row's events (about two per changed neuron) live until its piece is done.
         piece = max(1, budget // 8 // (24 * 2 * sum(stack.sizes) + 64))
         for first in range(0, len(sub), piece):

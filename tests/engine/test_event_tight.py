@@ -119,3 +119,36 @@ def test_a_model_whose_membranes_differ_gets_no_tight_test():
             raise RuntimeError("cannot record")
 
     assert not same_membranes(Silent(), spikes, stack, baseline)
+
+
+def test_membrane_readouts_run_as_events_and_a_replayed_output_layer():
+    from conftest import require_module
+
+    require_module("snntorch", "snntorch")
+    import snntorch as snn
+
+    from sc_neurocore.adapters import from_snntorch
+    from sc_neurocore.engine.plans import silence_each_neuron
+
+    torch.manual_seed(0)
+    for readout in ("final_membrane", "max_membrane"):
+        sequential = torch.nn.Sequential(torch.nn.Linear(40, 20), snn.Leaky(beta=0.9, init_hidden=True),
+                                         torch.nn.Linear(20, 5), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+        with torch.no_grad():
+            sequential[0].weight.mul_(3.0)
+        model = from_snntorch(sequential, readout=readout)
+        spikes = (torch.rand(2, 20, 40) < 0.2).float()
+        graph = model.graph_for(spikes)
+        for plan in (remove_each_spike(spikes), silence_each_neuron("input", 40, 2, spikes.device),
+                     silence_each_neuron("1", 20, 2, spikes.device)):
+            outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
+            rows, silence = materialise(spikes, plan)
+            alone = [{name: mask[p:p + 1] for name, mask in silence.items()} if silence else None
+                     for p in range(len(plan))]
+            own = torch.cat([graph.run(rows[p:p + 1], silence=alone[p]) for p in range(len(plan))])
+            framework = torch.cat([model.run(rows[p:p + 1], silence=alone[p]) for p in range(len(plan))])
+            assert torch.equal(outputs, own), (readout, type(plan).__name__)
+            assert torch.equal(outputs[~info.tie_mask], framework[~info.tie_mask])
+            assert not torch.equal(outputs, graph.run(spikes)[plan.sample])  # the perturbations change them
+    stack = compile_model(LIFNetwork([torch.randn(6, 3), torch.randn(3, 2)]))._replace(readout="final_membrane")
+    assert "membrane" in event.unsupported(stack) and event.unsupported(stack, tight=True) is None
