@@ -147,7 +147,9 @@ def framework_network(workload: FrameworkWorkload, seed: int = 0) -> nn.Sequenti
         gains = {0: 1.2, 2: 1.0}
     with torch.no_grad():
         for index, gain in gains.items():
-            model[index].weight.mul_(gain)
+            layer = model[index]
+            assert isinstance(layer, (nn.Linear, nn.Conv2d))
+            layer.weight.mul_(gain)
     return model.eval()
 
 

@@ -410,16 +410,16 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
                           torch.from_numpy(events.delta).to(counts.dtype), accumulate=True)
         outputs = readout_finish(stack.readout, counts, n_steps)
     redo = torch.from_numpy(ties.copy())
-    for index, picked, train, is_tie in suffixes:
+    for start, picked, train, is_tie in suffixes:
         rows_t = torch.from_numpy(picked)
-        outputs[rows_t] = replay_rows(stack, x, baseline, index, sample[rows_t], train).to(outputs.dtype)
+        outputs[rows_t] = replay_rows(stack, x, baseline, start, sample[rows_t], train).to(outputs.dtype)
         redo[rows_t] |= is_tie
     if bool(torch.from_numpy(ties).any()):
-        index = torch.nonzero(torch.from_numpy(ties))[:, 0]
+        tie_rows = torch.nonzero(torch.from_numpy(ties))[:, 0]
         if recompute is None:
-            outputs[index] = _stack_rows(stack, x, plan, index)
+            outputs[tie_rows] = _stack_rows(stack, x, plan, tie_rows)
         else:
-            outputs[index] = recompute(index).to(outputs.dtype)
+            outputs[tie_rows] = recompute(tie_rows).to(outputs.dtype)
     if recomputed is not None:
         recomputed.copy_(redo)
     return outputs, torch.from_numpy(ties | shape)

@@ -194,7 +194,7 @@ def stack_forward(stack: CompiledStack, spikes: Tensor, silence: dict[str, Tenso
         if silence and stack.names[index] in silence:
             keep = (~silence[stack.names[index]]).to(currents.dtype)
         # The time loop: compiled for a plain LIF layer (the same bits as its step function, engine.lif_loop).
-        train, stacked = run_neurons(layer, currents) if n_steps else (currents, None)
+        train, stacked = run_neurons(layer, currents)
         if keep is not None:
             train = train * keep[:, None]
         last_states = stacked

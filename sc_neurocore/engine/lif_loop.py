@@ -122,6 +122,8 @@ def run_neurons(layer, current: Tensor) -> tuple[Tensor, Any]:
                       spikes, membrane)
             return torch.from_numpy(spikes), LIFState(torch.from_numpy(membrane))
     state = layer.initial_state(current.new_zeros(current.shape[0], n))
+    if current.shape[1] == 0:  # no step: nothing emitted, the states empty along time
+        return current.clone(), type(state)(*(field[:, None][:, :0] for field in state))
     emitted, states = [], []
     for t in range(current.shape[1]):
         s, state = layer.step(current[:, t], state, layer.params)
