@@ -94,7 +94,10 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     * ``"batched"`` (`run_plan`): the model's own forward on perturbed copies; any model, any device.
     * ``"incremental"`` (`run_incremental`): suffix replays of a compiled stack.
     * ``"event"`` (`sc_neurocore.engine.event.run_events`): spike-change events through a compiled
-      LIF stack with a spike readout, its inner loop compiled by numba (the ``fast`` extra).
+      LIF stack, its inner loop compiled by numba (the ``fast`` extra). Where the stack's membranes match
+      the model's own (`sc_neurocore.engine.recorded.Recording.same_ops`) every row, tie rows included,
+      is the naive loop's bit for bit (the rows inside its tight bound are replayed in the naive loop's
+      call shapes, `Execution.recomputed`), and membrane readouts run too (the output layer replayed).
 
     The compiled executors run only when the model compiles (`sc_neurocore.engine.compile.compile_model`)
     and the compiled form reproduces the model's forward bit for bit (checked once per model and input
