@@ -255,7 +255,9 @@ def executor_note(model, spikes: Tensor) -> str:
     with torch.inference_mode():
         _, info = execute(model if graph is None else graph, spikes, plan, return_info=True)
     ties = "" if info.tie_mask is None else f", {int(info.tie_mask.sum())} of {len(plan)} rows inside the " \
-        "rounding bound (recomputed by the model's forward)"
+        "loose rounding bound (the tie mask)"
+    if info.recomputed is not None:
+        ties += f", {int(info.recomputed.sum())} inside the tight one too (replayed from their first such layer)"
     kernels = f" ({info.kernels} kernels)" if info.kernels else ""
     return f"executor {info.engine}{kernels}: {info.reason}{ties}"
 

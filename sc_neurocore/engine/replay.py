@@ -71,10 +71,22 @@ def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start:
         changed = (train != below.to(train.dtype)).any(dim=2)
         _changed_rows(layer, train, changed, current)
         train, states = run_neurons(layer, current)
-    accumulated = readout_start(stack.readout, train[:, 0])
-    for t in range(n_steps):  # as the forward accumulates it
-        accumulated = readout_step(stack.readout, accumulated, train[:, t], states[0][:, t])
-    return readout_finish(stack.readout, accumulated, n_steps)
+    return readout_finish(stack.readout, _accumulated(stack.readout, train, states[0]), n_steps)
+
+
+def _accumulated(readout: str, train: Tensor, membrane: Tensor) -> Tensor:
+    """The readout accumulator after the last step, with the forward's bits: 0/1 spike counts are integers
+    (any order of the sum is exact), a maximum and a last value are exact; anything else step by step."""
+    if readout in ("count", "rate") and bool(((train == 0) | (train == 1)).all()):
+        return train.sum(dim=1)
+    if readout == "max_membrane":
+        return torch.maximum(readout_start(readout, membrane[:, 0]), membrane.amax(dim=1))
+    if readout == "final_membrane":
+        return membrane[:, -1].clone()
+    accumulated = readout_start(readout, train[:, 0])
+    for t in range(train.shape[1]):
+        accumulated = readout_step(readout, accumulated, train[:, t], membrane[:, t])
+    return accumulated
 
 
 def _per_step(layer) -> bool:
