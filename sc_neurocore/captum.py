@@ -161,13 +161,15 @@ class CausalImportanceAttr(PerturbationAttribution):
 class SpikeAttributorAttr(Attribution):
     """Weight-path spike attribution (`SpikeAttributor`) as a Captum attribution.
 
-    Needs no forward passes in ``"linear"`` mode (one recording pass in ``"gated"`` mode); the model must
-    expose ``linear_weights()`` (an ``LIFNetwork``, or an adapter of a Linear + neuron stack).
+    ``"linear"`` mode needs no forward pass, and a model exposing ``linear_weights()`` (an ``LIFNetwork``,
+    or an adapter of a Linear + neuron stack); ``"auto"`` (and the deprecated ``"gated"``) record one
+    forward pass of any model the adapters trace.
 
     Args:
-        forward_func: the model (a SpikingModel with a linear weight chain).
-        decay: the time decay ``d`` in ``(0, 1]``.
-        mode: ``"linear"`` or ``"gated"``.
+        forward_func: the model (a SpikingModel).
+        decay: the time decay ``d`` in ``(0, 1]`` of the linear and gated rules.
+        mode: ``"linear"`` (the tutorial's weight paths), ``"auto"`` (spike-time credit through the model's own
+            dynamics; the recommended rule) or ``"gated"`` (deprecated).
 
     Example:
         >>> import torch

@@ -4,7 +4,7 @@ Loads the shipped 64-32-10 LIF network trained on scikit-learn's handwritten dig
 (`sc_neurocore.data.pretrained_network`), prints its test accuracy, and explains a handful of test
 digits with all three methods, each in one batched call:
 
-* `SpikeAttributor` (gated): the top spikes of each digit;
+* `SpikeAttributor` (`mode="auto"`, the recommended rule for a known model): the top spikes of each digit;
 * `TemporalSaliency`: the exact saliency summary;
 * `CausalImportance`: the input pixels whose silencing lowers each digit's
   output most; the hidden neurons whose silencing costs the most test accuracy, and how many can be
@@ -234,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
         plot_temporal_profile,
         save_figure,
     )
-    from .quality import COUNT_READOUT_DECAY, faithfulness_rows, format_table
+    from .quality import faithfulness_rows, format_table
 
     started = time.perf_counter()
     n_samples = as_positive_int(args.samples, "samples")
@@ -274,10 +274,8 @@ def _run(args: argparse.Namespace) -> int:
 
     # -- spike attribution, batched -------------------------------------------------------------------------
     with step("spike attribution", enabled=progress):
-        attribution = SpikeAttributor(decay=COUNT_READOUT_DECAY, mode="gated").attribute(
-            spikes, network, output_neuron=targets
-        )
-    _section(f"Spike attribution (gated, decay {COUNT_READOUT_DECAY:g}): top 5 spikes per digit")
+        attribution = SpikeAttributor(mode="auto").attribute(spikes, network, output_neuron=targets)
+    _section("Spike attribution (auto: spike-time credit through the network's own dynamics): top 5 spikes per digit")
     for sample, top in enumerate(cast(list[TopK], attribution.top_k(5))):  # a batch: one list per sample
         spikes_text = ", ".join(f"t={t} pixel=({n // 8},{n % 8}) {score:+.3f}" for t, n, score in top)
         print(f"sample {sample} (label {int(labels[sample])}, predicted {int(targets[sample])}): {spikes_text}")
@@ -361,7 +359,7 @@ def _run(args: argparse.Namespace) -> int:
             plot_spike_raster(
                 spikes[0],
                 attribution.attribution_map()[0],
-                label=f"gated attribution ({UNITS['attribution']})",
+                label=f"attribution ({UNITS['attribution']})",
                 signed=True,
                 title=f"{caption(0)}: input spikes coloured by attribution",
             ),
@@ -379,8 +377,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         save(
             plot_temporal_profile(
-                {"gated attribution": profile[0], "saliency": saliency.temporal_profile()[0]},
-                units={"gated attribution": UNITS["attribution"], "saliency": UNITS["saliency"]},
+                {"attribution": profile[0], "saliency": saliency.temporal_profile()[0]},
+                units={"attribution": UNITS["attribution"], "saliency": UNITS["saliency"]},
                 title=f"{caption(0)}: score per timestep",
             ),
             "temporal_profile.png",

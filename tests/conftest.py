@@ -54,3 +54,14 @@ def _incremental_engine_for_every_plan(monkeypatch):
     from sc_neurocore import engine
 
     monkeypatch.setattr(engine, "SMALL_PLAN_MACS", 0)
+
+
+@pytest.fixture
+def chunks_of_any_size(monkeypatch):
+    """Let the engine cut chunks down to one row, below the workable minimum it raises small budgets to
+    (`sc_neurocore.engine.budget.MAX_OVERHEAD`), for tests of chunking itself on small problems."""
+    import math
+
+    from sc_neurocore.engine import budget
+
+    monkeypatch.setattr(budget, "MAX_OVERHEAD", math.inf)

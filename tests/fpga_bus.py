@@ -110,9 +110,18 @@ def explain_program(trains: torch.Tensor, weights: list[torch.Tensor], spec: Fix
     return program
 
 
-def run_migen(program: BusProgram, top) -> list[int]:
-    """Run ``program`` against a ``StandaloneTraceExplainer`` in Migen's simulator; returns the reads."""
-    from migen.sim import run_simulation
+def run_migen(program: BusProgram, top, scheduler: str = "event") -> list[int]:
+    """Run ``program`` against a ``StandaloneTraceExplainer`` in Migen's simulator; returns the reads.
+
+    ``scheduler="event"``: Migen's evaluator with event-driven scheduling (``migen_event_sim``); ``"migen"``:
+    Migen's stock ``run_simulation``.
+    """
+    if scheduler == "event":
+        from migen_event_sim import run_event_simulation as run_simulation
+    elif scheduler == "migen":
+        from migen.sim import run_simulation
+    else:
+        raise ValueError(f"scheduler: expected 'event' or 'migen', got {scheduler!r}")
 
     bus = top.bus
     reads: list[int] = []

@@ -79,9 +79,18 @@ def explain_program(network: QuantizedNetwork, trains: torch.Tensor, full: bool 
     return program
 
 
-def run_migen(program: NetworkProgram, top) -> list[int]:
-    """Run `program` against a `StandaloneNetworkExplainer` in Migen's simulator; returns the reads."""
-    from migen.sim import run_simulation
+def run_migen(program: NetworkProgram, top, scheduler: str = "event") -> list[int]:
+    """Run `program` against a `StandaloneNetworkExplainer` in Migen's simulator; returns the reads.
+
+    `scheduler="event"` runs Migen's evaluator with event-driven scheduling (`migen_event_sim`),
+    `"migen"` Migen's stock `run_simulation`.
+    """
+    if scheduler == "event":
+        from migen_event_sim import run_event_simulation as run_simulation
+    elif scheduler == "migen":
+        from migen.sim import run_simulation
+    else:
+        raise ValueError(f"scheduler: expected 'event' or 'migen', got {scheduler!r}")
 
     csr, wb = top.csr, top.wishbone
     reads: list[int] = []

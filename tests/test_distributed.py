@@ -398,6 +398,14 @@ def test_the_command_runs_in_one_process_and_reports_bad_input(tmp_path, capsys)
     merged = load_explanations(tmp_path / "out")
     assert merged.scores.shape == (N_SAMPLES, N_OUTPUTS) and bool((merged.targets == 2).all())
     assert merged.manifest["parameters"]["layer"] == "1"
+    # Attribution defaults to the recommended mode='auto' (the model is at hand), equal to the library call.
+    assert main(["explain-dataset", "--model", "test_distributed:make_model", "--dataset", str(data),
+                 "--method", "attribution", "--targets", "labels", "--out", str(tmp_path / "auto"),
+                 "--no-progress"]) == 0
+    auto = load_explanations(tmp_path / "auto")
+    assert auto.manifest["parameters"] == {"mode": "auto"}
+    direct = SpikeAttributor(mode="auto").attribute(spikes[:BATCH], make_model(), output_neuron=labels[:BATCH])
+    assert torch.equal(auto.scores[:BATCH], direct.attribution_map())
 
     assert main(["explain-dataset", "--model", "test_distributed:make_model", "--dataset", "nowhere",
                  "--method", "saliency", "--out", str(tmp_path / "bad")]) == 2
@@ -504,7 +512,7 @@ def test_items_as_mappings_and_bad_items(tmp_path, model):
     merged = load_explanations(tmp_path / "dict")
     spikes, labels = spikes_and_labels()
     assert torch.equal(merged.labels, labels[:20]) and torch.equal(merged.targets, labels[:20])
-    direct = SpikeAttributor().attribute(spikes[:8], model, output_neuron=labels[:8]).attribution_map()
+    direct = SpikeAttributor(mode="auto").attribute(spikes[:8], model, output_neuron=labels[:8]).attribution_map()
     assert torch.equal(merged.scores[:8], direct)
     with pytest.raises(ValueError, match="targets: 'labels' needs a dataset"):
         explain_dataset("attribution", model, DictSpikes(with_labels=False), tmp_path / "nolabels", targets="labels")
@@ -517,3 +525,51 @@ def test_items_as_mappings_and_bad_items(tmp_path, model):
     floats = TensorDataset(spikes, labels.float())
     with pytest.raises(ValueError, match="dataset: expected one integer label per item"):
         explain_dataset("attribution", model, floats, tmp_path / "floats")
+
+
+@pytest.mark.parametrize("method", ["attribution", "saliency"])
+def test_sparse_runs_keep_the_scores_at_the_spikes_only(tmp_path, method):
+    model = make_model()
+    spikes, labels = spikes_and_labels()
+    spikes *= torch.rand(spikes.shape, generator=torch.Generator().manual_seed(3)) < 0.3  # ~9% of the entries
+    spikes[3] = 0  # a sample without a spike: no entry
+    spikes[7] *= torch.rand(spikes[7].shape, generator=torch.Generator().manual_seed(4)) * 2  # graded spikes
+    dataset = TensorDataset(spikes, labels)
+    explain_dataset(method, model, dataset, tmp_path / "dense", batch_size=BATCH, shard_size=2 * BATCH,
+                    progress=False)
+    summary = explain_dataset(method, model, dataset, tmp_path / "sparse", batch_size=BATCH, shard_size=2 * BATCH,
+                              progress=False, sparse=True)
+    dense, sparse = load_explanations(tmp_path / "dense"), load_explanations(tmp_path / "sparse")
+    assert sparse.scores.layout == torch.sparse_coo and sparse.scores.shape == dense.scores.shape
+    assert sparse.scores._nnz() == int((spikes != 0).sum())  # one entry per input spike, whatever its score
+    assert torch.equal(sparse.scores.to_dense(), dense.scores)  # bit for bit, and zero off the spikes
+    assert bool((dense.scores[spikes == 0] == 0).all()) and int((dense.scores != 0).sum()) > 100
+    assert torch.equal(sparse.targets, dense.targets) and torch.equal(sparse.outputs, dense.outputs)
+    assert sparse.manifest["sparse"] is True and "scores" not in sparse.manifest["arrays"]
+    # Smaller on disk than the dense shards: 8 bytes per spike against 4 per entry.
+    size = {name: sum(path.stat().st_size for path in (tmp_path / name).glob("shard-*.npz"))
+            for name in ("dense", "sparse")}
+    assert size["sparse"] < size["dense"] / 2, size
+    # A rerun resumes the sparse folder; the dense folder is not taken for a sparse run.
+    again = explain_dataset(method, model, dataset, tmp_path / "sparse", batch_size=BATCH, shard_size=2 * BATCH,
+                            progress=False, sparse=True)
+    assert (again.explained_shards, again.skipped_shards) == (0, summary.n_shards)
+    with pytest.raises(ValueError, match="the shard layout"):
+        explain_dataset(method, model, dataset, tmp_path / "dense", batch_size=BATCH, shard_size=2 * BATCH,
+                        progress=False, sparse=True)
+
+
+def test_the_command_writes_sparse_shards(tmp_path, capsys):
+    import numpy as np
+
+    from sc_neurocore.cli import main
+
+    spikes, labels = spikes_and_labels()
+    data = tmp_path / "spikes.npz"
+    np.savez(data, spikes=spikes.numpy(), labels=labels.numpy())
+    assert main(["explain-dataset", "--model", "test_distributed:make_model", "--dataset", str(data),
+                 "--method", "attribution", "--targets", "labels", "--sparse", "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    merged = load_explanations(tmp_path / "out")
+    direct = SpikeAttributor(mode="auto").attribute(spikes, make_model(), output_neuron=labels).attribution_map()
+    assert torch.equal(merged.scores.to_dense(), direct)

@@ -6,7 +6,8 @@ three explainers, in batches on the chosen device, and writes what it finds to a
 * ``shard-00000.npz`` (or ``.safetensors``), one per block of ``shard_size`` consecutive samples, holding
   ``scores`` (the attribution, saliency or importance map of each sample), ``targets`` (the explained
   output neuron), ``outputs`` (the model's readout), ``sample_index`` and, when the dataset has them,
-  ``labels``;
+  ``labels``; with ``sparse=True`` the attribution or saliency scores are kept at the input spikes only
+  (`sc_neurocore.distributed.sparse`);
 * ``shard-00000.json`` beside each shard, its receipt: sample range, SHA-256, the key of the run and the
   digest of the input samples it was computed from;
 * ``manifest.json``, written by rank 0 once every rank has finished: model, method, parameters, the

@@ -56,10 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", dest="shard_format", choices=SHARD_FORMATS, default="npz", help="shard file format")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: cuda:LOCAL_RANK if available)")
     parser.add_argument("--num-workers", type=int, default=None, help="DataLoader worker processes per rank")
-    parser.add_argument("--decay", type=float, default=0.9, help="attribution: time decay in (0, 1]")
-    parser.add_argument("--mode", choices=("linear", "gated"), default="linear", help="attribution: weight paths")
+    parser.add_argument("--decay", type=float, default=0.9, help="attribution, linear and gated modes: time decay in (0, 1]")
+    parser.add_argument("--mode", choices=("auto", "linear", "gated"), default="auto",
+                        help="attribution: auto (spike-time credit through the model's own dynamics; the "
+                             "recommended default), linear (the tutorial's weight paths with --decay) or gated "
+                             "(deprecated)")
     parser.add_argument("--significance", type=float, default=None, help="saliency: |saliency| counted significant")
     parser.add_argument("--layer", default=INPUT_LAYER, help="causal: the layer whose neurons are silenced")
+    parser.add_argument("--sparse", action="store_true",
+                        help="attribution, saliency: keep the scores at the input spikes only (O(spikes) shards; "
+                             "load_explanations gives a sparse COO tensor)")
     parser.add_argument("--max-memory", type=int, default=None, help="saliency/causal: bytes per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="redo shards left by a run with other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -125,7 +131,8 @@ def main(args: argparse.Namespace) -> int:
         summary = explain_dataset(explainer, model, dataset, args.out, batch_size=args.batch_size, targets=targets,
                                   layer=args.layer, shard_size=args.shard_size, device=args.device,
                                   shard_format=args.shard_format, num_workers=args.num_workers,
-                                  progress=not args.no_progress, overwrite=args.overwrite, metadata=metadata)
+                                  progress=not args.no_progress, overwrite=args.overwrite, metadata=metadata,
+                                  sparse=args.sparse)
     except OSError as error:
         if isinstance(error, FileNotFoundError) and error.filename is None:
             raise  # already one of our named messages

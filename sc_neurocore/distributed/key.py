@@ -154,5 +154,6 @@ def describe_changes(changed: tuple[str, ...] | list[str]) -> str:
     """
     words = {"model": "the model (its weights, neuron parameters, readout or framework)",
              "content": "the dataset's samples", "options": "the explainer's options",
-             "format_version": "the shard format of sc-neurocore"}
+             "format_version": "the shard format of sc-neurocore",
+             "sparse": "the shard layout (sparse=True keeps the scores at the input spikes only)"}
     return ", ".join(words.get(name, f"the {name}") for name in changed)

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..atomic import atomic_write
 from .shards import read_receipt, read_shard, sha256_file
+from .sparse import merge_sparse
 
 MANIFEST = "manifest.json"
 #: Bumped when the layout of shards, receipts or the manifest changes (2: receipts carry the key's fields,
@@ -63,7 +64,8 @@ class Explanations(NamedTuple):
     """A folder written by `explain_dataset`, merged in sample order (see `load_explanations`).
 
     Attributes:
-        scores: ``(n_samples, ...)``: ``(T, N)`` maps per sample for attribution and saliency,
+        scores: ``(n_samples, ...)``: ``(T, N)`` maps per sample for attribution and saliency (a coalesced
+            sparse COO tensor for a ``sparse=True`` run: ``scores.to_dense()`` gives the map),
             ``(n_neurons,)`` importances for causal.
         targets: ``(n_samples,)`` the explained output neuron of each sample.
         outputs: ``(n_samples, C)`` the model's readout.
@@ -104,7 +106,7 @@ def write_manifest(out_dir: Path, settings: dict, key: dict, receipts: list[dict
         "model": settings["model"], "method": settings["method"], "parameters": settings["parameters"],
         "targets": settings["targets"], "n_samples": settings["n_samples"], "shard_size": settings["shard_size"],
         "batch_size": settings["batch_size"], "shard_format": settings["shard_format"],
-        "device_type": settings["device_type"], "arrays": receipts[0]["arrays"],
+        "device_type": settings["device_type"], "sparse": settings["sparse"], "arrays": receipts[0]["arrays"],
         "shards": [{key: r[key] for key in ("file", "start", "stop", "sha256", "bytes")} for r in receipts],
         "summary": {"world_size": summary.world_size, "explained_samples": summary.explained_samples,
                     "explained_shards": summary.explained_shards, "skipped_shards": summary.skipped_shards,
@@ -165,6 +167,8 @@ def load_explanations(out_dir: str | os.PathLike, verify: bool = True) -> Explan
         for name, tensor in arrays.items():
             parts.setdefault(name, []).append(tensor)
     merged = {name: torch.cat(tensors) for name, tensors in parts.items()}
+    if manifest.get("sparse"):
+        merged["scores"] = merge_sparse(merged, str(out_dir))
     missing = {"scores", "targets", "outputs", "sample_index"} - set(merged)
     if missing:
         raise ValueError(f"out_dir: the shards in {str(out_dir)!r} lack the arrays {sorted(missing)}")

@@ -38,6 +38,7 @@ from .lock import FolderBusyError, folder_lock
 from .manifest import FORMAT_VERSION, MANIFEST, DatasetSummary, check_folder_is_ours, write_manifest
 from .ranks import Rank, barrier, from_rank0, gather, process_group
 from .shards import Shard, Verdict, check_shard, plan_shards, require_safetensors, write_shard
+from .sparse import sparse_arrays
 
 #: Method names, as the CLI and the manifest spell them.
 METHODS = {"attribution": SpikeAttributor, "saliency": TemporalSaliency, "causal": CausalImportance}
@@ -55,7 +56,7 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
                     batch_size: int | None = None, targets: str | int = "predicted", layer: str = INPUT_LAYER,
                     shard_size: int | None = None, device: str | torch.device | None = None,
                     shard_format: str = "npz", num_workers: int | None = None, progress: bool = True,
-                    overwrite: bool = False, metadata: Mapping | None = None) -> DatasetSummary:
+                    overwrite: bool = False, metadata: Mapping | None = None, sparse: bool = False) -> DatasetSummary:
     """Explain every sample of ``dataset`` and write the results to ``out_dir`` as checksummed shards.
 
     Run it as it is for one process, or under ``torchrun --nproc-per-node N [--nnodes M]`` to spread the
@@ -63,7 +64,8 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
     NCCL on GPUs, unless the caller already created one). Every rank must call it with the same arguments.
 
     Args:
-        explainer: ``"attribution"``, ``"saliency"``, ``"causal"`` (default settings), or a configured
+        explainer: ``"attribution"`` (`SpikeAttributor` with `mode="auto"`), ``"saliency"``, ``"causal"``
+            (default settings), or a configured
             `SpikeAttributor`, `TemporalSaliency`
             or `CausalImportance`; a perturbation explainer must have been built
             on ``model``. It is not modified.
@@ -87,6 +89,10 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
             dataset content, method, options or targets; see `sc_neurocore.distributed.key`) instead of
             refusing. Shards of the same run are kept either way.
         metadata: JSON-serialisable facts recorded in the manifest (e.g. where the weights came from).
+        sparse: keep attribution or saliency maps at the input spikes only (both are zero wherever the input
+            is): shards store each entry's value and `(t, neuron)`, and `load_explanations` gives the scores
+            as a sparse COO tensor. `O(spikes)` on disk and in memory instead of `O(n T N)`; attribution
+            never builds the dense map (`SpikeAttributor.attribute(..., sparse=True)`).
 
     Returns:
         A `DatasetSummary` (the same on every rank).
@@ -109,6 +115,11 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
     method, explainer = _as_explainer(explainer, model)
     if not isinstance(layer, str):
         raise TypeError(f"layer: expected a layer name (a str), got {layer!r}")
+    if not isinstance(sparse, bool):
+        raise TypeError(f"sparse: expected True or False, got {sparse!r}")
+    if sparse and method == "causal":
+        raise ValueError("sparse: causal importance gives one score per neuron, not an input map; sparse=True "
+                         "applies to attribution and saliency")
     if layer != INPUT_LAYER and method != "causal":
         raise ValueError(f"layer: only causal importance silences a layer; {method} explains input spikes "
                          f"(got layer={layer!r})")
@@ -138,7 +149,7 @@ def explain_dataset(explainer: Any, model: Any, dataset: Any, out_dir: str | os.
         return _run(where, method, explainer, model, dataset, loader_settings, out_dir,
                     batch_size=batch_size, targets=targets, layer=layer, shard_size=shard_size,
                     shard_format=shard_format, progress=bool(progress), overwrite=bool(overwrite),
-                    metadata=metadata)
+                    metadata=metadata, sparse=sparse)
 
 
 # -- setting up ---------------------------------------------------------------------------------------------
@@ -148,7 +159,7 @@ def _as_explainer(explainer: Any, model: Any) -> tuple[str, Any]:
         if explainer not in METHODS:
             raise ValueError(f"explainer: expected one of {sorted(METHODS)} or an explainer instance, "
                              f"got {explainer!r}")
-        explainer = SpikeAttributor() if explainer == "attribution" else METHODS[explainer](model)
+        explainer = SpikeAttributor(mode="auto") if explainer == "attribution" else METHODS[explainer](model)
     for name, cls in METHODS.items():
         if isinstance(explainer, cls):
             method = name
@@ -166,8 +177,8 @@ def _as_explainer(explainer: Any, model: Any) -> tuple[str, Any]:
 
 def _parameters(method: str, explainer: Any, layer: str) -> dict:
     """The explainer's settings, as recorded in the manifest (``max_memory`` included, for the record)."""
-    if method == "attribution":
-        return {"decay": explainer.decay, "mode": explainer.mode}
+    if method == "attribution":  # auto takes its decays from the model: its `decay` changes nothing
+        return {"mode": explainer.mode} if explainer.mode == "auto" else {"decay": explainer.decay, "mode": explainer.mode}
     parameters = {"max_memory": explainer.max_memory}
     if method == "saliency":
         parameters["significance"] = explainer.significance
@@ -247,7 +258,7 @@ def _one_writer(where: Rank, out_dir: Path) -> Iterator[None]:
 # -- the run ------------------------------------------------------------------------------------------------
 def _run(where: Rank, method: str, explainer: Any, model: Any, dataset: Dataset, loader_settings: dict,
          out_dir: Path, *, batch_size: int, targets: Any, layer: str, shard_size: int, shard_format: str,
-         progress: bool, overwrite: bool, metadata: dict | None) -> DatasetSummary:
+         progress: bool, overwrite: bool, metadata: dict | None, sparse: bool) -> DatasetSummary:
     n_samples = len(dataset)  # type: ignore[arg-type]  # as_dataset checked __len__
     device_model = _model_on(model, where.device)
     if isinstance(explainer, PerturbationExplainer):
@@ -263,12 +274,16 @@ def _run(where: Rank, method: str, explainer: Any, model: Any, dataset: Dataset,
     fields = {"format_version": FORMAT_VERSION, "method": method, "options": _options(method, parameters),
               "model": fingerprint, "targets": targets, "n_samples": n_samples, "shard_size": shard_size,
               "shard_format": shard_format, "device_type": where.device.type}
-    if method == "attribution" and parameters["mode"] == "gated":
-        fields["batch_size"] = batch_size  # its float32 products may round by a row's place in the batch
+    if method == "attribution" and parameters["mode"] in ("gated", "auto"):
+        # Both read the model's recorded forward of the whole batch, whose float32 products may round by a
+        # row's place in it.
+        fields["batch_size"] = batch_size
+    if sparse:  # another layout of the shards: a dense folder is never resumed as a sparse one, nor back
+        fields["sparse"] = True
     key = run_key(fields)
     settings = {"method": method, "parameters": parameters, "model": fingerprint, "targets": targets,
                 "n_samples": n_samples, "shard_size": shard_size, "batch_size": batch_size,
-                "shard_format": shard_format, "device_type": where.device.type}
+                "shard_format": shard_format, "device_type": where.device.type, "sparse": sparse}
     suffix = "." + shard_format
     shards = plan_shards(n_samples, shard_size)
 
@@ -308,7 +323,7 @@ def _run(where: Rank, method: str, explainer: Any, model: Any, dataset: Dataset,
         started = time.perf_counter()
 
         written = _explain_shards(where, todo, dataset, loader_settings, collate, out_dir, suffix, key, run_id,
-                                  spiking_model, method, explainer, targets, layer, batch_size, progress)
+                                  spiking_model, method, explainer, targets, layer, batch_size, progress, sparse)
         barrier(where)
         seconds = time.perf_counter() - started
         written = sorted((r for part in gather(where, written) for r in part), key=lambda r: r["shard"])
@@ -333,7 +348,7 @@ def _run(where: Rank, method: str, explainer: Any, model: Any, dataset: Dataset,
 
 def _explain_shards(where: Rank, todo: list[Shard], dataset: Dataset, loader_settings: dict, collate, out_dir: Path,
                     suffix: str, key: dict, run_id: str, spiking_model, method: str, explainer: Any, targets: Any,
-                    layer: str, batch_size: int, progress: bool) -> list[dict]:
+                    layer: str, batch_size: int, progress: bool, sparse: bool) -> list[dict]:
     """Explain the shards ``todo`` batch by batch; each shard is written as soon as its last batch is done."""
     from tqdm.auto import tqdm
 
@@ -357,7 +372,7 @@ def _explain_shards(where: Rank, todo: list[Shard], dataset: Dataset, loader_set
             spikes, labels = split_batch(batch)
             content.update(spikes, labels)
             pending.append(_explain_batch(spikes, labels, indices, where.device, spiking_model, method, explainer,
-                                          targets, layer))
+                                          targets, layer, sparse))
             bar.update(len(indices))
             if indices.stop == shard.stop:
                 arrays = {name: torch.cat([part[name] for part in pending]) for name in pending[0]}
@@ -370,7 +385,7 @@ def _explain_shards(where: Rank, todo: list[Shard], dataset: Dataset, loader_set
 
 
 def _explain_batch(spikes: Tensor, labels: Tensor | None, indices: range, device: torch.device, spiking_model,
-                   method: str, explainer: Any, targets: Any, layer: str) -> dict[str, Tensor]:
+                   method: str, explainer: Any, targets: Any, layer: str, sparse: bool = False) -> dict[str, Tensor]:
     if spikes.shape[0] != len(indices):
         raise ValueError(f"dataset: collate_fn returned {spikes.shape[0]} samples for a batch of {len(indices)}")
     spikes = as_spikes(spikes.to(device, non_blocking=True)).spikes
@@ -383,14 +398,22 @@ def _explain_batch(spikes: Tensor, labels: Tensor | None, indices: range, device
         chosen = as_targets(labels, len(indices), n_outputs, device, name="labels")
     else:
         chosen = as_targets(int(targets), len(indices), n_outputs, device, name="targets")
-    if method == "attribution":
-        scores = explainer.attribute(spikes, spiking_model, output_neuron=chosen).attribution_map()
+    if method == "attribution" and sparse:
+        result = explainer.attribute(spikes, spiking_model, output_neuron=chosen, sparse=True)
+        arrays = sparse_arrays(result.values(), result.coordinates()[:, 1:], result.spike_counts(), spikes.shape)
+    elif method == "attribution":
+        arrays = {"scores": explainer.attribute(spikes, spiking_model, output_neuron=chosen).attribution_map()}
     elif method == "saliency":
         scores = explainer.explain(spikes, output_neuron=chosen).saliency_map()
+        if sparse:  # the same entries as a sparse attribution: the input's non-zero ones, in (t, neuron) order
+            at = (spikes != 0).nonzero()
+            arrays = sparse_arrays(scores[at[:, 0], at[:, 1], at[:, 2]], at[:, 1:],
+                                   torch.bincount(at[:, 0], minlength=spikes.shape[0]), spikes.shape)
+        else:
+            arrays = {"scores": scores}
     else:
-        scores = explainer.explain(spikes, output_neuron=chosen, layer=layer).importance_map()
-    arrays = {"scores": scores, "targets": chosen, "outputs": outputs,
-              "sample_index": torch.arange(indices.start, indices.stop)}
+        arrays = {"scores": explainer.explain(spikes, output_neuron=chosen, layer=layer).importance_map()}
+    arrays |= {"targets": chosen, "outputs": outputs, "sample_index": torch.arange(indices.start, indices.stop)}
     if labels is not None:
         arrays["labels"] = labels.to(torch.long)
     return {name: tensor.detach().cpu().contiguous() for name, tensor in arrays.items()}

@@ -14,10 +14,10 @@ from torch import Tensor
 from ..inputs import as_choice
 from ..protocol import INPUT_LAYER, SpikingModel
 from .batched import run_plan
-from .budget import bytes_per_row, default_max_memory
+from .budget import BudgetWarning, bytes_per_row, default_max_memory, workable_budget
 from .cost import cheapest
 from .event import select
-from .incremental import minimum_memory, run_incremental
+from .incremental import run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
 from .recorded import compiled_stack, recorded
 
@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ENGINES",
+    "BudgetWarning",
     "Execution",
     "Silencing",
     "SpikeRemovals",
@@ -195,8 +196,9 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
                 return run_plan(model, spikes, select(plan, rows), max_memory=max_memory, n_outputs=n_outputs)
 
             replayed = torch.zeros(len(plan), dtype=torch.bool)
-            outputs, tie = run_events(stack, spikes, plan, baseline=recording.baseline, max_memory=max_memory,
-                                      recompute=recompute, tight=recording.same_ops, recomputed=replayed)
+            outputs, tie = run_events(stack, spikes, plan, baseline=recording.baseline,
+                                      max_memory=_event_budget(stack, spikes, max_memory), recompute=recompute,
+                                      tight=recording.same_ops, recomputed=replayed)
             return outputs, Execution("event", reason, tie, "numba" if numba_available() else "python", replayed)
         outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
                                   baseline=recording.baseline)
@@ -207,6 +209,17 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
         logger.warning("CUDA out of memory in the %s engine; running the generic batched path", name)
         torch.cuda.empty_cache()
         return generic(f"CUDA out of memory in the {name} engine")
+
+
+def _event_budget(stack, spikes: Tensor, max_memory: int | None) -> int | None:
+    """``max_memory``, raised to the event engine's workable minimum (two samples' recorded forward and
+    tables: it gives half its budget to a chunk of samples) with a `BudgetWarning` when below it."""
+    if max_memory is None:
+        return None
+    from .event import minimum_memory as event_minimum_memory
+
+    needed = 2 * event_minimum_memory(stack, spikes.shape[1])
+    return workable_budget(max_memory, needed, "the event engine (one sample's tables per chunk)")
 
 
 def _refuse(choice: str, reason: str, generic):
@@ -230,7 +243,6 @@ def _refusal(model: SpikingModel, spikes: Tensor, plan, choice: str) -> str | No
 def _options(model, spikes: Tensor, plan, stack, max_memory: int | None, same_ops: bool = False) -> dict:
     """Each executor's estimated seconds, or why it cannot run (``'<name> refused'``)."""
     from .cost import Shape, batched_seconds, event_seconds, incremental_seconds
-    from .event import minimum_memory as event_minimum_memory
     from .event import MEMBRANE_READOUTS, unsupported
     from .event_kernels import numba_available
 
@@ -239,9 +251,7 @@ def _options(model, spikes: Tensor, plan, stack, max_memory: int | None, same_op
         events = float((spikes != 0).sum()) / max(1, spikes.shape[0] * spikes.shape[2])
     shape = Shape(spikes.shape[0], len(plan), spikes.shape[1], spikes.shape[2], tuple(stack.sizes), events)
     options: dict = {"batched": batched_seconds(shape)}
-    if max_memory is not None and max_memory < minimum_memory(stack, spikes, plan):
-        options["incremental refused"] = "max_memory is below its baseline cache"
-    elif _many_inputs_per_row(plan):
+    if _many_inputs_per_row(plan):
         options["incremental refused"] = "rows silence many input neurons (a full product per step)"
     else:
         options["incremental"] = incremental_seconds(shape)
@@ -249,8 +259,6 @@ def _options(model, spikes: Tensor, plan, stack, max_memory: int | None, same_op
     if why is None and stack.readout in MEMBRANE_READOUTS and isinstance(plan, Silencing) and \
             plan.layer == stack.names[-1]:
         why = "silenced output neurons of a membrane readout"
-    if why is None and max_memory is not None and max_memory < event_minimum_memory(stack, spikes.shape[1]):
-        why = "max_memory is below one sample's tables"
     if why is None and _many_inputs_per_row(plan):
         why = "rows silence many input neurons (every one of their spikes an event)"
     if why is None:

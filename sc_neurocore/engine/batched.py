@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from ..protocol import INPUT_LAYER, SpikingModel
-from .budget import bytes_per_row, default_max_memory, rows_per_chunk
+from .budget import bytes_per_row, default_max_memory, rows_per_chunk, workable_rows
+from .cost import Shape, batched_seconds
 from .plans import Silencing, SpikeRemovals
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def run_plan(model: SpikingModel, spikes: Tensor, plan: Plan | None, *, max_memo
     _, n_steps, n_inputs = spikes.shape
     budget = default_max_memory(spikes.device) if max_memory is None else max_memory
     row_bytes = bytes_per_row(n_steps, n_inputs, layer_sizes(model), spikes.element_size())
-    chunk = rows_per_chunk(budget, row_bytes, max(n_rows, 1))
+    chunk = rows_per_chunk(budget, row_bytes, max(n_rows, 1), minimum_rows(model, spikes, n_rows))
     # A model that loops over rows itself (an unbatched callable) gains nothing from big chunks; small
     # ones keep the progress bar moving.
     chunk = min(chunk, getattr(model, "max_rows_per_call", None) or chunk)
@@ -118,6 +119,18 @@ def run_plan(model: SpikingModel, spikes: Tensor, plan: Plan | None, *, max_memo
     if outputs is None:  # an empty plan: no rows to run
         outputs = torch.empty((0, n_outputs or 0), device=spikes.device)
     return outputs
+
+
+def minimum_rows(model: SpikingModel, spikes: Tensor, n_rows: int) -> int:
+    """The workable minimum of rows per forward pass (see `sc_neurocore.engine.budget`): one forward's
+    per-step dispatch is paid per chunk, its multiply-adds and neuron updates per row (the cost model's
+    `batched_seconds`). A model without known layers counts as one input-sized layer."""
+    if getattr(model, "max_rows_per_call", None):  # a model looping over rows itself: no per-chunk saving
+        return 1
+    _, n_steps, n_inputs = spikes.shape
+    shape = Shape(1, max(n_rows, 1), n_steps, n_inputs, tuple(layer_sizes(model)) or (n_inputs,))
+    one, two = batched_seconds(shape, rows=1), batched_seconds(shape, rows=2)
+    return workable_rows(chunk_seconds=2 * one - two, row_seconds=two - one, n_rows=max(n_rows, 1))
 
 
 class _NoBar:

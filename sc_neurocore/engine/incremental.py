@@ -39,6 +39,7 @@ per row chunk the replay states. Both are sized from ``max_memory`` (see `plan_c
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -48,7 +49,8 @@ from torch import Tensor
 from ..dynamics import LIFParameters, lif_step
 from ..protocol import INPUT_LAYER
 from .batched import _progress_bar
-from .budget import default_max_memory
+from .budget import default_max_memory, workable_budget, workable_rows
+from .cost import INCREMENTAL_NEURON, STEP_CALL
 from .lif_loop import run_neurons
 from ..graph.readout import READOUTS as GRAPH_READOUTS
 from .plans import Silencing, SpikeRemovals
@@ -532,18 +534,25 @@ def step_bytes(stack: CompiledStack, level: int, itemsize: int, device: torch.de
 
 
 def plan_chunks(max_memory: int, sample_bytes: int, row_bytes: int, n_samples: int, n_rows: int,
-                fixed: int = 0) -> tuple[int, int]:
+                fixed: int = 0, min_rows: int = 1) -> tuple[int, int]:
     """``(samples per chunk, rows per chunk)`` so that a chunk's baseline plus its replay fit in ``max_memory``.
 
     ``fixed`` bytes (outputs, sort indices, step temporaries) come off the top; half the rest goes to the
-    baseline cache (at least one sample), the remainder to replayed rows.
+    baseline cache (at least one sample), the remainder to replayed rows (at least ``min_rows``, the
+    workable minimum: when ``fixed`` leaves less, the chunk still gets that much).
+
+    Example:
+        >>> plan_chunks(10_000, sample_bytes=1_000, row_bytes=100, n_samples=50, n_rows=1000)
+        (5, 50)
     """
-    if max_memory < sample_bytes + row_bytes:
-        raise ValueError(f"max_memory: {max_memory} bytes is too small for one sample's baseline and one "
-                         f"perturbation, which need about {sample_bytes + row_bytes} bytes; raise it or pass None")
-    available = max(max_memory - fixed, sample_bytes + row_bytes)
+    min_rows = max(1, min(min_rows, max(n_rows, 1)))
+    if max_memory < sample_bytes + min_rows * row_bytes:
+        raise ValueError(f"max_memory: {max_memory} bytes is too small for one sample's baseline and "
+                         f"{min_rows} replayed rows, which need about {sample_bytes + min_rows * row_bytes} bytes; "
+                         "raise it or pass None")
+    available = max(max_memory - fixed, sample_bytes + min_rows * row_bytes)
     samples = max(1, min(n_samples, (available // 2) // sample_bytes))
-    rows = max(1, min(max(n_rows, 1), (available - samples * sample_bytes) // row_bytes))
+    rows = max(min_rows, min(max(n_rows, 1), (available - samples * sample_bytes) // row_bytes))
     return samples, rows
 
 
@@ -580,7 +589,9 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     budget = default_max_memory(x.device) if max_memory is None else max_memory
     itemsize = x.element_size()
     if plan is None:
-        samples, _ = plan_chunks(budget, baseline_bytes_per_sample(stack, n_steps, itemsize), 1, n_samples, 1)
+        sample_bytes = baseline_bytes_per_sample(stack, n_steps, itemsize)
+        budget = workable_budget(budget, sample_bytes + 1, "the compiled forward (one sample per chunk)")
+        samples, _ = plan_chunks(budget, sample_bytes, 1, n_samples, 1)
         with thread_policy(samples * max(stack.sizes), x.device):
             return torch.cat([stack_forward(stack, x[start:start + samples])  # type: ignore[misc]
                               for start in range(0, n_samples, samples)]) if n_samples else \
@@ -592,9 +603,16 @@ def run_incremental(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | 
     level, sample_bytes, row_bytes = _footprint(stack, x, plan)
     # Allocated for the whole plan, outside any chunk: the outputs and the sample sort; and a share of the
     # budget kept for what the estimates cannot see (allocator slack: measured peaks run 10-20% above them).
-    fixed = n_rows * (itemsize * stack.n_outputs + 16) + step_bytes(stack, level, itemsize, x.device, n_rows) \
-        + budget // ALLOCATOR_HEADROOM
-    samples, rows_chunk = plan_chunks(budget, sample_bytes, row_bytes, n_samples, n_rows, fixed)
+    plan_bytes = n_rows * (itemsize * stack.n_outputs + 16) + step_bytes(stack, level, itemsize, x.device, n_rows)
+    # A replay chunk pays its time loop's dispatch once, each of its rows a suffix of neuron updates.
+    min_rows = workable_rows(chunk_seconds=n_steps * len(stack.sizes[level:]) * STEP_CALL,
+                             row_seconds=n_steps / 2 * sum(stack.sizes[level:]) * INCREMENTAL_NEURON, n_rows=n_rows)
+    # The plan-sized outputs and sort indices are allowed on top of a budget too small for them (as on the
+    # generic path); the workable minimum is one sample's baseline and `min_rows` replayed rows.
+    needed = math.ceil((sample_bytes + min_rows * row_bytes) * ALLOCATOR_HEADROOM / (ALLOCATOR_HEADROOM - 1))
+    budget = workable_budget(budget, needed, f"the incremental engine ({min_rows} rows per replay)")
+    fixed = plan_bytes + budget // ALLOCATOR_HEADROOM
+    samples, rows_chunk = plan_chunks(budget, sample_bytes, row_bytes, n_samples, n_rows, fixed, min_rows)
     # Rows grouped by sample chunk: a stable sort keeps the plan's order inside each group.
     sample_order = torch.argsort(plan.sample, stable=True)
     sorted_samples = plan.sample[sample_order]

@@ -199,7 +199,7 @@ def verify(model, spikes: Tensor, stack: CompiledStack, record: bool,
         >>> verify(net, (torch.rand(2, 10, 8) < 0.3).float(), compile_model(net), False)[0]
         True
     """
-    from .budget import bytes_per_row, default_max_memory
+    from .budget import bytes_per_row, default_max_memory, workable_budget
 
     if stack.layers[0].weight.device != spikes.device:
         return False, None
@@ -208,9 +208,8 @@ def verify(model, spikes: Tensor, stack: CompiledStack, record: bool,
         chunk = max(1, n_samples)
     else:
         budget = default_max_memory(spikes.device) if max_memory is None else max_memory
-        chunk = budget // (2 * bytes_per_row(n_steps, n_inputs, stack.sizes, spikes.element_size()))
-        if chunk < 1:  # not even one sample's check fits: the generic path handles (or reports) the budget
-            return False, None
+        sample_bytes = 2 * bytes_per_row(n_steps, n_inputs, stack.sizes, spikes.element_size())
+        chunk = workable_budget(budget, sample_bytes, "the compiled check (one sample per chunk)") // sample_bytes
     baseline = None
     dtype = stack.layers[0].weight.dtype
     with torch.no_grad():

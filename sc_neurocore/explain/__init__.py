@@ -9,6 +9,7 @@ from .attribution import SpikeAttributor
 from .causal import CausalImportance
 from .results import AttributionResult, CausalResult, SaliencyResult
 from .saliency import TemporalSaliency
+from .sparse_results import SparseAttributionResult
 
 __all__ = ["SpikeAttributor", "TemporalSaliency", "CausalImportance", "AttributionResult", "SaliencyResult",
-           "CausalResult"]
+           "CausalResult", "SparseAttributionResult"]

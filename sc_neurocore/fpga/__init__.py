@@ -3,9 +3,11 @@
 The whole network (`sc-neurocore fpga build --model digits8`):
 
 * `network_spec` -- `NetworkSpec`, the integer format of an on-chip LIF network;
-* `network_reference` -- `quantize_network` and `run_network`, its bit-exact integer reference;
+* `network_reference` -- `quantize_network` and `run_network`, its bit-exact integer reference
+  (`network_norse`: Norse `LIFBoxCell` stacks; `network_credit`: the auto rule in integers);
 * `network_core` / `stream_window` / `network_top` -- `NetworkExplainer`, the core, its spike/results
-  window and the SoC-facing wrapper (need the `fpga` extra);
+  window and the SoC-facing wrapper (need the `fpga` extra); `dsp` -- the registered `SB_MAC16` both
+  cores multiply in;
 * `network_build` -- checks, bitstream and JSON report; `network_driver` -- `NetworkChip`, the host side.
 
 The trace explainer (the tutorial's `export_fpga`):
@@ -26,6 +28,7 @@ import importlib
 from typing import Any
 
 from .reference import fixed_trace_step, hardware_importance, hardware_traces, spike_contributions
+from .network_credit import integer_credit
 from .network_reference import quantize_network, run_network
 from .network_spec import NetworkSpec
 from .spec import FixedPointSpec
@@ -43,7 +46,7 @@ _LAZY = {
 }
 
 __all__ = ["FixedPointSpec", "NetworkSpec", "fixed_trace_step", "hardware_traces", "hardware_importance",
-           "spike_contributions", "quantize_network", "run_network", *_LAZY]
+           "spike_contributions", "quantize_network", "run_network", "integer_credit", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

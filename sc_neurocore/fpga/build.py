@@ -55,6 +55,9 @@ class BuildReport:
         sys_clk_mhz: the clock the design was constrained to.
         fmax_mhz: the highest clock nextpnr's timing analysis allows for the system clock.
         timing_met: ``fmax_mhz >= sys_clk_mhz`` (always true for a published bitstream: the build is strict).
+        dsp_ports_registered: every ``SB_MAC16`` of the synthesised netlist has ``A_REG = B_REG = 1`` and its
+            output register, one per lane (read from yosys' netlist, `sc_neurocore.fpga.dsp.dsp_registration`).
+        timed_paths: which paths nextpnr times (every DSP port a register port, or not).
         logic_cells, bram, spram, dsp: used resources; ``*_available``: the device's totals.
         cycles_per_timestep: clock cycles one timestep takes (all inputs, ``lanes`` at a time).
         cycles_per_explanation: clock cycles of one run, from ``start`` to ``done``: all ``n_steps`` timesteps
@@ -77,6 +80,8 @@ class BuildReport:
     sys_clk_mhz: float
     fmax_mhz: float
     timing_met: bool
+    dsp_ports_registered: bool
+    timed_paths: str
     logic_cells: int
     logic_cells_available: int
     bram: int
@@ -122,6 +127,9 @@ class BuildReport:
             ("DSP (SB_MAC16)", share(self.dsp, self.dsp_available)),
             ("System clock", f"{self.sys_clk_mhz:.2f} MHz"),
             ("Fmax (nextpnr)", f"{self.fmax_mhz:.2f} MHz ({'met' if self.timing_met else 'MISSED'}, timing-strict)"),
+            ("DSP ports", "all registered (A_REG, B_REG, output register): timed by nextpnr"
+             if self.dsp_ports_registered else "NOT all registered"),
+            ("Paths nextpnr times", self.timed_paths),
             ("Cycles per timestep", f"{self.cycles_per_timestep}"),
             ("Cycles per explanation (start to done)", f"{self.cycles_per_explanation}"),
             ("Time per explanation", f"{self.explanation_us:.1f} us at {self.sys_clk_mhz:.2f} MHz"),
@@ -264,7 +272,8 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     from .export import check_trace_core
     check_trace_core(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec,
                      weights_in_bram=False, available=board.resources)  # before minutes of synthesis
-    core = TraceExplainer(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec)
+    core = TraceExplainer(sizes["n_inputs"], sizes["n_outputs"], sizes["n_steps"], sizes["lanes"], spec,
+                          dsp="sb_mac16")
 
     if report_md is not None and not Path(report_md).resolve().parent.is_dir():
         # Checked now rather than after minutes of place and route.
@@ -278,12 +287,15 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
         soc, platform = board_soc(board, core, sys_clk_freq, baudrate=baudrate)
     gateware = scratch / "gateware"
     report_json, pnr_log = gateware / f"{BUILD_NAME}_report.json", gateware / f"{BUILD_NAME}_nextpnr.log"
-    for stale in (report_json, pnr_log):
+    for stale in (report_json, pnr_log, gateware / f"{BUILD_NAME}.json"):
         stale.unlink(missing_ok=True)
     # nextpnr writes its numbers as JSON and its log to a file; relative paths: it runs in gateware/.
     platform.toolchain._pnr_opts += f" --report {report_json.name} --log {pnr_log.name}"
     if not verbose:
         platform.toolchain._pnr_opts += " --quiet"
+    # The decay multipliers are registered SB_MAC16 instances; yosys 0.23's -dsp (ice40_dsp) would rewrite
+    # their registers, and nothing else in the SoC multiplies (the readout is shift-add).
+    platform.toolchain._synth_opts = platform.toolchain._synth_opts.replace("-dsp", "").strip()
     if board.synth_options:
         platform.toolchain._synth_opts += f" {board.synth_options}"
     from litex.soc.integration.builder import Builder
@@ -299,12 +311,16 @@ def build_bitstream(out_dir: str | Path, *, n_inputs: int, n_outputs: int, n_ste
     measured = parse_nextpnr_report(report_json)
     resources = measured["resources"]
     from .core import cycles_per_step
+    from .dsp import TIMED_PATHS, dsp_registration
+    n_dsp, registered = dsp_registration(gateware / f"{BUILD_NAME}.json")
+    registered = registered and n_dsp == sizes["lanes"]
     cycles = int(core.cycles_per_run)
     report = BuildReport(
         board=board.name, device=board.device, **sizes,
         spec={field.name: getattr(spec, field.name) for field in fields(spec)},
         sys_clk_mhz=round(sys_clk_freq / 1e6, 4), fmax_mhz=round(measured["fmax_mhz"], 2),
         timing_met=measured["fmax_mhz"] >= measured["constraint_mhz"],
+        dsp_ports_registered=registered, timed_paths=TIMED_PATHS[registered],
         logic_cells=resources["logic_cells"][0], logic_cells_available=resources["logic_cells"][1],
         bram=resources["bram"][0], bram_available=resources["bram"][1],
         spram=resources["spram"][0], spram_available=resources["spram"][1],

@@ -7,7 +7,8 @@ timesteps without the host), ``trace[i] * weight[i, c]`` is input ``i``'s import
 
 Layout (``N`` inputs, ``L`` lanes, ``M = ceil(N / L)`` words per lane): input ``i`` lives in lane
 ``i mod L`` at word ``i div L``. Every lane has its own trace RAM (read port + write port) and its own
-decay multiplier (``16 x 16`` unsigned, one ``SB_MAC16``), so one timestep takes ``max(M, 4)`` cycles.
+decay multiplier (``16 x 16`` unsigned, one ``SB_MAC16`` with its A/B input registers and its output
+register, so nextpnr times it; `sc_neurocore.fpga.dsp`), so one timestep takes ``max(M, 4)`` cycles.
 The spike RAM holds word ``t * M + j`` = the ``L`` spikes of inputs ``j * L .. j * L + L - 1`` at timestep
 ``t`` (bit ``l`` for lane ``l``). The weight RAM holds ``weight[i, c]`` at address ``i * C + c`` (the
 row-major order of an ``(N, C)`` matrix). Spike and weight RAMs are single-port, so yosys can place them
@@ -22,6 +23,7 @@ import numbers
 from typing import cast
 
 from ..extras import missing_extra
+from .dsp import check_dsp_kind, registered_multiplier
 from .spec import FixedPointSpec
 
 try:
@@ -29,7 +31,7 @@ try:
     from litex.soc.integration.doc import ModuleDoc
     from litex.soc.interconnect.csr import CSRField, CSRStatus, CSRStorage
     from litex.soc.interconnect import csr_bus
-    from migen import Array, Cat, If, Memory, Module, Mux, Replicate, Signal
+    from migen import Array, Cat, Constant, If, Memory, Module, Mux, Replicate, Signal
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise missing_extra("sc_neurocore.fpga.core needs migen and litex", "fpga") from error
 
@@ -140,6 +142,9 @@ class TraceExplainer(LiteXModule):
         spec: the `FixedPointSpec` (decay and widths).
         weights: optional initial weight RAM contents, quantised ``w[i, c]`` as ints in row-major order
             (``N * C`` values); ``None`` loads zeros (weights are then written through the CSRs).
+        dsp: ``"sb_mac16"`` instantiates each lane's decay multiplier as a registered iCE40 ``SB_MAC16``
+            (what the bitstream and the exported Verilog hold; see `sc_neurocore.fpga.dsp`), ``"behavioral"``
+            writes the same register stages in Migen (for Migen's simulator and Verilator).
 
     Example:
         >>> from sc_neurocore.fpga import FixedPointSpec
@@ -149,8 +154,9 @@ class TraceExplainer(LiteXModule):
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, n_steps: int, lanes: int, spec: FixedPointSpec,
-                 weights=None) -> None:
+                 weights=None, dsp: str = "behavioral") -> None:
         check_geometry(n_inputs, n_outputs, n_steps, lanes, spec)
+        self.dsp = check_dsp_kind(dsp)
         self.n_inputs, self.n_outputs, self.n_steps, self.lanes, self.spec = n_inputs, n_outputs, n_steps, lanes, spec
         words = words_per_lane(n_inputs, lanes)
         slots = cycles_per_step(n_inputs, lanes)
@@ -307,16 +313,21 @@ class TraceExplainer(LiteXModule):
 
         increment, decay_int, decay_bits, trace_max = spec.spike_increment, spec.decay_int, spec.decay_bits, spec.trace_max
         for lane, (read, write) in enumerate(zip(trace_reads, trace_writes, strict=True)):
-            total = Signal(trace_bits + 1, name=f"sum{lane}")
-            product = Signal(trace_bits + 1 + decay_bits + 1, name=f"product{lane}")
+            # The lane's SB_MAC16 (sc_neurocore.fpga.dsp): the A input register holds the trace plus the spike
+            # increment (stage 1 -> 2), the B input register the constant D_int, the output register the
+            # product (stage 2 -> 3). Every DSP port is a register port, so nextpnr times the multiply.
+            total_next = Signal(16, name=f"sum_next{lane}")  # x + 2**F s < 2**W + 2**F <= 2**16 (W <= 15)
+            total = Signal(16, reset_less=True, name=f"sum{lane}")
+            decay_reg = Signal(16, reset_less=True, name=f"decay{lane}")
+            product = Signal(32, reset_less=True, name=f"product{lane}")
             shifted = Signal(len(product) - decay_bits, name=f"shifted{lane}")
-            self.comb += read.adr.eq(Mux(busy, slot, readout_word))
-            self.sync += [
-                # Stage 1 -> 2: trace (0 at the first timestep) plus the spike increment.
-                total.eq(Mux(first1, 0, read.dat_r) + Mux(spike_port.dat_r[lane], increment, 0)),
-                # Stage 2 -> 3: the decay multiply (maps to an SB_MAC16 with its registers).
-                product.eq(total * decay_int),
+            self.comb += [
+                read.adr.eq(Mux(busy, slot, readout_word)),
+                # Trace (0 at the first timestep) plus the spike increment.
+                total_next.eq(Mux(first1, 0, read.dat_r) + Mux(spike_port.dat_r[lane], increment, 0)),
             ]
+            registered_multiplier(self, dsp, total_next, Constant(decay_int, 16), total, decay_reg, product,
+                                  signed=False)
             self.comb += [
                 shifted.eq(product[decay_bits:]),  # floor(product / 2**k)
                 write.adr.eq(word[2]),
@@ -412,8 +423,8 @@ class StandaloneTraceExplainer(Module):
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, n_steps: int, lanes: int, spec: FixedPointSpec,
-                 weights=None) -> None:
-        self.submodules.explainer = TraceExplainer(n_inputs, n_outputs, n_steps, lanes, spec, weights)
+                 weights=None, dsp: str = "behavioral") -> None:
+        self.submodules.explainer = TraceExplainer(n_inputs, n_outputs, n_steps, lanes, spec, weights, dsp)
         self.bus = csr_bus.Interface(data_width=32, address_width=CSR_ADDRESS_BITS)
         registers = self.explainer.get_csrs()
         self.submodules.bank = csr_bus.CSRBank(registers, address=0, bus=self.bus)

@@ -19,14 +19,16 @@ from torch import Tensor
 
 from ..atomic import atomic_write
 from ..inputs import as_choice
+from .dsp import check_dsp_kind
 from .core import CSR_ADDRESS_BITS, CSR_MAP, StandaloneTraceExplainer, check_geometry, cycles_per_run
 from .reference import check_weight_ints
 from .spec import FixedPointSpec
 
 #: Supported targets and how to synthesise the exported file for them.
 TARGETS = {
-    "ice40": "yosys -p 'synth_ice40 -dsp -spram -top {module}' (weights loaded at run time may use SPRAM; "
-             "inlined weights need block RAM)",
+    "ice40": "yosys -p 'synth_ice40 -spram -top {module}' (the decay multipliers are registered SB_MAC16 "
+             "instances: no -dsp, and simulate with yosys' ice40/cells_sim.v; weights loaded at run time may use "
+             "SPRAM, inlined weights need block RAM)",
 }
 
 #: What an iCE40UP5K offers (the target of the `"ice40"` export).
@@ -77,7 +79,8 @@ def check_trace_core(n_inputs: int, n_outputs: int, n_steps: int, lanes: int, sp
 
 def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_steps: int, lanes: int,
                    spec: FixedPointSpec, *, weights: Tensor | None = None, target: str = "ice40",
-                   module_name: str = "trace_explainer", allow_saturation: bool = False) -> Path:
+                   module_name: str = "trace_explainer", allow_saturation: bool = False,
+                   dsp: str = "sb_mac16") -> Path:
     """Write the core as one synthesizable Verilog file.
 
     Args:
@@ -93,6 +96,8 @@ def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_ste
         module_name: the Verilog module name.
         allow_saturation: export even if a trace can saturate within ``n_steps`` (it clamps, bit-exact
             with the reference, but the float error bound no longer holds).
+        dsp: ``"sb_mac16"`` (each lane's decay multiplier is a registered iCE40 ``SB_MAC16`` instance, what the
+            bitstream holds) or ``"behavioral"`` (plain Verilog registers and multiplier, for any simulator).
 
     Returns:
         The written path.
@@ -112,6 +117,7 @@ def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_ste
     if not isinstance(module_name, str) or not _MODULE_NAME.match(module_name):
         raise ValueError(f"module_name: expected a Verilog identifier, got {module_name!r}")
     check_geometry(n_inputs, n_outputs, n_steps, lanes, spec)
+    check_dsp_kind(dsp)
     init = None
     if weights is not None:
         check_weight_ints(weights, spec)
@@ -120,19 +126,19 @@ def export_verilog(path: str | os.PathLike, n_inputs: int, n_outputs: int, n_ste
         init = weights.reshape(-1).tolist()
     check_trace_core(n_inputs, n_outputs, n_steps, lanes, spec, weights_in_bram=weights is not None,
                      allow_saturation=allow_saturation)
-    source = verilog_source(n_inputs, n_outputs, n_steps, lanes, spec, init, target, module_name)
+    source = verilog_source(n_inputs, n_outputs, n_steps, lanes, spec, init, target, module_name, dsp)
     with atomic_write(path) as handle:
         handle.write(source)
     return Path(path)
 
 
 def verilog_source(n_inputs: int, n_outputs: int, n_steps: int, lanes: int, spec: FixedPointSpec,
-                   weights: list[int] | None, target: str, module_name: str) -> str:
+                   weights: list[int] | None, target: str, module_name: str, dsp: str = "sb_mac16") -> str:
     """The Verilog text `export_verilog` writes (arguments already validated)."""
     from litex.gen.fhdl.verilog import convert
     from migen import ClockDomain
 
-    top = StandaloneTraceExplainer(n_inputs, n_outputs, n_steps, lanes, spec, weights)
+    top = StandaloneTraceExplainer(n_inputs, n_outputs, n_steps, lanes, spec, weights, dsp)
     top.clock_domains.cd_sys = ClockDomain("sys")  # LiteX's converter needs the domain declared
     bus = top.bus
     ios = {bus.adr, bus.we, bus.re, bus.dat_w, bus.dat_r, top.cd_sys.clk, top.cd_sys.rst}
@@ -140,7 +146,8 @@ def verilog_source(n_inputs: int, n_outputs: int, n_steps: int, lanes: int, spec
     body = converted.main_source
     for filename, content in converted.data_files.items():
         body = _inline_memory_init(body, filename, content)
-    return _header(top, n_inputs, n_outputs, n_steps, lanes, spec, weights is not None, target, module_name) + body
+    return _header(top, n_inputs, n_outputs, n_steps, lanes, spec, weights is not None, target, module_name,
+                   dsp) + body
 
 
 def _inline_memory_init(source: str, filename: str, content: str) -> str:
@@ -155,7 +162,7 @@ def _inline_memory_init(source: str, filename: str, content: str) -> str:
     return source[:found.start()] + assignments.lstrip("\t") + source[found.end():]
 
 
-def _header(top, n_inputs, n_outputs, n_steps, lanes, spec, inlined, target, module_name) -> str:
+def _header(top, n_inputs, n_outputs, n_steps, lanes, spec, inlined, target, module_name, dsp) -> str:
     core = top.explainer
     lines = [
         f"{module_name}: sc-neurocore trace explainer (standalone core + CSR bank), target {target}.",
@@ -167,7 +174,8 @@ def _header(top, n_inputs, n_outputs, n_steps, lanes, spec, inlined, target, mod
         f"importance = trace * weight, {spec.importance_bits} bits signed, sign-extended to 32.",
         "Weights: " + ("inlined as the weight RAM's initial contents (reloadable through load_data)." if inlined
                        else "zero at configuration; load them through load_data before a run."),
-        f"Synthesis: {TARGETS[target].format(module=module_name)}.",
+        f"Synthesis: {TARGETS[target].format(module=module_name)}." if dsp == "sb_mac16" else
+        "Multipliers: behavioral (plain Verilog registers and product; for simulation, not the bitstream's form).",
         "",
         "Ports: sys_clk, sys_rst (active high), and a LiteX CSR bus: bus_adr[" f"{CSR_ADDRESS_BITS - 1}:0] word "
         "address, bus_we, bus_re, bus_dat_w[31:0], bus_dat_r[31:0].",

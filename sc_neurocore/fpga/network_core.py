@@ -11,7 +11,11 @@ this held). The multiplier is shared in time by four kinds
 of operation, all issued in lock step to every lane by one controller:
 
 * `TRACE`: `x <- min(D_int (x + 2**F s) >> k, 2**W - 1)` for input `m L + l`;
-* `LEAK`: `acc <- (beta_int v) >> kb - r theta` for neuron `g L + l` of a layer (`r = v > theta`);
+* `LEAK`: `acc <- (beta_int v) >> kb - r theta` for neuron `g L + l` of a layer (`r` its last spike; a
+  zero reset loads `0` instead when `r`). Norse's same-step zero reset (`reset_delay=False`) runs on the
+  same datapath: storing `0` at a spike and leaking it next step, or storing the membrane and loading
+  `0` next step, give the next membrane `I_{t+1}` either way, so every spike, count and importance is
+  the same (only the unobservable stored membrane differs);
 * `SYN`: `acc <- acc + w s` for one presynaptic input (the spike `s` is broadcast, the weight is the
   lane's); after the last input the membrane is written back and the spike decided;
 * `IMP`: `x[i] * q(W_eff)[i, c]` for the predicted class `c`, recomputed once per top-k pass.
@@ -34,6 +38,8 @@ from __future__ import annotations
 from ..extras import missing_extra
 from .network_reference import QuantizedNetwork, check_saturation
 from .network_spec import NetworkSpec
+# DSP_KINDS and SB_MAC16_PARAMETERS are re-exported: the lane multiplier is sc_neurocore.fpga.dsp's.
+from .dsp import DSP_KINDS, SB_MAC16_PARAMETERS, check_dsp_kind, registered_multiplier  # noqa: F401
 
 try:
     from litex.gen import LiteXModule
@@ -56,17 +62,6 @@ MAX_LANES = 8
 #: takes a timestep faster than 3 Mbaud can deliver one.
 DEFAULT_LANES = 5
 TRACE, LEAK, SYN, IMP, CLEAR = 0, 1, 2, 3, 4
-#: How the lane multipliers are written (see `NetworkExplainer`).
-DSP_KINDS = ("behavioral", "sb_mac16")
-#: The SB_MAC16 configuration: A and B input registers, the product through the adders (plus C = D = 0)
-#: into the output register, loaded when its hold is low; the configuration yosys' own ice40_dsp gives
-#: `if (enable) p <= a_reg * b_reg`, simulated by yosys' `ice40/cells_sim.v`.
-SB_MAC16_PARAMETERS = {
-    "NEG_TRIGGER": 0, "A_REG": 1, "B_REG": 1, "C_REG": 0, "D_REG": 0, "TOP_8x8_MULT_REG": 0, "BOT_8x8_MULT_REG": 0,
-    "PIPELINE_16x16_MULT_REG1": 0, "PIPELINE_16x16_MULT_REG2": 0, "TOPOUTPUT_SELECT": 1, "TOPADDSUB_LOWERINPUT": 2,
-    "TOPADDSUB_UPPERINPUT": 1, "TOPADDSUB_CARRYSELECT": 3, "BOTOUTPUT_SELECT": 1, "BOTADDSUB_LOWERINPUT": 2,
-    "BOTADDSUB_UPPERINPUT": 1, "BOTADDSUB_CARRYSELECT": 0, "MODE_8x8": 0, "A_SIGNED": 1, "B_SIGNED": 1,
-}
 
 
 def _bits(n: int) -> int:
@@ -212,9 +207,7 @@ class NetworkExplainer(LiteXModule):
 
     def __init__(self, network: QuantizedNetwork, lanes: int = DEFAULT_LANES, dsp: str = "behavioral") -> None:
         check_core(network, lanes)
-        if dsp not in DSP_KINDS:
-            raise ValueError(f"dsp: expected one of {DSP_KINDS}, got {dsp!r}")
-        self.dsp = dsp
+        self.dsp = check_dsp_kind(dsp)
         spec = network.spec
         self.network, self.spec, self.lanes = network, spec, lanes
         sizes = layout(spec, lanes)
@@ -364,10 +357,15 @@ class NetworkExplainer(LiteXModule):
                         for g in range(groups[k])]
                 previous[k] = reset_bit.eq(Array(bits)[s3["group"]])
             self.comb += Case(s3["layer"], previous)
-            # One adder: LEAK loads floor(beta v / 2**kb) - r theta, SYN adds w s to it.
+            # One adder: LEAK loads floor(beta v / 2**kb) - r theta (a zero reset: r ? 0 : floor(beta v / 2**kb)),
+            # SYN adds w s to it.
             leak = s3["kind"] == LEAK
             total = Signal((acc_bits, True), name=f"total{lane}")
-            self.comb += total.eq(Mux(leak, -Mux(reset_bit, theta, 0), acc) + Mux(leak, p_reg >> spec.beta_bits, p_reg))
+            if spec.reset == "zero":
+                self.comb += total.eq(Mux(leak, Mux(reset_bit, 0, p_reg >> spec.beta_bits), acc + p_reg))
+            else:
+                self.comb += total.eq(Mux(leak, -Mux(reset_bit, theta, 0), acc)
+                                      + Mux(leak, p_reg >> spec.beta_bits, p_reg))
             # acc holds the stage's result for the write-back at stage 4: the new trace, the membrane, or 0.
             self.sync += If(s3["valid"], Case(s3["kind"], {
                 LEAK: acc.eq(total), SYN: acc.eq(total), TRACE: acc.eq(decayed), CLEAR: acc.eq(0)}))
@@ -544,19 +542,4 @@ class NetworkExplainer(LiteXModule):
 
     def _multiplier(self, a_next, b_next, a_reg, b_reg, product, enable) -> None:
         """`a_reg <= a_next; b_reg <= b_next; if (enable) product <= a_reg * b_reg` (signed 16 x 16 -> 32)."""
-        if self.dsp == "behavioral":
-            self.sync += [a_reg.eq(a_next), b_reg.eq(b_next), If(enable, product.eq(a_reg * b_reg))]
-            return
-        from migen import ClockSignal, Instance
-
-        zero = Signal(16)
-        hold = Signal()
-        self.comb += hold.eq(~enable)
-        parameters = {f"p_{name}": value for name, value in SB_MAC16_PARAMETERS.items()}
-        self.specials += Instance(
-            "SB_MAC16", **parameters,
-            i_CLK=ClockSignal("sys"), i_CE=1, i_A=a_next, i_B=b_next, i_C=zero, i_D=zero,
-            i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
-            i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0, i_OHOLDTOP=hold, i_OHOLDBOT=hold,
-            i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0, o_O=product,
-        )
+        registered_multiplier(self, self.dsp, a_next, b_next, a_reg, b_reg, product, enable, signed=True)

@@ -65,7 +65,7 @@ class NetworkResult:
 
 
 def fixed_lif_step(current: Tensor, membrane: Tensor, beta_int: int, beta_bits: int, threshold_int: int,
-                   reset: str = "subtract") -> tuple[Tensor, Tensor]:
+                   reset: str = "subtract", reset_delay: bool = True) -> tuple[Tensor, Tensor]:
     """One integer LIF step: `lif_step` with the floor-shifted leak folded into the current.
 
     Args:
@@ -74,7 +74,8 @@ def fixed_lif_step(current: Tensor, membrane: Tensor, beta_int: int, beta_bits: 
         beta_int: the leak multiplier `round(beta * 2**beta_bits)`.
         beta_bits: its fraction bits.
         threshold_int: the threshold in membrane units.
-        reset: `"subtract"` or `"none"`.
+        reset: `"subtract"`, `"zero"` or `"none"`.
+        reset_delay: `False` resets in the same step (with `"zero"`: Norse's box neuron).
 
     Returns:
         `(spikes, membrane)`, both `int64`.
@@ -82,29 +83,38 @@ def fixed_lif_step(current: Tensor, membrane: Tensor, beta_int: int, beta_bits: 
     Example:
         >>> fixed_lif_step(torch.tensor([300, 10]), torch.tensor([0, 300]), 14746, 14, 256)
         (tensor([1, 0]), tensor([300,  24]))
+        >>> fixed_lif_step(torch.tensor([300, 10]), torch.tensor([0, 200]), 14746, 14, 256, "zero", False)
+        (tensor([1, 0]), tensor([  0, 190]))
     """
-    leak = (beta_int * membrane) >> beta_bits  # floor: an arithmetic shift
-    params = LIFParameters(1, threshold_int, reset)  # type: ignore[arg-type]  # checked by NetworkSpec
-    spikes, state = lif_step(current + leak - membrane, LIFState(membrane), params)
+    # The membrane the leak acts on: a zero reset (lif_step's beta * (1 - r) v) leaks nothing after a spike.
+    kept = membrane * (membrane <= threshold_int) if reset == "zero" else membrane
+    leak = (beta_int * kept) >> beta_bits  # floor: an arithmetic shift
+    params = LIFParameters(1, threshold_int, reset, reset_delay=reset_delay)  # type: ignore[arg-type]  # checked by NetworkSpec
+    spikes, state = lif_step(current + leak - kept, LIFState(membrane), params)
     return spikes, state.membrane
 
 
-def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str]:
-    """Weights `(n_in, n_out)`, betas, thresholds and reset of an `LIFNetwork` or an snnTorch stack."""
+def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str, bool]:
+    """Weights `(n_in, n_out)`, betas, thresholds, reset and reset delay of an `LIFNetwork`, an snnTorch
+    stack or a Norse stack (`network_norse.norse_chain`)."""
     from ..models import LIFNetwork
+    from .network_norse import is_norse_stack, norse_chain
 
     if isinstance(model, LIFNetwork):
         if any(model._bias(index) is not None for index in range(len(model.weights))):
             raise ValueError("model: the chip has no biases; expected a bias-free LIFNetwork")
-        return model.linear_weights(), list(model.betas), list(model.thresholds), model.reset
+        return model.linear_weights(), list(model.betas), list(model.thresholds), model.reset, True
+    if is_norse_stack(model):
+        return norse_chain(model)
     modules = list(model) if isinstance(model, torch.nn.Sequential) else None
     if not modules or len(modules) % 2:
-        raise TypeError(f"model: expected an LIFNetwork or an snnTorch nn.Sequential of Linear + Leaky pairs, "
-                        f"got {type(model).__name__}")
+        raise TypeError(f"model: expected an LIFNetwork, an snnTorch nn.Sequential of Linear + Leaky pairs or a "
+                        f"Norse SequentialState of Linear + LIFBoxCell pairs, got {type(model).__name__}")
     weights: list[Tensor] = []
     betas: list[float] = []
     thresholds: list[float] = []
     resets: set[str] = set()
+    delays: set[bool] = set()
     leaky: Any
     for linear, leaky in zip(modules[::2], modules[1::2], strict=True):
         if not isinstance(linear, torch.nn.Linear) or type(leaky).__name__ != "Leaky":
@@ -115,9 +125,11 @@ def _chain_of(model) -> tuple[list[Tensor], list[float], list[float], str]:
         betas.append(float(leaky.beta))
         thresholds.append(float(leaky.threshold))
         resets.add(str(leaky.reset_mechanism))
-    if len(resets) != 1:
-        raise ValueError(f"model: expected one reset mechanism for all layers, got {sorted(resets)}")
-    return weights, betas, thresholds, resets.pop()
+        delays.add(bool(getattr(leaky, "reset_delay", True)))
+    if len(resets) != 1 or len(delays) != 1:
+        raise ValueError(f"model: expected one reset mechanism and reset_delay for all layers, got {sorted(resets)} "
+                         f"and {sorted(delays)}")
+    return weights, betas, thresholds, resets.pop(), delays.pop()
 
 
 def _trace_spec_for(chain: list[Tensor]):
@@ -136,7 +148,8 @@ def _trace_spec_for(chain: list[Tensor]):
 
 
 def quantize_network(model, n_steps: int, **spec_options) -> QuantizedNetwork:
-    """Quantise an `LIFNetwork` or an snnTorch `Linear` + `Leaky` stack to the chip's integers.
+    """Quantise an `LIFNetwork`, an snnTorch `Linear` + `Leaky` stack or a Norse `Linear` + `LIFBoxCell`
+    stack (`sc_neurocore.fpga.network_norse`) to the chip's integers.
 
     Args:
         model: the float network (not modified).
@@ -148,7 +161,8 @@ def quantize_network(model, n_steps: int, **spec_options) -> QuantizedNetwork:
         The `QuantizedNetwork`.
 
     Raises:
-        ValueError: a weight outside the signed range, a bias, or an unsupported reset.
+        ValueError: a weight outside the signed range, a bias, an unsupported reset, or a Norse neuron the
+            chip cannot run (a current-based LIF: the message says what to use).
 
     Example:
         >>> from sc_neurocore.data import pretrained_network
@@ -156,7 +170,9 @@ def quantize_network(model, n_steps: int, **spec_options) -> QuantizedNetwork:
         >>> [tuple(w.shape) for w in net.weights], tuple(net.effective.shape)
         ([(64, 32), (32, 10)], (64, 10))
     """
-    chain, betas, thresholds, reset = _chain_of(model)
+    chain, betas, thresholds, reset, reset_delay = _chain_of(model)
+    if not reset_delay:
+        spec_options = dict(spec_options, reset_delay=False)
     if "trace" not in spec_options:  # the finest W_eff grid that fits the 16-bit weight word
         spec_options = dict(spec_options, trace=_trace_spec_for(chain))
     spec = NetworkSpec(layers=(chain[0].shape[0], *(w.shape[1] for w in chain)), n_steps=n_steps,
@@ -184,7 +200,7 @@ def membrane_bounds(network: QuantizedNetwork) -> list[tuple[int, int]]:
     for index, weight in enumerate(network.weights):
         positive = weight.clamp(min=0).sum(dim=0)
         negative = weight.clamp(max=0).sum(dim=0)
-        theta = 0 if spec.reset == "none" else spec.threshold_int[index]
+        theta = spec.threshold_int[index] if spec.reset == "subtract" else 0  # a zero reset only moves v to 0
         hi = torch.zeros_like(positive)
         lo = torch.zeros_like(negative)
         top, bottom = 0, 0
@@ -214,6 +230,44 @@ def check_saturation(network: QuantizedNetwork) -> None:
                          f"decay {spec.trace.decay}; use fewer frac_bits or a smaller decay")
 
 
+def _simulate(network: QuantizedNetwork, spikes: Tensor, record: bool) -> tuple[Tensor, Tensor, list[Tensor],
+                                                                               list[list[Tensor]]]:
+    """The integer network over time: `(traces, counts, membranes, recorded)`, `recorded[l][t]` the spikes
+    of layer `l` at step `t` when `record` (else empty)."""
+    spec = network.spec
+    bits = as_spike_bits(spikes)
+    if bits.ndim != 3 or tuple(bits.shape[1:]) != (spec.n_steps, spec.n_inputs):
+        raise ValueError(f"spikes: expected shape (B, {spec.n_steps}, {spec.n_inputs}), got {tuple(bits.shape)}")
+    n_samples = bits.shape[0]
+    membranes = [torch.zeros(n_samples, w.shape[1], dtype=torch.int64) for w in network.weights]
+    traces = torch.zeros(n_samples, spec.n_inputs, dtype=torch.int64)
+    counts = torch.zeros(n_samples, spec.n_outputs, dtype=torch.int64)
+    recorded: list[list[Tensor]] = [[] for _ in network.weights] if record else []
+    for t in range(spec.n_steps):  # time is sequential
+        layer_input = bits[:, t]
+        traces = fixed_trace_step(layer_input, traces, spec.trace)
+        for index, weight in enumerate(network.weights):
+            layer_input, membranes[index] = fixed_lif_step(
+                layer_input @ weight, membranes[index], spec.beta_int[index], spec.beta_bits,
+                spec.threshold_int[index], spec.reset, spec.reset_delay)
+            if record:
+                recorded[index].append(layer_input)
+        counts = counts + layer_input
+    return traces, counts, membranes, recorded
+
+
+def record_spikes(network: QuantizedNetwork, spikes: Tensor) -> list[Tensor]:
+    """Every layer's spikes `(B, T, n_l)` `int64` on 0/1 input spikes `(B, T, N)` (what `run_network` counts).
+
+    Example:
+        >>> from sc_neurocore.data import load_digits, pretrained_network
+        >>> net = quantize_network(pretrained_network(8), n_steps=25)
+        >>> [tuple(z.shape) for z in record_spikes(net, load_digits("test").spikes[:2])]
+        [(2, 25, 32), (2, 25, 10)]
+    """
+    return [torch.stack(steps, dim=1) for steps in _simulate(network, spikes, record=True)[3]]
+
+
 def run_network(network: QuantizedNetwork, spikes: Tensor) -> NetworkResult:
     """Run the integer network on 0/1 spikes `(B, T, N)`; one loop over time, vectorised over samples.
 
@@ -224,25 +278,10 @@ def run_network(network: QuantizedNetwork, spikes: Tensor) -> NetworkResult:
         >>> tuple(result.top_indices.shape)
         (4, 10)
     """
-    spec = network.spec
-    bits = as_spike_bits(spikes)
-    if bits.ndim != 3 or tuple(bits.shape[1:]) != (spec.n_steps, spec.n_inputs):
-        raise ValueError(f"spikes: expected shape (B, {spec.n_steps}, {spec.n_inputs}), got {tuple(bits.shape)}")
-    n_samples = bits.shape[0]
-    membranes = [torch.zeros(n_samples, w.shape[1], dtype=torch.int64) for w in network.weights]
-    traces = torch.zeros(n_samples, spec.n_inputs, dtype=torch.int64)
-    counts = torch.zeros(n_samples, spec.n_outputs, dtype=torch.int64)
-    for t in range(spec.n_steps):  # time is sequential
-        layer_input = bits[:, t]
-        traces = fixed_trace_step(layer_input, traces, spec.trace)
-        for index, weight in enumerate(network.weights):
-            layer_input, membranes[index] = fixed_lif_step(
-                layer_input @ weight, membranes[index], spec.beta_int[index], spec.beta_bits,
-                spec.threshold_int[index], spec.reset)
-        counts = counts + layer_input
+    traces, counts, membranes, _ = _simulate(network, spikes, record=False)
     predicted = torch.argmax(counts, dim=1)  # the first maximum, as the chip's scan
     importance = traces * network.effective[:, predicted].T
-    order = torch.sort(importance.abs(), dim=1, descending=True, stable=True).indices[:, :spec.top_k]
+    order = torch.sort(importance.abs(), dim=1, descending=True, stable=True).indices[:, :network.spec.top_k]
     return NetworkResult(counts, predicted, traces, importance, order, torch.gather(importance, 1, order),
                          tuple(membranes))
 
@@ -251,7 +290,7 @@ def integer_accuracy(model, n_steps: int, spikes: Tensor, labels: Tensor, **spec
     """Classification accuracy of the float model and of its integer version on the same samples.
 
     Args:
-        model: an `LIFNetwork` or snnTorch stack.
+        model: an `LIFNetwork`, snnTorch stack or Norse `LIFBoxCell` stack.
         n_steps: timesteps per sample.
         spikes: `(B, T, N)` 0/1 spikes.
         labels: `(B,)` classes.
@@ -270,13 +309,18 @@ def integer_accuracy(model, n_steps: int, spikes: Tensor, labels: Tensor, **spec
     from ..models import LIFNetwork
 
     network = quantize_network(model, n_steps, **spec_options)
-    float_model = model if isinstance(model, LIFNetwork) else None
-    if float_model is None:
+    from .network_norse import is_norse_stack
+
+    if isinstance(model, LIFNetwork):
+        float_counts = model(spikes)
+    elif is_norse_stack(model):  # Norse's own forward, through its adapter (a count readout, as the chip's)
+        from ..adapters.norse import from_norse
+
+        float_counts = from_norse(model, readout="count").run(spikes.to(torch.float32))
+    else:
         from ..adapters.snntorch import from_snntorch
 
         float_counts = from_snntorch(model).run(spikes.to(torch.float32))
-    else:
-        float_counts = float_model(spikes)
     float_predicted = torch.argmax(float_counts, dim=1)
     predicted = run_network(network, spikes).predicted
     labels = torch.as_tensor(labels)

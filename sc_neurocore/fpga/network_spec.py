@@ -17,6 +17,11 @@ Format (`G = weight_frac_bits`, `kb = beta_bits`):
   $$r_t = H(v_{t-1} - \theta), \quad v_t = \lfloor \beta_{int} v_{t-1} / 2^{k_b} \rfloor + I_t - r_t \theta,
   \quad s_t = H(v_t - \theta)$$
 
+  `reset="zero"` (snnTorch's zero reset) leaks `(1 - r_t) v_{t-1}` instead and subtracts nothing;
+  `reset="zero", reset_delay=False` (Norse's `LIFBoxCell` with `reset_value` to 0) stores a membrane that
+  fires as `0` in the same step: $v_t = (1 - s_t)(\lfloor \beta_{int} v_{t-1} / 2^{k_b} \rfloor + I_t)$.
+  `"none"` never resets.
+
 * **Traces and attribution**: the per-input traces and the linear rule's importance use the trace
   explainer's `FixedPointSpec` (`trace`): `importance[i] = x_T[i] * q(W_eff)[i, c]` for the predicted
   class `c`, `W_eff = W_1 @ ... @ W_L` quantised once with `trace.weight_bits` / `trace.weight_frac_bits`.
@@ -35,8 +40,8 @@ from .spec import FixedPointSpec
 
 #: One signed operand of an iCE40 `SB_MAC16` in signed mode.
 SIGNED_OPERAND_BITS = 16
-#: Resets the integer network supports (`"zero"` would need a different datapath).
-SUPPORTED_RESETS = ("subtract", "none")
+#: Resets the integer network supports.
+SUPPORTED_RESETS = ("subtract", "zero", "none")
 
 
 def _int(value, name: str, low: int, high: int) -> int:
@@ -68,7 +73,9 @@ class NetworkSpec:
         n_steps: timesteps `T` per sample (it bounds the membranes, the traces and the spike counts).
         beta: membrane decay per layer, one float in `[0, 1)` or one per layer.
         threshold: firing threshold, one positive float or one per layer.
-        reset: `"subtract"` or `"none"`.
+        reset: `"subtract"`, `"zero"` or `"none"`.
+        reset_delay: `True` (snnTorch's default) applies a spike's reset on the next step; `False` (Norse's
+            box neuron) resets in the same step, only with `reset="zero"`.
         weight_bits: signed synaptic weight width (2 to 16).
         weight_frac_bits: weight (and membrane) fraction bits `G`.
         membrane_bits: signed membrane width (2 to 16).
@@ -88,6 +95,7 @@ class NetworkSpec:
     beta: float | tuple[float, ...] = 0.9
     threshold: float | tuple[float, ...] = 1.0
     reset: str = "subtract"
+    reset_delay: bool = True
     weight_bits: int = 16
     weight_frac_bits: int = 8
     membrane_bits: int = 16
@@ -109,6 +117,11 @@ class NetworkSpec:
         object.__setattr__(self, "threshold", _floats(self.threshold, n_layers, "threshold", 0.0, 1e6))
         if self.reset not in SUPPORTED_RESETS:
             raise ValueError(f"reset: the chip supports {SUPPORTED_RESETS}, got {self.reset!r}")
+        if not isinstance(self.reset_delay, bool):
+            raise TypeError(f"reset_delay: expected a bool, got {type(self.reset_delay).__name__}")
+        if not self.reset_delay and self.reset == "subtract":
+            raise ValueError("reset_delay: a same-step subtractive reset is not on the chip; expected "
+                             "reset_delay=True with reset='subtract' (same-step resets: reset='zero')")
         _int(self.weight_bits, "weight_bits", 2, SIGNED_OPERAND_BITS)
         _int(self.weight_frac_bits, "weight_frac_bits", 0, 24)
         _int(self.membrane_bits, "membrane_bits", 2, SIGNED_OPERAND_BITS)
@@ -184,7 +197,7 @@ class NetworkSpec:
         return -(-self.n_inputs // 32)
 
     def to_dict(self) -> dict:
-        """The spec as plain JSON values (for the build report).
+        """The spec as plain JSON values (for the build report); `reset_delay` appears only when `False`.
 
         Example:
             >>> NetworkSpec(layers=(4, 2), n_steps=3).to_dict()["layers"]
@@ -193,6 +206,7 @@ class NetworkSpec:
         trace = self.trace
         return {"layers": list(self.layers), "n_steps": self.n_steps, "beta": list(self.beta),  # type: ignore[arg-type]
                 "threshold": list(self.threshold), "reset": self.reset,  # type: ignore[arg-type]
+                **({} if self.reset_delay else {"reset_delay": False}),
                 "weight_bits": self.weight_bits, "weight_frac_bits": self.weight_frac_bits,
                 "membrane_bits": self.membrane_bits, "beta_bits": self.beta_bits, "top_k": self.top_k,
                 "trace": {"decay": trace.decay, "trace_bits": trace.trace_bits, "frac_bits": trace.frac_bits,

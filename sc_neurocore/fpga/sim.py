@@ -98,8 +98,15 @@ def build_simulation(core, out_dir: str | os.PathLike, *, opt_level: str = "O1",
 
     Returns:
         A `SimulationBuild`.
+
+    Raises:
+        ValueError: a core whose multipliers are `SB_MAC16` instances (Verilator has no model of them).
     """
     require_litex()
+    inner = getattr(core, "core", core)  # a StreamingNetworkExplainer wraps its NetworkExplainer
+    if getattr(inner, "dsp", "behavioral") == "sb_mac16":
+        raise ValueError("core: Verilator cannot run SB_MAC16 instances; build the core with dsp='behavioral' (the "
+                         "same register stages in plain logic)")
     for tool in ("verilator", "make"):
         if shutil.which(tool) is None:
             raise missing_tool(tool)

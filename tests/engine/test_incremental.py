@@ -9,7 +9,7 @@ from brute_force import input_causal_loop, one_sample, saliency_loop
 
 from sc_neurocore.adapters import FunctionModel
 from sc_neurocore.engine.compile import compile_model
-from sc_neurocore.engine import execute, incremental, run_plan
+from sc_neurocore.engine import BudgetWarning, execute, incremental, run_plan
 from sc_neurocore.engine.incremental import minimum_memory, plan_chunks, run_incremental, stack_forward
 from sc_neurocore.engine.plans import Silencing, remove_each_spike, silence_each_neuron, silence_prefixes
 from sc_neurocore.models import LIFNetwork
@@ -129,7 +129,7 @@ def test_every_reset_mechanism_and_biases(reset):
 
 
 @pytest.mark.parametrize("budget_factor", [None, 3.0, 1.2])
-def test_chunking_does_not_change_results(budget_factor):
+def test_chunking_does_not_change_results(budget_factor, chunks_of_any_size):
     sizes = [40, 24, 6]
     net = network(sizes, seed=2)
     spikes = ragged_spikes(5, 20, 40, 0.2, seed=3)
@@ -211,9 +211,10 @@ def test_execute_falls_back_transparently(monkeypatch):
     function = FunctionModel(lambda x: net.run(x), batched=True, n_inputs=20)
     assert torch.equal(execute(Subclass(net.linear_weights()), spikes, plan), reference)
     assert torch.equal(execute(function, spikes, plan), reference)
-    # A budget too small for the baseline cache but enough for the generic path: generic, same numbers.
+    # A budget too small for the baseline cache: raised to the workable minimum, with a warning; same numbers.
     small = minimum_memory(compile_model(net), spikes, plan) - 1
-    assert torch.equal(execute(net, spikes, plan, max_memory=small), reference)
+    with pytest.warns(BudgetWarning, match="max_memory: .* workable minimum"):
+        assert torch.equal(execute(net, spikes, plan, max_memory=small), reference)
 
 
 def test_empty_plans_and_baseline():
@@ -251,7 +252,7 @@ def test_stack_forward_reproduces_the_network_and_its_recording():
     assert torch.equal(baseline.partial_outputs[:, -1], outputs)
 
 
-def test_silencing_plan_rows_out_of_order_and_per_sample_ranks():
+def test_silencing_plan_rows_out_of_order_and_per_sample_ranks(chunks_of_any_size):
     net = network([24, 16, 5], seed=9)
     spikes = ragged_spikes(4, 12, 24, 0.3, seed=10)
     generator = torch.Generator().manual_seed(0)

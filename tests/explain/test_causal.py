@@ -87,7 +87,7 @@ def test_accuracy_drop_with_labels():
 
 
 @pytest.mark.parametrize("rows", [1, 7, None])
-def test_independent_of_chunk_size(rows):
+def test_independent_of_chunk_size(rows, chunks_of_any_size):
     net, spikes = _net(seed=10), _spikes((2, 20, 20), seed=11)
     reference = CausalImportance(net).explain(spikes, output_neuron=0, layer="0").importance_map()
     max_memory = None if rows is None else rows * bytes_per_row(20, 20, [12, 6], 4)

@@ -223,29 +223,6 @@ def test_refusals():
         SpikeAttributor(0.9, mode="auto", fixed_point=FixedPointSpec(decay=0.9))
 
 
-def test_refuses_dynamics_it_does_not_follow():
-    require_module("norse", "norse")
-    import norse.torch as norse
-
-    from sc_neurocore.adapters import from_norse
-
-    model = from_norse(norse.SequentialState(torch.nn.Linear(6, 4), norse.LIFCell()), input_shape=6)
-    with pytest.raises(ValueError, match="mode='auto'"):  # current-based neurons: not followed
-        SpikeAttributor(mode="auto").attribute(_spikes((2, 5, 6), dtype=torch.float32), model, 0)
-
-
-def test_refuses_recurrent_layers():
-    require_module("snntorch", "snntorch")
-    import snntorch as snn
-
-    from sc_neurocore.adapters import from_snntorch
-
-    net = torch.nn.Sequential(torch.nn.Linear(6, 4), snn.RLeaky(beta=0.9, linear_features=4, init_hidden=True,
-                                                                 output=True))
-    with pytest.raises(ValueError, match="recurrent"):
-        SpikeAttributor(mode="auto").attribute(_spikes((2, 5, 6), dtype=torch.float32), from_snntorch(net), 0)
-
-
 def test_synaptic_neurons_and_convolutions_against_removal():
     # A Synaptic output layer with a membrane readout and no reset is linear in its input: the rule is exact.
     require_module("snntorch", "snntorch")

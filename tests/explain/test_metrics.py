@@ -103,7 +103,7 @@ def test_curve_equals_brute_force_on_norse_model():
         assert expected.std() > 0  # the network responds to the input
 
 
-def test_curve_is_chunked_and_numpy_and_unbatched_callables_agree():
+def test_curve_is_chunked_and_numpy_and_unbatched_callables_agree(chunks_of_any_size):
     net, spikes = _net(), _spikes((2, 10, 12), seed=7)
     scores = torch.randn(spikes.shape, generator=torch.Generator().manual_seed(8))
     reference = deletion_curve(net, spikes, scores, 1, n_points=6)

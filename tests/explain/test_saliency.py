@@ -57,7 +57,7 @@ def test_batch_equals_per_sample_with_per_sample_targets():
 
 
 @pytest.mark.parametrize("rows", [1, 7, None])
-def test_independent_of_chunk_size(rows):
+def test_independent_of_chunk_size(rows, chunks_of_any_size):
     net, spikes = _net(seed=6), _spikes((2, 30, 20), seed=7)
     reference = TemporalSaliency(net).explain(spikes, output_neuron=1).saliency_map()
     max_memory = None if rows is None else rows * bytes_per_row(30, 20, [12, 6], 4)
@@ -65,7 +65,7 @@ def test_independent_of_chunk_size(rows):
     assert torch.equal(chunked, reference)
 
 
-def test_chunking_really_splits_the_forward_passes():
+def test_chunking_really_splits_the_forward_passes(chunks_of_any_size):
     net, spikes = _net(seed=6), _spikes((30, 20), seed=7)
     calls = []
 
@@ -143,7 +143,7 @@ def test_progress_bar_on_unbatched(capsys):
     (lambda s: "no", {}, "run_fn"),
     ("not callable", {}, "run_fn"),
     (lambda s: np.zeros(3), {"batched": "yes"}, "batched"),
-    (lambda s: np.zeros(3), {"max_memory": 10}, "max_memory"),
+    (lambda s: np.zeros(3), {"max_memory": 1.5}, "max_memory"),
     (lambda s: np.zeros(3), {"max_memory": -1}, "max_memory"),
     (lambda s: np.zeros(3), {"significance": -1.0}, "significance"),
 ])
@@ -153,7 +153,7 @@ def test_bad_run_fn_and_options(run_fn, kwargs, match):
         TemporalSaliency(run_fn, **kwargs).explain(spikes)
 
 
-def test_run_fn_changing_shape_between_calls():
+def test_run_fn_changing_shape_between_calls(chunks_of_any_size):
     spikes = _spikes((10, 20), seed=18)
     sizes = iter([3, 3, 4, 4, 4] * 100)
 

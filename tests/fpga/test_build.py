@@ -20,7 +20,8 @@ def synthetic_report():
     from sc_neurocore.fpga.build import BuildReport
 
     return BuildReport(board="icebreaker", device="Lattice iCE40UP5K-SG48", spec={"decay": 0.85}, sys_clk_mhz=24.0,
-                       fmax_mhz=31.5, timing_met=True, logic_cells=1200, logic_cells_available=5280, bram=7,
+                       fmax_mhz=31.5, timing_met=True, dsp_ports_registered=True,
+                       timed_paths="every path", logic_cells=1200, logic_cells_available=5280, bram=7,
                        bram_available=30, spram=1, spram_available=4, dsp=4, dsp_available=8, cycles_per_timestep=13,
                        cycles_per_explanation=82, explanation_us=3.417, seed=1, yosys="Yosys 0.23",
                        nextpnr="nextpnr-ice40 0.4", bitstream="explainer.bin", **SIZES)

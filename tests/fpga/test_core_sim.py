@@ -1,4 +1,8 @@
-"""The Migen core in Migen's simulator, driven through its CSR bank, against the integer reference."""
+"""The Migen core in Migen's simulator, driven through its CSR bank, against the integer reference.
+
+The runs use Migen's evaluator with event-driven scheduling (`tests/migen_event_sim.py`); one program
+also runs in Migen's stock simulator, which must read exactly the same.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,21 @@ def test_core_matches_reference(n_inputs, n_outputs, n_steps, lanes, spec, n_tra
     program = explain_program(trains, weights, spec, lanes, cycles_per_run(n_inputs, n_steps, lanes))
     top = StandaloneTraceExplainer(n_inputs, n_outputs, n_steps, lanes, spec)
     assert_reads_match(program, run_migen(program, top))
+
+
+def test_event_scheduler_reads_what_migens_simulator_reads():
+    require_module("migen", "fpga")
+    from sc_neurocore.fpga.core import StandaloneTraceExplainer, cycles_per_run
+
+    n_inputs, n_outputs, n_steps, lanes, spec, n_trains = CONFIGS[1].values
+    generator = torch.Generator().manual_seed(5)
+    trains = random_trains(generator, n_trains, n_steps, n_inputs)
+    weights = [random_weights(generator, n_inputs, n_outputs, spec)]
+    program = explain_program(trains, weights, spec, lanes, cycles_per_run(n_inputs, n_steps, lanes))
+    runs = [run_migen(program, StandaloneTraceExplainer(n_inputs, n_outputs, n_steps, lanes, spec), scheduler=kind)
+            for kind in ("migen", "event")]
+    assert runs[0] == runs[1]
+    assert_reads_match(program, runs[1])
 
 
 def test_saturating_config_saturates():

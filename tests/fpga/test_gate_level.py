@@ -3,7 +3,8 @@
 The small configuration keeps synthesis and simulation short; its memories are steered to the primitives
 the full 784-input build uses (trace and spike RAMs in ``SB_RAM40_4K``, the weight RAM in
 ``SB_SPRAM256KA``) so that the netlist exercises the same cells: block RAM, SPRAM and one ``SB_MAC16`` per
-lane.
+lane, each with its A/B input registers and its output register (every DSP path timed by nextpnr;
+main's core left them combinational, `A_REG = B_REG = 0`, which this test refuses).
 """
 
 from __future__ import annotations
@@ -40,15 +41,19 @@ def test_gate_level_netlist_matches_reference(tmp_path):
     from sc_neurocore.fpga.export import export_verilog
 
     spec = FixedPointSpec(decay=0.9)
+    from sc_neurocore.fpga.dsp import dsp_registration
+
     source = export_verilog(tmp_path / "core.v", N_INPUTS, N_OUTPUTS, N_STEPS, LANES, spec)
+    # As the bitstream build: the SB_MAC16s are registered instances, so no -dsp (see sc_neurocore.fpga.dsp).
     script = ("read_verilog core.v; "
               'setattr -set ram_style "block" m:*trace_ram* m:*spike_ram*; '
               'setattr -set ram_style "huge" m:*weight_ram*; '
-              "synth_ice40 -dsp -spram -top trace_explainer; "
-              "tee -o cells.txt stat; write_verilog -noattr netlist.v")
+              "synth_ice40 -spram -top trace_explainer; "
+              "tee -o cells.txt stat; write_verilog -noattr netlist.v; write_json netlist.json")
     subprocess.run(["yosys", "-q", "-p", script], cwd=tmp_path, check=True, capture_output=True, text=True)
     cells = dict(re.findall(r"^\s+(SB_\w+)\s+(\d+)$", (tmp_path / "cells.txt").read_text(), re.MULTILINE))
     assert int(cells.get("SB_MAC16", 0)) == LANES, cells  # one decay multiplier per lane, in a DSP
+    assert dsp_registration(tmp_path / "netlist.json") == (LANES, True)  # A_REG = B_REG = 1, output registered
     assert int(cells.get("SB_RAM40_4K", 0)) == LANES + 1, cells  # a trace RAM per lane + the spike RAM
     assert int(cells.get("SB_SPRAM256KA", 0)) == 1, cells  # the weight RAM
     assert source.exists()

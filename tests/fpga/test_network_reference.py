@@ -41,9 +41,15 @@ def brute_force(network, train):
                 v = membranes[k][j]
                 reset = 1 if v > theta else 0
                 current = sum(w[i][j] for i in range(len(w)) if layer_input[i])
-                v = ((beta * v) >> spec.beta_bits) + current - reset * theta
-                membranes[k][j] = v
-                out.append(1 if v > theta else 0)
+                if spec.reset == "subtract":
+                    v = ((beta * v) >> spec.beta_bits) + current - reset * theta
+                elif spec.reset == "zero":
+                    v = ((beta * (0 if reset else v)) >> spec.beta_bits) + current
+                else:
+                    v = ((beta * v) >> spec.beta_bits) + current
+                fired = 1 if v > theta else 0
+                membranes[k][j] = 0 if fired and not spec.reset_delay else v  # Norse: reset in the same step
+                out.append(fired)
             layer_input = out
         counts = [c + s for c, s in zip(counts, layer_input, strict=True)]
     predicted = max(range(len(counts)), key=lambda c: (counts[c], -c))
@@ -52,18 +58,21 @@ def brute_force(network, train):
     return counts, predicted, importance, order
 
 
-def small_network(seed=0, n_steps=6, top_k=4):
+def small_network(seed=0, n_steps=6, top_k=4, reset="subtract", **options):
     generator = torch.Generator().manual_seed(seed)
     weights = [torch.round((torch.rand(9, 5, generator=generator) - 0.4) * 2 * 256) / 256,
                torch.round((torch.rand(5, 3, generator=generator) - 0.4) * 2 * 256) / 256]
-    return quantize_network(LIFNetwork(weights, beta=0.8, threshold=0.7), n_steps=n_steps, top_k=top_k)
+    return quantize_network(LIFNetwork(weights, beta=0.8, threshold=0.7, reset=reset), n_steps=n_steps, top_k=top_k,
+                            **options)
 
 
-def test_run_network_equals_the_brute_force_loop():
-    network = small_network()
+@pytest.mark.parametrize("reset, delay", [("subtract", True), ("zero", True), ("zero", False), ("none", True)])
+def test_run_network_equals_the_brute_force_loop(reset, delay):
+    network = small_network(reset=reset, reset_delay=delay)
     generator = torch.Generator().manual_seed(1)
     trains = (torch.rand(40, 6, 9, generator=generator) < torch.rand(40, 1, 1, generator=generator)).long()
     result = run_network(network, trains)
+    assert int(result.counts.sum()) > 0
     for b in range(trains.shape[0]):
         counts, predicted, importance, order = brute_force(network, trains[b])
         assert result.counts[b].tolist() == counts
@@ -71,6 +80,17 @@ def test_run_network_equals_the_brute_force_loop():
         assert result.importance[b].tolist() == importance
         assert result.top_indices[b].tolist() == order
         assert result.top_scores[b].tolist() == [importance[i] for i in order]
+
+
+def test_same_step_and_next_step_zero_resets_give_the_same_spikes():
+    """Why the chip runs Norse's same-step zero reset on the datapath of the next-step one: a spike's
+    membrane stored as 0 and leaked, or stored and leaked as 0 next step, gives the same next membrane."""
+    generator = torch.Generator().manual_seed(4)
+    trains = (torch.rand(100, 6, 9, generator=generator) < torch.rand(100, 1, 1, generator=generator)).long()
+    same = run_network(small_network(reset="zero", reset_delay=False), trains)
+    delayed = run_network(small_network(reset="zero", reset_delay=True), trains)
+    assert torch.equal(same.counts, delayed.counts) and torch.equal(same.importance, delayed.importance)
+    assert not all(torch.equal(a, b) for a, b in zip(same.membranes, delayed.membranes, strict=True))
 
 
 def test_fixed_lif_step_is_lif_step_with_the_floor_leak():
@@ -138,7 +158,11 @@ def test_spec_and_model_errors_name_the_argument():
     with pytest.raises(ValueError, match="layers"):
         NetworkSpec(layers=(4,), n_steps=3)
     with pytest.raises(ValueError, match="reset"):
-        NetworkSpec(layers=(4, 2), n_steps=3, reset="zero")
+        NetworkSpec(layers=(4, 2), n_steps=3, reset="value")
+    with pytest.raises(ValueError, match="reset_delay"):
+        NetworkSpec(layers=(4, 2), n_steps=3, reset="subtract", reset_delay=False)
+    with pytest.raises(TypeError, match="reset_delay"):
+        NetworkSpec(layers=(4, 2), n_steps=3, reset_delay=0)
     with pytest.raises(ValueError, match="trace: trace_bits=15"):
         NetworkSpec(layers=(4, 2), n_steps=3, trace=FixedPointSpec(decay=0.9, trace_bits=15))
     with pytest.raises(ValueError, match="top_k"):
@@ -151,3 +175,33 @@ def test_spec_and_model_errors_name_the_argument():
         quantize_network(object(), n_steps=3)
     with pytest.raises(ValueError, match="spikes"):
         run_network(small_network(), torch.zeros(2, 5, 9, dtype=torch.long))
+
+
+def test_snntorch_reset_delay_is_read_not_assumed():
+    """snnTorch's `reset_delay=False` with a zero reset is the chip's same-step zero reset, bit for bit against
+    snnTorch's own forward on an exactly representable net; with a subtractive reset it is refused."""
+    snntorch = pytest.importorskip("snntorch")
+    generator = torch.Generator().manual_seed(6)
+    weights = [torch.round((torch.rand(9, 5, generator=generator) - 0.35) * 8) / 4,
+               torch.round((torch.rand(5, 3, generator=generator) - 0.35) * 8) / 4]
+
+    def stack(reset):
+        layers = []
+        for index, weight in enumerate(weights):
+            linear = torch.nn.Linear(*weight.shape, bias=False)
+            with torch.no_grad():
+                linear.weight.copy_(weight.T)
+            layers += [linear, snntorch.Leaky(beta=0.5, threshold=0.75, reset_mechanism=reset, reset_delay=False,
+                                              init_hidden=True, output=index == len(weights) - 1)]
+        return torch.nn.Sequential(*layers)
+
+    network = quantize_network(stack("zero"), n_steps=6, weight_frac_bits=12)
+    assert (network.spec.reset, network.spec.reset_delay) == ("zero", False)
+    trains = (torch.rand(100, 6, 9, generator=generator) < torch.rand(100, 1, 1, generator=generator)).long()
+    from sc_neurocore.adapters.snntorch import from_snntorch
+
+    counts = from_snntorch(stack("zero")).run(trains.to(torch.float32))
+    assert torch.equal(run_network(network, trains).counts, counts.to(torch.int64))
+    assert int(counts.sum()) > 50
+    with pytest.raises(ValueError, match="reset_delay"):
+        quantize_network(stack("subtract"), n_steps=6)

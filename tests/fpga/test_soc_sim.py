@@ -160,3 +160,13 @@ def test_driver_arguments_are_checked():
         FpgaExplainer(uart_port="/dev/null", url="localhost:1", csr_csv="csr.csv")
     with pytest.raises(ValueError, match="csr_csv"):
         FpgaExplainer(url="localhost:1")
+
+
+def test_a_core_with_sb_mac16_instances_is_refused_before_verilator_runs(tmp_path):
+    require_module("litex", "fpga")
+    from sc_neurocore.fpga import FixedPointSpec, TraceExplainer
+    from sc_neurocore.fpga.sim import build_simulation
+
+    with pytest.raises(ValueError, match="dsp='behavioral'"):
+        build_simulation(TraceExplainer(8, 2, 3, 2, FixedPointSpec(decay=0.9), dsp="sb_mac16"), tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -293,6 +293,28 @@ def _core_cases() -> list[Case]:
         Case("attr-meta-weights", ATTRIBUTE, "weights on the 'meta' device (another device than the input)",
              lambda: attributor().attribute(x(), [m.to("meta") for m in w()]), ValueError,
              ("weights[0]", "'meta' device")),
+        Case("attr-out-shape", ATTRIBUTE, "out= of another shape than the map",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_STEPS, N_IN + 1)), ValueError,
+             ("out", "expected shape")),
+        Case("attr-out-dtype", ATTRIBUTE, "out= float64 for a float32 map",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_STEPS, N_IN, dtype=torch.float64)),
+             TypeError, ("out", "expected dtype torch.float32")),
+        Case("attr-out-aliases-input", ATTRIBUTE, "out= the input spikes themselves", _out_aliasing_input,
+             ValueError, ("out", "shares memory with input_spikes")),
+        Case("attr-out-grad", ATTRIBUTE, "out= a tensor that requires grad",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_STEPS, N_IN, requires_grad=True)),
+             ValueError, ("out", "does not require grad")),
+        Case("attr-out-numpy", ATTRIBUTE, "out= a NumPy array for torch input",
+             lambda: attributor().attribute(x(), w(), out=np.empty((BATCH, N_STEPS, N_IN), np.float32)), TypeError,
+             ("out", "a torch tensor for torch input_spikes")),
+        Case("attr-out-strided", ATTRIBUTE, "out= a non-contiguous tensor",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_IN, N_STEPS).transpose(1, 2)),
+             ValueError, ("out", "contiguous")),
+        Case("attr-out-and-sparse", ATTRIBUTE, "out= together with sparse=True",
+             lambda: attributor().attribute(x(), w(), out=torch.empty(BATCH, N_STEPS, N_IN), sparse=True),
+             ValueError, ("out", "not both")),
+        Case("attr-sparse-str", ATTRIBUTE, "sparse = 'yes'", lambda: attributor().attribute(x(), w(), sparse="yes"),
+             TypeError, ("sparse", "a bool")),
         Case("attr-gated-bare", ATTRIBUTE, "mode='gated' with bare weight matrices",
              lambda: attributor(mode="gated").attribute(x(), w()), ValueError, ("weights", "needs a model")),
         Case("attr-no-weight-paths", ATTRIBUTE, "a model with no linear weight chain (a plain callable)",
@@ -333,7 +355,9 @@ def _core_cases() -> list[Case]:
         Case("sal-max-memory-bool", f"{S}()", "max_memory = True", lambda: saliency(max_memory=True),
              ValueError, ("max_memory", "positive number of bytes")),
         Case("sal-max-memory-tiny", EXPLAIN_S, "max_memory too small for one perturbation (64 bytes)",
-             lambda: saliency(max_memory=64).explain(x()), ValueError, ("max_memory", "too small", "raise it")),
+             lambda: _warned(lambda: saliency(max_memory=64).explain(x()).saliency_map()),
+             outcome="raised to the workable minimum with a BudgetWarning naming max_memory; the same saliency",
+             check=_raised_budget(lambda: saliency().explain(x()).saliency_map())),
         Case("sal-significance", f"{S}()", "significance = -1", lambda: saliency(significance=-1), ValueError,
              ("significance", ">= 0")),
         Case("sal-significance-inf", f"{S}()", "significance = Inf",
@@ -457,7 +481,9 @@ def _core_cases() -> list[Case]:
              outcome="output counts 0", check=_zero_counts),
         # --- engine ----------------------------------------------------------------------------------------
         Case("engine-max-memory-tiny", "engine.execute", "max_memory = 1 byte",
-             lambda: _execute(max_memory=1), ValueError, ("max_memory", "too small", "raise it")),
+             lambda: _warned(lambda: _execute(max_memory=1)),
+             outcome="raised to the workable minimum with a BudgetWarning naming max_memory; the same outputs",
+             check=_raised_budget(lambda: _execute())),
         # --- loading, atomic writes -------------------------------------------------------------------------
         Case("load-missing", "loading.load_state_dict", "a path that does not exist",
              lambda: _load_from_tmp(lambda folder: folder / "absent.pt"), FileNotFoundError, ("weights", "no such file")),
@@ -501,6 +527,36 @@ def _lif(chain, **kwargs):
     from sc_neurocore.models import LIFNetwork
 
     return LIFNetwork(chain, **kwargs)
+
+
+def _out_aliasing_input():
+    batch = spikes()
+    return attributor().attribute(batch, weights(), out=batch)
+
+
+def _warned(call):
+    """``(result, warnings)`` of ``call()``, every warning recorded."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    return result, caught
+
+
+def _raised_budget(unconstrained):
+    """A check: the budget was raised with a `BudgetWarning` naming ``max_memory``, and the result is the
+    unconstrained call's."""
+    def check(outcome) -> None:
+        from sc_neurocore.engine import BudgetWarning
+
+        result, caught = outcome
+        raised = [w for w in caught if issubclass(w.category, BudgetWarning)]
+        assert raised, [str(w.message) for w in caught]
+        assert all(str(w.message).startswith("max_memory: ") and "workable minimum" in str(w.message)
+                   for w in raised), [str(w.message) for w in raised]
+        assert torch.equal(result, unconstrained())
+    return check
 
 
 def _execute(**kwargs):

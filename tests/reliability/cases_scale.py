@@ -123,6 +123,12 @@ def _stale(change: dict):
         return _run(out, model=LIFNetwork(weights(), **{"beta": 0.9, "threshold": 0.5, **change}))
 
 
+def _dense_then_sparse():
+    with _folder() as out:
+        _run(out)
+        return _run(out, sparse=True)
+
+
 def _changed_samples():
     from torch.utils.data import TensorDataset
 
@@ -259,6 +265,12 @@ def _dataset_cases() -> list[Case]:
              ValueError, ("model", "'meta' device")),
         Case("ed-metadata-nan", ED, "metadata = {'x': NaN}", lambda: _run(Path("unused"), metadata={"x": float("nan")}),
              ValueError, ("metadata", "NaN")),
+        Case("ed-sparse-causal", ED, "sparse=True with causal importance", lambda: _run(Path("unused"),
+             explainer="causal", sparse=True), ValueError, ("sparse", "one score per neuron", "attribution and saliency")),
+        Case("ed-sparse-str", ED, "sparse = 'yes'", lambda: _run(Path("unused"), sparse="yes"), TypeError,
+             ("sparse", "True or False")),
+        Case("ed-dense-as-sparse", ED, "a finished dense folder rerun with sparse=True", _dense_then_sparse,
+             ValueError, ("out_dir", "the shard layout", "overwrite=True")),
         Case("ed-layer-int", ED, "layer = 0 (an int)", lambda: _run(Path("unused"), explainer="causal", layer=0),
              TypeError, ("layer", "a str")),
         Case("ed-np-int-targets", ED, "targets = np.int64(1) (legal)", _np_int_targets,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -57,23 +58,26 @@ def problems(draw, max_batch: int = 3, max_steps: int = 6, max_inputs: int = 6, 
 
 
 def smallest_budget(explain) -> int:
-    """The smallest ``max_memory`` an explainer runs with, read from its "too small" errors.
+    """The smallest ``max_memory`` an explainer runs with unraised, read from its `BudgetWarning`s.
 
-    ``explain(max_memory)`` runs the explainer. The baseline pass and the perturbation pass size their
-    chunks separately and may each ask for more, so the budget is raised to what the error asks for
-    until the call succeeds. At that budget chunks are as small as the engine allows.
+    ``explain(max_memory)`` runs the explainer. Each pass (the baseline, the check, the perturbations)
+    raises a budget below its minimum with a warning naming the bytes it needs; the largest is the
+    smallest budget under which nothing is raised. Under the `chunks_of_any_size` fixture (tests/conftest.py) chunks
+    are then as small as the engine can cut them.
     """
-    budget = 1
-    for _ in range(5):
-        try:
-            explain(budget)
-            return budget
-        except ValueError as error:
-            found = re.search(r"about (\d+) bytes", str(error))
-            assert found and str(error).startswith("max_memory"), str(error)
-            assert int(found.group(1)) > budget, f"asked for {found.group(1)} bytes at max_memory={budget}"
-            budget = int(found.group(1))
-    raise AssertionError(f"no max_memory up to {budget} bytes was accepted")
+    from sc_neurocore.engine import BudgetWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        explain(1)
+    needed = [int(m.group(1)) for w in caught if issubclass(w.category, BudgetWarning)
+              for m in [re.search(r"workable minimum of (\d+) bytes", str(w.message))] if m]
+    assert needed, "max_memory=1 was not raised"
+    budget = max(needed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BudgetWarning)
+        explain(budget)
+    return budget
 
 
 @st.composite

@@ -58,16 +58,20 @@ Dataset runs at scale (`explain_dataset`, `sc-neurocore explain-dataset`):
   skipping).
 - Memory: the finite check of the input sums blocks (a finite sum means finite terms) and checks element by
   element, a million elements at a time, only where a sum is not finite; a gzip IDX file or an `.npz` that
-  inflates past 1 GiB (`max_bytes`) is refused after reading a few bytes (`test_input_memory.py`).
+  inflates past 1 GiB (`max_bytes`) is refused after reading a few bytes (`test_input_memory.py`). A
+  `max_memory` too small to finish well -- one whose chunks would spend more time on their per-step
+  dispatch than on their work, by the executors' cost model -- is raised to that workable minimum with a
+  `BudgetWarning` naming the bytes, instead of crawling (`tests/engine/test_budget.py`).
 - Two torchrun "nodes" of one rank each (`--nnodes 2`, rendezvous on 127.0.0.1, gloo) write shards
   bit-identical to one rank; a node whose rank is SIGKILLed fails the job, and the rerun loses and
   duplicates nothing (`tests/test_distributed.py`).
 - Threads: an `LIFNetwork` keeps no state between or during calls and can be shared by threads. A model
   that hooks itself for the length of a call, as the framework adapters do, races when two threads call it:
   `sc_neurocore.concurrency.CallLock` makes such calls take turns or refuses the second one by name
-  (`tests/test_concurrency.py` forces the race); until the adapters hold one, give each thread its own copy
-  of an adapter (`copy.deepcopy`). `LIFNetwork` computes in float32 or float64 and refuses float16 /
-  bfloat16 naming the dtype (`inputs.model_dtype`); the adapters' dtype cases are listed as gaps below.
+  (`tests/test_concurrency.py` forces the race). Every adapter holds one per user module, so an adapter
+  can be shared: calls from two threads take turns; for parallel speed give each thread its own copy
+  (`copy.deepcopy`). `LIFNetwork` and the adapters compute in float32 or float64 where the framework's own
+  forward does, and refuse float16 / bfloat16 naming the dtype (`inputs.model_dtype`).
 
 Determinism: repeated calls give bit-identical results on CPU. The engines write results only through
 `index_put_` / `scatter_` / `gather` at unique indices (one entry per spike or neuron), so no

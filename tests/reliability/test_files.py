@@ -196,7 +196,7 @@ def _interrupted(net: LIFNetwork, on_call: int) -> _InterruptedNet:
     return model
 
 
-def test_ctrl_c_in_the_model_propagates_and_closes_the_bar():
+def test_ctrl_c_in_the_model_propagates_and_closes_the_bar(chunks_of_any_size):
     from tqdm import tqdm
 
     net, spikes = _problem()

@@ -25,6 +25,10 @@ from sc_neurocore.models import LIFNetwork
 
 from .memory import LiveBytes
 
+# These tests check that chunks stay inside their budget down to the smallest chunks the engine can cut;
+# raising a budget below the workable minimum is tested in tests/engine/test_budget.py.
+pytestmark = pytest.mark.usefixtures("chunks_of_any_size")
+
 
 def _problem(seed: int = 0):
     generator = torch.Generator().manual_seed(seed)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import torch
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sc_neurocore.engine.compile import compiled_for
@@ -54,9 +54,11 @@ def test_batch_equals_per_sample(problem, data):
         torch.testing.assert_close(gated.attribution_map()[b], lone_gated, rtol=1e-5, atol=1e-6)
 
 
-@PROPERTY_SETTINGS
+@settings(PROPERTY_SETTINGS, suppress_health_check=[*PROPERTY_SETTINGS.suppress_health_check,
+                                                    HealthCheck.function_scoped_fixture])
 @given(problems(), st.data())
-def test_results_do_not_depend_on_chunk_size(problem, data):
+def test_results_do_not_depend_on_chunk_size(chunks_of_any_size, problem, data):
+    """Down to one-row chunks (the fixture lifts the workable minimum; it holds for every example)."""
     net, spikes, targets = problem.network, problem.spikes, problem.targets
     layer = data.draw(st.sampled_from(_layers(problem)))
 

@@ -100,12 +100,18 @@ def test_what_cannot_change_results_resumes(tmp_path):
     again = run(out, model, spikes(), explainer=TemporalSaliency(model, max_memory=200_000), batch_size=8,
                 num_workers=0)
     assert (again.explained_shards, again.skipped_shards) == (0, 3)
-    # Gated attribution is the exception: its float32 products may round by a row's place in a batch.
-    explain_dataset(SpikeAttributor(mode="gated"), model, TensorDataset(spikes()), tmp_path / "gated", batch_size=4,
-                    shard_size=8, progress=False)
-    with pytest.raises(ValueError, match="the batch_size changed"):
-        explain_dataset(SpikeAttributor(mode="gated"), model, TensorDataset(spikes()), tmp_path / "gated",
-                        batch_size=8, shard_size=8, progress=False)
+    # Gated and auto attribution are the exception: they read the recorded forward of the whole batch, whose
+    # float32 products may round by a row's place in it.
+    for mode in ("gated", "auto"):
+        explain_dataset(SpikeAttributor(mode=mode), model, TensorDataset(spikes()), tmp_path / mode, batch_size=4,
+                        shard_size=8, progress=False)
+        with pytest.raises(ValueError, match="the batch_size changed"):
+            explain_dataset(SpikeAttributor(mode=mode), model, TensorDataset(spikes()), tmp_path / mode,
+                            batch_size=8, shard_size=8, progress=False)
+    # auto takes its decays from the model: its unused `decay` does not refuse a resume.
+    kept = explain_dataset(SpikeAttributor(decay=0.5, mode="auto"), model, TensorDataset(spikes()), tmp_path / "auto",
+                           batch_size=4, shard_size=8, progress=False)
+    assert kept.explained_shards == 0
 
 
 def test_an_adapter_readout_is_part_of_the_key(tmp_path):

@@ -71,7 +71,9 @@ def render() -> str:
     lines += ["", "`graph`: the explainers ran on the model's traced graph, verified bit for bit against its "
               "own forward; `model`: on the model's own forward (exact, slower). `tests/zoo/test_zoo.py` checks every "
               "perturbation cell and the linear and gated rules against brute force through the framework's own "
-              "forward; the auto rule is a one-pass estimate (its faithfulness is measured in `docs/quality.md`).", "", END]
+              "forward; the auto rule is a one-pass estimate, exact where `sc_neurocore.explain.credit` says it is (tested "
+              "against removal in `tests/explain/test_credit*.py`; its faithfulness is measured in `docs/quality.md`).",
+              "", END]
     return "\n".join(lines)
 
 
