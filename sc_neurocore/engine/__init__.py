@@ -184,6 +184,12 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
         name, reason = preferred, f"preferred by {ENGINE_ENV}={preferred}"
     else:
         estimates = {key: value for key, value in options.items() if isinstance(value, float)}
+        if "event" in estimates and len(estimates) > 1 and max_memory is not None:
+            from .event import minimum_memory as event_minimum_memory
+
+            if max_memory < 2 * event_minimum_memory(stack, spikes.shape[1]):
+                # Below its workable minimum (forced, it would raise the budget): another executor fits.
+                del estimates["event"]
         name, reason = cheapest(estimates)
     if name == "batched":
         return generic(reason)
