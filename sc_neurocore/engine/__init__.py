@@ -204,7 +204,7 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
             replayed = torch.zeros(len(plan), dtype=torch.bool)
             outputs, tie = run_events(stack, spikes, plan, baseline=recording.baseline,
                                       max_memory=_event_budget(stack, spikes, max_memory), recompute=recompute,
-                                      tight=recording.same_ops, recomputed=replayed)
+                                      tight=recording.same_ops, recomputed=replayed, progress=progress)
             return outputs, Execution("event", reason, tie, "numba" if numba_available() else "python", replayed)
         outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
                                   baseline=recording.baseline)

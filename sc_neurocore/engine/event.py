@@ -488,7 +488,7 @@ def minimum_memory(stack: CompiledStack, n_steps: int) -> int:
 def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, *,
                baseline: Baseline | None = None, max_memory: int | None = None,
                recompute: Callable[[Tensor], Tensor] | None = None, tight: bool = False,
-               recomputed: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               recomputed: Tensor | None = None, progress: bool = False) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` and tie mask ``(P,)`` of every row of ``plan``, one chunk of samples at a time.
 
     Args:
@@ -502,6 +502,7 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
         tight: the stack's ops are the model's own (`sc_neurocore.engine.recorded.Recording.same_ops`): the
             tight test of `layer_tables` may decide, and only the rows inside it are recomputed.
         recomputed: a ``(P,)`` bool tensor, if given, set to the rows that were recomputed.
+        progress: show a progress bar over rows.
 
     Returns:
         ``(outputs, tie)``.
@@ -534,6 +535,19 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
     per_sample = baseline_bytes_per_sample(stack, n_steps, x.element_size()) + table_bytes_per_sample(stack, n_steps)
     # The tables are sized from the budget even when the whole baseline is given (it is sliced per chunk).
     samples = max(1, min(n_samples, budget // 2 // per_sample))
+    from .batched import _progress_bar
+
+    bar = _progress_bar(n_rows, progress)
+    try:
+        _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar)
+    finally:
+        bar.close()
+    return outputs, tie
+
+
+def _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar) -> None:
+    """`run_events`'s loop over chunks of samples and pieces of rows, filling ``outputs`` and ``tie``."""
+    n_samples = x.shape[0]
     order = torch.argsort(plan.sample, stable=True)
     bounds = torch.searchsorted(plan.sample[order], torch.arange(0, n_samples + samples, samples).clamp(max=n_samples))
     for chunk, start in enumerate(range(0, n_samples, samples)):
@@ -571,4 +585,4 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
                                                        recompute=local, tables=tables, recomputed=redo)
             if recomputed is not None:
                 recomputed[rows_of] = redo
-    return outputs, tie
+            bar.update(len(index))
