@@ -177,8 +177,8 @@ def test_overwrite_refusal_names_the_flag(tmp_path, capsys):
         str(tmp_path),
         "--no-progress",
     ]
-    assert cli.main([*arguments, "--method", "attribution"]) == 0
-    assert cli.main([*arguments, "--method", "attribution", "--decay", "0.5"]) == 2
+    assert cli.main([*arguments, "--method", "attribution", "--mode", "linear"]) == 0
+    assert cli.main([*arguments, "--method", "attribution", "--mode", "linear", "--decay", "0.5"]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
 

@@ -23,7 +23,8 @@ from sc_neurocore.quality.timing import matchings, separation, timing_task
 DOCTEST_MODULES = ["sc_neurocore.explain.attribution", "sc_neurocore.explain.credit", "sc_neurocore.explain.metrics",
                    "sc_neurocore.explain.faithfulness", "sc_neurocore.explain.tsa"] + [
     f"sc_neurocore.quality.{name}" for name in ("networks", "rivals", "stats", "timing", "timing_run", "evaluate",
-                                                "targets", "report", "table")]
+                                                "targets", "report", "table", "diagnostics", "variants",
+                                                "report_misses")]
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)
@@ -54,7 +55,7 @@ def test_command_prints_and_writes_the_same_report(tmp_path, capsys):
 
 def test_command_rejects_bad_arguments(tmp_path, capsys):
     for option, value in (("--samples", "0"), ("--points", "1"), ("--tune-points", "1"), ("--networks", "bogus"),
-                          ("--timing-train", "-3"), ("--subsets", "0")):
+                          ("--timing-train", "-3"), ("--subsets", "0"), ("--saliency-digits", "0")):
         assert cli_main(["quality", option, value]) == 2
         assert option in capsys.readouterr().err
     assert cli_main(["quality", "--samples", "2", "--out", str(tmp_path / "missing" / "q.md")]) == 2
@@ -165,19 +166,3 @@ def test_quick_table_for_the_demo():
     for row in rows:
         assert row.deletion_auc == pytest.approx(float(row.deletion.auc.mean()))
     assert format_table(rows).splitlines()[2].startswith(f"| {AUTO} |")
-
-
-def test_misses_are_explained_from_the_measured_numbers():
-    from sc_neurocore.quality.report import misses_section
-    from sc_neurocore.quality.rivals import GATED
-
-    result = _result({AUTO: _values([1.0, 1.1, 0.9, 1.0], [5.0] * 4, [0.4] * 4),
-                      LINEAR: _values([0.5, 0.6, 0.4, 0.5], [3.0] * 4, [0.5] * 4),
-                      GATED: _values([1.0, 1.2, 0.9, 1.0], [3.0] * 4, [0.5] * 4)})
-    notes = misses_section([result], {result.network.spec.name: result.methods[1].per_sample["deletion"]})
-    assert notes[0] == "## Why a target is missed"
-    linear = [n for n in notes if n.startswith(f"- {result.network.spec.name}, deletion AUC: {LINEAR}")]
-    assert len(linear) == 1 and "+0.500 [" in linear[0] and "gated rule" in linear[0]
-    assert not any("insertion AUC" in n for n in notes)  # auto wins insertion there: nothing to explain
-    assert misses_section([_result({AUTO: _values([1.0] * 4, [5.0] * 4, [0.4] * 4),
-                                    RANDOM: _values([3.0, 3.1, 2.9, 3.0], [1.0, 1.1, 0.9, 1.0], [0.0] * 4)})], {}) == []

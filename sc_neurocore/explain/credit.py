@@ -90,13 +90,13 @@ from ..graph import ModelGraph
 from ..graph.maps import MaxPool
 from ..graph.paths import has_selections, record_argmax
 from .credit_layers import CreditLayer, credit_layer
-from .credit_scan import accumulate, layer_credit, membrane_credit, readout_end, spike_credit
+from .credit_scan import SpikeRule, accumulate, layer_credit, membrane_credit, readout_end, spike_credit
 
 #: The readouts the rule follows.
 CREDIT_READOUTS = ("count", "rate", "final_membrane", "max_membrane")
 
 __all__ = ["CREDIT_READOUTS", "CreditLayer", "accumulate", "auto_scores", "credit_layers", "credit_scores",
-           "membrane_credit", "model_graph", "spike_credit"]
+           "membrane_credit", "model_graph", "spike_credit", "SpikeRule"]
 
 
 def model_graph(model: Any, spikes: Tensor) -> ModelGraph:
@@ -177,7 +177,8 @@ def _output_worth(layer: CreditLayer, readout: str, membrane: Tensor, targets: T
 
 
 def credit_scores(x: Tensor, layers: list[CreditLayer], readout: str, spikes: list[Tensor],
-                  membranes: list[Tensor], targets: Tensor, argmax: list[list[Tensor]] | None = None) -> Tensor:
+                  membranes: list[Tensor], targets: Tensor, argmax: list[list[Tensor]] | None = None,
+                  spike_rule: SpikeRule | None = None) -> Tensor:
     """Attribution `A` `(B, T, N)` of input spikes `x` from a recording (see the module docstring).
 
     Args:
@@ -188,6 +189,8 @@ def credit_scores(x: Tensor, layers: list[CreditLayer], readout: str, spikes: li
         membranes: each layer's recorded membrane (emitted values, for a layer that emits no spikes).
         targets: `(B,)` explained output neurons.
         argmax: per layer, the recorded argmax of each max pool (`sc_neurocore.graph.paths.record_argmax`).
+        spike_rule: a variant of the spike rule for plain spiking layers (`credit_scan.layer_credit`); `None`
+            is the rule above (the evaluation of `sc-neurocore quality` measures variants with it).
 
     Example:
         >>> import torch
@@ -202,15 +205,18 @@ def credit_scores(x: Tensor, layers: list[CreditLayer], readout: str, spikes: li
     kick = None
     if readout in ("final_membrane", "max_membrane") and last.kind == "lif":
         kick = membrane_credit(spikes[-1], membranes[-1], targets, last, readout)
-    credit = layer_credit(last, spikes[-1], _output_worth(last, readout, membranes[-1], targets), kick)
+    credit = layer_credit(last, spikes[-1], _output_worth(last, readout, membranes[-1], targets), kick,
+                          membranes[-1], spike_rule)
     for index in range(len(layers) - 2, -1, -1):
         worth = _adjoint(layers[index + 1].maps, credit, layers[index + 1].shape, pools[index + 1])
-        credit = layer_credit(layers[index], spikes[index], worth)
+        credit = layer_credit(layers[index], spikes[index], worth, None, membranes[index], spike_rule)
     return x * _adjoint(layers[0].maps, credit, layers[0].shape, pools[0])
 
 
-def auto_scores(model: Any, spikes: Tensor, targets: Tensor) -> Tensor:
+def auto_scores(model: Any, spikes: Tensor, targets: Tensor, spike_rule: SpikeRule | None = None) -> Tensor:
     """`mode="auto"` scores `(B, T, N)` of `spikes` for `targets` on `model` (its graph, one recorded pass).
+
+    `spike_rule` replaces the spike rule on plain spiking layers (see `credit_scores`).
 
     Example:
         >>> import torch
@@ -228,4 +234,4 @@ def auto_scores(model: Any, spikes: Tensor, targets: Tensor) -> Tensor:
     recording = graph.record(x)
     argmax = record_argmax(graph, x) if has_selections(graph) else None
     return credit_scores(x, layers, readout, [record.spikes for record in recording.layers],
-                         [record.membrane for record in recording.layers], targets, argmax)
+                         [record.membrane for record in recording.layers], targets, argmax, spike_rule)

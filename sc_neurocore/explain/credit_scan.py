@@ -5,6 +5,7 @@ Each scan runs once over time, backwards, on `(B, T, n)` tensors; time is the on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -137,7 +138,13 @@ def _recurrent_adjoint(maps: tuple[Any, ...], credit: Tensor, shape: tuple[int, 
     return flat.reshape(credit.shape[0], -1)
 
 
-def layer_credit(layer: CreditLayer, spikes: Tensor, worth: Tensor, readout_kick: Tensor | None = None) -> Tensor:
+#: A replacement of the spike rule for the evaluation of variants: `rule(spikes, worth, membrane, layer) -> m`,
+#: all `(B, T, n)` (`worth` already times the spike height).
+SpikeRule = Callable[[Tensor, Tensor, Tensor, CreditLayer], Tensor]
+
+
+def layer_credit(layer: CreditLayer, spikes: Tensor, worth: Tensor, readout_kick: Tensor | None = None,
+                 membrane: Tensor | None = None, spike_rule: SpikeRule | None = None) -> Tensor:
     r"""Credit per unit input current $c[t]$ of one layer, `(B, T, n)` (the module docstring of `credit`).
 
     Args:
@@ -145,6 +152,9 @@ def layer_credit(layer: CreditLayer, spikes: Tensor, worth: Tensor, readout_kick
         spikes: its recorded spikes `(B, T, n)` (unused for `"li"` and `"delay"`).
         worth: $g$, what a unit of the layer's emitted value at each step is worth downstream `(B, T, n)`.
         readout_kick: for a spiking output layer under a membrane readout, its `membrane_credit`.
+        membrane: its recorded membrane `(B, T, n)` (needed by `spike_rule` only).
+        spike_rule: a variant of the spike rule (`spike_credit`), used on a plain spiking layer only (no
+            synaptic current, recurrence, input gain or readout kick); other layers keep the rule.
 
     Example:
         >>> import torch
@@ -158,8 +168,12 @@ def layer_credit(layer: CreditLayer, spikes: Tensor, worth: Tensor, readout_kick
     if layer.recurrent is None and readout_kick is None and layer.alpha is None and _is_one(layer.gain):
         if layer.kind == "li":
             return accumulate(worth, layer.beta)
-        return _wiped(spike_credit(spikes, worth * _as(layer.graded, worth).reshape(-1), layer.beta,
-                                   layer.threshold), spikes, layer)
+        height = worth * _as(layer.graded, worth).reshape(-1)
+        if spike_rule is not None:
+            if membrane is None:
+                raise ValueError("membrane: a spike_rule needs the layer's recorded membrane")
+            return _wiped(spike_rule(spikes, height, membrane, layer), spikes, layer)
+        return _wiped(spike_credit(spikes, height, layer.beta, layer.threshold), spikes, layer)
     decay = _as(layer.beta, worth).reshape(-1)
     gain = _as(layer.gain, worth).reshape(-1)
     synapse = None if layer.alpha is None else _as(layer.alpha, worth).reshape(-1)

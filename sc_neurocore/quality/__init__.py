@@ -8,6 +8,9 @@ The package holds the report's parts, one idea per module:
 - `evaluate`: every metric of `sc_neurocore.explain.metrics` per held-out sample;
 - `stats`: paired bootstrap intervals; `targets`: the targets, met or MISSED with the measured reason;
 - `timing` / `timing_run`: the task where only spike timing decides the class;
+- `diagnostics` / `variants` / `report_misses`: the measured reasons of a missed target (silent hidden
+  neurons, spikes given no credit, where on the curve a rival gains) and the variants of the spike rule
+  considered;
 - `report` / `cli`: the Markdown report and the command (`make quality` writes `docs/quality.md`);
 - `table`: a quick fixed-setting table for the demo.
 """

@@ -14,6 +14,7 @@ from ..inputs import as_positive_int
 from .evaluate import NetworkResult, by_name, evaluate_network
 from .networks import SPECS, load_network
 from .report import assemble, linear_at
+from .report_misses import diagnose
 from .rivals import AUTO, GATED, methods
 from .targets import network_targets, timing_target
 from .timing_run import timing_rows
@@ -30,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing-train", type=int, default=2048, help="timing-task training samples")
     parser.add_argument("--timing-eval", type=int, default=64, help="timing-task held-out samples")
     parser.add_argument("--timing-epochs", type=int, default=30, help="timing-task training epochs")
+    parser.add_argument("--saliency-digits", type=int, default=8,
+                        help="held-out digits exact saliency explains on a CSNN (default 8; it is slow there)")
     parser.add_argument("--seed", type=int, default=0, help="seed of ties, subsets, random order, tasks, training")
     parser.add_argument("--out", default=None, help="also write the report to this Markdown file (atomically)")
 
@@ -76,18 +79,22 @@ def report(args: argparse.Namespace, log: Any = None) -> str:
     started = time.perf_counter()
     keys = _networks(args.networks)
     # Every option is checked before the minutes of work it would otherwise fail at the end of.
-    for option in ("select", "samples", "subsets", "timing_train", "timing_eval", "timing_epochs"):
+    for option in ("select", "samples", "subsets", "timing_train", "timing_eval", "timing_epochs", "saliency_digits"):
         as_positive_int(getattr(args, option), "--" + option.replace("_", "-"))
     for option in ("points", "tune_points"):
         if as_positive_int(getattr(args, option), "--" + option.replace("_", "-")) < 2:
             raise ValueError(f"--{option.replace('_', '-')}: expected at least 2 (the curve's two ends)")
     found = methods(seed=args.seed)
-    results, linear_at_gated = [], {}
+    results, linear_at_gated, diagnoses = [], {}, []
     for key in keys:
         network = load_network(SPECS[key], n_select=args.select, n_eval=args.samples, seed=args.seed, log=log)
         result = evaluate_network(network, found, n_points=args.points, tune_points=args.tune_points,
-                                  n_subsets=args.subsets, seed=args.seed, log=log)
+                                  n_subsets=args.subsets, seed=args.seed, saliency_digits=args.saliency_digits,
+                                  log=log)
         results.append(result)
+        diagnosis = diagnose(result, n_points=args.points, tune_points=args.tune_points, seed=args.seed)
+        if diagnosis is not None:
+            diagnoses.append(diagnosis)
         if GATED in by_name(result):
             gated_decay = by_name(result)[GATED].tuned.setting["decay"]
             linear_at_gated[network.spec.name] = linear_at(result, gated_decay, args.points, args.seed)
@@ -111,7 +118,7 @@ def report(args: argparse.Namespace, log: Any = None) -> str:
               "Spearman correlation between a method's per-input-neuron score and the drop when that neuron's whole "
               "spike train is removed. Differences are paired per sample with bootstrap 95% intervals (2000 "
               "resamples)."), ""]
-    return assemble(header, results, linear_at_gated, timing, check, targets, args.seed)
+    return assemble(header, results, linear_at_gated, timing, check, targets, diagnoses, args.seed)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 Per held-out sample and method: deletion and insertion AUC on the raw target output and on its softmax
 probability (ties in a seeded random order), sensitivity-n at each subset size, and the Spearman agreement
 with whole-input-neuron occlusion (`sc_neurocore.explain.metrics`). The model's side of sensitivity-n and
-occlusion is measured once per network and shared by every method.
+occlusion is measured once per network and shared by every method. Exact saliency on a CSNN explains only
+the first held-out digits (`digits_run`); the others get `NaN` and are reported as not run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor
 
 from ..explain.metrics import (
@@ -37,6 +39,11 @@ class MethodResult(NamedTuple):
             (softmax-probability AUC), `occlusion` and `sensitivity_<share>` (`NaN` where undefined).
         seconds: wall-clock time of the held-out explanations themselves.
         deletion_curve, insertion_curve: mean raw curves `(M,)` (for plots).
+        curves: per-sample raw curves `{"deletion": (B, M), "insertion": (B, M)}` (for the diagnostics of a
+            missed target), `None` when not kept.
+        n_run: how many held-out digits (the first ones) the method explained; the others' values are `NaN`
+            (`None`: all).
+        executor: the executor the perturbations ran on, for a method that perturbs (`None` otherwise).
     """
 
     tuned: Tuned
@@ -44,6 +51,9 @@ class MethodResult(NamedTuple):
     seconds: float
     deletion_curve: Tensor
     insertion_curve: Tensor
+    curves: dict[str, Tensor] | None = None
+    n_run: int | None = None
+    executor: str | None = None
 
 
 class NetworkResult(NamedTuple):
@@ -71,17 +81,45 @@ def not_run(method: Method, network: Network) -> str:
     """
     if method.name in WEIGHT_CHAIN and network.model.linear_weights() is None:
         return "it attributes through a chain of weight matrices, and a convolution is none"
-    if method.name == SALIENCY and network.spec.conv is not None:
-        return ("it runs one forward pass per input spike, through the convolution on the generic path (about "
-                "3000 spikes per digit): too slow for this report")
     return ""
 
 
+def digits_run(method: Method, network: Network, saliency_digits: int) -> int:
+    """How many held-out digits `method` explains on `network`: all of them, but exact saliency on a CSNN
+    (one forward pass per input spike, and the convolution runs on the batched executor only) explains the
+    first `saliency_digits`.
+
+    Example:
+        >>> from sc_neurocore.quality.networks import SHIPPED, load_network
+        >>> from sc_neurocore.quality.rivals import methods
+        >>> digits_run(methods(captum=False)[5], load_network(SHIPPED, n_select=1, n_eval=3), 1)
+        3
+    """
+    n_eval = network.held_out[0].shape[0]
+    if method.name == SALIENCY and network.spec.conv is not None:
+        return min(n_eval, saliency_digits)
+    return n_eval
+
+
+def _padded(values: Tensor, size: int) -> Tensor:
+    """`values` `(n, ...)` with `NaN` rows up to `size` (held-out digits a method did not explain)."""
+    if values.shape[0] == size:
+        return values
+    pad = torch.full((size - values.shape[0], *values.shape[1:]), float("nan"), dtype=torch.float64)
+    return torch.cat([values.to(torch.float64), pad])
+
+
 def evaluate_method(method: Method, network: Network, drops: Any, occlusion: Tensor, *, n_points: int = 21,
-                    tune_points: int = 11, seed: int = 0) -> MethodResult:
-    """Tune `method` on the selection set, then measure it on the held-out set."""
+                    tune_points: int = 11, seed: int = 0, n_run: int | None = None) -> MethodResult:
+    """Tune `method` on the selection set, then measure it on the held-out set (its first `n_run` digits;
+    the others get `NaN`, and `MethodResult.n_run` says how many were explained)."""
     tuned = tune(method, network, n_points=tune_points, tie_seed=seed)
     spikes, targets = network.held_out
+    n_eval = spikes.shape[0]
+    n_run = n_eval if n_run is None else n_run
+    if n_run < n_eval:
+        spikes, targets, occlusion = spikes[:n_run], targets[:n_run], occlusion[:n_run]
+        drops = drops._replace(sizes=drops.sizes[:n_run], order=drops.order[:n_run], drops=drops.drops[:n_run])
     function = method.build(network, tuned.setting)
     start = time.perf_counter()
     scores = function(spikes, targets)
@@ -94,12 +132,15 @@ def evaluate_method(method: Method, network: Network, drops: Any, occlusion: Ten
     sensitivity = sensitivity_n(scores, drops)
     for index, share in enumerate(drops.fractions.tolist()):
         per_sample[f"sensitivity_{share:g}"] = sensitivity[:, index]
-    return MethodResult(tuned, per_sample, seconds, deletion.values.mean(dim=0), insertion.values.mean(dim=0))
+    per_sample = {key: _padded(value, n_eval) for key, value in per_sample.items()}
+    return MethodResult(tuned, per_sample, seconds, deletion.values.mean(dim=0), insertion.values.mean(dim=0),
+                        {"deletion": _padded(deletion.values, n_eval), "insertion": _padded(insertion.values, n_eval)},
+                        n_run, getattr(function, "executor", None))
 
 
 def evaluate_network(network: Network, methods: list[Method], *, n_points: int = 21, tune_points: int = 11,
                      fractions: tuple[float, ...] = (0.01, 0.05, 0.2, 0.5), n_subsets: int = 16, seed: int = 0,
-                     log: Any = None) -> NetworkResult:
+                     saliency_digits: int = 8, log: Any = None) -> NetworkResult:
     """Every method on `network` (see the module docstring).
 
     Example:
@@ -117,7 +158,8 @@ def evaluate_network(network: Network, methods: list[Method], *, n_points: int =
             continue
         start = time.perf_counter()
         results.append(evaluate_method(method, network, drops, occlusion, n_points=n_points,
-                                       tune_points=tune_points, seed=seed))
+                                       tune_points=tune_points, seed=seed,
+                                       n_run=digits_run(method, network, saliency_digits)))
         if log is not None:
             log(f"  {network.spec.name}: {method.name} ({time.perf_counter() - start:.1f} s)")
     return NetworkResult(network, results, tuple(fractions), skipped)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from .evaluate import METRICS, NetworkResult, by_name
+from .report_misses import Diagnosis, misses_section
 from .rivals import AUTO, GATED, LINEAR, ONE_PASS
 from .stats import defined_mean, paired_bootstrap
 from .targets import Target, format_targets, versus
@@ -24,6 +25,22 @@ def _number(value: float, digits: int = 3) -> str:
 def _mean_cell(values: Any) -> str:
     mean, undefined = defined_mean(values)
     return _number(mean) + (f" ({undefined} undef.)" if undefined else "")
+
+
+def _partial_notes(result: NetworkResult) -> list[str]:
+    """A note for each method run on only the first held-out digits, with its measured time per digit."""
+    n_eval = result.network.held_out[0].shape[0]
+    notes = []
+    for item in result.methods:
+        if item.n_run is None or item.n_run >= n_eval:
+            continue
+        per_digit = item.seconds / item.n_run
+        notes += [f"{item.tuned.method.name} explained the first {item.n_run} of the {n_eval} held-out digits only: "
+                  f"{per_digit:.1f} s per digit here (one forward pass per input spike, on the "
+                  f"`{item.executor}` executor that `execute` picked), about {per_digit * n_eval:.0f} s for all "
+                  f"{n_eval}. Its cells count the other {n_eval - item.n_run} digits as not run, not as undefined; "
+                  "its paired differences use the digits it explained.", ""]
+    return notes
 
 
 def network_section(result: NetworkResult, seed: int = 0) -> list[str]:
@@ -48,6 +65,7 @@ def network_section(result: NetworkResult, seed: int = 0) -> list[str]:
              f"({int((spikes != 0).sum())} input spikes). Each digit explained for its predicted class.", "",
              *([f"Not run on this network: {'; '.join(f'{k} ({v})' for k, v in result.skipped.items())}.", ""]
                if result.skipped else []),
+             *_partial_notes(result),
              "Settings chosen on the selection set (mean deletion AUC of each setting tried):", "",
              "| method | chosen | selection deletion AUC per setting |", "|---|---|---|"]
     for item in result.methods:
@@ -60,9 +78,12 @@ def network_section(result: NetworkResult, seed: int = 0) -> list[str]:
               + " | occlusion agreement | seconds |",
               "|---|" + "---:|" * (len(METRICS) + len(sensitivity) + 2)]
     for item in result.methods:
-        cells = [_mean_cell(item.per_sample[m]) for m, _ in METRICS]
-        cells += [_mean_cell(item.per_sample[f"sensitivity_{share:g}"]) for share in result.fractions]
-        cells += [_mean_cell(item.per_sample["occlusion"]), _number(item.seconds)]
+        run = slice(None) if item.n_run is None else slice(0, item.n_run)  # digits not run are not undefined
+        cells = [_mean_cell(item.per_sample[m][run]) for m, _ in METRICS]
+        cells += [_mean_cell(item.per_sample[f"sensitivity_{share:g}"][run]) for share in result.fractions]
+        cells += [_mean_cell(item.per_sample["occlusion"][run]),
+                  _number(item.seconds) + ("" if item.n_run is None or item.n_run >= spikes.shape[0]
+                                           else f" ({item.n_run} digits)")]
         lines.append(f"| {item.tuned.method.name} | " + " | ".join(cells) + " |")
     lines += ["", ("`mode=\"auto\"` minus each rival, per held-out sample (mean and paired bootstrap 95% CI; "
               "negative deletion and positive insertion differences favour auto):"), "",
@@ -124,43 +145,6 @@ def crosscheck_section(check: dict[str, Any]) -> list[str]:
             f"value {check['largest']:.3g})."), ""]
 
 
-def misses_section(results: list[NetworkResult], linear_at_gated: dict[str, Any], seed: int = 0) -> list[str]:
-    """Why a network target is missed, from this run's numbers: which rival holds out, and what separates it.
-
-    Example:
-        >>> misses_section([], {})
-        []
-    """
-    notes = []
-    for result in results:
-        methods = by_name(result)
-        name = result.network.spec.name
-        for metric, word in (("deletion", "deletion"), ("insertion", "insertion")):
-            held = []
-            for rival in methods:
-                if rival == AUTO:
-                    continue
-                difference = versus(result, metric, AUTO, rival, seed)
-                better = difference.high < 0 if metric == "deletion" else difference.low > 0
-                if not (difference.excludes_zero and better):
-                    held.append((rival, difference))
-            for rival, difference in held:
-                note = (f"- {name}, {word} AUC: {rival} is not beaten (auto minus it {difference.text()}).")
-                if rival == LINEAR and GATED in methods and name in linear_at_gated:
-                    gated = paired_bootstrap(methods[GATED].per_sample["deletion"], linear_at_gated[name], seed=seed)
-                    note += (" The linear rule counts every weight path, also those through hidden neurons that do "
-                             "not fire after the spike; `mode=\"auto\"` follows the recorded spikes only, which is "
-                             "exact to first order (no spike flips) but is not what removing many spikes at once "
-                             "measures. The gated rule, which also follows the recorded spikes, shows the same: its "
-                             f"deletion AUC minus the linear rule's at its own decay is {gated.text()} here.")
-                elif difference.excludes_zero:
-                    note += " It is more faithful than `mode=\"auto\"` by this measure on this network."
-                else:
-                    note += " The interval includes 0: no difference is shown on these samples."
-                notes.append(note)
-    return ["## Why a target is missed", "", *notes, ""] if notes else []
-
-
 def summary_section(results: list[NetworkResult]) -> list[str]:
     """What each method is good for, read off this run."""
     lines = ["## What each method is good for", "",
@@ -186,7 +170,7 @@ def one_pass_note() -> str:
 
 
 def assemble(header: list[str], results: list[NetworkResult], linear_at_gated: dict[str, Any], timing: TimingRun,
-             check: dict[str, Any], targets: list[Target], seed: int = 0) -> str:
+             check: dict[str, Any], targets: list[Target], diagnoses: list[Diagnosis], seed: int = 0) -> str:
     """The whole report."""
     lines = list(header)
     for result in results:
@@ -196,7 +180,7 @@ def assemble(header: list[str], results: list[NetworkResult], linear_at_gated: d
     lines += crosscheck_section(check)
     lines += summary_section(results)
     lines += ["## Targets", "", one_pass_note(), "", format_targets(targets), ""]
-    lines += misses_section(results, linear_at_gated, seed)
+    lines += misses_section(diagnoses)
     return "\n".join(lines)
 
 

@@ -110,7 +110,12 @@ def _tsa(absent: bool) -> Callable[[Network, dict[str, Any]], ScoreFunction]:
 
 
 def _saliency(network: Network, setting: dict[str, Any]) -> ScoreFunction:
-    return lambda s, k: TemporalSaliency(network.model).explain(s, k).saliency_map()
+    def scores(spikes: Tensor, targets: Tensor) -> Tensor:
+        result = TemporalSaliency(network.model).explain(spikes, targets)
+        scores.executor = result.executor  # type: ignore[attr-defined]  # which executor `execute` picked
+        return result.saliency_map()
+
+    return scores
 
 
 def _random(network: Network, setting: dict[str, Any]) -> ScoreFunction:
