@@ -140,6 +140,10 @@ def unsupported(stack: CompiledStack, tight: bool = False) -> str | None:
             return f"layer {name!r} has a beta outside [0, 1]"
         if layer.params.reset not in RESET_CODES:
             return f"layer {name!r} has reset {layer.params.reset!r}"
+        if not bool(torch.all(torch.as_tensor(layer.params.graded) == 1)):
+            return f"layer {name!r} emits graded spikes (the events are spike flips of height 1)"
+        if not layer.params.reset_delay:
+            return f"layer {name!r} resets in the same step (the events follow the delayed reset)"
     return None
 
 

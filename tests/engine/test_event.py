@@ -129,6 +129,9 @@ def test_unsupported_stacks_are_named():
     stack = compile_model(net)
     assert event.unsupported(stack) is None
     assert "membrane" in event.unsupported(stack._replace(readout="final_membrane"))
+    for change, words in (({"graded": 2.0}, "graded"), ({"reset_delay": False}, "same step")):
+        layer = stack.layers[0]._replace(params=stack.layers[0].params._replace(**change))
+        assert words in event.unsupported(stack._replace(layers=(layer,)))
     with pytest.raises(ValueError, match="engine: 'event' cannot run this call"):
         from sc_neurocore.adapters import FunctionModel
 
