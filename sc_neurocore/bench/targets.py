@@ -2,8 +2,8 @@
 when one is missed).
 
 - exact saliency of one sample against tuned Captum `FeatureAblation`: at least 50x on R-MNIST and R-seed,
-  25x on R-deep; against the naive per-spike loop: at least 300x on R-MNIST and R-seed; on `LIFNetwork` and
-  on the snnTorch twin;
+  25x on R-deep, the snnTorch tutorial-7 CSNN and the Synaptic stack (the last two snnTorch only); against
+  the naive per-spike loop: at least 300x on R-MNIST and R-seed; on `LIFNetwork` and on the snnTorch twin;
 - causal importance of every input neuron: at least 30x Captum `FeatureAblation`; of every first-hidden
   neuron: at least 50x the per-neuron hook (or `silence=`) loop;
 - `SpikeAttributor` over 10,000 samples: within 3x of the measured memory-write floor;
@@ -42,7 +42,8 @@ class Target(NamedTuple):
 
 
 #: ``(workload, x Captum FeatureAblation, x naive loop or None)`` for exact saliency of one sample.
-SALIENCY_TARGETS = (("R-MNIST", 50, 300), ("R-seed", 50, 300), ("R-deep", 25, None))
+SALIENCY_TARGETS = (("R-MNIST", 50, 300), ("R-seed", 50, 300), ("R-deep", 25, None), ("CSNN-7", 25, None),
+                    ("Synaptic", 25, None))
 
 
 def _find(rows: list[Row], section: str, case: str, contender: str) -> Row | None:

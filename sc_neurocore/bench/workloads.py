@@ -97,3 +97,69 @@ def input_spikes(workload: Workload, batch: int = 1, seed: int = 1, rate: float 
     spikes = (torch.rand(batch, workload.steps, workload.sizes[0], generator=generator) < probability).float()
     spikes[0, -1, 0] = 1.0
     return spikes
+
+
+class FrameworkWorkload(NamedTuple):
+    """A benchmark model that exists only as an snnTorch model (no `LIFNetwork` twin).
+
+    Attributes:
+        name: e.g. ``"CSNN-7"``.
+        steps: timesteps ``T``.
+        why: what it stands for.
+        scale: size factor (1.0: the real workload; smoke runs shrink the window).
+    """
+
+    name: str
+    steps: int
+    why: str
+    scale: float = 1.0
+
+    def scaled(self, factor: float) -> FrameworkWorkload:
+        """The same workload with the window shrunk by ``factor`` (for smoke runs)."""
+        return self._replace(steps=max(3, int(self.steps * factor)), scale=factor)
+
+
+FRAMEWORK_WORKLOADS = {
+    "CSNN-7": FrameworkWorkload("CSNN-7", 10, "snnTorch tutorial 7: Conv2d(1, 12, 5), MaxPool2d(2), Leaky, "
+                                "Conv2d(12, 64, 5), MaxPool2d(2), Leaky, Linear(1024, 10), Leaky; a bundled 28x28 digit"),
+    "Synaptic": FrameworkWorkload("Synaptic", 25, "R-MNIST's 784-128-10 shape with snnTorch Synaptic neurons "
+                                  "(alpha 0.8, beta 0.9)"),
+}
+
+
+def framework_network(workload: FrameworkWorkload, seed: int = 0) -> nn.Sequential:
+    """The workload's seeded snnTorch ``nn.Sequential`` (weights scaled so that every layer fires)."""
+    try:
+        import snntorch as snn
+    except ImportError as error:
+        raise missing_extra("the snnTorch workloads need snnTorch", "snntorch") from error
+    torch.manual_seed(seed)  # the layers' own initialisation draws from the global generator
+    if workload.name == "CSNN-7":
+        model = nn.Sequential(nn.Conv2d(1, 12, 5), nn.MaxPool2d(2), snn.Leaky(beta=BETA, init_hidden=True),
+                              nn.Conv2d(12, 64, 5), nn.MaxPool2d(2), snn.Leaky(beta=BETA, init_hidden=True),
+                              nn.Flatten(), nn.Linear(64 * 4 * 4, 10),
+                              snn.Leaky(beta=BETA, init_hidden=True, output=True))
+        gains = {0: 3.0, 3: 2.0, 7: 3.0}
+    else:
+        model = nn.Sequential(nn.Linear(784, 128, bias=False), snn.Synaptic(alpha=0.8, beta=BETA, init_hidden=True),
+                              nn.Linear(128, 10, bias=False),
+                              snn.Synaptic(alpha=0.8, beta=BETA, init_hidden=True, output=True))
+        gains = {0: 1.2, 2: 1.0}
+    with torch.no_grad():
+        for index, gain in gains.items():
+            layer = model[index]
+            assert isinstance(layer, (nn.Linear, nn.Conv2d))
+            layer.weight.mul_(gain)
+    return model.eval()
+
+
+def framework_spikes(workload: FrameworkWorkload, seed: int = 1) -> Tensor:
+    """One sample ``(1, T, 784)``: a bundled 28x28 test digit, rate coded at a quarter of its intensity (the
+    CSNN), or R-MNIST's Bernoulli spikes (the Synaptic stack)."""
+    if workload.name == "CSNN-7":
+        from ..data.digits import digit_images
+        from ..data.encoding import rate_encode
+
+        images, _, _ = digit_images("test", size=28)
+        return rate_encode(0.25 * images[:1].reshape(1, -1), workload.steps, seed=seed)
+    return input_spikes(Workload(workload.name, (784, 128, 10), workload.steps, 0.05), seed=seed)

@@ -54,12 +54,16 @@ class Execution(NamedTuple):
             executors (and batch sizes) may legitimately differ; ``None`` when the executor reports none (the
             generic path is the model's own forward; the incremental engine replays near-ties exactly).
         kernels: ``"numba"`` or ``"python"`` for the event engine's inner loop, else ``None``.
+        recomputed: ``(P,)`` bool, the event engine's rows decided inside even its tight bound and so replayed
+            from their first such layer (in the naive loop's call shapes where the stack's ops are the model's
+            own, else by the model's batched forward); a subset of ``tie_mask``. ``None`` for the others.
     """
 
     engine: str
     reason: str
     tie_mask: Tensor | None = None
     kernels: str | None = None
+    recomputed: Tensor | None = None
 
 
 ENGINES = ("auto", "event", "incremental", "batched")
@@ -91,7 +95,10 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     * ``"batched"`` (`run_plan`): the model's own forward on perturbed copies; any model, any device.
     * ``"incremental"`` (`run_incremental`): suffix replays of a compiled stack.
     * ``"event"`` (`sc_neurocore.engine.event.run_events`): spike-change events through a compiled
-      LIF stack with a spike readout, its inner loop compiled by numba (the ``fast`` extra).
+      LIF stack, its inner loop compiled by numba (the ``fast`` extra). Where the stack's membranes match
+      the model's own (`sc_neurocore.engine.recorded.Recording.same_ops`) every row, tie rows included,
+      is the naive loop's bit for bit (the rows inside its tight bound are replayed in the naive loop's
+      call shapes, `Execution.recomputed`), and membrane readouts run too (the output layer replayed).
 
     The compiled executors run only when the model compiles (`sc_neurocore.engine.compile.compile_model`)
     and the compiled form reproduces the model's forward bit for bit (checked once per model and input
@@ -167,7 +174,7 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
         if recording.outputs is None:
             return generic("too many samples to record at once: the model's own forward, in chunks")
         return recording.outputs, Execution("incremental", "the compiled stack's recorded forward (verified)")
-    options = _options(model, spikes, plan, stack, max_memory)
+    options = _options(model, spikes, plan, stack, max_memory, recording.same_ops)
     if choice != "auto":
         if options.get(choice) is None:
             raise ValueError(f"engine: {choice!r} cannot run this call: {options.get(choice + ' refused')}; "
@@ -177,6 +184,12 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
         name, reason = preferred, f"preferred by {ENGINE_ENV}={preferred}"
     else:
         estimates = {key: value for key, value in options.items() if isinstance(value, float)}
+        if "event" in estimates and len(estimates) > 1 and max_memory is not None:
+            from .event import minimum_memory as event_minimum_memory
+
+            if max_memory < 2 * event_minimum_memory(stack, spikes.shape[1]):
+                # Below its workable minimum (forced, it would raise the budget): another executor fits.
+                del estimates["event"]
         name, reason = cheapest(estimates)
     if name == "batched":
         return generic(reason)
@@ -188,9 +201,11 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
             def recompute(rows: Tensor) -> Tensor:
                 return run_plan(model, spikes, select(plan, rows), max_memory=max_memory, n_outputs=n_outputs)
 
+            replayed = torch.zeros(len(plan), dtype=torch.bool)
             outputs, tie = run_events(stack, spikes, plan, baseline=recording.baseline,
-                                      max_memory=_event_budget(stack, spikes, max_memory), recompute=recompute)
-            return outputs, Execution("event", reason, tie, "numba" if numba_available() else "python")
+                                      max_memory=_event_budget(stack, spikes, max_memory), recompute=recompute,
+                                      tight=recording.same_ops, recomputed=replayed, progress=progress)
+            return outputs, Execution("event", reason, tie, "numba" if numba_available() else "python", replayed)
         outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
                                   baseline=recording.baseline)
         return outputs, Execution("incremental", reason)
@@ -231,19 +246,25 @@ def _refusal(model: SpikingModel, spikes: Tensor, plan, choice: str) -> str | No
     return None
 
 
-def _options(model, spikes: Tensor, plan, stack, max_memory: int | None) -> dict:
+def _options(model, spikes: Tensor, plan, stack, max_memory: int | None, same_ops: bool = False) -> dict:
     """Each executor's estimated seconds, or why it cannot run (``'<name> refused'``)."""
     from .cost import Shape, batched_seconds, event_seconds, incremental_seconds
-    from .event import unsupported
+    from .event import MEMBRANE_READOUTS, unsupported
     from .event_kernels import numba_available
 
-    shape = Shape(spikes.shape[0], len(plan), spikes.shape[1], spikes.shape[2], tuple(stack.sizes))
+    events = 1.0
+    if isinstance(plan, Silencing) and plan.layer == INPUT_LAYER:  # a silenced input neuron: its spikes
+        events = float((spikes != 0).sum()) / max(1, spikes.shape[0] * spikes.shape[2])
+    shape = Shape(spikes.shape[0], len(plan), spikes.shape[1], spikes.shape[2], tuple(stack.sizes), events)
     options: dict = {"batched": batched_seconds(shape)}
     if _many_inputs_per_row(plan):
         options["incremental refused"] = "rows silence many input neurons (a full product per step)"
     else:
         options["incremental"] = incremental_seconds(shape)
-    why = unsupported(stack) if spikes.device.type == "cpu" else "it runs on the CPU only"
+    why = unsupported(stack, tight=same_ops) if spikes.device.type == "cpu" else "it runs on the CPU only"
+    if why is None and stack.readout in MEMBRANE_READOUTS and isinstance(plan, Silencing) and \
+            plan.layer == stack.names[-1]:
+        why = "silenced output neurons of a membrane readout"
     if why is None and _many_inputs_per_row(plan):
         why = "rows silence many input neurons (every one of their spikes an event)"
     if why is None:

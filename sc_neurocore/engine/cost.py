@@ -9,10 +9,11 @@ with one torch thread (``sc-neurocore bench`` records the real times next to the
 * **incremental**: the recorded baseline (one forward of the samples), then each row's suffix replay:
   about half the window, ``sum(n)`` neuron updates per step at `INCREMENTAL_NEURON`, and the
   replay loop's per-step calls for every chunk.
-* **event**: the recorded baseline, the tables (a float64 product per layer), then per row and layer the
-  screen over its neurons and the scanned steps at `EVENT_STEP` (compiled) or `PYTHON_STEP`
-  (numba missing), plus the tie rows, recomputed by the model's own batched forward (their share from
-  `TIE_RATE`).
+* **event**: a fixed cost per call (`EVENT_FIXED`: tables, events, kernel calls), the recorded forward
+  (its LIF time loops compiled) and the float64 tables, then per row the first layer's screen and scans
+  and, above it, every neuron scanned over the window, at `EVENT_STEP` (compiled) or `PYTHON_STEP`
+  (numba missing), plus the rows decided inside the tight rounding bound, replayed from their first
+  such layer (`REPLAY_ROW` each; their share from `TIE_RATE`).
 
 The model picks the cheapest executor that can run the plan exactly; ties in the estimate go to the
 simpler path. The constants are medians, not guarantees: forcing an executor (``engine=``) is always
@@ -37,20 +38,26 @@ INCREMENTAL_NEURON = 8e-9
 EVENT_STEP = 1e-8
 #: The same, running uncompiled (numba not installed).
 PYTHON_STEP = 1e-6
-#: Rows landing inside the rounding bound (recomputed by the model's forward) grow with the decisions a row
-#: scans: share ``1 - exp(-TIE_RATE x layers x T x sum(n))``. Fitted on the benchmark workloads (R-MNIST 5.5%,
-#: R-deep 43%, R-seed 1.3% of the saliency rows in float32).
-TIE_RATE = 1e-5
+#: Seconds of one event-engine call beyond its kernels (tables, events, the Python between them).
+EVENT_FIXED = 1e-3
+#: Seconds per replayed tie row (its changed rows' products in the naive call shapes, the compiled loops).
+REPLAY_ROW = 5e-5
+#: Rows landing inside the tight rounding bound (replayed) grow with the decisions a row scans: share
+#: ``1 - exp(-TIE_RATE x layers x T x sum(n))``. Fitted on the benchmark workloads (R-MNIST 1.1%, R-seed 1.0%,
+#: R-deep 26% of the saliency rows in float32).
+TIE_RATE = 3e-6
 
 
 class Shape(NamedTuple):
-    """What the costs depend on: samples, rows, window, input width and layer widths."""
+    """What the costs depend on: samples, rows, window, input width, layer widths and the input changes
+    (events) of an average row."""
 
     samples: int
     rows: int
     steps: int
     n_inputs: int
     sizes: tuple[int, ...]
+    events: float = 1.0
 
     @property
     def macs_per_step(self) -> int:
@@ -90,13 +97,13 @@ def event_seconds(shape: Shape, compiled: bool = True) -> float:
         True
     """
     step = EVENT_STEP if compiled else PYTHON_STEP
-    baseline = batched_seconds(shape, rows=shape.samples)
-    tables = 2 * shape.samples * shape.steps * shape.macs_per_step * BATCHED_MAC
-    # Per row: a screen over every neuron, and about a fifth of them scanned for a third of the window.
-    per_row = sum(shape.sizes) * step * (1 + shape.steps / 15)
+    # The recorded forward and the float64 tables: a few products per layer, compiled loops over the neurons.
+    forward = shape.samples * shape.steps * (3 * shape.macs_per_step * BATCHED_MAC + 10 * sum(shape.sizes) * step)
+    # Per row: the first layer's screen and about a fifth of the window scanned; above it, the whole window.
+    first, *above = shape.sizes
+    per_row = step * (first * (1 + shape.steps / 5) * max(1.0, shape.events) + shape.steps * sum(above))
     share = 1.0 - math.exp(-TIE_RATE * len(shape.sizes) * shape.steps * sum(shape.sizes))
-    ties = batched_seconds(shape, rows=max(1, int(share * shape.rows)))
-    return baseline + tables + shape.rows * per_row + ties
+    return EVENT_FIXED + forward + shape.rows * (per_row + share * REPLAY_ROW)
 
 
 def cheapest(estimates: dict[str, float]) -> tuple[str, str]:

@@ -11,10 +11,21 @@ Layers plug in through `LayerTables` (a weight matrix and the baseline tables of
 A convolution or pooling segment lowers to the same interface by its ``dense()`` matrix or
 ``unit_responses`` (see `sc_neurocore.engine.lower`).
 
-Exactness: every spike decision is taken only outside a rigorous float bound on the framework's own
-rounding (`layer_tables`); a row with a decision inside the bound is a *tie*: it is recomputed by the
-model's own forward (the caller's ``recompute``) and reported in the tie mask. Everything else is equal to
-the naive loop bit for bit: spike counts are integers, and the readout is formed as the forward forms it.
+Exactness: a spike decision is taken from its float64 estimate only outside a rigorous bound on the
+framework's own rounding (`layer_tables`), in two tests:
+
+- the *loose* test bounds any summation order and any batch shape of the model's products: a decision it
+  takes is the naive loop's and every batched executor's;
+- the *tight* test (where the stack's ops are the model's own, `sc_neurocore.engine.recorded`) anchors on
+  the baseline's own float membrane and adds the products' rounding only at the steps whose input changed:
+  a decision it takes is the naive loop's, one copy at a time, though another batch shape of the model's
+  product could round it the other way.
+
+A row with a decision inside the loose bound is reported in the tie mask. A row with one inside the tight
+bound too is replayed from that layer by `sc_neurocore.engine.replay` in the naive loop's own call shapes
+(without the tight test: recomputed by the model's own forward, the caller's ``recompute``). Every row is
+then the naive loop's bit for bit (outside the tie mask also every other executor's): spike counts are
+integers, and the readout is formed as the forward forms it.
 """
 
 from __future__ import annotations
@@ -31,9 +42,12 @@ from ..protocol import INPUT_LAYER
 from .event_kernels import RESET_CODES, kernels
 from .incremental import Baseline, CompiledStack, readout_finish, stack_forward
 from .plans import Silencing, SpikeRemovals
+from .replay import replay_rows
 
 #: Readouts the event engine computes exactly from spike changes.
 EVENT_READOUTS = ("count", "rate")
+#: Readouts of the output layer's membrane: the event engine replays that layer (see `unsupported`).
+MEMBRANE_READOUTS = ("final_membrane", "max_membrane")
 #: Spikes a perturbed copy may add to one step's input of a layer beyond the baseline's (flips of the layer
 #: below) while the matrix product's bound still covers its sum; a row adding more is a tie.
 ADDED_SPIKES = 8
@@ -73,10 +87,35 @@ class LayerTables(NamedTuple):
     c_sum: float
     spread: float
     slack: int
+    recorded: np.ndarray | None = None
+    rho: np.ndarray | None = None
+    partial: np.ndarray | None = None
+    gam: np.ndarray | None = None
+    tight: bool = False
+    c_est: float = 2.0**-52
+
+    def kernel_args(self) -> tuple:
+        """The arguments of `sc_neurocore.engine.event_kernels.propagate_layer` between the rows' samples and
+        ``capacity``."""
+        return (self.weight, self.abs_weight, self.membrane, self.spikes, self.bound, self.inverse_reach,
+                self.reach_by_neuron, self.beta, self.theta, self.reset, self.c_op, self.c_sum, self.spread,
+                self.slack)
+
+    def tight_args(self) -> tuple:
+        """The tight test's arguments of `propagate_layer` (after ``capacity``)."""
+        if not self.tight or self.recorded is None:
+            empty = np.zeros((1, 1, 1))
+            return empty, empty, empty, np.zeros((1, 1)), False, self.c_est
+        return self.recorded, self.rho, self.partial, self.gam, True, self.c_est
 
 
-def unsupported(stack: CompiledStack) -> str | None:
+def unsupported(stack: CompiledStack, tight: bool = False) -> str | None:
     """Why the event engine cannot run ``stack`` (``None``: it can).
+
+    A membrane readout (`MEMBRANE_READOUTS`) is a float value, not a count: its hidden layers run as
+    events and the output layer is replayed in the naive loop's call shapes (`sc_neurocore.engine.replay`),
+    which needs ``tight`` (the stack's ops checked to be the model's own); its output layer may then be any
+    neuron, a leaky integrator included.
 
     Example:
         >>> import torch
@@ -85,9 +124,15 @@ def unsupported(stack: CompiledStack) -> str | None:
         >>> unsupported(compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))) is None
         True
     """
-    if stack.readout not in EVENT_READOUTS:
-        return f"readout {stack.readout!r} is a membrane value (the event engine computes spike readouts)"
-    for name, layer in zip(stack.names, stack.layers, strict=True):
+    evented = stack.layers
+    if stack.readout in MEMBRANE_READOUTS:
+        if not tight:
+            return (f"readout {stack.readout!r} is a membrane value, replayed exactly only where the compiled "
+                    "stack's membranes were checked to be the model's own")
+        evented = stack.layers[:-1]
+    elif stack.readout not in EVENT_READOUTS:
+        return f"readout {stack.readout!r} is not one the event engine computes"
+    for name, layer in zip(stack.names[:len(evented)], evented, strict=True):
         if layer.step is not lif_step or not isinstance(layer.params, LIFParameters):
             return f"layer {name!r} is not a leaky integrate-and-fire layer"
         beta = torch.as_tensor(layer.params.beta)
@@ -95,6 +140,10 @@ def unsupported(stack: CompiledStack) -> str | None:
             return f"layer {name!r} has a beta outside [0, 1]"
         if layer.params.reset not in RESET_CODES:
             return f"layer {name!r} has reset {layer.params.reset!r}"
+        if not bool(torch.all(torch.as_tensor(layer.params.graded) == 1)):
+            return f"layer {name!r} emits graded spikes (the events are spike flips of height 1)"
+        if not layer.params.reset_delay:
+            return f"layer {name!r} resets in the same step (the events follow the delayed reset)"
     return None
 
 
@@ -104,13 +153,34 @@ def gamma(terms: Tensor | int, unit: float) -> Tensor:
     return k * unit / (1 - k * unit)
 
 
-def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[LayerTables]:
+def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: bool = False,
+                 alone_checked: bool = False) -> list[LayerTables]:
     r"""The tables of every layer for samples ``x`` ``(B, T, N)`` and their recorded ``baseline``.
 
-    The bound: with $u$ the unit roundoff of the weights' dtype, per step
-    $\epsilon[t] = 2u(\beta |v[t-1]| + |I[t]| + |v[t]| + \theta) + \gamma_{k_t} A[t]$ (the membrane update's
-    roundings, and the matrix product's: $A = |x| |W| + |b|$ over the $k_t$ non-zero inputs plus the bias,
-    in any summation order), accumulated as $E[t] = \beta E[t-1] + \epsilon[t]$.
+    The loose bound (any summation order, any batch shape): with $u$ the unit roundoff of the weights' dtype,
+    per step $\epsilon[t] = \rho[t] + \gamma_{k_t} A[t]$, where
+    $\rho[t] = 2u(\beta |v[t-1]| + |I[t]| + |v[t]| + \theta)$ bounds the membrane update's roundings and
+    $\gamma_{k_t} A[t]$ the matrix product's ($A = |x| |W| + |b|$ over the $k_t$ non-zero inputs plus the
+    bias, in any summation order), accumulated as $E[t] = \beta E[t-1] + \epsilon[t]$.
+
+    The tight test (``tight``: the caller checked that the stack's ops are the model's own, so that the
+    baseline's float membrane is the one the model computes) compares a perturbed copy with the baseline's
+    own float membrane instead: before a row's first event the two computations are identical; after it
+    they differ by both copies' update roundings ($2\rho$) and, only at the steps whose input changed, by
+    the two products' roundings ($\gamma_{k_t} (2M[t] + \text{mass})$, with $M$ the larger of the positive
+    and negative summands' sums for 0/1 inputs, which bounds every partial sum of any order). That rests on
+    one more fact, checked here for ``B > 1``: the layer's product gives each sample's rows the same bits
+    alone as in the recorded batch (the naive loop runs one copy at a time).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(2, 10, 8) < 0.3).float()
+        >>> _, baseline = stack_forward(stack, x, record=True)
+        >>> [table.tight for table in layer_tables(stack, x, baseline, tight=True)]
+        [True, True]
     """
     unit = torch.finfo(stack.layers[0].weight.dtype).eps / 2
     # float64 model: the estimates round as finely as the model, so the band takes the bound once more.
@@ -118,7 +188,8 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
     tables = []
     run = kernels()
     train = x.double()
-    for index, layer in enumerate(stack.layers):
+    evented = stack.layers[:-1] if stack.readout in MEMBRANE_READOUTS else stack.layers
+    for index, layer in enumerate(evented):
         params = layer.params
         n_in, n_out = layer.weight.shape
         weight = layer.weight.double()
@@ -127,10 +198,18 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
         current = baseline.currents[index].double()
         beta = torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).contiguous()
         theta = torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).contiguous()
-        magnitude = train.abs() @ weight.abs()
-        real_current = train @ weight
+        train_np = np.ascontiguousarray(train.numpy())
+        sums = [np.zeros((*train.shape[:2], n_out)) for _ in range(4)]
+        run["spike_sums"](train_np, np.ascontiguousarray(weight.numpy()), *sums)
+        real_current, magnitude, positive, negative = (torch.from_numpy(a) for a in sums)
+        binary = bool(((train == 0) | (train == 1)).all())
+        if binary:  # exact products: every partial sum is bounded by the larger one-signed sum
+            partial = torch.maximum(positive, negative)
+        else:
+            partial = magnitude.clone()
         if layer.bias is not None:
             magnitude += layer.bias.double().abs()
+            partial += layer.bias.double().abs()
             real_current += layer.bias.double()
         # The anchor: the baseline's membrane in real arithmetic, with the float forward's own resets.
         anchor = run["real_membrane"](real_current.numpy(), spikes.numpy(), beta.numpy(), theta.numpy(),
@@ -139,8 +218,9 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
         # (none in the first layer, whose perturbations only remove input).
         terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else ADDED_SPIKES)
         previous = torch.cat([membrane.new_zeros(membrane[:, :1].shape), membrane[:, :-1]], dim=1)
-        local = 2 * unit * (beta * previous.abs() + current.abs() + membrane.abs() + theta.abs()) \
-            + gamma(terms, unit) * magnitude
+        rho = 2 * unit * (beta * previous.abs() + current.abs() + membrane.abs() + theta.abs())
+        gam = gamma(terms, unit)
+        local = rho + gam * magnitude
         bound = run["error_bound"](local.numpy(), beta.numpy())
         margin = np.abs(anchor - theta.numpy()) - spread * bound
         reach = run["reverse_reach"](margin, beta.numpy())
@@ -148,11 +228,57 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline) -> list[La
                                                 for a in (anchor, spikes.numpy(), bound, reach))
         with np.errstate(divide="ignore"):
             inverse = np.where(reach > 0, 1.0 / reach, np.inf)
+        layer_tight = tight and (alone_checked or _rows_alone_match(
+            layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
+        extra: tuple = ()
+        if layer_tight:
+            extra = tuple(np.ascontiguousarray(a.numpy().transpose(0, 2, 1)) for a in (membrane, rho, partial)) \
+                + (np.ascontiguousarray(gam[:, :, 0].numpy()), True)
         tables.append(LayerTables(weight.numpy(), np.abs(weight.numpy()), anchor_n, spikes_n, bound_n, inverse, reach_n,
                                   beta.numpy(), theta.numpy(), RESET_CODES[params.reset], 4 * unit,
-                                  float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES))
+                                  float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES, *extra))
         train = baseline.spikes[index].double()
     return tables
+
+
+def naive_baseline(stack: CompiledStack, x: Tensor, baseline: Baseline) -> Baseline:
+    """``baseline`` if every layer's product gives each sample's rows, computed alone, the recorded bits; else
+    the forward recorded one sample at a time, as the naive loop runs it (a BLAS may round a batch's rows
+    differently, and the tight test must anchor on what the naive loop computes).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(3, 10, 8) < 0.3).float()
+        >>> naive_baseline(stack, x, stack_forward(stack, x, record=True)[1]).spikes[0].shape
+        torch.Size([3, 10, 4])
+    """
+    if x.shape[0] == 1 or all(_rows_alone_match(layer, x if index == 0 else baseline.spikes[index - 1],
+                                                baseline.currents[index])
+                              for index, layer in enumerate(stack.layers)):
+        return baseline
+    alone = []
+    for b in range(x.shape[0]):
+        recorded_forward = stack_forward(stack, x[b:b + 1], record=True)
+        assert isinstance(recorded_forward, tuple)
+        alone.append(recorded_forward[1])
+    return Baseline([torch.cat([one.currents[i] for one in alone]) for i in range(len(stack.layers))],
+                    [type(alone[0].states[i])(*(torch.cat(fields) for fields in zip(*(one.states[i] for one in alone),
+                                                                                    strict=True)))
+                     for i in range(len(stack.layers))],
+                    [torch.cat([one.spikes[i] for one in alone]) for i in range(len(stack.layers))],
+                    torch.cat([one.partial_outputs for one in alone]))
+
+
+def _rows_alone_match(layer, train: Tensor, recorded_current: Tensor) -> bool:
+    """Whether the layer's product gives every sample's rows, computed alone, the recorded batch's bits."""
+    if train.shape[0] == 1:
+        return True
+    with torch.no_grad():
+        return all(torch.equal(layer.current(train[b:b + 1].to(recorded_current.dtype)), recorded_current[b:b + 1])
+                   for b in range(train.shape[0]))
 
 
 class Events(NamedTuple):
@@ -200,7 +326,7 @@ def plan_events(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: Spike
 
 def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRemovals | Silencing,
               recompute: Callable[[Tensor], Tensor] | None = None,
-              tables: list[LayerTables] | None = None) -> tuple[Tensor, Tensor]:
+              tables: list[LayerTables] | None = None, recomputed: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` of every row of ``plan`` and the ``(P,)`` bool tie mask, for one chunk of samples.
 
     Args:
@@ -211,9 +337,12 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         recompute: ``recompute(rows) -> (k, C)``: the outputs of plan rows ``rows`` (a LongTensor) by the
             model's own forward; tie rows are recomputed by it. ``None``: by the stack's own forward.
         tables: `layer_tables` of ``x``, if the caller has them.
+        recomputed: a ``(P,)`` bool tensor, if given, set to the rows recomputed by ``recompute`` (a decision
+            inside even the tight bound); the other tie rows hold the naive loop's outcome, which another
+            batch shape of the model's forward may round the other way.
 
     Returns:
-        ``(outputs, tie)``.
+        ``(outputs, tie)``: the tie mask holds every row with a decision inside the loose bound.
 
     Example:
         >>> import torch
@@ -235,34 +364,84 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     sample = plan.sample
     counts = accumulated[sample].clone()
     tie = torch.zeros(n_rows, dtype=torch.bool)
+    membrane = stack.readout in MEMBRANE_READOUTS
     if level == len(stack.layers):  # silenced output neurons: their spikes leave the readout
         assert isinstance(plan, Silencing)
+        if membrane:
+            raise ValueError("plan: silencing the output layer of a membrane readout is not run by the event "
+                             "engine; pass engine='batched'")
         counts = counts * (~plan.masks()).to(counts.dtype)
         return readout_finish(stack.readout, counts, n_steps), tie
-    tables = layer_tables(stack, x, baseline) if tables is None else tables
+    tables = layer_tables(stack, x, baseline, tight=membrane) if tables is None else tables
+    if membrane and not all(table.tight for table in tables[level:]):
+        raise ValueError("stack: a membrane readout needs the tight test on every layer it runs as events")
     events = plan_events(stack, x, baseline, plan)
     sample_np = sample.numpy().astype(np.int64)
     propagate = kernels()["propagate_layer"]
     ties = np.zeros(n_rows, dtype=np.bool_)
-    for table in tables[level:]:
-        offsets, t, j, delta, row_ties = propagate(
-            events.offsets, events.t, events.i, events.delta, sample_np, table.weight, table.abs_weight, table.membrane,
-            table.spikes, table.bound, table.inverse_reach, table.reach_by_neuron, table.beta, table.theta, table.reset, table.c_op, table.c_sum, table.spread, table.slack,
-            max(16, 4 * events.t.shape[0]))
+    shape = np.zeros(n_rows, dtype=np.bool_)
+    suffixes = []  # (layer index, rows, their exact input train of that layer): replayed from there
+    for index, table in enumerate(tables[level:], start=level):
+        offsets, t, j, delta, row_ties, row_shape = propagate(
+            events.offsets, events.t, events.i, events.delta, sample_np, *table.kernel_args(),
+            max(16, 4 * events.t.shape[0]), *table.tight_args())
+        new_ties = row_ties & ~ties
+        if table.tight and new_ties.any():
+            # Every decision below this layer was taken outside the bound, so this layer's input is exact:
+            # this layer and the ones above are replayed in the naive loop's own call shapes.
+            picked = np.nonzero(new_ties)[0]
+            below = baseline.spikes[index - 1] if index > 0 else x
+            suffixes.append((index, picked, _input_train(below, sample_np, events, picked), True))
+            row_ties = row_ties & ~new_ties
+            shape |= new_ties
         ties |= row_ties
+        shape |= row_shape
         events = Events(offsets, t, j, delta)
     rows = np.repeat(np.arange(n_rows), np.diff(events.offsets))
-    counts.index_put_((torch.from_numpy(rows), torch.from_numpy(events.i)),
-                      torch.from_numpy(events.delta).to(counts.dtype), accumulate=True)
-    outputs = readout_finish(stack.readout, counts, n_steps)
-    tie = torch.from_numpy(ties)
-    if bool(tie.any()):
-        index = torch.nonzero(tie)[:, 0]
+    if membrane:  # the output layer's membrane: every row whose input to it changed is replayed there
+        outputs = readout_finish(stack.readout, counts, n_steps)
+        last = len(stack.layers) - 1
+        changed = np.diff(events.offsets) > 0
+        for _, picked, _, _ in suffixes:  # tie rows: replayed from their own layer
+            changed[picked] = False
+        changed &= ~ties
+        if changed.any():
+            picked = np.nonzero(changed)[0]
+            below = baseline.spikes[last - 1] if last > 0 else x
+            suffixes.append((last, picked, _input_train(below, sample_np, events, picked), False))
+    else:
+        counts.index_put_((torch.from_numpy(rows), torch.from_numpy(events.i)),
+                          torch.from_numpy(events.delta).to(counts.dtype), accumulate=True)
+        outputs = readout_finish(stack.readout, counts, n_steps)
+    redo = torch.from_numpy(ties.copy())
+    for start, picked, train, is_tie in suffixes:
+        rows_t = torch.from_numpy(picked)
+        outputs[rows_t] = replay_rows(stack, x, baseline, start, sample[rows_t], train).to(outputs.dtype)
+        redo[rows_t] |= is_tie
+    if bool(torch.from_numpy(ties).any()):
+        tie_rows = torch.nonzero(torch.from_numpy(ties))[:, 0]
         if recompute is None:
-            outputs[index] = _stack_rows(stack, x, plan, index)
+            outputs[tie_rows] = _stack_rows(stack, x, plan, tie_rows)
         else:
-            outputs[index] = recompute(index).to(outputs.dtype)
-    return outputs, tie
+            outputs[tie_rows] = recompute(tie_rows).to(outputs.dtype)
+    if recomputed is not None:
+        recomputed.copy_(redo)
+    return outputs, torch.from_numpy(ties | shape)
+
+
+def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.ndarray) -> Tensor:
+    """The perturbed input trains ``(k, T, n)`` of rows ``picked``: their samples' baseline spikes ``below``
+    plus the rows' events."""
+    train = below[torch.from_numpy(sample[picked])].clone()
+    counts = events.offsets[picked + 1] - events.offsets[picked]
+    owner = np.repeat(np.arange(len(picked)), counts)
+    # Each picked row's events: its offset, plus the rank of the event within the row.
+    first = np.repeat(events.offsets[picked], counts)
+    rank = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    where = first + rank
+    train.index_put_((torch.from_numpy(owner), torch.from_numpy(events.t[where]), torch.from_numpy(events.i[where])),
+                     torch.from_numpy(events.delta[where]).to(train.dtype), accumulate=True)
+    return train
 
 
 def _stack_rows(stack: CompiledStack, x: Tensor, plan: SpikeRemovals | Silencing, index: Tensor) -> Tensor:
@@ -298,8 +477,8 @@ def select(plan: SpikeRemovals | Silencing, index: Tensor) -> SpikeRemovals | Si
 
 def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
     """Peak bytes of one sample's `LayerTables` while they are built (float64: the tables, their
-    neuron-major copies and the temporaries of the bound)."""
-    return 8 * n_steps * sum(16 * n + 2 for n in stack.sizes)
+    neuron-major copies, the tight test's three and the temporaries of the bounds)."""
+    return 8 * n_steps * sum(23 * n + 3 for n in stack.sizes)
 
 
 def minimum_memory(stack: CompiledStack, n_steps: int) -> int:
@@ -312,7 +491,8 @@ def minimum_memory(stack: CompiledStack, n_steps: int) -> int:
 
 def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, *,
                baseline: Baseline | None = None, max_memory: int | None = None,
-               recompute: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+               recompute: Callable[[Tensor], Tensor] | None = None, tight: bool = False,
+               recomputed: Tensor | None = None, progress: bool = False) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` and tie mask ``(P,)`` of every row of ``plan``, one chunk of samples at a time.
 
     Args:
@@ -323,6 +503,10 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
         max_memory: peak bytes of one chunk's baseline and tables (``None``: automatic).
         recompute: ``recompute(rows)``: outputs of plan rows ``rows`` (global indices) by the model's own
             forward, for the tie rows (``None``: the stack's forward).
+        tight: the stack's ops are the model's own (`sc_neurocore.engine.recorded.Recording.same_ops`): the
+            tight test of `layer_tables` may decide, and only the rows inside it are recomputed.
+        recomputed: a ``(P,)`` bool tensor, if given, set to the rows that were recomputed.
+        progress: show a progress bar over rows.
 
     Returns:
         ``(outputs, tie)``.
@@ -355,6 +539,19 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
     per_sample = baseline_bytes_per_sample(stack, n_steps, x.element_size()) + table_bytes_per_sample(stack, n_steps)
     # The tables are sized from the budget even when the whole baseline is given (it is sliced per chunk).
     samples = max(1, min(n_samples, budget // 2 // per_sample))
+    from .batched import _progress_bar
+
+    bar = _progress_bar(n_rows, progress)
+    try:
+        _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar)
+    finally:
+        bar.close()
+    return outputs, tie
+
+
+def _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar) -> None:
+    """`run_events`'s loop over chunks of samples and pieces of rows, filling ``outputs`` and ``tie``."""
+    n_samples = x.shape[0]
     order = torch.argsort(plan.sample, stable=True)
     bounds = torch.searchsorted(plan.sample[order], torch.arange(0, n_samples + samples, samples).clamp(max=n_samples))
     for chunk, start in enumerate(range(0, n_samples, samples)):
@@ -378,13 +575,18 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
         else:
             rank = sub.rank[start:start + samples] if sub.rank.ndim == 2 else sub.rank
             sub = Silencing(sub.layer, sub.sample - start, rank, sub.start, sub.stop)
-        tables = layer_tables(stack, chunk_x, chunk_baseline)
+        if tight:  # anchored on what the naive loop computes, one sample at a time
+            chunk_baseline = naive_baseline(stack, chunk_x, chunk_baseline)
+        tables = layer_tables(stack, chunk_x, chunk_baseline, tight=tight, alone_checked=tight)
         # Rows in pieces: each row's events (about two per changed neuron) live until its piece is done.
         piece = max(1, budget // 8 // (24 * 2 * sum(stack.sizes) + 64))
         for first in range(0, len(sub), piece):
             index = torch.arange(first, min(first + piece, len(sub)))
             rows_of = picked[index]
             local = None if recompute is None else (lambda rows, rows_of=rows_of: recompute(rows_of[rows]))
+            redo = torch.zeros(len(index), dtype=torch.bool)
             outputs[rows_of], tie[rows_of] = run_event(stack, chunk_x, chunk_baseline, select(sub, index),
-                                                       recompute=local, tables=tables)
-    return outputs, tie
+                                                       recompute=local, tables=tables, recomputed=redo)
+            if recomputed is not None:
+                recomputed[rows_of] = redo
+            bar.update(len(index))

@@ -25,8 +25,13 @@ perturbed copy computes, whatever the order of its matrix product's sums. ``R`` 
 $2.05\,E[t] + R_x[t]$ ($2.5$ in float64, where the estimate's own rounding is of the same order): $E$ bounds the baseline's own rounding (the table ``bound``, see
 `sc_neurocore.engine.event.layer_tables`) and $R_x[t] = \beta R_x[t-1] + 4u\,(\beta|d[t-1]| + |d[t]|
 + \theta |r' - r|) + \gamma_{n_{in}+1} \sum_e |\delta_e W_{i_e j}|$ the perturbation's share (its membrane
-updates' roundings, and its matrix product's extra terms). A decision inside the
-bound marks the row as a tie; the caller recomputes tie rows by the model's own forward.
+updates' roundings, and its matrix product's extra terms). A decision inside that (loose) bound goes to
+the tight test when the tables carry it: the estimate $\hat v[t] + d_t[t]$ anchored on the baseline's own
+float membrane $\hat v$, against $R_t[t] = \beta R_t[t-1] + 2\rho[t] + c(\beta|d_t[t-1]| + |d_t[t]| +
+\theta|r' - r|) + [\text{input changed at } t]\,\gamma_{k_t}(2M[t] + \text{mass})$ from the row's first
+event (before it the two computations are the same), times $1 + 4u(T + 2)$ for the second-order terms.
+A decision the tight test takes flags the row (``shape``: the naive loop's outcome, which another batch
+shape may round the other way); one inside both bounds marks the row as a tie, replayed by the caller.
 """
 
 from __future__ import annotations
@@ -39,9 +44,8 @@ RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 
 
 def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, membrane, spikes, bound, inverse_reach,
-                    reach_by_neuron,
-                    beta, theta,
-                    reset, c_op, c_sum, spread, slack, capacity):
+                    reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, capacity,
+                    recorded, rho, partial, gam, tight, c_est):
     r"""Spike changes of one LIF layer for every row (see the module docstring).
 
     Args:
@@ -60,9 +64,15 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         slack: how many spikes a row may add to one step's input before that step's sum has more terms
             than the bound allows for (more: a tie).
         capacity: initial size of the output event buffers.
+        recorded, rho, partial: ``(B, n, T)`` float64: the baseline's own float membrane, its update's local
+            rounding bound $\rho$ and the summands' bound $M$ of its current (see the module docstring); gam:
+            ``(B, T)`` the product's $\gamma$ per step; tight: whether the tight test may decide.
+        c_est: the float64 estimate's own rounding factor ($2^{-52}$).
 
     Returns:
-        ``(offsets, t, j, delta, tie)``: the layer's spike changes by row and time, and ``(P,)`` bool ties.
+        ``(offsets, t, j, delta, tie, shape)``: the layer's spike changes by row and time, the ``(P,)`` bool
+        rows to recompute (a decision inside even the tight bound) and the ``(P,)`` bool rows decided by the
+        tight test alone (the naive loop's outcome; another product shape may round the other way).
 
     Example:
         >>> import numpy as np
@@ -71,7 +81,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         ...                       np.array([[2.0]]), np.array([[2.0]]), z, z, z, np.full((1, 2, 1), np.inf),
         ...                       np.full((1, 1, 2), -1.0),
         ...                       np.array([0.5]),
-        ...                       np.array([1.0]), 0, 1e-7, 1e-7, 2.5, 8, 4)
+        ...                       np.array([1.0]), 0, 1e-7, 1e-7, 2.5, 8, 4, z, z, z, np.zeros((1, 2)), True, 2.0**-52)
         >>> out[0].tolist(), out[1].tolist(), out[3].tolist()
         ([0, 1], [0], [1.0])
     """
@@ -85,6 +95,9 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
     out_j = np.empty(max(capacity, 1), dtype=np.int64)
     out_delta = np.empty(max(capacity, 1), dtype=np.float64)
     tie = np.zeros(n_rows, dtype=np.bool_)
+    shape = np.zeros(n_rows, dtype=np.bool_)
+    flag = np.zeros(1, dtype=np.bool_)
+    scale_t = 1.0 + c_op * (n_steps + 2.0)
     # One row's changes before they are put in time order; no array is reallocated inside the row loops
     # (in numba a reassigned array costs reference counting on every iteration).
     row_t = np.empty(n_out * n_steps, dtype=np.int64)
@@ -98,9 +111,11 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         stop = offsets[p + 1]
         found = 0
         if start < stop:
+            flag[0] = False
             found = _scan_row(start, stop, sample[p], ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound,
                               inverse_reach, reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow,
-                              totals, row_t, row_j, row_delta)
+                              totals, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag)
+            shape[p] = flag[0]
         if found < 0:
             tie[p] = True
             found = 0
@@ -129,12 +144,15 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
                 out_delta[slot] = row_delta[k]
         count += found
         out_offsets[p + 1] = count
-    return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie
+    return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
 
 
 def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound, inverse_reach,
-              reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals, row_t, row_j, row_delta):
-    """The spike changes of one row, in neuron order, written to ``row_*``: their number, or -1 on a tie."""
+              reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals, row_t, row_j, row_delta,
+              recorded, rho, partial, gam, tight, c_est, scale_t, flag):
+    """The spike changes of one row, in neuron order, written to ``row_*``: their number, or -1 on a tie
+    (``flag[0]`` set when a decision was taken by the tight test alone)."""
+    c_opt = c_op + 2.0 * c_est
     n_steps = membrane.shape[2]
     added = 0  # the most spikes this row adds to one step's input
     e = start
@@ -167,37 +185,63 @@ def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight
             continue
         bj = beta[j]
         th = theta[j]
-        d = 0.0
+        d = 0.0  # the difference to the real anchor ``membrane``
         rx = 0.0
+        dt = 0.0  # the difference to the baseline's own float membrane ``recorded`` (the tight test)
+        rxt = 0.0
         e = start
         t = first_t
         previous = spikes[b, j, t - 1] if t > 0 else 0.0  # the perturbed row's spike at t - 1
         while t < n_steps:
             change = 0.0
             mass = 0.0
+            kicks = 0
             while e < stop and ev_t[e] == t:
                 kick = ev_delta[e] * weight_by_neuron[j, ev_i[e]]
                 change += kick
                 mass += abs(kick)
+                kicks += 1
                 e += 1
             base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
+            flipped = abs(previous - base_reset)
             if reset == 0:
                 new = bj * d + change - (previous - base_reset) * th
+                new_t = bj * dt + change - (previous - base_reset) * th
             elif reset == 2:
                 new = bj * d + change
+                new_t = bj * dt + change
             elif previous == base_reset:
                 new = bj * (1.0 - base_reset) * d + change
-            else:  # a flipped reset to zero: re-anchored on the baseline's (real) membrane
+                new_t = bj * (1.0 - base_reset) * dt + change
+            else:  # a flipped reset to zero: re-anchored on the baseline's membrane (real, and float)
                 before = membrane[b, j, t - 1]
                 new = bj * (1.0 - previous) * (before + d) - bj * (1.0 - base_reset) * before + change
-            rx = bj * rx + c_op * (bj * abs(d) + abs(new) + th * abs(previous - base_reset)) + c_sum * mass
+                before = recorded[b, j, t - 1]
+                new_t = bj * (1.0 - previous) * (before + dt) - bj * (1.0 - base_reset) * before + change
+            rx = bj * rx + c_op * (bj * abs(d) + abs(new) + th * flipped) + c_sum * mass
+            if tight:
+                # Both copies' membrane updates round (2 rho); their products differ only where the input did.
+                rxt = bj * rxt + 2.0 * rho[b, j, t] + c_opt * (bj * abs(dt) + abs(new_t) + th * flipped)
+                if kicks > 0:
+                    rxt += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
             d = new
+            dt = new_t
             estimate = membrane[b, j, t] + d
             radius = spread * bound[b, j, t] + rx
             if estimate - th > radius:
                 fired = 1.0
             elif th - estimate > radius:
                 fired = 0.0
+            elif tight:
+                estimate = recorded[b, j, t] + dt
+                radius = rxt * scale_t + c_est * (abs(estimate) + th) + c_op * th
+                if estimate - th > radius:
+                    fired = 1.0
+                elif th - estimate > radius:
+                    fired = 0.0
+                else:
+                    return -1
+                flag[0] = True
             else:
                 return -1
             base = spikes[b, j, t]
@@ -215,9 +259,13 @@ def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight
                 if gap > 0:
                     decay = 1.0
                     for skipped in range(t + 1, t + 1 + gap):
-                        decay *= bj if reset != 1 else bj * (1.0 - spikes[b, j, skipped - 1])
+                        factor = bj if reset != 1 else bj * (1.0 - spikes[b, j, skipped - 1])
+                        if tight:
+                            rxt = factor * rxt + 2.0 * rho[b, j, skipped] + 2.0 * c_opt * abs(dt * decay)
+                        decay *= factor
                     rx = bj ** gap * (rx + 2.0 * c_op * gap * abs(d))
                     d *= decay
+                    dt *= decay
                     t += gap
                     previous = spikes[b, j, t]
             t += 1
@@ -297,11 +345,44 @@ def error_bound(local, beta):
     return out
 
 
+def spike_sums(train, weight, real, magnitude, positive, negative):
+    """``train @ weight``, ``|train| @ |weight|`` and the sums of the positive and of the negative products'
+    magnitudes, ``(B, T, n)`` each, over the non-zero inputs only (spike trains are sparse).
+
+    Example:
+        >>> import numpy as np
+        >>> out = [np.zeros((1, 1, 2)) for _ in range(4)]
+        >>> spike_sums(np.array([[[1.0, 0.0, 1.0]]]), np.array([[1.0, -2.0], [5.0, 5.0], [-3.0, 1.0]]), *out)
+        >>> [a[0, 0].tolist() for a in out]
+        [[-2.0, -1.0], [4.0, 3.0], [1.0, 1.0], [3.0, 2.0]]
+    """
+    n_samples, n_steps, n_in = train.shape
+    n_out = weight.shape[1]
+    for b in range(n_samples):
+        for t in range(n_steps):
+            for i in range(n_in):
+                x = train[b, t, i]
+                if x == 0.0:
+                    continue
+                for j in range(n_out):
+                    product = x * weight[i, j]
+                    real[b, t, j] += product
+                    if product > 0.0:
+                        positive[b, t, j] += product
+                    else:
+                        negative[b, t, j] -= product
+    for b in range(n_samples):
+        for t in range(n_steps):
+            for j in range(n_out):
+                magnitude[b, t, j] = positive[b, t, j] + negative[b, t, j]
+
+
 _python_scan_row = _scan_row
 # The plain-Python propagate_layer calls the plain-Python scan, whatever the module global becomes once compiled.
 _python_propagate = types.FunctionType(propagate_layer.__code__, {**globals(), "_scan_row": _python_scan_row},
                                        "propagate_layer")
-PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "real_membrane": real_membrane, "reverse_reach": reverse_reach, "error_bound": error_bound}
+PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "real_membrane": real_membrane,
+                  "reverse_reach": reverse_reach, "error_bound": error_bound, "spike_sums": spike_sums}
 _COMPILED: dict[str, object] = {}
 
 
@@ -319,7 +400,7 @@ def kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(kernels(compiled=False))
-        ['_scan_row', 'error_bound', 'propagate_layer', 'real_membrane', 'reverse_reach']
+        ['_scan_row', 'error_bound', 'propagate_layer', 'real_membrane', 'reverse_reach', 'spike_sums']
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS
@@ -330,6 +411,7 @@ def kernels(compiled: bool = True) -> dict:
         global _scan_row
         _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(_python_scan_row)
         for name, function in (("propagate_layer", propagate_layer), ("reverse_reach", reverse_reach),
-                               ("error_bound", error_bound), ("real_membrane", real_membrane)):
+                               ("error_bound", error_bound), ("real_membrane", real_membrane),
+                               ("spike_sums", spike_sums)):
             _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(function)
     return _COMPILED

@@ -51,6 +51,7 @@ from ..protocol import INPUT_LAYER
 from .batched import _progress_bar
 from .budget import default_max_memory, workable_budget, workable_rows
 from .cost import INCREMENTAL_NEURON, STEP_CALL
+from .lif_loop import run_neurons
 from ..graph.readout import READOUTS as GRAPH_READOUTS
 from .plans import Silencing, SpikeRemovals
 from .threads import step_block_rows, thread_policy
@@ -194,28 +195,31 @@ def stack_forward(stack: CompiledStack, spikes: Tensor, silence: dict[str, Tenso
         keep = None
         if silence and stack.names[index] in silence:
             keep = (~silence[stack.names[index]]).to(currents.dtype)
-        state = layer.initial_state(currents.new_zeros(currents.shape[0], currents.shape[2]))
-        emitted, states = [], []
-        for t in range(n_steps):
-            s, state = layer.step(currents[:, t], state, layer.params)
-            emitted.append(s if keep is None else s * keep)
-            states.append(state)
-        train = torch.stack(emitted, dim=1)
-        last_states = states
+        # The time loop: compiled for a plain LIF layer (the same bits as its step function, engine.lif_loop).
+        train, stacked = run_neurons(layer, currents)
+        if keep is not None:
+            train = train * keep[:, None]
+        last_states = stacked
         if record:
             currents_all.append(currents)
-            states_all.append(type(state)(*(torch.stack(field, dim=1) for field in zip(*states, strict=True))))
+            states_all.append(stacked)
             spikes_all.append(train)
-    # The readout accumulates step by step, exactly as a replay continues it from any timestep.
+    # The readout accumulates step by step, exactly as a replay continues it from any timestep (0/1 spike
+    # counts are integers: any order of the sum gives the same bits).
     accumulated = readout_start(stack.readout, train[:, 0])
-    partial = [accumulated]
-    for t in range(n_steps):
-        accumulated = readout_step(stack.readout, accumulated, train[:, t], last_states[t][0])
-        partial.append(accumulated)
+    if stack.readout in ("count", "rate") and bool(((train == 0) | (train == 1)).all()):
+        partial_outputs = torch.cat([accumulated[:, None], torch.cumsum(train, dim=1)], dim=1)
+        accumulated = partial_outputs[:, n_steps]
+    else:
+        partial = [accumulated]
+        for t in range(n_steps):
+            accumulated = readout_step(stack.readout, accumulated, train[:, t], last_states[0][:, t])
+            partial.append(accumulated)
+        partial_outputs = torch.stack(partial, dim=1)
     outputs = readout_finish(stack.readout, accumulated, n_steps)
     if not record:
         return outputs
-    return outputs, Baseline(currents_all, states_all, spikes_all, torch.stack(partial, dim=1))
+    return outputs, Baseline(currents_all, states_all, spikes_all, partial_outputs)
 
 
 class Perturbations(NamedTuple):

@@ -32,14 +32,19 @@ class Recording(NamedTuple):
         stack: the compiled network.
         baseline: its recorded forward (``None`` when the samples were too many to record at once).
         outputs: ``(B, C)`` the unperturbed outputs (bit for bit the model's own), when recorded.
+        same_ops: whether the stack's membranes matched the model's own recorded membranes bit for bit too
+            (checked once with the outputs): its ops are then the model's, and the event engine may anchor
+            its tight test on the recorded forward (`sc_neurocore.engine.event.layer_tables`).
     """
 
     stack: CompiledStack
     baseline: Baseline | None
     outputs: Tensor | None
+    same_ops: bool = False
 
 
-_checked: weakref.WeakKeyDictionary[Any, set] = weakref.WeakKeyDictionary()
+#: model -> {check key: whether its membranes matched too (`Recording.same_ops`)}.
+_checked: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
 _last: dict[str, Any] = {}
 
 
@@ -107,14 +112,15 @@ def recorded(model, spikes: Tensor, stack: CompiledStack, record: bool, max_memo
         return hit
     key = check_key(model, spikes)
     try:
-        known = key in _checked.get(model, set())
+        known = key in _checked.get(model, {})
+        same_ops = bool(_checked.get(model, {}).get(key, False))
     except TypeError:  # a model that cannot be weakly referenced: check every time
-        known = False
+        known = same_ops = False
     dtype = stack.layers[0].weight.dtype
     baseline: Baseline | None
     outputs: Tensor | None
     with torch.no_grad():
-        if known and record:
+        if known and record and _checked_membranes(model, key):
             forward = stack_forward(stack, spikes.to(dtype), record=True)
             assert isinstance(forward, tuple)
             outputs, baseline = forward
@@ -125,17 +131,56 @@ def recorded(model, spikes: Tensor, stack: CompiledStack, record: bool, max_memo
             # Without a recording (too many samples at once) the outputs are not needed: plan calls replay
             # from per-chunk recordings, and baseline calls take the model's own chunked forward.
             outputs = None if baseline is None else readout_outputs(stack, baseline, spikes.shape[1])
+            same_ops = baseline is not None and same_membranes(model, spikes, stack, baseline)
             try:
-                _checked.setdefault(model, set()).add(key)
+                previous = _checked.get(model, {}).get(key)
+                _checked.setdefault(model, {})[key] = same_ops if baseline is not None else previous
             except TypeError:
                 pass
-    recording = Recording(stack, baseline, outputs)
+    recording = Recording(stack, baseline, outputs, same_ops)
     try:
         _last.update(spikes=weakref.ref(spikes), version=spikes._version, model=weakref.ref(model), key=key,
                      recording=recording)
     except TypeError:
         _last.clear()
     return recording
+
+
+def _checked_membranes(model, key: tuple) -> bool:
+    """Whether the cached check of ``key`` compared membranes (``None``: only outputs, no recording then)."""
+    try:
+        return _checked.get(model, {}).get(key) is not None
+    except TypeError:
+        return False
+
+
+def same_membranes(model, spikes: Tensor, stack: CompiledStack, baseline: Baseline) -> bool:
+    """Whether ``model.record(spikes)`` gives every layer the stack's recorded membranes bit for bit.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.engine.incremental import stack_forward
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
+        >>> x = (torch.rand(2, 10, 8) < 0.3).float()
+        >>> same_membranes(net, x, compile_model(net), stack_forward(compile_model(net), x, record=True)[1])
+        True
+    """
+    try:
+        with torch.no_grad():
+            layers = model.record(spikes).layers
+    except Exception:  # noqa: BLE001 (a model that cannot record: the tight test is not used)
+        return False
+    if len(layers) != len(stack.layers):
+        return False
+    for layer, state in zip(layers, baseline.states, strict=True):
+        membrane = getattr(layer, "membrane", None)
+        mine = getattr(state, "membrane", None)
+        if not isinstance(membrane, Tensor) or not isinstance(mine, Tensor) or membrane.shape != mine.shape \
+                or membrane.dtype != mine.dtype or not torch.equal(membrane, mine):
+            return False
+    return True
 
 
 def verify(model, spikes: Tensor, stack: CompiledStack, record: bool,

@@ -89,8 +89,11 @@ class PerturbationExplainer:
             return Prepared(batch, model, baseline, "graph", "", layout.feature_shape)
         check_graph = getattr(model, "check_graph", None)
         if callable(check_graph):
-            graph, baseline = check_graph(batch.spikes)
+            graph, baseline = check_graph(batch.spikes, reuse=True)
             if graph is not None:
+                if baseline is None:  # verified on this shape before: the graph's own (recorded) forward
+                    with torch.inference_mode():
+                        baseline = execute(graph, batch.spikes, None, max_memory=self.max_memory)
                 return Prepared(batch, graph, baseline, "graph", "", layout.feature_shape)
             return Prepared(batch, model, baseline, "model", str(getattr(model, "graph_reason", "")),
                             layout.feature_shape)

@@ -4,13 +4,11 @@ mode, beta 0 / 0.7 / 1, float32 and float64, every plan kind; compiled and plain
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 from brute_force import input_causal_loop, one_sample, saliency_loop
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from event_networks import EXAMPLES, networks, plans_of
+from hypothesis import given
 
 from sc_neurocore.engine.compile import compile_model
 from sc_neurocore.engine import event, event_kernels, execute, run_plan
@@ -18,39 +16,6 @@ from sc_neurocore.engine.batched import materialise
 from sc_neurocore.engine.incremental import stack_forward
 from sc_neurocore.engine.plans import Silencing, remove_each_spike, silence_each_neuron, silence_prefixes
 from sc_neurocore.models import LIFNetwork
-
-EXAMPLES = settings(max_examples=25, deadline=None, derandomize=True, database=None)
-
-
-@st.composite
-def networks(draw):
-    """A random LIF stack (1-3 layers), a batch of spikes, its reset, beta and dtype."""
-    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
-    n_layers = draw(st.integers(1, 3))
-    sizes = [draw(st.integers(3, 24)) for _ in range(n_layers + 1)]
-    seed = draw(st.integers(0, 2**16))
-    generator = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(a, b, generator=generator, dtype=dtype) * draw(st.sampled_from([0.6, 1.0, 1.6]))
-               for a, b in itertools.pairwise(sizes)]
-    beta = draw(st.sampled_from([0.0, 0.7, 1.0]))
-    reset = draw(st.sampled_from(["subtract", "zero", "none"]))
-    threshold = draw(st.sampled_from([0.5, 1.0]))
-    net = LIFNetwork(weights, beta=beta, threshold=threshold, reset=reset)
-    steps = draw(st.integers(2, 16))
-    batch = draw(st.integers(1, 3))
-    spikes = (torch.rand(batch, steps, sizes[0], generator=generator) < 0.3).to(dtype)
-    return net, spikes
-
-
-def plans_of(net: LIFNetwork, spikes: torch.Tensor):
-    batch = spikes.shape[0]
-    plans = [remove_each_spike(spikes), silence_each_neuron("input", net.n_inputs, batch, spikes.device)]
-    for name, size in net.neuron_layers.items():
-        plans.append(silence_each_neuron(name, size, batch, spikes.device))
-    first = next(iter(net.neuron_layers))
-    plans.append(silence_prefixes(first, torch.arange(net.neuron_layers[first]), batch))
-    return plans
-
 
 def assert_equal_outside_ties(outputs, tie, reference, context):
     assert outputs.shape == reference.shape, context
@@ -114,17 +79,15 @@ def test_compiled_and_python_kernels_agree():
     spikes = (torch.rand(2, 12, 30, generator=generator) < 0.3).float()
     stack = compile_model(net)
     _, baseline = stack_forward(stack, spikes, record=True)
-    tables = event.layer_tables(stack, spikes, baseline)
+    tables = event.layer_tables(stack, spikes, baseline, tight=True)
     plan = remove_each_spike(spikes)
     events = event.plan_events(stack, spikes, baseline, plan)
     results = []
     for compiled in (True, False):
         propagate = event_kernels.kernels(compiled)["propagate_layer"]
         table = tables[0]
-        results.append(propagate(events.offsets, events.t, events.i, events.delta, plan.sample.numpy(), table.weight,
-                                 table.abs_weight, table.membrane, table.spikes, table.bound, table.inverse_reach,
-                                 table.reach_by_neuron, table.beta, table.theta, table.reset, table.c_op,
-                                 table.c_sum, table.spread, table.slack, 8))
+        results.append(propagate(events.offsets, events.t, events.i, events.delta, plan.sample.numpy(),
+                                 *table.kernel_args(), 8, *table.tight_args()))
     for fast, slow in zip(*results, strict=True):
         assert (fast == slow).all()
     assert len(results[0][1]) > 0
@@ -166,6 +129,9 @@ def test_unsupported_stacks_are_named():
     stack = compile_model(net)
     assert event.unsupported(stack) is None
     assert "membrane" in event.unsupported(stack._replace(readout="final_membrane"))
+    for change, words in (({"graded": 2.0}, "graded"), ({"reset_delay": False}, "same step")):
+        layer = stack.layers[0]._replace(params=stack.layers[0].params._replace(**change))
+        assert words in event.unsupported(stack._replace(layers=(layer,)))
     with pytest.raises(ValueError, match="engine: 'event' cannot run this call"):
         from sc_neurocore.adapters import FunctionModel
 

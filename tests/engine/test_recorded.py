@@ -70,3 +70,37 @@ def test_explainer_call_runs_the_model_once(monkeypatch):
     n_spikes = int(spikes.sum())
     unperturbed = [rows for rows in calls if rows != n_spikes]  # the batched executor's own calls aside
     assert unperturbed == [1] and len(forwards) <= 1
+
+
+def test_a_known_snntorch_stack_is_checked_once_per_shape_and_parameters():
+    from conftest import require_module
+
+    require_module("snntorch", "snntorch")
+    import snntorch as snn
+
+    from sc_neurocore.adapters import from_snntorch
+    from sc_neurocore.bench.contenders import naive_saliency
+
+    recorded_module.forget()
+    torch.manual_seed(4)
+    sequential = torch.nn.Sequential(torch.nn.Linear(30, 12), snn.Leaky(beta=0.9, init_hidden=True),
+                                     torch.nn.Linear(12, 3), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+    with torch.no_grad():
+        sequential[0].weight.mul_(3.0)
+    model = from_snntorch(sequential)
+    calls = []
+    sequential.register_forward_hook(lambda *args: calls.append(1))
+    spikes = (torch.rand(1, 15, 30) < 0.3).float()
+    explainer = TemporalSaliency(model)
+    first = explainer.explain(spikes[0], output_neuron=0)
+    assert calls  # the first call checks the traced graph against the model's own forward
+    calls.clear()
+    other = (torch.rand(1, 15, 30) < 0.3).float()
+    second = explainer.explain(other[0], output_neuron=0)
+    assert calls == []  # same shape and parameters: the graph's check is reused
+    assert torch.equal(torch.as_tensor(second.saliency_map()).double(), naive_saliency(model.run, other, 0).double())
+    with torch.no_grad():
+        sequential[2].weight.mul_(1.5)
+    explainer.explain(other[0], output_neuron=0)
+    assert calls  # a parameter changed: checked again
+    assert first.executor == second.executor

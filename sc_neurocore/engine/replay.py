@@ -1,0 +1,130 @@
+r"""Replaying a few perturbed copies exactly as the naive loop computes them, from one layer on.
+
+The event engine decides almost every spike of a perturbed copy from its float64 estimate. A decision that
+lands inside the rounding bound (`sc_neurocore.engine.event.layer_tables`) cannot be taken that way; the
+rows holding one are replayed here instead, from the first layer where it happened (every layer below
+was decided outside the bound, so that layer's input train is exact).
+
+The naive loop runs the model's own forward on one copy at a time: every layer's current is the layer's
+product called on a ``(1, T, n_in)`` input, then the neurons' step function. A replay of ``k`` copies in
+one batch would call the product with ``k T`` rows, and a BLAS may round a row differently for a different
+row count. So the replay keeps the naive call shape:
+
+* a row of the layer's input that equals the baseline's row keeps the baseline's current (the product of
+  the same row, in the same call shape and position, gives the same bits; the event engine's tight test
+  rests on the same fact, checked for batches of samples by `layer_tables`);
+* the changed rows are packed into ``(1, T, n_in)`` calls, each at its own timestep's position (one
+  call holds at most one changed row per timestep), so each is computed as the naive loop computes it
+  (a product the framework calls one step at a time gets one call per changed row);
+* the step function runs on all ``k`` copies at once (elementwise: the same bits at any batch size;
+  compiled for a plain LIF layer, `sc_neurocore.engine.lif_loop`).
+
+The result is then the naive loop's, bit for bit, whatever batch sizes the model's product rounds
+differently at.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .incremental import Baseline, CompiledStack, readout_finish, readout_start, readout_step
+from .lif_loop import run_neurons
+
+
+def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start: int, samples: Tensor,
+                train: Tensor) -> Tensor:
+    """The outputs ``(k, C)`` of ``k`` perturbed copies whose input to layer ``start`` is ``train``.
+
+    Args:
+        stack: the compiled stack, whose ops are the model's own.
+        inputs: the samples ``(B, T, N)`` (the baseline input of the first layer).
+        baseline: the recorded forward of the samples.
+        start: the first layer to replay.
+        samples: ``(k,)`` the copies' samples (index ``baseline``).
+        train: ``(k, T, n_in)`` their exact input train of layer ``start``.
+
+    Returns:
+        ``(k, C)``, as the model's forward on each copy alone computes them.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.engine.incremental import stack_forward
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> net = LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)])
+        >>> x = (torch.rand(1, 20, 8) < 0.3).float()
+        >>> _, baseline = stack_forward(compile_model(net), x, record=True)
+        >>> copy = x.clone(); copy[0, 3] = 0
+        >>> replayed = replay_rows(compile_model(net), x, baseline, 0, torch.tensor([0]), copy)
+        >>> bool(torch.equal(replayed, net.run(copy)))
+        True
+    """
+    n_steps = train.shape[1]
+    for index in range(start, len(stack.layers)):
+        layer = stack.layers[index]
+        below = (baseline.spikes[index - 1] if index > 0 else inputs)[samples]
+        current = baseline.currents[index][samples].clone()
+        changed = (train != below.to(train.dtype)).any(dim=2)
+        _changed_rows(layer, train, changed, current)
+        train, states = run_neurons(layer, current)
+    return readout_finish(stack.readout, _accumulated(stack.readout, train, states[0]), n_steps)
+
+
+def _accumulated(readout: str, train: Tensor, membrane: Tensor) -> Tensor:
+    """The readout accumulator after the last step, with the forward's bits: 0/1 spike counts are integers
+    (any order of the sum is exact), a maximum and a last value are exact; anything else step by step."""
+    if readout in ("count", "rate") and bool(((train == 0) | (train == 1)).all()):
+        return train.sum(dim=1)
+    if readout == "max_membrane":
+        return torch.maximum(readout_start(readout, membrane[:, 0]), membrane.amax(dim=1))
+    if readout == "final_membrane":
+        return membrane[:, -1].clone()
+    accumulated = readout_start(readout, train[:, 0])
+    for t in range(train.shape[1]):
+        accumulated = readout_step(readout, accumulated, train[:, t], membrane[:, t])
+    return accumulated
+
+
+def _per_step(layer) -> bool:
+    """Whether the layer's product is called one timestep at a time (`sc_neurocore.engine.compile`'s
+    per-step linear, as snnTorch and Norse call ``nn.Linear``, or a traced segment of per-step maps)."""
+    from .compile import _per_step_linear
+    from .lower import _segment_current
+
+    linear = layer.linear
+    if not isinstance(linear, functools.partial):
+        return False
+    if linear.func is _segment_current:  # a lowered graph segment whose maps all run per step
+        return not any(linear.keywords["segment"].whole_sequence)
+    return linear.func is _per_step_linear
+
+
+def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> None:
+    """Overwrite ``current[p, t]`` where ``changed[p, t]`` with the layer's product of ``train[p, t]``,
+    called in ``(1, T, n_in)`` shape with the row at its own position ``t``."""
+    rows, steps = torch.nonzero(changed, as_tuple=True)
+    if len(rows) == 0:
+        return
+    if _per_step(layer):  # the framework calls the product one step at a time: one row per call, as alone
+        with torch.no_grad():
+            for p, t in zip(rows.tolist(), steps.tolist(), strict=True):
+                current[p, t] = layer.current(train[p, t][None])[0].to(current.dtype)
+        return
+    # The rank of each changed row among those of its timestep: call ``r`` holds every timestep's r-th one.
+    order = np.argsort(steps.numpy(), kind="stable")
+    sorted_steps = steps.numpy()[order]
+    first = np.searchsorted(sorted_steps, sorted_steps, side="left")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - first
+    rank_t = torch.from_numpy(rank)
+    n_calls = int(rank.max()) + 1
+    with torch.no_grad():
+        packed = train.new_zeros((n_calls, *train.shape[1:]))
+        packed[rank_t, steps] = train[rows, steps]
+        # One call per packed input, each in the naive loop's (1, T, n_in) shape.
+        computed = torch.cat([layer.current(packed[call:call + 1]) for call in range(n_calls)])
+        current[rows, steps] = computed[rank_t, steps].to(current.dtype)

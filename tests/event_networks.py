@@ -1,0 +1,46 @@
+"""Random LIF stacks and their plans, for the event engine's property tests (tests/engine)."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from sc_neurocore.engine.plans import remove_each_spike, silence_each_neuron, silence_prefixes
+from sc_neurocore.models import LIFNetwork
+
+EXAMPLES = settings(max_examples=25, deadline=None, derandomize=True, database=None)
+
+
+@st.composite
+def networks(draw):
+    """A random LIF stack (1-3 layers), a batch of spikes, its reset, beta and dtype."""
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    n_layers = draw(st.integers(1, 3))
+    sizes = [draw(st.integers(3, 24)) for _ in range(n_layers + 1)]
+    seed = draw(st.integers(0, 2**16))
+    generator = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(a, b, generator=generator, dtype=dtype) * draw(st.sampled_from([0.6, 1.0, 1.6]))
+               for a, b in itertools.pairwise(sizes)]
+    beta = draw(st.sampled_from([0.0, 0.7, 1.0]))
+    reset = draw(st.sampled_from(["subtract", "zero", "none"]))
+    threshold = draw(st.sampled_from([0.5, 1.0]))
+    net = LIFNetwork(weights, beta=beta, threshold=threshold, reset=reset)
+    steps = draw(st.integers(2, 16))
+    batch = draw(st.integers(1, 3))
+    spikes = (torch.rand(batch, steps, sizes[0], generator=generator) < 0.3).to(dtype)
+    return net, spikes
+
+
+def plans_of(net: LIFNetwork, spikes: torch.Tensor):
+    batch = spikes.shape[0]
+    plans = [remove_each_spike(spikes), silence_each_neuron("input", net.n_inputs, batch, spikes.device)]
+    for name, size in net.neuron_layers.items():
+        plans.append(silence_each_neuron(name, size, batch, spikes.device))
+    first = next(iter(net.neuron_layers))
+    plans.append(silence_prefixes(first, torch.arange(net.neuron_layers[first]), batch))
+    return plans
+
+
