@@ -376,7 +376,8 @@ class HookedModel(nn.Module):
         traced = _TRACED.setdefault(self, {})
         key = (spikes.shape[1], _reference_tensor(self.module).dtype, spikes.device)
         verified = (tuple(spikes.shape), spikes.dtype, str(spikes.device),
-                    tuple((t.data_ptr(), t._version) for t in (*self.module.parameters(), *self.module.buffers())))
+                    tuple((t.data_ptr(), t._version) for t in (*self.module.parameters(), *self.module.buffers())),
+                    _plain_attributes(self.module))
         if reuse and self.stack is not None and key in traced and traced[key][0] is not None and \
                 _VERIFIED.get(self) == verified:
             _LAST_REASON[self] = ""
@@ -605,6 +606,16 @@ class HookedModel(nn.Module):
             layers.append(NeuronLayer(name, candidate.module, candidate.split, candidate.spiking, feature_shape,
                                       whole_sequence=chunk == steps and steps > 1))
         return layers
+
+
+def _plain_attributes(module: nn.Module) -> tuple:
+    """Every submodule's plain settings (bools, numbers, strings, `None`, including private ones such as
+    snnTorch's `_reset_mechanism`, and the training flag): with the parameters' and buffers' identities and
+    versions, what a reused graph check must find unchanged, since a changed reset or `reset_delay` changes
+    the forward without touching a tensor."""
+    plain = (bool, int, float, str, type(None))
+    return tuple((name, tuple(sorted((key, value) for key, value in vars(sub).items() if isinstance(value, plain))))
+                 for name, sub in module.named_modules())
 
 
 #: One `CallLock` per user module: every adapter of a module takes turns with every other.

@@ -104,3 +104,14 @@ def test_a_known_snntorch_stack_is_checked_once_per_shape_and_parameters():
     explainer.explain(other[0], output_neuron=0)
     assert calls  # a parameter changed: checked again
     assert first.executor == second.executor
+    # A setting that is no tensor changes the forward too: the reset, or when it acts.
+    for name, value in (("reset_delay", False), ("_reset_mechanism", "zero")):
+        explainer.explain(other[0], output_neuron=0)
+        calls.clear()
+        setattr(sequential[1], name, value)
+        if name == "_reset_mechanism":
+            sequential[1].reset_mechanism_val = torch.tensor(1)  # snnTorch's own setter sets both
+        changed = explainer.explain(other[0], output_neuron=0)
+        assert calls, f"{name} changed: checked again"
+        assert torch.equal(torch.as_tensor(changed.saliency_map()).double(),
+                           naive_saliency(model.run, other, 0).double())
