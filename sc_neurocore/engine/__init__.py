@@ -20,6 +20,7 @@ from .event import select
 from .incremental import run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
 from .recorded import compiled_stack, recorded
+from .suffix import SUFFIX_NOTE, run_suffix, suffix_reason
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,13 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
     budget = default_max_memory(spikes.device) if max_memory is None else max_memory
 
     def generic(reason: str) -> tuple[Tensor, Execution]:
+        if choice == "auto" and not progress and suffix_reason(model, plan) is None:
+            try:
+                outputs = run_suffix(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs)
+                return outputs, Execution("batched", f"{reason}; {SUFFIX_NOTE}")
+            except torch.cuda.OutOfMemoryError:
+                logger.warning("CUDA out of memory in the suffix replay; running the model's full forward")
+                torch.cuda.empty_cache()
         outputs = run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress)
         return outputs, Execution("batched", reason)
 

@@ -1,0 +1,192 @@
+r"""Suffix replay: spike removals through a traced graph, each row run only from the step its spike left.
+
+Removing input spike $x_i[t_0]$ changes nothing before $t_0$: every layer's state and spikes at steps
+$s < t_0$ are the unperturbed sample's. So the rows of a `SpikeRemovals` plan are grouped by $t_0$, each
+group starts from the recorded baseline state after step $t_0 - 1$ (copied to every row of the group), and
+only steps $t_0 .. T-1$ are simulated; the readout then reduces the baseline's first $t_0$ steps joined
+with the replayed ones, exactly as the full forward reduces its $T$ steps.
+
+Every op is called as `sc_neurocore.graph.ModelGraph.simulate` calls it: each per-step map on one
+step's `(rows, *in_shape)` tensor (a layer's first map on a fresh copy of the spikes it receives), each
+neuron step on one step's current and state. The baseline is simulated one sample at a time, as the naive
+loop runs each perturbed copy. Work falls from $T$ steps per row to $T - t_0$ (about half), and no
+`(T, rows, ...)` stack of every layer's currents is ever built: steps run time-major, each layer's
+current lives for one step.
+
+Graphs with a map the framework applied to the whole sequence at once are not replayed here (their call
+shapes would change with the suffix length): `suffix_reason` says so and the caller runs the model's own
+forward instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..graph.model import ModelGraph
+from ..graph.readout import MEMBRANE_READOUTS, apply_readout
+from .batched import checked_outputs
+from .budget import bytes_per_row, default_max_memory, rows_per_chunk
+from .plans import SpikeRemovals
+
+#: What `sc_neurocore.engine.execute` appends to its reason when the generic path ran as a suffix replay.
+SUFFIX_NOTE = "each row replayed from its removed spike's step (suffix replay of the graph's per-step ops)"
+
+
+def suffix_reason(model: Any, plan: Any) -> str | None:
+    """Why `run_suffix` cannot run ``plan`` on ``model`` (``None``: it can).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine import remove_each_spike
+        >>> suffix_reason(object(), remove_each_spike(torch.ones(1, 2, 3)))
+        'not a traced model graph'
+    """
+    if not isinstance(model, ModelGraph):
+        return "not a traced model graph"
+    if not isinstance(plan, SpikeRemovals):
+        return "only spike removals start late (a silenced neuron is silent from step 0)"
+    if any(any(segment.whole_sequence) for segment in model.segments):
+        return "a map applied to the whole sequence at once (its call shape would change)"
+    return None
+
+
+def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_memory: int | None = None,
+               n_outputs: int | None = None) -> Tensor:
+    """Outputs ``(P, C)`` of every row of ``plan`` on ``graph``, each row simulated from its removal's step.
+
+    Equal to ``graph.run`` on each perturbed copy alone wherever the graph's ops give a row the same bits
+    whatever the batch size (as the generic batched path also requires).
+
+    Args:
+        graph: a `ModelGraph` without whole-sequence maps (see `suffix_reason`).
+        spikes: the samples ``(B, T, N)`` the plan refers to.
+        plan: the spike removals.
+        max_memory: peak bytes for one chunk of rows (``None``: automatic).
+        n_outputs: the expected ``C``, if known (checked).
+
+    Returns:
+        ``(P, C)``, row ``p`` the readout of plan row ``p``.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.dynamics import LIFParameters, lif_initial_state, lif_step
+        >>> from sc_neurocore.engine import remove_each_spike
+        >>> from sc_neurocore.graph import Dense, ModelGraph, NeuronNode, Segment
+        >>> node = NeuronNode("1", "leaky", (3,), lif_step, LIFParameters(0.9, 1.0), lif_initial_state)
+        >>> graph = ModelGraph((4,), [Segment((Dense((4,), (3,), torch.ones(3, 4)),), node)], "count")
+        >>> spikes = (torch.rand(1, 6, 4) < 0.5).float()
+        >>> plan = remove_each_spike(spikes)
+        >>> naive = torch.cat([graph.run(spikes[:1].index_put((torch.tensor([0]), t[None], n[None]),
+        ...                    torch.tensor(0.0))) for t, n in zip(plan.timestep, plan.neuron)])
+        >>> torch.equal(run_suffix(graph, spikes, plan), naive.reshape(-1, 3))
+        True
+    """
+    why = suffix_reason(graph, plan)
+    if why is not None:
+        raise ValueError(f"model: suffix replay cannot run this plan: {why}")
+    n_rows = len(plan)
+    batch, n_steps, n_inputs = spikes.shape
+    budget = default_max_memory(spikes.device) if max_memory is None else max_memory
+    row_bytes = bytes_per_row(n_steps, n_inputs, list(graph.neuron_layers.values()), spikes.element_size())
+    chunk = rows_per_chunk(budget, row_bytes, max(n_rows, 1), 1, "suffix replay")
+    with torch.inference_mode():
+        baselines = [_baseline(graph, spikes[b:b + 1]) for b in range(batch)]
+        outputs: Tensor | None = None
+        order = torch.argsort(plan.sample * n_steps + plan.timestep, stable=True)
+        keys = (plan.sample * n_steps + plan.timestep)[order]
+        groups, counts = torch.unique_consecutive(keys, return_counts=True)
+        start = 0
+        for key, count in zip(groups.tolist(), counts.tolist(), strict=True):
+            sample, step = divmod(key, n_steps)
+            group = order[start:start + count]
+            start += count
+            for first in range(0, count, chunk):
+                rows = group[first:first + chunk]
+                perturbed = spikes[plan.sample[rows]]
+                perturbed[torch.arange(len(rows), device=perturbed.device), plan.timestep[rows], plan.neuron[rows]] = 0
+                result = checked_outputs(_replay(graph, perturbed, step, baselines[sample]), len(rows),
+                                         n_outputs, spikes.device, "model")
+                if outputs is None:
+                    outputs = torch.empty((n_rows, result.shape[1]), dtype=result.dtype, device=spikes.device)
+                outputs[rows] = result
+    if outputs is None:
+        outputs = torch.empty((0, n_outputs or 0), device=spikes.device)
+    return outputs
+
+
+class _Baseline:
+    """One sample's forward: every layer's state after every step, and the output layer's activity."""
+
+    def __init__(self, states: list[list[Any]], emitted: list[Tensor], membranes: list[Tensor]) -> None:
+        self.states = states  # states[t][layer]: the state after step t
+        self.emitted = emitted  # the output layer's emitted spikes per step, (1, *shape)
+        self.membranes = membranes  # its membrane per step (membrane readouts only)
+
+
+def _inputs(graph: ModelGraph, spikes: Tensor) -> Tensor:
+    """Time-first ``(T, B, *input_shape)`` in the graph's dtype, as `ModelGraph.simulate` shapes them."""
+    steps, batch = spikes.shape[1], spikes.shape[0]
+    x = spikes.transpose(0, 1).reshape(steps, batch, *graph.input_shape)
+    dtype = graph._dtype()
+    return x if x.dtype == dtype else x.to(dtype)
+
+
+def _step(graph: ModelGraph, x: Tensor, states: list[Any], t: int, first: bool) -> tuple[Tensor, Tensor | None]:
+    """Step ``t`` through every layer (``states`` updated in place); the output layer's spikes and membrane."""
+    z = x[t]
+    membrane = None
+    last = len(graph.segments) - 1
+    for index, segment in enumerate(graph.segments):
+        current = z
+        for position, linear_map in enumerate(segment.maps):
+            current = linear_map.forward(current.clone() if index > 0 and position == 0 else current)
+        neuron = segment.neuron
+        state = neuron.initial_state(current) if first else states[index]
+        z, states[index] = neuron.step(current, state, neuron.params)
+        if index == last and graph.readout in MEMBRANE_READOUTS:
+            membrane = z if not neuron.spiking else neuron.membrane(states[index])
+    return z, membrane
+
+
+def _baseline(graph: ModelGraph, sample: Tensor) -> _Baseline:
+    x = _inputs(graph, sample)
+    states: list[Any] = [None] * len(graph.segments)
+    recorded, emitted, membranes = [], [], []
+    for t in range(x.shape[0]):
+        z, membrane = _step(graph, x, states, t, t == 0)
+        recorded.append([_copy(state, 1) for state in states])
+        emitted.append(z.clone())
+        if membrane is not None:
+            membranes.append(membrane.clone())
+    return _Baseline(recorded, emitted, membranes)
+
+
+def _replay(graph: ModelGraph, perturbed: Tensor, step: int, baseline: _Baseline) -> Tensor:
+    """The readout of ``perturbed`` rows ``(G, T, N)`` of one sample, all first changed at ``step``."""
+    x = _inputs(graph, perturbed)
+    rows = perturbed.shape[0]
+    states = [None] * len(graph.segments) if step == 0 else [_copy(s, rows) for s in baseline.states[step - 1]]
+    emitted = [spikes.expand(rows, *spikes.shape[1:]) for spikes in baseline.emitted[:step]]
+    membranes = [m.expand(rows, *m.shape[1:]) for m in baseline.membranes[:step]]
+    for t in range(step, x.shape[0]):
+        z, membrane = _step(graph, x, states, t, t == 0)
+        emitted.append(z)
+        if membrane is not None:
+            membranes.append(membrane)
+    flat = torch.stack(emitted).reshape(x.shape[0], rows, -1)
+    stacked = torch.stack(membranes).reshape(x.shape[0], rows, -1) if membranes else None
+    return apply_readout(graph.readout, flat, stacked)
+
+
+def _copy(state: Any, rows: int) -> Any:
+    """``state`` with every tensor field a fresh contiguous copy of ``rows`` rows (from 1 row)."""
+    if isinstance(state, Tensor):
+        return state.expand(rows, *state.shape[1:]).clone() if rows != state.shape[0] else state.clone()
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(_copy(field, rows) for field in state))
+    if isinstance(state, tuple | list):
+        return type(state)(_copy(field, rows) for field in state)
+    return state
