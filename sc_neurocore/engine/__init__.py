@@ -20,7 +20,7 @@ from .event import select
 from .incremental import run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
 from .recorded import compiled_stack, recorded
-from .suffix import SUFFIX_NOTE, run_suffix, suffix_reason
+from .suffix import SUFFIX_NOTE, StateLayoutError, run_suffix, suffix_reason
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +150,8 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
             try:
                 outputs = run_suffix(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs)
                 return outputs, Execution("batched", f"{reason}; {SUFFIX_NOTE}")
+            except StateLayoutError as error:
+                logger.info("%s; running the model's full forward", error)
             except torch.cuda.OutOfMemoryError:
                 logger.warning("CUDA out of memory in the suffix replay; running the model's full forward")
                 torch.cuda.empty_cache()

@@ -94,6 +94,9 @@ def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_me
     chunk = rows_per_chunk(budget, row_bytes, max(n_rows, 1), 1, "suffix replay")
     with torch.inference_mode():
         baselines = [_baseline(graph, spikes[b:b + 1]) for b in range(batch)]
+        # Which dim of each state field holds the rows (a delay line may keep them second): the one whose
+        # size doubles with two copies of a sample.
+        axes = _batch_axes(baselines[0].states, _baseline(graph, spikes[:1].expand(2, -1, -1)).states)
         outputs: Tensor | None = None
         order = torch.argsort(plan.sample * n_steps + plan.timestep, stable=True)
         keys = (plan.sample * n_steps + plan.timestep)[order]
@@ -107,7 +110,7 @@ def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_me
                 rows = group[first:first + chunk]
                 perturbed = spikes[plan.sample[rows]]
                 perturbed[torch.arange(len(rows), device=perturbed.device), plan.timestep[rows], plan.neuron[rows]] = 0
-                result = checked_outputs(_replay(graph, perturbed, step, baselines[sample]), len(rows),
+                result = checked_outputs(_replay(graph, perturbed, step, baselines[sample], axes), len(rows),
                                          n_outputs, spikes.device, "model")
                 if outputs is None:
                     outputs = torch.empty((n_rows, result.shape[1]), dtype=result.dtype, device=spikes.device)
@@ -115,6 +118,10 @@ def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_me
     if outputs is None:
         outputs = torch.empty((0, n_outputs or 0), device=spikes.device)
     return outputs
+
+
+class StateLayoutError(ValueError):
+    """A neuron state whose rows' dimension cannot be told (the caller runs the model's full forward)."""
 
 
 class _Baseline:
@@ -157,18 +164,19 @@ def _baseline(graph: ModelGraph, sample: Tensor) -> _Baseline:
     recorded, emitted, membranes = [], [], []
     for t in range(x.shape[0]):
         z, membrane = _step(graph, x, states, t, t == 0)
-        recorded.append([_copy(state, 1) for state in states])
+        recorded.append([_copy(state) for state in states])
         emitted.append(z.clone())
         if membrane is not None:
             membranes.append(membrane.clone())
     return _Baseline(recorded, emitted, membranes)
 
 
-def _replay(graph: ModelGraph, perturbed: Tensor, step: int, baseline: _Baseline) -> Tensor:
+def _replay(graph: ModelGraph, perturbed: Tensor, step: int, baseline: _Baseline, axes: list[Any]) -> Tensor:
     """The readout of ``perturbed`` rows ``(G, T, N)`` of one sample, all first changed at ``step``."""
     x = _inputs(graph, perturbed)
     rows = perturbed.shape[0]
-    states = [None] * len(graph.segments) if step == 0 else [_copy(s, rows) for s in baseline.states[step - 1]]
+    states = [None] * len(graph.segments) if step == 0 else \
+        [_copy(state, rows, axis) for state, axis in zip(baseline.states[step - 1], axes, strict=True)]
     emitted = [spikes.expand(rows, *spikes.shape[1:]) for spikes in baseline.emitted[:step]]
     membranes = [m.expand(rows, *m.shape[1:]) for m in baseline.membranes[:step]]
     for t in range(step, x.shape[0]):
@@ -181,12 +189,42 @@ def _replay(graph: ModelGraph, perturbed: Tensor, step: int, baseline: _Baseline
     return apply_readout(graph.readout, flat, stacked)
 
 
-def _copy(state: Any, rows: int) -> Any:
-    """``state`` with every tensor field a fresh contiguous copy of ``rows`` rows (from 1 row)."""
+def _batch_axes(one: list[list[Any]], two: list[list[Any]]) -> list[Any]:
+    """Per layer, the rows' dim of every tensor in its state (``None``: no such dim), from the states of
+    one and two copies of a sample at every step; a `StateLayoutError` when a field's shape changes otherwise."""
+    def axis(a: Any, b: Any) -> Any:
+        if isinstance(a, Tensor):
+            differ = [d for d, (m, n) in enumerate(zip(a.shape, b.shape, strict=True)) if m != n]
+            if not differ:
+                return None
+            if differ != [differ[0]] or (a.shape[differ[0]], b.shape[differ[0]]) != (1, 2):
+                raise StateLayoutError(f"model: a neuron state of shape {tuple(a.shape)} for one row and "
+                                 f"{tuple(b.shape)} for two has no single batch dimension")
+            return differ[0]
+        if isinstance(a, tuple | list):
+            return type(a)(axis(x, y) for x, y in zip(a, b, strict=True)) if not hasattr(a, "_fields") else \
+                type(a)(*(axis(x, y) for x, y in zip(a, b, strict=True)))
+        return None
+
+    found = [axis(a, b) for a, b in zip(one[-1], two[-1], strict=True)]
+    for step_one, step_two in zip(one, two, strict=True):  # every step's states keep the same layout
+        if [axis(a, b) for a, b in zip(step_one, step_two, strict=True)] != found:
+            raise StateLayoutError("model: a neuron state changes its batch layout between steps")
+    return found
+
+
+def _copy(state: Any, rows: int = 1, axis: Any = None) -> Any:
+    """``state`` with every tensor field a fresh copy, its rows' dim ``axis`` widened from 1 to ``rows``."""
     if isinstance(state, Tensor):
-        return state.expand(rows, *state.shape[1:]).clone() if rows != state.shape[0] else state.clone()
+        if axis is None or rows == state.shape[axis]:
+            return state.clone()
+        shape = list(state.shape)
+        shape[axis] = rows
+        return state.expand(*shape).clone()
     if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(_copy(field, rows) for field in state))
+        axes = axis if axis is not None else (None,) * len(state)
+        return type(state)(*(_copy(field, rows, a) for field, a in zip(state, axes, strict=True)))
     if isinstance(state, tuple | list):
-        return type(state)(_copy(field, rows) for field in state)
+        axes = axis if axis is not None else (None,) * len(state)
+        return type(state)(_copy(field, rows, a) for field, a in zip(state, axes, strict=True))
     return state

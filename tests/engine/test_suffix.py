@@ -4,6 +4,8 @@ several samples, small chunks, membrane readouts, and the snnTorch tutorial-7 CS
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -12,7 +14,7 @@ from engine.test_graph_properties import graphs, naive
 from sc_neurocore.dynamics import LIFParameters, lif_initial_state, lif_step
 from sc_neurocore.engine import BudgetWarning, execute
 from sc_neurocore.engine.plans import remove_each_spike, silence_each_neuron
-from sc_neurocore.engine.suffix import SUFFIX_NOTE, run_suffix, suffix_reason
+from sc_neurocore.engine.suffix import SUFFIX_NOTE, StateLayoutError, run_suffix, suffix_reason
 from sc_neurocore.graph import Dense, ModelGraph, NeuronNode, Segment
 
 
@@ -104,3 +106,44 @@ def test_the_benchmarks_csnn_equals_the_snntorch_loop():
     expected = torch.zeros(spikes.shape[1:])
     expected[plan.timestep, plan.neuron] = case.run(spikes)[0, target] - framework[:, target]
     assert torch.equal(torch.as_tensor(saliency.saliency_map()).reshape(expected.shape), expected)
+
+
+class _Delayed(NamedTuple):
+    membrane: torch.Tensor
+    line: torch.Tensor  # the last `depth` currents, rows second (as a NIR delay keeps them) or folded in
+
+
+def _delayed_neuron(fold: bool) -> NeuronNode:
+    """A LIF layer driven by its input current two steps late; ``fold`` keeps the line as ``(2 * B, n)``."""
+    def initial(current):
+        line = torch.zeros(2, *current.shape, dtype=current.dtype)
+        return _Delayed(torch.zeros_like(current), line.reshape(-1, *current.shape[1:]) if fold else line)
+
+    def step(current, state, params):
+        line = state.line.reshape(2, *current.shape) if fold else state.line
+        membrane = params.beta * state.membrane + line[0]
+        spikes = (membrane > params.threshold).to(current.dtype)
+        line = torch.stack([line[1], current])
+        return spikes, _Delayed(membrane - spikes * params.threshold,
+                                line.reshape(-1, *current.shape[1:]) if fold else line)
+
+    return NeuronNode("d", "delayed", (4,), step, LIFParameters(0.9, 1.0), initial)
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_a_state_holding_its_rows_second_or_folded(fold, monkeypatch):
+    import sc_neurocore.engine as engine
+
+    monkeypatch.setattr(engine, "compiled_stack", lambda model: None)  # the generic path (no compiled stack)
+    torch.manual_seed(5)
+    graph = ModelGraph((6,), [Segment((Dense((6,), (4,), 1.2 * torch.randn(4, 6)),), _delayed_neuron(fold))])
+    spikes = (torch.rand(2, 9, 6) < 0.4).float()
+    plan = remove_each_spike(spikes)
+    outputs, info = execute(graph, spikes, plan, return_info=True)
+    assert torch.equal(outputs, naive(graph.run, spikes, plan))
+    if fold:  # no single rows' dim: the model's full forward ran instead
+        assert SUFFIX_NOTE not in info.reason
+        with pytest.raises(StateLayoutError, match="no single batch dimension"):
+            run_suffix(graph, spikes, plan)
+    else:
+        assert SUFFIX_NOTE in info.reason and torch.equal(run_suffix(graph, spikes, plan), outputs)
