@@ -1,9 +1,9 @@
 r"""Suffix replay: spike removals through a traced graph, each row run only from the step its spike left.
 
 Removing input spike $x_i[t_0]$ changes nothing before $t_0$: every layer's state and spikes at steps
-$s < t_0$ are the unperturbed sample's. So the rows of a `SpikeRemovals` plan are grouped by $t_0$, each
-group starts from the recorded baseline state after step $t_0 - 1$ (copied to every row of the group), and
-only steps $t_0 .. T-1$ are simulated; the readout then reduces the baseline's first $t_0$ steps joined
+$s < t_0$ are the unperturbed sample's. So the rows of a `SpikeRemovals` plan are grouped by $t_0$ (across
+samples), each row starts from its sample's recorded baseline state after step $t_0 - 1$, and only steps
+$t_0 .. T-1$ are simulated; the readout then reduces the baseline's first $t_0$ steps joined
 with the replayed ones, exactly as the full forward reduces its $T$ steps.
 
 Every op is called as `sc_neurocore.graph.ModelGraph.simulate` calls it: each per-step map on one
@@ -15,7 +15,9 @@ current lives for one step.
 
 Graphs with a map the framework applied to the whole sequence at once are not replayed here (their call
 shapes would change with the suffix length): `suffix_reason` says so and the caller runs the model's own
-forward instead.
+forward instead; so does a neuron state whose rows' dimension cannot be told (`StateLayoutError`).
+`sc_neurocore.engine.execute` replays this way on the CPU under `engine="auto"` only (on a GPU the one
+large batched forward was kept; not measured there).
 """
 
 from __future__ import annotations
@@ -97,20 +99,19 @@ def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_me
         # Which dim of each state field holds the rows (a delay line may keep them second): the one whose
         # size doubles with two copies of a sample.
         axes = _batch_axes(baselines[0].states, _baseline(graph, spikes[:1].expand(2, -1, -1)).states)
+        merged = _merged(baselines, axes)
         outputs: Tensor | None = None
-        order = torch.argsort(plan.sample * n_steps + plan.timestep, stable=True)
-        keys = (plan.sample * n_steps + plan.timestep)[order]
-        groups, counts = torch.unique_consecutive(keys, return_counts=True)
+        order = torch.argsort(plan.timestep, stable=True)
+        steps_of, counts = torch.unique_consecutive(plan.timestep[order], return_counts=True)
         start = 0
-        for key, count in zip(groups.tolist(), counts.tolist(), strict=True):
-            sample, step = divmod(key, n_steps)
+        for step, count in zip(steps_of.tolist(), counts.tolist(), strict=True):
             group = order[start:start + count]
             start += count
             for first in range(0, count, chunk):
                 rows = group[first:first + chunk]
                 perturbed = spikes[plan.sample[rows]]
                 perturbed[torch.arange(len(rows), device=perturbed.device), plan.timestep[rows], plan.neuron[rows]] = 0
-                result = checked_outputs(_replay(graph, perturbed, step, baselines[sample], axes), len(rows),
+                result = checked_outputs(_replay(graph, perturbed, step, merged, plan.sample[rows], axes), len(rows),
                                          n_outputs, spikes.device, "model")
                 if outputs is None:
                     outputs = torch.empty((n_rows, result.shape[1]), dtype=result.dtype, device=spikes.device)
@@ -129,7 +130,7 @@ class _Baseline:
 
     def __init__(self, states: list[list[Any]], emitted: list[Tensor], membranes: list[Tensor]) -> None:
         self.states = states  # states[t][layer]: the state after step t
-        self.emitted = emitted  # the output layer's emitted spikes per step, (1, *shape)
+        self.emitted = emitted  # the output layer's emitted spikes per step, (rows, *shape)
         self.membranes = membranes  # its membrane per step (membrane readouts only)
 
 
@@ -164,21 +165,32 @@ def _baseline(graph: ModelGraph, sample: Tensor) -> _Baseline:
     recorded, emitted, membranes = [], [], []
     for t in range(x.shape[0]):
         z, membrane = _step(graph, x, states, t, t == 0)
-        recorded.append([_copy(state) for state in states])
+        recorded.append([_take(state, None, None) for state in states])
         emitted.append(z.clone())
         if membrane is not None:
             membranes.append(membrane.clone())
     return _Baseline(recorded, emitted, membranes)
 
 
-def _replay(graph: ModelGraph, perturbed: Tensor, step: int, baseline: _Baseline, axes: list[Any]) -> Tensor:
-    """The readout of ``perturbed`` rows ``(G, T, N)`` of one sample, all first changed at ``step``."""
+def _merged(baselines: list[_Baseline], axes: list[Any]) -> _Baseline:
+    """Every sample's baseline joined along the rows' dims (sample ``b`` at row ``b``)."""
+    first = baselines[0]
+    states = [[_merge([b.states[t][layer] for b in baselines], axis) for layer, axis in enumerate(axes)]
+              for t in range(len(first.states))]
+    emitted = [torch.cat([b.emitted[t] for b in baselines]) for t in range(len(first.emitted))]
+    membranes = [torch.cat([b.membranes[t] for b in baselines]) for t in range(len(first.membranes))]
+    return _Baseline(states, emitted, membranes)
+
+
+def _replay(graph: ModelGraph, perturbed: Tensor, step: int, baseline: _Baseline, samples: Tensor,
+            axes: list[Any]) -> Tensor:
+    """The readout of ``perturbed`` rows ``(G, T, N)`` of samples ``samples``, all first changed at ``step``."""
     x = _inputs(graph, perturbed)
     rows = perturbed.shape[0]
     states = [None] * len(graph.segments) if step == 0 else \
-        [_copy(state, rows, axis) for state, axis in zip(baseline.states[step - 1], axes, strict=True)]
-    emitted = [spikes.expand(rows, *spikes.shape[1:]) for spikes in baseline.emitted[:step]]
-    membranes = [m.expand(rows, *m.shape[1:]) for m in baseline.membranes[:step]]
+        [_take(state, samples, axis) for state, axis in zip(baseline.states[step - 1], axes, strict=True)]
+    emitted = [spikes.index_select(0, samples) for spikes in baseline.emitted[:step]]
+    membranes = [m.index_select(0, samples) for m in baseline.membranes[:step]]
     for t in range(step, x.shape[0]):
         z, membrane = _step(graph, x, states, t, t == 0)
         emitted.append(z)
@@ -213,18 +225,35 @@ def _batch_axes(one: list[list[Any]], two: list[list[Any]]) -> list[Any]:
     return found
 
 
-def _copy(state: Any, rows: int = 1, axis: Any = None) -> Any:
-    """``state`` with every tensor field a fresh copy, its rows' dim ``axis`` widened from 1 to ``rows``."""
+def _fields(state: Any, axis: Any) -> tuple[list[Any], list[Any]] | None:
+    """A tuple state's fields and their axes (``None``: ``state`` is a leaf)."""
+    if not isinstance(state, tuple | list):
+        return None
+    return list(state), list(axis) if axis is not None else [None] * len(state)
+
+
+def _rebuild(like: Any, fields: list[Any]) -> Any:
+    return type(like)(*fields) if hasattr(like, "_fields") else type(like)(fields)
+
+
+def _merge(parts: list[Any], axis: Any) -> Any:
+    """One state from every sample's, joined along each tensor's rows' dim (a batch-free field: the first's)."""
+    first = parts[0]
+    if isinstance(first, Tensor):
+        return first if axis is None else torch.cat(parts, dim=axis)
+    split = _fields(first, axis)
+    if split is None:
+        return first
+    _, axes = split
+    return _rebuild(first, [_merge([part[i] for part in parts], a) for i, a in enumerate(axes)])
+
+
+def _take(state: Any, samples: Tensor | None, axis: Any) -> Any:
+    """A fresh copy of ``state``: rows ``samples`` along each tensor's rows' dim ``axis`` (``None``: all)."""
     if isinstance(state, Tensor):
-        if axis is None or rows == state.shape[axis]:
-            return state.clone()
-        shape = list(state.shape)
-        shape[axis] = rows
-        return state.expand(*shape).clone()
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        axes = axis if axis is not None else (None,) * len(state)
-        return type(state)(*(_copy(field, rows, a) for field, a in zip(state, axes, strict=True)))
-    if isinstance(state, tuple | list):
-        axes = axis if axis is not None else (None,) * len(state)
-        return type(state)(_copy(field, rows, a) for field, a in zip(state, axes, strict=True))
-    return state
+        return state.clone() if samples is None or axis is None else state.index_select(axis, samples)
+    split = _fields(state, axis)
+    if split is None:
+        return state
+    fields, axes = split
+    return _rebuild(state, [_take(field, samples, a) for field, a in zip(fields, axes, strict=True)])
