@@ -13,9 +13,11 @@ loop runs each perturbed copy. Work falls from $T$ steps per row to $T - t_0$ (a
 `(T, rows, ...)` stack of every layer's currents is ever built: steps run time-major, each layer's
 current lives for one step.
 
-Graphs with a map the framework applied to the whole sequence at once are not replayed here (their call
-shapes would change with the suffix length): `suffix_reason` says so and the caller runs the model's own
-forward instead; so does a neuron state whose rows' dimension cannot be told (`StateLayoutError`).
+A graph with a map the framework applied to the whole sequence at once (SpikingJelly's multi-step mode)
+is replayed layer by layer instead, as `ModelGraph.simulate` runs it: that map gets the suffix's
+$(T - t_0) G$ rows in one call (the generic path gives it $T P$, the naive loop $T$: all assume, as the
+tests check, that a row's bits do not depend on the rows beside it). A neuron state whose rows' dimension
+cannot be told (`StateLayoutError`) is left to the model's full forward.
 `sc_neurocore.engine.execute` replays this way on the CPU under `engine="auto"` only (on a GPU the one
 large batched forward was kept; not measured there).
 """
@@ -50,8 +52,6 @@ def suffix_reason(model: Any, plan: Any) -> str | None:
         return "not a traced model graph"
     if not isinstance(plan, SpikeRemovals):
         return "only spike removals start late (a silenced neuron is silent from step 0)"
-    if any(any(segment.whole_sequence) for segment in model.segments):
-        return "a map applied to the whole sequence at once (its call shape would change)"
     return None
 
 
@@ -100,6 +100,8 @@ def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_me
         # size doubles with two copies of a sample.
         axes = _batch_axes(baselines[0].states, _baseline(graph, spikes[:1].expand(2, -1, -1)).states)
         merged = _merged(baselines, axes)
+        whole = any(any(segment.whole_sequence) for segment in graph.segments)
+        replay = _replay_layers if whole else _replay
         outputs: Tensor | None = None
         order = torch.argsort(plan.timestep, stable=True)
         steps_of, counts = torch.unique_consecutive(plan.timestep[order], return_counts=True)
@@ -111,7 +113,7 @@ def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_me
                 rows = group[first:first + chunk]
                 perturbed = spikes[plan.sample[rows]]
                 perturbed[torch.arange(len(rows), device=perturbed.device), plan.timestep[rows], plan.neuron[rows]] = 0
-                result = checked_outputs(_replay(graph, perturbed, step, merged, plan.sample[rows], axes), len(rows),
+                result = checked_outputs(replay(graph, perturbed, step, merged, plan.sample[rows], axes), len(rows),
                                          n_outputs, spikes.device, "model")
                 if outputs is None:
                     outputs = torch.empty((n_rows, result.shape[1]), dtype=result.dtype, device=spikes.device)
@@ -198,6 +200,37 @@ def _replay(graph: ModelGraph, perturbed: Tensor, step: int, baseline: _Baseline
             membranes.append(membrane)
     flat = torch.stack(emitted).reshape(x.shape[0], rows, -1)
     stacked = torch.stack(membranes).reshape(x.shape[0], rows, -1) if membranes else None
+    return apply_readout(graph.readout, flat, stacked)
+
+
+def _replay_layers(graph: ModelGraph, perturbed: Tensor, step: int, baseline: _Baseline, samples: Tensor,
+                   axes: list[Any]) -> Tensor:
+    """`_replay` layer by layer, as `ModelGraph.simulate` runs a graph with a map applied to the whole
+    sequence at once: that map gets the suffix's ``(T - step) * G`` rows in one call."""
+    x = _inputs(graph, perturbed)
+    steps, rows = x.shape[:2]
+    x = x[step:]
+    last = len(graph.segments) - 1
+    membranes: list[Tensor] = []
+    for index, segment in enumerate(graph.segments):
+        current = graph._apply_maps(segment, x, fresh=index > 0)
+        neuron = segment.neuron
+        state = neuron.initial_state(current[0]) if step == 0 else \
+            _take(baseline.states[step - 1][index], samples, axes[index])
+        emitted = []
+        for t in range(current.shape[0]):
+            out, state = neuron.step(current[t], state, neuron.params)
+            emitted.append(out)
+            if index == last and graph.readout in MEMBRANE_READOUTS:
+                membranes.append(out if not neuron.spiking else neuron.membrane(state))
+        x = torch.stack(emitted)
+    spikes = torch.cat([torch.stack([z.index_select(0, samples) for z in baseline.emitted[:step]]), x]) \
+        if step else x
+    flat = spikes.reshape(steps, rows, -1)
+    stacked = None
+    if membranes:
+        stacked = torch.stack([m.index_select(0, samples) for m in baseline.membranes[:step]] + membranes)
+        stacked = stacked.reshape(steps, rows, -1)
     return apply_readout(graph.readout, flat, stacked)
 
 

@@ -51,13 +51,14 @@ def test_suffix_replay_equals_the_naive_loop_on_random_graphs(problem):
     assert torch.equal(outputs[keep], framework[keep])
 
 
+@pytest.mark.parametrize("whole", [False, True])
 @pytest.mark.parametrize("readout", ["count", "rate", "final_membrane", "max_membrane"])
-def test_every_readout_equals_the_graphs_own_forward_per_copy(readout):
+def test_every_readout_equals_the_graphs_own_forward_per_copy(readout, whole):
     torch.manual_seed(3)
     hidden = NeuronNode("h", "leaky", (6,), lif_step, LIFParameters(0.8, 1.0), lif_initial_state)
     out = NeuronNode("o", "leaky", (3,), lif_step, LIFParameters(0.9, 1.0), lif_initial_state)
-    graph = ModelGraph((5,), [Segment((Dense((5,), (6,), 1.5 * torch.randn(6, 5)),), hidden),
-                              Segment((Dense((6,), (3,), 1.5 * torch.randn(3, 6)),), out)], readout)
+    graph = ModelGraph((5,), [Segment((Dense((5,), (6,), 1.5 * torch.randn(6, 5)),), hidden, (whole,)),
+                              Segment((Dense((6,), (3,), 1.5 * torch.randn(3, 6)),), out, (whole,))], readout)
     spikes = (torch.rand(3, 12, 5) < 0.4).float()
     plan = remove_each_spike(spikes)
     assert torch.equal(run_suffix(graph, spikes, plan), naive(graph.run, spikes, plan))
@@ -73,10 +74,9 @@ def test_it_refuses_what_it_cannot_replay_by_name():
     assert suffix_reason(graph, remove_each_spike(spikes)) is None
     silencing = silence_each_neuron("input", 5, 1, spikes.device)
     assert "silenced" in str(suffix_reason(graph, silencing))
-    whole = ModelGraph((5,), [Segment((Dense((5,), (2,), torch.ones(2, 5)),), node, (True,))])
-    assert "whole sequence" in str(suffix_reason(whole, remove_each_spike(spikes)))
+    assert "not a traced model graph" in str(suffix_reason(object(), remove_each_spike(spikes)))
     with pytest.raises(ValueError, match="model: suffix replay cannot run"):
-        run_suffix(whole, spikes, remove_each_spike(spikes))
+        run_suffix(graph, spikes, silencing)  # type: ignore[arg-type]
     # Forced batched stays the model's full forward: the reference the other executors are checked against.
     _, info = execute(graph, spikes, remove_each_spike(spikes), engine="batched", return_info=True)
     assert SUFFIX_NOTE not in info.reason
@@ -147,3 +147,34 @@ def test_a_state_holding_its_rows_second_or_folded(fold, monkeypatch):
             run_suffix(graph, spikes, plan)
     else:
         assert SUFFIX_NOTE in info.reason and torch.equal(run_suffix(graph, spikes, plan), outputs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step_mode", ["s", "m"])
+def test_a_spikingjelly_csnn_equals_its_own_loop_in_either_step_mode(step_mode):
+    from conftest import require_module
+
+    require_module("spikingjelly", "spikingjelly")
+    from spikingjelly.activation_based import functional, layer
+    from spikingjelly.activation_based import neuron as sj_neuron
+
+    from sc_neurocore.adapters import from_spikingjelly
+
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(layer.Conv2d(1, 4, 3), layer.MaxPool2d(2), sj_neuron.LIFNode(),
+                              layer.Flatten(), layer.Linear(36, 5), sj_neuron.LIFNode())
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[4].weight.mul_(3.0)
+    functional.set_step_mode(net, step_mode)
+    model = from_spikingjelly(net, input_shape=(1, 8, 8))
+    spikes = (torch.rand(2, 6, 64) < 0.3).float()
+    graph = model.graph_for(spikes)
+    assert graph is not None, model.graph_reason
+    assert any(any(segment.whole_sequence) for segment in graph.segments) == (step_mode == "m")
+    plan = remove_each_spike(spikes)
+    framework = naive(model.run, spikes, plan)
+    assert model.run(spikes).sum() > 0  # the output fires
+    outputs, info = execute(graph, spikes, plan, return_info=True)
+    assert SUFFIX_NOTE in info.reason
+    assert torch.equal(outputs, framework)
