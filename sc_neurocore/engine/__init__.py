@@ -20,6 +20,7 @@ from .event import select
 from .incremental import run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
 from .recorded import compiled_stack, recorded
+from .suffix import SUFFIX_NOTE, StateLayoutError, run_suffix, suffix_reason
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     Three executors give the same outputs (outside a reported tie mask):
 
     * ``"batched"`` (`run_plan`): the model's own forward on perturbed copies; any model, any device.
+      Under ``engine="auto"`` on the CPU, spike removals through a traced `sc_neurocore.graph.ModelGraph` run as a
+      suffix replay (`sc_neurocore.engine.suffix.run_suffix`): each row only from its removed spike's step,
+      with the graph's own per-step ops (``engine="batched"`` forced stays the full forward).
     * ``"incremental"`` (`run_incremental`): suffix replays of a compiled stack.
     * ``"event"`` (`sc_neurocore.engine.event.run_events`): spike-change events through a compiled
       LIF stack, its inner loop compiled by numba (the ``fast`` extra). Where the stack's membranes match
@@ -145,6 +149,15 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
     budget = default_max_memory(spikes.device) if max_memory is None else max_memory
 
     def generic(reason: str) -> tuple[Tensor, Execution]:
+        if choice == "auto" and not progress and spikes.device.type == "cpu" and suffix_reason(model, plan) is None:
+            try:
+                outputs = run_suffix(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs)
+                return outputs, Execution("batched", f"{reason}; {SUFFIX_NOTE}")
+            except StateLayoutError as error:
+                logger.info("%s; running the model's full forward", error)
+            except torch.cuda.OutOfMemoryError:
+                logger.warning("CUDA out of memory in the suffix replay; running the model's full forward")
+                torch.cuda.empty_cache()
         outputs = run_plan(model, spikes, plan, max_memory=max_memory, n_outputs=n_outputs, progress=progress)
         return outputs, Execution("batched", reason)
 

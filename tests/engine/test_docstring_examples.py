@@ -8,7 +8,8 @@ import pytest
 MODULES = ["sc_neurocore.engine", "sc_neurocore.engine.event", "sc_neurocore.engine.event_kernels",
            "sc_neurocore.engine.cost", "sc_neurocore.engine.recorded", "sc_neurocore.engine.lower",
            "sc_neurocore.engine.attribution_kernels", "sc_neurocore.engine.threads", "sc_neurocore.engine.incremental",
-           "sc_neurocore.bench.targets", "sc_neurocore.engine.replay", "sc_neurocore.engine.lif_loop"]
+           "sc_neurocore.bench.targets", "sc_neurocore.engine.replay", "sc_neurocore.engine.lif_loop",
+           "sc_neurocore.engine.suffix"]
 
 
 @pytest.mark.parametrize("name", MODULES)
