@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..graph.model import ModelGraph
 from ..graph.readout import MEMBRANE_READOUTS, apply_readout
-from .batched import checked_outputs
+from .batched import checked_outputs, minimum_rows
 from .budget import bytes_per_row, default_max_memory, rows_per_chunk
 from .plans import SpikeRemovals
 
@@ -93,7 +93,7 @@ def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_me
     batch, n_steps, n_inputs = spikes.shape
     budget = default_max_memory(spikes.device) if max_memory is None else max_memory
     row_bytes = bytes_per_row(n_steps, n_inputs, list(graph.neuron_layers.values()), spikes.element_size())
-    chunk = rows_per_chunk(budget, row_bytes, max(n_rows, 1), 1, "suffix replay")
+    chunk = rows_per_chunk(budget, row_bytes, max(n_rows, 1), minimum_rows(graph, spikes, n_rows), "suffix replay")
     with torch.inference_mode():
         baselines = [_baseline(graph, spikes[b:b + 1]) for b in range(batch)]
         # Which dim of each state field holds the rows (a delay line may keep them second): the one whose

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from engine.test_graph_properties import graphs, naive
 
 from sc_neurocore.dynamics import LIFParameters, lif_initial_state, lif_step
@@ -31,9 +31,11 @@ def traced(sequential, spikes):
 
 
 @pytest.mark.slow
-@settings(max_examples=20, deadline=None, derandomize=True, database=None)
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(graphs())
-def test_suffix_replay_equals_the_naive_loop_on_random_graphs(problem):
+def test_suffix_replay_equals_the_naive_loop_on_random_graphs(chunks_of_any_size, problem):
+    """Down to one-row chunks (the fixture lifts the workable minimum; it holds for every example)."""
     sequential, spikes = problem
     generator = torch.Generator().manual_seed(spikes.shape[1])
     spikes = torch.cat([spikes, (torch.rand(spikes.shape, generator=generator) < 0.3).float()])  # two samples
@@ -42,7 +44,7 @@ def test_suffix_replay_equals_the_naive_loop_on_random_graphs(problem):
     framework = naive(model.run, spikes, plan)
     assert torch.equal(naive(graph.run, spikes, plan), framework)
     assert torch.equal(run_suffix(graph, spikes, plan), framework)
-    with pytest.warns(BudgetWarning, match="suffix replay"):  # raised to its workable minimum: small chunks
+    with pytest.warns(BudgetWarning, match="suffix replay"):  # raised to one row per chunk
         assert torch.equal(run_suffix(graph, spikes, plan, max_memory=1), framework)
     outputs, info = execute(graph, spikes, plan, return_info=True)
     if info.engine == "batched":
@@ -65,6 +67,29 @@ def test_every_readout_equals_the_graphs_own_forward_per_copy(readout, whole):
     # The rows come back in plan order, whatever order their groups ran in.
     reversed_plan = type(plan)(*(field.flip(0) for field in plan))
     assert torch.equal(run_suffix(graph, spikes, reversed_plan), naive(graph.run, spikes, reversed_plan))
+
+
+def test_a_tiny_budget_is_raised_to_the_workable_minimum_not_one_row_per_chunk(monkeypatch):
+    import sc_neurocore.engine.suffix as suffix
+    from sc_neurocore.engine.batched import minimum_rows
+
+    torch.manual_seed(5)
+    node = NeuronNode("h", "leaky", (6,), lif_step, LIFParameters(0.8, 1.0), lif_initial_state)
+    graph = ModelGraph((5,), [Segment((Dense((5,), (6,), 1.5 * torch.randn(6, 5)),), node)])
+    spikes = (torch.rand(2, 4, 5) < 0.9).float()  # many removals per step
+    plan = remove_each_spike(spikes)
+    floor = minimum_rows(graph, spikes, len(plan))
+    replay, rows = suffix._replay, []
+
+    def counted(graph, perturbed, *args):
+        rows.append(perturbed.shape[0])
+        return replay(graph, perturbed, *args)
+
+    monkeypatch.setattr(suffix, "_replay", counted)
+    with pytest.warns(BudgetWarning, match="suffix replay"):
+        assert torch.equal(run_suffix(graph, spikes, plan, max_memory=1), naive(graph.run, spikes, plan))
+    # One call per removal step (each step's group fits in a workable chunk), never one per row.
+    assert floor > 1 and len(rows) == len(torch.unique(plan.timestep)) < len(plan)
 
 
 def test_it_refuses_what_it_cannot_replay_by_name():
