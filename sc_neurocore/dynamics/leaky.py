@@ -65,11 +65,7 @@ def _fire(membrane: Tensor, threshold: float | Tensor, graded: float | Tensor) -
 def _same_step_reset(membrane: Tensor, spikes: Tensor, reset: Tensor, params) -> Tensor:
     """snnTorch's `reset_delay=False`: the reset the delayed rule would apply next step, applied now."""
     do_reset = (spikes if _is_one(params.graded) else spikes / params.graded) - reset
-    if params.reset == "subtract":
-        return membrane - do_reset * params.threshold
-    if params.reset == "zero":
-        return membrane - do_reset * membrane
-    return membrane
+    return _reset_after(membrane, do_reset, params)
 
 
 class LIFParameters(NamedTuple):
