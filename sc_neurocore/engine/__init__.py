@@ -197,12 +197,9 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
         name, reason = preferred, f"preferred by {ENGINE_ENV}={preferred}"
     else:
         estimates = {key: value for key, value in options.items() if isinstance(value, float)}
-        if "event" in estimates and len(estimates) > 1 and max_memory is not None:
-            from .event import minimum_memory as event_minimum_memory
-
-            if max_memory < 2 * event_minimum_memory(stack, spikes.shape[1]):
-                # Below its workable minimum (forced, it would raise the budget): another executor fits.
-                del estimates["event"]
+        if "event" in estimates and len(estimates) > 1 and max_memory is not None and \
+                max_memory < _event_minimum(stack, spikes):
+            del estimates["event"]  # below its workable minimum (forced, it would raise the budget): another fits
         name, reason = cheapest(estimates)
     if name == "batched":
         return generic(reason)
@@ -230,15 +227,19 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
         return generic(f"CUDA out of memory in the {name} engine")
 
 
-def _event_budget(stack, spikes: Tensor, max_memory: int | None) -> int | None:
-    """``max_memory``, raised to the event engine's workable minimum (two samples' recorded forward and
-    tables: it gives half its budget to a chunk of samples) with a `BudgetWarning` when below it."""
-    if max_memory is None:
-        return None
+def _event_minimum(stack, spikes: Tensor) -> int:
+    """The event engine's workable minimum: two samples' recorded forward and tables (it gives half its budget
+    to a chunk of samples)."""
     from .event import minimum_memory as event_minimum_memory
 
-    needed = 2 * event_minimum_memory(stack, spikes.shape[1])
-    return workable_budget(max_memory, needed, "the event engine (one sample's tables per chunk)")
+    return 2 * event_minimum_memory(stack, spikes.shape[1])
+
+
+def _event_budget(stack, spikes: Tensor, max_memory: int | None) -> int | None:
+    """``max_memory``, raised to `_event_minimum` with a `BudgetWarning` when below it."""
+    if max_memory is None:
+        return None
+    return workable_budget(max_memory, _event_minimum(stack, spikes), "the event engine (one sample's tables per chunk)")
 
 
 def _refuse(choice: str, reason: str, generic):
