@@ -39,6 +39,7 @@ from torch import Tensor
 
 from ..dynamics import LIFParameters, lif_step
 from ..protocol import INPUT_LAYER
+from .cuba import CubaTables, cuba_tables, cuba_unsupported, is_cuba
 from .event_kernels import RESET_CODES, kernels
 from .incremental import Baseline, CompiledStack, readout_finish, stack_forward
 from .plans import Silencing, SpikeRemovals
@@ -133,6 +134,11 @@ def unsupported(stack: CompiledStack, tight: bool = False) -> str | None:
     elif stack.readout not in EVENT_READOUTS:
         return f"readout {stack.readout!r} is not one the event engine computes"
     for name, layer in zip(stack.names[:len(evented)], evented, strict=True):
+        if is_cuba(layer):  # a current-based layer: its own kernel (engine.cuba)
+            why = cuba_unsupported(name, layer)
+            if why is not None:
+                return why
+            continue
         if layer.step is not lif_step or not isinstance(layer.params, LIFParameters):
             return f"layer {name!r} is not a leaky integrate-and-fire layer"
         beta = torch.as_tensor(layer.params.beta)
@@ -154,7 +160,7 @@ def gamma(terms: Tensor | int, unit: float) -> Tensor:
 
 
 def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: bool = False,
-                 alone_checked: bool = False) -> list[LayerTables]:
+                 alone_checked: bool = False) -> list[LayerTables | CubaTables]:
     r"""The tables of every layer for samples ``x`` ``(B, T, N)`` and their recorded ``baseline``.
 
     The loose bound (any summation order, any batch shape): with $u$ the unit roundoff of the weights' dtype,
@@ -185,11 +191,16 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
     unit = torch.finfo(stack.layers[0].weight.dtype).eps / 2
     # float64 model: the estimates round as finely as the model, so the band takes the bound once more.
     spread = 2.1 if unit < 2.0**-40 else 1.05
-    tables = []
+    tables: list[LayerTables | CubaTables] = []
     run = kernels()
     train = x.double()
     evented = stack.layers[:-1] if stack.readout in MEMBRANE_READOUTS else stack.layers
     for index, layer in enumerate(evented):
+        if is_cuba(layer):  # a current-based layer: its own tables (engine.cuba)
+            tables.append(cuba_tables(layer, index, x if index == 0 else baseline.spikes[index - 1], baseline, tight,
+                                      alone_checked, spread))
+            train = baseline.spikes[index].double()
+            continue
         params = layer.params
         n_in, n_out = layer.weight.shape
         weight = layer.weight.double()
@@ -326,7 +337,7 @@ def plan_events(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: Spike
 
 def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRemovals | Silencing,
               recompute: Callable[[Tensor], Tensor] | None = None,
-              tables: list[LayerTables] | None = None, recomputed: Tensor | None = None) -> tuple[Tensor, Tensor]:
+              tables: list[LayerTables | CubaTables] | None = None, recomputed: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` of every row of ``plan`` and the ``(P,)`` bool tie mask, for one chunk of samples.
 
     Args:
@@ -382,7 +393,8 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     shape = np.zeros(n_rows, dtype=np.bool_)
     suffixes = []  # (layer index, rows, their exact input train of that layer): replayed from there
     for index, table in enumerate(tables[level:], start=level):
-        offsets, t, j, delta, row_ties, row_shape = propagate(
+        kernel = propagate if isinstance(table, LayerTables) else table.kernel()  # a current-based layer's own
+        offsets, t, j, delta, row_ties, row_shape = kernel(
             events.offsets, events.t, events.i, events.delta, sample_np, *table.kernel_args(),
             max(16, 4 * events.t.shape[0]), *table.tight_args())
         new_ties = row_ties & ~ties

@@ -1,0 +1,203 @@
+r"""Current-based (synaptic-current) layers in the event engine: snnTorch `Synaptic`, as the graph traces it.
+
+A layer whose step is `sc_neurocore.dynamics.synaptic_step` (delayed reset, spikes of height 1, no
+recurrence) runs as events through `sc_neurocore.engine.cuba_kernels.propagate_cuba`: the same interface
+as a LIF layer's kernel (`sc_neurocore.engine.event`), with the two-state recurrence, its screen and its
+rounding bounds derived in that module's docstring. This module builds the layer's tables from the
+recorded baseline (`CubaTables`) and says when a layer cannot run as events (`cuba_unsupported`).
+
+The tables (float64, per sample, neuron and step): the real-arithmetic anchor (the real currents through
+the float forward's own resets: synaptic current, pre-reset membrane $u$, membrane $v$), the bound $E$ on
+the baseline's own rounding (`sc_neurocore.engine.cuba_kernels.two_state_bound`), the screen's reach, and
+for the tight test the baseline's own float membrane $\hat v$ and pre-reset membrane $\hat u = \beta \hat
+v[t-1] + \hat i[t]$ (recomputed with the framework's own elementwise ops, so the same bits), the local
+roundings $\rho_i, \rho_v$ and the product's one-signed sums $M$.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..dynamics import SynapticParameters, synaptic_step
+from .cuba_kernels import cuba_kernels
+from .event_kernels import RESET_CODES, kernels
+from .incremental import Baseline, CompiledLayer
+
+
+class CubaTables(NamedTuple):
+    r"""What `sc_neurocore.engine.cuba_kernels.propagate_cuba` needs about one current-based layer, for one
+    chunk of samples (float64 NumPy arrays; ``(B, n, T)`` neuron-major unless said otherwise).
+
+    Attributes:
+        weight, abs_weight: ``(n_in, n)`` and its absolute values.
+        alpha, beta, theta: ``(n,)``.
+        reset: the reset code of `RESET_CODES`.
+        membrane, pre: the real anchor's membrane $v$ and pre-reset membrane $u$.
+        spikes: the baseline spikes.
+        bound: the bound $E$ on the baseline's rounding.
+        inverse_reach: ``(B, T, n)`` ``1 / reach`` where ``reach > 0``, else ``inf``; reach_by_neuron: ``reach``.
+        c_op, c_sum, spread, slack: as `sc_neurocore.engine.event.LayerTables`.
+        recorded, recorded_pre: the baseline's own float $\hat v$ and $\hat u$ (tight test).
+        rho_i, rho_v: their local update roundings; partial: the product's one-signed sums $M$.
+        gam: ``(B, T)`` the product's $\gamma$ per step; tight: whether the tight test may decide.
+        c_est: the float64 estimate's own rounding factor.
+    """
+
+    weight: np.ndarray
+    abs_weight: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    theta: np.ndarray
+    reset: int
+    membrane: np.ndarray
+    pre: np.ndarray
+    spikes: np.ndarray
+    bound: np.ndarray
+    inverse_reach: np.ndarray
+    reach_by_neuron: np.ndarray
+    c_op: float
+    c_sum: float
+    spread: float
+    slack: int
+    recorded: np.ndarray | None = None
+    recorded_pre: np.ndarray | None = None
+    rho_i: np.ndarray | None = None
+    rho_v: np.ndarray | None = None
+    partial: np.ndarray | None = None
+    gam: np.ndarray | None = None
+    tight: bool = False
+    c_est: float = 2.0**-52
+
+    def kernel(self):
+        """The layer's kernel, `propagate_cuba` (numba-compiled when installed)."""
+        return cuba_kernels()["propagate_cuba"]
+
+    def kernel_args(self) -> tuple:
+        """The arguments of `propagate_cuba` between the rows' samples and ``capacity``."""
+        return (self.weight, self.abs_weight, self.alpha, self.beta, self.theta, self.reset, self.membrane, self.pre,
+                self.spikes, self.bound, self.inverse_reach, self.reach_by_neuron, self.c_op, self.c_sum, self.spread,
+                self.slack)
+
+    def tight_args(self) -> tuple:
+        """The tight test's arguments of `propagate_cuba` (after ``capacity``)."""
+        if not self.tight or self.recorded is None:
+            empty = np.zeros((1, 1, 1))
+            return empty, empty, empty, empty, empty, np.zeros((1, 1)), False, self.c_est
+        return self.recorded, self.recorded_pre, self.rho_i, self.rho_v, self.partial, self.gam, True, self.c_est
+
+
+def is_cuba(layer: CompiledLayer) -> bool:
+    """Whether ``layer`` is a current-based layer this module handles (its step is `synaptic_step`).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.dynamics import SynapticParameters
+        >>> is_cuba(CompiledLayer(torch.ones(2, 2), None, synaptic_step, SynapticParameters(), None))
+        True
+    """
+    return layer.step is synaptic_step and isinstance(layer.params, SynapticParameters)
+
+
+def cuba_unsupported(name: str, layer: CompiledLayer) -> str | None:
+    """Why the current-based ``layer`` cannot run as events (``None``: it can).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.dynamics import SynapticParameters
+        >>> layer = CompiledLayer(torch.ones(2, 2), None, synaptic_step, SynapticParameters(reset_delay=False), None)
+        >>> cuba_unsupported("1", layer)
+        "layer '1' resets in the same step (the events follow the delayed reset)"
+    """
+    params = layer.params
+    if params.recurrent is not None:
+        return f"layer {name!r} is recurrent"
+    for field in ("alpha", "beta"):
+        value = torch.as_tensor(getattr(params, field))
+        if bool((value < 0).any()) or bool((value > 1).any()):
+            return f"layer {name!r} has an {field} outside [0, 1]"
+    if params.reset not in RESET_CODES:
+        return f"layer {name!r} has reset {params.reset!r}"
+    if not bool(torch.all(torch.as_tensor(params.graded) == 1)):
+        return f"layer {name!r} emits graded spikes (the events are spike flips of height 1)"
+    if not params.reset_delay:
+        return f"layer {name!r} resets in the same step (the events follow the delayed reset)"
+    return None
+
+
+def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Baseline, tight: bool,
+                alone_checked: bool, spread: float) -> CubaTables:
+    r"""The tables of current-based layer ``index`` of a stack, fed by the train ``below`` ``(B, T, n_in)``
+    (the samples, or the baseline spikes of the layer below), from the recorded ``baseline``.
+
+    ``tight``: the stack's ops are the model's own (see `sc_neurocore.engine.event.layer_tables`, which
+    calls this for such a layer with its ``spread``); ``alone_checked``: the caller checked that the layer's
+    product gives each sample's rows alone the recorded bits.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.dynamics import SynapticParameters, synaptic_initial_state
+        >>> from sc_neurocore.engine.incremental import CompiledStack, stack_forward
+        >>> layer = CompiledLayer(torch.randn(6, 3), None, synaptic_step, SynapticParameters(0.8, 0.9),
+        ...                       synaptic_initial_state)
+        >>> x = (torch.rand(1, 8, 6) < 0.4).float()
+        >>> _, baseline = stack_forward(CompiledStack((layer,), ("1",)), x, record=True)
+        >>> cuba_tables(layer, 0, x, baseline, True, False, 1.05).bound.shape
+        (1, 3, 8)
+    """
+    from .event import ADDED_SPIKES, _rows_alone_match, gamma
+
+    params: SynapticParameters = layer.params
+    unit = torch.finfo(layer.weight.dtype).eps / 2
+    n_in, n_out = layer.weight.shape
+    run, own = kernels(), cuba_kernels()
+    train = below.double()
+    weight = layer.weight.double()
+    state = baseline.states[index]
+    spikes = baseline.spikes[index].double()
+    alpha, beta, theta = (torch.as_tensor(value, dtype=torch.float64).expand(n_out).contiguous()
+                          for value in (params.alpha, params.beta, params.threshold))
+    sums = [np.zeros((*train.shape[:2], n_out)) for _ in range(4)]
+    run["spike_sums"](np.ascontiguousarray(train.numpy()), np.ascontiguousarray(weight.numpy()), *sums)
+    real_current, magnitude, positive, negative = (torch.from_numpy(a) for a in sums)
+    binary = bool(((train == 0) | (train == 1)).all())
+    partial = torch.maximum(positive, negative) if binary else magnitude.clone()
+    if layer.bias is not None:
+        magnitude += layer.bias.double().abs()
+        partial += layer.bias.double().abs()
+        real_current += layer.bias.double()
+    reset = RESET_CODES[params.reset]
+    _, pre, membrane = own["real_states"](real_current.numpy(), spikes.numpy(), alpha.numpy(), beta.numpy(),
+                                          theta.numpy(), reset)
+    terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else ADDED_SPIKES)
+    synaptic_f, membrane_f = state.synaptic.double(), state.membrane.double()
+    previous_i = torch.cat([synaptic_f.new_zeros(synaptic_f[:, :1].shape), synaptic_f[:, :-1]], dim=1)
+    previous_v = torch.cat([membrane_f.new_zeros(membrane_f[:, :1].shape), membrane_f[:, :-1]], dim=1)
+    # Each op rounds by at most u times its float result (round to nearest), whose magnitude is at most
+    # (1 + u) times the bound of its terms. float64: the estimates round as finely as the model, doubled.
+    factor = 2 * unit if unit < 2.0**-40 else unit * (1 + 4 * unit)
+    rho_i = factor * (alpha * previous_i.abs() + synaptic_f.abs())
+    rho_v = factor * (2 * beta * previous_v.abs() + synaptic_f.abs() + membrane_f.abs())
+    gam = gamma(terms, unit)
+    bound = own["two_state_bound"]((rho_i + gam * magnitude).numpy(), rho_v.numpy(), alpha.numpy(), beta.numpy())
+    margin = np.abs(membrane - theta.numpy()) - spread * bound
+    reach = own["reverse_reach"](margin, alpha.numpy(), beta.numpy())
+    with np.errstate(divide="ignore"):
+        inverse = np.where(reach > 0, 1.0 / reach, np.inf)
+    membrane_n, pre_n, spikes_n, bound_n, reach_n = (np.ascontiguousarray(a.transpose(0, 2, 1))
+                                                     for a in (membrane, pre, spikes.numpy(), bound, reach))
+    layer_tight = tight and (alone_checked or _rows_alone_match(layer, below, baseline.currents[index]))
+    extra: tuple = ()
+    if layer_tight:
+        with torch.no_grad():  # the framework's own elementwise ops on its own float states: the same bits
+            zero = state.membrane.new_zeros(state.membrane[:, :1].shape)
+            recorded_pre = params.beta * torch.cat([zero, state.membrane[:, :-1]], dim=1) + state.synaptic
+        extra = tuple(np.ascontiguousarray(a.double().numpy().transpose(0, 2, 1))
+                      for a in (state.membrane, recorded_pre, rho_i, rho_v, partial)) \
+            + (np.ascontiguousarray(gam[:, :, 0].numpy()), True)
+    return CubaTables(weight.numpy(), np.abs(weight.numpy()), alpha.numpy(), beta.numpy(), theta.numpy(), reset,
+                      membrane_n, pre_n, spikes_n, bound_n, inverse, reach_n, 4 * unit,
+                      float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES, *extra)

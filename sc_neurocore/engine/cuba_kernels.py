@@ -1,0 +1,429 @@
+r"""The event engine's inner loop for a current-based (synaptic-current) layer: snnTorch `Synaptic`.
+
+The layer (`sc_neurocore.dynamics.synaptic_step`, delayed reset, spikes of height 1) runs, in the framework's
+order of operations, with $r[t] = s[t-1]$ the reset decided from the previous membrane:
+
+$$i[t] = \alpha i[t-1] + I[t], \qquad u[t] = \beta v[t-1] + i[t], \qquad
+v[t] = u[t] - r[t]\theta \;\text{(subtract)},\; (1 - r[t]) u[t] \;\text{(zero)},\; u[t] \;\text{(none)}$$
+
+and $s[t] = H(v[t] - \theta)$. A perturbed row changes the layer's input by events $(t_e, i_e, \delta_e)$;
+for neuron $j$ the kicks $k[t] = \sum_{e: t_e = t} \delta_e W_{i_e j}$ drive the differences to the
+baseline, a two-state linear recurrence until a reset flips:
+
+$$\Delta i[t] = \alpha \Delta i[t-1] + k[t], \qquad \Delta u[t] = \beta \Delta v[t-1] + \Delta i[t],
+\qquad \Delta v[t] = \Delta u[t] - (r'[t] - r[t])\theta$$
+
+(none: no reset term; zero: $(1 - r)\Delta u$ while the resets agree, re-anchored on the baseline's
+pre-reset membrane $u$ where they differ: $\Delta v = (1 - r')(u + \Delta u) - (1 - r) u$).
+
+**The screen.** Without a flip, a kick $K$ at $t_e$ moves the membrane at $s \ge t_e$ by $K h[s - t_e]$,
+the double-exponential response $h[n] = \sum_{q=0}^{n} \beta^{n-q} \alpha^q$ ($h[0] = 1$). With the
+baseline's margin $m[s] = |v[s] - \theta| - c E[s]$ (its rounding bound $E$ taken off) and the table
+$\mathrm{reach}[t] = \min_{s \ge t} m[s] / h[s - t]$ (`reverse_reach`), a neuron with
+$g \sum_e |K_e| / \mathrm{reach}[t_e] < 1$ provably flips nothing ($g \ge 1$ covers the perturbation's
+own rounding, below) and is skipped. A scan stops after the row's last event as soon as what is left,
+which acts from $t + 1$ as kicks $\beta \Delta v[t]$ and $\alpha \Delta i[t]$ (both responses are at
+most $h$), passes the same test against $\mathrm{reach}[t + 1]$.
+
+**Rounding (the loose test, any summation order).** With $u$ the unit roundoff, the baseline's float
+forward differs from its real-arithmetic anchor (real currents, the float forward's own resets) by at most
+
+$$E_i[t] = \alpha E_i[t-1] + 2u(\alpha|i[t-1]| + |i[t]|) + \gamma_{k_t} A[t], \qquad
+E[t] = \beta E[t-1] + E_i[t] + 2u(2\beta|v[t-1]| + |i[t]| + |v[t]| + \theta)$$
+
+(the product's bound $\gamma_{k_t} A[t]$ as for a LIF layer; the membrane's multiply, add and reset each
+round once, and $|u[t]| \le \beta|v[t-1]| + |i[t]|$). A perturbed copy rounds at most as much plus its
+share, with $c = 4u$:
+
+$$R_i[t] = \alpha R_i[t-1] + c(\alpha|\Delta i[t-1]| + |\Delta i[t]|) + \gamma_{n_{in}+1} \textstyle\sum |k|,
+\qquad R[t] = \beta R[t-1] + R_i[t] + c(2\beta|\Delta v[t-1]| + |\Delta i[t]| + |\Delta v[t]| + \theta|r' - r|)$$
+
+and a decision is taken from the estimate $v[t] + \Delta v[t]$ only outside $c_s E[t] + R[t]$ ($c_s$ =
+``spread``, as for a LIF layer). Summed over the window these shares stay below
+$(\gamma_{n_{in}+1} + c(6T + 6))$ times the response bound, hence the screen's $g = 1 + \gamma_{n_{in}+1} +
+c(6T + 6)$.
+
+**The tight test** (where the stack's ops are the model's own): the estimate $\hat v[t] + \Delta_t v[t]$
+anchored on the baseline's own float membrane $\hat v$, whose differences run the same recurrence from the
+row's first event (before it the two computations are identical), against
+
+$$R^t_i[t] = \alpha R^t_i[t-1] + 2\rho_i[t] + c'(\alpha|\Delta_t i[t-1]| + |\Delta_t i[t]|) +
+[\text{input changed at } t]\,\gamma_{k_t}(2M[t] + \textstyle\sum|k|), \qquad
+R^t[t] = \beta R^t[t-1] + R^t_i[t] + 2\rho_v[t] + c'(\dots)$$
+
+($\rho_i, \rho_v$ the baseline's local update roundings of the two states, above; $M$ the larger one-signed
+sum of the product's summands; $c' = c + 2^{-51}$ for the float64 estimate), times $1 + c(2T + 4)$ for the
+second-order terms. A decision the tight test takes flags the row (``shape``); one inside both bounds makes
+the row a tie, replayed by the caller exactly as for a LIF layer (`sc_neurocore.engine.event`).
+
+Written once in plain Python over NumPy arrays and compiled by numba when it is installed (the ``fast``
+extra), as `sc_neurocore.engine.event_kernels`; without numba the same functions run uncompiled.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+
+def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, alpha, beta, theta, reset, membrane,
+                   pre, spikes, bound, inverse_reach, reach_by_neuron, c_op, c_sum, spread, slack, capacity,
+                   recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est):
+    r"""Spike changes of one current-based layer for every row (see the module docstring).
+
+    Args:
+        offsets: ``(P + 1,)`` int64: row ``p``'s input events are ``[offsets[p], offsets[p + 1])``.
+        ev_t, ev_i, ev_delta: the input events (time, input neuron, change of the input), by row and time.
+        sample: ``(P,)`` int64: the sample of each row.
+        weight, abs_weight: ``(n_in, n)`` float64 and its absolute values.
+        alpha, beta, theta: ``(n,)`` float64.
+        reset: 0 subtract, 1 zero, 2 none.
+        membrane, pre, spikes, bound: ``(B, n, T)``: the real anchor's membrane $v$ and pre-reset membrane
+            $u$, the baseline spikes, the bound $E$.
+        inverse_reach: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``; reach_by_neuron:
+            ``reach`` itself ``(B, n, T)``.
+        c_op, c_sum, spread, slack: as for `sc_neurocore.engine.event_kernels.propagate_layer`.
+        capacity: initial size of the output event buffers.
+        recorded, recorded_pre, rho_i, rho_v, partial: ``(B, n, T)``: the baseline's float membrane and
+            pre-reset membrane, its local update roundings and the product's one-signed sum $M$; gam: ``(B, T)``;
+            tight: whether the tight test may decide; c_est: the float64 estimate's rounding ($2^{-52}$).
+
+    Returns:
+        ``(offsets, t, j, delta, tie, shape)``, as `propagate_layer`.
+
+    Example:
+        >>> import numpy as np
+        >>> z, one = np.zeros((1, 1, 3)), np.ones(1)
+        >>> out = propagate_cuba(np.array([0, 1]), np.array([0]), np.array([0]), np.array([1.0]), np.array([0]),
+        ...                      np.array([[1.5]]), np.array([[1.5]]), 0.5 * one, 0.5 * one, one, 0, z, z, z, z,
+        ...                      np.full((1, 3, 1), np.inf), np.full((1, 1, 3), -1.0), 1e-7, 1e-7, 1.05, 8, 4,
+        ...                      z, z, z, z, z, np.zeros((1, 3)), False, 2.0**-52)
+        >>> out[0].tolist(), out[1].tolist(), out[3].tolist()  # v = 1.5, 0.5, 0.625: a new spike at t = 0
+        ([0, 1], [0], [1.0])
+    """
+    n_rows = offsets.shape[0] - 1
+    n_steps = membrane.shape[2]
+    n_out = weight.shape[1]
+    by_neuron = np.ascontiguousarray(weight.T)
+    grow = 1.0 + c_sum + c_op * (6.0 * n_steps + 6.0)
+    scale_t = 1.0 + c_op * (2.0 * n_steps + 4.0)
+    out_offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    out_t = np.empty(max(capacity, 1), dtype=np.int64)
+    out_j = np.empty(max(capacity, 1), dtype=np.int64)
+    out_delta = np.empty(max(capacity, 1), dtype=np.float64)
+    tie = np.zeros(n_rows, dtype=np.bool_)
+    shape = np.zeros(n_rows, dtype=np.bool_)
+    flag = np.zeros(1, dtype=np.bool_)
+    row_t = np.empty(n_out * n_steps, dtype=np.int64)
+    row_j = np.empty(n_out * n_steps, dtype=np.int64)
+    row_delta = np.empty(n_out * n_steps, dtype=np.float64)
+    per_step = np.zeros(n_steps + 1, dtype=np.int64)
+    totals = np.empty(n_out, dtype=np.float64)
+    count = 0
+    for p in range(n_rows):
+        found = 0
+        if offsets[p] < offsets[p + 1]:
+            flag[0] = False
+            found = _scan_cuba(offsets[p], offsets[p + 1], sample[p], ev_t, ev_i, ev_delta, by_neuron, abs_weight,
+                               alpha, beta, theta, reset, membrane, pre, spikes, bound, inverse_reach,
+                               reach_by_neuron, c_op, c_sum, spread, slack, grow, scale_t, totals, row_t, row_j,
+                               row_delta, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est, flag)
+            shape[p] = flag[0]
+        if found < 0:
+            tie[p] = True
+            found = 0
+        if count + found > out_t.shape[0]:
+            size = max(2 * out_t.shape[0], count + found)
+            out_t = _grown_int(out_t, count, size)
+            out_j = _grown_int(out_j, count, size)
+            out_delta = _grown_float(out_delta, count, size)
+        _time_sorted(found, count, n_steps, row_t, row_j, row_delta, per_step, out_t, out_j, out_delta)
+        count += found
+        out_offsets[p + 1] = count
+    return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
+
+
+def _grown_int(values, used, size):
+    """A larger int64 buffer holding ``values[:used]``."""
+    grown = np.empty(size, dtype=np.int64)
+    grown[:used] = values[:used]
+    return grown
+
+
+def _grown_float(values, used, size):
+    """A larger float64 buffer holding ``values[:used]``."""
+    grown = np.empty(size, dtype=np.float64)
+    grown[:used] = values[:used]
+    return grown
+
+
+def _time_sorted(found, count, n_steps, row_t, row_j, row_delta, per_step, out_t, out_j, out_delta):
+    """Append one row's ``found`` changes at ``count``, in time order (a stable counting sort): the next layer
+    reads them by time."""
+    if found == 0:
+        return
+    per_step[:] = 0
+    for k in range(found):
+        per_step[row_t[k] + 1] += 1
+    for t in range(n_steps):
+        per_step[t + 1] += per_step[t]
+    for k in range(found):
+        slot = count + per_step[row_t[k]]
+        per_step[row_t[k]] += 1
+        out_t[slot] = row_t[k]
+        out_j[slot] = row_j[k]
+        out_delta[slot] = row_delta[k]
+
+
+def _scan_cuba(start, stop, b, ev_t, ev_i, ev_delta, by_neuron, abs_weight, alpha, beta, theta, reset, membrane, pre,
+               spikes, bound, inverse_reach, reach_by_neuron, c_op, c_sum, spread, slack, grow, scale_t, totals,
+               row_t, row_j, row_delta, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est, flag):
+    """One row's spike changes, in neuron order, written to ``row_*``: their number, or -1 on a tie
+    (``flag[0]`` set when a decision was taken by the tight test alone)."""
+    c_opt = c_op + 2.0 * c_est
+    n_steps = membrane.shape[2]
+    n_out = abs_weight.shape[1]
+    added = 0  # the most spikes this row adds to one step's input
+    e = start
+    while e < stop:
+        here = 0
+        t = ev_t[e]
+        while e < stop and ev_t[e] == t:
+            if ev_delta[e] > 0.0:
+                here += 1
+            e += 1
+        added = max(added, here)
+    if added > slack:
+        return -1
+    first_t = ev_t[start]
+    last_t = ev_t[stop - 1]
+    for j in range(n_out):
+        totals[j] = 0.0
+    for e in range(start, stop):
+        size = abs(ev_delta[e])
+        i = ev_i[e]
+        t = ev_t[e]
+        for j in range(n_out):
+            totals[j] += size * abs_weight[i, j] * inverse_reach[b, t, j]
+    found = 0
+    for j in range(n_out):
+        if totals[j] * grow < 1.0:  # NaN (a zero weight times an infinite inverse) is scanned
+            continue
+        aj = alpha[j]
+        bj = beta[j]
+        th = theta[j]
+        di = 0.0  # differences to the real anchor
+        dv = 0.0
+        ri = 0.0
+        rv = 0.0
+        ti = 0.0  # differences to the baseline's own float states (the tight test)
+        tv = 0.0
+        rti = 0.0
+        rtv = 0.0
+        e = start
+        previous = spikes[b, j, first_t - 1] if first_t > 0 else 0.0  # the perturbed copy's spike at t - 1
+        for t in range(first_t, n_steps):
+            change = 0.0
+            mass = 0.0
+            kicks = 0
+            while e < stop and ev_t[e] == t:
+                kick = ev_delta[e] * by_neuron[j, ev_i[e]]
+                change += kick
+                mass += abs(kick)
+                kicks += 1
+                e += 1
+            base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
+            flipped = abs(previous - base_reset)
+            new_di = aj * di + change
+            du = bj * dv + new_di
+            new_ti = aj * ti + change
+            du_t = bj * tv + new_ti
+            if reset == 0:
+                new_dv = du - (previous - base_reset) * th
+                new_tv = du_t - (previous - base_reset) * th
+            elif reset == 2:
+                new_dv = du
+                new_tv = du_t
+            elif previous == base_reset:
+                new_dv = (1.0 - base_reset) * du
+                new_tv = (1.0 - base_reset) * du_t
+            else:  # a flipped zero reset: re-anchored on the baseline's pre-reset membrane (real, and float)
+                before = pre[b, j, t]
+                new_dv = (1.0 - previous) * (before + du) - (1.0 - base_reset) * before
+                before = recorded_pre[b, j, t]
+                new_tv = (1.0 - previous) * (before + du_t) - (1.0 - base_reset) * before
+            ri = aj * ri + c_op * (aj * abs(di) + abs(new_di)) + c_sum * mass
+            rv = bj * rv + ri + c_op * (2.0 * bj * abs(dv) + abs(new_di) + abs(new_dv) + th * flipped)
+            if tight:
+                rti = aj * rti + 2.0 * rho_i[b, j, t] + c_opt * (aj * abs(ti) + abs(new_ti))
+                if kicks > 0:
+                    rti += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
+                rtv = bj * rtv + rti + 2.0 * rho_v[b, j, t] + c_opt * (2.0 * bj * abs(tv) + abs(new_ti)
+                                                                       + abs(new_tv) + th * flipped)
+            di = new_di
+            dv = new_dv
+            ti = new_ti
+            tv = new_tv
+            estimate = membrane[b, j, t] + dv
+            radius = spread * bound[b, j, t] + rv
+            if estimate - th > radius:
+                fired = 1.0
+            elif th - estimate > radius:
+                fired = 0.0
+            elif tight:
+                estimate = recorded[b, j, t] + tv
+                radius = rtv * scale_t + c_est * (abs(estimate) + th) + c_op * th
+                if estimate - th > radius:
+                    fired = 1.0
+                elif th - estimate > radius:
+                    fired = 0.0
+                else:
+                    return -1
+                flag[0] = True
+            else:
+                return -1
+            base = spikes[b, j, t]
+            if fired != base:
+                row_t[found] = t
+                row_j[found] = j
+                row_delta[found] = fired - base
+                found += 1
+            previous = fired
+            # After the last event, what is left acts from t + 1 as kicks beta dv and alpha di.
+            if t >= last_t and fired == base and t + 1 < n_steps and \
+                    grow * (bj * abs(dv) + aj * abs(di)) + bj * rv + aj * ri < reach_by_neuron[b, j, t + 1]:
+                break
+    return found
+
+
+def reverse_reach(margin, alpha, beta):
+    r"""``reach[b, t, j] = min over s >= t of margin[b, s, j] / h_j[s - t]``, $h[n] = \sum_{q \le n} \beta^{n-q}
+    \alpha^q$ (the membrane's response to a unit kick of the current), ``(B, T, n)``.
+
+    A step the response cannot reach ($h = 0$: $\alpha = \beta = 0$) is out of reach (``inf``) unless its
+    margin is not positive (then ``-inf``: never screened, as for a LIF layer).
+
+    Example:
+        >>> import numpy as np
+        >>> reverse_reach(np.array([[[3.0], [1.0]]]), np.array([0.5]), np.array([0.5]))[0, :, 0].tolist()
+        [1.0, 1.0]
+    """
+    n_samples, n_steps, n_out = margin.shape
+    reach = np.empty_like(margin)
+    response = np.empty(n_steps, dtype=np.float64)
+    for j in range(n_out):
+        a = alpha[j]
+        bj = beta[j]
+        power = 1.0  # alpha ** n
+        running = 0.0
+        for n in range(n_steps):
+            running = bj * running + power if n > 0 else 1.0
+            response[n] = running
+            power *= a
+        for b in range(n_samples):
+            for t in range(n_steps):
+                best = np.inf
+                for s in range(t, n_steps):
+                    m = margin[b, s, j]
+                    h = response[s - t]
+                    if h > 0.0:
+                        value = m / h
+                    elif m > 0.0:
+                        value = np.inf
+                    else:
+                        value = -np.inf
+                    if value < best:
+                        best = value
+                reach[b, t, j] = best
+    return reach
+
+
+def real_states(current, spikes, alpha, beta, theta, reset):
+    """The real-arithmetic (float64) synaptic current, pre-reset membrane and membrane ``(B, T, n)`` driven
+    by the real currents and the float forward's own resets (``spikes``: the spikes it emitted).
+
+    Example:
+        >>> import numpy as np
+        >>> out = real_states(np.ones((1, 3, 1)), np.array([[[0.0], [1.0], [0.0]]]), np.array([0.5]),
+        ...                   np.array([0.5]), np.array([1.0]), 0)
+        >>> [a[0, :, 0].tolist() for a in out]
+        [[1.0, 1.5, 1.75], [1.0, 2.0, 2.75], [1.0, 2.0, 1.75]]
+    """
+    n_samples, n_steps, n_out = current.shape
+    synaptic = np.empty_like(current)
+    pre = np.empty_like(current)
+    membrane = np.empty_like(current)
+    for b in range(n_samples):
+        for j in range(n_out):
+            i = 0.0
+            v = 0.0
+            for t in range(n_steps):
+                fired = spikes[b, t - 1, j] if t > 0 else 0.0
+                i = alpha[j] * i + current[b, t, j]
+                u = beta[j] * v + i
+                if reset == 0:
+                    v = u - fired * theta[j]
+                elif reset == 1:
+                    v = (1.0 - fired) * u
+                else:
+                    v = u
+                synaptic[b, t, j] = i
+                pre[b, t, j] = u
+                membrane[b, t, j] = v
+    return synaptic, pre, membrane
+
+
+def two_state_bound(local_i, local_v, alpha, beta):
+    """``E_i[t] = alpha E_i[t-1] + local_i[t]``, ``E[t] = beta E[t-1] + E_i[t] + local_v[t]`` over time
+    (from 0), for ``(B, T, n)`` arrays: ``E``.
+
+    Example:
+        >>> import numpy as np
+        >>> two_state_bound(np.ones((1, 3, 1)), np.zeros((1, 3, 1)), np.array([0.5]), np.array([1.0]))[0, :, 0].tolist()
+        [1.0, 2.5, 4.25]
+    """
+    n_samples, n_steps, n_out = local_i.shape
+    out = np.empty_like(local_i)
+    for b in range(n_samples):
+        for j in range(n_out):
+            ei = 0.0
+            ev = 0.0
+            for t in range(n_steps):
+                ei = alpha[j] * ei + local_i[b, t, j]
+                ev = beta[j] * ev + ei + local_v[b, t, j]
+                out[b, t, j] = ev
+    return out
+
+
+_PYTHON_HELPERS = {"_scan_cuba": _scan_cuba, "_grown_int": _grown_int, "_grown_float": _grown_float,
+                   "_time_sorted": _time_sorted}
+# The plain-Python propagate_cuba calls the plain-Python helpers, whatever the module globals become once compiled.
+_python_propagate = types.FunctionType(propagate_cuba.__code__, {**globals(), **_PYTHON_HELPERS}, "propagate_cuba")
+PYTHON_KERNELS = {"propagate_cuba": _python_propagate, "reverse_reach": reverse_reach, "real_states": real_states,
+                  "two_state_bound": two_state_bound}
+_COMPILED: dict[str, object] = {}
+
+
+def cuba_kernels(compiled: bool = True) -> dict:
+    """The kernels by name: numba-compiled when ``compiled`` and numba is installed, else plain Python.
+
+    Example:
+        >>> sorted(cuba_kernels(compiled=False))
+        ['propagate_cuba', 'real_states', 'reverse_reach', 'two_state_bound']
+    """
+    from .event_kernels import numba_available
+
+    if not compiled or not numba_available():
+        return PYTHON_KERNELS
+    if not _COMPILED:
+        import numba
+
+        jit = numba.njit(cache=True, error_model="numpy")
+        # The helpers first: propagate_cuba calls them through the module globals, which must be the compiled ones.
+        for name, function in _PYTHON_HELPERS.items():
+            globals()[name] = jit(function)
+        for name, function in (("propagate_cuba", propagate_cuba), ("reverse_reach", reverse_reach),
+                               ("real_states", real_states), ("two_state_bound", two_state_bound)):
+            _COMPILED[name] = jit(function)
+    return _COMPILED
