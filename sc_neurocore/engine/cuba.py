@@ -33,13 +33,14 @@ class CubaTables(NamedTuple):
     chunk of samples (float64 NumPy arrays; ``(B, n, T)`` neuron-major unless said otherwise).
 
     Attributes:
-        weight, abs_weight: ``(n_in, n)`` and its absolute values.
+        weight: ``(n_in, n)``.
         alpha, beta, theta: ``(n,)``.
         reset: the reset code of `RESET_CODES`.
         membrane, pre: the real anchor's membrane $v$ and pre-reset membrane $u$.
         spikes: the baseline spikes.
         bound: the bound $E$ on the baseline's rounding.
-        inverse_reach: ``(B, T, n)`` ``1 / reach`` where ``reach > 0``, else ``inf``; reach_by_neuron: ``reach``.
+        inverse_up, inverse_down: ``(B, T, n)`` ``1 / reach`` where ``reach > 0``, else ``inf``, of the reaches of
+            an upward and a downward flip; up_by_neuron, down_by_neuron: the reaches.
         c_op, c_sum, spread, slack: as `sc_neurocore.engine.event.LayerTables`.
         recorded, recorded_pre: the baseline's own float $\hat v$ and $\hat u$ (tight test).
         rho_i, rho_v: their local update roundings; partial: the product's one-signed sums $M$.
@@ -48,7 +49,6 @@ class CubaTables(NamedTuple):
     """
 
     weight: np.ndarray
-    abs_weight: np.ndarray
     alpha: np.ndarray
     beta: np.ndarray
     theta: np.ndarray
@@ -57,8 +57,10 @@ class CubaTables(NamedTuple):
     pre: np.ndarray
     spikes: np.ndarray
     bound: np.ndarray
-    inverse_reach: np.ndarray
-    reach_by_neuron: np.ndarray
+    inverse_up: np.ndarray
+    inverse_down: np.ndarray
+    up_by_neuron: np.ndarray
+    down_by_neuron: np.ndarray
     c_op: float
     c_sum: float
     spread: float
@@ -77,10 +79,10 @@ class CubaTables(NamedTuple):
         return cuba_kernels()["propagate_cuba"]
 
     def kernel_args(self) -> tuple:
-        """The arguments of `propagate_cuba` between the rows' samples and ``capacity``."""
-        return (self.weight, self.abs_weight, self.alpha, self.beta, self.theta, self.reset, self.membrane, self.pre,
-                self.spikes, self.bound, self.inverse_reach, self.reach_by_neuron, self.c_op, self.c_sum, self.spread,
-                self.slack)
+        """The arguments of `propagate_cuba` between the rows' needed neurons (``only``) and ``capacity``."""
+        return (self.weight, self.alpha, self.beta, self.theta, self.reset, self.membrane, self.pre, self.spikes,
+                self.bound, self.inverse_up, self.inverse_down, self.up_by_neuron, self.down_by_neuron, self.c_op,
+                self.c_sum, self.spread, self.slack)
 
     def tight_args(self) -> tuple:
         """The tight test's arguments of `propagate_cuba` (after ``capacity``)."""
@@ -184,11 +186,11 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
     gam = gamma(terms, unit)
     bound = own["two_state_bound"]((rho_i + gam * magnitude).numpy(), rho_v.numpy(), alpha.numpy(), beta.numpy())
     margin = np.abs(membrane - theta.numpy()) - spread * bound
-    reach = own["reverse_reach"](margin, alpha.numpy(), beta.numpy())
+    up, down = own["reverse_reach"](margin, spikes.numpy(), alpha.numpy(), beta.numpy())
     with np.errstate(divide="ignore"):
-        inverse = np.where(reach > 0, 1.0 / reach, np.inf)
-    membrane_n, pre_n, spikes_n, bound_n, reach_n = (np.ascontiguousarray(a.transpose(0, 2, 1))
-                                                     for a in (membrane, pre, spikes.numpy(), bound, reach))
+        inverse_up, inverse_down = (np.where(reach > 0, 1.0 / reach, np.inf) for reach in (up, down))
+    membrane_n, pre_n, spikes_n, bound_n, up_n, down_n = (np.ascontiguousarray(a.transpose(0, 2, 1))
+                                                          for a in (membrane, pre, spikes.numpy(), bound, up, down))
     layer_tight = tight and (alone_checked or _rows_alone_match(layer, below, baseline.currents[index]))
     extra: tuple = ()
     if layer_tight:
@@ -198,6 +200,6 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
         extra = tuple(np.ascontiguousarray(a.double().numpy().transpose(0, 2, 1))
                       for a in (state.membrane, recorded_pre, rho_i, rho_v, partial)) \
             + (np.ascontiguousarray(gam[:, :, 0].numpy()), True)
-    return CubaTables(weight.numpy(), np.abs(weight.numpy()), alpha.numpy(), beta.numpy(), theta.numpy(), reset,
-                      membrane_n, pre_n, spikes_n, bound_n, inverse, reach_n, 4 * unit,
+    return CubaTables(weight.numpy(), alpha.numpy(), beta.numpy(), theta.numpy(), reset, membrane_n, pre_n, spikes_n,
+                      bound_n, inverse_up, inverse_down, up_n, down_n, 4 * unit,
                       float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES, *extra)

@@ -17,13 +17,18 @@ $$\Delta i[t] = \alpha \Delta i[t-1] + k[t], \qquad \Delta u[t] = \beta \Delta v
 pre-reset membrane $u$ where they differ: $\Delta v = (1 - r')(u + \Delta u) - (1 - r) u$).
 
 **The screen.** Without a flip, a kick $K$ at $t_e$ moves the membrane at $s \ge t_e$ by $K h[s - t_e]$,
-the double-exponential response $h[n] = \sum_{q=0}^{n} \beta^{n-q} \alpha^q$ ($h[0] = 1$). With the
-baseline's margin $m[s] = |v[s] - \theta| - c E[s]$ (its rounding bound $E$ taken off) and the table
-$\mathrm{reach}[t] = \min_{s \ge t} m[s] / h[s - t]$ (`reverse_reach`), a neuron with
-$g \sum_e |K_e| / \mathrm{reach}[t_e] < 1$ provably flips nothing ($g \ge 1$ covers the perturbation's
-own rounding, below) and is skipped. A scan stops after the row's last event as soon as what is left,
-which acts from $t + 1$ as kicks $\beta \Delta v[t]$ and $\alpha \Delta i[t]$ (both responses are at
-most $h$), passes the same test against $\mathrm{reach}[t + 1]$.
+the double-exponential response $h[n] = \sum_{q=0}^{n} \beta^{n-q} \alpha^q$ ($h[0] = 1$; the baseline's
+zero resets only cut it, to between 0 and $h$), so before a neuron's first flip $\Delta v$ lies between
+minus the response of its negative kicks and the response of its positive ones. A silent step can only
+flip upward, by $\Delta v[s] \ge m[s]$, a spiking one only downward, where $m[s] = |v[s] - \theta| - c E[s]$ is
+the baseline's margin less its rounding bound $E$ (a step with $m \le 0$ counts both ways). With the tables
+$\mathrm{up}[t] = \min m[s] / h[s - t]$ over the silent steps $s \ge t$ and $\mathrm{down}[t]$ over the
+spiking ones (`reverse_reach`), a neuron with
+$\sum_e (g K_e^+ + (g - 1) K_e^-) / \mathrm{up}[t_e] < 1$ and $\sum_e (g K_e^- + (g - 1) K_e^+) /
+\mathrm{down}[t_e] < 1$ provably flips nothing, nor comes within the rounding bound ($g - 1$ covers the
+perturbation's own rounding, below), and is skipped. A scan stops after the row's last event as soon as
+what is left, which acts from $t + 1$ as kicks $\beta \Delta v[t]$ and $\alpha \Delta i[t]$ (both responses
+between 0 and $h$) plus its rounding, passes the same two tests at $t + 1$.
 
 **Rounding (the loose test, any summation order).** With $u$ the unit roundoff, the baseline's float
 forward differs from its real-arithmetic anchor (real currents, the float forward's own resets) by at most
@@ -67,22 +72,25 @@ import types
 import numpy as np
 
 
-def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, alpha, beta, theta, reset, membrane,
-                   pre, spikes, bound, inverse_reach, reach_by_neuron, c_op, c_sum, spread, slack, capacity,
-                   recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est):
+def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, beta, theta, reset, membrane, pre,
+                   spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, c_op, c_sum, spread, slack,
+                   capacity, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est):
     r"""Spike changes of one current-based layer for every row (see the module docstring).
 
     Args:
         offsets: ``(P + 1,)`` int64: row ``p``'s input events are ``[offsets[p], offsets[p + 1])``.
         ev_t, ev_i, ev_delta: the input events (time, input neuron, change of the input), by row and time.
         sample: ``(P,)`` int64: the sample of each row.
-        weight, abs_weight: ``(n_in, n)`` float64 and its absolute values.
+        only: ``(P,)`` int64: the one neuron whose spikes row ``p`` needs, or -1 for all of them (as for
+            `sc_neurocore.engine.event_kernels.propagate_layer`).
+        weight: ``(n_in, n)`` float64.
         alpha, beta, theta: ``(n,)`` float64.
         reset: 0 subtract, 1 zero, 2 none.
         membrane, pre, spikes, bound: ``(B, n, T)``: the real anchor's membrane $v$ and pre-reset membrane
             $u$, the baseline spikes, the bound $E$.
-        inverse_reach: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``; reach_by_neuron:
-            ``reach`` itself ``(B, n, T)``.
+        inverse_up, inverse_down: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, for the reach of
+            an upward and of a downward flip (`reverse_reach`); up_by_neuron, down_by_neuron: the reaches
+            themselves ``(B, n, T)``.
         c_op, c_sum, spread, slack: as for `sc_neurocore.engine.event_kernels.propagate_layer`.
         capacity: initial size of the output event buffers.
         recorded, recorded_pre, rho_i, rho_v, partial: ``(B, n, T)``: the baseline's float membrane and
@@ -95,10 +103,10 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, al
     Example:
         >>> import numpy as np
         >>> z, one = np.zeros((1, 1, 3)), np.ones(1)
+        >>> never = np.full((1, 3, 1), np.inf), np.full((1, 3, 1), np.inf), -one[None, None], -one[None, None]
         >>> out = propagate_cuba(np.array([0, 1]), np.array([0]), np.array([0]), np.array([1.0]), np.array([0]),
-        ...                      np.array([[1.5]]), np.array([[1.5]]), 0.5 * one, 0.5 * one, one, 0, z, z, z, z,
-        ...                      np.full((1, 3, 1), np.inf), np.full((1, 1, 3), -1.0), 1e-7, 1e-7, 1.05, 8, 4,
-        ...                      z, z, z, z, z, np.zeros((1, 3)), False, 2.0**-52)
+        ...                      np.array([-1]), np.array([[1.5]]), 0.5 * one, 0.5 * one, one, 0, z, z, z, z, *never,
+        ...                      1e-7, 1e-7, 1.05, 8, 4, z, z, z, z, z, np.zeros((1, 3)), False, 2.0**-52)
         >>> out[0].tolist(), out[1].tolist(), out[3].tolist()  # v = 1.5, 0.5, 0.625: a new spike at t = 0
         ([0, 1], [0], [1.0])
     """
@@ -120,15 +128,20 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, al
     row_delta = np.empty(n_out * n_steps, dtype=np.float64)
     per_step = np.zeros(n_steps + 1, dtype=np.int64)
     totals = np.empty(n_out, dtype=np.float64)
+    totals_down = np.empty(n_out, dtype=np.float64)
+    history = np.empty(n_steps, dtype=np.float64)
     count = 0
     for p in range(n_rows):
         found = 0
         if offsets[p] < offsets[p + 1]:
             flag[0] = False
-            found = _scan_cuba(offsets[p], offsets[p + 1], sample[p], ev_t, ev_i, ev_delta, by_neuron, abs_weight,
-                               alpha, beta, theta, reset, membrane, pre, spikes, bound, inverse_reach,
-                               reach_by_neuron, c_op, c_sum, spread, slack, grow, scale_t, totals, row_t, row_j,
-                               row_delta, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est, flag)
+            lo = 0 if only[p] < 0 else only[p]
+            hi = n_out if only[p] < 0 else only[p] + 1
+            found = _scan_cuba(offsets[p], offsets[p + 1], sample[p], lo, hi, ev_t, ev_i, ev_delta, by_neuron, weight,
+                               alpha, beta, theta, reset, membrane, pre, spikes, bound, inverse_up, inverse_down,
+                               up_by_neuron, down_by_neuron, c_op, c_sum, spread, slack, grow, scale_t, totals,
+                               totals_down, row_t, row_j, row_delta, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est, flag,
+                               history)
             shape[p] = flag[0]
         if found < 0:
             tie[p] = True
@@ -176,14 +189,72 @@ def _time_sorted(found, count, n_steps, row_t, row_j, row_delta, per_step, out_t
         out_delta[slot] = row_delta[k]
 
 
-def _scan_cuba(start, stop, b, ev_t, ev_i, ev_delta, by_neuron, abs_weight, alpha, beta, theta, reset, membrane, pre,
-               spikes, bound, inverse_reach, reach_by_neuron, c_op, c_sum, spread, slack, grow, scale_t, totals,
-               row_t, row_j, row_delta, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est, flag):
-    """One row's spike changes, in neuron order, written to ``row_*``: their number, or -1 on a tie
-    (``flag[0]`` set when a decision was taken by the tight test alone)."""
+def _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset, anchor_pre):
+    """One step of the differences ``(di, dv)`` to an anchor (``anchor_pre``: its pre-reset membrane at this
+    step, read on a flipped zero reset only): the new ``(di, du, dv)``."""
+    new_di = aj * di + change
+    du = bj * dv + new_di
+    if reset == 0:
+        new_dv = du - (previous - base_reset) * th
+    elif reset == 2:
+        new_dv = du
+    elif previous == base_reset:
+        new_dv = (1.0 - base_reset) * du
+    else:  # a flipped zero reset: re-anchored on the pre-reset membrane
+        new_dv = (1.0 - previous) * (anchor_pre + du) - (1.0 - base_reset) * anchor_pre
+    return new_di, du, new_dv
+
+
+def _tight_step(ti, tv, rti, rtv, change, mass, kicks, previous, base_reset, aj, bj, th, reset, b, j, t, recorded_pre,
+                rho_i, rho_v, partial, gam, c_opt, c_est):
+    """One step of the tight test's differences to the baseline's float states and their bounds."""
+    new_ti, _, new_tv = _difference_step(ti, tv, change, previous, base_reset, aj, bj, th, reset,
+                                         recorded_pre[b, j, t])
+    # Both copies' updates round (2 rho); their products differ only where the input did.
+    rti = aj * rti + 2.0 * rho_i[b, j, t] + c_opt * (aj * abs(ti) + abs(new_ti))
+    if kicks > 0:
+        rti += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
+    rtv = bj * rtv + rti + 2.0 * rho_v[b, j, t] + c_opt * (2.0 * bj * abs(tv) + abs(new_ti) + abs(new_tv)
+                                                           + th * abs(previous - base_reset))
+    return new_ti, new_tv, rti, rtv
+
+
+def _tight_catch_up(start, stop, stop_t, b, j, ev_t, ev_i, ev_delta, by_neuron, history, spikes, aj, bj, th, reset,
+                    recorded_pre, rho_i, rho_v, partial, gam, c_opt, c_est):
+    """The tight test's state of neuron ``j`` after step ``stop_t - 1``, from the row's first event, with the
+    perturbed copy's spikes so far in ``history`` (it is tracked only once a decision needs it)."""
+    ti = 0.0
+    tv = 0.0
+    rti = 0.0
+    rtv = 0.0
+    e = start
+    first_t = ev_t[start]
+    for t in range(first_t, stop_t):
+        change = 0.0
+        mass = 0.0
+        kicks = 0
+        while e < stop and ev_t[e] == t:
+            kick = ev_delta[e] * by_neuron[j, ev_i[e]]
+            change += kick
+            mass += abs(kick)
+            kicks += 1
+            e += 1
+        base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
+        previous = history[t - 1] if t > first_t else base_reset
+        ti, tv, rti, rtv = _tight_step(ti, tv, rti, rtv, change, mass, kicks, previous, base_reset, aj, bj, th, reset,
+                                       b, j, t, recorded_pre, rho_i, rho_v, partial, gam, c_opt, c_est)
+    return ti, tv, rti, rtv
+
+
+def _scan_cuba(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, by_neuron, weight, alpha, beta, theta, reset, membrane,
+               pre, spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, c_op, c_sum, spread, slack,
+               grow, scale_t, totals, totals_down, row_t, row_j, row_delta, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est, flag,
+               history):
+    """One row's spike changes of neurons ``[lo, hi)``, in neuron order, written to ``row_*``: their number, or
+    -1 on a tie (``flag[0]`` set when a decision was taken by the tight test alone; ``history``: scratch ``(T,)``)."""
     c_opt = c_op + 2.0 * c_est
     n_steps = membrane.shape[2]
-    n_out = abs_weight.shape[1]
+    slack_share = grow - 1.0
     added = 0  # the most spikes this row adds to one step's input
     e = start
     while e < stop:
@@ -198,26 +269,36 @@ def _scan_cuba(start, stop, b, ev_t, ev_i, ev_delta, by_neuron, abs_weight, alph
         return -1
     first_t = ev_t[start]
     last_t = ev_t[stop - 1]
-    for j in range(n_out):
+    # The screen, per direction: a kick's sign says which way it moves the membrane (h >= 0), its rounding
+    # share reaches both ways.
+    for j in range(lo, hi):
         totals[j] = 0.0
+        totals_down[j] = 0.0
     for e in range(start, stop):
-        size = abs(ev_delta[e])
+        delta = ev_delta[e]
         i = ev_i[e]
         t = ev_t[e]
-        for j in range(n_out):
-            totals[j] += size * abs_weight[i, j] * inverse_reach[b, t, j]
+        for j in range(lo, hi):
+            kick = delta * weight[i, j]
+            if kick >= 0.0:
+                totals[j] += (grow * kick) * inverse_up[b, t, j]
+                totals_down[j] += (slack_share * kick) * inverse_down[b, t, j]
+            else:
+                totals[j] -= (slack_share * kick) * inverse_up[b, t, j]
+                totals_down[j] -= (grow * kick) * inverse_down[b, t, j]
     found = 0
-    for j in range(n_out):
-        if totals[j] * grow < 1.0:  # NaN (a zero weight times an infinite inverse) is scanned
+    for j in range(lo, hi):
+        if totals[j] < 1.0 and totals_down[j] < 1.0:  # NaN (a zero kick times an infinite inverse) is scanned
             continue
         aj = alpha[j]
         bj = beta[j]
         th = theta[j]
-        di = 0.0  # differences to the real anchor
+        di = 0.0  # differences to the real anchor, and the perturbation's share of the rounding
         dv = 0.0
         ri = 0.0
         rv = 0.0
-        ti = 0.0  # differences to the baseline's own float states (the tight test)
+        tracking = False  # the tight test's state, followed from the first decision that needs it
+        ti = 0.0
         tv = 0.0
         rti = 0.0
         rtv = 0.0
@@ -234,37 +315,15 @@ def _scan_cuba(start, stop, b, ev_t, ev_i, ev_delta, by_neuron, abs_weight, alph
                 kicks += 1
                 e += 1
             base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
-            flipped = abs(previous - base_reset)
-            new_di = aj * di + change
-            du = bj * dv + new_di
-            new_ti = aj * ti + change
-            du_t = bj * tv + new_ti
-            if reset == 0:
-                new_dv = du - (previous - base_reset) * th
-                new_tv = du_t - (previous - base_reset) * th
-            elif reset == 2:
-                new_dv = du
-                new_tv = du_t
-            elif previous == base_reset:
-                new_dv = (1.0 - base_reset) * du
-                new_tv = (1.0 - base_reset) * du_t
-            else:  # a flipped zero reset: re-anchored on the baseline's pre-reset membrane (real, and float)
-                before = pre[b, j, t]
-                new_dv = (1.0 - previous) * (before + du) - (1.0 - base_reset) * before
-                before = recorded_pre[b, j, t]
-                new_tv = (1.0 - previous) * (before + du_t) - (1.0 - base_reset) * before
+            new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
+                                                 pre[b, j, t] if reset == 1 else 0.0)
             ri = aj * ri + c_op * (aj * abs(di) + abs(new_di)) + c_sum * mass
-            rv = bj * rv + ri + c_op * (2.0 * bj * abs(dv) + abs(new_di) + abs(new_dv) + th * flipped)
-            if tight:
-                rti = aj * rti + 2.0 * rho_i[b, j, t] + c_opt * (aj * abs(ti) + abs(new_ti))
-                if kicks > 0:
-                    rti += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
-                rtv = bj * rtv + rti + 2.0 * rho_v[b, j, t] + c_opt * (2.0 * bj * abs(tv) + abs(new_ti)
-                                                                       + abs(new_tv) + th * flipped)
+            rv = bj * rv + ri + c_op * (2.0 * bj * abs(dv) + abs(new_di) + abs(new_dv) + th * abs(previous - base_reset))
             di = new_di
             dv = new_dv
-            ti = new_ti
-            tv = new_tv
+            if tracking:
+                ti, tv, rti, rtv = _tight_step(ti, tv, rti, rtv, change, mass, kicks, previous, base_reset, aj, bj, th,
+                                               reset, b, j, t, recorded_pre, rho_i, rho_v, partial, gam, c_opt, c_est)
             estimate = membrane[b, j, t] + dv
             radius = spread * bound[b, j, t] + rv
             if estimate - th > radius:
@@ -272,6 +331,11 @@ def _scan_cuba(start, stop, b, ev_t, ev_i, ev_delta, by_neuron, abs_weight, alph
             elif th - estimate > radius:
                 fired = 0.0
             elif tight:
+                if not tracking:
+                    ti, tv, rti, rtv = _tight_catch_up(start, stop, t + 1, b, j, ev_t, ev_i, ev_delta, by_neuron,
+                                                       history, spikes, aj, bj, th, reset, recorded_pre, rho_i, rho_v,
+                                                       partial, gam, c_opt, c_est)
+                    tracking = True
                 estimate = recorded[b, j, t] + tv
                 radius = rtv * scale_t + c_est * (abs(estimate) + th) + c_op * th
                 if estimate - th > radius:
@@ -290,27 +354,38 @@ def _scan_cuba(start, stop, b, ev_t, ev_i, ev_delta, by_neuron, abs_weight, alph
                 row_delta[found] = fired - base
                 found += 1
             previous = fired
-            # After the last event, what is left acts from t + 1 as kicks beta dv and alpha di.
-            if t >= last_t and fired == base and t + 1 < n_steps and \
-                    grow * (bj * abs(dv) + aj * abs(di)) + bj * rv + aj * ri < reach_by_neuron[b, j, t + 1]:
-                break
+            history[t] = fired
+            # After the last event, what is left acts from t + 1 as kicks beta dv and alpha di (and its rounding).
+            if t >= last_t and fired == base and t + 1 < n_steps:
+                rising = max(bj * dv, 0.0) + max(aj * di, 0.0)
+                falling = max(-bj * dv, 0.0) + max(-aj * di, 0.0)
+                carried = bj * rv + aj * ri
+                if grow * rising + slack_share * falling + carried < up_by_neuron[b, j, t + 1] and \
+                        grow * falling + slack_share * rising + carried < down_by_neuron[b, j, t + 1]:
+                    break
     return found
 
 
-def reverse_reach(margin, alpha, beta):
-    r"""``reach[b, t, j] = min over s >= t of margin[b, s, j] / h_j[s - t]``, $h[n] = \sum_{q \le n} \beta^{n-q}
-    \alpha^q$ (the membrane's response to a unit kick of the current), ``(B, T, n)``.
+def reverse_reach(margin, spikes, alpha, beta):
+    r"""The reaches of an upward and of a downward flip, ``(up, down)`` ``(B, T, n)``:
+    ``up[b, t, j] = min over s >= t of margin[b, s, j] / h_j[s - t]`` over the steps ``s`` where the baseline is
+    silent (only an upward flip is possible there), ``down`` over those where it spikes, and a step with
+    ``margin <= 0`` in both; $h[n] = \sum_{q \le n} \beta^{n-q} \alpha^q$ is the membrane's response to a unit kick
+    of the current (``spikes``: the baseline's, ``(B, T, n)``).
 
     A step the response cannot reach ($h = 0$: $\alpha = \beta = 0$) is out of reach (``inf``) unless its
     margin is not positive (then ``-inf``: never screened, as for a LIF layer).
 
     Example:
         >>> import numpy as np
-        >>> reverse_reach(np.array([[[3.0], [1.0]]]), np.array([0.5]), np.array([0.5]))[0, :, 0].tolist()
-        [1.0, 1.0]
+        >>> up, down = reverse_reach(np.array([[[3.0], [1.0]]]), np.array([[[0.0], [1.0]]]), np.array([0.5]),
+        ...                          np.array([0.5]))
+        >>> up[0, :, 0].tolist(), down[0, :, 0].tolist()
+        ([3.0, inf], [1.0, 1.0])
     """
     n_samples, n_steps, n_out = margin.shape
-    reach = np.empty_like(margin)
+    up = np.empty_like(margin)
+    down = np.empty_like(margin)
     response = np.empty(n_steps, dtype=np.float64)
     for j in range(n_out):
         a = alpha[j]
@@ -323,7 +398,8 @@ def reverse_reach(margin, alpha, beta):
             power *= a
         for b in range(n_samples):
             for t in range(n_steps):
-                best = np.inf
+                best_up = np.inf
+                best_down = np.inf
                 for s in range(t, n_steps):
                     m = margin[b, s, j]
                     h = response[s - t]
@@ -333,10 +409,13 @@ def reverse_reach(margin, alpha, beta):
                         value = np.inf
                     else:
                         value = -np.inf
-                    if value < best:
-                        best = value
-                reach[b, t, j] = best
-    return reach
+                    if (m <= 0.0 or spikes[b, s, j] == 0.0) and value < best_up:
+                        best_up = value
+                    if (m <= 0.0 or spikes[b, s, j] != 0.0) and value < best_down:
+                        best_down = value
+                up[b, t, j] = best_up
+                down[b, t, j] = best_down
+    return up, down
 
 
 def real_states(current, spikes, alpha, beta, theta, reset):
@@ -396,10 +475,14 @@ def two_state_bound(local_i, local_v, alpha, beta):
     return out
 
 
-_PYTHON_HELPERS = {"_scan_cuba": _scan_cuba, "_grown_int": _grown_int, "_grown_float": _grown_float,
-                   "_time_sorted": _time_sorted}
+_PYTHON_HELPERS = {"_difference_step": _difference_step, "_tight_step": _tight_step,
+                   "_tight_catch_up": _tight_catch_up, "_scan_cuba": _scan_cuba, "_grown_int": _grown_int,
+                   "_grown_float": _grown_float, "_time_sorted": _time_sorted}
 # The plain-Python propagate_cuba calls the plain-Python helpers, whatever the module globals become once compiled.
-_python_propagate = types.FunctionType(propagate_cuba.__code__, {**globals(), **_PYTHON_HELPERS}, "propagate_cuba")
+_PYTHON_GLOBALS = dict(globals())
+_PYTHON_GLOBALS.update({name: types.FunctionType(function.__code__, _PYTHON_GLOBALS, name)
+                        for name, function in _PYTHON_HELPERS.items()})
+_python_propagate = types.FunctionType(propagate_cuba.__code__, _PYTHON_GLOBALS, "propagate_cuba")
 PYTHON_KERNELS = {"propagate_cuba": _python_propagate, "reverse_reach": reverse_reach, "real_states": real_states,
                   "two_state_bound": two_state_bound}
 _COMPILED: dict[str, object] = {}

@@ -394,8 +394,9 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     suffixes = []  # (layer index, rows, their exact input train of that layer): replayed from there
     for index, table in enumerate(tables[level:], start=level):
         kernel = propagate if isinstance(table, LayerTables) else table.kernel()  # a current-based layer's own
+        every = () if kernel is propagate else (np.full(n_rows, -1, dtype=np.int64),)  # its rows need every neuron
         offsets, t, j, delta, row_ties, row_shape = kernel(
-            events.offsets, events.t, events.i, events.delta, sample_np, *table.kernel_args(),
+            events.offsets, events.t, events.i, events.delta, sample_np, *every, *table.kernel_args(),
             max(16, 4 * events.t.shape[0]), *table.tight_args())
         new_ties = row_ties & ~ties
         if table.tight and new_ties.any():

@@ -150,7 +150,7 @@ def test_the_plain_python_kernels_give_the_compiled_ones_results():
     tables = event.layer_tables(stack, spikes, baseline, tight=True)
     events = event.plan_events(stack, spikes, baseline, remove_each_spike(spikes))
     sample = torch.zeros(len(events.offsets) - 1, dtype=torch.int64).numpy()
-    args = (events.offsets, events.t, events.i, events.delta, sample, *tables[0].kernel_args(), 16,
+    args = (events.offsets, events.t, events.i, events.delta, sample, sample - 1, *tables[0].kernel_args(), 16,
             *tables[0].tight_args())
     fast, slow = cuba_kernels()["propagate_cuba"](*args), cuba_kernels(compiled=False)["propagate_cuba"](*args)
     assert all(bool((a == b).all()) for a, b in zip(fast, slow, strict=True)) and len(fast[1]) > 0
