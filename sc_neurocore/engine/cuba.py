@@ -27,6 +27,10 @@ from .cuba_kernels import cuba_kernels
 from .event_kernels import RESET_CODES, kernels
 from .incremental import Baseline, CompiledLayer
 
+#: Float64 words per neuron and step that building one sample's `CubaTables` holds at its peak (the tables,
+#: their neuron-major copies, the tight test's five and the temporaries of the bounds).
+CUBA_TABLE_WORDS = 32
+
 
 class CubaTables(NamedTuple):
     r"""What `sc_neurocore.engine.cuba_kernels.propagate_cuba` needs about one current-based layer, for one

@@ -103,7 +103,7 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, b
     Example:
         >>> import numpy as np
         >>> z, one = np.zeros((1, 1, 3)), np.ones(1)
-        >>> never = np.full((1, 3, 1), np.inf), np.full((1, 3, 1), np.inf), -one[None, None], -one[None, None]
+        >>> never = np.full((1, 3, 1), np.inf), np.full((1, 3, 1), np.inf), -np.ones((1, 1, 3)), -np.ones((1, 1, 3))
         >>> out = propagate_cuba(np.array([0, 1]), np.array([0]), np.array([0]), np.array([1.0]), np.array([0]),
         ...                      np.array([-1]), np.array([[1.5]]), 0.5 * one, 0.5 * one, one, 0, z, z, z, z, *never,
         ...                      1e-7, 1e-7, 1.05, 8, 4, z, z, z, z, z, np.zeros((1, 3)), False, 2.0**-52)
@@ -115,35 +115,146 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, b
     n_out = weight.shape[1]
     by_neuron = np.ascontiguousarray(weight.T)
     grow = 1.0 + c_sum + c_op * (6.0 * n_steps + 6.0)
+    slack_share = grow - 1.0
     scale_t = 1.0 + c_op * (2.0 * n_steps + 4.0)
+    c_opt = c_op + 2.0 * c_est
     out_offsets = np.zeros(n_rows + 1, dtype=np.int64)
     out_t = np.empty(max(capacity, 1), dtype=np.int64)
     out_j = np.empty(max(capacity, 1), dtype=np.int64)
     out_delta = np.empty(max(capacity, 1), dtype=np.float64)
     tie = np.zeros(n_rows, dtype=np.bool_)
     shape = np.zeros(n_rows, dtype=np.bool_)
-    flag = np.zeros(1, dtype=np.bool_)
+    # One row's changes before they are put in time order. The row's scan is written out here, not called:
+    # a call per row passing these arrays would cost more than most rows' work.
     row_t = np.empty(n_out * n_steps, dtype=np.int64)
     row_j = np.empty(n_out * n_steps, dtype=np.int64)
     row_delta = np.empty(n_out * n_steps, dtype=np.float64)
     per_step = np.zeros(n_steps + 1, dtype=np.int64)
     totals = np.empty(n_out, dtype=np.float64)
     totals_down = np.empty(n_out, dtype=np.float64)
-    history = np.empty(n_steps, dtype=np.float64)
+    history = np.empty(n_steps, dtype=np.float64)  # the perturbed copy's spikes of the neuron being scanned
     count = 0
     for p in range(n_rows):
+        start = offsets[p]
+        stop = offsets[p + 1]
         found = 0
-        if offsets[p] < offsets[p + 1]:
-            flag[0] = False
+        is_tie = False
+        if start < stop:
+            b = sample[p]
             lo = 0 if only[p] < 0 else only[p]
             hi = n_out if only[p] < 0 else only[p] + 1
-            found = _scan_cuba(offsets[p], offsets[p + 1], sample[p], lo, hi, ev_t, ev_i, ev_delta, by_neuron, weight,
-                               alpha, beta, theta, reset, membrane, pre, spikes, bound, inverse_up, inverse_down,
-                               up_by_neuron, down_by_neuron, c_op, c_sum, spread, slack, grow, scale_t, totals,
-                               totals_down, row_t, row_j, row_delta, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est, flag,
-                               history)
-            shape[p] = flag[0]
-        if found < 0:
+            added = 0  # the most spikes this row adds to one step's input
+            e = start
+            while e < stop:
+                here = 0
+                t = ev_t[e]
+                while e < stop and ev_t[e] == t:
+                    if ev_delta[e] > 0.0:
+                        here += 1
+                    e += 1
+                added = max(added, here)
+            is_tie = added > slack
+            first_t = ev_t[start]
+            last_t = ev_t[stop - 1]
+            # The screen, per direction: a kick's sign says which way it moves the membrane (h >= 0), its
+            # rounding share reaches both ways.
+            for j in range(lo, hi):
+                totals[j] = 0.0
+                totals_down[j] = 0.0
+            for e in range(start, stop):
+                delta = ev_delta[e]
+                i = ev_i[e]
+                t = ev_t[e]
+                for j in range(lo, hi):  # branch-free, so that it vectorises
+                    kick = delta * weight[i, j]
+                    rising = max(kick, 0.0)
+                    falling = max(-kick, 0.0)
+                    totals[j] += (grow * rising + slack_share * falling) * inverse_up[b, t, j]
+                    totals_down[j] += (grow * falling + slack_share * rising) * inverse_down[b, t, j]
+            for j in range(lo, hi):
+                if is_tie:
+                    break
+                if totals[j] < 1.0 and totals_down[j] < 1.0:  # NaN (a zero kick times an infinite inverse) is scanned
+                    continue
+                aj = alpha[j]
+                bj = beta[j]
+                th = theta[j]
+                di = 0.0  # differences to the real anchor, and the perturbation's share of the rounding
+                dv = 0.0
+                ri = 0.0
+                rv = 0.0
+                tracking = False  # the tight test's state, followed from the first decision that needs it
+                ti = 0.0
+                tv = 0.0
+                rti = 0.0
+                rtv = 0.0
+                e = start
+                previous = spikes[b, j, first_t - 1] if first_t > 0 else 0.0  # the perturbed copy's spike at t - 1
+                for t in range(first_t, n_steps):
+                    change = 0.0
+                    mass = 0.0
+                    kicks = 0
+                    while e < stop and ev_t[e] == t:
+                        kick = ev_delta[e] * by_neuron[j, ev_i[e]]
+                        change += kick
+                        mass += abs(kick)
+                        kicks += 1
+                        e += 1
+                    base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
+                    new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
+                                                         pre[b, j, t] if reset == 1 else 0.0)
+                    ri = aj * ri + c_op * (aj * abs(di) + abs(new_di)) + c_sum * mass
+                    rv = bj * rv + ri + c_op * (2.0 * bj * abs(dv) + abs(new_di) + abs(new_dv)
+                                                + th * abs(previous - base_reset))
+                    di = new_di
+                    dv = new_dv
+                    if tracking:
+                        ti, tv, rti, rtv = _tight_step(ti, tv, rti, rtv, change, mass, kicks, previous, base_reset, aj,
+                                                       bj, th, reset, b, j, t, recorded_pre, rho_i, rho_v, partial, gam,
+                                                       c_opt, c_est)
+                    estimate = membrane[b, j, t] + dv
+                    radius = spread * bound[b, j, t] + rv
+                    if estimate - th > radius:
+                        fired = 1.0
+                    elif th - estimate > radius:
+                        fired = 0.0
+                    elif tight:
+                        if not tracking:
+                            ti, tv, rti, rtv = _tight_catch_up(start, stop, t + 1, b, j, ev_t, ev_i, ev_delta, by_neuron,
+                                                               history, spikes, aj, bj, th, reset, recorded_pre, rho_i,
+                                                               rho_v, partial, gam, c_opt, c_est)
+                            tracking = True
+                        estimate = recorded[b, j, t] + tv
+                        radius = rtv * scale_t + c_est * (abs(estimate) + th) + c_op * th
+                        if estimate - th > radius:
+                            fired = 1.0
+                        elif th - estimate > radius:
+                            fired = 0.0
+                        else:
+                            is_tie = True
+                            break
+                        shape[p] = True
+                    else:
+                        is_tie = True
+                        break
+                    base = spikes[b, j, t]
+                    if fired != base:
+                        row_t[found] = t
+                        row_j[found] = j
+                        row_delta[found] = fired - base
+                        found += 1
+                    previous = fired
+                    history[t] = fired
+                    # After the last event, what is left acts from t + 1 as kicks beta dv and alpha di (and its
+                    # rounding): the scan stops once that passes the screen.
+                    if t >= last_t and fired == base and t + 1 < n_steps:
+                        rising = max(bj * dv, 0.0) + max(aj * di, 0.0)
+                        falling = max(-bj * dv, 0.0) + max(-aj * di, 0.0)
+                        carried = bj * rv + aj * ri
+                        if grow * rising + slack_share * falling + carried < up_by_neuron[b, j, t + 1] and \
+                                grow * falling + slack_share * rising + carried < down_by_neuron[b, j, t + 1]:
+                            break
+        if is_tie:
             tie[p] = True
             found = 0
         if count + found > out_t.shape[0]:
@@ -244,126 +355,6 @@ def _tight_catch_up(start, stop, stop_t, b, j, ev_t, ev_i, ev_delta, by_neuron, 
         ti, tv, rti, rtv = _tight_step(ti, tv, rti, rtv, change, mass, kicks, previous, base_reset, aj, bj, th, reset,
                                        b, j, t, recorded_pre, rho_i, rho_v, partial, gam, c_opt, c_est)
     return ti, tv, rti, rtv
-
-
-def _scan_cuba(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, by_neuron, weight, alpha, beta, theta, reset, membrane,
-               pre, spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, c_op, c_sum, spread, slack,
-               grow, scale_t, totals, totals_down, row_t, row_j, row_delta, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est, flag,
-               history):
-    """One row's spike changes of neurons ``[lo, hi)``, in neuron order, written to ``row_*``: their number, or
-    -1 on a tie (``flag[0]`` set when a decision was taken by the tight test alone; ``history``: scratch ``(T,)``)."""
-    c_opt = c_op + 2.0 * c_est
-    n_steps = membrane.shape[2]
-    slack_share = grow - 1.0
-    added = 0  # the most spikes this row adds to one step's input
-    e = start
-    while e < stop:
-        here = 0
-        t = ev_t[e]
-        while e < stop and ev_t[e] == t:
-            if ev_delta[e] > 0.0:
-                here += 1
-            e += 1
-        added = max(added, here)
-    if added > slack:
-        return -1
-    first_t = ev_t[start]
-    last_t = ev_t[stop - 1]
-    # The screen, per direction: a kick's sign says which way it moves the membrane (h >= 0), its rounding
-    # share reaches both ways.
-    for j in range(lo, hi):
-        totals[j] = 0.0
-        totals_down[j] = 0.0
-    for e in range(start, stop):
-        delta = ev_delta[e]
-        i = ev_i[e]
-        t = ev_t[e]
-        for j in range(lo, hi):
-            kick = delta * weight[i, j]
-            if kick >= 0.0:
-                totals[j] += (grow * kick) * inverse_up[b, t, j]
-                totals_down[j] += (slack_share * kick) * inverse_down[b, t, j]
-            else:
-                totals[j] -= (slack_share * kick) * inverse_up[b, t, j]
-                totals_down[j] -= (grow * kick) * inverse_down[b, t, j]
-    found = 0
-    for j in range(lo, hi):
-        if totals[j] < 1.0 and totals_down[j] < 1.0:  # NaN (a zero kick times an infinite inverse) is scanned
-            continue
-        aj = alpha[j]
-        bj = beta[j]
-        th = theta[j]
-        di = 0.0  # differences to the real anchor, and the perturbation's share of the rounding
-        dv = 0.0
-        ri = 0.0
-        rv = 0.0
-        tracking = False  # the tight test's state, followed from the first decision that needs it
-        ti = 0.0
-        tv = 0.0
-        rti = 0.0
-        rtv = 0.0
-        e = start
-        previous = spikes[b, j, first_t - 1] if first_t > 0 else 0.0  # the perturbed copy's spike at t - 1
-        for t in range(first_t, n_steps):
-            change = 0.0
-            mass = 0.0
-            kicks = 0
-            while e < stop and ev_t[e] == t:
-                kick = ev_delta[e] * by_neuron[j, ev_i[e]]
-                change += kick
-                mass += abs(kick)
-                kicks += 1
-                e += 1
-            base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
-            new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
-                                                 pre[b, j, t] if reset == 1 else 0.0)
-            ri = aj * ri + c_op * (aj * abs(di) + abs(new_di)) + c_sum * mass
-            rv = bj * rv + ri + c_op * (2.0 * bj * abs(dv) + abs(new_di) + abs(new_dv) + th * abs(previous - base_reset))
-            di = new_di
-            dv = new_dv
-            if tracking:
-                ti, tv, rti, rtv = _tight_step(ti, tv, rti, rtv, change, mass, kicks, previous, base_reset, aj, bj, th,
-                                               reset, b, j, t, recorded_pre, rho_i, rho_v, partial, gam, c_opt, c_est)
-            estimate = membrane[b, j, t] + dv
-            radius = spread * bound[b, j, t] + rv
-            if estimate - th > radius:
-                fired = 1.0
-            elif th - estimate > radius:
-                fired = 0.0
-            elif tight:
-                if not tracking:
-                    ti, tv, rti, rtv = _tight_catch_up(start, stop, t + 1, b, j, ev_t, ev_i, ev_delta, by_neuron,
-                                                       history, spikes, aj, bj, th, reset, recorded_pre, rho_i, rho_v,
-                                                       partial, gam, c_opt, c_est)
-                    tracking = True
-                estimate = recorded[b, j, t] + tv
-                radius = rtv * scale_t + c_est * (abs(estimate) + th) + c_op * th
-                if estimate - th > radius:
-                    fired = 1.0
-                elif th - estimate > radius:
-                    fired = 0.0
-                else:
-                    return -1
-                flag[0] = True
-            else:
-                return -1
-            base = spikes[b, j, t]
-            if fired != base:
-                row_t[found] = t
-                row_j[found] = j
-                row_delta[found] = fired - base
-                found += 1
-            previous = fired
-            history[t] = fired
-            # After the last event, what is left acts from t + 1 as kicks beta dv and alpha di (and its rounding).
-            if t >= last_t and fired == base and t + 1 < n_steps:
-                rising = max(bj * dv, 0.0) + max(aj * di, 0.0)
-                falling = max(-bj * dv, 0.0) + max(-aj * di, 0.0)
-                carried = bj * rv + aj * ri
-                if grow * rising + slack_share * falling + carried < up_by_neuron[b, j, t + 1] and \
-                        grow * falling + slack_share * rising + carried < down_by_neuron[b, j, t + 1]:
-                    break
-    return found
 
 
 def reverse_reach(margin, spikes, alpha, beta):
@@ -476,7 +467,7 @@ def two_state_bound(local_i, local_v, alpha, beta):
 
 
 _PYTHON_HELPERS = {"_difference_step": _difference_step, "_tight_step": _tight_step,
-                   "_tight_catch_up": _tight_catch_up, "_scan_cuba": _scan_cuba, "_grown_int": _grown_int,
+                   "_tight_catch_up": _tight_catch_up, "_grown_int": _grown_int,
                    "_grown_float": _grown_float, "_time_sorted": _time_sorted}
 # The plain-Python propagate_cuba calls the plain-Python helpers, whatever the module globals become once compiled.
 _PYTHON_GLOBALS = dict(globals())

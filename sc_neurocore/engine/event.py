@@ -39,7 +39,7 @@ from torch import Tensor
 
 from ..dynamics import LIFParameters, lif_step
 from ..protocol import INPUT_LAYER
-from .cuba import CubaTables, cuba_tables, cuba_unsupported, is_cuba
+from .cuba import CUBA_TABLE_WORDS, CubaTables, cuba_tables, cuba_unsupported, is_cuba
 from .event_kernels import RESET_CODES, kernels
 from .incremental import Baseline, CompiledStack, readout_finish, stack_forward
 from .plans import Silencing, SpikeRemovals
@@ -491,7 +491,8 @@ def select(plan: SpikeRemovals | Silencing, index: Tensor) -> SpikeRemovals | Si
 def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
     """Peak bytes of one sample's `LayerTables` while they are built (float64: the tables, their
     neuron-major copies, the tight test's three and the temporaries of the bounds)."""
-    return 8 * n_steps * sum(23 * n + 3 for n in stack.sizes)
+    return 8 * n_steps * sum((CUBA_TABLE_WORDS if is_cuba(layer) else 23) * n + 3
+                             for layer, n in zip(stack.layers, stack.sizes, strict=True))
 
 
 def minimum_memory(stack: CompiledStack, n_steps: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -154,6 +155,14 @@ def test_the_plain_python_kernels_give_the_compiled_ones_results():
             *tables[0].tight_args())
     fast, slow = cuba_kernels()["propagate_cuba"](*args), cuba_kernels(compiled=False)["propagate_cuba"](*args)
     assert all(bool((a == b).all()) for a, b in zip(fast, slow, strict=True)) and len(fast[1]) > 0
+    # A row that needs one neuron only (``only``) gets exactly that neuron's changes.
+    rows = np.repeat(np.arange(len(sample)), np.diff(fast[0]))
+    for j in range(stack.sizes[0]):
+        one = cuba_kernels()["propagate_cuba"](*args[:5], np.full(len(sample), j), *args[6:])
+        mine = fast[2] == j
+        assert np.array_equal(np.repeat(np.arange(len(sample)), np.diff(one[0])), rows[mine])
+        assert np.array_equal(one[1], fast[1][mine]) and np.array_equal(one[3], fast[3][mine])
+        assert bool((one[4] <= fast[4]).all())
 
 
 @pytest.mark.parametrize("change,why", [({"reset_delay": False}, "resets in the same step"),
