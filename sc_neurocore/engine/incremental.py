@@ -69,6 +69,13 @@ def readout_start(readout: str, like: Tensor) -> Tensor:
     return torch.zeros_like(like)
 
 
+def membrane_of(state) -> Tensor:
+    """The membrane field of a neuron state (``state.membrane``, as the graph's readout reads it; a state
+    without one: its first field). A synaptic state's first field is its current, not its membrane."""
+    membrane = getattr(state, "membrane", None)
+    return state[0] if membrane is None else membrane
+
+
 def readout_step(readout: str, accumulated: Tensor, spikes: Tensor, membrane: Tensor) -> Tensor:
     """The accumulator after one more step of the output layer (spikes and membrane ``(B, C)``)."""
     if readout in ("count", "rate"):
@@ -213,7 +220,7 @@ def stack_forward(stack: CompiledStack, spikes: Tensor, silence: dict[str, Tenso
     else:
         partial = [accumulated]
         for t in range(n_steps):
-            accumulated = readout_step(stack.readout, accumulated, train[:, t], last_states[0][:, t])
+            accumulated = readout_step(stack.readout, accumulated, train[:, t], membrane_of(last_states)[:, t])
             partial.append(accumulated)
         partial_outputs = torch.stack(partial, dim=1)
     outputs = readout_finish(stack.readout, accumulated, n_steps)
@@ -349,7 +356,7 @@ def replay(stack: CompiledStack, spikes: Tensor, baseline: Baseline, rows: Pertu
                 near = layer.distance(current, before, state).abs_() < margin
                 uncertain[lo:hi] |= near.any(dim=1)
                 _store(states[index], state, lo, hi)  # type: ignore[arg-type]
-            outputs[lo:hi] = readout_step(stack.readout, outputs[lo:hi], emitted, state[0])
+            outputs[lo:hi] = readout_step(stack.readout, outputs[lo:hi], emitted, membrane_of(state))
         active = new
     outputs = readout_finish(stack.readout, outputs, n_steps)
     result = torch.empty_like(outputs)

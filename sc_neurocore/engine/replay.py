@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .incremental import Baseline, CompiledStack, readout_finish, readout_start, readout_step
+from .incremental import Baseline, CompiledStack, membrane_of, readout_finish, readout_start, readout_step
 from .lif_loop import run_neurons
 
 
@@ -71,7 +71,7 @@ def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start:
         changed = (train != below.to(train.dtype)).any(dim=2)
         _changed_rows(layer, train, changed, current)
         train, states = run_neurons(layer, current)
-    return readout_finish(stack.readout, _accumulated(stack.readout, train, states[0]), n_steps)
+    return readout_finish(stack.readout, _accumulated(stack.readout, train, membrane_of(states)), n_steps)
 
 
 def _accumulated(readout: str, train: Tensor, membrane: Tensor) -> Tensor:

@@ -54,6 +54,7 @@ def synaptic_stacks(draw):
     torch.manual_seed(draw(st.integers(0, 2**16)))
     n_layers = draw(st.integers(1, 3))
     sizes = [draw(st.integers(6, 24)) for _ in range(n_layers)] + [draw(st.integers(2, 5))]
+    readout = draw(st.sampled_from(["count", "rate", "final_membrane", "max_membrane"]))
     layers: list[torch.nn.Module] = []
     for index in range(n_layers):
         last = index == n_layers - 1
@@ -61,7 +62,9 @@ def synaptic_stacks(draw):
         beta = draw(st.sampled_from([0.0, 0.7, 1.0]))
         reset = draw(st.sampled_from(["subtract", "zero", "none"]))
         threshold = draw(st.sampled_from([0.5, 1.0]))
-        if draw(st.integers(0, 3)) == 0:
+        # A membrane readout's output layer is Synaptic (the one this module is about; a Leaky output layer's
+        # replayed membrane is another matter, tests/engine/test_event_tight.py).
+        if draw(st.integers(0, 3)) == 0 and not (last and readout in ("final_membrane", "max_membrane")):
             layers.append(snn.Leaky(beta=beta, threshold=threshold, reset_mechanism=reset, init_hidden=True,
                                     output=last))
         else:
@@ -76,7 +79,7 @@ def synaptic_stacks(draw):
     batch = draw(st.integers(1, 2))
     generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
     spikes = (torch.rand(batch, steps, sizes[0], generator=generator) < 0.3).float()
-    return torch.nn.Sequential(*layers).eval(), draw(st.sampled_from(["count", "rate"])), spikes
+    return torch.nn.Sequential(*layers).eval(), readout, spikes
 
 
 @pytest.mark.slow
@@ -93,7 +96,7 @@ def test_synaptic_stacks_equal_the_naive_loop(problem):
     graph = model.graph_for(spikes)
     assert graph is not None, model.graph_reason
     stack = to_compiled_stack(graph)
-    assert stack is not None and event.unsupported(stack) is None
+    assert stack is not None and event.unsupported(stack, tight=True) is None  # a membrane readout needs tight
     for plan in plans(spikes, graph):
         outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
         assert info.engine == "event"
