@@ -8,7 +8,7 @@ recorded baseline (`CubaTables`) and says when a layer cannot run as events (`cu
 
 The tables (float64, per sample, neuron and step): the real-arithmetic anchor (the real currents through
 the float forward's own resets: synaptic current, pre-reset membrane $u$, membrane $v$), the bound $E$ on
-the baseline's own rounding (`sc_neurocore.engine.cuba_kernels.two_state_bound`), the screen's reach, and
+the baseline's own rounding (the same recurrence on the local bounds, `sc_neurocore.engine.cuba_kernels.real_states`), the screen's reach, and
 for the tight test the baseline's own float membrane $\hat v$ and pre-reset membrane $\hat u = \beta \hat
 v[t-1] + \hat i[t]$ (recomputed with the framework's own elementwise ops, so the same bits), the local
 roundings $\rho_i, \rho_v$ and the product's one-signed sums $M$.
@@ -176,8 +176,8 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
         partial += layer.bias.double().abs()
         real_current += layer.bias.double()
     reset = RESET_CODES[params.reset]
-    _, pre, membrane = own["real_states"](real_current.numpy(), spikes.numpy(), alpha.numpy(), beta.numpy(),
-                                          theta.numpy(), reset)
+    _, pre, membrane = own["real_states"](real_current.numpy(), np.zeros(real_current.shape), spikes.numpy(),
+                                          alpha.numpy(), beta.numpy(), theta.numpy(), reset)
     terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else ADDED_SPIKES)
     synaptic_f, membrane_f = state.synaptic.double(), state.membrane.double()
     previous_i = torch.cat([synaptic_f.new_zeros(synaptic_f[:, :1].shape), synaptic_f[:, :-1]], dim=1)
@@ -188,7 +188,9 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
     rho_i = factor * (alpha * previous_i.abs() + synaptic_f.abs())
     rho_v = factor * (2 * beta * previous_v.abs() + synaptic_f.abs() + membrane_f.abs())
     gam = gamma(terms, unit)
-    bound = own["two_state_bound"]((rho_i + gam * magnitude).numpy(), rho_v.numpy(), alpha.numpy(), beta.numpy())
+    # The bound runs the same recurrence on the local bounds, without resets (code 2).
+    bound = own["real_states"]((rho_i + gam * magnitude).numpy(), rho_v.numpy(), spikes.numpy(), alpha.numpy(),
+                               beta.numpy(), theta.numpy(), 2)[2]
     margin = np.abs(membrane - theta.numpy()) - spread * bound
     up, down = own["reverse_reach"](margin, spikes.numpy(), alpha.numpy(), beta.numpy())
     with np.errstate(divide="ignore"):

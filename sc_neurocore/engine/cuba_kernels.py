@@ -191,15 +191,7 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, b
                 e = start
                 previous = spikes[b, j, first_t - 1] if first_t > 0 else 0.0  # the perturbed copy's spike at t - 1
                 for t in range(first_t, n_steps):
-                    change = 0.0
-                    mass = 0.0
-                    kicks = 0
-                    while e < stop and ev_t[e] == t:
-                        kick = ev_delta[e] * by_neuron[j, ev_i[e]]
-                        change += kick
-                        mass += abs(kick)
-                        kicks += 1
-                        e += 1
+                    e, change, mass, kicks = _kicks(e, stop, t, j, ev_t, ev_i, ev_delta, by_neuron)
                     base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
                     new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
                                                          pre[b, j, t] if reset == 1 else 0.0)
@@ -300,6 +292,21 @@ def _time_sorted(found, count, n_steps, row_t, row_j, row_delta, per_step, out_t
         out_delta[slot] = row_delta[k]
 
 
+def _kicks(e, stop, t, j, ev_t, ev_i, ev_delta, by_neuron):
+    """The events of step ``t`` from event ``e`` on, as neuron ``j``'s kicks: ``(next event, their sum, the sum
+    of their magnitudes, their number)``."""
+    change = 0.0
+    mass = 0.0
+    kicks = 0
+    while e < stop and ev_t[e] == t:
+        kick = ev_delta[e] * by_neuron[j, ev_i[e]]
+        change += kick
+        mass += abs(kick)
+        kicks += 1
+        e += 1
+    return e, change, mass, kicks
+
+
 def _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset, anchor_pre):
     """One step of the differences ``(di, dv)`` to an anchor (``anchor_pre``: its pre-reset membrane at this
     step, read on a flipped zero reset only): the new ``(di, du, dv)``."""
@@ -341,15 +348,7 @@ def _tight_catch_up(start, stop, stop_t, b, j, ev_t, ev_i, ev_delta, by_neuron, 
     e = start
     first_t = ev_t[start]
     for t in range(first_t, stop_t):
-        change = 0.0
-        mass = 0.0
-        kicks = 0
-        while e < stop and ev_t[e] == t:
-            kick = ev_delta[e] * by_neuron[j, ev_i[e]]
-            change += kick
-            mass += abs(kick)
-            kicks += 1
-            e += 1
+        e, change, mass, kicks = _kicks(e, stop, t, j, ev_t, ev_i, ev_delta, by_neuron)
         base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
         previous = history[t - 1] if t > first_t else base_reset
         ti, tv, rti, rtv = _tight_step(ti, tv, rti, rtv, change, mass, kicks, previous, base_reset, aj, bj, th, reset,
@@ -409,14 +408,17 @@ def reverse_reach(margin, spikes, alpha, beta):
     return up, down
 
 
-def real_states(current, spikes, alpha, beta, theta, reset):
-    """The real-arithmetic (float64) synaptic current, pre-reset membrane and membrane ``(B, T, n)`` driven
-    by the real currents and the float forward's own resets (``spikes``: the spikes it emitted).
+def real_states(current, direct, spikes, alpha, beta, theta, reset):
+    """The two-state recurrence in real (float64) arithmetic, ``(B, T, n)`` arrays: the synaptic current, the
+    pre-reset membrane and the membrane, driven by the currents ``current`` (and ``direct``, added to the
+    membrane), with the resets of ``spikes`` (the spikes the float forward emitted, for the anchor of every
+    perturbed estimate). With reset code 2 (none) and the local rounding bounds as drives, the membrane is
+    the rounding bound $E$ of the module docstring.
 
     Example:
         >>> import numpy as np
-        >>> out = real_states(np.ones((1, 3, 1)), np.array([[[0.0], [1.0], [0.0]]]), np.array([0.5]),
-        ...                   np.array([0.5]), np.array([1.0]), 0)
+        >>> out = real_states(np.ones((1, 3, 1)), np.zeros((1, 3, 1)), np.array([[[0.0], [1.0], [0.0]]]),
+        ...                   np.array([0.5]), np.array([0.5]), np.array([1.0]), 0)
         >>> [a[0, :, 0].tolist() for a in out]
         [[1.0, 1.5, 1.75], [1.0, 2.0, 2.75], [1.0, 2.0, 1.75]]
     """
@@ -431,7 +433,7 @@ def real_states(current, spikes, alpha, beta, theta, reset):
             for t in range(n_steps):
                 fired = spikes[b, t - 1, j] if t > 0 else 0.0
                 i = alpha[j] * i + current[b, t, j]
-                u = beta[j] * v + i
+                u = beta[j] * v + i + direct[b, t, j]
                 if reset == 0:
                     v = u - fired * theta[j]
                 elif reset == 1:
@@ -444,29 +446,7 @@ def real_states(current, spikes, alpha, beta, theta, reset):
     return synaptic, pre, membrane
 
 
-def two_state_bound(local_i, local_v, alpha, beta):
-    """``E_i[t] = alpha E_i[t-1] + local_i[t]``, ``E[t] = beta E[t-1] + E_i[t] + local_v[t]`` over time
-    (from 0), for ``(B, T, n)`` arrays: ``E``.
-
-    Example:
-        >>> import numpy as np
-        >>> two_state_bound(np.ones((1, 3, 1)), np.zeros((1, 3, 1)), np.array([0.5]), np.array([1.0]))[0, :, 0].tolist()
-        [1.0, 2.5, 4.25]
-    """
-    n_samples, n_steps, n_out = local_i.shape
-    out = np.empty_like(local_i)
-    for b in range(n_samples):
-        for j in range(n_out):
-            ei = 0.0
-            ev = 0.0
-            for t in range(n_steps):
-                ei = alpha[j] * ei + local_i[b, t, j]
-                ev = beta[j] * ev + ei + local_v[b, t, j]
-                out[b, t, j] = ev
-    return out
-
-
-_PYTHON_HELPERS = {"_difference_step": _difference_step, "_tight_step": _tight_step,
+_PYTHON_HELPERS = {"_kicks": _kicks, "_difference_step": _difference_step, "_tight_step": _tight_step,
                    "_tight_catch_up": _tight_catch_up, "_grown_int": _grown_int,
                    "_grown_float": _grown_float, "_time_sorted": _time_sorted}
 # The plain-Python propagate_cuba calls the plain-Python helpers, whatever the module globals become once compiled.
@@ -474,8 +454,7 @@ _PYTHON_GLOBALS = dict(globals())
 _PYTHON_GLOBALS.update({name: types.FunctionType(function.__code__, _PYTHON_GLOBALS, name)
                         for name, function in _PYTHON_HELPERS.items()})
 _python_propagate = types.FunctionType(propagate_cuba.__code__, _PYTHON_GLOBALS, "propagate_cuba")
-PYTHON_KERNELS = {"propagate_cuba": _python_propagate, "reverse_reach": reverse_reach, "real_states": real_states,
-                  "two_state_bound": two_state_bound}
+PYTHON_KERNELS = {"propagate_cuba": _python_propagate, "reverse_reach": reverse_reach, "real_states": real_states}
 _COMPILED: dict[str, object] = {}
 
 
@@ -484,7 +463,7 @@ def cuba_kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(cuba_kernels(compiled=False))
-        ['propagate_cuba', 'real_states', 'reverse_reach', 'two_state_bound']
+        ['propagate_cuba', 'real_states', 'reverse_reach']
     """
     from .event_kernels import numba_available
 
@@ -498,6 +477,6 @@ def cuba_kernels(compiled: bool = True) -> dict:
         for name, function in _PYTHON_HELPERS.items():
             globals()[name] = jit(function)
         for name, function in (("propagate_cuba", propagate_cuba), ("reverse_reach", reverse_reach),
-                               ("real_states", real_states), ("two_state_bound", two_state_bound)):
+                               ("real_states", real_states)):
             _COMPILED[name] = jit(function)
     return _COMPILED
