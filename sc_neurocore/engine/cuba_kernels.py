@@ -446,6 +446,45 @@ def real_states(current, direct, spikes, alpha, beta, theta, reset):
     return synaptic, pre, membrane
 
 
+def synaptic_forward(current, alpha, beta, theta, reset, consts, spikes, synaptic, membrane):
+    r"""A `synaptic_step` layer's whole time loop from rest, writing ``spikes``, ``synaptic`` and ``membrane``
+    ``(B, T, n)``: torch's own operations in the current's dtype, one rounding each and in the same order
+    ($i \leftarrow \alpha i + I$, $u = \beta v + i$, then $u - r\theta$, $u - r u$ or $u$ with
+    $r = [v_{t-1} - \theta > 0]$, and the spike $[v - \theta > 0]$), so its states are torch's.
+
+    ``alpha``, ``beta``, ``theta``: ``(n,)`` in the current's dtype; ``consts``: ``[0, 1]`` in that dtype (literals
+    would compute in float64); ``reset``: a code of `RESET_CODES`.
+
+    Example:
+        >>> import numpy as np
+        >>> current = np.array([[[0.6], [0.6], [0.0]]], dtype=np.float32)
+        >>> out = [np.zeros_like(current) for _ in range(3)]
+        >>> half = np.array([0.5], np.float32)
+        >>> synaptic_forward(current, half, half, np.array([1.0], np.float32), 1, np.array([0, 1], np.float32), *out)
+        >>> out[0][0, :, 0].tolist(), out[2][0, :, 0].tolist()  # reset to zero after the spike
+        ([0.0, 1.0, 0.0], [0.6000000238418579, 1.2000000476837158, 0.0])
+    """
+    zero = consts[0]
+    one = consts[1]
+    n_samples, n_steps, n = current.shape
+    for b in range(n_samples):
+        for t in range(n_steps):
+            for j in range(n):
+                previous = membrane[b, t - 1, j] if t > 0 else zero
+                fired = one if previous - theta[j] > zero else zero
+                value = alpha[j] * (synaptic[b, t - 1, j] if t > 0 else zero)
+                value = value + current[b, t, j]
+                synaptic[b, t, j] = value
+                base = beta[j] * previous
+                base = base + value
+                if reset == 0:
+                    base = base - fired * theta[j]
+                elif reset == 1:
+                    base = base - fired * base
+                membrane[b, t, j] = base
+                spikes[b, t, j] = one if base - theta[j] > zero else zero
+
+
 _PYTHON_HELPERS = {"_kicks": _kicks, "_difference_step": _difference_step, "_tight_step": _tight_step,
                    "_tight_catch_up": _tight_catch_up, "_grown_int": _grown_int,
                    "_grown_float": _grown_float, "_time_sorted": _time_sorted}
@@ -454,7 +493,8 @@ _PYTHON_GLOBALS = dict(globals())
 _PYTHON_GLOBALS.update({name: types.FunctionType(function.__code__, _PYTHON_GLOBALS, name)
                         for name, function in _PYTHON_HELPERS.items()})
 _python_propagate = types.FunctionType(propagate_cuba.__code__, _PYTHON_GLOBALS, "propagate_cuba")
-PYTHON_KERNELS = {"propagate_cuba": _python_propagate, "reverse_reach": reverse_reach, "real_states": real_states}
+PYTHON_KERNELS = {"propagate_cuba": _python_propagate, "reverse_reach": reverse_reach, "real_states": real_states,
+                  "synaptic_forward": synaptic_forward}
 _COMPILED: dict[str, object] = {}
 
 
@@ -463,7 +503,7 @@ def cuba_kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(cuba_kernels(compiled=False))
-        ['propagate_cuba', 'real_states', 'reverse_reach']
+        ['propagate_cuba', 'real_states', 'reverse_reach', 'synaptic_forward']
     """
     from .event_kernels import numba_available
 
@@ -477,6 +517,6 @@ def cuba_kernels(compiled: bool = True) -> dict:
         for name, function in _PYTHON_HELPERS.items():
             globals()[name] = jit(function)
         for name, function in (("propagate_cuba", propagate_cuba), ("reverse_reach", reverse_reach),
-                               ("real_states", real_states)):
+                               ("real_states", real_states), ("synaptic_forward", synaptic_forward)):
             _COMPILED[name] = jit(function)
     return _COMPILED

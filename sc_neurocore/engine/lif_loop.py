@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..dynamics import LIFParameters, LIFState, lif_step
+from ..dynamics import LIFParameters, LIFState, SynapticParameters, SynapticState, lif_step, synaptic_step
 from .event_kernels import RESET_CODES, numba_available
 
 
@@ -88,10 +88,15 @@ def _as_vector(value, n: int, dtype: torch.dtype) -> np.ndarray | None:
     return np.ascontiguousarray(vector.reshape(n).numpy())
 
 
-def compiled_loop(layer, current: Tensor) -> bool:
-    """Whether `run_neurons` runs ``layer``'s loop compiled for ``current`` ``(B, T, n)``."""
+def compiled_loop(layer, current: Tensor, synaptic: bool = False) -> bool:
+    """Whether `run_neurons` runs ``layer``'s loop compiled for ``current`` ``(B, T, n)`` (``synaptic``: as a
+    `synaptic_step` layer without recurrence, `sc_neurocore.engine.cuba_kernels.synaptic_forward`)."""
     params = layer.params
-    return (layer.step is lif_step and isinstance(params, LIFParameters) and params.reset_delay
+    if synaptic:
+        kind = layer.step is synaptic_step and isinstance(params, SynapticParameters) and params.recurrent is None
+    else:
+        kind = layer.step is lif_step and isinstance(params, LIFParameters)
+    return (kind and params.reset_delay
             and params.reset in RESET_CODES and not isinstance(params.graded, Tensor) and params.graded == 1
             and current.device.type == "cpu" and current.dtype in (torch.float32, torch.float64)
             and not (current.requires_grad and torch.is_grad_enabled()) and numba_available())
@@ -121,6 +126,17 @@ def run_neurons(layer, current: Tensor) -> tuple[Tensor, Any]:
             _kernel()(values, beta, theta, RESET_CODES[layer.params.reset], np.array([0, 1], dtype=values.dtype),
                       spikes, membrane)
             return torch.from_numpy(spikes), LIFState(torch.from_numpy(membrane))
+    if compiled_loop(layer, current, synaptic=True):  # a current-based layer (engine.cuba_kernels)
+        vectors = [_as_vector(getattr(layer.params, name), n, current.dtype) for name in ("alpha", "beta", "threshold")]
+        if all(vector is not None for vector in vectors):
+            from .cuba_kernels import cuba_kernels
+
+            values = np.ascontiguousarray(current.detach().numpy())
+            spikes, synaptic, membrane = (np.zeros_like(values) for _ in range(3))
+            cuba_kernels()["synaptic_forward"](values, *vectors, RESET_CODES[layer.params.reset],
+                                               np.array([0, 1], dtype=values.dtype), spikes, synaptic, membrane)
+            fired = torch.from_numpy(spikes)
+            return fired, SynapticState(torch.from_numpy(synaptic), torch.from_numpy(membrane), fired)
     state = layer.initial_state(current.new_zeros(current.shape[0], n))
     if current.shape[1] == 0:  # no step: nothing emitted, the states empty along time
         return current.clone(), type(state)(*(field[:, None][:, :0] for field in state))
