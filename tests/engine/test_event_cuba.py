@@ -200,3 +200,28 @@ def test_the_synaptic_workload_runs_on_the_event_engine_by_the_cost_model():
     rows = torch.arange(0, len(plan), 7)  # a seventh of the rows through the framework's own forward, one at a time
     keep = ~info.tie_mask[rows]
     assert torch.equal(auto[rows][keep], naive(model.run, spikes, event.select(plan, rows))[keep])
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_the_screen_and_the_early_stop_change_no_result(reset):
+    """Every pair scanned to the end of the window (no screen, no early stop) gives the same changes and ties."""
+    graph = hand_graph(torch.float32, [60, 24, 5], 0.8, 0.9, reset, seed=7, threshold=0.5)
+    spikes = (torch.rand(2, 16, 60, generator=torch.Generator().manual_seed(8)) < 0.2).float()
+    stack = to_compiled_stack(graph)
+    _, baseline = stack_forward(stack, spikes, record=True)
+    tables = event.layer_tables(stack, spikes, baseline, tight=True)
+    plan = silence_each_neuron("input", 60, 2, spikes.device)
+    events = event.plan_events(stack, spikes, baseline, plan)
+    kernel = cuba_kernels()["propagate_cuba"]
+    for table in tables:
+        never = np.full_like(table.inverse_up, np.inf), np.full_like(table.inverse_up, np.inf)
+        unreached = np.full_like(table.up_by_neuron, -np.inf), np.full_like(table.up_by_neuron, -np.inf)
+        every = np.full(len(plan), -1)
+        head = (events.offsets, events.t, events.i, events.delta, plan.sample.numpy(), every)
+        screened = kernel(*head, *table.kernel_args(), 16, *table.tight_args())
+        scanned = kernel(*head, *table._replace(inverse_up=never[0], inverse_down=never[1], up_by_neuron=unreached[0],
+                                                down_by_neuron=unreached[1]).kernel_args(), 16, *table.tight_args())
+        assert all(np.array_equal(a, b) for a, b in zip(screened, scanned, strict=True))
+        skipped = int((np.diff(screened[0]) == 0).sum())
+        assert len(screened[1]) > 0 and skipped < len(plan)  # not vacuous: spikes change
+        events = event.Events(*screened[:4])
