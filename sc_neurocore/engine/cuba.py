@@ -121,9 +121,12 @@ def cuba_unsupported(name: str, layer: CompiledLayer) -> str | None:
     params = layer.params
     if params.recurrent is not None:
         return f"layer {name!r} is recurrent"
-    for field in ("alpha", "beta"):
+    n_out = layer.weight.shape[1]
+    for field in ("alpha", "beta", "threshold"):
         value = torch.as_tensor(getattr(params, field))
-        if bool((value < 0).any()) or bool((value > 1).any()):
+        if value.numel() not in (1, n_out):
+            return f"layer {name!r} has a {field} of shape {tuple(value.shape)}, neither one value nor one per neuron"
+        if field != "threshold" and (bool((value < 0).any()) or bool((value > 1).any())):
             return f"layer {name!r} has an {field} outside [0, 1]"
     if params.reset not in RESET_CODES:
         return f"layer {name!r} has reset {params.reset!r}"

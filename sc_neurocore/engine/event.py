@@ -7,7 +7,8 @@ cannot flip a spike are ruled out by one test against per-neuron tables, and onl
 time order, from the row's first event. The next layer receives the flips as rank-k current updates (rows
 of its weight matrix). The readout is the baseline's plus the output layer's flips.
 
-Layers plug in through `LayerTables` (a weight matrix and the baseline tables of one LIF layer).
+Layers plug in through `LayerTables` (a weight matrix and the baseline tables of one LIF layer); a
+current-based layer (snnTorch `Synaptic`) through `sc_neurocore.engine.cuba.CubaTables` and its own kernel.
 A convolution or pooling segment lowers to the same interface by its ``dense()`` matrix or
 ``unit_responses`` (see `sc_neurocore.engine.lower`).
 

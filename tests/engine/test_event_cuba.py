@@ -171,7 +171,8 @@ def test_the_plain_python_kernels_give_the_compiled_ones_results():
 @pytest.mark.parametrize("change,why", [({"reset_delay": False}, "resets in the same step"),
                                         ({"graded": 2.0}, "graded spikes"),
                                         ({"recurrent": torch.nn.Identity()}, "recurrent"),
-                                        ({"alpha": 1.5}, "alpha outside")])
+                                        ({"alpha": 1.5}, "alpha outside"),
+                                        ({"beta": torch.full((2,), 0.5)}, "neither one value nor one per neuron")])
 def test_what_the_kernel_does_not_model_is_refused(change, why):
     stack = to_compiled_stack(hand_graph(torch.float32, [6, 3], 0.5, 0.5, "subtract", seed=0))
     assert stack is not None and event.unsupported(stack) is None
