@@ -31,14 +31,18 @@ what is left, which acts from $t + 1$ as kicks $\beta \Delta v[t]$ and $\alpha \
 between 0 and $h$) plus its rounding, passes the same two tests at $t + 1$.
 
 **Rounding (the loose test, any summation order).** With $u$ the unit roundoff, the baseline's float
-forward differs from its real-arithmetic anchor (real currents, the float forward's own resets) by at most
+forward ($\hat i, \hat v$) differs from its real-arithmetic anchor (real currents, the float forward's own
+resets) by at most $E$:
 
-$$E_i[t] = \alpha E_i[t-1] + 2u(\alpha|i[t-1]| + |i[t]|) + \gamma_{k_t} A[t], \qquad
-E[t] = \beta E[t-1] + E_i[t] + 2u(2\beta|v[t-1]| + |i[t]| + |v[t]| + \theta)$$
+$$E_i[t] = \alpha E_i[t-1] + \rho_i[t] + \gamma_{k_t} A[t], \qquad E[t] = \beta E[t-1] + E_i[t] + \rho_v[t],$$
 
-(the product's bound $\gamma_{k_t} A[t]$ as for a LIF layer; the membrane's multiply, add and reset each
-round once, and $|u[t]| \le \beta|v[t-1]| + |i[t]|$). A perturbed copy rounds at most as much plus its
-share, with $c = 4u$:
+$$\rho_i[t] = f(\alpha|\hat i[t-1]| + |\hat i[t]|), \qquad \rho_v[t] = f(2\beta|\hat v[t-1]| + |\hat i[t]| + |\hat v[t]|)$$
+
+(the product's bound $\gamma_{k_t} A[t]$ as for a LIF layer). Each op rounds by at most $u$ times its
+float result (round to nearest), which is at most $(1 + u)^2$ times the bound of its terms: the current's
+multiply and add, the membrane's multiply, add (its sum $|\hat u| \le \beta|\hat v[t-1]| + |\hat i[t]|$) and
+subtracted reset (a zero reset is exact), so $f = u(1 + 4u)$; in float64, where the estimates round as
+finely as the model, $f = 2u$. A perturbed copy rounds at most as much plus its share, with $c = 4u$:
 
 $$R_i[t] = \alpha R_i[t-1] + c(\alpha|\Delta i[t-1]| + |\Delta i[t]|) + \gamma_{n_{in}+1} \textstyle\sum |k|,
 \qquad R[t] = \beta R[t-1] + R_i[t] + c(2\beta|\Delta v[t-1]| + |\Delta i[t]| + |\Delta v[t]| + \theta|r' - r|)$$
@@ -56,13 +60,17 @@ $$R^t_i[t] = \alpha R^t_i[t-1] + 2\rho_i[t] + c'(\alpha|\Delta_t i[t-1]| + |\Del
 [\text{input changed at } t]\,\gamma_{k_t}(2M[t] + \textstyle\sum|k|), \qquad
 R^t[t] = \beta R^t[t-1] + R^t_i[t] + 2\rho_v[t] + c'(\dots)$$
 
-($\rho_i, \rho_v$ the baseline's local update roundings of the two states, above; $M$ the larger one-signed
-sum of the product's summands; $c' = c + 2^{-51}$ for the float64 estimate), times $1 + c(2T + 4)$ for the
-second-order terms. A decision the tight test takes flags the row (``shape``); one inside both bounds makes
-the row a tie, replayed by the caller exactly as for a LIF layer (`sc_neurocore.engine.event`).
+($\rho_i, \rho_v$ the baseline's local update roundings of the two states, above: both copies round; $M$ the
+larger one-signed sum of the product's summands, whose rounding differs only where the input did;
+$c' = c + 2^{-51}$ for the float64 estimate), times $1 + c(2T + 4)$ for the second-order terms. It is followed
+only from the first decision of a neuron that falls inside the loose bound (caught up from the row's first
+event then). A decision the tight test takes flags the row (``shape``); one inside both bounds makes the row
+a tie, replayed by the caller exactly as for a LIF layer (`sc_neurocore.engine.event`).
 
 Written once in plain Python over NumPy arrays and compiled by numba when it is installed (the ``fast``
-extra), as `sc_neurocore.engine.event_kernels`; without numba the same functions run uncompiled.
+extra), as `sc_neurocore.engine.event_kernels`; without numba the same functions run uncompiled. The module
+also holds the layer's plain time loop, compiled (`synaptic_forward`, used by
+`sc_neurocore.engine.lif_loop.run_neurons` for the recorded forward and the replays).
 """
 
 from __future__ import annotations
