@@ -6,6 +6,11 @@ as a LIF layer's kernel (`sc_neurocore.engine.event`), with the two-state recurr
 rounding bounds derived in that module's docstring. This module builds the layer's tables from the
 recorded baseline (`CubaTables`) and says when a layer cannot run as events (`cuba_unsupported`).
 
+Not covered (their stacks take the incremental engine): Norse's current-based LIF (`current_lif_step`:
+the input jumps the current before the membrane integrates it, and the spike, decided on the pre-reset
+membrane, resets it to `v_reset` in the same step) and NIR's `CubaLIF` (`euler_step`). Both are two-state
+linear recurrences too, with other ops in another order, so other rounding bounds.
+
 The tables (float64, per sample, neuron and step): the real-arithmetic anchor (the real currents through
 the float forward's own resets: synaptic current, pre-reset membrane $u$, membrane $v$), the bound $E$ on
 the baseline's own rounding (the same recurrence on the local bounds, `sc_neurocore.engine.cuba_kernels.real_states`), the screen's reach, and
