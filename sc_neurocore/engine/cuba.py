@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..dynamics import SynapticParameters, synaptic_step
 from .cuba_kernels import cuba_kernels
-from .event_kernels import RESET_CODES, kernels
+from .event_kernels import RESET_CODES
 from .incremental import Baseline, CompiledLayer
 
 #: Float64 words per neuron and step that building one sample's `CubaTables` holds at its peak (the tables,
@@ -167,16 +167,17 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
     params: SynapticParameters = layer.params
     unit = torch.finfo(layer.weight.dtype).eps / 2
     n_in, n_out = layer.weight.shape
-    run, own = kernels(), cuba_kernels()
+    own = cuba_kernels()
     train = below.double()
     weight = layer.weight.double()
     state = baseline.states[index]
     spikes = baseline.spikes[index].double()
     alpha, beta, theta = (torch.as_tensor(value, dtype=torch.float64).expand(n_out).contiguous()
                           for value in (params.alpha, params.beta, params.threshold))
-    sums = [np.zeros((*train.shape[:2], n_out)) for _ in range(4)]
-    run["spike_sums"](np.ascontiguousarray(train.numpy()), np.ascontiguousarray(weight.numpy()), *sums)
-    real_current, magnitude, positive, negative = (torch.from_numpy(a) for a in sums)
+    sums = [np.zeros((*train.shape[:2], n_out)) for _ in range(3)]
+    own["product_sums"](np.ascontiguousarray(train.numpy()), np.ascontiguousarray(weight.numpy()), *sums)
+    real_current, positive, negative = (torch.from_numpy(a) for a in sums)
+    magnitude = positive + negative
     binary = bool(((train == 0) | (train == 1)).all())
     partial = torch.maximum(positive, negative) if binary else magnitude.clone()
     if layer.bias is not None:

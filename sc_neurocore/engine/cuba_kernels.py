@@ -454,6 +454,32 @@ def real_states(current, direct, spikes, alpha, beta, theta, reset):
     return synaptic, pre, membrane
 
 
+def product_sums(train, weight, real, positive, negative):
+    """Accumulate, over the non-zero inputs only (spike trains are sparse), ``train @ weight`` into ``real`` and
+    the magnitudes of its positive and of its negative products into ``positive`` and ``negative``
+    (``(B, T, n)`` each, zeroed by the caller): a layer's real current and its one-signed sums.
+
+    Example:
+        >>> import numpy as np
+        >>> out = [np.zeros((1, 1, 2)) for _ in range(3)]
+        >>> product_sums(np.array([[[1.0, 0.0, 1.0]]]), np.array([[1.0, -2.0], [5.0, 5.0], [-3.0, 1.0]]), *out)
+        >>> [a[0, 0].tolist() for a in out]
+        [[-2.0, -1.0], [1.0, 1.0], [3.0, 2.0]]
+    """
+    n_samples, n_steps, n_in = train.shape
+    n_out = weight.shape[1]
+    for b in range(n_samples):
+        for t in range(n_steps):
+            for i in range(n_in):
+                x = train[b, t, i]
+                if x != 0.0:
+                    for j in range(n_out):
+                        term = x * weight[i, j]
+                        real[b, t, j] += term
+                        positive[b, t, j] += max(term, 0.0)
+                        negative[b, t, j] += max(-term, 0.0)
+
+
 def synaptic_forward(current, alpha, beta, theta, reset, consts, spikes, synaptic, membrane):
     r"""A `synaptic_step` layer's whole time loop from rest, writing ``spikes``, ``synaptic`` and ``membrane``
     ``(B, T, n)``: torch's own operations in the current's dtype, one rounding each and in the same order
@@ -502,7 +528,7 @@ _PYTHON_GLOBALS.update({name: types.FunctionType(function.__code__, _PYTHON_GLOB
                         for name, function in _PYTHON_HELPERS.items()})
 _python_propagate = types.FunctionType(propagate_cuba.__code__, _PYTHON_GLOBALS, "propagate_cuba")
 PYTHON_KERNELS = {"propagate_cuba": _python_propagate, "reverse_reach": reverse_reach, "real_states": real_states,
-                  "synaptic_forward": synaptic_forward}
+                  "product_sums": product_sums, "synaptic_forward": synaptic_forward}
 _COMPILED: dict[str, object] = {}
 
 
@@ -511,7 +537,7 @@ def cuba_kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(cuba_kernels(compiled=False))
-        ['propagate_cuba', 'real_states', 'reverse_reach', 'synaptic_forward']
+        ['product_sums', 'propagate_cuba', 'real_states', 'reverse_reach', 'synaptic_forward']
     """
     from .event_kernels import numba_available
 
@@ -525,6 +551,7 @@ def cuba_kernels(compiled: bool = True) -> dict:
         for name, function in _PYTHON_HELPERS.items():
             globals()[name] = jit(function)
         for name, function in (("propagate_cuba", propagate_cuba), ("reverse_reach", reverse_reach),
-                               ("real_states", real_states), ("synaptic_forward", synaptic_forward)):
+                               ("real_states", real_states), ("product_sums", product_sums),
+                               ("synaptic_forward", synaptic_forward)):
             _COMPILED[name] = jit(function)
     return _COMPILED
