@@ -42,7 +42,7 @@ from ..protocol import INPUT_LAYER
 from .event_kernels import RESET_CODES, kernels
 from .incremental import Baseline, CompiledStack, readout_finish, stack_forward
 from .plans import Silencing, SpikeRemovals
-from .replay import replay_rows
+from .replay import replay_layer, replay_rows
 
 #: Readouts the event engine computes exactly from spike changes.
 EVENT_READOUTS = ("count", "rate")
@@ -58,12 +58,13 @@ class LayerTables(NamedTuple):
 
     Attributes:
         weight: ``(n_in, n)``: row ``i`` is what one unit of input ``i`` adds to the layer's currents.
-        abs_weight: its absolute values.
         membrane: ``(B, n, T)`` the baseline membranes (neuron-major: the kernel scans along time).
         spikes: ``(B, n, T)`` the baseline spikes.
         bound: ``(B, n, T)`` a bound on the baseline's own rounding error $E$.
-        inverse_reach: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, for the reach $\min_{t' \ge t} (|v[t'] - \theta| - s E[t']) / \beta^{t' - t}$ ($s$: ``spread``),
-            time-major; ``reach_by_neuron`` the same ``(B, n, T)``.
+        inverse_up, inverse_down: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, for the reach
+            $\min_{t' \ge t} m[t'] / \beta^{t' - t}$ of the margin $m = |v - \theta| - s E$ ($s$: ``spread``) over
+            the steps below threshold (``up``) or at or above it (``down``), each also over the steps with
+            $m \le 0$; time-major. ``up_by_neuron``, ``down_by_neuron``: the reaches, ``(B, n, T)``.
         beta, theta: ``(n,)``.
         reset: the reset code of `RESET_CODES`.
         c_op: the rounding factor of a perturbation's membrane updates ($4u$).
@@ -74,12 +75,13 @@ class LayerTables(NamedTuple):
     """
 
     weight: np.ndarray
-    abs_weight: np.ndarray
     membrane: np.ndarray
     spikes: np.ndarray
     bound: np.ndarray
-    inverse_reach: np.ndarray
-    reach_by_neuron: np.ndarray
+    inverse_up: np.ndarray
+    inverse_down: np.ndarray
+    up_by_neuron: np.ndarray
+    down_by_neuron: np.ndarray
     beta: np.ndarray
     theta: np.ndarray
     reset: int
@@ -97,8 +99,8 @@ class LayerTables(NamedTuple):
     def kernel_args(self) -> tuple:
         """The arguments of `sc_neurocore.engine.event_kernels.propagate_layer` between the rows' samples and
         ``capacity``."""
-        return (self.weight, self.abs_weight, self.membrane, self.spikes, self.bound, self.inverse_reach,
-                self.reach_by_neuron, self.beta, self.theta, self.reset, self.c_op, self.c_sum, self.spread,
+        return (self.weight, self.membrane, self.spikes, self.bound, self.inverse_up, self.inverse_down,
+                self.up_by_neuron, self.down_by_neuron, self.beta, self.theta, self.reset, self.c_op, self.c_sum, self.spread,
                 self.slack)
 
     def tight_args(self) -> tuple:
@@ -223,18 +225,21 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
         local = rho + gam * magnitude
         bound = run["error_bound"](local.numpy(), beta.numpy())
         margin = np.abs(anchor - theta.numpy()) - spread * bound
-        reach = run["reverse_reach"](margin, beta.numpy())
-        anchor_n, spikes_n, bound_n, reach_n = (np.ascontiguousarray(a.transpose(0, 2, 1))
-                                                for a in (anchor, spikes.numpy(), bound, reach))
+        # Steps below threshold can only flip upward, the others only downward; within the bound, either way.
+        below, unsure = anchor < theta.numpy(), margin <= 0
+        reach_up = run["reverse_reach"](np.where(below | unsure, margin, np.inf), beta.numpy())
+        reach_down = run["reverse_reach"](np.where(~below | unsure, margin, np.inf), beta.numpy())
+        anchor_n, spikes_n, bound_n, up_n, down_n = (np.ascontiguousarray(a.transpose(0, 2, 1))
+                                                     for a in (anchor, spikes.numpy(), bound, reach_up, reach_down))
         with np.errstate(divide="ignore"):
-            inverse = np.where(reach > 0, 1.0 / reach, np.inf)
+            inverse_up, inverse_down = (np.where(reach > 0, 1.0 / reach, np.inf) for reach in (reach_up, reach_down))
         layer_tight = tight and (alone_checked or _rows_alone_match(
             layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
         extra: tuple = ()
         if layer_tight:
             extra = tuple(np.ascontiguousarray(a.numpy().transpose(0, 2, 1)) for a in (membrane, rho, partial)) \
                 + (np.ascontiguousarray(gam[:, :, 0].numpy()), True)
-        tables.append(LayerTables(weight.numpy(), np.abs(weight.numpy()), anchor_n, spikes_n, bound_n, inverse, reach_n,
+        tables.append(LayerTables(weight.numpy(), anchor_n, spikes_n, bound_n, inverse_up, inverse_down, up_n, down_n,
                                   beta.numpy(), theta.numpy(), RESET_CODES[params.reset], 4 * unit,
                                   float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES, *extra))
         train = baseline.spikes[index].double()
@@ -326,7 +331,8 @@ def plan_events(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: Spike
 
 def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRemovals | Silencing,
               recompute: Callable[[Tensor], Tensor] | None = None,
-              tables: list[LayerTables] | None = None, recomputed: Tensor | None = None) -> tuple[Tensor, Tensor]:
+              tables: list[LayerTables] | None = None, recomputed: Tensor | None = None,
+              columns: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` of every row of ``plan`` and the ``(P,)`` bool tie mask, for one chunk of samples.
 
     Args:
@@ -340,6 +346,9 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         recomputed: a ``(P,)`` bool tensor, if given, set to the rows recomputed by ``recompute`` (a decision
             inside even the tight bound); the other tie rows hold the naive loop's outcome, which another
             batch shape of the model's forward may round the other way.
+        columns: ``(P,)`` LongTensor, if given: the one output column of each row the caller reads. The
+            output layer then scans only that neuron of each row (a count or rate readout), the tie mask
+            covers only what that column depends on, and the other columns come back NaN.
 
     Returns:
         ``(outputs, tie)``: the tie mask holds every row with a decision inside the loose bound.
@@ -377,21 +386,33 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         raise ValueError("stack: a membrane readout needs the tight test on every layer it runs as events")
     events = plan_events(stack, x, baseline, plan)
     sample_np = sample.numpy().astype(np.int64)
+    every = np.full(n_rows, -1, dtype=np.int64)  # each row needs every neuron of a layer
+    needed = every if columns is None or membrane else columns.numpy().astype(np.int64)
     propagate = kernels()["propagate_layer"]
     ties = np.zeros(n_rows, dtype=np.bool_)
     shape = np.zeros(n_rows, dtype=np.bool_)
     suffixes = []  # (layer index, rows, their exact input train of that layer): replayed from there
+    replayed = np.zeros(n_rows, dtype=np.bool_)  # rows with a hidden layer replayed exactly
     for index, table in enumerate(tables[level:], start=level):
+        only = needed if index == len(stack.layers) - 1 else every
         offsets, t, j, delta, row_ties, row_shape = propagate(
-            events.offsets, events.t, events.i, events.delta, sample_np, *table.kernel_args(),
+            events.offsets, events.t, events.i, events.delta, sample_np, only, *table.kernel_args(),
             max(16, 4 * events.t.shape[0]), *table.tight_args())
         new_ties = row_ties & ~ties
         if table.tight and new_ties.any():
             # Every decision below this layer was taken outside the bound, so this layer's input is exact:
-            # this layer and the ones above are replayed in the naive loop's own call shapes.
+            # this layer is replayed in the naive loop's own call shapes, and its exact spike changes go on
+            # as events (the output layer's replay gives the rows' outputs).
             picked = np.nonzero(new_ties)[0]
             below = baseline.spikes[index - 1] if index > 0 else x
-            suffixes.append((index, picked, _input_train(below, sample_np, events, picked), True))
+            train = _input_train(below, sample_np, events, picked)
+            if index == len(stack.layers) - 1:
+                suffixes.append((index, picked, train, True))
+            else:
+                exact, _ = replay_layer(stack, x, baseline, index, sample[torch.from_numpy(picked)], train)
+                offsets, t, j, delta = _with_rows(offsets, t, j, delta, picked,
+                                                  exact - baseline.spikes[index][sample[torch.from_numpy(picked)]])
+                replayed[picked] = True
             row_ties = row_ties & ~new_ties
             shape |= new_ties
         ties |= row_ties
@@ -413,7 +434,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         counts.index_put_((torch.from_numpy(rows), torch.from_numpy(events.i)),
                           torch.from_numpy(events.delta).to(counts.dtype), accumulate=True)
         outputs = readout_finish(stack.readout, counts, n_steps)
-    redo = torch.from_numpy(ties.copy())
+    redo = torch.from_numpy(ties | replayed)
     for start, picked, train, is_tie in suffixes:
         rows_t = torch.from_numpy(picked)
         outputs[rows_t] = replay_rows(stack, x, baseline, start, sample[rows_t], train).to(outputs.dtype)
@@ -426,7 +447,37 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
             outputs[tie_rows] = recompute(tie_rows).to(outputs.dtype)
     if recomputed is not None:
         recomputed.copy_(redo)
-    return outputs, torch.from_numpy(ties | shape)
+    return only_columns(outputs, columns), torch.from_numpy(ties | shape)
+
+
+def only_columns(outputs: Tensor, columns: Tensor | None) -> Tensor:
+    """``outputs`` ``(P, C)`` with every entry but ``outputs[p, columns[p]]`` set to NaN (``columns=None``:
+    unchanged), so that a value no executor computed is never read as one.
+
+    Example:
+        >>> only_columns(torch.ones(2, 3), torch.tensor([0, 2])).tolist()
+        [[1.0, nan, nan], [nan, nan, 1.0]]
+    """
+    if columns is None:
+        return outputs
+    kept = torch.full_like(outputs, float("nan"))
+    rows = torch.arange(outputs.shape[0], device=outputs.device)
+    kept[rows, columns] = outputs[rows, columns]
+    return kept
+
+
+def _with_rows(offsets: np.ndarray, t: np.ndarray, j: np.ndarray, delta: np.ndarray, picked: np.ndarray,
+               change: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Events ``(offsets, t, j, delta)`` with rows ``picked`` (which hold none) given the non-zero entries of
+    ``change`` ``(k, T, n)``, in time order."""
+    owner, step, neuron = (a.numpy() for a in torch.nonzero(change, as_tuple=True))  # row-major: time order
+    values = change[owner, step, neuron].double().numpy()
+    counts = np.diff(offsets).copy()
+    counts[picked] = np.bincount(owner, minlength=len(picked))
+    where = np.repeat(offsets[picked], counts[picked])  # each new event goes before its row's slot
+    grown = np.zeros_like(offsets)
+    np.cumsum(counts, out=grown[1:])
+    return grown, np.insert(t, where, step), np.insert(j, where, neuron), np.insert(delta, where, values)
 
 
 def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.ndarray) -> Tensor:
@@ -478,7 +529,7 @@ def select(plan: SpikeRemovals | Silencing, index: Tensor) -> SpikeRemovals | Si
 def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
     """Peak bytes of one sample's `LayerTables` while they are built (float64: the tables, their
     neuron-major copies, the tight test's three and the temporaries of the bounds)."""
-    return 8 * n_steps * sum(23 * n + 3 for n in stack.sizes)
+    return 8 * n_steps * sum(25 * n + 3 for n in stack.sizes)
 
 
 def minimum_memory(stack: CompiledStack, n_steps: int) -> int:
@@ -492,7 +543,8 @@ def minimum_memory(stack: CompiledStack, n_steps: int) -> int:
 def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, *,
                baseline: Baseline | None = None, max_memory: int | None = None,
                recompute: Callable[[Tensor], Tensor] | None = None, tight: bool = False,
-               recomputed: Tensor | None = None, progress: bool = False) -> tuple[Tensor, Tensor]:
+               recomputed: Tensor | None = None, progress: bool = False,
+               columns: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` and tie mask ``(P,)`` of every row of ``plan``, one chunk of samples at a time.
 
     Args:
@@ -507,6 +559,8 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
             tight test of `layer_tables` may decide, and only the rows inside it are recomputed.
         recomputed: a ``(P,)`` bool tensor, if given, set to the rows that were recomputed.
         progress: show a progress bar over rows.
+        columns: ``(P,)`` LongTensor, if given: the one output column each row's caller reads (see `run_event`;
+            the other columns come back NaN).
 
     Returns:
         ``(outputs, tie)``.
@@ -543,13 +597,15 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
 
     bar = _progress_bar(n_rows, progress)
     try:
-        _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar)
+        _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar,
+                    columns)
     finally:
         bar.close()
-    return outputs, tie
+    return only_columns(outputs, columns), tie
 
 
-def _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar) -> None:
+def _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar,
+                columns) -> None:
     """`run_events`'s loop over chunks of samples and pieces of rows, filling ``outputs`` and ``tie``."""
     n_samples = x.shape[0]
     order = torch.argsort(plan.sample, stable=True)
@@ -586,7 +642,8 @@ def _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, rec
             local = None if recompute is None else (lambda rows, rows_of=rows_of: recompute(rows_of[rows]))
             redo = torch.zeros(len(index), dtype=torch.bool)
             outputs[rows_of], tie[rows_of] = run_event(stack, chunk_x, chunk_baseline, select(sub, index),
-                                                       recompute=local, tables=tables, recomputed=redo)
+                                                       recompute=local, tables=tables, recomputed=redo,
+                                                       columns=None if columns is None else columns[rows_of])
             if recomputed is not None:
                 recomputed[rows_of] = redo
             bar.update(len(index))

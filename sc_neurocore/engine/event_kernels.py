@@ -13,11 +13,19 @@ d[t] = \beta\, d[t-1] + \sum_{e:\, t_e = t} \delta_e W_{i_e j} - (r'[t] - r[t])\
 $$
 
 (reset by subtraction; no reset drops the last term; reset to zero multiplies by $1 - r'$ and re-anchors on
-a flipped reset). A neuron is first tested against the per-neuron table ``reach``
-($\min_{t' \ge t} m[t'] / \beta^{t' - t}$, where $m$ is the baseline's margin to threshold less its
-rounding bound): when $(1 + 4u(2 + 2T) + \gamma_{n_{in}+1}) \sum_e |\delta_e W_{i_e j}| / \mathrm{reach}[t_e, j] < 1$ no spike of
-``j`` can change and it is skipped. Only the others are scanned, in time order, from the row's first event,
-and a scan stops as soon as the same test passes for what is left of the difference.
+a flipped reset). A neuron is first screened, per direction. Before a neuron's first flip its resets are the
+baseline's, so $d$ lies between minus the decayed sum of its negative kicks and the decayed sum of its positive
+ones. A silent step ($r[t'] = 0$) can only flip upward, by $d[t'] \ge m[t']$, and a spiking step only downward,
+by $-d[t'] \ge m[t']$, where $m$ is the baseline's margin to threshold less its rounding bound (a step with
+$m \le 0$ counts on both sides). Two per-neuron tables hold the reaches
+$\mathrm{up}[t] = \min_{t' \ge t,\ \text{silent or } m \le 0} m[t'] / \beta^{t' - t}$ and $\mathrm{down}[t]$ (the
+same over the spiking steps). With $g = 1 + 4u(2 + 2T) + \gamma_{n_{in}+1}$ covering the perturbation's own
+rounding ($R_x \le (g - 1) \sum_e |k_e| \beta^{t - t_e}$ for kicks $k_e = \delta_e W_{i_e j}$), neuron ``j`` cannot
+flip, nor come within the rounding bound, when both
+$\sum_e (g\, k_e^+ + (g - 1)\, k_e^-) / \mathrm{up}[t_e, j] < 1$ and
+$\sum_e (g\, k_e^- + (g - 1)\, k_e^+) / \mathrm{down}[t_e, j] < 1$, and it is skipped. Only the others are scanned,
+in time order, from the row's first event, and a scan stops as soon as the same two tests pass for what is left
+of the difference (its sign says which side it can reach; only its rounding reaches the other).
 
 Exactness: a spike decision is taken only when the estimate $v[t] + d[t]$ (float64) lies further from
 threshold than a rigorous bound ``R`` on its distance from what the framework's own float forward of that
@@ -43,8 +51,8 @@ import numpy as np
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 
 
-def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, membrane, spikes, bound, inverse_reach,
-                    reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, capacity,
+def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane, spikes, bound, inverse_up, inverse_down,
+                    up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, capacity,
                     recorded, rho, partial, gam, tight, c_est):
     r"""Spike changes of one LIF layer for every row (see the module docstring).
 
@@ -52,10 +60,13 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         offsets: ``(P + 1,)`` int64: row ``p``'s input events are ``[offsets[p], offsets[p + 1])``.
         ev_t, ev_i, ev_delta: the input events (time, input neuron, change of the input), by row and time.
         sample: ``(P,)`` int64: the sample of each row (indexes the tables).
-        weight, abs_weight: ``(n_in, n)`` float64, and its absolute values.
+        only: ``(P,)`` int64: the one neuron of the layer whose spikes row ``p`` needs (the output column its
+            caller reads), or -1 for all of them; the other neurons are neither screened nor scanned.
+        weight: ``(n_in, n)`` float64.
         membrane, spikes, bound: ``(B, n, T)`` float64 baseline tables, neuron-major (a scan reads along time).
-        inverse_reach: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, time-major (the screen
-            reads along neurons); ``reach_by_neuron``: ``reach`` itself, ``(B, n, T)``.
+        inverse_up, inverse_down: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, time-major (the
+            screen reads along neurons), for the reach of an upward and of a downward flip (see the module
+            docstring); ``up_by_neuron``, ``down_by_neuron``: the reaches themselves, ``(B, n, T)``.
         beta, theta: ``(n,)`` float64.
         reset: 0 subtract, 1 zero, 2 none.
         c_op: the rounding factor of the membrane updates in the perturbation's share of the bound ($4u$).
@@ -78,8 +89,8 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         >>> import numpy as np
         >>> z = np.zeros((1, 2, 1))
         >>> out = propagate_layer(np.array([0, 1]), np.array([0]), np.array([0]), np.array([1.0]), np.array([0]),
-        ...                       np.array([[2.0]]), np.array([[2.0]]), z, z, z, np.full((1, 2, 1), np.inf),
-        ...                       np.full((1, 1, 2), -1.0),
+        ...                       np.array([-1]), np.array([[2.0]]), z, z, z, np.full((1, 2, 1), np.inf),
+        ...                       np.full((1, 2, 1), np.inf), np.full((1, 1, 2), -1.0), np.full((1, 1, 2), -1.0),
         ...                       np.array([0.5]),
         ...                       np.array([1.0]), 0, 1e-7, 1e-7, 2.5, 8, 4, z, z, z, np.zeros((1, 2)), True, 2.0**-52)
         >>> out[0].tolist(), out[1].tolist(), out[3].tolist()
@@ -105,6 +116,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
     row_delta = np.empty(n_out * n_steps, dtype=np.float64)
     per_step = np.zeros(n_steps + 1, dtype=np.int64)
     totals = np.empty(n_out, dtype=np.float64)
+    totals_down = np.empty(n_out, dtype=np.float64)
     count = 0
     for p in range(n_rows):
         start = offsets[p]
@@ -112,9 +124,15 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         found = 0
         if start < stop:
             flag[0] = False
-            found = _scan_row(start, stop, sample[p], ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound,
-                              inverse_reach, reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow,
-                              totals, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag)
+            lo = 0
+            hi = n_out
+            if only[p] >= 0:
+                lo = only[p]
+                hi = only[p] + 1
+            found = _scan_row(start, stop, sample[p], lo, hi, ev_t, ev_i, ev_delta, weight, weight_by_neuron, membrane,
+                              spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset,
+                              c_op, c_sum, spread, slack, grow, totals, totals_down, row_t, row_j, row_delta, recorded,
+                              rho, partial, gam, tight, c_est, scale_t, flag)
             shape[p] = flag[0]
         if found < 0:
             tie[p] = True
@@ -147,13 +165,11 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
     return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
 
 
-def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound, inverse_reach,
-              reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals, row_t, row_j, row_delta,
-              recorded, rho, partial, gam, tight, c_est, scale_t, flag):
-    """The spike changes of one row, in neuron order, written to ``row_*``: their number, or -1 on a tie
-    (``flag[0]`` set when a decision was taken by the tight test alone)."""
-    c_opt = c_op + 2.0 * c_est
-    n_steps = membrane.shape[2]
+def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, weight_by_neuron, membrane, spikes, bound, inverse_up,
+              inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals,
+              totals_down, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag):
+    """The spike changes of one row's neurons ``lo .. hi - 1``, in neuron order, written to ``row_*``: their
+    number, or -1 on a tie (``flag[0]`` set when a decision was taken by the tight test alone)."""
     added = 0  # the most spikes this row adds to one step's input
     e = start
     while e < stop:
@@ -169,106 +185,129 @@ def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight
     first_t = ev_t[start]
     last_t = ev_t[stop - 1]
     found = 0
-    n_out = abs_weight.shape[1]
     # The vectorised test, one pass over the neurons per event: can the summed, decaying kicks of this row's
-    # events reach a threshold? (``inverse_reach`` is 1 / reach, or inf where reach <= 0: never screened.)
-    for j in range(n_out):
+    # events reach a threshold from below (the positive kicks, and every kick's rounding) or from above (the
+    # negative ones)? (``inverse_*`` is 1 / reach, or inf where reach <= 0: never screened.)
+    share = grow - 1.0
+    for j in range(lo, hi):
         totals[j] = 0.0
+        totals_down[j] = 0.0
     for e in range(start, stop):
-        size = abs(ev_delta[e])
+        delta = ev_delta[e]
         i = ev_i[e]
         t = ev_t[e]
-        for j in range(n_out):
-            totals[j] += size * abs_weight[i, j] * inverse_reach[b, t, j]
-    for j in range(n_out):
-        if totals[j] * grow < 1.0:  # NaN (a zero weight times an infinite inverse) is scanned
+        for j in range(lo, hi):
+            kick = delta * weight[i, j]
+            rise = max(kick, 0.0)
+            fall = max(-kick, 0.0)
+            totals[j] += (grow * rise + share * fall) * inverse_up[b, t, j]
+            totals_down[j] += (grow * fall + share * rise) * inverse_down[b, t, j]
+    c_opt = c_op + 2.0 * c_est
+    n_steps = membrane.shape[2]
+    for j in range(lo, hi):
+        if totals[j] < 1.0 and totals_down[j] < 1.0:  # NaN (a zero weight times an infinite inverse) is scanned
             continue
         bj = beta[j]
         th = theta[j]
-        d = 0.0  # the difference to the real anchor ``membrane``
-        rx = 0.0
-        dt = 0.0  # the difference to the baseline's own float membrane ``recorded`` (the tight test)
-        rxt = 0.0
-        e = start
-        t = first_t
-        previous = spikes[b, j, t - 1] if t > 0 else 0.0  # the perturbed row's spike at t - 1
-        while t < n_steps:
-            change = 0.0
-            mass = 0.0
-            kicks = 0
-            while e < stop and ev_t[e] == t:
-                kick = ev_delta[e] * weight_by_neuron[j, ev_i[e]]
-                change += kick
-                mass += abs(kick)
-                kicks += 1
-                e += 1
-            base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
-            flipped = abs(previous - base_reset)
-            if reset == 0:
-                new = bj * d + change - (previous - base_reset) * th
-                new_t = bj * dt + change - (previous - base_reset) * th
-            elif reset == 2:
-                new = bj * d + change
-                new_t = bj * dt + change
-            elif previous == base_reset:
-                new = bj * (1.0 - base_reset) * d + change
-                new_t = bj * (1.0 - base_reset) * dt + change
-            else:  # a flipped reset to zero: re-anchored on the baseline's membrane (real, and float)
-                before = membrane[b, j, t - 1]
-                new = bj * (1.0 - previous) * (before + d) - bj * (1.0 - base_reset) * before + change
-                before = recorded[b, j, t - 1]
-                new_t = bj * (1.0 - previous) * (before + dt) - bj * (1.0 - base_reset) * before + change
-            rx = bj * rx + c_op * (bj * abs(d) + abs(new) + th * flipped) + c_sum * mass
-            if tight:
-                # Both copies' membrane updates round (2 rho); their products differ only where the input did.
-                rxt = bj * rxt + 2.0 * rho[b, j, t] + c_opt * (bj * abs(dt) + abs(new_t) + th * flipped)
-                if kicks > 0:
-                    rxt += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
-            d = new
-            dt = new_t
-            estimate = membrane[b, j, t] + d
-            radius = spread * bound[b, j, t] + rx
-            if estimate - th > radius:
-                fired = 1.0
-            elif th - estimate > radius:
-                fired = 0.0
-            elif tight:
-                estimate = recorded[b, j, t] + dt
-                radius = rxt * scale_t + c_est * (abs(estimate) + th) + c_op * th
+        # First without the tight test's bookkeeping (``careful``); only a decision inside the loose bound reruns
+        # the neuron with it (the same steps and values: the tight test never changes the estimate).
+        saved = found
+        careful = False
+        for _attempt in range(2):
+            retry = False
+            d = 0.0  # the difference to the real anchor ``membrane``
+            rx = 0.0
+            dt = 0.0  # the difference to the baseline's own float membrane ``recorded`` (the tight test)
+            rxt = 0.0
+            e = start
+            t = first_t
+            previous = spikes[b, j, t - 1] if t > 0 else 0.0  # the perturbed row's spike at t - 1
+            while t < n_steps:
+                change = 0.0
+                mass = 0.0
+                kicks = 0
+                while e < stop and ev_t[e] == t:
+                    kick = ev_delta[e] * weight_by_neuron[j, ev_i[e]]
+                    change += kick
+                    mass += abs(kick)
+                    kicks += 1
+                    e += 1
+                base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
+                flipped = abs(previous - base_reset)
+                if reset == 0:
+                    new = bj * d + change - (previous - base_reset) * th
+                    new_t = bj * dt + change - (previous - base_reset) * th
+                elif reset == 2:
+                    new = bj * d + change
+                    new_t = bj * dt + change
+                elif previous == base_reset:
+                    new = bj * (1.0 - base_reset) * d + change
+                    new_t = bj * (1.0 - base_reset) * dt + change
+                else:  # a flipped reset to zero: re-anchored on the baseline's membrane (real, and float)
+                    before = membrane[b, j, t - 1]
+                    new = bj * (1.0 - previous) * (before + d) - bj * (1.0 - base_reset) * before + change
+                    before = recorded[b, j, t - 1]
+                    new_t = bj * (1.0 - previous) * (before + dt) - bj * (1.0 - base_reset) * before + change
+                rx = bj * rx + c_op * (bj * abs(d) + abs(new) + th * flipped) + c_sum * mass
+                if careful:
+                    # Both copies' membrane updates round (2 rho); their products differ only where the input did.
+                    rxt = bj * rxt + 2.0 * rho[b, j, t] + c_opt * (bj * abs(dt) + abs(new_t) + th * flipped)
+                    if kicks > 0:
+                        rxt += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
+                d = new
+                dt = new_t
+                estimate = membrane[b, j, t] + d
+                radius = spread * bound[b, j, t] + rx
                 if estimate - th > radius:
                     fired = 1.0
                 elif th - estimate > radius:
                     fired = 0.0
-                else:
+                elif not tight:
                     return -1
-                flag[0] = True
-            else:
-                return -1
-            base = spikes[b, j, t]
-            if fired != base:
-                row_t[found] = t
-                row_j[found] = j
-                row_delta[found] = fired - base
-                found += 1
-            previous = fired
-            if fired == base and t + 1 < n_steps and (abs(d) * grow + rx) * bj < reach_by_neuron[b, j, t + 1]:
-                # What is left of the difference only decays and provably flips nothing before the next event.
-                if t >= last_t:
+                elif not careful:
+                    retry = True
                     break
-                gap = ev_t[e] - t - 1  # steps without an event: skipped, the difference decayed over them
-                if gap > 0:
-                    decay = 1.0
-                    for skipped in range(t + 1, t + 1 + gap):
-                        factor = bj if reset != 1 else bj * (1.0 - spikes[b, j, skipped - 1])
-                        if tight:
-                            rxt = factor * rxt + 2.0 * rho[b, j, skipped] + 2.0 * c_opt * abs(dt * decay)
-                        decay *= factor
-                    rx = bj ** gap * (rx + 2.0 * c_op * gap * abs(d))
-                    d *= decay
-                    dt *= decay
-                    t += gap
-                    previous = spikes[b, j, t]
-            t += 1
+                else:
+                    estimate = recorded[b, j, t] + dt
+                    radius = rxt * scale_t + c_est * (abs(estimate) + th) + c_op * th
+                    if estimate - th > radius:
+                        fired = 1.0
+                    elif th - estimate > radius:
+                        fired = 0.0
+                    else:
+                        return -1
+                    flag[0] = True
+                base = spikes[b, j, t]
+                if fired != base:
+                    row_t[found] = t
+                    row_j[found] = j
+                    row_delta[found] = fired - base
+                    found += 1
+                previous = fired
+                if fired == base and t + 1 < n_steps and \
+                        (max(d, 0.0) * grow + max(-d, 0.0) * share + rx) * bj < up_by_neuron[b, j, t + 1] and \
+                        (max(-d, 0.0) * grow + max(d, 0.0) * share + rx) * bj < down_by_neuron[b, j, t + 1]:
+                    # What is left of the difference only decays and provably flips nothing before the next event.
+                    if t >= last_t:
+                        break
+                    gap = ev_t[e] - t - 1  # steps without an event: skipped, the difference decayed over them
+                    if gap > 0:
+                        decay = 1.0
+                        for skipped in range(t + 1, t + 1 + gap):
+                            factor = bj if reset != 1 else bj * (1.0 - spikes[b, j, skipped - 1])
+                            if careful:
+                                rxt = factor * rxt + 2.0 * rho[b, j, skipped] + 2.0 * c_opt * abs(dt * decay)
+                            decay *= factor
+                        rx = bj ** gap * (rx + 2.0 * c_op * gap * abs(d))
+                        d *= decay
+                        dt *= decay
+                        t += gap
+                        previous = spikes[b, j, t]
+                t += 1
+            if not retry:
+                break
+            found = saved
+            careful = True
     return found
 
 

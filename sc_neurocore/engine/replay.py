@@ -65,13 +65,34 @@ def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start:
     """
     n_steps = train.shape[1]
     for index in range(start, len(stack.layers)):
-        layer = stack.layers[index]
-        below = (baseline.spikes[index - 1] if index > 0 else inputs)[samples]
-        current = baseline.currents[index][samples].clone()
-        changed = (train != below.to(train.dtype)).any(dim=2)
-        _changed_rows(layer, train, changed, current)
-        train, states = run_neurons(layer, current)
-    return readout_finish(stack.readout, _accumulated(stack.readout, train, states[0]), n_steps)
+        train, membrane = replay_layer(stack, inputs, baseline, index, samples, train)
+    return readout_finish(stack.readout, _accumulated(stack.readout, train, membrane), n_steps)
+
+
+def replay_layer(stack: CompiledStack, inputs: Tensor, baseline: Baseline, index: int, samples: Tensor,
+                 train: Tensor) -> tuple[Tensor, Tensor]:
+    """Layer ``index``'s spikes and membranes ``(k, T, n)`` for ``k`` perturbed copies whose input to it is
+    ``train`` ``(k, T, n_in)``, as the naive loop computes them (see the module docstring).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.engine.incremental import stack_forward
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(1, 20, 8) < 0.3).float()
+        >>> _, baseline = stack_forward(stack, x, record=True)
+        >>> spikes, _ = replay_layer(stack, x, baseline, 0, torch.tensor([0]), x)
+        >>> bool(torch.equal(spikes, baseline.spikes[0]))
+        True
+    """
+    layer = stack.layers[index]
+    below = (baseline.spikes[index - 1] if index > 0 else inputs)[samples]
+    current = baseline.currents[index][samples].clone()
+    changed = (train != below.to(train.dtype)).any(dim=2)
+    _changed_rows(layer, train, changed, current)
+    spikes, states = run_neurons(layer, current)
+    return spikes, states[0]
 
 
 def _accumulated(readout: str, train: Tensor, membrane: Tensor) -> Tensor:

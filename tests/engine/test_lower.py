@@ -58,3 +58,21 @@ def test_selections_and_recurrence_do_not_lower():
     outputs, info = execute(graph, spikes, remove_each_spike(spikes), return_info=True)
     assert info.engine == "batched" and torch.equal(outputs, run_plan(adapter, spikes, remove_each_spike(spikes)))
     assert to_compiled_stack(object()) is None
+
+
+def test_a_graph_is_lowered_once_and_again_after_its_weights_change():
+    snn = require_module("snntorch", "snntorch")
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(12, 6), snn.Leaky(beta=0.8, init_hidden=True),
+                          nn.Linear(6, 3), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    spikes = (torch.rand(1, 8, 12) < 0.4).float()
+    _, graph = graph_of(model, spikes)
+    stack = to_compiled_stack(graph)
+    assert to_compiled_stack(graph) is stack  # the lowering is kept per graph
+    dense = graph.segments[0].maps[0]
+    weight = next(value for value in vars(dense).values() if isinstance(value, torch.Tensor) and value.ndim == 2)
+    before = stack.layers[0].weight.clone()
+    with torch.no_grad():
+        weight.mul_(2.0)  # an in-place change: a new version, so a new lowering with the new weights
+    changed = to_compiled_stack(graph)
+    assert changed is not stack and torch.equal(changed.layers[0].weight, 2.0 * before)
