@@ -322,8 +322,12 @@ def plan_events(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: Spike
         return events_from(rows, plan.timestep[keep], plan.neuron[keep], -value[keep].double(), n_rows)
     level = level_of(stack, plan)
     train = x if level == 0 else baseline.spikes[level - 1]
-    masks = plan.masks()  # (P, n)
-    row, neuron = torch.nonzero(masks, as_tuple=True)
+    if bool((plan.stop - plan.start == 1).all()):  # one neuron a row: the one at rank start[p]
+        by_rank = torch.argsort(plan.rank, dim=-1)
+        neuron = by_rank[plan.start] if by_rank.ndim == 1 else by_rank[plan.sample, plan.start]
+        row = torch.arange(n_rows)
+    else:
+        row, neuron = torch.nonzero(plan.masks(), as_tuple=True)  # (P, n) masks
     fired = train[plan.sample[row], :, neuron]  # (K, T): each silenced neuron's baseline train
     which, t = torch.nonzero(fired, as_tuple=True)
     return events_from(row[which], t, neuron[which], -fired[which, t].double(), n_rows)
@@ -483,7 +487,7 @@ def _with_rows(offsets: np.ndarray, t: np.ndarray, j: np.ndarray, delta: np.ndar
 def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.ndarray) -> Tensor:
     """The perturbed input trains ``(k, T, n)`` of rows ``picked``: their samples' baseline spikes ``below``
     plus the rows' events."""
-    train = below[torch.from_numpy(sample[picked])].clone()
+    train = below[torch.from_numpy(sample[picked])]  # indexing copies
     counts = events.offsets[picked + 1] - events.offsets[picked]
     owner = np.repeat(np.arange(len(picked)), counts)
     # Each picked row's events: its offset, plus the rank of the event within the row.

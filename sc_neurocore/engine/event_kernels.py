@@ -117,6 +117,13 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
     per_step = np.zeros(n_steps + 1, dtype=np.int64)
     totals = np.empty(n_out, dtype=np.float64)
     totals_down = np.empty(n_out, dtype=np.float64)
+    level = np.empty(n_out, dtype=np.float64)
+    bulk = np.empty(n_out, dtype=np.float64)
+    powers = np.empty((n_steps + 1, n_out), dtype=np.float64)  # powers[k, j] = beta[j] ** k
+    for j in range(n_out):
+        powers[0, j] = 1.0
+        for k in range(n_steps):
+            powers[k + 1, j] = powers[k, j] * beta[j]
     count = 0
     for p in range(n_rows):
         start = offsets[p]
@@ -132,7 +139,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
             found = _scan_row(start, stop, sample[p], lo, hi, ev_t, ev_i, ev_delta, weight, weight_by_neuron, membrane,
                               spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset,
                               c_op, c_sum, spread, slack, grow, totals, totals_down, row_t, row_j, row_delta, recorded,
-                              rho, partial, gam, tight, c_est, scale_t, flag)
+                              rho, partial, gam, tight, c_est, scale_t, flag, level, bulk, powers)
             shape[p] = flag[0]
         if found < 0:
             tie[p] = True
@@ -167,7 +174,8 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
 
 def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, weight_by_neuron, membrane, spikes, bound, inverse_up,
               inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals,
-              totals_down, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag):
+              totals_down, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag, level,
+              bulk, powers):
     """The spike changes of one row's neurons ``lo .. hi - 1``, in neuron order, written to ``row_*``: their
     number, or -1 on a tie (``flag[0]`` set when a decision was taken by the tight test alone)."""
     added = 0  # the most spikes this row adds to one step's input
@@ -192,16 +200,42 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, weight_by_ne
     for j in range(lo, hi):
         totals[j] = 0.0
         totals_down[j] = 0.0
-    for e in range(start, stop):
-        delta = ev_delta[e]
-        i = ev_i[e]
-        t = ev_t[e]
+    if reset == 1:  # a reset to zero may cut a kick short: each kick's own sign bounds the difference
+        for e in range(start, stop):
+            delta = ev_delta[e]
+            i = ev_i[e]
+            t = ev_t[e]
+            for j in range(lo, hi):
+                kick = delta * weight[i, j]
+                rise = max(kick, 0.0)
+                fall = max(-kick, 0.0)
+                totals[j] += (grow * rise + share * fall) * inverse_up[b, t, j]
+                totals_down[j] += (grow * fall + share * rise) * inverse_down[b, t, j]
+    else:  # before a first flip the difference is the kicks' decayed sum itself: opposite kicks cancel
         for j in range(lo, hi):
-            kick = delta * weight[i, j]
-            rise = max(kick, 0.0)
-            fall = max(-kick, 0.0)
-            totals[j] += (grow * rise + share * fall) * inverse_up[b, t, j]
-            totals_down[j] += (grow * fall + share * rise) * inverse_down[b, t, j]
+            level[j] = 0.0
+            bulk[j] = 0.0
+        e = start
+        last = ev_t[start]
+        while e < stop:
+            t = ev_t[e]
+            for j in range(lo, hi):
+                level[j] *= powers[t - last, j]
+                bulk[j] *= powers[t - last, j]
+            while e < stop and ev_t[e] == t:
+                delta = ev_delta[e]
+                i = ev_i[e]
+                for j in range(lo, hi):
+                    kick = delta * weight[i, j]
+                    level[j] += kick
+                    bulk[j] += abs(kick)
+                e += 1
+            for j in range(lo, hi):  # the reach from t on covers every step until the next event time
+                up = (max(level[j], 0.0) + share * bulk[j]) * inverse_up[b, t, j]
+                down = (max(-level[j], 0.0) + share * bulk[j]) * inverse_down[b, t, j]
+                totals[j] = max(totals[j], up if up == up else np.inf)  # NaN (0 times inf): scanned
+                totals_down[j] = max(totals_down[j], down if down == down else np.inf)
+            last = t
     c_opt = c_op + 2.0 * c_est
     n_steps = membrane.shape[2]
     for j in range(lo, hi):
