@@ -194,54 +194,30 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
     for index, layer in enumerate(evented):
         params = layer.params
         n_in, n_out = layer.weight.shape
-        weight = layer.weight.double()
-        membrane = baseline.states[index].membrane.double()
-        spikes = baseline.spikes[index].double()
-        current = baseline.currents[index].double()
-        beta = torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).contiguous()
-        theta = torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).contiguous()
-        train_np = np.ascontiguousarray(train.numpy())
-        sums = [np.zeros((*train.shape[:2], n_out)) for _ in range(4)]
-        run["spike_sums"](train_np, np.ascontiguousarray(weight.numpy()), *sums)
-        real_current, magnitude, positive, negative = (torch.from_numpy(a) for a in sums)
-        binary = bool(((train == 0) | (train == 1)).all())
-        if binary:  # exact products: every partial sum is bounded by the larger one-signed sum
-            partial = torch.maximum(positive, negative)
-        else:
-            partial = magnitude.clone()
-        if layer.bias is not None:
-            magnitude += layer.bias.double().abs()
-            partial += layer.bias.double().abs()
-            real_current += layer.bias.double()
-        # The anchor: the baseline's membrane in real arithmetic, with the float forward's own resets.
-        anchor = run["real_membrane"](real_current.numpy(), spikes.numpy(), beta.numpy(), theta.numpy(),
-                                      RESET_CODES[params.reset])
-        # Terms of each step's sum: the non-zero inputs and the bias, plus the spikes a perturbed copy may add
-        # (none in the first layer, whose perturbations only remove input).
-        terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else ADDED_SPIKES)
-        previous = torch.cat([membrane.new_zeros(membrane[:, :1].shape), membrane[:, :-1]], dim=1)
-        rho = 2 * unit * (beta * previous.abs() + current.abs() + membrane.abs() + theta.abs())
-        gam = gamma(terms, unit)
-        local = rho + gam * magnitude
-        bound = run["error_bound"](local.numpy(), beta.numpy())
-        margin = np.abs(anchor - theta.numpy()) - spread * bound
-        # Steps below threshold can only flip upward, the others only downward; within the bound, either way.
-        below, unsure = anchor < theta.numpy(), margin <= 0
-        reach_up = run["reverse_reach"](np.where(below | unsure, margin, np.inf), beta.numpy())
-        reach_down = run["reverse_reach"](np.where(~below | unsure, margin, np.inf), beta.numpy())
-        anchor_n, spikes_n, bound_n, up_n, down_n = (np.ascontiguousarray(a.transpose(0, 2, 1))
-                                                     for a in (anchor, spikes.numpy(), bound, reach_up, reach_down))
-        with np.errstate(divide="ignore"):
-            inverse_up, inverse_down = (np.where(reach > 0, 1.0 / reach, np.inf) for reach in (reach_up, reach_down))
+        weight = np.ascontiguousarray(layer.weight.double().numpy())
+        bias = np.zeros(n_out) if layer.bias is None else layer.bias.double().numpy()
+        membrane, spikes, current = (np.ascontiguousarray(a.double().numpy()) for a in
+                                     (baseline.states[index].membrane, baseline.spikes[index], baseline.currents[index]))
+        beta = np.ascontiguousarray(torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).numpy())
+        theta = np.ascontiguousarray(torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).numpy())
+        n_samples, n_steps = train.shape[:2]
+        by_neuron = [np.empty((n_samples, n_out, n_steps)) for _ in range(8)]
+        inverse = [np.empty((n_samples, n_steps, n_out)) for _ in range(2)]
+        gam = np.empty((n_samples, n_steps))
+        # Terms of each step's sum beyond its non-zero inputs and the bias: the layer's own, and the spikes a
+        # perturbed copy may add (none in the first layer, whose perturbations only remove input).
+        terms = layer.terms + (0 if index == 0 else ADDED_SPIKES)
+        binary = bool(((train == 0) | (train == 1)).all())  # exact products: M is the larger one-signed sum
+        run["build_tables"](np.ascontiguousarray(train.numpy()), weight, bias, membrane, spikes, current, beta, theta,
+                            RESET_CODES[params.reset], unit, spread, terms, binary, *by_neuron[:5], *inverse,
+                            *by_neuron[5:], gam)
+        anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n = by_neuron
         layer_tight = tight and (alone_checked or _rows_alone_match(
             layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
-        extra: tuple = ()
-        if layer_tight:
-            extra = tuple(np.ascontiguousarray(a.numpy().transpose(0, 2, 1)) for a in (membrane, rho, partial)) \
-                + (np.ascontiguousarray(gam[:, :, 0].numpy()), True)
-        tables.append(LayerTables(weight.numpy(), anchor_n, spikes_n, bound_n, inverse_up, inverse_down, up_n, down_n,
-                                  beta.numpy(), theta.numpy(), RESET_CODES[params.reset], 4 * unit,
-                                  float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES, *extra))
+        extra: tuple = (recorded_n, rho_n, partial_n, gam, True) if layer_tight else ()
+        tables.append(LayerTables(weight, anchor_n, spikes_n, bound_n, *inverse, up_n, down_n, beta, theta,
+                                  RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)),
+                                  spread, ADDED_SPIKES, *extra))
         train = baseline.spikes[index].double()
     return tables
 

@@ -345,117 +345,118 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, weight_by_ne
     return found
 
 
-def reverse_reach(margin, beta):
-    """``reach[b, t, j] = min over t' >= t of margin[b, t', j] / beta[j] ** (t' - t)`` (one reverse scan).
+def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, reset, unit, spread, terms, binary,
+                 anchor_n, spikes_n, bound_n, up_n, down_n, inverse_up, inverse_down, recorded_n, rho_n, partial_n,
+                 gam):
+    r"""One layer's tables (`sc_neurocore.engine.event.layer_tables` gives the definitions) in one pass, written
+    into the given arrays.
 
-    ``beta = 0``: a later step is out of reach (``inf``) unless its margin is not positive (then ``-inf``:
-    never screened). Example:
-        >>> import numpy as np
-        >>> reverse_reach(np.array([[[3.0], [1.0]]]), np.array([0.5]))[0, :, 0].tolist()
-        [2.0, 1.0]
-    """
-    n_samples, n_steps, n_out = margin.shape
-    reach = np.empty_like(margin)
-    for b in range(n_samples):
-        for j in range(n_out):
-            running = margin[b, n_steps - 1, j]
-            reach[b, n_steps - 1, j] = running
-            for t in range(n_steps - 2, -1, -1):
-                if beta[j] > 0.0:
-                    carried = running / beta[j]
-                elif running > 0.0:
-                    carried = np.inf
-                else:
-                    carried = -np.inf
-                running = min(margin[b, t, j], carried)
-                reach[b, t, j] = running
-    return reach
-
-
-def real_membrane(current, spikes, beta, theta, reset):
-    """The membrane in (float64) real arithmetic, driven by the real currents and the float forward's own
-    resets (``spikes``: the spikes it emitted), ``(B, T, n)``; the anchor of every perturbed estimate.
+    Args:
+        train: ``(B, T, n_in)`` the layer's input; weight ``(n_in, n)``; bias ``(n,)`` (zeros without one).
+        membrane, spikes, current: ``(B, T, n)`` the baseline's float membrane, spikes and current.
+        beta, theta: ``(n,)``; reset: the reset code; unit: the model dtype's unit roundoff $u$;
+        spread: the factor on the bound in the margin; terms: the sum's terms beyond the non-zero inputs and
+            the bias;
+        binary: whether ``train`` holds only 0 and 1.
+        anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n: ``(B, n, T)`` outputs (the
+        real anchor, spikes, bound $E$, upward and downward reaches, float membrane, $
+ho$ and $M$);
+        inverse_up, inverse_down: ``(B, T, n)`` outputs; gam: ``(B, T)`` output, the product's $\gamma_{k_t}$.
 
     Example:
         >>> import numpy as np
-        >>> real_membrane(np.ones((1, 3, 1)), np.array([[[0.0], [1.0], [0.0]]]), np.array([0.5]), np.array([1.0]),
-        ...               0)[0, :, 0].tolist()
-        [1.0, 1.5, 0.75]
-    """
-    n_samples, n_steps, n_out = current.shape
-    out = np.empty_like(current)
-    for b in range(n_samples):
-        for j in range(n_out):
-            running = 0.0
-            for t in range(n_steps):
-                fired = spikes[b, t - 1, j] if t > 0 else 0.0
-                if reset == 0:
-                    running = beta[j] * running + current[b, t, j] - fired * theta[j]
-                elif reset == 1:
-                    running = beta[j] * ((1.0 - fired) * running) + current[b, t, j]
-                else:
-                    running = beta[j] * running + current[b, t, j]
-                out[b, t, j] = running
-    return out
-
-
-def error_bound(local, beta):
-    """``E[t] = beta * E[t - 1] + local[t]`` over time (``E[-1] = 0``), for ``(B, T, n)`` arrays.
-
-    Example:
-        >>> import numpy as np
-        >>> error_bound(np.ones((1, 3, 1)), np.array([0.5]))[0, :, 0].tolist()
-        [1.0, 1.5, 1.75]
-    """
-    n_samples, n_steps, n_out = local.shape
-    out = np.empty_like(local)
-    for b in range(n_samples):
-        for j in range(n_out):
-            running = 0.0
-            for t in range(n_steps):
-                running = beta[j] * running + local[b, t, j]
-                out[b, t, j] = running
-    return out
-
-
-def spike_sums(train, weight, real, magnitude, positive, negative):
-    """``train @ weight``, ``|train| @ |weight|`` and the sums of the positive and of the negative products'
-    magnitudes, ``(B, T, n)`` each, over the non-zero inputs only (spike trains are sparse).
-
-    Example:
-        >>> import numpy as np
-        >>> out = [np.zeros((1, 1, 2)) for _ in range(4)]
-        >>> spike_sums(np.array([[[1.0, 0.0, 1.0]]]), np.array([[1.0, -2.0], [5.0, 5.0], [-3.0, 1.0]]), *out)
-        >>> [a[0, 0].tolist() for a in out]
-        [[-2.0, -1.0], [4.0, 3.0], [1.0, 1.0], [3.0, 2.0]]
+        >>> z = np.zeros((1, 2, 1))
+        >>> out = [np.zeros((1, 1, 2)) for _ in range(5)] + [np.zeros((1, 2, 1)) for _ in range(2)]
+        >>> out += [np.zeros((1, 1, 2)) for _ in range(3)] + [np.zeros((1, 2))]
+        >>> build_tables(np.ones((1, 2, 1)), np.array([[0.6]]), np.zeros(1), np.array([[[0.6], [0.0]]]),
+        ...              np.array([[[0.0], [1.0]]]), np.full((1, 2, 1), 0.6), np.array([1.0]), np.array([1.0]), 0,
+        ...              2.0**-24, 1.05, 1, True, *out)
+        >>> out[0][0, 0].tolist()
+        [0.6, 1.2]
     """
     n_samples, n_steps, n_in = train.shape
     n_out = weight.shape[1]
+    real = np.zeros(n_out)
+    positive = np.zeros(n_out)
+    negative = np.zeros(n_out)
+    running = np.zeros(n_out)
+    error = np.zeros(n_out)
+    margin = np.empty((n_steps, n_out))
+    two_u = 2.0 * unit
     for b in range(n_samples):
+        running[:] = 0.0
+        error[:] = 0.0
         for t in range(n_steps):
+            real[:] = 0.0
+            positive[:] = 0.0
+            negative[:] = 0.0
+            nonzero = 0
             for i in range(n_in):
                 x = train[b, t, i]
                 if x == 0.0:
                     continue
+                nonzero += 1
                 for j in range(n_out):
                     product = x * weight[i, j]
-                    real[b, t, j] += product
+                    real[j] += product
                     if product > 0.0:
-                        positive[b, t, j] += product
+                        positive[j] += product
                     else:
-                        negative[b, t, j] -= product
-    for b in range(n_samples):
-        for t in range(n_steps):
+                        negative[j] -= product
+            k = nonzero + 1 + terms
+            g = k * unit / (1.0 - k * unit)
+            gam[b, t] = g
             for j in range(n_out):
-                magnitude[b, t, j] = positive[b, t, j] + negative[b, t, j]
+                magnitude = positive[j] + negative[j]
+                partial = max(positive[j], negative[j]) if binary else magnitude
+                magnitude += abs(bias[j])
+                partial += abs(bias[j])
+                fired = spikes[b, t - 1, j] if t > 0 else 0.0
+                if reset == 0:
+                    running[j] = beta[j] * running[j] + (real[j] + bias[j]) - fired * theta[j]
+                elif reset == 1:
+                    running[j] = beta[j] * ((1.0 - fired) * running[j]) + (real[j] + bias[j])
+                else:
+                    running[j] = beta[j] * running[j] + (real[j] + bias[j])
+                previous = membrane[b, t - 1, j] if t > 0 else 0.0
+                rho = two_u * (beta[j] * abs(previous) + abs(current[b, t, j]) + abs(membrane[b, t, j]) + abs(theta[j]))
+                error[j] = beta[j] * error[j] + (rho + g * magnitude)
+                anchor_n[b, j, t] = running[j]
+                spikes_n[b, j, t] = spikes[b, t, j]
+                bound_n[b, j, t] = error[j]
+                recorded_n[b, j, t] = membrane[b, t, j]
+                rho_n[b, j, t] = rho
+                partial_n[b, j, t] = partial
+                margin[t, j] = abs(running[j] - theta[j]) - spread * error[j]
+        # The reaches (see `reverse_reach`): below threshold only upward, above only downward, unsure both ways.
+        for j in range(n_out):
+            up = np.inf
+            down = np.inf
+            for t in range(n_steps - 1, -1, -1):
+                if t < n_steps - 1:
+                    if beta[j] > 0.0:
+                        up = up / beta[j]
+                        down = down / beta[j]
+                    else:
+                        up = np.inf if up > 0.0 else -np.inf
+                        down = np.inf if down > 0.0 else -np.inf
+                m = margin[t, j]
+                unsure = m <= 0.0
+                if anchor_n[b, j, t] < theta[j] or unsure:
+                    up = min(m, up)
+                if anchor_n[b, j, t] >= theta[j] or unsure:
+                    down = min(m, down)
+                up_n[b, j, t] = up
+                down_n[b, j, t] = down
+                inverse_up[b, t, j] = 1.0 / up if up > 0.0 else np.inf
+                inverse_down[b, t, j] = 1.0 / down if down > 0.0 else np.inf
 
 
 _python_scan_row = _scan_row
 # The plain-Python propagate_layer calls the plain-Python scan, whatever the module global becomes once compiled.
 _python_propagate = types.FunctionType(propagate_layer.__code__, {**globals(), "_scan_row": _python_scan_row},
                                        "propagate_layer")
-PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "real_membrane": real_membrane,
-                  "reverse_reach": reverse_reach, "error_bound": error_bound, "spike_sums": spike_sums}
+PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "build_tables": build_tables}
 _COMPILED: dict[str, object] = {}
 
 
@@ -473,7 +474,7 @@ def kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(kernels(compiled=False))
-        ['_scan_row', 'error_bound', 'propagate_layer', 'real_membrane', 'reverse_reach', 'spike_sums']
+        ['_scan_row', 'build_tables', 'propagate_layer']
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS
@@ -483,8 +484,6 @@ def kernels(compiled: bool = True) -> dict:
         # _scan_row first: propagate_layer calls it through the module global, which must be the compiled one.
         global _scan_row
         _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(_python_scan_row)
-        for name, function in (("propagate_layer", propagate_layer), ("reverse_reach", reverse_reach),
-                               ("error_bound", error_bound), ("real_membrane", real_membrane),
-                               ("spike_sums", spike_sums)):
+        for name, function in (("propagate_layer", propagate_layer), ("build_tables", build_tables)):
             _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(function)
     return _COMPILED
