@@ -215,7 +215,7 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
         layer_tight = tight and (alone_checked or _rows_alone_match(
             layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
         extra: tuple = (recorded_n, rho_n, partial_n, gam, True) if layer_tight else ()
-        tables.append(LayerTables(weight, anchor_n, spikes_n, bound_n, *inverse, up_n, down_n, beta, theta,
+        tables.append(LayerTables(weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n, beta, theta,
                                   RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)),
                                   spread, ADDED_SPIKES, *extra))
         train = baseline.spikes[index].double()
