@@ -97,7 +97,6 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
         ([0, 1], [0], [1.0])
     """
     n_rows = offsets.shape[0] - 1
-    weight_by_neuron = np.ascontiguousarray(weight.T)  # a scan reads one neuron's column
     n_steps = membrane.shape[2]
     n_out = weight.shape[1]
     grow = 1.0 + c_op * (2.0 + 2.0 * n_steps) + c_sum
@@ -136,7 +135,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
             if only[p] >= 0:
                 lo = only[p]
                 hi = only[p] + 1
-            found = _scan_row(start, stop, sample[p], lo, hi, ev_t, ev_i, ev_delta, weight, weight_by_neuron, membrane,
+            found = _scan_row(start, stop, sample[p], lo, hi, ev_t, ev_i, ev_delta, weight, membrane,
                               spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset,
                               c_op, c_sum, spread, slack, grow, totals, totals_down, row_t, row_j, row_delta, recorded,
                               rho, partial, gam, tight, c_est, scale_t, flag, level, bulk, powers)
@@ -172,7 +171,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
     return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
 
 
-def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, weight_by_neuron, membrane, spikes, bound, inverse_up,
+def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, spikes, bound, inverse_up,
               inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals,
               totals_down, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag, level,
               bulk, powers):
@@ -261,7 +260,7 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, weight_by_ne
                 mass = 0.0
                 kicks = 0
                 while e < stop and ev_t[e] == t:
-                    kick = ev_delta[e] * weight_by_neuron[j, ev_i[e]]
+                    kick = ev_delta[e] * weight[ev_i[e], j]  # the row the screen just read
                     change += kick
                     mass += abs(kick)
                     kicks += 1
