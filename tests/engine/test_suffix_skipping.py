@@ -96,3 +96,40 @@ def test_maps_and_neurons_run_only_on_the_rows_that_differ(reset, monkeypatch):
     suffixes = int((steps - plan.timestep).sum())
     assert counts.maps["dense"] < suffixes and counts.steps["out"] < suffixes
     assert into_out.any()  # the removals do reach the output layer
+
+
+def test_a_max_pool_on_a_channels_last_copy_selects_the_same_bits():
+    """Signed zeros, NaNs and infinities included: both layouts keep each window's first maximum."""
+    values = torch.tensor([0.0, -0.0, 1.0, -1.0, float("nan"), float("inf"), -float("inf"), 2.0])
+    x = values[torch.randint(0, len(values), (20, 5, 9, 9), generator=torch.Generator().manual_seed(1))]
+    for kernel, stride, padding, dilation in [(2, 2, 0, 1), (3, 1, 1, 1), (3, 2, 1, 2)]:
+        pool = MaxPool((5, 9, 9), (5, 0, 0), kernel=(kernel,) * 2, stride=(stride,) * 2, padding=(padding,) * 2,
+                       dilation=(dilation,) * 2)
+        fast = suffix._forward(pool, x)
+        assert fast.is_contiguous()
+        assert torch.equal(fast.view(torch.int32), pool.forward(x).view(torch.int32))
+
+
+@pytest.mark.parametrize("whole", [False, True])
+@pytest.mark.parametrize("readout", ["count", "final_membrane", "max_membrane"])
+def test_rows_the_removal_reaches_late_or_never(readout, whole, chunks_of_any_size):
+    """Three layers, one row per chunk: a chunk's output layer may stay the baseline's for steps after the
+    removal (or for good), and its membranes and spikes are still written at the right steps."""
+    from sc_neurocore.engine import BudgetWarning
+
+    torch.manual_seed(0)
+
+    def node(name, size):
+        return NeuronNode(name, "leaky", (size,), lif_step, LIFParameters(0.9, 1.0), lif_initial_state)
+
+    graph = ModelGraph((8,), [Segment((Dense((8,), (6,), 0.6 * torch.randn(6, 8)),), node("a", 6), (whole,)),
+                              Segment((Dense((6,), (5,), 0.8 * torch.randn(5, 6)),), node("b", 5), (whole,)),
+                              Segment((Dense((5,), (3,), 1.0 * torch.randn(3, 5)),), node("c", 3), (whole,))],
+                       readout)
+    spikes = (torch.rand(2, 12, 8) < 0.4).float()
+    plan = remove_each_spike(spikes)
+    expected = naive(graph.run, spikes, plan)
+    assert torch.equal(run_suffix(graph, spikes, plan), expected)
+    with pytest.warns(BudgetWarning, match="suffix replay"):
+        assert torch.equal(run_suffix(graph, spikes, plan, max_memory=1), expected)
+    assert not torch.equal(expected, graph.run(spikes)[plan.sample])  # some removals do move the output
