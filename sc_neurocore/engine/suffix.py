@@ -115,12 +115,9 @@ def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_me
         order = torch.argsort(plan.timestep, stable=True)  # a chunk starts at its first row's step
         for first in range(0, n_rows, chunk):
             rows = order[first:first + chunk]
-            samples = plan.sample[rows]
-            perturbed = spikes[samples]
-            perturbed[torch.arange(len(rows), device=perturbed.device), plan.timestep[rows], plan.neuron[rows]] = 0
-            start = int(plan.timestep[rows[0]])
-            result = checked_outputs(_replay(graph, perturbed, start, baseline, samples, axes), len(rows),
-                                     n_outputs, spikes.device, "model")
+            removals = SpikeRemovals(plan.sample[rows], plan.timestep[rows], plan.neuron[rows])
+            result = checked_outputs(_replay(graph, removals, baseline, axes), len(rows), n_outputs,
+                                     spikes.device, "model")
             if outputs is None:
                 outputs = torch.empty((n_rows, result.shape[1]), dtype=result.dtype, device=spikes.device)
             outputs[rows] = result
@@ -204,17 +201,19 @@ class _Changes(NamedTuple):
     values: Tensor
 
 
-def _replay(graph: ModelGraph, perturbed: Tensor, start: int, baseline: _Baseline, samples: Tensor,
-            axes: list[Any]) -> Tensor:
-    """The readout of ``perturbed`` rows ``(G, T, N)`` of samples ``samples``, equal to theirs before ``start``."""
-    x = _inputs(graph, perturbed)
-    steps, rows = x.shape[:2]
-    changed = _rows_differ(perturbed[:, start:].transpose(0, 1),
-                           baseline.spikes.index_select(0, samples)[:, start:].transpose(0, 1), 2).T
-    where = changed.T.nonzero()  # (step - start, row), step-major
-    values = x[start:][where[:, 0], where[:, 1]]
-    counts = changed.sum(0).tolist()
-    changes = [_Changes(r, v) for r, v in zip(where[:, 1].split(counts), values.split(counts), strict=True)]
+def _replay(graph: ModelGraph, removals: SpikeRemovals, baseline: _Baseline, axes: list[Any]) -> Tensor:
+    """The readout of every row of ``removals`` (sorted by step): its sample with one input spike removed."""
+    samples, at, neurons = removals
+    steps, start = baseline.spikes.shape[1], int(at[0])
+    before = baseline.spikes[samples, at]  # (G, N): each row's input at its removal's step, as recorded
+    after = before.clone()
+    after[torch.arange(len(samples), device=after.device), neurons] = 0
+    moved = _rows_differ(after, before).nonzero().flatten()  # a removed 0 changes nothing
+    counts = torch.bincount(at[moved] - start, minlength=steps - start).tolist()
+    x = after.index_select(0, moved).reshape(-1, *graph.input_shape)
+    dtype = graph._dtype()
+    changes = [_Changes(r, v) for r, v in zip(moved.split(counts), (x if x.dtype == dtype else x.to(dtype)).split(counts),
+                                              strict=True)]
     last = len(graph.segments) - 1
     membranes: list[_Changes] = []
     for index, segment in enumerate(graph.segments):
@@ -222,10 +221,9 @@ def _replay(graph: ModelGraph, perturbed: Tensor, start: int, baseline: _Baselin
         changes = _step_rows(segment.neuron, index, baseline, samples, axes[index], start,
                              [change.rows for change in changes], currents,
                              membranes if index == last and graph.readout in MEMBRANE_READOUTS else None)
-    emitted = _written(baseline.emitted[last], samples, start, changes)
+    emitted = _written(baseline.emitted[last], samples, start, changes).reshape(steps, len(samples), -1)
     stacked = None if baseline.membranes is None else _written(baseline.membranes, samples, start, membranes)
-    return apply_readout(graph.readout, emitted.reshape(steps, rows, -1),
-                         None if stacked is None else stacked.reshape(steps, rows, -1))
+    return apply_readout(graph.readout, emitted, None if stacked is None else stacked.reshape(steps, len(samples), -1))
 
 
 def _map_rows(segment: Segment, inputs: list[Tensor]) -> list[Tensor]:

@@ -81,9 +81,9 @@ def test_a_tiny_budget_is_raised_to_the_workable_minimum_not_one_row_per_chunk(m
     floor = minimum_rows(graph, spikes, len(plan))
     replay, rows = suffix._replay, []
 
-    def counted(graph, perturbed, *args):
-        rows.append(perturbed.shape[0])
-        return replay(graph, perturbed, *args)
+    def counted(graph, removals, *args):
+        rows.append(len(removals))
+        return replay(graph, removals, *args)
 
     monkeypatch.setattr(suffix, "_replay", counted)
     with pytest.warns(BudgetWarning, match="suffix replay"):
