@@ -227,18 +227,47 @@ def _replay(graph: ModelGraph, removals: SpikeRemovals, baseline: _Baseline, axe
 
 
 def _map_rows(segment: Segment, inputs: list[Tensor]) -> list[Tensor]:
-    """The segment's maps on each step's changed rows ``inputs[t]`` (fresh tensors); a whole-sequence map
-    on every step's rows in one call."""
-    counts = [len(rows) for rows in inputs]
-    for linear_map, whole in zip(segment.maps, segment.whole_sequence, strict=True):
-        if whole:
+    """The segment's maps on each step's changed rows ``inputs[t]`` (fresh tensors): per-step maps one step
+    at a time, in pieces of rows that stay in cache (`_pieces`); a whole-sequence map on every step's rows
+    in one call."""
+    maps = list(zip(segment.maps, segment.whole_sequence, strict=True))
+    while maps:
+        if maps[0][1]:
+            linear_map = maps.pop(0)[0]
+            counts = [len(rows) for rows in inputs]
             joined = torch.cat(inputs)
             out = linear_map.forward(joined) if len(joined) else joined.new_empty((0, *linear_map.out_shape))
             inputs = list(out.split(counts))
-        else:
-            inputs = [_forward(linear_map, rows) if len(rows) else rows.new_empty((0, *linear_map.out_shape))
-                      for rows in inputs]
+            continue
+        run = []
+        while maps and not maps[0][1]:
+            run.append(maps.pop(0)[0])
+        inputs = [_pieces(run, rows) for rows in inputs]
     return inputs
+
+
+#: Bytes of the widest output of a run of per-step maps, per call: several calls on a few rows each run
+#: faster than one on them all once that output outgrows the cache (a large batch of a convolution and its
+#: pool ran 1.5x slower per row, measured on the CSNN-7 benchmark).
+PIECE_BYTES = 1 << 20
+
+
+def _pieces(maps: list[LinearMap], rows: Tensor) -> Tensor:
+    """``rows`` through ``maps`` in pieces of rows whose widest output fits `PIECE_BYTES`; a piece that does
+    not start on a 64-byte boundary, as every buffer torch allocates does, is copied to one that does."""
+    if not len(rows):
+        return rows.new_empty((0, *maps[-1].out_shape))
+    widest = max(linear_map.n_out for linear_map in maps) * rows.element_size()
+    size = max(1, PIECE_BYTES // widest)
+    out = []
+    for first in range(0, len(rows), size):
+        x = rows[first:first + size]
+        if x.data_ptr() % 64:
+            x = x.clone()
+        for linear_map in maps:
+            x = _forward(linear_map, x)
+        out.append(x)
+    return out[0] if len(out) == 1 else torch.cat(out)
 
 
 def _forward(linear_map: LinearMap, rows: Tensor) -> Tensor:
