@@ -66,7 +66,7 @@ def _first_difference(changed: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("piece_bytes", [None, 1000])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 def test_maps_and_neurons_run_only_on_the_rows_that_differ(reset, piece_bytes, monkeypatch):
-    """Also with the maps called on pieces of two rows (the dense map's pieces then start off a 64-byte
+    """Also with the maps called on pieces of a few rows (the dense map's pieces then start off a 64-byte
     boundary and are copied)."""
     if piece_bytes is not None:
         monkeypatch.setattr(suffix, "PIECE_BYTES", piece_bytes)
