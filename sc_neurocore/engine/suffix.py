@@ -17,15 +17,19 @@ removal's step) are simulated layer by layer, and at every step:
 The readout then reduces the baseline's output activity with the replayed rows' written in, exactly as the
 full forward reduces its $T$ steps.
 
-Every op is called as `sc_neurocore.graph.ModelGraph.simulate` calls it, on the rows that need it: each
-per-step map on one step's `(rows, *in_shape)` tensor (a fresh copy of the rows it gets), a map the
+Every op is called as `sc_neurocore.graph.ModelGraph.simulate` calls it, on the rows that need it: a run
+of per-step maps on one step's `(rows, *in_shape)` tensor (a buffer of its own, or a piece of one that
+starts on a 64-byte boundary as a fresh buffer does: `PIECE_BYTES` keeps a large batch in cache), a map the
 framework applied to the whole sequence at once (SpikingJelly's multi-step mode) on every changed
-`(step, row)` of the suffix in one call, each neuron step on one step's current and state. So a row equals
-the model's own forward on that perturbed copy alone (the naive loop), bit for bit, under the assumption
-the generic batched path also makes, which the tests check: a row's bits do not depend on the rows beside
-it. A neuron state whose rows' dimension cannot be told (`StateLayoutError`) is left to the model's full
-forward. `sc_neurocore.engine.execute` replays this way on the CPU under `engine="auto"` only (on a GPU the
-one large batched forward was kept; not measured there).
+`(step, row)` of the chunk in one call, each neuron step on one step's current and state. Only a 2-d max
+pool runs on a channels-last copy, several times faster on the CPU: it selects, rounds nothing, and both
+layouts' kernels keep the same element of every window (the tests compare the bits, signed zeros and NaNs
+included). Rows are compared with the baseline bit for bit. So a row equals the model's own forward on
+that perturbed copy alone (the naive loop), bit for bit, under the assumption the generic batched path also
+makes, which the tests check: a row's bits do not depend on the rows beside it. A neuron state whose rows'
+dimension cannot be told (`StateLayoutError`) is left to the model's full forward.
+`sc_neurocore.engine.execute` replays this way on the CPU under `engine="auto"` only (on a GPU the one large
+batched forward was kept; not measured there).
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ from .suffix_states import StateLayoutError, batch_axes, join_rows, take_rows
 __all__ = ["SUFFIX_NOTE", "StateLayoutError", "run_suffix", "suffix_reason"]
 
 #: What `sc_neurocore.engine.execute` appends to its reason when the generic path ran as a suffix replay.
-SUFFIX_NOTE = "each row replayed from its removed spike's step (suffix replay of the graph's per-step ops)"
+SUFFIX_NOTE = ("each row replayed from its removed spike's step, each op only on the rows the removal changed "
+               "(suffix replay of the graph's per-step ops)")
 
 
 def suffix_reason(model: Any, plan: Any) -> str | None:
@@ -313,7 +318,10 @@ def _step_rows(neuron: NeuronNode, layer: int, baseline: _Baseline, samples: Ten
                 full.index_copy_(0, position.index_select(0, rows), current)
         z, state = neuron.step(full, state, neuron.params)
         differ = _rows_differ(z, baseline.emitted[layer][t].index_select(0, own)).nonzero().flatten()
-        out.append(_Changes(active.index_select(0, differ), z.index_select(0, differ)))
+        if len(differ) == len(active) and z.is_contiguous() and not z.data_ptr() % 64:
+            out.append(_Changes(active, z))  # every diverged row's spikes moved, and z is as a fresh copy
+        else:
+            out.append(_Changes(active.index_select(0, differ), z.index_select(0, differ)))
         if membranes is not None:
             membranes.append(_Changes(active, z if not neuron.spiking else neuron.membrane(state)))
     return out
