@@ -46,7 +46,7 @@ from ..graph.readout import MEMBRANE_READOUTS, apply_readout
 from .batched import checked_outputs, minimum_rows
 from .budget import bytes_per_row, default_max_memory, rows_per_chunk
 from .plans import SpikeRemovals
-from .suffix_states import StateLayoutError, batch_axes, join_rows, take_rows
+from .suffix_states import StateLayoutError, batch_axes, join_rows, rows_differ, state_rows_differ, take_rows
 
 __all__ = ["SUFFIX_NOTE", "StateLayoutError", "run_suffix", "suffix_reason"]
 
@@ -213,7 +213,7 @@ def _replay(graph: ModelGraph, removals: SpikeRemovals, baseline: _Baseline, axe
     before = baseline.spikes[samples, at]  # (G, N): each row's input at its removal's step, as recorded
     after = before.clone()
     after[torch.arange(len(samples), device=after.device), neurons] = 0
-    moved = _rows_differ(after, before).nonzero().flatten()  # a removed 0 changes nothing
+    moved = rows_differ(after, before).nonzero().flatten()  # a removed 0 changes nothing
     counts = torch.bincount(at[moved] - start, minlength=steps - start).tolist()
     x = after.index_select(0, moved).reshape(-1, *graph.input_shape)
     dtype = graph._dtype()
@@ -284,24 +284,45 @@ def _forward(linear_map: LinearMap, rows: Tensor) -> Tensor:
     return linear_map.forward(rows)
 
 
+#: Whether a neuron layer that found no row back on its baseline waits twice as long before it looks again
+#: (the look costs a few ops per step; a layer whose rows never come back, e.g. with a subtractive reset,
+#: then pays it on about $\log_2 T$ steps). Exact either way: it only decides how soon a row rejoins.
+REJOIN_BACKOFF = True
+
+
 def _step_rows(neuron: NeuronNode, layer: int, baseline: _Baseline, samples: Tensor, axis: Any, start: int,
                arrived: list[Tensor], currents: list[Tensor], membranes: list[_Changes] | None) -> list[_Changes]:
-    """Steps ``start ..`` of one neuron layer on its diverged rows (a row diverges when its current first
-    differs, ``arrived[t]`` the rows whose current does, ``currents[t]`` theirs); each step's rows whose
-    spikes differ from the baseline's, and (``membranes`` given) the diverged rows' membranes appended."""
+    """Steps ``start ..`` of one neuron layer on its diverged rows; each step's rows whose spikes differ from
+    the baseline's, and (``membranes`` given) the diverged rows' membranes appended.
+
+    ``arrived[t]`` are the rows whose input changed at step ``t``, ``currents[t]`` their currents. A row
+    diverges at a step its current differs from the baseline's, bit for bit (a max pool may hide a changed
+    input), and rejoins the baseline at a step after which its spikes and state are the baseline's again.
+    """
     active = samples.new_empty(0)  # the diverged rows, in the order their state holds them
     position = torch.full((len(samples),), -1, dtype=torch.long, device=samples.device)
     state: Any = None
     out = []
+    look, gap = start, 1  # the next step to look for rows back on the baseline, and the wait after it
     for t, (rows, current) in enumerate(zip(arrived, currents, strict=True), start):
-        new = rows[position.index_select(0, rows) < 0] if len(rows) else rows
+        new = rows
+        if len(rows):
+            fresh = position.index_select(0, rows) < 0
+            new = rows[fresh]
+            if len(new):  # a row not diverged yet diverges only if its current moved
+                moved = rows_differ(current[fresh], baseline.currents[layer][t].index_select(
+                    0, samples.index_select(0, new)))
+                if not bool(moved.all()):
+                    keep = ~fresh
+                    keep[fresh.nonzero().flatten()[moved]] = True
+                    rows, current, new = rows[keep], current[keep], new[moved]
         if len(new):
             position[new] = torch.arange(len(active), len(active) + len(new), device=samples.device)
             if t == 0:  # nothing has diverged before the first step: every row is new
-                fresh = neuron.initial_state(current)
+                fresh_state = neuron.initial_state(current)
             else:
-                fresh = take_rows(baseline.states[t - 1][layer], samples.index_select(0, new), axis)
-            state = fresh if state is None else join_rows([state, fresh], axis)
+                fresh_state = take_rows(baseline.states[t - 1][layer], samples.index_select(0, new), axis)
+            state = fresh_state if state is None else join_rows([state, fresh_state], axis)
             active = torch.cat([active, new])
         if not len(active):
             nothing = _Changes(active, baseline.emitted[layer].new_empty((0, *neuron.shape)))
@@ -317,27 +338,28 @@ def _step_rows(neuron: NeuronNode, layer: int, baseline: _Baseline, samples: Ten
             if len(rows):
                 full.index_copy_(0, position.index_select(0, rows), current)
         z, state = neuron.step(full, state, neuron.params)
-        differ = _rows_differ(z, baseline.emitted[layer][t].index_select(0, own)).nonzero().flatten()
+        spiked = rows_differ(z, baseline.emitted[layer][t].index_select(0, own))
+        differ = spiked.nonzero().flatten()
         if len(differ) == len(active) and z.is_contiguous() and not z.data_ptr() % 64:
             out.append(_Changes(active, z))  # every diverged row's spikes moved, and z is as a fresh copy
         else:
             out.append(_Changes(active.index_select(0, differ), z.index_select(0, differ)))
         if membranes is not None:
             membranes.append(_Changes(active, z if not neuron.spiking else neuron.membrane(state)))
+        if len(differ) < len(active) and t >= look:
+            same = (~spiked).nonzero().flatten()
+            back = same[~state_rows_differ(take_rows(state, same, axis), take_rows(
+                baseline.states[t][layer], own.index_select(0, same), axis), axis, len(same))]
+            gap = 1 if len(back) or not REJOIN_BACKOFF else 2 * gap
+            look = t + gap
+            if len(back):
+                stay = torch.ones(len(active), dtype=torch.bool, device=active.device)
+                stay[back] = False
+                kept = stay.nonzero().flatten()
+                position[active.index_select(0, back)] = -1
+                active, state = active.index_select(0, kept), take_rows(state, kept, axis)
+                position[active] = torch.arange(len(active), device=active.device)
     return out
-
-
-#: The integer dtype of each floating element size: tensors are compared bit for bit through it.
-_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
-def _rows_differ(a: Tensor, b: Tensor, dims: int = 1) -> Tensor:
-    """Bool ``a.shape[:dims]``: where ``a`` and ``b`` differ in any bit of the rest of their dims (``-0.0`` and
-    ``0.0`` differ, a NaN equals the same NaN). As integers: several times faster than ``(a != b).any``."""
-    if a.is_floating_point() and a.element_size() in _BITS:
-        a, b = a.view(_BITS[a.element_size()]), b.view(_BITS[b.element_size()])
-    differ = torch.ne(a, b).flatten(dims)
-    return differ.view(torch.uint8).amax(dims).bool() if differ.shape[dims] else differ.any(dims)
 
 
 def _written(recorded: Tensor, samples: Tensor, start: int, changes: list[_Changes]) -> Tensor:

@@ -92,6 +92,48 @@ def join_rows(parts: list[Any], axis: Any) -> Any:
     return _rebuild(first, [join_rows([part[i] for part in parts], a) for i, a in enumerate(axes)])
 
 
+#: The integer dtype of each floating element size: tensors are compared bit for bit through it.
+_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def rows_differ(a: Tensor, b: Tensor, dims: int = 1) -> Tensor:
+    """Bool ``a.shape[:dims]``: where ``a`` and ``b`` differ in any bit of the rest of their dims (``-0.0`` and
+    ``0.0`` differ, a NaN equals the same NaN). As integers: several times faster than ``(a != b).any``.
+
+    Example:
+        >>> rows_differ(torch.tensor([[1.0, 0.0], [1.0, -0.0]]), torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+        tensor([False,  True])
+    """
+    if a.is_floating_point() and a.element_size() in _BITS:
+        a, b = a.view(_BITS[a.element_size()]), b.view(_BITS[b.element_size()])
+    differ = torch.ne(a, b).flatten(dims)
+    return differ.view(torch.uint8).amax(dims).bool() if differ.shape[dims] else differ.any(dims)
+
+
+def state_rows_differ(state: Any, other: Any, axis: Any, n_rows: int) -> Tensor:
+    """Bool ``(n_rows,)``: the rows where two states of a layer differ in any bit of any field (a field
+    without rows, or a value that is no tensor, differs for every row or none).
+
+    Example:
+        >>> a, b = (torch.zeros(3, 2), 1), (torch.tensor([[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), 1)
+        >>> state_rows_differ(a, b, (0, None), 3)
+        tensor([False,  True, False])
+    """
+    if isinstance(state, Tensor):
+        if axis is None:
+            return torch.full((n_rows,), bool(rows_differ(state.reshape(1, -1), other.reshape(1, -1))[0])
+                              if state.shape == other.shape else True, device=state.device)
+        return rows_differ(state.movedim(axis, 0), other.movedim(axis, 0))
+    split = _fields(state, axis)
+    if split is None:
+        return torch.full((n_rows,), not (state is other or state == other))
+    fields, axes = split
+    differ = torch.zeros(n_rows, dtype=torch.bool)
+    for field, theirs, field_axis in zip(fields, other, axes, strict=True):
+        differ = differ | state_rows_differ(field, theirs, field_axis, n_rows).to(differ.device)
+    return differ
+
+
 def _fields(state: Any, axis: Any) -> tuple[list[Any], list[Any]] | None:
     """A tuple state's fields and their axes (``None``: ``state`` is a leaf)."""
     if not isinstance(state, tuple | list):

@@ -1,6 +1,6 @@
 """The suffix replay skips work, and exactly the work it may: a segment's maps run on the `(row, step)`s
-whose input differs from the baseline's, and a neuron layer steps a row from the first step its input
-differs on. Counted on the map and neuron calls' rows (not timed), against the same counts taken by brute
+whose input differs from the baseline's, and a neuron layer steps a row from a step its input differs on
+until its spikes and state are the baseline's again. Counted on the map and neuron calls' rows (not timed), against the same counts taken by brute
 force from each perturbed copy's own recorded forward; the outputs equal the naive loop bit for bit."""
 
 from __future__ import annotations
@@ -56,20 +56,42 @@ def _counted_graph(counts: _Counts, reset: str) -> ModelGraph:
                                   Segment((flat, dense), neuron("out", (4,), 0.9))])
 
 
-def _first_difference(changed: torch.Tensor) -> torch.Tensor:
-    """Per row of ``changed`` ``(P, T)``, its first True step (``T`` when none)."""
-    steps = changed.shape[1]
-    index = torch.where(changed, torch.arange(steps), torch.full_like(changed, steps, dtype=torch.long))
-    return index.min(dim=1).values
+def _bits(x: torch.Tensor) -> torch.Tensor:
+    return x.view(torch.int32)
 
 
+def _stepped(into: torch.Tensor, layer, baseline, rejoin: bool = True) -> int:
+    """How many ``(row, step)``s a neuron layer steps: a row from a step its current differs on (``into``
+    ``(P, T)``) until the first step its spikes and state (a LIF layer's state is its membrane) are the
+    baseline's again, bit for bit (``rejoin``; else to the end)."""
+    same = ((_bits(layer.spikes) == _bits(baseline.spikes)) & (_bits(layer.membrane) == _bits(baseline.membrane))
+            ).all(2) & rejoin
+    diverged = torch.zeros(into.shape[0], dtype=torch.bool)
+    count = 0
+    for t in range(into.shape[1]):
+        stepped = into[:, t] | diverged
+        count += int(stepped.sum())
+        diverged = stepped & ~same[:, t]
+    return count
+
+
+def _currents(graph: ModelGraph, index: int, inputs: torch.Tensor) -> torch.Tensor:
+    """Segment ``index``'s currents ``(P, T, n)`` on its inputs ``(P, T, ...)``, by the graph's own maps."""
+    segment = graph.segments[index]
+    x = inputs.transpose(0, 1).reshape(inputs.shape[1], inputs.shape[0], *segment.maps[0].in_shape)
+    return graph._apply_maps(segment, x, fresh=index > 0).flatten(2).transpose(0, 1)
+
+
+@pytest.mark.parametrize("backoff", [False, True])
 @pytest.mark.parametrize("piece_bytes", [None, 1000])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_maps_and_neurons_run_only_on_the_rows_that_differ(reset, piece_bytes, monkeypatch):
+def test_maps_and_neurons_run_only_on_the_rows_that_differ(reset, piece_bytes, backoff, monkeypatch):
     """Also with the maps called on pieces of a few rows (the dense map's pieces then start off a 64-byte
-    boundary and are copied)."""
+    boundary and are copied). With `REJOIN_BACKOFF` a layer looks for rows back on the baseline less
+    often: its count lies between looking on every step and never."""
     if piece_bytes is not None:
         monkeypatch.setattr(suffix, "PIECE_BYTES", piece_bytes)
+    monkeypatch.setattr(suffix, "REJOIN_BACKOFF", backoff)
     counts = _Counts()
     graph = _counted_graph(counts, reset)
     spikes = (torch.rand(2, 7, 64, generator=torch.Generator().manual_seed(3)) < 0.3).float()
@@ -86,21 +108,28 @@ def test_maps_and_neurons_run_only_on_the_rows_that_differ(reset, piece_bytes, m
     monkeypatch.setattr(suffix, "_replay", replaying)
     assert torch.equal(run_suffix(graph, spikes, plan), naive(graph.run, spikes, plan))
 
-    # By brute force: each perturbed copy's hidden spikes against its sample's.
+    # By brute force: each perturbed copy's recorded layers against its sample's.
     rows, _ = materialise(spikes, plan)
-    hidden = graph.record(rows).layers[0].spikes  # (P, T, n)
-    baseline = graph.record(spikes).layers[0].spikes[plan.sample]
-    steps = spikes.shape[1]
+    layers = graph.record(rows).layers
+    baselines = [type(layer)(layer.name, layer.spikes[plan.sample], layer.membrane[plan.sample])
+                 for layer in graph.record(spikes).layers]
     into_hidden = (rows != spikes[plan.sample]).any(2)  # (P, T): the first segment's input differs
-    into_out = (hidden != baseline).any(2)
+    into_out = (_bits(layers[0].spikes) != _bits(baselines[0].spikes)).any(2)
     assert counts.maps["conv"] == counts.maps["pool"] == int(into_hidden.sum()) == len(plan)  # once per row
     assert counts.maps["dense"] == int(into_out.sum())
-    assert counts.steps["hidden"] == int((steps - _first_difference(into_hidden)).sum())
-    assert counts.steps["out"] == int((steps - _first_difference(into_out)).sum())
+    moved = [(_bits(_currents(graph, 0, rows)) != _bits(_currents(graph, 0, spikes[plan.sample]))).any(2),
+             (_bits(_currents(graph, 1, layers[0].spikes)) != _bits(_currents(graph, 1, baselines[0].spikes))).any(2)]
+    rejoined = {}
+    for name, into, layer, baseline in zip(("hidden", "out"), moved, layers, baselines, strict=True):
+        looking, never = _stepped(into, layer, baseline), _stepped(into, layer, baseline, rejoin=False)
+        assert looking <= counts.steps[name] <= never if backoff else counts.steps[name] == looking
+        rejoined[name] = never - looking
     # Less than a replay of every row from its removal's step through every layer.
-    suffixes = int((steps - plan.timestep).sum())
-    assert counts.maps["dense"] < suffixes and counts.steps["out"] < suffixes
+    suffixes = int((spikes.shape[1] - plan.timestep).sum())
+    assert counts.maps["dense"] < suffixes and counts.steps["out"] < suffixes and counts.steps["hidden"] < suffixes
+    assert int(moved[0].sum()) < len(plan)  # a max pool hid some removals: those rows never diverged
     assert into_out.any()  # the removals do reach the output layer
+    assert rejoined["hidden"] > 0 or reset != "zero"  # after a reset to zero, hidden rows rejoin the baseline
 
 
 def test_a_max_pool_on_a_channels_last_copy_selects_the_same_bits():
