@@ -9,9 +9,10 @@ removal's step) are simulated layer by layer, and at every step:
 * a segment's maps (stateless, per step) run only on the rows whose input differs from their sample's
   baseline input at that step (the rows are indexed out; the rest take the baseline's recorded current).
   The first segment's maps thus run once per row, at its removal's step, never after it;
-* a neuron layer steps only the rows that have diverged: a row diverges at its first changed input and
-  stays diverged. Every other row's state and spikes are the baseline's, since the same state and the same
-  current give the same bits;
+* a neuron layer steps only the rows that have diverged: a row diverges at a step its current differs from
+  the baseline's (a max pool may hide a changed input), and rejoins the baseline once its spikes and state
+  are the baseline's again. Every other row's state and spikes are the baseline's, since the same state and
+  the same current give the same bits;
 * the next segment's input differs only on the diverged rows whose spikes differ from the baseline's.
 
 The readout then reduces the baseline's output activity with the replayed rows' written in, exactly as the
