@@ -97,7 +97,8 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     * ``"batched"`` (`run_plan`): the model's own forward on perturbed copies; any model, any device.
       Under ``engine="auto"`` on the CPU, spike removals through a traced `sc_neurocore.graph.ModelGraph` run as a
       suffix replay (`sc_neurocore.engine.suffix.run_suffix`): each row only from its removed spike's step,
-      with the graph's own per-step ops (``engine="batched"`` forced stays the full forward).
+      with the graph's own per-step ops, each op only on the rows whose input there differs from the
+      unperturbed sample's (``engine="batched"`` forced stays the full forward).
     * ``"incremental"`` (`run_incremental`): suffix replays of a compiled stack.
     * ``"event"`` (`sc_neurocore.engine.event.run_events`): spike-change events through a compiled
       LIF stack, its inner loop compiled by numba (the ``fast`` extra). Where the stack's membranes match
