@@ -118,6 +118,10 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
     totals_down = np.empty(n_out, dtype=np.float64)
     level = np.empty(n_out, dtype=np.float64)
     bulk = np.empty(n_out, dtype=np.float64)
+    group_t = np.empty(n_steps, dtype=np.int64)  # a row's event times, and per neuron each one's summed kicks
+    group_kicks = np.empty(n_steps, dtype=np.int64)
+    group_change = np.empty((n_steps, n_out), dtype=np.float64)
+    group_mass = np.empty((n_steps, n_out), dtype=np.float64)
     powers = np.empty((n_steps + 1, n_out), dtype=np.float64)  # powers[k, j] = beta[j] ** k
     for j in range(n_out):
         powers[0, j] = 1.0
@@ -138,7 +142,8 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
             found = _scan_row(start, stop, sample[p], lo, hi, ev_t, ev_i, ev_delta, weight, membrane,
                               spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset,
                               c_op, c_sum, spread, slack, grow, totals, totals_down, row_t, row_j, row_delta, recorded,
-                              rho, partial, gam, tight, c_est, scale_t, flag, level, bulk, powers)
+                              rho, partial, gam, tight, c_est, scale_t, flag, level, bulk, powers,
+                              group_t, group_kicks, group_change, group_mass)
             shape[p] = flag[0]
         if found < 0:
             tie[p] = True
@@ -174,7 +179,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
 def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, spikes, bound, inverse_up,
               inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals,
               totals_down, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag, level,
-              bulk, powers):
+              bulk, powers, group_t, group_kicks, group_change, group_mass):
     """The spike changes of one row's neurons ``lo .. hi - 1``, in neuron order, written to ``row_*``: their
     number, or -1 on a tie (``flag[0]`` set when a decision was taken by the tight test alone)."""
     added = 0  # the most spikes this row adds to one step's input
@@ -196,45 +201,49 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
     # events reach a threshold from below (the positive kicks, and every kick's rounding) or from above (the
     # negative ones)? (``inverse_*`` is 1 / reach, or inf where reach <= 0: never screened.)
     share = grow - 1.0
+    # One pass over the row's events, one group per timestep: each neuron's summed change and mass of the
+    # step (what the scans below read), and the screen's sums.
     for j in range(lo, hi):
         totals[j] = 0.0
         totals_down[j] = 0.0
-    if reset == 1:  # a reset to zero may cut a kick short: each kick's own sign bounds the difference
-        for e in range(start, stop):
+        level[j] = 0.0
+        bulk[j] = 0.0
+    n_groups = 0
+    e = start
+    last = ev_t[start]
+    while e < stop:
+        t = ev_t[e]
+        group_t[n_groups] = t
+        kicks = 0
+        while e < stop and ev_t[e] == t:
             delta = ev_delta[e]
             i = ev_i[e]
-            t = ev_t[e]
             for j in range(lo, hi):
                 kick = delta * weight[i, j]
-                rise = max(kick, 0.0)
-                fall = max(-kick, 0.0)
-                totals[j] += (grow * rise + share * fall) * inverse_up[b, t, j]
-                totals_down[j] += (grow * fall + share * rise) * inverse_down[b, t, j]
-    else:  # before a first flip the difference is the kicks' decayed sum itself: opposite kicks cancel
-        for j in range(lo, hi):
-            level[j] = 0.0
-            bulk[j] = 0.0
-        e = start
-        last = ev_t[start]
-        while e < stop:
-            t = ev_t[e]
-            for j in range(lo, hi):
-                level[j] *= powers[t - last, j]
-                bulk[j] *= powers[t - last, j]
-            while e < stop and ev_t[e] == t:
-                delta = ev_delta[e]
-                i = ev_i[e]
-                for j in range(lo, hi):
-                    kick = delta * weight[i, j]
-                    level[j] += kick
-                    bulk[j] += abs(kick)
-                e += 1
+                if kicks == 0:  # the group's first event (0.0 + kick is kick)
+                    group_change[n_groups, j] = kick
+                    group_mass[n_groups, j] = abs(kick)
+                else:
+                    group_change[n_groups, j] += kick
+                    group_mass[n_groups, j] += abs(kick)
+                if reset == 1:  # a reset to zero may cut a kick short: each kick's own sign bounds the difference
+                    rise = max(kick, 0.0)
+                    fall = max(-kick, 0.0)
+                    totals[j] += (grow * rise + share * fall) * inverse_up[b, t, j]
+                    totals_down[j] += (grow * fall + share * rise) * inverse_down[b, t, j]
+            kicks += 1
+            e += 1
+        group_kicks[n_groups] = kicks
+        if reset != 1:  # before a first flip the difference is the kicks' decayed sum itself: opposite kicks cancel
             for j in range(lo, hi):  # the reach from t on covers every step until the next event time
+                level[j] = level[j] * powers[t - last, j] + group_change[n_groups, j]
+                bulk[j] = bulk[j] * powers[t - last, j] + group_mass[n_groups, j]
                 up = (max(level[j], 0.0) + share * bulk[j]) * inverse_up[b, t, j]
                 down = (max(-level[j], 0.0) + share * bulk[j]) * inverse_down[b, t, j]
                 totals[j] = max(totals[j], up if up == up else np.inf)  # NaN (0 times inf): scanned
                 totals_down[j] = max(totals_down[j], down if down == down else np.inf)
-            last = t
+        last = t
+        n_groups += 1
     c_opt = c_op + 2.0 * c_est
     n_steps = membrane.shape[2]
     for j in range(lo, hi):
@@ -252,19 +261,18 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
             rx = 0.0
             dt = 0.0  # the difference to the baseline's own float membrane ``recorded`` (the tight test)
             rxt = 0.0
-            e = start
+            g = 0  # the next group of events
             t = first_t
             previous = spikes[b, j, t - 1] if t > 0 else 0.0  # the perturbed row's spike at t - 1
             while t < n_steps:
                 change = 0.0
                 mass = 0.0
                 kicks = 0
-                while e < stop and ev_t[e] == t:
-                    kick = ev_delta[e] * weight[ev_i[e], j]  # the row the screen just read
-                    change += kick
-                    mass += abs(kick)
-                    kicks += 1
-                    e += 1
+                if g < n_groups and group_t[g] == t:
+                    change = group_change[g, j]
+                    mass = group_mass[g, j]
+                    kicks = group_kicks[g]
+                    g += 1
                 base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
                 flipped = abs(previous - base_reset)
                 if reset == 0:
@@ -323,7 +331,7 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
                     # What is left of the difference only decays and provably flips nothing before the next event.
                     if t >= last_t:
                         break
-                    gap = ev_t[e] - t - 1  # steps without an event: skipped, the difference decayed over them
+                    gap = group_t[g] - t - 1  # steps without an event: skipped, the difference decayed over them
                     if gap > 0:
                         decay = 1.0
                         for skipped in range(t + 1, t + 1 + gap):
