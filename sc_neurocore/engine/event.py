@@ -49,8 +49,10 @@ EVENT_READOUTS = ("count", "rate")
 #: Readouts of the output layer's membrane: the event engine replays that layer (see `unsupported`).
 MEMBRANE_READOUTS = ("final_membrane", "max_membrane")
 #: Spikes a perturbed copy may add to one step's input of a layer beyond the baseline's (flips of the layer
-#: below) while the matrix product's bound still covers its sum; a row adding more is a tie.
+#: below) while the matrix product's bound still covers its sum; a row adding more is a tie. Where the rows of
+#: a call add more, that layer's tables are rebuilt for as many, up to `MAX_SLACK`.
 ADDED_SPIKES = 8
+MAX_SLACK = 32
 
 
 class LayerTables(NamedTuple):
@@ -184,42 +186,56 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
         >>> [table.tight for table in layer_tables(stack, x, baseline, tight=True)]
         [True, True]
     """
+    evented = stack.layers[:-1] if stack.readout in MEMBRANE_READOUTS else stack.layers
+    return [layer_table(stack, x, baseline, index, tight, alone_checked) for index in range(len(evented))]
+
+
+def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int, tight: bool = False,
+                alone_checked: bool = False, slack: int = ADDED_SPIKES) -> LayerTables:
+    """The tables of layer ``index`` (see `layer_tables`), for perturbed copies that add at most ``slack`` spikes
+    to one step's input of that layer (the first layer's copies add none: they only remove input).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(1, 10, 8) < 0.3).float()
+        >>> _, baseline = stack_forward(stack, x, record=True)
+        >>> layer_table(stack, x, baseline, 1, slack=12).slack
+        12
+    """
     unit = torch.finfo(stack.layers[0].weight.dtype).eps / 2
     # float64 model: the estimates round as finely as the model, so the band takes the bound once more.
     spread = 2.1 if unit < 2.0**-40 else 1.05
-    tables = []
-    run = kernels()
-    train = x.double()
-    evented = stack.layers[:-1] if stack.readout in MEMBRANE_READOUTS else stack.layers
-    for index, layer in enumerate(evented):
-        params = layer.params
-        n_in, n_out = layer.weight.shape
-        weight = np.ascontiguousarray(layer.weight.double().numpy())
-        bias = np.zeros(n_out) if layer.bias is None else layer.bias.double().numpy()
-        membrane, spikes, current = (np.ascontiguousarray(a.double().numpy()) for a in
-                                     (baseline.states[index].membrane, baseline.spikes[index], baseline.currents[index]))
-        beta = np.ascontiguousarray(torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).numpy())
-        theta = np.ascontiguousarray(torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).numpy())
-        n_samples, n_steps = train.shape[:2]
-        by_neuron = [np.empty((n_samples, n_out, n_steps)) for _ in range(8)]
-        inverse = [np.empty((n_samples, n_steps, n_out)) for _ in range(2)]
-        gam = np.empty((n_samples, n_steps))
-        # Terms of each step's sum beyond its non-zero inputs and the bias: the layer's own, and the spikes a
-        # perturbed copy may add (none in the first layer, whose perturbations only remove input).
-        terms = layer.terms + (0 if index == 0 else ADDED_SPIKES)
-        binary = bool(((train == 0) | (train == 1)).all())  # exact products: M is the larger one-signed sum
-        run["build_tables"](np.ascontiguousarray(train.numpy()), weight, bias, membrane, spikes, current, beta, theta,
-                            RESET_CODES[params.reset], unit, spread, terms, binary, *by_neuron[:5], *inverse,
-                            *by_neuron[5:], gam)
-        anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n = by_neuron
-        layer_tight = tight and (alone_checked or _rows_alone_match(
-            layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
-        extra: tuple = (recorded_n, rho_n, partial_n, gam, True) if layer_tight else ()
-        tables.append(LayerTables(weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n, beta, theta,
-                                  RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)),
-                                  spread, ADDED_SPIKES, *extra))
-        train = baseline.spikes[index].double()
-    return tables
+    layer = stack.layers[index]
+    train = (x if index == 0 else baseline.spikes[index - 1]).double()
+    params = layer.params
+    n_in, n_out = layer.weight.shape
+    weight = np.ascontiguousarray(layer.weight.double().numpy())
+    bias = np.zeros(n_out) if layer.bias is None else layer.bias.double().numpy()
+    membrane, spikes, current = (np.ascontiguousarray(a.double().numpy()) for a in
+                                 (baseline.states[index].membrane, baseline.spikes[index], baseline.currents[index]))
+    beta = np.ascontiguousarray(torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).numpy())
+    theta = np.ascontiguousarray(torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).numpy())
+    n_samples, n_steps = train.shape[:2]
+    by_neuron = [np.empty((n_samples, n_out, n_steps)) for _ in range(8)]
+    inverse = [np.empty((n_samples, n_steps, n_out)) for _ in range(2)]
+    gam = np.empty((n_samples, n_steps))
+    # Terms of each step's sum beyond its non-zero inputs and the bias: the layer's own, and the spikes a
+    # perturbed copy may add.
+    terms = layer.terms + (0 if index == 0 else slack)
+    binary = bool(((train == 0) | (train == 1)).all())  # exact products: M is the larger one-signed sum
+    kernels()["build_tables"](np.ascontiguousarray(train.numpy()), weight, bias, membrane, spikes, current, beta,
+                              theta, RESET_CODES[params.reset], unit, spread, terms, binary, *by_neuron[:5], *inverse,
+                              *by_neuron[5:], gam)
+    anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n = by_neuron
+    layer_tight = tight and (alone_checked or _rows_alone_match(
+        layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
+    extra: tuple = (recorded_n, rho_n, partial_n, gam, True) if layer_tight else ()
+    return LayerTables(weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n, beta, theta,
+                       RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)), spread,
+                       slack if index > 0 else ADDED_SPIKES, *extra)
 
 
 def naive_baseline(stack: CompiledStack, x: Tensor, baseline: Baseline) -> Baseline:
@@ -375,6 +391,10 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     replayed = np.zeros(n_rows, dtype=np.bool_)  # rows with a hidden layer replayed exactly
     for index, table in enumerate(tables[level:], start=level):
         only = needed if index == len(stack.layers) - 1 else every
+        if index > level:  # flips of the layer below: a copy adding more spikes a step than the table allows ties
+            added = most_added(events, n_steps)
+            if added > table.slack:
+                table = layer_table(stack, x, baseline, index, table.tight, True, min(added, MAX_SLACK))
         offsets, t, j, delta, row_ties, row_shape = propagate(
             events.offsets, events.t, events.i, events.delta, sample_np, only, *table.kernel_args(),
             max(16, 4 * events.t.shape[0]), *table.tight_args())
@@ -444,6 +464,22 @@ def only_columns(outputs: Tensor, columns: Tensor | None) -> Tensor:
     rows = torch.arange(outputs.shape[0], device=outputs.device)
     kept[rows, columns] = outputs[rows, columns]
     return kept
+
+
+def most_added(events: Events, n_steps: int) -> int:
+    """The most spikes any row's events add to one step's input (``delta > 0`` events of one row and step).
+
+    Example:
+        >>> import numpy as np
+        >>> most_added(Events(np.array([0, 3]), np.array([1, 1, 2]), np.array([0, 1, 0]), np.array([1.0, 1.0, -1.0])), 4)
+        2
+    """
+    rising = events.delta > 0
+    if not rising.any():
+        return 0
+    rows = np.repeat(np.arange(len(events.offsets) - 1), np.diff(events.offsets))
+    _, counts = np.unique(rows[rising] * (n_steps + 1) + events.t[rising], return_counts=True)
+    return int(counts.max())
 
 
 def _with_rows(offsets: np.ndarray, t: np.ndarray, j: np.ndarray, delta: np.ndarray, picked: np.ndarray,

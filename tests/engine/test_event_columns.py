@@ -83,3 +83,29 @@ def test_bad_columns_are_refused_by_name():
             execute(net, spikes, plan, engine=engine, columns=torch.full((n,), 3))
     with pytest.raises(ValueError, match="columns"):
         execute(net, spikes, None, columns=torch.zeros(1, dtype=torch.long))
+
+
+def test_a_copy_adding_many_spikes_at_once_is_decided_not_tied(monkeypatch):
+    # Input 0 inhibits 16 hidden neurons that the other inputs drive over threshold at every step: removing its
+    # one spike adds 16 spikes at once to the output layer's input, more than the default slack of the tables.
+    hidden = 24
+    w1 = torch.zeros(5, hidden)
+    w1[1:, :] = 0.6
+    w1[0, :16] = -4.0
+    w2 = torch.linspace(-0.3, 0.5, hidden * 3).reshape(hidden, 3)
+    net = LIFNetwork([w1, w2], beta=0.5)
+    spikes = torch.zeros(1, 12, 5)
+    spikes[0, :, 1:] = 1.0
+    spikes[0, 6, 0] = 1.0
+    plan = remove_each_spike(spikes)
+    slacks = []
+    layer_table = event.layer_table
+    monkeypatch.setattr(event, "layer_table", lambda *args: slacks.append(args[6] if len(args) > 6 else None)
+                        or layer_table(*args))
+    forget()
+    outputs, info = execute(net, spikes, plan, engine="event", return_info=True)
+    assert torch.equal(outputs, naive_loop(net, spikes, plan))
+    row = int(((plan.timestep == 6) & (plan.neuron == 0)).nonzero()[0, 0])
+    rebuilt = [slack for slack in slacks if slack is not None]
+    assert rebuilt and max(rebuilt) >= 16 > event.ADDED_SPIKES  # the output layer's tables were rebuilt for it
+    assert not bool(info.tie_mask[row])
