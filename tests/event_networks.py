@@ -8,6 +8,7 @@ import torch
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from sc_neurocore.engine.batched import materialise
 from sc_neurocore.engine.plans import remove_each_spike, silence_each_neuron, silence_prefixes
 from sc_neurocore.models import LIFNetwork
 
@@ -44,3 +45,19 @@ def plans_of(net: LIFNetwork, spikes: torch.Tensor):
     return plans
 
 
+def naive_loop(net: LIFNetwork, spikes: torch.Tensor, plan) -> torch.Tensor:
+    """The model's own forward on one perturbed copy at a time."""
+    rows, silence = materialise(spikes, plan)
+    outputs = []
+    for p in range(rows.shape[0]):
+        alone = {name: mask[p:p + 1] for name, mask in silence.items()} if silence else None
+        outputs.append(net.run(rows[p:p + 1], silence=alone))
+    return torch.cat(outputs)
+
+
+def float32_workload(seed: int = 3):
+    generator = torch.Generator().manual_seed(seed)
+    net = LIFNetwork([torch.randn(300, 96, generator=generator) * 0.25, torch.randn(96, 48, generator=generator) * 0.3,
+                      torch.randn(48, 10, generator=generator) * 0.4])
+    spikes = (torch.rand(1, 30, 300, generator=generator) < 0.1).float()
+    return net, spikes

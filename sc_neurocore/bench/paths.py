@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -62,7 +63,8 @@ def paths_section(workload: Workload, runs: int, timed, row, agreement, compile_
     events = event.plan_events(stack, spikes, baseline, sliced)
     python = event_kernels.kernels(compiled=False)["propagate_layer"]
     start = time.perf_counter()
-    python(events.offsets, events.t, events.i, events.delta, sliced.sample.numpy(), *table.kernel_args(), 64,
+    python(events.offsets, events.t, events.i, events.delta, sliced.sample.numpy(), np.full(len(sliced), -1),
+           *table.kernel_args(), 64,
            *table.tight_args())
     scaled = (time.perf_counter() - start) * len(plan) / len(sliced)
     rows.append(row(SECTION, case, "event kernels uncompiled, first layer only (scaled from 50 rows)", scaled, 1,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from typing import Literal, NamedTuple, overload
+from typing import Any, Literal, NamedTuple, overload
 
 import torch
 from torch import Tensor
@@ -76,18 +76,19 @@ ENGINE_ENV = "SC_NEUROCORE_ENGINE"
 @overload
 def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
             max_memory: int | None = ..., n_outputs: int | None = ..., progress: bool = ..., engine: str = ...,
-            return_info: Literal[False] = ...) -> Tensor: ...
+            return_info: Literal[False] = ..., columns: Tensor | None = ...) -> Tensor: ...
 
 
 @overload
 def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
             max_memory: int | None = ..., n_outputs: int | None = ..., progress: bool = ..., engine: str = ...,
-            return_info: Literal[True]) -> tuple[Tensor, Execution]: ...
+            return_info: Literal[True], columns: Tensor | None = ...) -> tuple[Tensor, Execution]: ...
 
 
 def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing | None, *,
             max_memory: int | None = None, n_outputs: int | None = None, progress: bool = False,
-            engine: str = "auto", return_info: bool = False) -> Tensor | tuple[Tensor, Execution]:
+            engine: str = "auto", return_info: bool = False,
+            columns: Tensor | None = None) -> Tensor | tuple[Tensor, Execution]:
     """Outputs ``(P, C)`` of every row of ``plan`` (``None``: the unperturbed samples), by the best executor
     available for ``model``.
 
@@ -96,7 +97,8 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     * ``"batched"`` (`run_plan`): the model's own forward on perturbed copies; any model, any device.
       Under ``engine="auto"`` on the CPU, spike removals through a traced `sc_neurocore.graph.ModelGraph` run as a
       suffix replay (`sc_neurocore.engine.suffix.run_suffix`): each row only from its removed spike's step,
-      with the graph's own per-step ops (``engine="batched"`` forced stays the full forward).
+      with the graph's own per-step ops, each op only on the rows whose input there differs from the
+      unperturbed sample's (``engine="batched"`` forced stays the full forward).
     * ``"incremental"`` (`run_incremental`): suffix replays of a compiled stack.
     * ``"event"`` (`sc_neurocore.engine.event.run_events`): spike-change events through a compiled
       LIF stack, its inner loop compiled by numba (the ``fast`` extra). Where the stack's membranes match
@@ -122,6 +124,9 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
         progress: show a progress bar over rows (the batched and incremental executors).
         engine: ``"auto"``, or the executor to run (a ``ValueError`` says why if it cannot).
         return_info: also return an `Execution`.
+        columns: ``(P,)`` integer tensor, if the caller reads one output column per row (a target class):
+            ``outputs[p, columns[p]]`` is computed and every other entry is NaN. The event engine then scans
+            only that output neuron of each row, and its tie mask covers only what that column depends on.
 
     Returns:
         ``(P, C)``, row ``p`` the outputs of plan row ``p``; with ``return_info``, ``(outputs, Execution)``.
@@ -140,12 +145,37 @@ def execute(model: SpikingModel, spikes: Tensor, plan: SpikeRemovals | Silencing
     preferred = None
     if choice == "auto" and os.environ.get(ENGINE_ENV, "").strip():
         preferred = as_choice(os.environ[ENGINE_ENV].strip(), ENGINES, ENGINE_ENV)
-    outputs, info = _execute(model, spikes, plan, max_memory, n_outputs, progress, choice, preferred)
+    columns = _checked_columns(columns, plan)
+    outputs, info = _execute(model, spikes, plan, max_memory, n_outputs, progress, choice, preferred, columns)
+    if columns is not None:
+        from .event import only_columns
+
+        if outputs.shape[1:] and bool((columns >= outputs.shape[1]).any()):
+            raise ValueError(f"columns: expected output columns below the model's {outputs.shape[1]} outputs, got "
+                             f"up to {int(columns.max())}")
+        outputs = only_columns(outputs, columns.to(outputs.device))
     return (outputs, info) if return_info else outputs
 
 
+def _checked_columns(columns: Any, plan: SpikeRemovals | Silencing | None) -> Tensor | None:
+    """``columns`` as a CPU LongTensor of one entry per plan row, or a `TypeError` / `ValueError` naming it."""
+    if columns is None:
+        return None
+    if plan is None:
+        raise ValueError("columns: only a plan's rows have columns to pick; pass columns=None for the baseline")
+    if not isinstance(columns, Tensor) or columns.dtype.is_floating_point or columns.dtype == torch.bool or \
+            columns.is_complex():
+        raise TypeError(f"columns: expected an integer tensor of one output column per plan row, got "
+                        f"{type(columns).__name__}{'' if not isinstance(columns, Tensor) else ' ' + str(columns.dtype)}")
+    if columns.shape != (len(plan),):
+        raise ValueError(f"columns: expected shape ({len(plan)},), one column per plan row, got {tuple(columns.shape)}")
+    if len(columns) and int(columns.min()) < 0:
+        raise ValueError(f"columns: expected output columns >= 0, got {int(columns.min())}")
+    return columns.to(device="cpu", dtype=torch.long)
+
+
 def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
-             preferred: str | None = None) -> tuple[Tensor, Execution]:
+             preferred: str | None = None, columns: Tensor | None = None) -> tuple[Tensor, Execution]:
     budget = default_max_memory(spikes.device) if max_memory is None else max_memory
 
     def generic(reason: str) -> tuple[Tensor, Execution]:
@@ -172,6 +202,9 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
     if stack is None or stack.layers[0].weight.device != spikes.device or \
             (n_outputs is not None and n_outputs != stack.n_outputs):
         return _refuse(choice, "the model does not compile to a feed-forward stack", generic)
+    if columns is not None and len(columns) and int(columns.max()) >= stack.n_outputs:
+        raise ValueError(f"columns: expected output columns below the model's {stack.n_outputs} outputs, got up to "
+                         f"{int(columns.max())}")
     fits = _fits_one_chunk(model, spikes, budget)
     if plan is None and not fits:
         return generic("too many samples to record at once: the model's own forward, in chunks")
@@ -187,7 +220,7 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
         if recording.outputs is None:
             return generic("too many samples to record at once: the model's own forward, in chunks")
         return recording.outputs, Execution("incremental", "the compiled stack's recorded forward (verified)")
-    options = _options(model, spikes, plan, stack, max_memory, recording.same_ops)
+    options = _options(model, spikes, plan, stack, max_memory, recording.same_ops, columns is not None)
     if choice != "auto":
         if options.get(choice) is None:
             raise ValueError(f"engine: {choice!r} cannot run this call: {options.get(choice + ' refused')}; "
@@ -214,7 +247,8 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
             replayed = torch.zeros(len(plan), dtype=torch.bool)
             outputs, tie = run_events(stack, spikes, plan, baseline=recording.baseline,
                                       max_memory=_event_budget(stack, spikes, max_memory), recompute=recompute,
-                                      tight=recording.same_ops, recomputed=replayed, progress=progress)
+                                      tight=recording.same_ops, recomputed=replayed, progress=progress,
+                                      columns=columns)
             return outputs, Execution("event", reason, tie, "numba" if numba_available() else "python", replayed)
         outputs = run_incremental(stack, spikes, plan, max_memory=max_memory, progress=progress,
                                   baseline=recording.baseline)
@@ -260,7 +294,8 @@ def _refusal(model: SpikingModel, spikes: Tensor, plan, choice: str) -> str | No
     return None
 
 
-def _options(model, spikes: Tensor, plan, stack, max_memory: int | None, same_ops: bool = False) -> dict:
+def _options(model, spikes: Tensor, plan, stack, max_memory: int | None, same_ops: bool = False,
+             one_column: bool = False) -> dict:
     """Each executor's estimated seconds, or why it cannot run (``'<name> refused'``)."""
     from .cost import Shape, batched_seconds, event_seconds, incremental_seconds
     from .event import MEMBRANE_READOUTS, unsupported
@@ -269,7 +304,8 @@ def _options(model, spikes: Tensor, plan, stack, max_memory: int | None, same_op
     events = 1.0
     if isinstance(plan, Silencing) and plan.layer == INPUT_LAYER:  # a silenced input neuron: its spikes
         events = float((spikes != 0).sum()) / max(1, spikes.shape[0] * spikes.shape[2])
-    shape = Shape(spikes.shape[0], len(plan), spikes.shape[1], spikes.shape[2], tuple(stack.sizes), events)
+    shape = Shape(spikes.shape[0], len(plan), spikes.shape[1], spikes.shape[2], tuple(stack.sizes), events,
+                  one_column and stack.readout not in MEMBRANE_READOUTS)
     options: dict = {"batched": batched_seconds(shape)}
     if _many_inputs_per_row(plan):
         options["incremental refused"] = "rows silence many input neurons (a full product per step)"

@@ -51,8 +51,9 @@ TIE_RATE = 3e-6
 
 
 class Shape(NamedTuple):
-    """What the costs depend on: samples, rows, window, input width, layer widths and the input changes
-    (events) of an average row."""
+    """What the costs depend on: samples, rows, window, input width, layer widths, the input changes
+    (events) of an average row, and whether the caller reads one output column per row (the event engine
+    then scans one output neuron)."""
 
     samples: int
     rows: int
@@ -60,6 +61,7 @@ class Shape(NamedTuple):
     n_inputs: int
     sizes: tuple[int, ...]
     events: float = 1.0
+    one_column: bool = False
 
     @property
     def macs_per_step(self) -> int:
@@ -103,6 +105,8 @@ def event_seconds(shape: Shape, compiled: bool = True) -> float:
     forward = shape.samples * shape.steps * (3 * shape.macs_per_step * BATCHED_MAC + 10 * sum(shape.sizes) * step)
     # Per row: the first layer's screen and about a fifth of the window scanned; above it, the whole window.
     first, *above = shape.sizes
+    if above and shape.one_column:
+        above[-1] = 1
     per_row = step * (first * (1 + shape.steps / 5) * max(1.0, shape.events) + shape.steps * sum(above))
     share = 1.0 - math.exp(-TIE_RATE * len(shape.sizes) * shape.steps * sum(shape.sizes))
     return EVENT_FIXED + forward + shape.rows * (per_row + share * REPLAY_ROW)

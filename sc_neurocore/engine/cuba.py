@@ -143,13 +143,14 @@ def cuba_unsupported(name: str, layer: CompiledLayer) -> str | None:
 
 
 def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Baseline, tight: bool,
-                alone_checked: bool, spread: float) -> CubaTables:
+                alone_checked: bool, spread: float, slack: int | None = None) -> CubaTables:
     r"""The tables of current-based layer ``index`` of a stack, fed by the train ``below`` ``(B, T, n_in)``
     (the samples, or the baseline spikes of the layer below), from the recorded ``baseline``.
 
     ``tight``: the stack's ops are the model's own (see `sc_neurocore.engine.event.layer_tables`, which
     calls this for such a layer with its ``spread``); ``alone_checked``: the caller checked that the layer's
-    product gives each sample's rows alone the recorded bits.
+    product gives each sample's rows alone the recorded bits; ``slack``: the most spikes a perturbed copy adds
+    to one step's input of a layer above the first (``None``: `sc_neurocore.engine.event.ADDED_SPIKES`).
 
     Example:
         >>> import torch
@@ -163,6 +164,8 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
         (1, 3, 8)
     """
     from .event import ADDED_SPIKES, _rows_alone_match, gamma
+
+    slack = ADDED_SPIKES if slack is None or index == 0 else slack
 
     params: SynapticParameters = layer.params
     unit = torch.finfo(layer.weight.dtype).eps / 2
@@ -187,7 +190,7 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
     reset = RESET_CODES[params.reset]
     _, pre, membrane = own["real_states"](real_current.numpy(), np.zeros(real_current.shape), spikes.numpy(),
                                           alpha.numpy(), beta.numpy(), theta.numpy(), reset)
-    terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else ADDED_SPIKES)
+    terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else slack)
     synaptic_f, membrane_f = state.synaptic.double(), state.membrane.double()
     previous_i = torch.cat([synaptic_f.new_zeros(synaptic_f[:, :1].shape), synaptic_f[:, :-1]], dim=1)
     previous_v = torch.cat([membrane_f.new_zeros(membrane_f[:, :1].shape), membrane_f[:, :-1]], dim=1)
@@ -217,4 +220,4 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
             + (np.ascontiguousarray(gam[:, :, 0].numpy()), True)
     return CubaTables(weight.numpy(), alpha.numpy(), beta.numpy(), theta.numpy(), reset, membrane_n, pre_n, spikes_n,
                       bound_n, inverse_up, inverse_down, up_n, down_n, 4 * unit,
-                      float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES, *extra)
+                      float(gamma(n_in + 1 + layer.terms, unit)), spread, slack, *extra)

@@ -44,15 +44,17 @@ from .cuba import CUBA_TABLE_WORDS, CubaTables, cuba_tables, cuba_unsupported, i
 from .event_kernels import RESET_CODES, kernels
 from .incremental import Baseline, CompiledStack, readout_finish, stack_forward
 from .plans import Silencing, SpikeRemovals
-from .replay import replay_rows
+from .replay import replay_layer, replay_rows
 
 #: Readouts the event engine computes exactly from spike changes.
 EVENT_READOUTS = ("count", "rate")
 #: Readouts of the output layer's membrane: the event engine replays that layer (see `unsupported`).
 MEMBRANE_READOUTS = ("final_membrane", "max_membrane")
 #: Spikes a perturbed copy may add to one step's input of a layer beyond the baseline's (flips of the layer
-#: below) while the matrix product's bound still covers its sum; a row adding more is a tie.
+#: below) while the matrix product's bound still covers its sum; a row adding more is a tie. Where the rows of
+#: a call add more, that layer's tables are rebuilt for as many, up to `MAX_SLACK`.
 ADDED_SPIKES = 8
+MAX_SLACK = 32
 
 
 class LayerTables(NamedTuple):
@@ -60,12 +62,13 @@ class LayerTables(NamedTuple):
 
     Attributes:
         weight: ``(n_in, n)``: row ``i`` is what one unit of input ``i`` adds to the layer's currents.
-        abs_weight: its absolute values.
         membrane: ``(B, n, T)`` the baseline membranes (neuron-major: the kernel scans along time).
         spikes: ``(B, n, T)`` the baseline spikes.
         bound: ``(B, n, T)`` a bound on the baseline's own rounding error $E$.
-        inverse_reach: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, for the reach $\min_{t' \ge t} (|v[t'] - \theta| - s E[t']) / \beta^{t' - t}$ ($s$: ``spread``),
-            time-major; ``reach_by_neuron`` the same ``(B, n, T)``.
+        inverse_up, inverse_down: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, for the reach
+            $\min_{t' \ge t} m[t'] / \beta^{t' - t}$ of the margin $m = |v - \theta| - s E$ ($s$: ``spread``) over
+            the steps below threshold (``up``) or at or above it (``down``), each also over the steps with
+            $m \le 0$; time-major. ``up_by_neuron``, ``down_by_neuron``: the reaches, ``(B, n, T)``.
         beta, theta: ``(n,)``.
         reset: the reset code of `RESET_CODES`.
         c_op: the rounding factor of a perturbation's membrane updates ($4u$).
@@ -76,12 +79,13 @@ class LayerTables(NamedTuple):
     """
 
     weight: np.ndarray
-    abs_weight: np.ndarray
     membrane: np.ndarray
     spikes: np.ndarray
     bound: np.ndarray
-    inverse_reach: np.ndarray
-    reach_by_neuron: np.ndarray
+    inverse_up: np.ndarray
+    inverse_down: np.ndarray
+    up_by_neuron: np.ndarray
+    down_by_neuron: np.ndarray
     beta: np.ndarray
     theta: np.ndarray
     reset: int
@@ -99,8 +103,8 @@ class LayerTables(NamedTuple):
     def kernel_args(self) -> tuple:
         """The arguments of `sc_neurocore.engine.event_kernels.propagate_layer` between the rows' samples and
         ``capacity``."""
-        return (self.weight, self.abs_weight, self.membrane, self.spikes, self.bound, self.inverse_reach,
-                self.reach_by_neuron, self.beta, self.theta, self.reset, self.c_op, self.c_sum, self.spread,
+        return (self.weight, self.membrane, self.spikes, self.bound, self.inverse_up, self.inverse_down,
+                self.up_by_neuron, self.down_by_neuron, self.beta, self.theta, self.reset, self.c_op, self.c_sum, self.spread,
                 self.slack)
 
     def tight_args(self) -> tuple:
@@ -189,68 +193,59 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
         >>> [table.tight for table in layer_tables(stack, x, baseline, tight=True)]
         [True, True]
     """
+    evented = stack.layers[:-1] if stack.readout in MEMBRANE_READOUTS else stack.layers
+    return [layer_table(stack, x, baseline, index, tight, alone_checked) for index in range(len(evented))]
+
+
+def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int, tight: bool = False,
+                alone_checked: bool = False, slack: int = ADDED_SPIKES) -> LayerTables | CubaTables:
+    """The tables of layer ``index`` (see `layer_tables`), for perturbed copies that add at most ``slack`` spikes
+    to one step's input of that layer (the first layer's copies add none: they only remove input).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(1, 10, 8) < 0.3).float()
+        >>> _, baseline = stack_forward(stack, x, record=True)
+        >>> layer_table(stack, x, baseline, 1, slack=12).slack
+        12
+    """
     unit = torch.finfo(stack.layers[0].weight.dtype).eps / 2
     # float64 model: the estimates round as finely as the model, so the band takes the bound once more.
     spread = 2.1 if unit < 2.0**-40 else 1.05
-    tables: list[LayerTables | CubaTables] = []
-    run = kernels()
-    train = x.double()
-    evented = stack.layers[:-1] if stack.readout in MEMBRANE_READOUTS else stack.layers
-    for index, layer in enumerate(evented):
-        if is_cuba(layer):  # a current-based layer: its own tables (engine.cuba)
-            tables.append(cuba_tables(layer, index, x if index == 0 else baseline.spikes[index - 1], baseline, tight,
-                                      alone_checked, spread))
-            train = baseline.spikes[index].double()
-            continue
-        params = layer.params
-        n_in, n_out = layer.weight.shape
-        weight = layer.weight.double()
-        membrane = baseline.states[index].membrane.double()
-        spikes = baseline.spikes[index].double()
-        current = baseline.currents[index].double()
-        beta = torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).contiguous()
-        theta = torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).contiguous()
-        train_np = np.ascontiguousarray(train.numpy())
-        sums = [np.zeros((*train.shape[:2], n_out)) for _ in range(4)]
-        run["spike_sums"](train_np, np.ascontiguousarray(weight.numpy()), *sums)
-        real_current, magnitude, positive, negative = (torch.from_numpy(a) for a in sums)
-        binary = bool(((train == 0) | (train == 1)).all())
-        if binary:  # exact products: every partial sum is bounded by the larger one-signed sum
-            partial = torch.maximum(positive, negative)
-        else:
-            partial = magnitude.clone()
-        if layer.bias is not None:
-            magnitude += layer.bias.double().abs()
-            partial += layer.bias.double().abs()
-            real_current += layer.bias.double()
-        # The anchor: the baseline's membrane in real arithmetic, with the float forward's own resets.
-        anchor = run["real_membrane"](real_current.numpy(), spikes.numpy(), beta.numpy(), theta.numpy(),
-                                      RESET_CODES[params.reset])
-        # Terms of each step's sum: the non-zero inputs and the bias, plus the spikes a perturbed copy may add
-        # (none in the first layer, whose perturbations only remove input).
-        terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else ADDED_SPIKES)
-        previous = torch.cat([membrane.new_zeros(membrane[:, :1].shape), membrane[:, :-1]], dim=1)
-        rho = 2 * unit * (beta * previous.abs() + current.abs() + membrane.abs() + theta.abs())
-        gam = gamma(terms, unit)
-        local = rho + gam * magnitude
-        bound = run["error_bound"](local.numpy(), beta.numpy())
-        margin = np.abs(anchor - theta.numpy()) - spread * bound
-        reach = run["reverse_reach"](margin, beta.numpy())
-        anchor_n, spikes_n, bound_n, reach_n = (np.ascontiguousarray(a.transpose(0, 2, 1))
-                                                for a in (anchor, spikes.numpy(), bound, reach))
-        with np.errstate(divide="ignore"):
-            inverse = np.where(reach > 0, 1.0 / reach, np.inf)
-        layer_tight = tight and (alone_checked or _rows_alone_match(
-            layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
-        extra: tuple = ()
-        if layer_tight:
-            extra = tuple(np.ascontiguousarray(a.numpy().transpose(0, 2, 1)) for a in (membrane, rho, partial)) \
-                + (np.ascontiguousarray(gam[:, :, 0].numpy()), True)
-        tables.append(LayerTables(weight.numpy(), np.abs(weight.numpy()), anchor_n, spikes_n, bound_n, inverse, reach_n,
-                                  beta.numpy(), theta.numpy(), RESET_CODES[params.reset], 4 * unit,
-                                  float(gamma(n_in + 1 + layer.terms, unit)), spread, ADDED_SPIKES, *extra))
-        train = baseline.spikes[index].double()
-    return tables
+    layer = stack.layers[index]
+    if is_cuba(layer):  # a current-based layer: its own tables (engine.cuba)
+        return cuba_tables(layer, index, x if index == 0 else baseline.spikes[index - 1], baseline, tight,
+                           alone_checked, spread, slack)
+    train = (x if index == 0 else baseline.spikes[index - 1]).double()
+    params = layer.params
+    n_in, n_out = layer.weight.shape
+    weight = np.ascontiguousarray(layer.weight.double().numpy())
+    bias = np.zeros(n_out) if layer.bias is None else layer.bias.double().numpy()
+    membrane, spikes, current = (np.ascontiguousarray(a.double().numpy()) for a in
+                                 (baseline.states[index].membrane, baseline.spikes[index], baseline.currents[index]))
+    beta = np.ascontiguousarray(torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).numpy())
+    theta = np.ascontiguousarray(torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).numpy())
+    n_samples, n_steps = train.shape[:2]
+    by_neuron = [np.empty((n_samples, n_out, n_steps)) for _ in range(8)]
+    inverse = [np.empty((n_samples, n_steps, n_out)) for _ in range(2)]
+    gam = np.empty((n_samples, n_steps))
+    # Terms of each step's sum beyond its non-zero inputs and the bias: the layer's own, and the spikes a
+    # perturbed copy may add.
+    terms = layer.terms + (0 if index == 0 else slack)
+    binary = bool(((train == 0) | (train == 1)).all())  # exact products: M is the larger one-signed sum
+    kernels()["build_tables"](np.ascontiguousarray(train.numpy()), weight, bias, membrane, spikes, current, beta,
+                              theta, RESET_CODES[params.reset], unit, spread, terms, binary, *by_neuron[:5], *inverse,
+                              *by_neuron[5:], gam)
+    anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n = by_neuron
+    layer_tight = tight and (alone_checked or _rows_alone_match(
+        layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
+    extra: tuple = (recorded_n, rho_n, partial_n, gam, True) if layer_tight else ()
+    return LayerTables(weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n, beta, theta,
+                       RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)), spread,
+                       slack if index > 0 else ADDED_SPIKES, *extra)
 
 
 def naive_baseline(stack: CompiledStack, x: Tensor, baseline: Baseline) -> Baseline:
@@ -329,8 +324,12 @@ def plan_events(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: Spike
         return events_from(rows, plan.timestep[keep], plan.neuron[keep], -value[keep].double(), n_rows)
     level = level_of(stack, plan)
     train = x if level == 0 else baseline.spikes[level - 1]
-    masks = plan.masks()  # (P, n)
-    row, neuron = torch.nonzero(masks, as_tuple=True)
+    if bool((plan.stop - plan.start == 1).all()):  # one neuron a row: the one at rank start[p]
+        by_rank = torch.argsort(plan.rank, dim=-1)
+        neuron = by_rank[plan.start] if by_rank.ndim == 1 else by_rank[plan.sample, plan.start]
+        row = torch.arange(n_rows)
+    else:
+        row, neuron = torch.nonzero(plan.masks(), as_tuple=True)  # (P, n) masks
     fired = train[plan.sample[row], :, neuron]  # (K, T): each silenced neuron's baseline train
     which, t = torch.nonzero(fired, as_tuple=True)
     return events_from(row[which], t, neuron[which], -fired[which, t].double(), n_rows)
@@ -338,7 +337,8 @@ def plan_events(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: Spike
 
 def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRemovals | Silencing,
               recompute: Callable[[Tensor], Tensor] | None = None,
-              tables: list[LayerTables | CubaTables] | None = None, recomputed: Tensor | None = None) -> tuple[Tensor, Tensor]:
+              tables: list[LayerTables | CubaTables] | None = None, recomputed: Tensor | None = None,
+              columns: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` of every row of ``plan`` and the ``(P,)`` bool tie mask, for one chunk of samples.
 
     Args:
@@ -352,6 +352,9 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         recomputed: a ``(P,)`` bool tensor, if given, set to the rows recomputed by ``recompute`` (a decision
             inside even the tight bound); the other tie rows hold the naive loop's outcome, which another
             batch shape of the model's forward may round the other way.
+        columns: ``(P,)`` LongTensor, if given: the one output column of each row the caller reads. The
+            output layer then scans only that neuron of each row (a count or rate readout), the tie mask
+            covers only what that column depends on, and the other columns come back NaN.
 
     Returns:
         ``(outputs, tie)``: the tie mask holds every row with a decision inside the loose bound.
@@ -389,23 +392,38 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         raise ValueError("stack: a membrane readout needs the tight test on every layer it runs as events")
     events = plan_events(stack, x, baseline, plan)
     sample_np = sample.numpy().astype(np.int64)
+    every = np.full(n_rows, -1, dtype=np.int64)  # each row needs every neuron of a layer
+    needed = every if columns is None or membrane else columns.numpy().astype(np.int64)
     propagate = kernels()["propagate_layer"]
     ties = np.zeros(n_rows, dtype=np.bool_)
     shape = np.zeros(n_rows, dtype=np.bool_)
     suffixes = []  # (layer index, rows, their exact input train of that layer): replayed from there
+    replayed = np.zeros(n_rows, dtype=np.bool_)  # rows with a hidden layer replayed exactly
     for index, table in enumerate(tables[level:], start=level):
+        only = needed if index == len(stack.layers) - 1 else every
+        if index > level:  # flips of the layer below: a copy adding more spikes a step than the table allows ties
+            added = most_added(events, n_steps)
+            if added > table.slack:
+                table = layer_table(stack, x, baseline, index, table.tight, True, min(added, MAX_SLACK))
         kernel = propagate if isinstance(table, LayerTables) else table.kernel()  # a current-based layer's own
-        every = () if kernel is propagate else (np.full(n_rows, -1, dtype=np.int64),)  # its rows need every neuron
         offsets, t, j, delta, row_ties, row_shape = kernel(
-            events.offsets, events.t, events.i, events.delta, sample_np, *every, *table.kernel_args(),
+            events.offsets, events.t, events.i, events.delta, sample_np, only, *table.kernel_args(),
             max(16, 4 * events.t.shape[0]), *table.tight_args())
         new_ties = row_ties & ~ties
         if table.tight and new_ties.any():
             # Every decision below this layer was taken outside the bound, so this layer's input is exact:
-            # this layer and the ones above are replayed in the naive loop's own call shapes.
+            # this layer is replayed in the naive loop's own call shapes, and its exact spike changes go on
+            # as events (the output layer's replay gives the rows' outputs).
             picked = np.nonzero(new_ties)[0]
             below = baseline.spikes[index - 1] if index > 0 else x
-            suffixes.append((index, picked, _input_train(below, sample_np, events, picked), True))
+            train = _input_train(below, sample_np, events, picked)
+            if index == len(stack.layers) - 1:
+                suffixes.append((index, picked, train, True))
+            else:
+                exact, _ = replay_layer(stack, x, baseline, index, sample[torch.from_numpy(picked)], train)
+                offsets, t, j, delta = _with_rows(offsets, t, j, delta, picked,
+                                                  exact - baseline.spikes[index][sample[torch.from_numpy(picked)]])
+                replayed[picked] = True
             row_ties = row_ties & ~new_ties
             shape |= new_ties
         ties |= row_ties
@@ -427,7 +445,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         counts.index_put_((torch.from_numpy(rows), torch.from_numpy(events.i)),
                           torch.from_numpy(events.delta).to(counts.dtype), accumulate=True)
         outputs = readout_finish(stack.readout, counts, n_steps)
-    redo = torch.from_numpy(ties.copy())
+    redo = torch.from_numpy(ties | replayed)
     for start, picked, train, is_tie in suffixes:
         rows_t = torch.from_numpy(picked)
         outputs[rows_t] = replay_rows(stack, x, baseline, start, sample[rows_t], train).to(outputs.dtype)
@@ -440,13 +458,59 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
             outputs[tie_rows] = recompute(tie_rows).to(outputs.dtype)
     if recomputed is not None:
         recomputed.copy_(redo)
-    return outputs, torch.from_numpy(ties | shape)
+    return only_columns(outputs, columns), torch.from_numpy(ties | shape)
+
+
+def only_columns(outputs: Tensor, columns: Tensor | None) -> Tensor:
+    """``outputs`` ``(P, C)`` with every entry but ``outputs[p, columns[p]]`` set to NaN (``columns=None``:
+    unchanged), so that a value no executor computed is never read as one.
+
+    Example:
+        >>> only_columns(torch.ones(2, 3), torch.tensor([0, 2])).tolist()
+        [[1.0, nan, nan], [nan, nan, 1.0]]
+    """
+    if columns is None:
+        return outputs
+    kept = torch.full_like(outputs, float("nan"))
+    rows = torch.arange(outputs.shape[0], device=outputs.device)
+    kept[rows, columns] = outputs[rows, columns]
+    return kept
+
+
+def most_added(events: Events, n_steps: int) -> int:
+    """The most spikes any row's events add to one step's input (``delta > 0`` events of one row and step).
+
+    Example:
+        >>> import numpy as np
+        >>> most_added(Events(np.array([0, 3]), np.array([1, 1, 2]), np.array([0, 1, 0]), np.array([1.0, 1.0, -1.0])), 4)
+        2
+    """
+    rising = events.delta > 0
+    if not rising.any():
+        return 0
+    rows = np.repeat(np.arange(len(events.offsets) - 1), np.diff(events.offsets))
+    _, counts = np.unique(rows[rising] * (n_steps + 1) + events.t[rising], return_counts=True)
+    return int(counts.max())
+
+
+def _with_rows(offsets: np.ndarray, t: np.ndarray, j: np.ndarray, delta: np.ndarray, picked: np.ndarray,
+               change: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Events ``(offsets, t, j, delta)`` with rows ``picked`` (which hold none) given the non-zero entries of
+    ``change`` ``(k, T, n)``, in time order."""
+    owner, step, neuron = (a.numpy() for a in torch.nonzero(change, as_tuple=True))  # row-major: time order
+    values = change[owner, step, neuron].double().numpy()
+    counts = np.diff(offsets).copy()
+    counts[picked] = np.bincount(owner, minlength=len(picked))
+    where = np.repeat(offsets[picked], counts[picked])  # each new event goes before its row's slot
+    grown = np.zeros_like(offsets)
+    np.cumsum(counts, out=grown[1:])
+    return grown, np.insert(t, where, step), np.insert(j, where, neuron), np.insert(delta, where, values)
 
 
 def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.ndarray) -> Tensor:
     """The perturbed input trains ``(k, T, n)`` of rows ``picked``: their samples' baseline spikes ``below``
     plus the rows' events."""
-    train = below[torch.from_numpy(sample[picked])].clone()
+    train = below[torch.from_numpy(sample[picked])]  # indexing copies
     counts = events.offsets[picked + 1] - events.offsets[picked]
     owner = np.repeat(np.arange(len(picked)), counts)
     # Each picked row's events: its offset, plus the rank of the event within the row.
@@ -492,7 +556,7 @@ def select(plan: SpikeRemovals | Silencing, index: Tensor) -> SpikeRemovals | Si
 def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
     """Peak bytes of one sample's `LayerTables` while they are built (float64: the tables, their
     neuron-major copies, the tight test's three and the temporaries of the bounds)."""
-    return 8 * n_steps * sum((CUBA_TABLE_WORDS if is_cuba(layer) else 23) * n + 3
+    return 8 * n_steps * sum((CUBA_TABLE_WORDS if is_cuba(layer) else 25) * n + 3
                              for layer, n in zip(stack.layers, stack.sizes, strict=True))
 
 
@@ -507,7 +571,8 @@ def minimum_memory(stack: CompiledStack, n_steps: int) -> int:
 def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silencing, *,
                baseline: Baseline | None = None, max_memory: int | None = None,
                recompute: Callable[[Tensor], Tensor] | None = None, tight: bool = False,
-               recomputed: Tensor | None = None, progress: bool = False) -> tuple[Tensor, Tensor]:
+               recomputed: Tensor | None = None, progress: bool = False,
+               columns: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` and tie mask ``(P,)`` of every row of ``plan``, one chunk of samples at a time.
 
     Args:
@@ -522,6 +587,8 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
             tight test of `layer_tables` may decide, and only the rows inside it are recomputed.
         recomputed: a ``(P,)`` bool tensor, if given, set to the rows that were recomputed.
         progress: show a progress bar over rows.
+        columns: ``(P,)`` LongTensor, if given: the one output column each row's caller reads (see `run_event`;
+            the other columns come back NaN).
 
     Returns:
         ``(outputs, tie)``.
@@ -558,13 +625,15 @@ def run_events(stack: CompiledStack, spikes: Tensor, plan: SpikeRemovals | Silen
 
     bar = _progress_bar(n_rows, progress)
     try:
-        _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar)
+        _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar,
+                    columns)
     finally:
         bar.close()
-    return outputs, tie
+    return only_columns(outputs, columns), tie
 
 
-def _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar) -> None:
+def _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, recomputed, outputs, tie, bar,
+                columns) -> None:
     """`run_events`'s loop over chunks of samples and pieces of rows, filling ``outputs`` and ``tie``."""
     n_samples = x.shape[0]
     order = torch.argsort(plan.sample, stable=True)
@@ -601,7 +670,8 @@ def _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, rec
             local = None if recompute is None else (lambda rows, rows_of=rows_of: recompute(rows_of[rows]))
             redo = torch.zeros(len(index), dtype=torch.bool)
             outputs[rows_of], tie[rows_of] = run_event(stack, chunk_x, chunk_baseline, select(sub, index),
-                                                       recompute=local, tables=tables, recomputed=redo)
+                                                       recompute=local, tables=tables, recomputed=redo,
+                                                       columns=None if columns is None else columns[rows_of])
             if recomputed is not None:
                 recomputed[rows_of] = redo
             bar.update(len(index))

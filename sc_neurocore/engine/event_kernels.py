@@ -13,11 +13,19 @@ d[t] = \beta\, d[t-1] + \sum_{e:\, t_e = t} \delta_e W_{i_e j} - (r'[t] - r[t])\
 $$
 
 (reset by subtraction; no reset drops the last term; reset to zero multiplies by $1 - r'$ and re-anchors on
-a flipped reset). A neuron is first tested against the per-neuron table ``reach``
-($\min_{t' \ge t} m[t'] / \beta^{t' - t}$, where $m$ is the baseline's margin to threshold less its
-rounding bound): when $(1 + 4u(2 + 2T) + \gamma_{n_{in}+1}) \sum_e |\delta_e W_{i_e j}| / \mathrm{reach}[t_e, j] < 1$ no spike of
-``j`` can change and it is skipped. Only the others are scanned, in time order, from the row's first event,
-and a scan stops as soon as the same test passes for what is left of the difference.
+a flipped reset). A neuron is first screened, per direction. Before a neuron's first flip its resets are the
+baseline's, so $d$ lies between minus the decayed sum of its negative kicks and the decayed sum of its positive
+ones. A silent step ($r[t'] = 0$) can only flip upward, by $d[t'] \ge m[t']$, and a spiking step only downward,
+by $-d[t'] \ge m[t']$, where $m$ is the baseline's margin to threshold less its rounding bound (a step with
+$m \le 0$ counts on both sides). Two per-neuron tables hold the reaches
+$\mathrm{up}[t] = \min_{t' \ge t,\ \text{silent or } m \le 0} m[t'] / \beta^{t' - t}$ and $\mathrm{down}[t]$ (the
+same over the spiking steps). With $g = 1 + 4u(2 + 2T) + \gamma_{n_{in}+1}$ covering the perturbation's own
+rounding ($R_x \le (g - 1) \sum_e |k_e| \beta^{t - t_e}$ for kicks $k_e = \delta_e W_{i_e j}$), neuron ``j`` cannot
+flip, nor come within the rounding bound, when both
+$\sum_e (g\, k_e^+ + (g - 1)\, k_e^-) / \mathrm{up}[t_e, j] < 1$ and
+$\sum_e (g\, k_e^- + (g - 1)\, k_e^+) / \mathrm{down}[t_e, j] < 1$, and it is skipped. Only the others are scanned,
+in time order, from the row's first event, and a scan stops as soon as the same two tests pass for what is left
+of the difference (its sign says which side it can reach; only its rounding reaches the other).
 
 Exactness: a spike decision is taken only when the estimate $v[t] + d[t]$ (float64) lies further from
 threshold than a rigorous bound ``R`` on its distance from what the framework's own float forward of that
@@ -43,8 +51,8 @@ import numpy as np
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 
 
-def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, membrane, spikes, bound, inverse_reach,
-                    reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, capacity,
+def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane, spikes, bound, inverse_up, inverse_down,
+                    up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, capacity,
                     recorded, rho, partial, gam, tight, c_est):
     r"""Spike changes of one LIF layer for every row (see the module docstring).
 
@@ -52,10 +60,13 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         offsets: ``(P + 1,)`` int64: row ``p``'s input events are ``[offsets[p], offsets[p + 1])``.
         ev_t, ev_i, ev_delta: the input events (time, input neuron, change of the input), by row and time.
         sample: ``(P,)`` int64: the sample of each row (indexes the tables).
-        weight, abs_weight: ``(n_in, n)`` float64, and its absolute values.
+        only: ``(P,)`` int64: the one neuron of the layer whose spikes row ``p`` needs (the output column its
+            caller reads), or -1 for all of them; the other neurons are neither screened nor scanned.
+        weight: ``(n_in, n)`` float64.
         membrane, spikes, bound: ``(B, n, T)`` float64 baseline tables, neuron-major (a scan reads along time).
-        inverse_reach: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, time-major (the screen
-            reads along neurons); ``reach_by_neuron``: ``reach`` itself, ``(B, n, T)``.
+        inverse_up, inverse_down: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, time-major (the
+            screen reads along neurons), for the reach of an upward and of a downward flip (see the module
+            docstring); ``up_by_neuron``, ``down_by_neuron``: the reaches themselves, ``(B, n, T)``.
         beta, theta: ``(n,)`` float64.
         reset: 0 subtract, 1 zero, 2 none.
         c_op: the rounding factor of the membrane updates in the perturbation's share of the bound ($4u$).
@@ -78,15 +89,14 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         >>> import numpy as np
         >>> z = np.zeros((1, 2, 1))
         >>> out = propagate_layer(np.array([0, 1]), np.array([0]), np.array([0]), np.array([1.0]), np.array([0]),
-        ...                       np.array([[2.0]]), np.array([[2.0]]), z, z, z, np.full((1, 2, 1), np.inf),
-        ...                       np.full((1, 1, 2), -1.0),
+        ...                       np.array([-1]), np.array([[2.0]]), z, z, z, np.full((1, 2, 1), np.inf),
+        ...                       np.full((1, 2, 1), np.inf), np.full((1, 1, 2), -1.0), np.full((1, 1, 2), -1.0),
         ...                       np.array([0.5]),
         ...                       np.array([1.0]), 0, 1e-7, 1e-7, 2.5, 8, 4, z, z, z, np.zeros((1, 2)), True, 2.0**-52)
         >>> out[0].tolist(), out[1].tolist(), out[3].tolist()
         ([0, 1], [0], [1.0])
     """
     n_rows = offsets.shape[0] - 1
-    weight_by_neuron = np.ascontiguousarray(weight.T)  # a scan reads one neuron's column
     n_steps = membrane.shape[2]
     n_out = weight.shape[1]
     grow = 1.0 + c_op * (2.0 + 2.0 * n_steps) + c_sum
@@ -105,6 +115,18 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
     row_delta = np.empty(n_out * n_steps, dtype=np.float64)
     per_step = np.zeros(n_steps + 1, dtype=np.int64)
     totals = np.empty(n_out, dtype=np.float64)
+    totals_down = np.empty(n_out, dtype=np.float64)
+    level = np.empty(n_out, dtype=np.float64)
+    bulk = np.empty(n_out, dtype=np.float64)
+    group_t = np.empty(n_steps, dtype=np.int64)  # a row's event times, and per neuron each one's summed kicks
+    group_kicks = np.empty(n_steps, dtype=np.int64)
+    group_change = np.empty((n_steps, n_out), dtype=np.float64)
+    group_mass = np.empty((n_steps, n_out), dtype=np.float64)
+    powers = np.empty((n_steps + 1, n_out), dtype=np.float64)  # powers[k, j] = beta[j] ** k
+    for j in range(n_out):
+        powers[0, j] = 1.0
+        for k in range(n_steps):
+            powers[k + 1, j] = powers[k, j] * beta[j]
     count = 0
     for p in range(n_rows):
         start = offsets[p]
@@ -112,9 +134,16 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
         found = 0
         if start < stop:
             flag[0] = False
-            found = _scan_row(start, stop, sample[p], ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound,
-                              inverse_reach, reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow,
-                              totals, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag)
+            lo = 0
+            hi = n_out
+            if only[p] >= 0:
+                lo = only[p]
+                hi = only[p] + 1
+            found = _scan_row(start, stop, sample[p], lo, hi, ev_t, ev_i, ev_delta, weight, membrane,
+                              spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset,
+                              c_op, c_sum, spread, slack, grow, totals, totals_down, row_t, row_j, row_delta, recorded,
+                              rho, partial, gam, tight, c_est, scale_t, flag, level, bulk, powers,
+                              group_t, group_kicks, group_change, group_mass)
             shape[p] = flag[0]
         if found < 0:
             tie[p] = True
@@ -147,13 +176,12 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, weight, abs_weight, m
     return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
 
 
-def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight, membrane, spikes, bound, inverse_reach,
-              reach_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals, row_t, row_j, row_delta,
-              recorded, rho, partial, gam, tight, c_est, scale_t, flag):
-    """The spike changes of one row, in neuron order, written to ``row_*``: their number, or -1 on a tie
-    (``flag[0]`` set when a decision was taken by the tight test alone)."""
-    c_opt = c_op + 2.0 * c_est
-    n_steps = membrane.shape[2]
+def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, spikes, bound, inverse_up,
+              inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals,
+              totals_down, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag, level,
+              bulk, powers, group_t, group_kicks, group_change, group_mass):
+    """The spike changes of one row's neurons ``lo .. hi - 1``, in neuron order, written to ``row_*``: their
+    number, or -1 on a tie (``flag[0]`` set when a decision was taken by the tight test alone)."""
     added = 0  # the most spikes this row adds to one step's input
     e = start
     while e < stop:
@@ -169,220 +197,273 @@ def _scan_row(start, stop, b, ev_t, ev_i, ev_delta, weight_by_neuron, abs_weight
     first_t = ev_t[start]
     last_t = ev_t[stop - 1]
     found = 0
-    n_out = abs_weight.shape[1]
     # The vectorised test, one pass over the neurons per event: can the summed, decaying kicks of this row's
-    # events reach a threshold? (``inverse_reach`` is 1 / reach, or inf where reach <= 0: never screened.)
-    for j in range(n_out):
+    # events reach a threshold from below (the positive kicks, and every kick's rounding) or from above (the
+    # negative ones)? (``inverse_*`` is 1 / reach, or inf where reach <= 0: never screened.)
+    share = grow - 1.0
+    # One pass over the row's events, one group per timestep: each neuron's summed change and mass of the
+    # step (what the scans below read), and the screen's sums.
+    for j in range(lo, hi):
         totals[j] = 0.0
-    for e in range(start, stop):
-        size = abs(ev_delta[e])
-        i = ev_i[e]
+        totals_down[j] = 0.0
+        level[j] = 0.0
+        bulk[j] = 0.0
+    n_groups = 0
+    e = start
+    last = ev_t[start]
+    while e < stop:
         t = ev_t[e]
-        for j in range(n_out):
-            totals[j] += size * abs_weight[i, j] * inverse_reach[b, t, j]
-    for j in range(n_out):
-        if totals[j] * grow < 1.0:  # NaN (a zero weight times an infinite inverse) is scanned
+        group_t[n_groups] = t
+        kicks = 0
+        while e < stop and ev_t[e] == t:
+            delta = ev_delta[e]
+            i = ev_i[e]
+            for j in range(lo, hi):
+                kick = delta * weight[i, j]
+                if kicks == 0:  # the group's first event (0.0 + kick is kick)
+                    group_change[n_groups, j] = kick
+                    group_mass[n_groups, j] = abs(kick)
+                else:
+                    group_change[n_groups, j] += kick
+                    group_mass[n_groups, j] += abs(kick)
+                if reset == 1:  # a reset to zero may cut a kick short: each kick's own sign bounds the difference
+                    rise = max(kick, 0.0)
+                    fall = max(-kick, 0.0)
+                    totals[j] += (grow * rise + share * fall) * inverse_up[b, t, j]
+                    totals_down[j] += (grow * fall + share * rise) * inverse_down[b, t, j]
+            kicks += 1
+            e += 1
+        group_kicks[n_groups] = kicks
+        if reset != 1:  # before a first flip the difference is the kicks' decayed sum itself: opposite kicks cancel
+            for j in range(lo, hi):  # the reach from t on covers every step until the next event time
+                level[j] = level[j] * powers[t - last, j] + group_change[n_groups, j]
+                bulk[j] = bulk[j] * powers[t - last, j] + group_mass[n_groups, j]
+                up = (max(level[j], 0.0) + share * bulk[j]) * inverse_up[b, t, j]
+                down = (max(-level[j], 0.0) + share * bulk[j]) * inverse_down[b, t, j]
+                totals[j] = max(totals[j], up if up == up else np.inf)  # NaN (0 times inf): scanned
+                totals_down[j] = max(totals_down[j], down if down == down else np.inf)
+        last = t
+        n_groups += 1
+    c_opt = c_op + 2.0 * c_est
+    n_steps = membrane.shape[2]
+    for j in range(lo, hi):
+        if totals[j] < 1.0 and totals_down[j] < 1.0:  # NaN (a zero weight times an infinite inverse) is scanned
             continue
         bj = beta[j]
         th = theta[j]
-        d = 0.0  # the difference to the real anchor ``membrane``
-        rx = 0.0
-        dt = 0.0  # the difference to the baseline's own float membrane ``recorded`` (the tight test)
-        rxt = 0.0
-        e = start
-        t = first_t
-        previous = spikes[b, j, t - 1] if t > 0 else 0.0  # the perturbed row's spike at t - 1
-        while t < n_steps:
-            change = 0.0
-            mass = 0.0
-            kicks = 0
-            while e < stop and ev_t[e] == t:
-                kick = ev_delta[e] * weight_by_neuron[j, ev_i[e]]
-                change += kick
-                mass += abs(kick)
-                kicks += 1
-                e += 1
-            base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
-            flipped = abs(previous - base_reset)
-            if reset == 0:
-                new = bj * d + change - (previous - base_reset) * th
-                new_t = bj * dt + change - (previous - base_reset) * th
-            elif reset == 2:
-                new = bj * d + change
-                new_t = bj * dt + change
-            elif previous == base_reset:
-                new = bj * (1.0 - base_reset) * d + change
-                new_t = bj * (1.0 - base_reset) * dt + change
-            else:  # a flipped reset to zero: re-anchored on the baseline's membrane (real, and float)
-                before = membrane[b, j, t - 1]
-                new = bj * (1.0 - previous) * (before + d) - bj * (1.0 - base_reset) * before + change
-                before = recorded[b, j, t - 1]
-                new_t = bj * (1.0 - previous) * (before + dt) - bj * (1.0 - base_reset) * before + change
-            rx = bj * rx + c_op * (bj * abs(d) + abs(new) + th * flipped) + c_sum * mass
-            if tight:
-                # Both copies' membrane updates round (2 rho); their products differ only where the input did.
-                rxt = bj * rxt + 2.0 * rho[b, j, t] + c_opt * (bj * abs(dt) + abs(new_t) + th * flipped)
-                if kicks > 0:
-                    rxt += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
-            d = new
-            dt = new_t
-            estimate = membrane[b, j, t] + d
-            radius = spread * bound[b, j, t] + rx
-            if estimate - th > radius:
-                fired = 1.0
-            elif th - estimate > radius:
-                fired = 0.0
-            elif tight:
-                estimate = recorded[b, j, t] + dt
-                radius = rxt * scale_t + c_est * (abs(estimate) + th) + c_op * th
+        # First without the tight test's bookkeeping (``careful``); only a decision inside the loose bound reruns
+        # the neuron with it (the same steps and values: the tight test never changes the estimate).
+        saved = found
+        careful = False
+        for _attempt in range(2):
+            retry = False
+            d = 0.0  # the difference to the real anchor ``membrane``
+            rx = 0.0
+            dt = 0.0  # the difference to the baseline's own float membrane ``recorded`` (the tight test)
+            rxt = 0.0
+            g = 0  # the next group of events
+            t = first_t
+            previous = spikes[b, j, t - 1] if t > 0 else 0.0  # the perturbed row's spike at t - 1
+            while t < n_steps:
+                change = 0.0
+                mass = 0.0
+                kicks = 0
+                if g < n_groups and group_t[g] == t:
+                    change = group_change[g, j]
+                    mass = group_mass[g, j]
+                    kicks = group_kicks[g]
+                    g += 1
+                base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
+                flipped = abs(previous - base_reset)
+                if reset == 0:
+                    new = bj * d + change - (previous - base_reset) * th
+                    new_t = bj * dt + change - (previous - base_reset) * th
+                elif reset == 2:
+                    new = bj * d + change
+                    new_t = bj * dt + change
+                elif previous == base_reset:
+                    new = bj * (1.0 - base_reset) * d + change
+                    new_t = bj * (1.0 - base_reset) * dt + change
+                else:  # a flipped reset to zero: re-anchored on the baseline's membrane (real, and float)
+                    before = membrane[b, j, t - 1]
+                    new = bj * (1.0 - previous) * (before + d) - bj * (1.0 - base_reset) * before + change
+                    before = recorded[b, j, t - 1]
+                    new_t = bj * (1.0 - previous) * (before + dt) - bj * (1.0 - base_reset) * before + change
+                rx = bj * rx + c_op * (bj * abs(d) + abs(new) + th * flipped) + c_sum * mass
+                if careful:
+                    # Both copies' membrane updates round (2 rho); their products differ only where the input did.
+                    rxt = bj * rxt + 2.0 * rho[b, j, t] + c_opt * (bj * abs(dt) + abs(new_t) + th * flipped)
+                    if kicks > 0:
+                        rxt += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
+                d = new
+                dt = new_t
+                estimate = membrane[b, j, t] + d
+                radius = spread * bound[b, j, t] + rx
                 if estimate - th > radius:
                     fired = 1.0
                 elif th - estimate > radius:
                     fired = 0.0
-                else:
+                elif not tight:
                     return -1
-                flag[0] = True
-            else:
-                return -1
-            base = spikes[b, j, t]
-            if fired != base:
-                row_t[found] = t
-                row_j[found] = j
-                row_delta[found] = fired - base
-                found += 1
-            previous = fired
-            if fired == base and t + 1 < n_steps and (abs(d) * grow + rx) * bj < reach_by_neuron[b, j, t + 1]:
-                # What is left of the difference only decays and provably flips nothing before the next event.
-                if t >= last_t:
+                elif not careful:
+                    retry = True
                     break
-                gap = ev_t[e] - t - 1  # steps without an event: skipped, the difference decayed over them
-                if gap > 0:
-                    decay = 1.0
-                    for skipped in range(t + 1, t + 1 + gap):
-                        factor = bj if reset != 1 else bj * (1.0 - spikes[b, j, skipped - 1])
-                        if tight:
-                            rxt = factor * rxt + 2.0 * rho[b, j, skipped] + 2.0 * c_opt * abs(dt * decay)
-                        decay *= factor
-                    rx = bj ** gap * (rx + 2.0 * c_op * gap * abs(d))
-                    d *= decay
-                    dt *= decay
-                    t += gap
-                    previous = spikes[b, j, t]
-            t += 1
+                else:
+                    estimate = recorded[b, j, t] + dt
+                    radius = rxt * scale_t + c_est * (abs(estimate) + th) + c_op * th
+                    if estimate - th > radius:
+                        fired = 1.0
+                    elif th - estimate > radius:
+                        fired = 0.0
+                    else:
+                        return -1
+                    flag[0] = True
+                base = spikes[b, j, t]
+                if fired != base:
+                    row_t[found] = t
+                    row_j[found] = j
+                    row_delta[found] = fired - base
+                    found += 1
+                previous = fired
+                if fired == base and t + 1 < n_steps and \
+                        (max(d, 0.0) * grow + max(-d, 0.0) * share + rx) * bj < up_by_neuron[b, j, t + 1] and \
+                        (max(-d, 0.0) * grow + max(d, 0.0) * share + rx) * bj < down_by_neuron[b, j, t + 1]:
+                    # What is left of the difference only decays and provably flips nothing before the next event.
+                    if t >= last_t:
+                        break
+                    gap = group_t[g] - t - 1  # steps without an event: skipped, the difference decayed over them
+                    if gap > 0:
+                        decay = 1.0
+                        for skipped in range(t + 1, t + 1 + gap):
+                            factor = bj if reset != 1 else bj * (1.0 - spikes[b, j, skipped - 1])
+                            if careful:
+                                rxt = factor * rxt + 2.0 * rho[b, j, skipped] + 2.0 * c_opt * abs(dt * decay)
+                            decay *= factor
+                        rx = bj ** gap * (rx + 2.0 * c_op * gap * abs(d))
+                        d *= decay
+                        dt *= decay
+                        t += gap
+                        previous = spikes[b, j, t]
+                t += 1
+            if not retry:
+                break
+            found = saved
+            careful = True
     return found
 
 
-def reverse_reach(margin, beta):
-    """``reach[b, t, j] = min over t' >= t of margin[b, t', j] / beta[j] ** (t' - t)`` (one reverse scan).
+def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, reset, unit, spread, terms, binary,
+                 anchor_n, spikes_n, bound_n, up_n, down_n, inverse_up, inverse_down, recorded_n, rho_n, partial_n,
+                 gam):
+    r"""One layer's tables (`sc_neurocore.engine.event.layer_tables` gives the definitions) in one pass, written
+    into the given arrays.
 
-    ``beta = 0``: a later step is out of reach (``inf``) unless its margin is not positive (then ``-inf``:
-    never screened). Example:
-        >>> import numpy as np
-        >>> reverse_reach(np.array([[[3.0], [1.0]]]), np.array([0.5]))[0, :, 0].tolist()
-        [2.0, 1.0]
-    """
-    n_samples, n_steps, n_out = margin.shape
-    reach = np.empty_like(margin)
-    for b in range(n_samples):
-        for j in range(n_out):
-            running = margin[b, n_steps - 1, j]
-            reach[b, n_steps - 1, j] = running
-            for t in range(n_steps - 2, -1, -1):
-                if beta[j] > 0.0:
-                    carried = running / beta[j]
-                elif running > 0.0:
-                    carried = np.inf
-                else:
-                    carried = -np.inf
-                running = min(margin[b, t, j], carried)
-                reach[b, t, j] = running
-    return reach
-
-
-def real_membrane(current, spikes, beta, theta, reset):
-    """The membrane in (float64) real arithmetic, driven by the real currents and the float forward's own
-    resets (``spikes``: the spikes it emitted), ``(B, T, n)``; the anchor of every perturbed estimate.
+    Args:
+        train: ``(B, T, n_in)`` the layer's input; weight ``(n_in, n)``; bias ``(n,)`` (zeros without one).
+        membrane, spikes, current: ``(B, T, n)`` the baseline's float membrane, spikes and current.
+        beta, theta: ``(n,)``; reset: the reset code; unit: the model dtype's unit roundoff $u$;
+        spread: the factor on the bound in the margin; terms: the sum's terms beyond the non-zero inputs and
+            the bias;
+        binary: whether ``train`` holds only 0 and 1.
+        anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n: ``(B, n, T)`` outputs (the
+        real anchor, spikes, bound $E$, upward and downward reaches, float membrane, $
+ho$ and $M$);
+        inverse_up, inverse_down: ``(B, T, n)`` outputs; gam: ``(B, T)`` output, the product's $\gamma_{k_t}$.
 
     Example:
         >>> import numpy as np
-        >>> real_membrane(np.ones((1, 3, 1)), np.array([[[0.0], [1.0], [0.0]]]), np.array([0.5]), np.array([1.0]),
-        ...               0)[0, :, 0].tolist()
-        [1.0, 1.5, 0.75]
-    """
-    n_samples, n_steps, n_out = current.shape
-    out = np.empty_like(current)
-    for b in range(n_samples):
-        for j in range(n_out):
-            running = 0.0
-            for t in range(n_steps):
-                fired = spikes[b, t - 1, j] if t > 0 else 0.0
-                if reset == 0:
-                    running = beta[j] * running + current[b, t, j] - fired * theta[j]
-                elif reset == 1:
-                    running = beta[j] * ((1.0 - fired) * running) + current[b, t, j]
-                else:
-                    running = beta[j] * running + current[b, t, j]
-                out[b, t, j] = running
-    return out
-
-
-def error_bound(local, beta):
-    """``E[t] = beta * E[t - 1] + local[t]`` over time (``E[-1] = 0``), for ``(B, T, n)`` arrays.
-
-    Example:
-        >>> import numpy as np
-        >>> error_bound(np.ones((1, 3, 1)), np.array([0.5]))[0, :, 0].tolist()
-        [1.0, 1.5, 1.75]
-    """
-    n_samples, n_steps, n_out = local.shape
-    out = np.empty_like(local)
-    for b in range(n_samples):
-        for j in range(n_out):
-            running = 0.0
-            for t in range(n_steps):
-                running = beta[j] * running + local[b, t, j]
-                out[b, t, j] = running
-    return out
-
-
-def spike_sums(train, weight, real, magnitude, positive, negative):
-    """``train @ weight``, ``|train| @ |weight|`` and the sums of the positive and of the negative products'
-    magnitudes, ``(B, T, n)`` each, over the non-zero inputs only (spike trains are sparse).
-
-    Example:
-        >>> import numpy as np
-        >>> out = [np.zeros((1, 1, 2)) for _ in range(4)]
-        >>> spike_sums(np.array([[[1.0, 0.0, 1.0]]]), np.array([[1.0, -2.0], [5.0, 5.0], [-3.0, 1.0]]), *out)
-        >>> [a[0, 0].tolist() for a in out]
-        [[-2.0, -1.0], [4.0, 3.0], [1.0, 1.0], [3.0, 2.0]]
+        >>> z = np.zeros((1, 2, 1))
+        >>> out = [np.zeros((1, 1, 2)) for _ in range(5)] + [np.zeros((1, 2, 1)) for _ in range(2)]
+        >>> out += [np.zeros((1, 1, 2)) for _ in range(3)] + [np.zeros((1, 2))]
+        >>> build_tables(np.ones((1, 2, 1)), np.array([[0.6]]), np.zeros(1), np.array([[[0.6], [0.0]]]),
+        ...              np.array([[[0.0], [1.0]]]), np.full((1, 2, 1), 0.6), np.array([1.0]), np.array([1.0]), 0,
+        ...              2.0**-24, 1.05, 1, True, *out)
+        >>> out[0][0, 0].tolist()
+        [0.6, 1.2]
     """
     n_samples, n_steps, n_in = train.shape
     n_out = weight.shape[1]
+    real = np.zeros(n_out)
+    positive = np.zeros(n_out)
+    negative = np.zeros(n_out)
+    running = np.zeros(n_out)
+    error = np.zeros(n_out)
+    margin = np.empty((n_steps, n_out))
+    two_u = 2.0 * unit
     for b in range(n_samples):
+        running[:] = 0.0
+        error[:] = 0.0
         for t in range(n_steps):
+            real[:] = 0.0
+            positive[:] = 0.0
+            negative[:] = 0.0
+            nonzero = 0
             for i in range(n_in):
                 x = train[b, t, i]
                 if x == 0.0:
                     continue
+                nonzero += 1
                 for j in range(n_out):
                     product = x * weight[i, j]
-                    real[b, t, j] += product
+                    real[j] += product
                     if product > 0.0:
-                        positive[b, t, j] += product
+                        positive[j] += product
                     else:
-                        negative[b, t, j] -= product
-    for b in range(n_samples):
-        for t in range(n_steps):
+                        negative[j] -= product
+            k = nonzero + 1 + terms
+            g = k * unit / (1.0 - k * unit)
+            gam[b, t] = g
             for j in range(n_out):
-                magnitude[b, t, j] = positive[b, t, j] + negative[b, t, j]
+                magnitude = positive[j] + negative[j]
+                partial = max(positive[j], negative[j]) if binary else magnitude
+                magnitude += abs(bias[j])
+                partial += abs(bias[j])
+                fired = spikes[b, t - 1, j] if t > 0 else 0.0
+                if reset == 0:
+                    running[j] = beta[j] * running[j] + (real[j] + bias[j]) - fired * theta[j]
+                elif reset == 1:
+                    running[j] = beta[j] * ((1.0 - fired) * running[j]) + (real[j] + bias[j])
+                else:
+                    running[j] = beta[j] * running[j] + (real[j] + bias[j])
+                previous = membrane[b, t - 1, j] if t > 0 else 0.0
+                rho = two_u * (beta[j] * abs(previous) + abs(current[b, t, j]) + abs(membrane[b, t, j]) + abs(theta[j]))
+                error[j] = beta[j] * error[j] + (rho + g * magnitude)
+                anchor_n[b, j, t] = running[j]
+                spikes_n[b, j, t] = spikes[b, t, j]
+                bound_n[b, j, t] = error[j]
+                recorded_n[b, j, t] = membrane[b, t, j]
+                rho_n[b, j, t] = rho
+                partial_n[b, j, t] = partial
+                margin[t, j] = abs(running[j] - theta[j]) - spread * error[j]
+        # The reaches (see `reverse_reach`): below threshold only upward, above only downward, unsure both ways.
+        for j in range(n_out):
+            up = np.inf
+            down = np.inf
+            for t in range(n_steps - 1, -1, -1):
+                if t < n_steps - 1:
+                    if beta[j] > 0.0:
+                        up = up / beta[j]
+                        down = down / beta[j]
+                    else:
+                        up = np.inf if up > 0.0 else -np.inf
+                        down = np.inf if down > 0.0 else -np.inf
+                m = margin[t, j]
+                unsure = m <= 0.0
+                if anchor_n[b, j, t] < theta[j] or unsure:
+                    up = min(m, up)
+                if anchor_n[b, j, t] >= theta[j] or unsure:
+                    down = min(m, down)
+                up_n[b, j, t] = up
+                down_n[b, j, t] = down
+                inverse_up[b, t, j] = 1.0 / up if up > 0.0 else np.inf
+                inverse_down[b, t, j] = 1.0 / down if down > 0.0 else np.inf
 
 
 _python_scan_row = _scan_row
 # The plain-Python propagate_layer calls the plain-Python scan, whatever the module global becomes once compiled.
 _python_propagate = types.FunctionType(propagate_layer.__code__, {**globals(), "_scan_row": _python_scan_row},
                                        "propagate_layer")
-PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "real_membrane": real_membrane,
-                  "reverse_reach": reverse_reach, "error_bound": error_bound, "spike_sums": spike_sums}
+PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "build_tables": build_tables}
 _COMPILED: dict[str, object] = {}
 
 
@@ -400,7 +481,7 @@ def kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(kernels(compiled=False))
-        ['_scan_row', 'error_bound', 'propagate_layer', 'real_membrane', 'reverse_reach', 'spike_sums']
+        ['_scan_row', 'build_tables', 'propagate_layer']
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS
@@ -410,8 +491,6 @@ def kernels(compiled: bool = True) -> dict:
         # _scan_row first: propagate_layer calls it through the module global, which must be the compiled one.
         global _scan_row
         _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(_python_scan_row)
-        for name, function in (("propagate_layer", propagate_layer), ("reverse_reach", reverse_reach),
-                               ("error_bound", error_bound), ("real_membrane", real_membrane),
-                               ("spike_sums", spike_sums)):
+        for name, function in (("propagate_layer", propagate_layer), ("build_tables", build_tables)):
             _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(function)
     return _COMPILED

@@ -22,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import weakref
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -31,6 +33,8 @@ from .incremental import READOUTS, CompiledLayer, CompiledStack
 
 #: Above this many matrix entries a segment's composed matrix is not materialised (the graph runs batched).
 MAX_DENSE_ENTRIES = 2**26
+#: graph -> (what its lowering depends on, the lowered stack): lowered once, again when a map's tensor changes.
+_lowered: weakref.WeakKeyDictionary[ModelGraph, tuple[tuple, CompiledStack | None]] = weakref.WeakKeyDictionary()
 
 
 def to_compiled_stack(graph: ModelGraph) -> CompiledStack | None:
@@ -50,6 +54,27 @@ def to_compiled_stack(graph: ModelGraph) -> CompiledStack | None:
     """
     if not isinstance(graph, ModelGraph) or graph.readout not in READOUTS:
         return None
+    key = _maps_key(graph)
+    known = _lowered.get(graph)
+    if known is not None and known[0] == key:
+        return known[1]
+    stack = _lower(graph)
+    _lowered[graph] = (key, stack)
+    return stack
+
+
+def _maps_key(graph: ModelGraph) -> tuple:
+    """What the lowering reads of ``graph``: every tensor of its maps, by storage and version counter (an
+    in-place change or a new tensor makes a new key), and every other field's value."""
+    def field(value: Any) -> Any:
+        return (value.data_ptr(), value._version, value.dtype, tuple(value.shape)) if isinstance(value, Tensor) \
+            else repr(value)
+
+    return tuple(tuple(sorted((name, field(value)) for name, value in vars(linear_map).items()))
+                 for segment in graph.segments for linear_map in segment.maps)
+
+
+def _lower(graph: ModelGraph) -> CompiledStack | None:
     layers = []
     for index, segment in enumerate(graph.segments):
         layer = _lower_segment(graph, segment, last=index == len(graph.segments) - 1, fresh=index > 0)

@@ -65,13 +65,34 @@ def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start:
     """
     n_steps = train.shape[1]
     for index in range(start, len(stack.layers)):
-        layer = stack.layers[index]
-        below = (baseline.spikes[index - 1] if index > 0 else inputs)[samples]
-        current = baseline.currents[index][samples].clone()
-        changed = (train != below.to(train.dtype)).any(dim=2)
-        _changed_rows(layer, train, changed, current)
-        train, states = run_neurons(layer, current)
-    return readout_finish(stack.readout, _accumulated(stack.readout, train, membrane_of(states)), n_steps)
+        train, membrane = replay_layer(stack, inputs, baseline, index, samples, train)
+    return readout_finish(stack.readout, _accumulated(stack.readout, train, membrane), n_steps)
+
+
+def replay_layer(stack: CompiledStack, inputs: Tensor, baseline: Baseline, index: int, samples: Tensor,
+                 train: Tensor) -> tuple[Tensor, Tensor]:
+    """Layer ``index``'s spikes and membranes ``(k, T, n)`` for ``k`` perturbed copies whose input to it is
+    ``train`` ``(k, T, n_in)``, as the naive loop computes them (see the module docstring).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.engine.incremental import stack_forward
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(1, 20, 8) < 0.3).float()
+        >>> _, baseline = stack_forward(stack, x, record=True)
+        >>> spikes, _ = replay_layer(stack, x, baseline, 0, torch.tensor([0]), x)
+        >>> bool(torch.equal(spikes, baseline.spikes[0]))
+        True
+    """
+    layer = stack.layers[index]
+    below = (baseline.spikes[index - 1] if index > 0 else inputs)[samples]
+    current = baseline.currents[index][samples].clone()
+    changed = (train != below.to(train.dtype)).any(dim=2)
+    _changed_rows(layer, train, changed, current)
+    spikes, states = run_neurons(layer, current)
+    return spikes, membrane_of(states)
 
 
 def _accumulated(readout: str, train: Tensor, membrane: Tensor) -> Tensor:
@@ -103,6 +124,25 @@ def _per_step(layer) -> bool:
     return linear.func is _per_step_linear
 
 
+def _row_current(layer):
+    """``row (n_in,) -> (n_out,)``: a per-step layer's product of one step's input row, by the very calls
+    ``layer.current`` makes for a ``(1, n_in)`` input (the same ops on the same memory, without its time loop)."""
+    from .lower import _segment_current
+
+    linear = layer.linear
+    if linear.func is _segment_current:
+        maps = linear.keywords["segment"].maps
+        fresh = linear.keywords["fresh"]
+
+        def one_row(row: Tensor) -> Tensor:
+            z = row.reshape(1, *maps[0].in_shape)
+            for index, linear_map in enumerate(maps):
+                z = linear_map.forward(z.clone() if fresh and index == 0 else z)
+            return z.reshape(-1)
+        return one_row
+    return lambda row: layer.current(row[None])[0]
+
+
 def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> None:
     """Overwrite ``current[p, t]`` where ``changed[p, t]`` with the layer's product of ``train[p, t]``,
     called in ``(1, T, n_in)`` shape with the row at its own position ``t``."""
@@ -110,9 +150,10 @@ def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> Non
     if len(rows) == 0:
         return
     if _per_step(layer):  # the framework calls the product one step at a time: one row per call, as alone
+        one_row = _row_current(layer)
         with torch.no_grad():
             for p, t in zip(rows.tolist(), steps.tolist(), strict=True):
-                current[p, t] = layer.current(train[p, t][None])[0].to(current.dtype)
+                current[p, t] = one_row(train[p, t]).to(current.dtype)
         return
     # The rank of each changed row among those of its timestep: call ``r`` holds every timestep's r-th one.
     order = np.argsort(steps.numpy(), kind="stable")

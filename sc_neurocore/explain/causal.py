@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..engine.plans import silence_each_neuron, silence_prefixes
+from ..engine.plans import Silencing, silence_each_neuron, silence_prefixes
 from ..protocol import INPUT_LAYER
 from ..inputs import as_targets
 from .perturbation import PerturbationExplainer, Prepared, described
@@ -62,13 +62,19 @@ class CausalImportance(PerturbationExplainer):
         spikes, baseline = prepared.batch.spikes, prepared.baseline
         n_samples, n_outputs = baseline.shape
         n_neurons = self._layer_size(prepared, layer)
+        targets = None  # the one output column a row's score reads (none: the accuracy reads them all)
         if labels is not None:
             classes = as_targets(labels, n_samples, n_outputs, spikes.device, name="labels")
             score = _accuracy_scorer(classes)
         else:
-            score = _target_scorer(as_targets(output_neuron, n_samples, n_outputs, spikes.device))
+            targets = as_targets(output_neuron, n_samples, n_outputs, spikes.device)
+            score = _target_scorer(targets)
+
+        def columns(plan: Silencing) -> Tensor | None:
+            return None if targets is None else targets[plan.sample].cpu()
+
         plan = silence_each_neuron(layer, n_neurons, n_samples, spikes.device)
-        outputs, execution = self._run(prepared, plan)
+        outputs, execution = self._run(prepared, plan, columns(plan))
         silenced = outputs.reshape(n_samples, n_neurons, n_outputs)
         base = score(baseline[:, None, :])  # (B, 1) per sample, or (1,) accuracy
         importance = base - score(silenced)  # (B, n) or (n,)
@@ -78,7 +84,8 @@ class CausalImportance(PerturbationExplainer):
 
         def curve(scores: Tensor) -> Tensor:
             order = torch.sort(scores, dim=-1, stable=True).indices  # least important first, ties by index
-            rows = self._run(prepared, silence_prefixes(layer, order, n_samples))[0]
+            prefixes = silence_prefixes(layer, order, n_samples)
+            rows = self._run(prepared, prefixes, columns(prefixes))[0]
             values = score(rows.reshape(n_samples, n_neurons + 1, n_outputs))
             return values if labels is not None or per_sample else values[0]
 

@@ -101,12 +101,14 @@ class PerturbationExplainer:
             baseline = execute(model, batch.spikes, None, max_memory=self.max_memory)
         return Prepared(batch, model, baseline, "model", "", layout.feature_shape)
 
-    def _run(self, prepared: Prepared, plan: SpikeRemovals | Silencing) -> tuple[Tensor, Execution]:
-        """Outputs ``(P, C)`` of every row of ``plan``, and which executor ran them (with its tie mask)."""
+    def _run(self, prepared: Prepared, plan: SpikeRemovals | Silencing,
+             columns: Tensor | None = None) -> tuple[Tensor, Execution]:
+        """Outputs ``(P, C)`` of every row of ``plan``, and which executor ran them (with its tie mask);
+        given ``columns`` (one per row), only ``outputs[p, columns[p]]`` is computed (the rest is NaN)."""
         with torch.inference_mode():
             return execute(prepared.model, prepared.batch.spikes, plan, max_memory=self.max_memory,
                            n_outputs=prepared.baseline.shape[1], progress=self.progress, engine=self.engine,
-                           return_info=True)
+                           return_info=True, columns=columns)
 
 
 def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:

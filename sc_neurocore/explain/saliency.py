@@ -74,7 +74,7 @@ class TemporalSaliency(PerturbationExplainer):
         spikes, baseline = prepared.batch.spikes, prepared.baseline
         targets = as_targets(output_neuron, spikes.shape[0], baseline.shape[1], spikes.device)
         plan = remove_each_spike(spikes)
-        outputs, execution = self._run(prepared, plan)
+        outputs, execution = self._run(prepared, plan, columns=targets[plan.sample].cpu())
         base_k = target_column(baseline, targets)
         change = base_k[plan.sample] - target_column(outputs, targets[plan.sample])
         saliency = torch.zeros(spikes.shape, dtype=change.dtype, device=spikes.device)

@@ -4,6 +4,7 @@ mode, beta 0 / 0.7 / 1, float32 and float64, every plan kind; compiled and plain
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from brute_force import input_causal_loop, one_sample, saliency_loop
@@ -87,7 +88,7 @@ def test_compiled_and_python_kernels_agree():
         propagate = event_kernels.kernels(compiled)["propagate_layer"]
         table = tables[0]
         results.append(propagate(events.offsets, events.t, events.i, events.delta, plan.sample.numpy(),
-                                 *table.kernel_args(), 8, *table.tight_args()))
+                                 np.full(len(plan), -1), *table.kernel_args(), 8, *table.tight_args()))
     for fast, slow in zip(*results, strict=True):
         assert (fast == slow).all()
     assert len(results[0][1]) > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 from hypothesis import given
-from event_networks import EXAMPLES, networks, plans_of
+from event_networks import EXAMPLES, float32_workload, naive_loop, networks, plans_of
 
 from sc_neurocore.engine import event, execute
 from sc_neurocore.engine.batched import materialise
@@ -16,16 +16,6 @@ from sc_neurocore.engine.plans import remove_each_spike
 from sc_neurocore.engine.recorded import cached, forget, same_membranes
 from sc_neurocore.engine.replay import replay_rows
 from sc_neurocore.models import LIFNetwork
-
-
-def naive_loop(net: LIFNetwork, spikes: torch.Tensor, plan) -> torch.Tensor:
-    """The model's own forward on one perturbed copy at a time."""
-    rows, silence = materialise(spikes, plan)
-    outputs = []
-    for p in range(rows.shape[0]):
-        alone = {name: mask[p:p + 1] for name, mask in silence.items()} if silence else None
-        outputs.append(net.run(rows[p:p + 1], silence=alone))
-    return torch.cat(outputs)
 
 
 @EXAMPLES
@@ -40,14 +30,6 @@ def test_every_row_equals_the_naive_loop(problem):
         assert info.engine == "event" and info.recomputed is not None
         assert not bool((info.recomputed & ~info.tie_mask).any())
         assert torch.equal(outputs, naive_loop(net, spikes, plan)), (type(plan).__name__, net.reset)
-
-
-def float32_workload(seed: int = 3):
-    generator = torch.Generator().manual_seed(seed)
-    net = LIFNetwork([torch.randn(300, 96, generator=generator) * 0.25, torch.randn(96, 48, generator=generator) * 0.3,
-                      torch.randn(48, 10, generator=generator) * 0.4])
-    spikes = (torch.rand(1, 30, 300, generator=generator) < 0.1).float()
-    return net, spikes
 
 
 def test_tie_rows_are_replayed_exactly_and_fewer_than_the_loose_bound_marks():

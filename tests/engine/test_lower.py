@@ -58,3 +58,45 @@ def test_selections_and_recurrence_do_not_lower():
     outputs, info = execute(graph, spikes, remove_each_spike(spikes), return_info=True)
     assert info.engine == "batched" and torch.equal(outputs, run_plan(adapter, spikes, remove_each_spike(spikes)))
     assert to_compiled_stack(object()) is None
+
+
+def test_a_graph_is_lowered_once_and_again_after_its_weights_change():
+    snn = require_module("snntorch", "snntorch")
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(12, 6), snn.Leaky(beta=0.8, init_hidden=True),
+                          nn.Linear(6, 3), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    spikes = (torch.rand(1, 8, 12) < 0.4).float()
+    _, graph = graph_of(model, spikes)
+    stack = to_compiled_stack(graph)
+    assert to_compiled_stack(graph) is stack  # the lowering is kept per graph
+    dense = graph.segments[0].maps[0]
+    weight = next(value for value in vars(dense).values() if isinstance(value, torch.Tensor) and value.ndim == 2)
+    before = stack.layers[0].weight.clone()
+    with torch.no_grad():
+        weight.mul_(2.0)  # an in-place change: a new version, so a new lowering with the new weights
+    changed = to_compiled_stack(graph)
+    assert changed is not stack and torch.equal(changed.layers[0].weight, 2.0 * before)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_a_replayed_rows_current_is_the_layers_own_call_on_that_row(kind):
+    from sc_neurocore.engine.replay import _per_step, _row_current
+
+    snn = require_module("snntorch", "snntorch")
+    torch.manual_seed(3)
+    if kind == "linear":
+        model = nn.Sequential(nn.Linear(30, 12), snn.Leaky(beta=0.8, init_hidden=True),
+                              nn.Linear(12, 4), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+        spikes, kwargs = (torch.rand(1, 6, 30) < 0.4).float(), {}
+    else:
+        model = nn.Sequential(nn.Conv2d(1, 3, 3), snn.Leaky(beta=0.9, init_hidden=True), nn.Flatten(),
+                              nn.Linear(3 * 4 * 4, 5), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+        spikes, kwargs = (torch.rand(1, 6, 36) < 0.4).float(), {"input_shape": (1, 6, 6)}
+    _, graph = graph_of(model, spikes, **kwargs)
+    stack = to_compiled_stack(graph)
+    for layer in stack.layers:  # the first segment reads the input in place, the later ones a fresh copy
+        assert _per_step(layer)
+        rows = (torch.rand(5, layer.weight.shape[0]) < 0.5).float()
+        one_row = _row_current(layer)
+        for row in rows:
+            assert torch.equal(one_row(row), layer.current(row[None])[0])

@@ -74,22 +74,22 @@ def test_a_tiny_budget_is_raised_to_the_workable_minimum_not_one_row_per_chunk(m
     from sc_neurocore.engine.batched import minimum_rows
 
     torch.manual_seed(5)
-    node = NeuronNode("h", "leaky", (6,), lif_step, LIFParameters(0.8, 1.0), lif_initial_state)
-    graph = ModelGraph((5,), [Segment((Dense((5,), (6,), 1.5 * torch.randn(6, 5)),), node)])
-    spikes = (torch.rand(2, 4, 5) < 0.9).float()  # many removals per step
+    node = NeuronNode("h", "leaky", (200,), lif_step, LIFParameters(0.8, 1.0), lif_initial_state)
+    graph = ModelGraph((50,), [Segment((Dense((50,), (200,), 0.3 * torch.randn(200, 50)),), node)])
+    spikes = (torch.rand(2, 10, 50) < 0.3).float()  # rows enough for several workable chunks
     plan = remove_each_spike(spikes)
     floor = minimum_rows(graph, spikes, len(plan))
     replay, rows = suffix._replay, []
 
-    def counted(graph, perturbed, *args):
-        rows.append(perturbed.shape[0])
-        return replay(graph, perturbed, *args)
+    def counted(graph, removals, *args):
+        rows.append(len(removals))
+        return replay(graph, removals, *args)
 
     monkeypatch.setattr(suffix, "_replay", counted)
     with pytest.warns(BudgetWarning, match="suffix replay"):
         assert torch.equal(run_suffix(graph, spikes, plan, max_memory=1), naive(graph.run, spikes, plan))
-    # One call per removal step (each step's group fits in a workable chunk), never one per row.
-    assert floor > 1 and len(rows) == len(torch.unique(plan.timestep)) < len(plan)
+    # Chunks of the workable minimum (the last one the rest), never one row per chunk.
+    assert 1 < floor < len(plan) and rows == [floor] * (len(plan) // floor) + [len(plan) % floor] * (len(plan) % floor > 0)
 
 
 def test_it_refuses_what_it_cannot_replay_by_name():
