@@ -226,3 +226,27 @@ def test_the_screen_and_the_early_stop_change_no_result(reset):
         skipped = int((np.diff(screened[0]) == 0).sum())
         assert len(screened[1]) > 0 and skipped < len(plan)  # not vacuous: spikes change
         events = event.Events(*screened[:4])
+
+
+def test_a_row_adding_many_spikes_a_step_gets_wider_tables_not_a_tie():
+    """Removing one inhibitory spike makes 20 hidden neurons fire in the same step: more than the tables'
+    default slack (8 added spikes a step), so the output layer's tables are rebuilt for 20 and the row is
+    decided, not tied."""
+    n_hidden = 20
+    first = torch.zeros(n_hidden, 2)
+    first[:, 0], first[:, 1] = -1.0, 1.25  # input 1 alone lifts every hidden neuron past threshold 1
+    second = torch.full((2, n_hidden), 0.3) * torch.tensor([[1.0], [-1.0]])
+    segments = []
+    for index, weight in enumerate((first, second)):
+        params = SynapticParameters(torch.tensor(0.0), torch.tensor(0.0), torch.tensor(1.0), "subtract")
+        neuron = NeuronNode(str(index), "synaptic", (weight.shape[0],), synaptic_step, params, synaptic_initial_state)
+        segments.append(Segment((Dense((weight.shape[1],), (weight.shape[0],), weight),), neuron))
+    graph = ModelGraph((2,), segments, "count")
+    spikes = torch.zeros(1, 6, 2)
+    spikes[0, 3] = 1.0  # both inputs at t = 3: the hidden layer stays silent
+    assert graph.run(spikes).sum() == 0
+    plan = remove_each_spike(spikes)
+    outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
+    assert torch.equal(outputs, naive(graph.run, spikes, plan))
+    removed_inhibition = int(torch.nonzero(plan.neuron == 0)[0, 0])
+    assert outputs[removed_inhibition].tolist() == [1.0, 0.0] and not bool(info.tie_mask[removed_inhibition])
