@@ -51,7 +51,7 @@ def naive_loop(net: LIFNetwork, spikes: torch.Tensor, plan) -> torch.Tensor:
     outputs = []
     for p in range(rows.shape[0]):
         alone = {name: mask[p:p + 1] for name, mask in silence.items()} if silence else None
-        outputs.append(net.run(rows[p:p + 1], silence=alone))
+        outputs.append(net.run(rows[p:p + 1].clone(), silence=alone))  # each copy its own tensor
     return torch.cat(outputs)
 
 

@@ -125,8 +125,10 @@ def _per_step(layer) -> bool:
 
 
 def _row_current(layer):
-    """``row (n_in,) -> (n_out,)``: a per-step layer's product of one step's input row, by the very calls
-    ``layer.current`` makes for a ``(1, n_in)`` input (the same ops on the same memory, without its time loop)."""
+    """``(row (n_in,), t) -> (n_out,)``: a per-step layer's product of step ``t``'s input row, by the very calls
+    ``layer.current`` makes for that step of one copy's ``(1, T, n_in)`` input, the row at the same place in
+    memory: a first layer reads step ``t`` in place, ``t`` rows into its copy's own buffer (a matrix product
+    can round differently for a row that starts elsewhere), a later one gets a fresh copy of it."""
     from .lower import _segment_current
 
     linear = layer.linear
@@ -134,13 +136,24 @@ def _row_current(layer):
         maps = linear.keywords["segment"].maps
         fresh = linear.keywords["fresh"]
 
-        def one_row(row: Tensor) -> Tensor:
-            z = row.reshape(1, *maps[0].in_shape)
-            for index, linear_map in enumerate(maps):
-                z = linear_map.forward(z.clone() if fresh and index == 0 else z)
+        def one_row(row: Tensor, t: int) -> Tensor:
+            if fresh:
+                z = row.reshape(1, *maps[0].in_shape).clone()
+            else:
+                z = _in_place_row(row, t).reshape(1, *maps[0].in_shape)
+            for linear_map in maps:
+                z = linear_map.forward(z)
             return z.reshape(-1)
         return one_row
-    return lambda row: layer.current(row[None])[0]
+    return lambda row, t: layer.current(_in_place_row(row, t)[None])[0]
+
+
+def _in_place_row(row: Tensor, t: int) -> Tensor:
+    """``row`` at offset ``t * len(row)`` of a buffer of its own, where step ``t`` of one copy's ``(1, T, n)``
+    input lies."""
+    buffer = row.new_empty((t + 1) * row.numel())
+    buffer[t * row.numel():] = row.reshape(-1)
+    return buffer[t * row.numel():].view(row.shape)
 
 
 def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> None:
@@ -153,7 +166,7 @@ def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> Non
         one_row = _row_current(layer)
         with torch.no_grad():
             for p, t in zip(rows.tolist(), steps.tolist(), strict=True):
-                current[p, t] = one_row(train[p, t]).to(current.dtype)
+                current[p, t] = one_row(train[p, t], t).to(current.dtype)
         return
     # The rank of each changed row among those of its timestep: call ``r`` holds every timestep's r-th one.
     order = np.argsort(steps.numpy(), kind="stable")

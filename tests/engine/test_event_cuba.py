@@ -34,7 +34,8 @@ def naive(run, spikes: torch.Tensor, plan) -> torch.Tensor:
     outputs = []
     for p in range(rows.shape[0]):
         alone = {name: mask[p:p + 1] for name, mask in silence.items()} if silence else None
-        outputs.append(run(rows[p:p + 1]) if alone is None else run(rows[p:p + 1], silence=alone))
+        copy = rows[p:p + 1].clone()  # each copy its own tensor, as a loop over copies makes them
+        outputs.append(run(copy) if alone is None else run(copy, silence=alone))
     return torch.cat(outputs)
 
 

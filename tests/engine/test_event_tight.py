@@ -127,8 +127,8 @@ def test_membrane_readouts_run_as_events_and_a_replayed_output_layer():
             rows, silence = materialise(spikes, plan)
             alone = [{name: mask[p:p + 1] for name, mask in silence.items()} if silence else None
                      for p in range(len(plan))]
-            own = torch.cat([graph.run(rows[p:p + 1], silence=alone[p]) for p in range(len(plan))])
-            framework = torch.cat([model.run(rows[p:p + 1], silence=alone[p]) for p in range(len(plan))])
+            own = torch.cat([graph.run(rows[p:p + 1].clone(), silence=alone[p]) for p in range(len(plan))])
+            framework = torch.cat([model.run(rows[p:p + 1].clone(), silence=alone[p]) for p in range(len(plan))])
             assert torch.equal(outputs, own), (readout, type(plan).__name__)
             assert torch.equal(outputs[~info.tie_mask], framework[~info.tie_mask])
             assert not torch.equal(outputs, graph.run(spikes)[plan.sample])  # the perturbations change them

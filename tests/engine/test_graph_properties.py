@@ -76,7 +76,7 @@ def graphs(draw):
 
 def naive(run, spikes: torch.Tensor, plan) -> torch.Tensor:
     rows, _ = materialise(spikes, plan)
-    return torch.cat([run(rows[p:p + 1]) for p in range(rows.shape[0])])
+    return torch.cat([run(rows[p:p + 1].clone()) for p in range(rows.shape[0])])  # each copy its own tensor
 
 
 @pytest.mark.slow

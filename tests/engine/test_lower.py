@@ -98,5 +98,30 @@ def test_a_replayed_rows_current_is_the_layers_own_call_on_that_row(kind):
         assert _per_step(layer)
         rows = (torch.rand(5, layer.weight.shape[0]) < 0.5).float()
         one_row = _row_current(layer)
-        for row in rows:
-            assert torch.equal(one_row(row), layer.current(row[None])[0])
+        for t, row in enumerate(rows):  # as step t of one copy's (1, T, n_in) input that holds the row there
+            copy = torch.zeros(1, len(rows), len(row))
+            copy[0, t] = row
+            assert torch.equal(one_row(row, t), layer.current(copy)[0, t])
+
+
+def test_a_replayed_first_layer_row_is_read_where_the_naive_loop_reads_it():
+    # 13 inputs: a row's place in memory changes how a short matrix product rounds. A one-layer stack with a
+    # membrane readout replays every changed row; each must equal the model's forward on its own copy.
+    from sc_neurocore.adapters import from_snntorch
+    from sc_neurocore.engine.batched import materialise
+
+    snn = require_module("snntorch", "snntorch")
+    for seed in range(12):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(13, 2, bias=False),
+                              snn.Leaky(beta=0.7, threshold=0.5, init_hidden=True, output=True)).eval()
+        with torch.no_grad():
+            model[0].weight.mul_(3.0)
+        spikes = (torch.rand(1, 4 + seed % 8, 13) < 0.3).float()
+        adapter = from_snntorch(model, readout="final_membrane")
+        graph = adapter.graph_for(spikes)
+        plan = remove_each_spike(spikes)
+        outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
+        rows, _ = materialise(spikes, plan)
+        naive = torch.cat([adapter.run(rows[p:p + 1].clone()) for p in range(len(plan))])
+        assert torch.equal(outputs[~info.tie_mask], naive[~info.tie_mask]), seed
