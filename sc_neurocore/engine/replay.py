@@ -179,6 +179,6 @@ def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> Non
     with torch.no_grad():
         packed = train.new_zeros((n_calls, *train.shape[1:]))
         packed[rank_t, steps] = train[rows, steps]
-        # One call per packed input, each in the naive loop's (1, T, n_in) shape.
-        computed = torch.cat([layer.current(packed[call:call + 1]) for call in range(n_calls)])
+        # One call per packed input, each in the naive loop's (1, T, n_in) shape and a buffer of its own.
+        computed = torch.cat([layer.current(packed[call:call + 1].clone()) for call in range(n_calls)])
         current[rows, steps] = computed[rank_t, steps].to(current.dtype)
