@@ -402,7 +402,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     for index, table in enumerate(tables[level:], start=level):
         only = needed if index == len(stack.layers) - 1 else every
         if index > level:  # flips of the layer below: a copy adding more spikes a step than the table allows ties
-            added = most_added(events, n_steps)
+            added = kernels()["most_added"](events.offsets, events.t, events.delta)
             if added > table.slack:
                 table = layer_table(stack, x, baseline, index, table.tight, True, min(added, MAX_SLACK))
         kernel = propagate if isinstance(table, LayerTables) else table.kernel()  # a current-based layer's own
@@ -475,22 +475,6 @@ def only_columns(outputs: Tensor, columns: Tensor | None) -> Tensor:
     rows = torch.arange(outputs.shape[0], device=outputs.device)
     kept[rows, columns] = outputs[rows, columns]
     return kept
-
-
-def most_added(events: Events, n_steps: int) -> int:
-    """The most spikes any row's events add to one step's input (``delta > 0`` events of one row and step).
-
-    Example:
-        >>> import numpy as np
-        >>> most_added(Events(np.array([0, 3]), np.array([1, 1, 2]), np.array([0, 1, 0]), np.array([1.0, 1.0, -1.0])), 4)
-        2
-    """
-    rising = events.delta > 0
-    if not rising.any():
-        return 0
-    rows = np.repeat(np.arange(len(events.offsets) - 1), np.diff(events.offsets))
-    _, counts = np.unique(rows[rising] * (n_steps + 1) + events.t[rising], return_counts=True)
-    return int(counts.max())
 
 
 def _with_rows(offsets: np.ndarray, t: np.ndarray, j: np.ndarray, delta: np.ndarray, picked: np.ndarray,

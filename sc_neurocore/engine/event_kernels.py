@@ -459,11 +459,35 @@ ho$ and $M$);
                 inverse_down[b, t, j] = 1.0 / down if down > 0.0 else np.inf
 
 
+def most_added(offsets, ev_t, ev_delta):
+    """The most spikes one row's events add to one step's input (its ``delta > 0`` events of one step; the
+    events of a row are in time order).
+
+    Example:
+        >>> import numpy as np
+        >>> most_added(np.array([0, 3]), np.array([1, 1, 2]), np.array([1.0, 1.0, -1.0]))
+        2
+    """
+    most = 0
+    for p in range(offsets.shape[0] - 1):
+        e = offsets[p]
+        while e < offsets[p + 1]:
+            t = ev_t[e]
+            here = 0
+            while e < offsets[p + 1] and ev_t[e] == t:
+                if ev_delta[e] > 0.0:
+                    here += 1
+                e += 1
+            most = max(most, here)
+    return most
+
+
 _python_scan_row = _scan_row
 # The plain-Python propagate_layer calls the plain-Python scan, whatever the module global becomes once compiled.
 _python_propagate = types.FunctionType(propagate_layer.__code__, {**globals(), "_scan_row": _python_scan_row},
                                        "propagate_layer")
-PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "build_tables": build_tables}
+PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "build_tables": build_tables,
+                  "most_added": most_added}
 _COMPILED: dict[str, object] = {}
 
 
@@ -481,7 +505,7 @@ def kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(kernels(compiled=False))
-        ['_scan_row', 'build_tables', 'propagate_layer']
+        ['_scan_row', 'build_tables', 'most_added', 'propagate_layer']
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS
@@ -491,6 +515,7 @@ def kernels(compiled: bool = True) -> dict:
         # _scan_row first: propagate_layer calls it through the module global, which must be the compiled one.
         global _scan_row
         _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(_python_scan_row)
-        for name, function in (("propagate_layer", propagate_layer), ("build_tables", build_tables)):
+        for name, function in (("propagate_layer", propagate_layer), ("build_tables", build_tables),
+                               ("most_added", most_added)):
             _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(function)
     return _COMPILED
