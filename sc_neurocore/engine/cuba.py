@@ -50,7 +50,7 @@ class CubaTables(NamedTuple):
         bound: the bound $E$ on the baseline's rounding.
         inverse_up, inverse_down: ``(B, T, n)`` ``1 / reach`` where ``reach > 0``, else ``inf``, of the reaches of
             an upward and a downward flip; up_by_neuron, down_by_neuron: the reaches.
-        c_op, c_sum, spread, slack: as `sc_neurocore.engine.event.LayerTables`.
+        c_op, c_sum, spread, slack: as `sc_neurocore.engine.event_tables.LayerTables`.
         recorded, recorded_pre: the baseline's own float $\hat v$ and $\hat u$ (tight test).
         rho_i, rho_v: their local update roundings; partial: the product's one-signed sums $M$.
         gam: ``(B, T)`` the product's $\gamma$ per step; tight: whether the tight test may decide.
@@ -147,10 +147,10 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
     r"""The tables of current-based layer ``index`` of a stack, fed by the train ``below`` ``(B, T, n_in)``
     (the samples, or the baseline spikes of the layer below), from the recorded ``baseline``.
 
-    ``tight``: the stack's ops are the model's own (see `sc_neurocore.engine.event.layer_tables`, which
+    ``tight``: the stack's ops are the model's own (see `sc_neurocore.engine.event_tables.layer_tables`, which
     calls this for such a layer with its ``spread``); ``alone_checked``: the caller checked that the layer's
     product gives each sample's rows alone the recorded bits; ``slack``: the most spikes a perturbed copy adds
-    to one step's input of a layer above the first (``None``: `sc_neurocore.engine.event.ADDED_SPIKES`).
+    to one step's input of a layer above the first (``None``: `sc_neurocore.engine.event_tables.ADDED_SPIKES`).
 
     Example:
         >>> import torch
@@ -163,7 +163,7 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
         >>> cuba_tables(layer, 0, x, baseline, True, False, 1.05).bound.shape
         (1, 3, 8)
     """
-    from .event import ADDED_SPIKES, _rows_alone_match, gamma
+    from .event_tables import ADDED_SPIKES, _rows_alone_match, gamma
 
     slack = ADDED_SPIKES if slack is None or index == 0 else slack
 

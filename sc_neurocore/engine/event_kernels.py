@@ -31,7 +31,7 @@ Exactness: a spike decision is taken only when the estimate $v[t] + d[t]$ (float
 threshold than a rigorous bound ``R`` on its distance from what the framework's own float forward of that
 perturbed copy computes, whatever the order of its matrix product's sums. ``R`` is
 $2.05\,E[t] + R_x[t]$ ($2.5$ in float64, where the estimate's own rounding is of the same order): $E$ bounds the baseline's own rounding (the table ``bound``, see
-`sc_neurocore.engine.event.layer_tables`) and $R_x[t] = \beta R_x[t-1] + 4u\,(\beta|d[t-1]| + |d[t]|
+`sc_neurocore.engine.event_tables.layer_tables`) and $R_x[t] = \beta R_x[t-1] + 4u\,(\beta|d[t-1]| + |d[t]|
 + \theta |r' - r|) + \gamma_{n_{in}+1} \sum_e |\delta_e W_{i_e j}|$ the perturbation's share (its membrane
 updates' roundings, and its matrix product's extra terms). A decision inside that (loose) bound goes to
 the tight test when the tables carry it: the estimate $\hat v[t] + d_t[t]$ anchored on the baseline's own
@@ -355,7 +355,7 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
 def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, reset, unit, spread, terms, binary,
                  anchor_n, spikes_n, bound_n, up_n, down_n, inverse_up, inverse_down, recorded_n, rho_n, partial_n,
                  gam):
-    r"""One layer's tables (`sc_neurocore.engine.event.layer_tables` gives the definitions) in one pass, written
+    r"""One layer's tables (`sc_neurocore.engine.event_tables.layer_tables` gives the definitions) in one pass, written
     into the given arrays.
 
     Args:

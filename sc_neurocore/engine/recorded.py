@@ -34,7 +34,7 @@ class Recording(NamedTuple):
         outputs: ``(B, C)`` the unperturbed outputs (bit for bit the model's own), when recorded.
         same_ops: whether the stack's membranes matched the model's own recorded membranes bit for bit too
             (checked once with the outputs): its ops are then the model's, and the event engine may anchor
-            its tight test on the recorded forward (`sc_neurocore.engine.event.layer_tables`).
+            its tight test on the recorded forward (`sc_neurocore.engine.event_tables.layer_tables`).
     """
 
     stack: CompiledStack

@@ -1,7 +1,7 @@
 r"""Replaying a few perturbed copies exactly as the naive loop computes them, from one layer on.
 
 The event engine decides almost every spike of a perturbed copy from its float64 estimate. A decision that
-lands inside the rounding bound (`sc_neurocore.engine.event.layer_tables`) cannot be taken that way; the
+lands inside the rounding bound (`sc_neurocore.engine.event_tables.layer_tables`) cannot be taken that way; the
 rows holding one are replayed here instead, from the first layer where it happened (every layer below
 was decided outside the bound, so that layer's input train is exact).
 

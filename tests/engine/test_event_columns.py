@@ -8,7 +8,7 @@ import torch
 from event_networks import EXAMPLES, float32_workload, naive_loop, networks, plans_of
 from hypothesis import given
 
-from sc_neurocore.engine import event, execute
+from sc_neurocore.engine import event, event_tables, execute
 from sc_neurocore.engine.plans import remove_each_spike
 from sc_neurocore.engine.recorded import forget
 from sc_neurocore.models import LIFNetwork
@@ -107,5 +107,5 @@ def test_a_copy_adding_many_spikes_at_once_is_decided_not_tied(monkeypatch):
     assert torch.equal(outputs, naive_loop(net, spikes, plan))
     row = int(((plan.timestep == 6) & (plan.neuron == 0)).nonzero()[0, 0])
     rebuilt = [slack for slack in slacks if slack is not None]
-    assert rebuilt and max(rebuilt) >= 16 > event.ADDED_SPIKES  # the output layer's tables were rebuilt for it
+    assert rebuilt and max(rebuilt) >= 16 > event_tables.ADDED_SPIKES  # the output layer's tables were rebuilt for it
     assert not bool(info.tie_mask[row])

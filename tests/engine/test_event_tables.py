@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sc_neurocore.engine import event
+from sc_neurocore.engine import event, event_tables
 from sc_neurocore.engine.compile import compile_model
 from sc_neurocore.engine.incremental import stack_forward
 from sc_neurocore.models import LIFNetwork
@@ -57,10 +57,10 @@ def reference_tables(stack, x, baseline, index, unit, spread):
         else:
             running = beta * running + real[:, t]
         anchor[:, t] = running
-    terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else event.ADDED_SPIKES)
+    terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else event_tables.ADDED_SPIKES)
     previous = torch.cat([torch.zeros_like(membrane[:, :1]), membrane[:, :-1]], dim=1)
     rho = 2 * unit * (beta * previous.abs() + current.abs() + membrane.abs() + theta.abs())
-    gam = event.gamma(terms, unit)
+    gam = event_tables.gamma(terms, unit)
     local = rho + gam * magnitude
     bound = torch.zeros_like(local)
     error = torch.zeros_like(running)

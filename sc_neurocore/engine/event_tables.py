@@ -1,0 +1,203 @@
+r"""The event engine's per-layer tables: what the kernels read about one layer of the baseline, and the
+rigorous bounds on the framework's rounding that every spike decision is taken outside.
+
+A spike decision is taken from its float64 estimate only outside a rigorous bound on the framework's own
+rounding (`layer_tables`), in two tests:
+
+- the *loose* test bounds any summation order and any batch shape of the model's products: a decision it
+  takes is the naive loop's and every batched executor's;
+- the *tight* test (where the stack's ops are the model's own, `sc_neurocore.engine.recorded`) anchors on
+  the baseline's own float membrane and adds the products' rounding only at the steps whose input changed:
+  a decision it takes is the naive loop's, one copy at a time, though another batch shape of the model's
+  product could round it the other way.
+
+A LIF layer's tables are a `LayerTables`; a current-based layer's (snnTorch `Synaptic`) a
+`sc_neurocore.engine.cuba.CubaTables`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .cuba import CUBA_TABLE_WORDS, CubaTables, cuba_tables, is_cuba
+from .event_kernels import RESET_CODES, kernels
+from .incremental import Baseline, CompiledStack
+
+#: Readouts of the output layer's membrane: the event engine replays that layer (see
+#: `sc_neurocore.engine.event.unsupported`).
+MEMBRANE_READOUTS = ("final_membrane", "max_membrane")
+#: Spikes a perturbed copy may add to one step's input of a layer beyond the baseline's (flips of the layer
+#: below) while the matrix product's bound still covers its sum; a row adding more is a tie. Where the rows of
+#: a call add more, that layer's tables are rebuilt for as many, up to `MAX_SLACK`.
+ADDED_SPIKES = 8
+MAX_SLACK = 32
+
+
+class LayerTables(NamedTuple):
+    r"""What the kernel needs about one LIF layer, for one chunk of samples (float64 NumPy arrays).
+
+    Attributes:
+        weight: ``(n_in, n)``: row ``i`` is what one unit of input ``i`` adds to the layer's currents.
+        membrane: ``(B, n, T)`` the baseline membranes (neuron-major: the kernel scans along time).
+        spikes: ``(B, n, T)`` the baseline spikes.
+        bound: ``(B, n, T)`` a bound on the baseline's own rounding error $E$.
+        inverse_up, inverse_down: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, for the reach
+            $\min_{t' \ge t} m[t'] / \beta^{t' - t}$ of the margin $m = |v - \theta| - s E$ ($s$: ``spread``) over
+            the steps below threshold (``up``) or at or above it (``down``), each also over the steps with
+            $m \le 0$; time-major. ``up_by_neuron``, ``down_by_neuron``: the reaches, ``(B, n, T)``.
+        beta, theta: ``(n,)``.
+        reset: the reset code of `RESET_CODES`.
+        c_op: the rounding factor of a perturbation's membrane updates ($4u$).
+        c_sum: that of the extra terms a perturbation adds to the matrix product ($\gamma_{n_{in}+1}$).
+        spread: the factor on ``bound`` in a decision's radius (the baseline's and the perturbed copy's
+            rounding, and the float64 estimate's own).
+        slack: extra input spikes per step the bound allows a perturbed copy (`ADDED_SPIKES`).
+    """
+
+    weight: np.ndarray
+    membrane: np.ndarray
+    spikes: np.ndarray
+    bound: np.ndarray
+    inverse_up: np.ndarray
+    inverse_down: np.ndarray
+    up_by_neuron: np.ndarray
+    down_by_neuron: np.ndarray
+    beta: np.ndarray
+    theta: np.ndarray
+    reset: int
+    c_op: float
+    c_sum: float
+    spread: float
+    slack: int
+    recorded: np.ndarray | None = None
+    rho: np.ndarray | None = None
+    partial: np.ndarray | None = None
+    gam: np.ndarray | None = None
+    tight: bool = False
+    c_est: float = 2.0**-52
+
+    def kernel_args(self) -> tuple:
+        """The arguments of `sc_neurocore.engine.event_kernels.propagate_layer` between the rows' samples and
+        ``capacity``."""
+        return (self.weight, self.membrane, self.spikes, self.bound, self.inverse_up, self.inverse_down,
+                self.up_by_neuron, self.down_by_neuron, self.beta, self.theta, self.reset, self.c_op, self.c_sum, self.spread,
+                self.slack)
+
+    def tight_args(self) -> tuple:
+        """The tight test's arguments of `propagate_layer` (after ``capacity``)."""
+        if not self.tight or self.recorded is None:
+            empty = np.zeros((1, 1, 1))
+            return empty, empty, empty, np.zeros((1, 1)), False, self.c_est
+        return self.recorded, self.rho, self.partial, self.gam, True, self.c_est
+
+
+def gamma(terms: Tensor | int, unit: float) -> Tensor:
+    r"""Higham's $\gamma_k = k u / (1 - k u)$: the relative error bound of a sum of ``k`` terms in any order."""
+    k = torch.as_tensor(terms, dtype=torch.float64)
+    return k * unit / (1 - k * unit)
+
+
+def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: bool = False,
+                 alone_checked: bool = False) -> list[LayerTables | CubaTables]:
+    r"""The tables of every layer for samples ``x`` ``(B, T, N)`` and their recorded ``baseline``.
+
+    The loose bound (any summation order, any batch shape): with $u$ the unit roundoff of the weights' dtype,
+    per step $\epsilon[t] = \rho[t] + \gamma_{k_t} A[t]$, where
+    $\rho[t] = 2u(\beta |v[t-1]| + |I[t]| + |v[t]| + \theta)$ bounds the membrane update's roundings and
+    $\gamma_{k_t} A[t]$ the matrix product's ($A = |x| |W| + |b|$ over the $k_t$ non-zero inputs plus the
+    bias, in any summation order), accumulated as $E[t] = \beta E[t-1] + \epsilon[t]$.
+
+    The tight test (``tight``: the caller checked that the stack's ops are the model's own, so that the
+    baseline's float membrane is the one the model computes) compares a perturbed copy with the baseline's
+    own float membrane instead: before a row's first event the two computations are identical; after it
+    they differ by both copies' update roundings ($2\rho$) and, only at the steps whose input changed, by
+    the two products' roundings ($\gamma_{k_t} (2M[t] + \text{mass})$, with $M$ the larger of the positive
+    and negative summands' sums for 0/1 inputs, which bounds every partial sum of any order). That rests on
+    one more fact, checked here for ``B > 1``: the layer's product gives each sample's rows the same bits
+    alone as in the recorded batch (the naive loop runs one copy at a time).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.engine.incremental import stack_forward
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(2, 10, 8) < 0.3).float()
+        >>> _, baseline = stack_forward(stack, x, record=True)
+        >>> [table.tight for table in layer_tables(stack, x, baseline, tight=True)]
+        [True, True]
+    """
+    evented = stack.layers[:-1] if stack.readout in MEMBRANE_READOUTS else stack.layers
+    return [layer_table(stack, x, baseline, index, tight, alone_checked) for index in range(len(evented))]
+
+
+def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int, tight: bool = False,
+                alone_checked: bool = False, slack: int = ADDED_SPIKES) -> LayerTables | CubaTables:
+    """The tables of layer ``index`` (see `layer_tables`), for perturbed copies that add at most ``slack`` spikes
+    to one step's input of that layer (the first layer's copies add none: they only remove input).
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.engine.incremental import stack_forward
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(1, 10, 8) < 0.3).float()
+        >>> _, baseline = stack_forward(stack, x, record=True)
+        >>> layer_table(stack, x, baseline, 1, slack=12).slack
+        12
+    """
+    unit = torch.finfo(stack.layers[0].weight.dtype).eps / 2
+    # float64 model: the estimates round as finely as the model, so the band takes the bound once more.
+    spread = 2.1 if unit < 2.0**-40 else 1.05
+    layer = stack.layers[index]
+    if is_cuba(layer):  # a current-based layer: its own tables (engine.cuba)
+        return cuba_tables(layer, index, x if index == 0 else baseline.spikes[index - 1], baseline, tight,
+                           alone_checked, spread, slack)
+    train = (x if index == 0 else baseline.spikes[index - 1]).double()
+    params = layer.params
+    n_in, n_out = layer.weight.shape
+    weight = np.ascontiguousarray(layer.weight.double().numpy())
+    bias = np.zeros(n_out) if layer.bias is None else layer.bias.double().numpy()
+    membrane, spikes, current = (np.ascontiguousarray(a.double().numpy()) for a in
+                                 (baseline.states[index].membrane, baseline.spikes[index], baseline.currents[index]))
+    beta = np.ascontiguousarray(torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).numpy())
+    theta = np.ascontiguousarray(torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).numpy())
+    n_samples, n_steps = train.shape[:2]
+    by_neuron = [np.empty((n_samples, n_out, n_steps)) for _ in range(8)]
+    inverse = [np.empty((n_samples, n_steps, n_out)) for _ in range(2)]
+    gam = np.empty((n_samples, n_steps))
+    # Terms of each step's sum beyond its non-zero inputs and the bias: the layer's own, and the spikes a
+    # perturbed copy may add.
+    terms = layer.terms + (0 if index == 0 else slack)
+    binary = bool(((train == 0) | (train == 1)).all())  # exact products: M is the larger one-signed sum
+    kernels()["build_tables"](np.ascontiguousarray(train.numpy()), weight, bias, membrane, spikes, current, beta,
+                              theta, RESET_CODES[params.reset], unit, spread, terms, binary, *by_neuron[:5], *inverse,
+                              *by_neuron[5:], gam)
+    anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n = by_neuron
+    layer_tight = tight and (alone_checked or _rows_alone_match(
+        layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
+    extra: tuple = (recorded_n, rho_n, partial_n, gam, True) if layer_tight else ()
+    return LayerTables(weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n, beta, theta,
+                       RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)), spread,
+                       slack if index > 0 else ADDED_SPIKES, *extra)
+
+
+def _rows_alone_match(layer, train: Tensor, recorded_current: Tensor) -> bool:
+    """Whether the layer's product gives every sample's rows, computed alone, the recorded batch's bits."""
+    if train.shape[0] == 1:
+        return True
+    with torch.no_grad():
+        return all(torch.equal(layer.current(train[b:b + 1].to(recorded_current.dtype)), recorded_current[b:b + 1])
+                   for b in range(train.shape[0]))
+
+
+def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
+    """Peak bytes of one sample's `LayerTables` while they are built (float64: the tables, their
+    neuron-major copies, the tight test's three and the temporaries of the bounds)."""
+    return 8 * n_steps * sum((CUBA_TABLE_WORDS if is_cuba(layer) else 25) * n + 3
+                             for layer, n in zip(stack.layers, stack.sizes, strict=True))
