@@ -10,8 +10,6 @@ the same order, so its states are torch's; the recorded forward is still checked
 
 from __future__ import annotations
 
-from typing import Any
-
 
 def synaptic_forward(current, alpha, beta, theta, reset, consts, spikes, synaptic, membrane):
     r"""A `synaptic_step` layer's whole time loop from rest, writing ``spikes``, ``synaptic`` and ``membrane``
@@ -51,14 +49,3 @@ def synaptic_forward(current, alpha, beta, theta, reset, consts, spikes, synapti
                 membrane[b, t, j] = base
                 spikes[b, t, j] = one if base - theta[j] > zero else zero
 
-
-_compiled: dict[str, Any] = {}
-
-
-def synaptic_kernel():
-    """`synaptic_forward`, compiled by numba (the caller checked that numba is installed)."""
-    if "synaptic_forward" not in _compiled:
-        import numba
-
-        _compiled["synaptic_forward"] = numba.njit(cache=True)(synaptic_forward)
-    return _compiled["synaptic_forward"]
