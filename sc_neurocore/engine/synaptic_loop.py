@@ -48,4 +48,3 @@ def synaptic_forward(current, alpha, beta, theta, reset, consts, spikes, synapti
                     base = base - fired * base
                 membrane[b, t, j] = base
                 spikes[b, t, j] = one if base - theta[j] > zero else zero
-
