@@ -68,9 +68,8 @@ event then). A decision the tight test takes flags the row (``shape``); one insi
 a tie, replayed by the caller exactly as for a LIF layer (`sc_neurocore.engine.event`).
 
 Written once in plain Python over NumPy arrays and compiled by numba when it is installed (the ``fast``
-extra), as `sc_neurocore.engine.event_kernels`; without numba the same functions run uncompiled. The module
-also holds the layer's plain time loop, compiled (`synaptic_forward`, used by
-`sc_neurocore.engine.lif_loop.run_neurons` for the recorded forward and the replays).
+extra), as `sc_neurocore.engine.event_kernels`; without numba the same functions run uncompiled. The layer's
+plain time loop, compiled, is `sc_neurocore.engine.synaptic_loop`.
 """
 
 from __future__ import annotations
@@ -480,45 +479,6 @@ def product_sums(train, weight, real, positive, negative):
                         negative[b, t, j] += max(-term, 0.0)
 
 
-def synaptic_forward(current, alpha, beta, theta, reset, consts, spikes, synaptic, membrane):
-    r"""A `synaptic_step` layer's whole time loop from rest, writing ``spikes``, ``synaptic`` and ``membrane``
-    ``(B, T, n)``: torch's own operations in the current's dtype, one rounding each and in the same order
-    ($i \leftarrow \alpha i + I$, $u = \beta v + i$, then $u - r\theta$, $u - r u$ or $u$ with
-    $r = [v_{t-1} - \theta > 0]$, and the spike $[v - \theta > 0]$), so its states are torch's.
-
-    ``alpha``, ``beta``, ``theta``: ``(n,)`` in the current's dtype; ``consts``: ``[0, 1]`` in that dtype (literals
-    would compute in float64); ``reset``: a code of `RESET_CODES`.
-
-    Example:
-        >>> import numpy as np
-        >>> current = np.array([[[0.6], [0.6], [0.0]]], dtype=np.float32)
-        >>> out = [np.zeros_like(current) for _ in range(3)]
-        >>> half = np.array([0.5], np.float32)
-        >>> synaptic_forward(current, half, half, np.array([1.0], np.float32), 1, np.array([0, 1], np.float32), *out)
-        >>> out[0][0, :, 0].tolist(), out[2][0, :, 0].tolist()  # reset to zero after the spike
-        ([0.0, 1.0, 0.0], [0.6000000238418579, 1.2000000476837158, 0.0])
-    """
-    zero = consts[0]
-    one = consts[1]
-    n_samples, n_steps, n = current.shape
-    for b in range(n_samples):
-        for t in range(n_steps):
-            for j in range(n):
-                previous = membrane[b, t - 1, j] if t > 0 else zero
-                fired = one if previous - theta[j] > zero else zero
-                value = alpha[j] * (synaptic[b, t - 1, j] if t > 0 else zero)
-                value = value + current[b, t, j]
-                synaptic[b, t, j] = value
-                base = beta[j] * previous
-                base = base + value
-                if reset == 0:
-                    base = base - fired * theta[j]
-                elif reset == 1:
-                    base = base - fired * base
-                membrane[b, t, j] = base
-                spikes[b, t, j] = one if base - theta[j] > zero else zero
-
-
 _PYTHON_HELPERS = {"_kicks": _kicks, "_difference_step": _difference_step, "_tight_step": _tight_step,
                    "_tight_catch_up": _tight_catch_up, "_grown_int": _grown_int,
                    "_grown_float": _grown_float, "_time_sorted": _time_sorted}
@@ -528,7 +488,7 @@ _PYTHON_GLOBALS.update({name: types.FunctionType(function.__code__, _PYTHON_GLOB
                         for name, function in _PYTHON_HELPERS.items()})
 _python_propagate = types.FunctionType(propagate_cuba.__code__, _PYTHON_GLOBALS, "propagate_cuba")
 PYTHON_KERNELS = {"propagate_cuba": _python_propagate, "reverse_reach": reverse_reach, "real_states": real_states,
-                  "product_sums": product_sums, "synaptic_forward": synaptic_forward}
+                  "product_sums": product_sums}
 _COMPILED: dict[str, object] = {}
 
 
@@ -537,7 +497,7 @@ def cuba_kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(cuba_kernels(compiled=False))
-        ['product_sums', 'propagate_cuba', 'real_states', 'reverse_reach', 'synaptic_forward']
+        ['product_sums', 'propagate_cuba', 'real_states', 'reverse_reach']
     """
     from .event_kernels import numba_available
 
@@ -551,7 +511,6 @@ def cuba_kernels(compiled: bool = True) -> dict:
         for name, function in _PYTHON_HELPERS.items():
             globals()[name] = jit(function)
         for name, function in (("propagate_cuba", propagate_cuba), ("reverse_reach", reverse_reach),
-                               ("real_states", real_states), ("product_sums", product_sums),
-                               ("synaptic_forward", synaptic_forward)):
+                               ("real_states", real_states), ("product_sums", product_sums)):
             _COMPILED[name] = jit(function)
     return _COMPILED

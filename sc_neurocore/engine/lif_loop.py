@@ -66,12 +66,15 @@ def lif_forward(current, beta, theta, reset, consts, spikes, membrane):
 _compiled: dict[str, Any] = {}
 
 
-def _kernel():
-    if "lif_forward" not in _compiled:
+def _kernel(function=lif_forward):
+    """``function`` (a time loop: `lif_forward`, or `sc_neurocore.engine.synaptic_loop.synaptic_forward`),
+    compiled by numba once."""
+    name = function.__name__
+    if name not in _compiled:
         import numba
 
-        _compiled["lif_forward"] = numba.njit(cache=True)(lif_forward)
-    return _compiled["lif_forward"]
+        _compiled[name] = numba.njit(cache=True)(function)
+    return _compiled[name]
 
 
 def _as_vector(value, n: int, dtype: torch.dtype) -> np.ndarray | None:
@@ -90,7 +93,7 @@ def _as_vector(value, n: int, dtype: torch.dtype) -> np.ndarray | None:
 
 def compiled_loop(layer, current: Tensor, synaptic: bool = False) -> bool:
     """Whether `run_neurons` runs ``layer``'s loop compiled for ``current`` ``(B, T, n)`` (``synaptic``: as a
-    `synaptic_step` layer without recurrence, `sc_neurocore.engine.cuba_kernels.synaptic_forward`)."""
+    `synaptic_step` layer without recurrence, `sc_neurocore.engine.synaptic_loop`)."""
     params = layer.params
     if synaptic:
         kind = layer.step is synaptic_step and isinstance(params, SynapticParameters) and params.recurrent is None
@@ -126,15 +129,15 @@ def run_neurons(layer, current: Tensor) -> tuple[Tensor, Any]:
             _kernel()(values, beta, theta, RESET_CODES[layer.params.reset], np.array([0, 1], dtype=values.dtype),
                       spikes, membrane)
             return torch.from_numpy(spikes), LIFState(torch.from_numpy(membrane))
-    if compiled_loop(layer, current, synaptic=True):  # a current-based layer (engine.cuba_kernels)
+    if compiled_loop(layer, current, synaptic=True):  # a current-based layer (engine.synaptic_loop)
         vectors = [_as_vector(getattr(layer.params, name), n, current.dtype) for name in ("alpha", "beta", "threshold")]
         if all(vector is not None for vector in vectors):
-            from .cuba_kernels import cuba_kernels
+            from .synaptic_loop import synaptic_forward
 
             values = np.ascontiguousarray(current.detach().numpy())
             spikes, synaptic, membrane = (np.zeros_like(values) for _ in range(3))
-            cuba_kernels()["synaptic_forward"](values, *vectors, RESET_CODES[layer.params.reset],
-                                               np.array([0, 1], dtype=values.dtype), spikes, synaptic, membrane)
+            _kernel(synaptic_forward)(values, *vectors, RESET_CODES[layer.params.reset],
+                                      np.array([0, 1], dtype=values.dtype), spikes, synaptic, membrane)
             fired = torch.from_numpy(spikes)
             return fired, SynapticState(torch.from_numpy(synaptic), torch.from_numpy(membrane), fired)
     state = layer.initial_state(current.new_zeros(current.shape[0], n))

@@ -10,7 +10,8 @@ MODULES = ["sc_neurocore.engine", "sc_neurocore.engine.event", "sc_neurocore.eng
            "sc_neurocore.engine.attribution_kernels", "sc_neurocore.engine.threads", "sc_neurocore.engine.incremental",
            "sc_neurocore.bench.targets", "sc_neurocore.engine.replay", "sc_neurocore.engine.lif_loop",
            "sc_neurocore.engine.suffix", "sc_neurocore.engine.suffix_states", "sc_neurocore.engine.cuba",
-           "sc_neurocore.engine.cuba_kernels", "sc_neurocore.engine.event_tables"]
+           "sc_neurocore.engine.cuba_kernels", "sc_neurocore.engine.event_tables",
+           "sc_neurocore.engine.synaptic_loop"]
 
 
 @pytest.mark.parametrize("name", MODULES)

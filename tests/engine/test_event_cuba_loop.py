@@ -1,6 +1,6 @@
 """The compiled time loop of a current-based (snnTorch `Synaptic`) layer gives `synaptic_step`'s bits, step by
 step, for every reset, alpha, beta, threshold and dtype; and leaves what it does not model to the step
-function (`sc_neurocore.engine.lif_loop.run_neurons`, kernel `sc_neurocore.engine.cuba_kernels.synaptic_forward`)."""
+function (`sc_neurocore.engine.lif_loop.run_neurons`, kernel `sc_neurocore.engine.synaptic_loop`)."""
 
 from __future__ import annotations
 
