@@ -74,9 +74,9 @@ plain time loop, compiled, is `sc_neurocore.engine.synaptic_loop`.
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
+
+from .event_kernels import jit_kernels, numba_available, plain_kernels
 
 
 def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, beta, theta, reset, membrane, pre,
@@ -482,13 +482,10 @@ def product_sums(train, weight, real, positive, negative):
 _PYTHON_HELPERS = {"_kicks": _kicks, "_difference_step": _difference_step, "_tight_step": _tight_step,
                    "_tight_catch_up": _tight_catch_up, "_grown_int": _grown_int,
                    "_grown_float": _grown_float, "_time_sorted": _time_sorted}
-# The plain-Python propagate_cuba calls the plain-Python helpers, whatever the module globals become once compiled.
-_PYTHON_GLOBALS = dict(globals())
-_PYTHON_GLOBALS.update({name: types.FunctionType(function.__code__, _PYTHON_GLOBALS, name)
-                        for name, function in _PYTHON_HELPERS.items()})
-_python_propagate = types.FunctionType(propagate_cuba.__code__, _PYTHON_GLOBALS, "propagate_cuba")
-PYTHON_KERNELS = {"propagate_cuba": _python_propagate, "reverse_reach": reverse_reach, "real_states": real_states,
-                  "product_sums": product_sums}
+_ENTRIES = {"propagate_cuba": propagate_cuba, "reverse_reach": reverse_reach, "real_states": real_states,
+            "product_sums": product_sums}
+PYTHON_KERNELS = {name: function for name, function in plain_kernels(globals(), _PYTHON_HELPERS, _ENTRIES).items()
+                  if name in _ENTRIES}
 _COMPILED: dict[str, object] = {}
 
 
@@ -499,18 +496,9 @@ def cuba_kernels(compiled: bool = True) -> dict:
         >>> sorted(cuba_kernels(compiled=False))
         ['product_sums', 'propagate_cuba', 'real_states', 'reverse_reach']
     """
-    from .event_kernels import numba_available
-
     if not compiled or not numba_available():
         return PYTHON_KERNELS
     if not _COMPILED:
-        import numba
-
-        jit = numba.njit(cache=True, error_model="numpy")
-        # The helpers first: propagate_cuba calls them through the module globals, which must be the compiled ones.
-        for name, function in _PYTHON_HELPERS.items():
-            globals()[name] = jit(function)
-        for name, function in (("propagate_cuba", propagate_cuba), ("reverse_reach", reverse_reach),
-                               ("real_states", real_states), ("product_sums", product_sums)):
-            _COMPILED[name] = jit(function)
+        _COMPILED.update({name: function for name, function in jit_kernels(globals(), _PYTHON_HELPERS, _ENTRIES).items()
+                          if name in _ENTRIES})
     return _COMPILED

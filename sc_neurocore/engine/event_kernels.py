@@ -482,12 +482,41 @@ def most_added(offsets, ev_t, ev_delta):
     return most
 
 
-_python_scan_row = _scan_row
-# The plain-Python propagate_layer calls the plain-Python scan, whatever the module global becomes once compiled.
-_python_propagate = types.FunctionType(propagate_layer.__code__, {**globals(), "_scan_row": _python_scan_row},
-                                       "propagate_layer")
-PYTHON_KERNELS = {"_scan_row": _python_scan_row, "propagate_layer": _python_propagate, "build_tables": build_tables,
-                  "most_added": most_added}
+def plain_kernels(namespace: dict, helpers: dict, entries: dict) -> dict:
+    """Plain-Python copies of the kernels ``entries`` (and of ``helpers``) whose calls to the helpers go to the
+    plain-Python helpers, whatever the module globals ``namespace`` become once `jit_kernels` compiled them.
+
+    Example:
+        >>> def twice(x):
+        ...     return 2 * x
+        >>> def kernel(x):
+        ...     return twice(x) + 1
+        >>> plain_kernels({"twice": None}, {"twice": twice}, {"kernel": kernel})["kernel"](3)
+        7
+    """
+    scope = dict(namespace)
+    scope.update({name: types.FunctionType(function.__code__, scope, name) for name, function in helpers.items()})
+    copies = {name: scope[name] for name in helpers}
+    copies.update({name: types.FunctionType(function.__code__, scope, name) for name, function in entries.items()})
+    return copies
+
+
+def jit_kernels(namespace: dict, helpers: dict, entries: dict) -> dict:
+    """The helpers and the kernels compiled by numba, by name: the helpers first, each also bound in the module
+    globals ``namespace``, through which the kernels call them (they must be the compiled ones)."""
+    import numba
+
+    jit = numba.njit(cache=True, error_model="numpy")
+    compiled = {}
+    for name, function in helpers.items():
+        namespace[name] = compiled[name] = jit(function)
+    compiled.update({name: jit(function) for name, function in entries.items()})
+    return compiled
+
+
+_HELPERS = {"_scan_row": _scan_row}
+_ENTRIES = {"propagate_layer": propagate_layer, "build_tables": build_tables, "most_added": most_added}
+PYTHON_KERNELS = plain_kernels(globals(), _HELPERS, _ENTRIES)
 _COMPILED: dict[str, object] = {}
 
 
@@ -510,12 +539,5 @@ def kernels(compiled: bool = True) -> dict:
     if not compiled or not numba_available():
         return PYTHON_KERNELS
     if not _COMPILED:
-        import numba
-
-        # _scan_row first: propagate_layer calls it through the module global, which must be the compiled one.
-        global _scan_row
-        _scan_row = _COMPILED["_scan_row"] = numba.njit(cache=True, error_model="numpy")(_python_scan_row)
-        for name, function in (("propagate_layer", propagate_layer), ("build_tables", build_tables),
-                               ("most_added", most_added)):
-            _COMPILED[name] = numba.njit(cache=True, error_model="numpy")(function)
+        _COMPILED.update(jit_kernels(globals(), _HELPERS, _ENTRIES))
     return _COMPILED
