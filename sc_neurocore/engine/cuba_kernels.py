@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .event_kernels import jit_kernels, numba_available, plain_kernels
+from .kernel_compile import grown_float, grown_int, jit_kernels, numba_available, plain_kernels, time_sorted
 
 
 def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, beta, theta, reset, membrane, pre,
@@ -131,8 +131,8 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, b
     out_delta = np.empty(max(capacity, 1), dtype=np.float64)
     tie = np.zeros(n_rows, dtype=np.bool_)
     shape = np.zeros(n_rows, dtype=np.bool_)
-    # One row's changes before they are put in time order. The row's scan is written out here, not called:
-    # a call per row passing these arrays would cost more than most rows' work.
+    # One row's changes before they are put in time order, and the scans' scratch: allocated here, once, as the
+    # row loop (`_cuba_rows`) is compiled without reference counting and allocates nothing.
     row_t = np.empty(n_out * n_steps, dtype=np.int64)
     row_j = np.empty(n_out * n_steps, dtype=np.int64)
     row_delta = np.empty(n_out * n_steps, dtype=np.float64)
@@ -141,7 +141,33 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, b
     totals_down = np.empty(n_out, dtype=np.float64)
     history = np.empty(n_steps, dtype=np.float64)  # the perturbed copy's spikes of the neuron being scanned
     count = 0
-    for p in range(n_rows):
+    first = 0
+    while first < n_rows:
+        first, count = _cuba_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight, by_neuron, alpha,
+                                  beta, theta, reset, membrane, pre, spikes, bound, inverse_up, inverse_down,
+                                  up_by_neuron, down_by_neuron, c_op, c_sum, spread, slack, recorded, recorded_pre,
+                                  rho_i, rho_v, partial, gam, tight, c_est, grow, slack_share, scale_t, c_opt,
+                                  out_offsets, out_t, out_j, out_delta, tie, shape, row_t, row_j, row_delta, per_step,
+                                  totals, totals_down, history)
+        if first < n_rows:  # the buffers are full: grown (doubling), and the rows go on from ``first``
+            size = max(2 * out_t.shape[0], count + n_out * n_steps)
+            out_t = grown_int(out_t, count, size)
+            out_j = grown_int(out_j, count, size)
+            out_delta = grown_float(out_delta, count, size)
+    return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
+
+
+def _cuba_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight, by_neuron, alpha, beta, theta,
+               reset, membrane, pre, spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, c_op,
+               c_sum, spread, slack, recorded, recorded_pre, rho_i, rho_v, partial, gam, tight, c_est, grow,
+               slack_share, scale_t, c_opt, out_offsets, out_t, out_j, out_delta, tie, shape, row_t, row_j, row_delta,
+               per_step, totals, totals_down, history):
+    """`propagate_cuba`'s rows from ``first`` on, appended to ``out_*`` from ``count``: ``(the first row not done,
+    the events written)``; a row stops it, undone, when its changes do not fit in ``out_*``."""
+    n_rows = offsets.shape[0] - 1
+    n_steps = membrane.shape[2]
+    n_out = weight.shape[1]
+    for p in range(first, n_rows):
         start = offsets[p]
         stop = offsets[p + 1]
         found = 0
@@ -254,49 +280,14 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, b
                                 grow * falling + slack_share * rising + carried < down_by_neuron[b, j, t + 1]:
                             break
         if is_tie:
-            tie[p] = True
             found = 0
         if count + found > out_t.shape[0]:
-            size = max(2 * out_t.shape[0], count + found)
-            out_t = _grown_int(out_t, count, size)
-            out_j = _grown_int(out_j, count, size)
-            out_delta = _grown_float(out_delta, count, size)
-        _time_sorted(found, count, n_steps, row_t, row_j, row_delta, per_step, out_t, out_j, out_delta)
+            return p, count
+        tie[p] = is_tie
+        time_sorted(found, count, n_steps, row_t, row_j, row_delta, per_step, out_t, out_j, out_delta)
         count += found
         out_offsets[p + 1] = count
-    return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
-
-
-def _grown_int(values, used, size):
-    """A larger int64 buffer holding ``values[:used]``."""
-    grown = np.empty(size, dtype=np.int64)
-    grown[:used] = values[:used]
-    return grown
-
-
-def _grown_float(values, used, size):
-    """A larger float64 buffer holding ``values[:used]``."""
-    grown = np.empty(size, dtype=np.float64)
-    grown[:used] = values[:used]
-    return grown
-
-
-def _time_sorted(found, count, n_steps, row_t, row_j, row_delta, per_step, out_t, out_j, out_delta):
-    """Append one row's ``found`` changes at ``count``, in time order (a stable counting sort): the next layer
-    reads them by time."""
-    if found == 0:
-        return
-    per_step[:] = 0
-    for k in range(found):
-        per_step[row_t[k] + 1] += 1
-    for t in range(n_steps):
-        per_step[t + 1] += per_step[t]
-    for k in range(found):
-        slot = count + per_step[row_t[k]]
-        per_step[row_t[k]] += 1
-        out_t[slot] = row_t[k]
-        out_j[slot] = row_j[k]
-        out_delta[slot] = row_delta[k]
+    return n_rows, count
 
 
 def _kicks(e, stop, t, j, ev_t, ev_i, ev_delta, by_neuron):
@@ -480,8 +471,8 @@ def product_sums(train, weight, real, positive, negative):
 
 
 _PYTHON_HELPERS = {"_kicks": _kicks, "_difference_step": _difference_step, "_tight_step": _tight_step,
-                   "_tight_catch_up": _tight_catch_up, "_grown_int": _grown_int,
-                   "_grown_float": _grown_float, "_time_sorted": _time_sorted}
+                   "_tight_catch_up": _tight_catch_up, "_cuba_rows": _cuba_rows, "grown_int": grown_int,
+                   "grown_float": grown_float, "time_sorted": time_sorted}
 _ENTRIES = {"propagate_cuba": propagate_cuba, "reverse_reach": reverse_reach, "real_states": real_states,
             "product_sums": product_sums}
 PYTHON_KERNELS = {name: function for name, function in plain_kernels(globals(), _PYTHON_HELPERS, _ENTRIES).items()
@@ -499,6 +490,7 @@ def cuba_kernels(compiled: bool = True) -> dict:
     if not compiled or not numba_available():
         return PYTHON_KERNELS
     if not _COMPILED:
-        _COMPILED.update({name: function for name, function in jit_kernels(globals(), _PYTHON_HELPERS, _ENTRIES).items()
+        _COMPILED.update({name: function for name, function in jit_kernels(globals(), _PYTHON_HELPERS, _ENTRIES,
+                                                                   ("grown_int", "grown_float")).items()
                           if name in _ENTRIES})
     return _COMPILED

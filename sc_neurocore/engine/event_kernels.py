@@ -44,9 +44,9 @@ shape may round the other way); one inside both bounds marks the row as a tie, r
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
+
+from .kernel_compile import grown_float, grown_int, jit_kernels, numba_available, plain_kernels, time_sorted
 
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 
@@ -108,8 +108,8 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
     shape = np.zeros(n_rows, dtype=np.bool_)
     flag = np.zeros(1, dtype=np.bool_)
     scale_t = 1.0 + c_op * (n_steps + 2.0)
-    # One row's changes before they are put in time order; no array is reallocated inside the row loops
-    # (in numba a reassigned array costs reference counting on every iteration).
+    # One row's changes before they are put in time order, and the scans' scratch: allocated here, once, as the
+    # row loop (`_propagate_rows`) is compiled without reference counting and allocates nothing.
     row_t = np.empty(n_out * n_steps, dtype=np.int64)
     row_j = np.empty(n_out * n_steps, dtype=np.int64)
     row_delta = np.empty(n_out * n_steps, dtype=np.float64)
@@ -128,14 +128,39 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
         for k in range(n_steps):
             powers[k + 1, j] = powers[k, j] * beta[j]
     count = 0
-    for p in range(n_rows):
+    first = 0
+    while first < n_rows:
+        first, count = _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane,
+                                       spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta,
+                                       theta, reset, c_op, c_sum, spread, slack, recorded, rho, partial, gam, tight,
+                                       c_est, grow, scale_t, out_offsets, out_t, out_j, out_delta, tie, shape, flag,
+                                       row_t, row_j, row_delta, per_step, totals, totals_down, level, bulk, powers,
+                                       group_t, group_kicks, group_change, group_mass)
+        if first < n_rows:  # the buffers are full: grown (doubling), and the rows go on from ``first``
+            size = max(2 * out_t.shape[0], count + n_out * n_steps)
+            out_t = grown_int(out_t, count, size)
+            out_j = grown_int(out_j, count, size)
+            out_delta = grown_float(out_delta, count, size)
+    return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
+
+
+def _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane, spikes, bound,
+                    inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread,
+                    slack, recorded, rho, partial, gam, tight, c_est, grow, scale_t, out_offsets, out_t, out_j,
+                    out_delta, tie, shape, flag, row_t, row_j, row_delta, per_step, totals, totals_down, level, bulk,
+                    powers, group_t, group_kicks, group_change, group_mass):
+    """`propagate_layer`'s rows from ``first`` on, appended to ``out_*`` from ``count``: ``(the first row not
+    done, the events written)``; a row stops it, undone, when its changes do not fit in ``out_*``."""
+    n_rows = offsets.shape[0] - 1
+    n_steps = membrane.shape[2]
+    for p in range(first, n_rows):
         start = offsets[p]
         stop = offsets[p + 1]
         found = 0
+        flag[0] = False
         if start < stop:
-            flag[0] = False
             lo = 0
-            hi = n_out
+            hi = weight.shape[1]
             if only[p] >= 0:
                 lo = only[p]
                 hi = only[p] + 1
@@ -144,36 +169,16 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
                               c_op, c_sum, spread, slack, grow, totals, totals_down, row_t, row_j, row_delta, recorded,
                               rho, partial, gam, tight, c_est, scale_t, flag, level, bulk, powers,
                               group_t, group_kicks, group_change, group_mass)
-            shape[p] = flag[0]
+        if count + max(found, 0) > out_t.shape[0]:
+            return p, count
+        shape[p] = flag[0]
         if found < 0:
             tie[p] = True
             found = 0
-        if count + found > out_t.shape[0]:  # grow the buffers (doubling)
-            size = max(2 * out_t.shape[0], count + found)
-            grown_t = np.empty(size, dtype=np.int64)
-            grown_j = np.empty(size, dtype=np.int64)
-            grown_delta = np.empty(size, dtype=np.float64)
-            grown_t[:count] = out_t[:count]
-            grown_j[:count] = out_j[:count]
-            grown_delta[:count] = out_delta[:count]
-            out_t = grown_t
-            out_j = grown_j
-            out_delta = grown_delta
-        if found > 0:  # a counting sort by time, stable: the next layer reads them in time order
-            per_step[:] = 0
-            for k in range(found):
-                per_step[row_t[k] + 1] += 1
-            for t in range(n_steps):
-                per_step[t + 1] += per_step[t]
-            for k in range(found):
-                slot = count + per_step[row_t[k]]
-                per_step[row_t[k]] += 1
-                out_t[slot] = row_t[k]
-                out_j[slot] = row_j[k]
-                out_delta[slot] = row_delta[k]
+        time_sorted(found, count, n_steps, row_t, row_j, row_delta, per_step, out_t, out_j, out_delta)
         count += found
         out_offsets[p + 1] = count
-    return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
+    return n_rows, count
 
 
 def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, spikes, bound, inverse_up,
@@ -214,32 +219,43 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
     while e < stop:
         t = ev_t[e]
         group_t[n_groups] = t
+        change_g = group_change[n_groups]  # one-dimensional views: plain strided loops over the neurons
+        mass_g = group_mass[n_groups]
+        up_t = inverse_up[b, t]
+        down_t = inverse_down[b, t]
         kicks = 0
         while e < stop and ev_t[e] == t:
             delta = ev_delta[e]
-            i = ev_i[e]
-            for j in range(lo, hi):
-                kick = delta * weight[i, j]
-                if kicks == 0:  # the group's first event (0.0 + kick is kick)
-                    group_change[n_groups, j] = kick
-                    group_mass[n_groups, j] = abs(kick)
-                else:
-                    group_change[n_groups, j] += kick
-                    group_mass[n_groups, j] += abs(kick)
-                if reset == 1:  # a reset to zero may cut a kick short: each kick's own sign bounds the difference
+            row = weight[ev_i[e]]
+            if kicks == 0:  # the group's first event (0.0 + kick is kick)
+                for j in range(lo, hi):
+                    kick = delta * row[j]
+                    change_g[j] = kick
+                    mass_g[j] = abs(kick)
+            else:
+                for j in range(lo, hi):
+                    kick = delta * row[j]
+                    change_g[j] += kick
+                    mass_g[j] += abs(kick)
+            if reset == 1:  # a reset to zero may cut a kick short: each kick's own sign bounds the difference
+                for j in range(lo, hi):
+                    kick = delta * row[j]
                     rise = max(kick, 0.0)
                     fall = max(-kick, 0.0)
-                    totals[j] += (grow * rise + share * fall) * inverse_up[b, t, j]
-                    totals_down[j] += (grow * fall + share * rise) * inverse_down[b, t, j]
+                    totals[j] += (grow * rise + share * fall) * up_t[j]
+                    totals_down[j] += (grow * fall + share * rise) * down_t[j]
             kicks += 1
             e += 1
         group_kicks[n_groups] = kicks
         if reset != 1:  # before a first flip the difference is the kicks' decayed sum itself: opposite kicks cancel
+            decay = powers[t - last]
             for j in range(lo, hi):  # the reach from t on covers every step until the next event time
-                level[j] = level[j] * powers[t - last, j] + group_change[n_groups, j]
-                bulk[j] = bulk[j] * powers[t - last, j] + group_mass[n_groups, j]
-                up = (max(level[j], 0.0) + share * bulk[j]) * inverse_up[b, t, j]
-                down = (max(-level[j], 0.0) + share * bulk[j]) * inverse_down[b, t, j]
+                new_level = level[j] * decay[j] + change_g[j]
+                new_bulk = bulk[j] * decay[j] + mass_g[j]
+                level[j] = new_level
+                bulk[j] = new_bulk
+                up = (max(new_level, 0.0) + share * new_bulk) * up_t[j]
+                down = (max(-new_level, 0.0) + share * new_bulk) * down_t[j]
                 totals[j] = max(totals[j], up if up == up else np.inf)  # NaN (0 times inf): scanned
                 totals_down[j] = max(totals_down[j], down if down == down else np.inf)
         last = t
@@ -482,51 +498,12 @@ def most_added(offsets, ev_t, ev_delta):
     return most
 
 
-def plain_kernels(namespace: dict, helpers: dict, entries: dict) -> dict:
-    """Plain-Python copies of the kernels ``entries`` (and of ``helpers``) whose calls to the helpers go to the
-    plain-Python helpers, whatever the module globals ``namespace`` become once `jit_kernels` compiled them.
-
-    Example:
-        >>> def twice(x):
-        ...     return 2 * x
-        >>> def kernel(x):
-        ...     return twice(x) + 1
-        >>> plain_kernels({"twice": None}, {"twice": twice}, {"kernel": kernel})["kernel"](3)
-        7
-    """
-    scope = dict(namespace)
-    scope.update({name: types.FunctionType(function.__code__, scope, name) for name, function in helpers.items()})
-    copies = {name: scope[name] for name in helpers}
-    copies.update({name: types.FunctionType(function.__code__, scope, name) for name, function in entries.items()})
-    return copies
-
-
-def jit_kernels(namespace: dict, helpers: dict, entries: dict) -> dict:
-    """The helpers and the kernels compiled by numba, by name: the helpers first, each also bound in the module
-    globals ``namespace``, through which the kernels call them (they must be the compiled ones)."""
-    import numba
-
-    jit = numba.njit(cache=True, error_model="numpy")
-    compiled = {}
-    for name, function in helpers.items():
-        namespace[name] = compiled[name] = jit(function)
-    compiled.update({name: jit(function) for name, function in entries.items()})
-    return compiled
-
-
-_HELPERS = {"_scan_row": _scan_row}
+_HELPERS = {"_propagate_rows": _propagate_rows, "_scan_row": _scan_row, "time_sorted": time_sorted,
+            "grown_int": grown_int, "grown_float": grown_float}
+_ALLOCATING = ("grown_int", "grown_float")
 _ENTRIES = {"propagate_layer": propagate_layer, "build_tables": build_tables, "most_added": most_added}
 PYTHON_KERNELS = plain_kernels(globals(), _HELPERS, _ENTRIES)
 _COMPILED: dict[str, object] = {}
-
-
-def numba_available() -> bool:
-    """Whether numba is installed (the ``fast`` extra)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def kernels(compiled: bool = True) -> dict:
@@ -534,10 +511,10 @@ def kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(kernels(compiled=False))
-        ['_scan_row', 'build_tables', 'most_added', 'propagate_layer']
+        ['_propagate_rows', '_scan_row', 'build_tables', 'grown_float', 'grown_int', 'most_added', 'propagate_layer', 'time_sorted']
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS
     if not _COMPILED:
-        _COMPILED.update(jit_kernels(globals(), _HELPERS, _ENTRIES))
+        _COMPILED.update(jit_kernels(globals(), _HELPERS, _ENTRIES, _ALLOCATING))
     return _COMPILED
