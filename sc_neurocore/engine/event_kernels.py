@@ -35,9 +35,12 @@ $2.05\,E[t] + R_x[t]$ ($2.5$ in float64, where the estimate's own rounding is of
 + \theta |r' - r|) + \gamma_{n_{in}+1} \sum_e |\delta_e W_{i_e j}|$ the perturbation's share (its membrane
 updates' roundings, and its matrix product's extra terms). A decision inside that (loose) bound goes to
 the tight test when the tables carry it: the estimate $\hat v[t] + d_t[t]$ anchored on the baseline's own
-float membrane $\hat v$, against $R_t[t] = \beta R_t[t-1] + 2\rho[t] + c(\beta|d_t[t-1]| + |d_t[t]| +
-\theta|r' - r|) + [\text{input changed at } t]\,\gamma_{k_t}(2M[t] + \text{mass})$ from the row's first
-event (before it the two computations are the same), times $1 + 4u(T + 2)$ for the second-order terms.
+float membrane $\hat v$, where $d_t$ also takes out the baseline's own known roundings (its update's slip
+$\sigma[t]$ every step, its product's residual $\eta[t]$ where the input changed), against
+$R_t[t] = \beta R_t[t-1] + \rho[t] + c(\beta|d_t[t-1]| + |d_t[t]| + \theta|r' - r|) + [\text{input changed
+at } t]\,\gamma_{k_t}(M[t] + \text{mass})$ from the row's first event (before it the two computations are
+the same; the tables define $\rho$, $M$, $\eta$ and $\sigma$), times $1 + 4u(T + 2)$ for the second-order
+terms.
 A decision the tight test takes flags the row (``shape``: the naive loop's outcome, which another batch
 shape may round the other way); one inside both bounds marks the row as a tie, replayed by the caller.
 """
@@ -53,7 +56,7 @@ RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 
 def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane, spikes, bound, inverse_up, inverse_down,
                     up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, capacity,
-                    recorded, rho, partial, gam, tight, c_est):
+                    recorded, rho, partial, residual, slip, gam, tight, c_est):
     r"""Spike changes of one LIF layer for every row (see the module docstring).
 
     Args:
@@ -75,9 +78,10 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
         slack: how many spikes a row may add to one step's input before that step's sum has more terms
             than the bound allows for (more: a tie).
         capacity: initial size of the output event buffers.
-        recorded, rho, partial: ``(B, n, T)`` float64: the baseline's own float membrane, its update's local
-            rounding bound $\rho$ and the summands' bound $M$ of its current (see the module docstring); gam:
-            ``(B, T)`` the product's $\gamma$ per step; tight: whether the tight test may decide.
+        recorded, rho, partial, residual, slip: ``(B, n, T)`` float64: the baseline's own float membrane, the
+            tight radius's update term $\rho$ and product summand bound $M$, the baseline's product residual
+            $\eta$ and update slip $\sigma$ (see the module docstring); gam: ``(B, T)`` the product's $\gamma$ per
+            step; tight: whether the tight test may decide.
         c_est: the float64 estimate's own rounding factor ($2^{-52}$).
 
     Returns:
@@ -92,7 +96,8 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
         ...                       np.array([-1]), np.array([[2.0]]), z, z, z, np.full((1, 2, 1), np.inf),
         ...                       np.full((1, 2, 1), np.inf), np.full((1, 1, 2), -1.0), np.full((1, 1, 2), -1.0),
         ...                       np.array([0.5]),
-        ...                       np.array([1.0]), 0, 1e-7, 1e-7, 2.5, 8, 4, z, z, z, np.zeros((1, 2)), True, 2.0**-52)
+        ...                       np.array([1.0]), 0, 1e-7, 1e-7, 2.5, 8, 4, z, z, z, z, z, np.zeros((1, 2)), True,
+        ...                       2.0**-52)
         >>> out[0].tolist(), out[1].tolist(), out[3].tolist()
         ([0, 1], [0], [1.0])
     """
@@ -132,10 +137,10 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
     while first < n_rows:
         first, count = _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane,
                                        spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta,
-                                       theta, reset, c_op, c_sum, spread, slack, recorded, rho, partial, gam, tight,
-                                       c_est, grow, scale_t, out_offsets, out_t, out_j, out_delta, tie, shape, flag,
-                                       row_t, row_j, row_delta, per_step, totals, totals_down, level, bulk, powers,
-                                       group_t, group_kicks, group_change, group_mass)
+                                       theta, reset, c_op, c_sum, spread, slack, recorded, rho, partial, residual, slip,
+                                       gam, tight, c_est, grow, scale_t, out_offsets, out_t, out_j, out_delta, tie,
+                                       shape, flag, row_t, row_j, row_delta, per_step, totals, totals_down, level, bulk,
+                                       powers, group_t, group_kicks, group_change, group_mass)
         if first < n_rows:  # the buffers are full: grown (doubling), and the rows go on from ``first``
             size = max(2 * out_t.shape[0], count + n_out * n_steps)
             out_t = grown_int(out_t, count, size)
@@ -146,9 +151,9 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
 
 def _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane, spikes, bound,
                     inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread,
-                    slack, recorded, rho, partial, gam, tight, c_est, grow, scale_t, out_offsets, out_t, out_j,
-                    out_delta, tie, shape, flag, row_t, row_j, row_delta, per_step, totals, totals_down, level, bulk,
-                    powers, group_t, group_kicks, group_change, group_mass):
+                    slack, recorded, rho, partial, residual, slip, gam, tight, c_est, grow, scale_t, out_offsets,
+                    out_t, out_j, out_delta, tie, shape, flag, row_t, row_j, row_delta, per_step, totals, totals_down,
+                    level, bulk, powers, group_t, group_kicks, group_change, group_mass):
     """`propagate_layer`'s rows from ``first`` on, appended to ``out_*`` from ``count``: ``(the first row not
     done, the events written)``; a row stops it, undone, when its changes do not fit in ``out_*``."""
     n_rows = offsets.shape[0] - 1
@@ -167,7 +172,7 @@ def _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, w
             found = _scan_row(start, stop, sample[p], lo, hi, ev_t, ev_i, ev_delta, weight, membrane,
                               spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset,
                               c_op, c_sum, spread, slack, grow, totals, totals_down, row_t, row_j, row_delta, recorded,
-                              rho, partial, gam, tight, c_est, scale_t, flag, level, bulk, powers,
+                              rho, partial, residual, slip, gam, tight, c_est, scale_t, flag, level, bulk, powers,
                               group_t, group_kicks, group_change, group_mass)
         if count + max(found, 0) > out_t.shape[0]:
             return p, count
@@ -183,8 +188,8 @@ def _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, w
 
 def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, spikes, bound, inverse_up,
               inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals,
-              totals_down, row_t, row_j, row_delta, recorded, rho, partial, gam, tight, c_est, scale_t, flag, level,
-              bulk, powers, group_t, group_kicks, group_change, group_mass):
+              totals_down, row_t, row_j, row_delta, recorded, rho, partial, residual, slip, gam, tight, c_est, scale_t,
+              flag, level, bulk, powers, group_t, group_kicks, group_change, group_mass):
     """The spike changes of one row's neurons ``lo .. hi - 1``, in neuron order, written to ``row_*``: their
     number, or -1 on a tie (``flag[0]`` set when a decision was taken by the tight test alone)."""
     added = 0  # the most spikes this row adds to one step's input
@@ -307,10 +312,17 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
                     new_t = bj * (1.0 - previous) * (before + dt) - bj * (1.0 - base_reset) * before + change
                 rx = bj * rx + c_op * (bj * abs(d) + abs(new) + th * flipped) + c_sum * mass
                 if careful:
-                    # Both copies' membrane updates round (2 rho); their products differ only where the input did.
-                    rxt = bj * rxt + 2.0 * rho[b, j, t] + c_opt * (bj * abs(dt) + abs(new_t) + th * flipped)
+                    # The baseline's own roundings are known and taken out of the difference: its update's slip and,
+                    # where the input changed, its product's residual. The perturbed copy's are bounded: its
+                    # update's (rho), and its product's where its input changed (the products are otherwise equal).
+                    known = slip[b, j, t]
                     if kicks > 0:
-                        rxt += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
+                        known += residual[b, j, t]
+                    new_t -= known
+                    rxt = bj * rxt + rho[b, j, t] + c_opt * (bj * abs(dt) + abs(new_t) + th * flipped) + \
+                        c_est * (abs(new_t) + 2.0 * abs(known))
+                    if kicks > 0:
+                        rxt += gam[b, t] * (partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
                 d = new
                 dt = new_t
                 estimate = membrane[b, j, t] + d
@@ -352,12 +364,15 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
                         decay = 1.0
                         for skipped in range(t + 1, t + 1 + gap):
                             factor = bj if reset != 1 else bj * (1.0 - spikes[b, j, skipped - 1])
-                            if careful:
-                                rxt = factor * rxt + 2.0 * rho[b, j, skipped] + 2.0 * c_opt * abs(dt * decay)
+                            if careful:  # no input change: the difference decays, less the baseline's slip
+                                known = slip[b, j, skipped]
+                                new_t = factor * dt - known
+                                rxt = factor * rxt + rho[b, j, skipped] + c_opt * (factor * abs(dt) + abs(new_t)) + \
+                                    c_est * (abs(new_t) + 2.0 * abs(known))
+                                dt = new_t
                             decay *= factor
                         rx = bj ** gap * (rx + 2.0 * c_op * gap * abs(d))
                         d *= decay
-                        dt *= decay
                         t += gap
                         previous = spikes[b, j, t]
                 t += 1
@@ -369,8 +384,8 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
 
 
 def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, reset, unit, spread, terms, binary,
-                 anchor_n, spikes_n, bound_n, up_n, down_n, inverse_up, inverse_down, recorded_n, rho_n, partial_n,
-                 gam):
+                 c_est, anchor_n, spikes_n, bound_n, up_n, down_n, inverse_up, inverse_down, recorded_n, rho_n,
+                 partial_n, residual_n, slip_n, gam):
     r"""One layer's tables (`sc_neurocore.engine.event_tables.layer_tables` gives the definitions) in one pass, written
     into the given arrays.
 
@@ -380,20 +395,23 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, re
         beta, theta: ``(n,)``; reset: the reset code; unit: the model dtype's unit roundoff $u$;
         spread: the factor on the bound in the margin; terms: the sum's terms beyond the non-zero inputs and
             the bias;
-        binary: whether ``train`` holds only 0 and 1.
-        anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n: ``(B, n, T)`` outputs (the
-        real anchor, spikes, bound $E$, upward and downward reaches, float membrane, $
-ho$ and $M$);
-        inverse_up, inverse_down: ``(B, T, n)`` outputs; gam: ``(B, T)`` output, the product's $\gamma_{k_t}$.
+        binary: whether ``train`` holds only 0 and 1; c_est: the float64 estimates' own rounding ($2^{-52}$).
+        anchor_n, spikes_n, bound_n, up_n, down_n: ``(B, n, T)`` outputs: the real anchor, spikes, bound $E$,
+            upward and downward reaches;
+        inverse_up, inverse_down: ``(B, T, n)`` outputs;
+        recorded_n, rho_n, partial_n, residual_n, slip_n: ``(B, n, T)`` outputs, the tight test's: the float
+            membrane, the per-step update term, the product term's summand bound, the baseline's product
+            residual and update slip (see `sc_neurocore.engine.event_tables.layer_tables`);
+        gam: ``(B, T)`` output, the product's $\gamma_{k_t}$.
 
     Example:
         >>> import numpy as np
         >>> z = np.zeros((1, 2, 1))
         >>> out = [np.zeros((1, 1, 2)) for _ in range(5)] + [np.zeros((1, 2, 1)) for _ in range(2)]
-        >>> out += [np.zeros((1, 1, 2)) for _ in range(3)] + [np.zeros((1, 2))]
+        >>> out += [np.zeros((1, 1, 2)) for _ in range(5)] + [np.zeros((1, 2))]
         >>> build_tables(np.ones((1, 2, 1)), np.array([[0.6]]), np.zeros(1), np.array([[[0.6], [0.0]]]),
         ...              np.array([[[0.0], [1.0]]]), np.full((1, 2, 1), 0.6), np.array([1.0]), np.array([1.0]), 0,
-        ...              2.0**-24, 1.05, 1, True, *out)
+        ...              2.0**-24, 1.05, 1, True, 2.0**-52, *out)
         >>> out[0][0, 0].tolist()
         [0.6, 1.2]
     """
@@ -406,6 +424,10 @@ ho$ and $M$);
     error = np.zeros(n_out)
     margin = np.empty((n_steps, n_out))
     two_u = 2.0 * unit
+    # Narrower than float64, the model's roundings are computed in float64 to a small fraction of their size:
+    # the tight test takes the baseline's out of the difference and bounds only the perturbed copy's. In
+    # float64 that would not be finer than bounding both (the arrays then say so: no residual, no slip).
+    known = unit > 2.0**-40
     for b in range(n_samples):
         running[:] = 0.0
         error[:] = 0.0
@@ -442,14 +464,33 @@ ho$ and $M$);
                 else:
                     running[j] = beta[j] * running[j] + (real[j] + bias[j])
                 previous = membrane[b, t - 1, j] if t > 0 else 0.0
-                rho = two_u * (beta[j] * abs(previous) + abs(current[b, t, j]) + abs(membrane[b, t, j]) + abs(theta[j]))
+                size = beta[j] * abs(previous) + abs(current[b, t, j]) + abs(membrane[b, t, j]) + abs(theta[j])
+                rho = two_u * size
                 error[j] = beta[j] * error[j] + (rho + g * magnitude)
                 anchor_n[b, j, t] = running[j]
                 spikes_n[b, j, t] = spikes[b, t, j]
                 bound_n[b, j, t] = error[j]
                 recorded_n[b, j, t] = membrane[b, t, j]
-                rho_n[b, j, t] = rho
-                partial_n[b, j, t] = partial
+                if known:
+                    # The residual of the baseline's product (float current less the real sum: the sum's k - 1
+                    # float64 additions, the bias's and the difference's each round by at most c_est / 2 of
+                    # magnitude + |current|), and the slip of its update (the float membrane less the real update
+                    # of its float inputs: two additions and the difference, at most c_est / 2 of size each).
+                    if reset == 0:
+                        update = beta[j] * previous + current[b, t, j] - fired * theta[j]
+                    elif reset == 1:
+                        update = beta[j] * ((1.0 - fired) * previous) + current[b, t, j]
+                    else:
+                        update = beta[j] * previous + current[b, t, j]
+                    residual_n[b, j, t] = current[b, t, j] - (real[j] + bias[j])
+                    slip_n[b, j, t] = membrane[b, t, j] - update
+                    rho_n[b, j, t] = rho + 2.0 * c_est * size
+                    partial_n[b, j, t] = partial + c_est * (k + 3) * (magnitude + abs(current[b, t, j])) / g
+                else:  # both copies' update and product roundings bounded
+                    residual_n[b, j, t] = 0.0
+                    slip_n[b, j, t] = 0.0
+                    rho_n[b, j, t] = 2.0 * rho
+                    partial_n[b, j, t] = 2.0 * partial
                 margin[t, j] = abs(running[j] - theta[j]) - spread * error[j]
         # The reaches (see `reverse_reach`): below threshold only upward, above only downward, unsure both ways.
         for j in range(n_out):

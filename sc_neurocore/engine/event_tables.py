@@ -35,6 +35,8 @@ MEMBRANE_READOUTS = ("final_membrane", "max_membrane")
 #: a call add more, that layer's tables are rebuilt for as many, up to `MAX_SLACK`.
 ADDED_SPIKES = 8
 MAX_SLACK = 32
+#: The float64 estimates' own rounding factor.
+C_EST = 2.0**-52
 
 
 class LayerTables(NamedTuple):
@@ -56,6 +58,12 @@ class LayerTables(NamedTuple):
         spread: the factor on ``bound`` in a decision's radius (the baseline's and the perturbed copy's
             rounding, and the float64 estimate's own).
         slack: extra input spikes per step the bound allows a perturbed copy (`ADDED_SPIKES`).
+        recorded, rho, partial, residual, slip, gam: the tight test's tables (``None`` without it; see
+            `layer_tables`): ``(B, n, T)`` the baseline's float membrane, the per-step update term, the
+            product term's summand bound, the baseline's product residual and update slip; ``(B, T)`` the
+            product's $\gamma_{k_t}$.
+        tight: whether the tight test may decide.
+        c_est: the float64 estimates' own rounding.
     """
 
     weight: np.ndarray
@@ -76,9 +84,11 @@ class LayerTables(NamedTuple):
     recorded: np.ndarray | None = None
     rho: np.ndarray | None = None
     partial: np.ndarray | None = None
+    residual: np.ndarray | None = None
+    slip: np.ndarray | None = None
     gam: np.ndarray | None = None
     tight: bool = False
-    c_est: float = 2.0**-52
+    c_est: float = C_EST
 
     def kernel_args(self) -> tuple:
         """The arguments of `sc_neurocore.engine.event_kernels.propagate_layer` between the rows' samples and
@@ -91,8 +101,8 @@ class LayerTables(NamedTuple):
         """The tight test's arguments of `propagate_layer` (after ``capacity``)."""
         if not self.tight or self.recorded is None:
             empty = np.zeros((1, 1, 1))
-            return empty, empty, empty, np.zeros((1, 1)), False, self.c_est
-        return self.recorded, self.rho, self.partial, self.gam, True, self.c_est
+            return empty, empty, empty, empty, empty, np.zeros((1, 1)), False, self.c_est
+        return self.recorded, self.rho, self.partial, self.residual, self.slip, self.gam, True, self.c_est
 
 
 def gamma(terms: Tensor | int, unit: float) -> Tensor:
@@ -114,11 +124,18 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
     The tight test (``tight``: the caller checked that the stack's ops are the model's own, so that the
     baseline's float membrane is the one the model computes) compares a perturbed copy with the baseline's
     own float membrane instead: before a row's first event the two computations are identical; after it
-    they differ by both copies' update roundings ($2\rho$) and, only at the steps whose input changed, by
-    the two products' roundings ($\gamma_{k_t} (2M[t] + \text{mass})$, with $M$ the larger of the positive
-    and negative summands' sums for 0/1 inputs, which bounds every partial sum of any order). That rests on
-    one more fact, checked here for ``B > 1``: the layer's product gives each sample's rows the same bits
-    alone as in the recorded batch (the naive loop runs one copy at a time).
+    they differ by both copies' update roundings and, only at the steps whose input changed, by the two
+    products' roundings. The baseline's share of both is known: its product's *residual*
+    $\hat I[t] - I[t]$ (the float current less the real sum) and its update's *slip* (the float membrane
+    less the real update of its own float inputs), each computed in float64 to within a bound folded into the
+    tables. The tight test takes them out of the difference and bounds only the perturbed copy's: $\rho$ a
+    step (table ``rho``: $\rho$ plus the slip's own error) and $\gamma_{k_t} (M[t] + \text{mass})$ where
+    the input changed, $M$ the larger of the positive and negative summands' sums for 0/1 inputs, which bounds
+    every partial sum of any order (table ``partial``: $M$ plus the residual's own error over $\gamma_{k_t}$).
+    In a float64 model the float64 estimates are not finer than the model, so nothing is taken out: the
+    tables then hold no residual and no slip, $2\rho$ and $2M$ (both copies bounded). That rests on one more
+    fact, checked here for ``B > 1``: the layer's product gives each sample's rows the same bits alone as in
+    the recorded batch (the naive loop runs one copy at a time).
 
     Example:
         >>> import torch
@@ -168,7 +185,7 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
     beta = np.ascontiguousarray(torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).numpy())
     theta = np.ascontiguousarray(torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).numpy())
     n_samples, n_steps = train.shape[:2]
-    by_neuron = [np.empty((n_samples, n_out, n_steps)) for _ in range(8)]
+    by_neuron = [np.empty((n_samples, n_out, n_steps)) for _ in range(10)]
     inverse = [np.empty((n_samples, n_steps, n_out)) for _ in range(2)]
     gam = np.empty((n_samples, n_steps))
     # Terms of each step's sum beyond its non-zero inputs and the bias: the layer's own, and the spikes a
@@ -176,12 +193,12 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
     terms = layer.terms + (0 if index == 0 else slack)
     binary = bool(((train == 0) | (train == 1)).all())  # exact products: M is the larger one-signed sum
     kernels()["build_tables"](np.ascontiguousarray(train.numpy()), weight, bias, membrane, spikes, current, beta,
-                              theta, RESET_CODES[params.reset], unit, spread, terms, binary, *by_neuron[:5], *inverse,
-                              *by_neuron[5:], gam)
-    anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n = by_neuron
+                              theta, RESET_CODES[params.reset], unit, spread, terms, binary, C_EST,
+                              *by_neuron[:5], *inverse, *by_neuron[5:], gam)
+    anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n, residual_n, slip_n = by_neuron
     layer_tight = tight and (alone_checked or _rows_alone_match(
         layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
-    extra: tuple = (recorded_n, rho_n, partial_n, gam, True) if layer_tight else ()
+    extra: tuple = (recorded_n, rho_n, partial_n, residual_n, slip_n, gam, True) if layer_tight else ()
     return LayerTables(weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n, beta, theta,
                        RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)), spread,
                        slack if index > 0 else ADDED_SPIKES, *extra)
@@ -198,6 +215,6 @@ def _rows_alone_match(layer, train: Tensor, recorded_current: Tensor) -> bool:
 
 def table_bytes_per_sample(stack: CompiledStack, n_steps: int) -> int:
     """Peak bytes of one sample's `LayerTables` while they are built (float64: the tables, their
-    neuron-major copies, the tight test's three and the temporaries of the bounds)."""
-    return 8 * n_steps * sum((CUBA_TABLE_WORDS if is_cuba(layer) else 25) * n + 3
+    neuron-major copies, the tight test's five and the temporaries of the bounds)."""
+    return 8 * n_steps * sum((CUBA_TABLE_WORDS if is_cuba(layer) else 27) * n + 3
                              for layer, n in zip(stack.layers, stack.sizes, strict=True))
