@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..engine import event, event_kernels
+from ..engine import event, event_kernels, event_tables
 from ..engine.batched import run_plan
 from ..engine.incremental import CompiledStack, run_incremental, stack_forward
 from ..engine.plans import remove_each_spike
@@ -58,7 +58,7 @@ def paths_section(workload: Workload, runs: int, timed, row, agreement, compile_
                 runs, None, f"vs generic path: {same} outside the tie rows", 1.0)]
 
     _, baseline = stack_forward(stack, spikes, record=True)
-    table = event.layer_tables(stack, spikes, baseline, tight=True)[0]
+    table = event_tables.layer_tables(stack, spikes, baseline, tight=True)[0]
     sliced = event.select(plan, torch.arange(min(50, len(plan))))
     events = event.plan_events(stack, spikes, baseline, sliced)
     python = event_kernels.kernels(compiled=False)["propagate_layer"]

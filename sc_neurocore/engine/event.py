@@ -33,10 +33,9 @@ from torch import Tensor
 
 from ..dynamics import LIFParameters, lif_step
 from ..protocol import INPUT_LAYER
-from .cuba import CubaTables, cuba_unsupported, is_cuba
+from .cuba import cuba_unsupported, is_cuba
 from .event_kernels import RESET_CODES, kernels
-from .event_tables import (MAX_SLACK, MEMBRANE_READOUTS, LayerTables, _rows_alone_match, layer_table, layer_tables,
-                           table_bytes_per_sample)
+from .event_tables import MEMBRANE_READOUTS, ChunkTables, LayerTables, _rows_alone_match, table_bytes_per_sample
 from .incremental import Baseline, CompiledStack, readout_finish, stack_forward
 from .plans import Silencing, SpikeRemovals
 from .replay import replay_layer, replay_rows
@@ -168,7 +167,7 @@ def plan_events(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: Spike
 
 def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRemovals | Silencing,
               recompute: Callable[[Tensor], Tensor] | None = None,
-              tables: list[LayerTables | CubaTables] | None = None, recomputed: Tensor | None = None,
+              tables: ChunkTables | None = None, recomputed: Tensor | None = None,
               columns: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Outputs ``(P, C)`` of every row of ``plan`` and the ``(P,)`` bool tie mask, for one chunk of samples.
 
@@ -179,7 +178,8 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         plan: spike removals or silencings.
         recompute: ``recompute(rows) -> (k, C)``: the outputs of plan rows ``rows`` (a LongTensor) by the
             model's own forward; tie rows are recomputed by it. ``None``: by the stack's own forward.
-        tables: `layer_tables` of ``x``, if the caller has them.
+        tables: the `ChunkTables` of ``x``, if the caller has them (the layers' tables built so far are kept
+            there for the caller's next call).
         recomputed: a ``(P,)`` bool tensor, if given, set to the rows recomputed by ``recompute`` (a decision
             inside even the tight bound); the other tie rows hold the naive loop's outcome, which another
             batch shape of the model's forward may round the other way.
@@ -218,9 +218,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
                              "engine; pass engine='batched'")
         counts = counts * (~plan.masks()).to(counts.dtype)
         return readout_finish(stack.readout, counts, n_steps), tie
-    tables = layer_tables(stack, x, baseline, tight=membrane) if tables is None else tables
-    if membrane and not all(table.tight for table in tables[level:]):
-        raise ValueError("stack: a membrane readout needs the tight test on every layer it runs as events")
+    tables = ChunkTables(stack, x, baseline, tight=membrane) if tables is None else tables
     events = plan_events(stack, x, baseline, plan)
     sample_np = sample.numpy().astype(np.int64)
     every = np.full(n_rows, -1, dtype=np.int64)  # each row needs every neuron of a layer
@@ -230,12 +228,14 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     shape = np.zeros(n_rows, dtype=np.bool_)
     suffixes = []  # (layer index, rows, their exact input train of that layer): replayed from there
     replayed = np.zeros(n_rows, dtype=np.bool_)  # rows with a hidden layer replayed exactly
-    for index, table in enumerate(tables[level:], start=level):
+    for index in range(level, len(tables)):
         only = needed if index == len(stack.layers) - 1 else every
-        if index > level:  # flips of the layer below: a copy adding more spikes a step than the table allows ties
-            added = kernels()["most_added"](events.offsets, events.t, events.delta)
-            if added > table.slack:
-                table = layer_table(stack, x, baseline, index, table.tight, True, min(added, MAX_SLACK))
+        # Flips of the layer below may add spikes to a step's input: the table is built for as many (a copy
+        # adding more than it allows ties); the silenced or removed spikes of the first layer add none.
+        added = 0 if index == level else kernels()["most_added"](events.offsets, events.t, events.delta)
+        table = tables.table(index, added)
+        if membrane and not table.tight:
+            raise ValueError("stack: a membrane readout needs the tight test on every layer it runs as events")
         kernel = propagate if isinstance(table, LayerTables) else table.kernel()  # a current-based layer's own
         offsets, t, j, delta, row_ties, row_shape = kernel(
             events.offsets, events.t, events.i, events.delta, sample_np, only, *table.kernel_args(),
@@ -469,7 +469,7 @@ def _run_chunks(stack, x, plan, baseline, budget, samples, recompute, tight, rec
             sub = Silencing(sub.layer, sub.sample - start, rank, sub.start, sub.stop)
         if tight:  # anchored on what the naive loop computes, one sample at a time
             chunk_baseline = naive_baseline(stack, chunk_x, chunk_baseline)
-        tables = layer_tables(stack, chunk_x, chunk_baseline, tight=tight, alone_checked=tight)
+        tables = ChunkTables(stack, chunk_x, chunk_baseline, tight=tight, alone_checked=tight)
         # Rows in pieces: each row's events (about two per changed neuron) live until its piece is done.
         piece = max(1, budget // 8 // (24 * 2 * sum(stack.sizes) + 64))
         for first in range(0, len(sub), piece):

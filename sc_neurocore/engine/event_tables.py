@@ -204,6 +204,47 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
                        slack if index > 0 else ADDED_SPIKES, *extra)
 
 
+class ChunkTables:
+    """The tables of every layer for one chunk of samples, each built the first time a row needs it, for as
+    many spikes as the rows seen so far add to one step's input of that layer (a table built for more covers
+    fewer: its bound is looser, never wrong).
+
+    Args:
+        stack, x, baseline, tight, alone_checked: as `layer_tables`.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.engine.compile import compile_model
+        >>> from sc_neurocore.engine.incremental import stack_forward
+        >>> from sc_neurocore.models import LIFNetwork
+        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> x = (torch.rand(1, 10, 8) < 0.3).float()
+        >>> tables = ChunkTables(stack, x, stack_forward(stack, x, record=True)[1])
+        >>> len(tables), tables.table(1).slack, tables.table(1, added=12).slack, tables.table(1).slack
+        (2, 8, 12, 12)
+    """
+
+    def __init__(self, stack: CompiledStack, x: Tensor, baseline: Baseline, tight: bool = False,
+                 alone_checked: bool = False) -> None:
+        self.stack, self.x, self.baseline = stack, x, baseline
+        self.tight, self.alone_checked = tight, alone_checked
+        self._built: dict[int, LayerTables | CubaTables] = {}
+
+    def __len__(self) -> int:
+        """The number of layers run as events (all but a membrane readout's output layer)."""
+        return len(self.stack.layers) - (1 if self.stack.readout in MEMBRANE_READOUTS else 0)
+
+    def table(self, index: int, added: int = 0) -> LayerTables | CubaTables:
+        """Layer ``index``'s tables for rows adding at most ``added`` spikes to one step's input (beyond
+        `MAX_SLACK` they are built for `MAX_SLACK`, and the rows that add more tie)."""
+        slack = ADDED_SPIKES if index == 0 else max(ADDED_SPIKES, min(added, MAX_SLACK))
+        built = self._built.get(index)
+        if built is None or built.slack < slack:
+            built = self._built[index] = layer_table(self.stack, self.x, self.baseline, index, self.tight,
+                                                     self.alone_checked, slack)
+        return built
+
+
 def _rows_alone_match(layer, train: Tensor, recorded_current: Tensor) -> bool:
     """Whether the layer's product gives every sample's rows, computed alone, the recorded batch's bits."""
     if train.shape[0] == 1:

@@ -80,7 +80,7 @@ def test_compiled_and_python_kernels_agree():
     spikes = (torch.rand(2, 12, 30, generator=generator) < 0.3).float()
     stack = compile_model(net)
     _, baseline = stack_forward(stack, spikes, record=True)
-    tables = event.layer_tables(stack, spikes, baseline, tight=True)
+    tables = event_tables.layer_tables(stack, spikes, baseline, tight=True)
     plan = remove_each_spike(spikes)
     events = event.plan_events(stack, spikes, baseline, plan)
     results = []

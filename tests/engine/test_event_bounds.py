@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from sc_neurocore.engine import event, event_kernels
+from sc_neurocore.engine import event, event_tables, event_kernels
 from sc_neurocore.engine.compile import compile_model
 from sc_neurocore.engine.incremental import stack_forward
 from sc_neurocore.engine.plans import remove_each_spike
@@ -57,7 +57,7 @@ def test_the_true_float_membrane_lies_within_both_radii(reset, beta):
     x = (torch.rand(1, 20, 160, generator=generator) < 0.12).float()
     stack = compile_model(net)
     _, baseline = stack_forward(stack, x, record=True)
-    tables = event.layer_tables(stack, x, baseline, tight=True, alone_checked=True)
+    tables = event_tables.layer_tables(stack, x, baseline, tight=True, alone_checked=True)
     plan = remove_each_spike(x)
     events = event.plan_events(stack, x, baseline, plan)
     truth = []  # each copy's float membranes, layer by layer, by its forward alone

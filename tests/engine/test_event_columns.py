@@ -99,8 +99,8 @@ def test_a_copy_adding_many_spikes_at_once_is_decided_not_tied(monkeypatch):
     spikes[0, 6, 0] = 1.0
     plan = remove_each_spike(spikes)
     slacks = []
-    layer_table = event.layer_table
-    monkeypatch.setattr(event, "layer_table", lambda *args: slacks.append(args[6] if len(args) > 6 else None)
+    layer_table = event_tables.layer_table
+    monkeypatch.setattr(event_tables, "layer_table", lambda *args: slacks.append(args[6] if len(args) > 6 else None)
                         or layer_table(*args))
     forget()
     outputs, info = execute(net, spikes, plan, engine="event", return_info=True)

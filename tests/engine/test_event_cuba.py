@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sc_neurocore.dynamics import SynapticParameters, synaptic_initial_state, synaptic_step
-from sc_neurocore.engine import event, execute
+from sc_neurocore.engine import event, event_tables, execute
 from sc_neurocore.engine.batched import materialise
 from sc_neurocore.engine.cuba_kernels import cuba_kernels
 from sc_neurocore.engine.incremental import stack_forward
@@ -152,7 +152,7 @@ def test_the_plain_python_kernels_give_the_compiled_ones_results():
     spikes = (torch.rand(1, 10, 30, generator=torch.Generator().manual_seed(2)) < 0.3).float()
     stack = to_compiled_stack(graph)
     _, baseline = stack_forward(stack, spikes, record=True)
-    tables = event.layer_tables(stack, spikes, baseline, tight=True)
+    tables = event_tables.layer_tables(stack, spikes, baseline, tight=True)
     events = event.plan_events(stack, spikes, baseline, remove_each_spike(spikes))
     sample = torch.zeros(len(events.offsets) - 1, dtype=torch.int64).numpy()
     args = (events.offsets, events.t, events.i, events.delta, sample, sample - 1, *tables[0].kernel_args(), 16,
@@ -215,7 +215,7 @@ def test_the_screen_and_the_early_stop_change_no_result(reset):
     spikes = (torch.rand(2, 16, 60, generator=torch.Generator().manual_seed(8)) < 0.2).float()
     stack = to_compiled_stack(graph)
     _, baseline = stack_forward(stack, spikes, record=True)
-    tables = event.layer_tables(stack, spikes, baseline, tight=True)
+    tables = event_tables.layer_tables(stack, spikes, baseline, tight=True)
     plan = silence_each_neuron("input", 60, 2, spikes.device)
     events = event.plan_events(stack, spikes, baseline, plan)
     kernel = cuba_kernels()["propagate_cuba"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sc_neurocore.engine import event, event_tables
+from sc_neurocore.engine import event_tables
 from sc_neurocore.engine.compile import compile_model
 from sc_neurocore.engine.incremental import stack_forward
 from sc_neurocore.models import LIFNetwork
@@ -28,7 +28,7 @@ def reverse_reach(margin: np.ndarray, beta: np.ndarray) -> np.ndarray:
 
 
 def reference_tables(stack, x, baseline, index, unit, spread):
-    """The definitions of `event.layer_tables` for one layer, op by op (time-major ``(B, T, n)``)."""
+    """The definitions of `event_tables.layer_tables` for one layer, op by op (time-major ``(B, T, n)``)."""
     layer = stack.layers[index]
     train = (x if index == 0 else baseline.spikes[index - 1]).double()
     weight = layer.weight.double()
@@ -98,7 +98,7 @@ def test_the_fused_tables_are_their_definitions(reset, dtype):
     x = (torch.rand(2, 15, 20, generator=generator) < 0.3).to(dtype)
     stack = compile_model(net)
     _, baseline = stack_forward(stack, x, record=True)
-    tables = event.layer_tables(stack, x, baseline, tight=True)
+    tables = event_tables.layer_tables(stack, x, baseline, tight=True)
     unit = torch.finfo(dtype).eps / 2
     spread = 2.1 if dtype == torch.float64 else 1.05
     for index, table in enumerate(tables):

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from event_networks import EXAMPLES, float32_workload, naive_loop, networks, plans_of
 
-from sc_neurocore.engine import event, execute
+from sc_neurocore.engine import event, event_tables, execute
 from sc_neurocore.engine.batched import materialise
 from sc_neurocore.engine.compile import compile_model
 from sc_neurocore.engine.incremental import stack_forward
@@ -74,11 +74,11 @@ def test_the_row_count_effect_turns_the_tight_test_off():
     _, baseline = stack_forward(stack, spikes, record=True)
     alone = torch.cat([stack.layers[0].current(spikes[b:b + 1]) for b in range(len(spikes))])
     assert not torch.equal(alone, baseline.currents[0])  # the effect is real on this machine's BLAS
-    assert not event.layer_tables(stack, spikes, baseline, tight=True)[0].tight
+    assert not event_tables.layer_tables(stack, spikes, baseline, tight=True)[0].tight
     few = spikes[:2]
     _, few_baseline = stack_forward(stack, few, record=True)
     same = torch.equal(torch.cat([stack.layers[0].current(few[b:b + 1]) for b in range(2)]), few_baseline.currents[0])
-    assert event.layer_tables(stack, few, few_baseline, tight=True)[0].tight == same
+    assert event_tables.layer_tables(stack, few, few_baseline, tight=True)[0].tight == same
 
 
 def test_a_model_whose_membranes_differ_gets_no_tight_test():
