@@ -226,7 +226,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     propagate = kernels()["propagate_layer"]
     ties = np.zeros(n_rows, dtype=np.bool_)
     shape = np.zeros(n_rows, dtype=np.bool_)
-    suffixes = []  # (layer index, rows, their exact input train of that layer): replayed from there
+    suffixes = []  # (layer index, rows, (their exact input train of that layer, its changed steps), tie): replayed
     replayed = np.zeros(n_rows, dtype=np.bool_)  # rows with a hidden layer replayed exactly
     for index in range(level, len(tables)):
         only = needed if index == len(stack.layers) - 1 else every
@@ -251,7 +251,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
             if index == len(stack.layers) - 1:
                 suffixes.append((index, picked, train, True))
             else:
-                exact, _ = replay_layer(stack, x, baseline, index, sample[torch.from_numpy(picked)], train)
+                exact, _ = replay_layer(stack, x, baseline, index, sample[torch.from_numpy(picked)], *train)
                 offsets, t, j, delta = _with_rows(offsets, t, j, delta, picked,
                                                   exact - baseline.spikes[index][sample[torch.from_numpy(picked)]])
                 replayed[picked] = True
@@ -279,7 +279,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     redo = torch.from_numpy(ties | replayed)
     for start, picked, train, is_tie in suffixes:
         rows_t = torch.from_numpy(picked)
-        outputs[rows_t] = replay_rows(stack, x, baseline, start, sample[rows_t], train).to(outputs.dtype)
+        outputs[rows_t] = replay_rows(stack, x, baseline, start, sample[rows_t], *train).to(outputs.dtype)
         redo[rows_t] |= is_tie
     if bool(torch.from_numpy(ties).any()):
         tie_rows = torch.nonzero(torch.from_numpy(ties))[:, 0]
@@ -322,9 +322,9 @@ def _with_rows(offsets: np.ndarray, t: np.ndarray, j: np.ndarray, delta: np.ndar
     return grown, np.insert(t, where, step), np.insert(j, where, neuron), np.insert(delta, where, values)
 
 
-def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.ndarray) -> Tensor:
-    """The perturbed input trains ``(k, T, n)`` of rows ``picked``: their samples' baseline spikes ``below``
-    plus the rows' events."""
+def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.ndarray) -> tuple[Tensor, Tensor]:
+    """The perturbed input trains ``(k, T, n)`` of rows ``picked`` (their samples' baseline spikes ``below``
+    plus the rows' events) and the ``(k, T)`` steps their events change."""
     train = below[torch.from_numpy(sample[picked])]  # indexing copies
     counts = events.offsets[picked + 1] - events.offsets[picked]
     owner = np.repeat(np.arange(len(picked)), counts)
@@ -332,9 +332,12 @@ def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.n
     first = np.repeat(events.offsets[picked], counts)
     rank = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
     where = first + rank
-    train.index_put_((torch.from_numpy(owner), torch.from_numpy(events.t[where]), torch.from_numpy(events.i[where])),
+    owner_t, step_t = torch.from_numpy(owner), torch.from_numpy(events.t[where])
+    train.index_put_((owner_t, step_t, torch.from_numpy(events.i[where])),
                      torch.from_numpy(events.delta[where]).to(train.dtype), accumulate=True)
-    return train
+    changed = torch.zeros(train.shape[:2], dtype=torch.bool)
+    changed[owner_t, step_t] = True
+    return train, changed
 
 
 def _stack_rows(stack: CompiledStack, x: Tensor, plan: SpikeRemovals | Silencing, index: Tensor) -> Tensor:

@@ -36,7 +36,7 @@ from .lif_loop import run_neurons
 
 
 def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start: int, samples: Tensor,
-                train: Tensor) -> Tensor:
+                train: Tensor, changed: Tensor | None = None) -> Tensor:
     """The outputs ``(k, C)`` of ``k`` perturbed copies whose input to layer ``start`` is ``train``.
 
     Args:
@@ -46,6 +46,8 @@ def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start:
         start: the first layer to replay.
         samples: ``(k,)`` the copies' samples (index ``baseline``).
         train: ``(k, T, n_in)`` their exact input train of layer ``start``.
+        changed: ``(k, T)`` bool, if the caller knows it: the steps where ``train`` may differ from the
+            baseline's (any superset of them; ``None``: found by comparing).
 
     Returns:
         ``(k, C)``, as the model's forward on each copy alone computes them.
@@ -65,14 +67,17 @@ def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start:
     """
     n_steps = train.shape[1]
     for index in range(start, len(stack.layers)):
-        train, membrane = replay_layer(stack, inputs, baseline, index, samples, train)
+        train, membrane = replay_layer(stack, inputs, baseline, index, samples, train, changed)
+        changed = None  # the next layers' inputs are compared (narrow: a layer's spikes)
     return readout_finish(stack.readout, _accumulated(stack.readout, train, membrane), n_steps)
 
 
 def replay_layer(stack: CompiledStack, inputs: Tensor, baseline: Baseline, index: int, samples: Tensor,
-                 train: Tensor) -> tuple[Tensor, Tensor]:
+                 train: Tensor, changed: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Layer ``index``'s spikes and membranes ``(k, T, n)`` for ``k`` perturbed copies whose input to it is
-    ``train`` ``(k, T, n_in)``, as the naive loop computes them (see the module docstring).
+    ``train`` ``(k, T, n_in)``, as the naive loop computes them (see the module docstring); ``changed``
+    ``(k, T)``, if given, holds the steps where ``train`` may differ from the baseline's (a superset of them:
+    an unchanged row recomputed in its own call shape and place gives the baseline's bits).
 
     Example:
         >>> import torch
@@ -87,9 +92,10 @@ def replay_layer(stack: CompiledStack, inputs: Tensor, baseline: Baseline, index
         True
     """
     layer = stack.layers[index]
-    below = (baseline.spikes[index - 1] if index > 0 else inputs)[samples]
-    current = baseline.currents[index][samples].clone()
-    changed = (train != below.to(train.dtype)).any(dim=2)
+    current = baseline.currents[index][samples]  # indexing copies
+    if changed is None:
+        below = (baseline.spikes[index - 1] if index > 0 else inputs)[samples]
+        changed = (train != below.to(train.dtype)).any(dim=2)
     _changed_rows(layer, train, changed, current)
     spikes, states = run_neurons(layer, current)
     return spikes, membrane_of(states)
