@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernel_compile import grown_float, grown_int, jit_kernels, numba_available, plain_kernels, time_sorted
+from .kernel_compile import grown_events, jit_kernels, numba_available, plain_kernels, time_sorted
 
 
 def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, beta, theta, reset, membrane, pre,
@@ -150,10 +150,7 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, b
                                   out_offsets, out_t, out_j, out_delta, tie, shape, row_t, row_j, row_delta, per_step,
                                   totals, totals_down, history)
         if first < n_rows:  # the buffers are full: grown (doubling), and the rows go on from ``first``
-            size = max(2 * out_t.shape[0], count + n_out * n_steps)
-            out_t = grown_int(out_t, count, size)
-            out_j = grown_int(out_j, count, size)
-            out_delta = grown_float(out_delta, count, size)
+            out_t, out_j, out_delta = grown_events(out_t, out_j, out_delta, count, n_out * n_steps)
     return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
 
 
@@ -471,8 +468,8 @@ def product_sums(train, weight, real, positive, negative):
 
 
 _PYTHON_HELPERS = {"_kicks": _kicks, "_difference_step": _difference_step, "_tight_step": _tight_step,
-                   "_tight_catch_up": _tight_catch_up, "_cuba_rows": _cuba_rows, "grown_int": grown_int,
-                   "grown_float": grown_float, "time_sorted": time_sorted}
+                   "_tight_catch_up": _tight_catch_up, "_cuba_rows": _cuba_rows, "grown_events": grown_events,
+                   "time_sorted": time_sorted}
 _ENTRIES = {"propagate_cuba": propagate_cuba, "reverse_reach": reverse_reach, "real_states": real_states,
             "product_sums": product_sums}
 PYTHON_KERNELS = {name: function for name, function in plain_kernels(globals(), _PYTHON_HELPERS, _ENTRIES).items()
@@ -491,6 +488,6 @@ def cuba_kernels(compiled: bool = True) -> dict:
         return PYTHON_KERNELS
     if not _COMPILED:
         _COMPILED.update({name: function for name, function in jit_kernels(globals(), _PYTHON_HELPERS, _ENTRIES,
-                                                                   ("grown_int", "grown_float")).items()
+                                                                   ("grown_events",)).items()
                           if name in _ENTRIES})
     return _COMPILED

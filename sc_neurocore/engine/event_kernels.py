@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernel_compile import grown_float, grown_int, jit_kernels, numba_available, plain_kernels, time_sorted
+from .kernel_compile import grown_events, jit_kernels, numba_available, plain_kernels, time_sorted
 
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 
@@ -142,10 +142,7 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
                                        shape, flag, row_t, row_j, row_delta, per_step, totals, totals_down, level, bulk,
                                        powers, group_t, group_kicks, group_change, group_mass)
         if first < n_rows:  # the buffers are full: grown (doubling), and the rows go on from ``first``
-            size = max(2 * out_t.shape[0], count + n_out * n_steps)
-            out_t = grown_int(out_t, count, size)
-            out_j = grown_int(out_j, count, size)
-            out_delta = grown_float(out_delta, count, size)
+            out_t, out_j, out_delta = grown_events(out_t, out_j, out_delta, count, n_out * n_steps)
     return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
 
 
@@ -540,8 +537,8 @@ def most_added(offsets, ev_t, ev_delta):
 
 
 _HELPERS = {"_propagate_rows": _propagate_rows, "_scan_row": _scan_row, "time_sorted": time_sorted,
-            "grown_int": grown_int, "grown_float": grown_float}
-_ALLOCATING = ("grown_int", "grown_float")
+            "grown_events": grown_events}
+_ALLOCATING = ("grown_events",)
 _ENTRIES = {"propagate_layer": propagate_layer, "build_tables": build_tables, "most_added": most_added}
 PYTHON_KERNELS = plain_kernels(globals(), _HELPERS, _ENTRIES)
 _COMPILED: dict[str, object] = {}
@@ -552,7 +549,7 @@ def kernels(compiled: bool = True) -> dict:
 
     Example:
         >>> sorted(kernels(compiled=False))
-        ['_propagate_rows', '_scan_row', 'build_tables', 'grown_float', 'grown_int', 'most_added', 'propagate_layer', 'time_sorted']
+        ['_propagate_rows', '_scan_row', 'build_tables', 'grown_events', 'most_added', 'propagate_layer', 'time_sorted']
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS

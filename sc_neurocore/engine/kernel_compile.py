@@ -6,7 +6,7 @@ uncompiled copies (the fallback without numba), `jit_kernels` the numba-compiled
 Helpers that never allocate are compiled without numba's reference counting (``_nrt=False``): a call that
 passes arrays then costs a few nanoseconds instead of an atomic increment and decrement per array, which on
 a row loop calling a helper with some thirty arrays was more than most rows' own work. The helpers that
-allocate (`grown_int`, `grown_float`) and the kernels themselves, which allocate their results, keep it.
+allocate (`grown_events`) and the kernels themselves, which allocate their results, keep it.
 """
 
 from __future__ import annotations
@@ -74,30 +74,24 @@ def jit_kernels(namespace: dict, helpers: dict, entries: dict, allocating: tuple
     return compiled
 
 
-def grown_int(values, used, size):
-    """A larger int64 buffer holding ``values[:used]``.
+def grown_events(out_t, out_j, out_delta, used, more):
+    """Event buffers ``(t, j, delta)`` grown to hold ``more`` events beyond their first ``used`` (at least
+    doubled), those kept.
 
     Example:
         >>> import numpy as np
-        >>> grown_int(np.array([4, 5, 6]), 2, 4)[:2].tolist()
-        [4, 5]
+        >>> t, j, delta = grown_events(np.array([4, 5]), np.array([1, 2]), np.array([0.5, -1.0]), 2, 3)
+        >>> len(t), t[:2].tolist(), delta[:2].tolist()
+        (5, [4, 5], [0.5, -1.0])
     """
-    grown = np.empty(size, dtype=np.int64)
-    grown[:used] = values[:used]
-    return grown
-
-
-def grown_float(values, used, size):
-    """A larger float64 buffer holding ``values[:used]``.
-
-    Example:
-        >>> import numpy as np
-        >>> grown_float(np.array([0.5, 1.5]), 1, 3)[:1].tolist()
-        [0.5]
-    """
-    grown = np.empty(size, dtype=np.float64)
-    grown[:used] = values[:used]
-    return grown
+    size = max(2 * out_t.shape[0], used + more)
+    grown_t = np.empty(size, dtype=np.int64)
+    grown_j = np.empty(size, dtype=np.int64)
+    grown_delta = np.empty(size, dtype=np.float64)
+    grown_t[:used] = out_t[:used]
+    grown_j[:used] = out_j[:used]
+    grown_delta[:used] = out_delta[:used]
+    return grown_t, grown_j, grown_delta
 
 
 def time_sorted(found, count, n_steps, row_t, row_j, row_delta, per_step, out_t, out_j, out_delta):
