@@ -208,60 +208,72 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
     # events reach a threshold from below (the positive kicks, and every kick's rounding) or from above (the
     # negative ones)? (``inverse_*`` is 1 / reach, or inf where reach <= 0: never screened.)
     share = grow - 1.0
-    # One pass over the row's events, one group per timestep: each neuron's summed change and mass of the
-    # step (what the scans below read), and the screen's sums.
-    for j in range(lo, hi):
-        totals[j] = 0.0
-        totals_down[j] = 0.0
-        level[j] = 0.0
-        bulk[j] = 0.0
-    n_groups = 0
-    e = start
-    last = ev_t[start]
-    while e < stop:
-        t = ev_t[e]
-        group_t[n_groups] = t
-        change_g = group_change[n_groups]  # one-dimensional views: plain strided loops over the neurons
-        mass_g = group_mass[n_groups]
-        up_t = inverse_up[b, t]
-        down_t = inverse_down[b, t]
-        kicks = 0
-        while e < stop and ev_t[e] == t:
-            delta = ev_delta[e]
-            row = weight[ev_i[e]]
-            if kicks == 0:  # the group's first event (0.0 + kick is kick)
-                for j in range(lo, hi):
-                    kick = delta * row[j]
-                    change_g[j] = kick
-                    mass_g[j] = abs(kick)
-            else:
-                for j in range(lo, hi):
-                    kick = delta * row[j]
-                    change_g[j] += kick
-                    mass_g[j] += abs(kick)
-            if reset == 1:  # a reset to zero may cut a kick short: each kick's own sign bounds the difference
-                for j in range(lo, hi):
-                    kick = delta * row[j]
-                    rise = max(kick, 0.0)
-                    fall = max(-kick, 0.0)
-                    totals[j] += (grow * rise + share * fall) * up_t[j]
-                    totals_down[j] += (grow * fall + share * rise) * down_t[j]
-            kicks += 1
-            e += 1
-        group_kicks[n_groups] = kicks
-        if reset != 1:  # before a first flip the difference is the kicks' decayed sum itself: opposite kicks cancel
-            decay = powers[t - last]
-            for j in range(lo, hi):  # the reach from t on covers every step until the next event time
-                new_level = level[j] * decay[j] + change_g[j]
-                new_bulk = bulk[j] * decay[j] + mass_g[j]
-                level[j] = new_level
-                bulk[j] = new_bulk
-                up = (max(new_level, 0.0) + share * new_bulk) * up_t[j]
-                down = (max(-new_level, 0.0) + share * new_bulk) * down_t[j]
-                totals[j] = max(totals[j], up if up == up else np.inf)  # NaN (0 times inf): scanned
-                totals_down[j] = max(totals_down[j], down if down == down else np.inf)
-        last = t
-        n_groups += 1
+    if stop - start == 1:  # one event (a removed input spike): one pass, its kick is the difference itself
+        _one_event_screen(ev_t[start], ev_delta[start], weight[ev_i[start]], lo, hi, inverse_up[b, ev_t[start]],
+                          inverse_down[b, ev_t[start]], grow, share, totals, totals_down, group_change[0],
+                          group_mass[0])
+        group_t[0] = ev_t[start]
+        group_kicks[0] = 1
+        n_groups = 1
+    elif hi - lo == 1:  # one neuron (the output column a caller reads): the same sums, kept in registers
+        n_groups = _one_neuron_screen(start, stop, b, lo, ev_t, ev_i, ev_delta, weight, inverse_up, inverse_down,
+                                      powers, reset, grow, share, totals, totals_down, group_t, group_kicks,
+                                      group_change, group_mass)
+    else:
+        # One pass over the row's events, one group per timestep: each neuron's summed change and mass of the
+        # step (what the scans below read), and the screen's sums.
+        for j in range(lo, hi):
+            totals[j] = 0.0
+            totals_down[j] = 0.0
+            level[j] = 0.0
+            bulk[j] = 0.0
+        n_groups = 0
+        e = start
+        last = ev_t[start]
+        while e < stop:
+            t = ev_t[e]
+            group_t[n_groups] = t
+            change_g = group_change[n_groups]  # one-dimensional views: plain strided loops over the neurons
+            mass_g = group_mass[n_groups]
+            up_t = inverse_up[b, t]
+            down_t = inverse_down[b, t]
+            kicks = 0
+            while e < stop and ev_t[e] == t:
+                delta = ev_delta[e]
+                row = weight[ev_i[e]]
+                if kicks == 0:  # the group's first event (0.0 + kick is kick)
+                    for j in range(lo, hi):
+                        kick = delta * row[j]
+                        change_g[j] = kick
+                        mass_g[j] = abs(kick)
+                else:
+                    for j in range(lo, hi):
+                        kick = delta * row[j]
+                        change_g[j] += kick
+                        mass_g[j] += abs(kick)
+                if reset == 1:  # a reset to zero may cut a kick short: each kick's own sign bounds the difference
+                    for j in range(lo, hi):
+                        kick = delta * row[j]
+                        rise = max(kick, 0.0)
+                        fall = max(-kick, 0.0)
+                        totals[j] += (grow * rise + share * fall) * up_t[j]
+                        totals_down[j] += (grow * fall + share * rise) * down_t[j]
+                kicks += 1
+                e += 1
+            group_kicks[n_groups] = kicks
+            if reset != 1:  # before a first flip the difference is the kicks' decayed sum itself: opposite kicks cancel
+                decay = powers[t - last]
+                for j in range(lo, hi):  # the reach from t on covers every step until the next event time
+                    new_level = level[j] * decay[j] + change_g[j]
+                    new_bulk = bulk[j] * decay[j] + mass_g[j]
+                    level[j] = new_level
+                    bulk[j] = new_bulk
+                    up = (max(new_level, 0.0) + share * new_bulk) * up_t[j]
+                    down = (max(-new_level, 0.0) + share * new_bulk) * down_t[j]
+                    totals[j] = max(totals[j], up if up == up else np.inf)  # NaN (0 times inf): scanned
+                    totals_down[j] = max(totals_down[j], down if down == down else np.inf)
+            last = t
+            n_groups += 1
     c_opt = c_op + 2.0 * c_est
     n_steps = membrane.shape[2]
     for j in range(lo, hi):
@@ -378,6 +390,65 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
             found = saved
             careful = True
     return found
+
+
+def _one_neuron_screen(start, stop, b, j, ev_t, ev_i, ev_delta, weight, inverse_up, inverse_down, powers, reset,
+                       grow, share, totals, totals_down, group_t, group_kicks, group_change, group_mass):
+    """`_scan_row`'s screen of one neuron ``j``: the general pass's groups and sums, for that neuron alone (the
+    same operations in the same order); the number of groups."""
+    up_total = 0.0
+    down_total = 0.0
+    level = 0.0
+    bulk = 0.0
+    n_groups = 0
+    e = start
+    last = ev_t[start]
+    while e < stop:
+        t = ev_t[e]
+        change = 0.0
+        mass = 0.0
+        kicks = 0
+        while e < stop and ev_t[e] == t:
+            kick = ev_delta[e] * weight[ev_i[e], j]
+            change += kick
+            mass += abs(kick)
+            if reset == 1:  # as the general pass: each kick's own sign bounds the difference
+                rise = max(kick, 0.0)
+                fall = max(-kick, 0.0)
+                up_total += (grow * rise + share * fall) * inverse_up[b, t, j]
+                down_total += (grow * fall + share * rise) * inverse_down[b, t, j]
+            kicks += 1
+            e += 1
+        group_t[n_groups] = t
+        group_kicks[n_groups] = kicks
+        group_change[n_groups, j] = change
+        group_mass[n_groups, j] = mass
+        if reset != 1:
+            level = level * powers[t - last, j] + change
+            bulk = bulk * powers[t - last, j] + mass
+            up = (max(level, 0.0) + share * bulk) * inverse_up[b, t, j]
+            down = (max(-level, 0.0) + share * bulk) * inverse_down[b, t, j]
+            up_total = max(up_total, up if up == up else np.inf)
+            down_total = max(down_total, down if down == down else np.inf)
+        last = t
+        n_groups += 1
+    totals[j] = up_total
+    totals_down[j] = down_total
+    return n_groups
+
+
+def _one_event_screen(t, delta, row, lo, hi, up_t, down_t, grow, share, totals, totals_down, change, mass):
+    """`_scan_row`'s screen of a row with one event ``delta`` of input ``row`` at step ``t``: each neuron's kick
+    (its change and mass) and both directions' sums, in one pass (before a first flip the difference is the
+    kick decaying, whatever the reset: the sums of the general pass for one kick)."""
+    for j in range(lo, hi):
+        kick = delta * row[j]
+        rise = max(kick, 0.0)
+        fall = max(-kick, 0.0)
+        change[j] = kick
+        mass[j] = abs(kick)
+        totals[j] = (grow * rise + share * fall) * up_t[j]  # NaN (a zero kick times inf) is scanned
+        totals_down[j] = (grow * fall + share * rise) * down_t[j]
 
 
 def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, reset, unit, spread, terms, binary,
@@ -571,8 +642,9 @@ def most_added(offsets, ev_t, ev_delta):
     return most
 
 
-_HELPERS = {"_propagate_rows": _propagate_rows, "_scan_row": _scan_row, "time_sorted": time_sorted,
-            "grown_events": grown_events}
+_HELPERS = {"_propagate_rows": _propagate_rows, "_scan_row": _scan_row, "_one_event_screen": _one_event_screen,
+            "_one_neuron_screen": _one_neuron_screen,
+            "time_sorted": time_sorted, "grown_events": grown_events}
 _ALLOCATING = ("grown_events",)
 _ENTRIES = {"propagate_layer": propagate_layer, "build_tables": build_tables, "most_added": most_added,
             "rows_inserted": rows_inserted}

@@ -71,6 +71,39 @@ def test_ties_are_rare_and_reported_on_a_float32_workload():
     assert (outputs != net.run(spikes)[plan.sample]).any()  # removals do change outputs (not a vacuous check)
 
 
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_every_screen_path_gives_the_same_changes(reset):
+    # Rows with one event (removed input spikes), with many (a hidden layer's flips), for every neuron or for
+    # one (a caller's output column): each has its own screen pass; all give the full run's changes.
+    generator = torch.Generator().manual_seed(6)
+    net = LIFNetwork([torch.randn(40, 24, generator=generator), torch.randn(24, 5, generator=generator)], beta=0.8,
+                     reset=reset)
+    spikes = (torch.rand(1, 15, 40, generator=generator) < 0.3).float()
+    stack = compile_model(net)
+    _, baseline = stack_forward(stack, spikes, record=True)
+    tables = event_tables.layer_tables(stack, spikes, baseline, tight=True)
+    plan = remove_each_spike(spikes)
+    events = event.plan_events(stack, spikes, baseline, plan)
+    sample = plan.sample.numpy()
+    for table in tables:
+        for compiled in (True, False):
+            propagate = event_kernels.kernels(compiled)["propagate_layer"]
+            every = propagate(events.offsets, events.t, events.i, events.delta, sample, np.full(len(plan), -1),
+                              *table.kernel_args(), 64, *table.tight_args())
+            rows = np.repeat(np.arange(len(plan)), np.diff(every[0]))
+            for j in range(table.weight.shape[1]):
+                one = propagate(events.offsets, events.t, events.i, events.delta, sample, np.full(len(plan), j),
+                                *table.kernel_args(), 64, *table.tight_args())
+                decided = ~(every[4] | one[4])  # rows tied either way hold no changes: compared elsewhere
+                mine = (every[2] == j) & decided[rows]
+                one_rows = np.repeat(np.arange(len(plan)), np.diff(one[0]))
+                kept = decided[one_rows]
+                assert np.array_equal(one_rows[kept], rows[mine]) and np.array_equal(one[1][kept], every[1][mine])
+                assert np.array_equal(one[3][kept], every[3][mine]) and bool((one[4] <= every[4]).all())
+        events = event.Events(*every[:4])
+        assert int(np.diff(events.offsets).max()) > 1  # not vacuous: the next layer's rows have many events
+
+
 def test_compiled_and_python_kernels_agree():
     from conftest import require_module
 
