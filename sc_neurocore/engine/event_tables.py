@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 
 from .cuba import CUBA_TABLE_WORDS, CubaTables, cuba_tables, is_cuba
-from .event_kernels import RESET_CODES, kernels
+from .event_kernels import RESET_CODES
 from .incremental import Baseline, CompiledStack
+from .table_kernels import table_kernels
 
 #: Readouts of the output layer's membrane: the event engine replays that layer (see
 #: `sc_neurocore.engine.event.unsupported`).
@@ -192,7 +193,7 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
     # perturbed copy may add.
     terms = layer.terms + (0 if index == 0 else slack)
     binary = bool(((train == 0) | (train == 1)).all())  # exact products: M is the larger one-signed sum
-    kernels()["build_tables"](np.ascontiguousarray(train.numpy()), weight, bias, membrane, spikes, current, beta,
+    table_kernels()["build_tables"](np.ascontiguousarray(train.numpy()), weight, bias, membrane, spikes, current, beta,
                               theta, RESET_CODES[params.reset], unit, spread, terms, binary, C_EST,
                               *by_neuron[:5], *inverse, *by_neuron[5:], gam)
     anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n, residual_n, slip_n = by_neuron

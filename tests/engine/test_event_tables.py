@@ -123,7 +123,7 @@ def test_the_fused_tables_are_their_definitions(reset, dtype):
 
 
 def test_the_compiled_and_the_plain_python_table_kernels_agree_bit_for_bit():
-    from sc_neurocore.engine import event_kernels
+    from sc_neurocore.engine import table_kernels
 
     generator = torch.Generator().manual_seed(8)
     train = (torch.rand(2, 9, 7, generator=generator) < 0.4).double().numpy()
@@ -134,7 +134,7 @@ def test_the_compiled_and_the_plain_python_table_kernels_agree_bit_for_bit():
     for compiled in (True, False):
         out = [np.zeros((2, 4, 9)) for _ in range(5)] + [np.zeros((2, 9, 4)) for _ in range(2)] + \
             [np.zeros((2, 4, 9)) for _ in range(5)] + [np.zeros((2, 9))]
-        event_kernels.kernels(compiled)["build_tables"](train, weight, np.full(4, 0.1), membrane, spikes, current,
+        table_kernels.table_kernels(compiled)["build_tables"](train, weight, np.full(4, 0.1), membrane, spikes, current,
                                                         np.full(4, 0.7), np.ones(4), 0, 2.0**-24, 1.05, 0, True,
                                                         2.0**-52, *out)
         results.append(out)
