@@ -71,6 +71,15 @@ def test_ties_are_rare_and_reported_on_a_float32_workload():
     assert (outputs != net.run(spikes)[plan.sample]).any()  # removals do change outputs (not a vacuous check)
 
 
+def removal_events(net, spikes):
+    """The tight tables of ``net`` on ``spikes``, the plan removing each spike and its first layer's events."""
+    stack = compile_model(net)
+    _, baseline = stack_forward(stack, spikes, record=True)
+    plan = remove_each_spike(spikes)
+    return (event_tables.layer_tables(stack, spikes, baseline, tight=True), plan,
+            event.plan_events(stack, spikes, baseline, plan))
+
+
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
 def test_every_screen_path_gives_the_same_changes(reset):
     # Rows with one event (removed input spikes), with many (a hidden layer's flips), for every neuron or for
@@ -78,12 +87,7 @@ def test_every_screen_path_gives_the_same_changes(reset):
     generator = torch.Generator().manual_seed(6)
     net = LIFNetwork([torch.randn(40, 24, generator=generator), torch.randn(24, 5, generator=generator)], beta=0.8,
                      reset=reset)
-    spikes = (torch.rand(1, 15, 40, generator=generator) < 0.3).float()
-    stack = compile_model(net)
-    _, baseline = stack_forward(stack, spikes, record=True)
-    tables = event_tables.layer_tables(stack, spikes, baseline, tight=True)
-    plan = remove_each_spike(spikes)
-    events = event.plan_events(stack, spikes, baseline, plan)
+    tables, plan, events = removal_events(net, (torch.rand(1, 15, 40, generator=generator) < 0.3).float())
     sample = plan.sample.numpy()
     for table in tables:
         for compiled in (True, False):
@@ -110,12 +114,7 @@ def test_compiled_and_python_kernels_agree():
     require_module("numba", "fast")
     generator = torch.Generator().manual_seed(5)
     net = LIFNetwork([torch.randn(30, 16, generator=generator), torch.randn(16, 4, generator=generator)], beta=0.8)
-    spikes = (torch.rand(2, 12, 30, generator=generator) < 0.3).float()
-    stack = compile_model(net)
-    _, baseline = stack_forward(stack, spikes, record=True)
-    tables = event_tables.layer_tables(stack, spikes, baseline, tight=True)
-    plan = remove_each_spike(spikes)
-    events = event.plan_events(stack, spikes, baseline, plan)
+    tables, plan, events = removal_events(net, (torch.rand(2, 12, 30, generator=generator) < 0.3).float())
     results = []
     table = tables[0]
     # The output buffers start at 1, 8 and more than enough events: the row loop stops at a row that does not
