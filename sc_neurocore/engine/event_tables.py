@@ -215,12 +215,11 @@ class ChunkTables:
 
     Example:
         >>> import torch
-        >>> from sc_neurocore.engine.compile import compile_model
-        >>> from sc_neurocore.engine.incremental import stack_forward
+        >>> from sc_neurocore.engine import compile, incremental
         >>> from sc_neurocore.models import LIFNetwork
-        >>> stack = compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
+        >>> stack = compile.compile_model(LIFNetwork([torch.randn(8, 4), torch.randn(4, 2)]))
         >>> x = (torch.rand(1, 10, 8) < 0.3).float()
-        >>> tables = ChunkTables(stack, x, stack_forward(stack, x, record=True)[1])
+        >>> tables = ChunkTables(stack, x, incremental.stack_forward(stack, x, record=True)[1])
         >>> len(tables), tables.table(1).slack, tables.table(1, added=12).slack, tables.table(1).slack
         (2, 8, 12, 12)
     """
