@@ -49,6 +49,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .event_arrays import most_added, rows_inserted
+from .event_screens import one_event_screen, one_neuron_screen
 from .kernel_compile import grown_events, jit_kernels, numba_available, plain_kernels, time_sorted
 
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
@@ -209,14 +211,14 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
     # negative ones)? (``inverse_*`` is 1 / reach, or inf where reach <= 0: never screened.)
     share = grow - 1.0
     if stop - start == 1:  # one event (a removed input spike): one pass, its kick is the difference itself
-        _one_event_screen(ev_t[start], ev_delta[start], weight[ev_i[start]], lo, hi, inverse_up[b, ev_t[start]],
+        one_event_screen(ev_t[start], ev_delta[start], weight[ev_i[start]], lo, hi, inverse_up[b, ev_t[start]],
                           inverse_down[b, ev_t[start]], grow, share, totals, totals_down, group_change[0],
                           group_mass[0])
         group_t[0] = ev_t[start]
         group_kicks[0] = 1
         n_groups = 1
     elif hi - lo == 1:  # one neuron (the output column a caller reads): the same sums, kept in registers
-        n_groups = _one_neuron_screen(start, stop, b, lo, ev_t, ev_i, ev_delta, weight, inverse_up, inverse_down,
+        n_groups = one_neuron_screen(start, stop, b, lo, ev_t, ev_i, ev_delta, weight, inverse_up, inverse_down,
                                       powers, reset, grow, share, totals, totals_down, group_t, group_kicks,
                                       group_change, group_mass)
     else:
@@ -392,125 +394,8 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
     return found
 
 
-def _one_neuron_screen(start, stop, b, j, ev_t, ev_i, ev_delta, weight, inverse_up, inverse_down, powers, reset,
-                       grow, share, totals, totals_down, group_t, group_kicks, group_change, group_mass):
-    """`_scan_row`'s screen of one neuron ``j``: the general pass's groups and sums, for that neuron alone (the
-    same operations in the same order); the number of groups."""
-    up_total = 0.0
-    down_total = 0.0
-    level = 0.0
-    bulk = 0.0
-    n_groups = 0
-    e = start
-    last = ev_t[start]
-    while e < stop:
-        t = ev_t[e]
-        change = 0.0
-        mass = 0.0
-        kicks = 0
-        while e < stop and ev_t[e] == t:
-            kick = ev_delta[e] * weight[ev_i[e], j]
-            change += kick
-            mass += abs(kick)
-            if reset == 1:  # as the general pass: each kick's own sign bounds the difference
-                rise = max(kick, 0.0)
-                fall = max(-kick, 0.0)
-                up_total += (grow * rise + share * fall) * inverse_up[b, t, j]
-                down_total += (grow * fall + share * rise) * inverse_down[b, t, j]
-            kicks += 1
-            e += 1
-        group_t[n_groups] = t
-        group_kicks[n_groups] = kicks
-        group_change[n_groups, j] = change
-        group_mass[n_groups, j] = mass
-        if reset != 1:
-            level = level * powers[t - last, j] + change
-            bulk = bulk * powers[t - last, j] + mass
-            up = (max(level, 0.0) + share * bulk) * inverse_up[b, t, j]
-            down = (max(-level, 0.0) + share * bulk) * inverse_down[b, t, j]
-            up_total = max(up_total, up if up == up else np.inf)
-            down_total = max(down_total, down if down == down else np.inf)
-        last = t
-        n_groups += 1
-    totals[j] = up_total
-    totals_down[j] = down_total
-    return n_groups
-
-
-def _one_event_screen(t, delta, row, lo, hi, up_t, down_t, grow, share, totals, totals_down, change, mass):
-    """`_scan_row`'s screen of a row with one event ``delta`` of input ``row`` at step ``t``: each neuron's kick
-    (its change and mass) and both directions' sums, in one pass (before a first flip the difference is the
-    kick decaying, whatever the reset: the sums of the general pass for one kick)."""
-    for j in range(lo, hi):
-        kick = delta * row[j]
-        rise = max(kick, 0.0)
-        fall = max(-kick, 0.0)
-        change[j] = kick
-        mass[j] = abs(kick)
-        totals[j] = (grow * rise + share * fall) * up_t[j]  # NaN (a zero kick times inf) is scanned
-        totals_down[j] = (grow * fall + share * rise) * down_t[j]
-
-
-def rows_inserted(offsets, ev_t, ev_j, ev_delta, picked, new_offsets, new_t, new_j, new_delta):
-    """Events by row ``(offsets, t, j, delta)`` whose rows ``picked`` (increasing, each holding no event) get the
-    events ``new_*`` (``new_offsets``: where each picked row's start, ``len(picked) + 1``), in one pass.
-
-    Example:
-        >>> import numpy as np
-        >>> out = rows_inserted(np.array([0, 1, 1]), np.array([3]), np.array([0]), np.array([1.0]), np.array([1]),
-        ...                     np.array([0, 2]), np.array([0, 4]), np.array([5, 6]), np.array([-1.0, 1.0]))
-        >>> out[0].tolist(), out[1].tolist(), out[2].tolist()
-        ([0, 1, 3], [3, 0, 4], [0, 5, 6])
-    """
-    n_rows = offsets.shape[0] - 1
-    total = ev_t.shape[0] + new_t.shape[0]
-    out_offsets = np.empty(n_rows + 1, dtype=np.int64)
-    out_t = np.empty(total, dtype=np.int64)
-    out_j = np.empty(total, dtype=np.int64)
-    out_delta = np.empty(total, dtype=np.float64)
-    out_offsets[0] = 0
-    written = 0
-    k = 0  # the next picked row
-    for p in range(n_rows):
-        if k < picked.shape[0] and picked[k] == p:
-            start, stop, t_, j_, d_ = new_offsets[k], new_offsets[k + 1], new_t, new_j, new_delta
-            k += 1
-        else:
-            start, stop, t_, j_, d_ = offsets[p], offsets[p + 1], ev_t, ev_j, ev_delta
-        for e in range(start, stop):
-            out_t[written] = t_[e]
-            out_j[written] = j_[e]
-            out_delta[written] = d_[e]
-            written += 1
-        out_offsets[p + 1] = written
-    return out_offsets, out_t, out_j, out_delta
-
-
-def most_added(offsets, ev_t, ev_delta):
-    """The most spikes one row's events add to one step's input (its ``delta > 0`` events of one step; the
-    events of a row are in time order).
-
-    Example:
-        >>> import numpy as np
-        >>> most_added(np.array([0, 3]), np.array([1, 1, 2]), np.array([1.0, 1.0, -1.0]))
-        2
-    """
-    most = 0
-    for p in range(offsets.shape[0] - 1):
-        e = offsets[p]
-        while e < offsets[p + 1]:
-            t = ev_t[e]
-            here = 0
-            while e < offsets[p + 1] and ev_t[e] == t:
-                if ev_delta[e] > 0.0:
-                    here += 1
-                e += 1
-            most = max(most, here)
-    return most
-
-
-_HELPERS = {"_propagate_rows": _propagate_rows, "_scan_row": _scan_row, "_one_event_screen": _one_event_screen,
-            "_one_neuron_screen": _one_neuron_screen,
+_HELPERS = {"_propagate_rows": _propagate_rows, "_scan_row": _scan_row, "one_event_screen": one_event_screen,
+            "one_neuron_screen": one_neuron_screen,
             "time_sorted": time_sorted, "grown_events": grown_events}
 _ALLOCATING = ("grown_events",)
 _ENTRIES = {"propagate_layer": propagate_layer, "most_added": most_added, "rows_inserted": rows_inserted}
@@ -522,8 +407,8 @@ def kernels(compiled: bool = True) -> dict:
     """The kernels by name: numba-compiled when ``compiled`` and numba is installed, else plain Python.
 
     Example:
-        >>> sorted(name for name in kernels(compiled=False) if not name.startswith("_"))[:3]
-        ['grown_events', 'most_added', 'propagate_layer']
+        >>> [name in kernels(compiled=False) for name in ("propagate_layer", "most_added", "rows_inserted")]
+        [True, True, True]
     """
     if not compiled or not numba_available():
         return PYTHON_KERNELS

@@ -42,7 +42,7 @@ def logging_kernel() -> types.ModuleType:
         assert source.count(anchor) == 1, f"the kernel's line {anchor!r} moved: update this test"
     source = source.replace(CAREFUL, "        careful = True\n").replace(STEP, STEP + LOGGED)
     source = source.replace(ROW_LOOP, ROW_LOOP + "        ROW[0] = p\n")
-    source = source.replace("from .kernel_compile import", "from sc_neurocore.engine.kernel_compile import")
+    source = source.replace("\nfrom .", "\nfrom sc_neurocore.engine.")  # its imports, absolute
     module = types.ModuleType("logging_event_kernels")
     module.__dict__.update(LOG=[], ROW=[0])
     exec(compile(source, "logging_event_kernels", "exec"), module.__dict__)  # noqa: S102 - the kernel's own source
