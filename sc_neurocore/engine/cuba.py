@@ -163,7 +163,7 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
         >>> cuba_tables(layer, 0, x, baseline, True, False, 1.05).bound.shape
         (1, 3, 8)
     """
-    from .event_tables import ADDED_SPIKES, _rows_alone_match, gamma
+    from .event_tables import ADDED_SPIKES, _rows_alone_match, gamma, scalar_gamma
 
     slack = ADDED_SPIKES if slack is None or index == 0 else slack
 
@@ -220,4 +220,4 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
             + (np.ascontiguousarray(gam[:, :, 0].numpy()), True)
     return CubaTables(weight.numpy(), alpha.numpy(), beta.numpy(), theta.numpy(), reset, membrane_n, pre_n, spikes_n,
                       bound_n, inverse_up, inverse_down, up_n, down_n, 4 * unit,
-                      float(gamma(n_in + 1 + layer.terms, unit)), spread, slack, *extra)
+                      scalar_gamma(n_in + 1 + layer.terms, unit), spread, slack, *extra)

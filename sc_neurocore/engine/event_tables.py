@@ -107,9 +107,24 @@ class LayerTables(NamedTuple):
 
 
 def gamma(terms: Tensor | int, unit: float) -> Tensor:
-    r"""Higham's $\gamma_k = k u / (1 - k u)$: the relative error bound of a sum of ``k`` terms in any order."""
+    r"""Higham's $\gamma_k = k u / (1 - k u)$: the relative error bound of a sum of ``k`` terms in any order.
+
+    Example:
+        >>> round(float(gamma(10, 2.0**-24)) * 2**24, 6)
+        10.000006
+    """
     k = torch.as_tensor(terms, dtype=torch.float64)
     return k * unit / (1 - k * unit)
+
+
+def scalar_gamma(terms: int, unit: float) -> float:
+    """`gamma` of one count of terms, as a Python float (the same value, without a tensor op).
+
+    Example:
+        >>> scalar_gamma(10, 2.0**-24) == float(gamma(10, 2.0**-24))
+        True
+    """
+    return terms * unit / (1 - terms * unit)
 
 
 def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: bool = False,
@@ -192,16 +207,17 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
     # Terms of each step's sum beyond its non-zero inputs and the bias: the layer's own, and the spikes a
     # perturbed copy may add.
     terms = layer.terms + (0 if index == 0 else slack)
-    binary = bool(((train == 0) | (train == 1)).all())  # exact products: M is the larger one-signed sum
-    table_kernels()["build_tables"](np.ascontiguousarray(train.numpy()), weight, bias, membrane, spikes, current, beta,
-                              theta, RESET_CODES[params.reset], unit, spread, terms, binary, C_EST,
-                              *by_neuron[:5], *inverse, *by_neuron[5:], gam)
+    values = np.ascontiguousarray(train.numpy())
+    binary = bool(np.logical_or(values == 0, values == 1).all())  # exact products: M is the larger one-signed sum
+    table_kernels()["build_tables"](values, weight, bias, membrane, spikes, current, beta, theta,
+                                    RESET_CODES[params.reset], unit, spread, terms, binary, C_EST, *by_neuron[:5],
+                                    *inverse, *by_neuron[5:], gam)
     anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n, residual_n, slip_n = by_neuron
     layer_tight = tight and (alone_checked or _rows_alone_match(
         layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
     extra: tuple = (recorded_n, rho_n, partial_n, residual_n, slip_n, gam, True) if layer_tight else ()
     return LayerTables(weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n, beta, theta,
-                       RESET_CODES[params.reset], 4 * unit, float(gamma(n_in + 1 + layer.terms, unit)), spread,
+                       RESET_CODES[params.reset], 4 * unit, scalar_gamma(n_in + 1 + layer.terms, unit), spread,
                        slack if index > 0 else ADDED_SPIKES, *extra)
 
 
