@@ -128,13 +128,19 @@ class Events(NamedTuple):
 
 
 def events_from(rows: Tensor, t: Tensor, i: Tensor, delta: Tensor, n_rows: int) -> Events:
-    """Events from parallel index tensors (any order): sorted by row, then time."""
-    order = np.lexsort((t.numpy(), rows.numpy()))
-    counts = np.bincount(rows.numpy(), minlength=n_rows)
+    """Events from parallel index tensors (any order): sorted by row, then time (stable: events of one row and
+    step keep their order)."""
+    rows_np, t_np = rows.numpy(), t.numpy()
+    counts = np.bincount(rows_np, minlength=n_rows)
     offsets = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return Events(offsets, t.numpy()[order].astype(np.int64), i.numpy()[order].astype(np.int64),
-                  delta.numpy()[order].astype(np.float64))
+    # Already in order (a nonzero of row-major trains, the common case): no sort.
+    in_order = len(rows_np) < 2 or bool(np.all((rows_np[1:] > rows_np[:-1]) |
+                                               ((rows_np[1:] == rows_np[:-1]) & (t_np[1:] >= t_np[:-1]))))
+    order = slice(None) if in_order else np.lexsort((t_np, rows_np))
+    return Events(offsets, np.ascontiguousarray(t_np[order], dtype=np.int64),
+                  np.ascontiguousarray(i.numpy()[order], dtype=np.int64),
+                  np.ascontiguousarray(delta.numpy()[order], dtype=np.float64))
 
 
 def level_of(stack: CompiledStack, plan: SpikeRemovals | Silencing) -> int:
