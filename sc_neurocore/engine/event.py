@@ -38,7 +38,7 @@ from .event_kernels import RESET_CODES, kernels
 from .event_tables import MEMBRANE_READOUTS, ChunkTables, LayerTables, _rows_alone_match, table_bytes_per_sample
 from .incremental import Baseline, CompiledStack, readout_finish, stack_forward
 from .plans import Silencing, SpikeRemovals
-from .replay import replay_layer, replay_rows
+from .replay import ChangedRows, replay_layer, replay_rows
 
 #: Readouts the event engine computes exactly from spike changes.
 EVENT_READOUTS = ("count", "rate")
@@ -232,7 +232,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
     propagate = kernels()["propagate_layer"]
     ties = np.zeros(n_rows, dtype=np.bool_)
     shape = np.zeros(n_rows, dtype=np.bool_)
-    suffixes = []  # (layer index, rows, (their exact input train of that layer, its changed steps), tie): replayed
+    suffixes = []  # (layer index, rows, the rows of their exact input to that layer that changed, tie): replayed
     replayed = np.zeros(n_rows, dtype=np.bool_)  # rows with a hidden layer replayed exactly
     for index in range(level, len(tables)):
         only = needed if index == len(stack.layers) - 1 else every
@@ -253,11 +253,11 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
             # as events (the output layer's replay gives the rows' outputs).
             picked = np.nonzero(new_ties)[0]
             below = baseline.spikes[index - 1] if index > 0 else x
-            train = _input_train(below, sample_np, events, picked)
+            changed_rows = _changed_input(below, sample_np, events, picked)
             if index == len(stack.layers) - 1:
-                suffixes.append((index, picked, train, True))
+                suffixes.append((index, picked, changed_rows, True))
             else:
-                exact, _ = replay_layer(stack, x, baseline, index, sample[torch.from_numpy(picked)], *train)
+                exact, _ = replay_layer(stack, x, baseline, index, sample[torch.from_numpy(picked)], changed_rows)
                 offsets, t, j, delta = _with_rows(offsets, t, j, delta, picked,
                                                   exact - baseline.spikes[index][sample[torch.from_numpy(picked)]])
                 replayed[picked] = True
@@ -277,15 +277,15 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         if changed.any():
             picked = np.nonzero(changed)[0]
             below = baseline.spikes[last - 1] if last > 0 else x
-            suffixes.append((last, picked, _input_train(below, sample_np, events, picked), False))
+            suffixes.append((last, picked, _changed_input(below, sample_np, events, picked), False))
     else:
         counts.index_put_((torch.from_numpy(rows), torch.from_numpy(events.i)),
                           torch.from_numpy(events.delta).to(counts.dtype), accumulate=True)
         outputs = readout_finish(stack.readout, counts, n_steps)
     redo = torch.from_numpy(ties | replayed)
-    for start, picked, train, is_tie in suffixes:
+    for start, picked, changed_rows, is_tie in suffixes:
         rows_t = torch.from_numpy(picked)
-        outputs[rows_t] = replay_rows(stack, x, baseline, start, sample[rows_t], *train).to(outputs.dtype)
+        outputs[rows_t] = replay_rows(stack, x, baseline, start, sample[rows_t], changed_rows).to(outputs.dtype)
         redo[rows_t] |= is_tie
     if bool(torch.from_numpy(ties).any()):
         tie_rows = torch.nonzero(torch.from_numpy(ties))[:, 0]
@@ -325,22 +325,21 @@ def _with_rows(offsets: np.ndarray, t: np.ndarray, j: np.ndarray, delta: np.ndar
     return kernels()["rows_inserted"](offsets, t, j, delta, picked.astype(np.int64), new_offsets, step, neuron, values)
 
 
-def _input_train(below: Tensor, sample: np.ndarray, events: Events, picked: np.ndarray) -> tuple[Tensor, Tensor]:
-    """The perturbed input trains ``(k, T, n)`` of rows ``picked`` (their samples' baseline spikes ``below``
-    plus the rows' events) and the ``(k, T)`` steps their events change."""
-    train = below[torch.from_numpy(sample[picked])]  # indexing copies
+def _changed_input(below: Tensor, sample: np.ndarray, events: Events, picked: np.ndarray) -> ChangedRows:
+    """The input rows that the events of plan rows ``picked`` change (copy ``r`` is ``picked[r]``): their samples'
+    baseline rows ``below`` ``(B, T, n)`` plus the events, one per copy and step."""
+    n_steps = below.shape[1]
     counts = events.offsets[picked + 1] - events.offsets[picked]
     owner = np.repeat(np.arange(len(picked)), counts)
     # Each picked row's events: its offset, plus the rank of the event within the row.
-    first = np.repeat(events.offsets[picked], counts)
-    rank = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    where = first + rank
-    owner_t, step_t = torch.from_numpy(owner), torch.from_numpy(events.t[where])
-    train.index_put_((owner_t, step_t, torch.from_numpy(events.i[where])),
-                     torch.from_numpy(events.delta[where]).to(train.dtype), accumulate=True)
-    changed = torch.zeros(train.shape[:2], dtype=torch.bool)
-    changed[owner_t, step_t] = True
-    return train, changed
+    where = np.repeat(events.offsets[picked], counts) + np.arange(int(counts.sum())) - \
+        np.repeat(np.cumsum(counts) - counts, counts)
+    pairs, which = np.unique(owner * n_steps + events.t[where], return_inverse=True)
+    copy, step = torch.from_numpy(pairs // n_steps), torch.from_numpy(pairs % n_steps)
+    data = below[torch.from_numpy(sample[picked])[copy], step]  # (m, n): indexing copies
+    data.index_put_((torch.from_numpy(which.reshape(-1)), torch.from_numpy(events.i[where])),
+                    torch.from_numpy(events.delta[where]).to(data.dtype), accumulate=True)
+    return ChangedRows(copy, step, data)
 
 
 def _stack_rows(stack: CompiledStack, x: Tensor, plan: SpikeRemovals | Silencing, index: Tensor) -> Tensor:

@@ -26,6 +26,7 @@ differently at.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -35,8 +36,35 @@ from .incremental import Baseline, CompiledStack, membrane_of, readout_finish, r
 from .lif_loop import run_neurons
 
 
+class ChangedRows(NamedTuple):
+    """The rows of ``k`` perturbed copies' input to one layer that may differ from the baseline's (any superset
+    of those that do: an unchanged row recomputed in its own call shape and place gives the baseline's bits).
+
+    Attributes:
+        copy, step: ``(m,)`` LongTensors: row ``r`` is copy ``copy[r]``'s input at step ``step[r]``.
+        data: ``(m, n_in)`` those rows.
+    """
+
+    copy: Tensor
+    step: Tensor
+    data: Tensor
+
+    @staticmethod
+    def of(train: Tensor, below: Tensor) -> ChangedRows:
+        """The rows where the copies' trains ``(k, T, n_in)`` differ from the baseline's ``below``.
+
+        Example:
+            >>> import torch
+            >>> train = torch.zeros(2, 3, 4); train[1, 2, 0] = 1
+            >>> ChangedRows.of(train, torch.zeros(2, 3, 4)).step.tolist()
+            [2]
+        """
+        copy, step = torch.nonzero((train != below.to(train.dtype)).any(dim=2), as_tuple=True)
+        return ChangedRows(copy, step, train[copy, step])
+
+
 def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start: int, samples: Tensor,
-                train: Tensor, changed: Tensor | None = None) -> Tensor:
+                train: Tensor | ChangedRows) -> Tensor:
     """The outputs ``(k, C)`` of ``k`` perturbed copies whose input to layer ``start`` is ``train``.
 
     Args:
@@ -45,9 +73,8 @@ def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start:
         baseline: the recorded forward of the samples.
         start: the first layer to replay.
         samples: ``(k,)`` the copies' samples (index ``baseline``).
-        train: ``(k, T, n_in)`` their exact input train of layer ``start``.
-        changed: ``(k, T)`` bool, if the caller knows it: the steps where ``train`` may differ from the
-            baseline's (any superset of them; ``None``: found by comparing).
+        train: ``(k, T, n_in)`` their exact input train of layer ``start``, or only its rows that differ from
+            the baseline's (`ChangedRows`).
 
     Returns:
         ``(k, C)``, as the model's forward on each copy alone computes them.
@@ -65,19 +92,18 @@ def replay_rows(stack: CompiledStack, inputs: Tensor, baseline: Baseline, start:
         >>> bool(torch.equal(replayed, net.run(copy)))
         True
     """
-    n_steps = train.shape[1]
+    n_steps = inputs.shape[1]
     for index in range(start, len(stack.layers)):
-        train, membrane = replay_layer(stack, inputs, baseline, index, samples, train, changed)
-        changed = None  # the next layers' inputs are compared (narrow: a layer's spikes)
-    return readout_finish(stack.readout, _accumulated(stack.readout, train, membrane), n_steps)
+        spikes, membrane = replay_layer(stack, inputs, baseline, index, samples, train)
+        train = spikes  # the next layer's input, compared with the baseline's there (narrow: a layer's spikes)
+    return readout_finish(stack.readout, _accumulated(stack.readout, spikes, membrane), n_steps)
 
 
 def replay_layer(stack: CompiledStack, inputs: Tensor, baseline: Baseline, index: int, samples: Tensor,
-                 train: Tensor, changed: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                 train: Tensor | ChangedRows) -> tuple[Tensor, Tensor]:
     """Layer ``index``'s spikes and membranes ``(k, T, n)`` for ``k`` perturbed copies whose input to it is
-    ``train`` ``(k, T, n_in)``, as the naive loop computes them (see the module docstring); ``changed``
-    ``(k, T)``, if given, holds the steps where ``train`` may differ from the baseline's (a superset of them:
-    an unchanged row recomputed in its own call shape and place gives the baseline's bits).
+    ``train`` ``(k, T, n_in)`` (or only its rows that differ from the baseline's, `ChangedRows`), as the naive
+    loop computes them (see the module docstring).
 
     Example:
         >>> import torch
@@ -93,10 +119,9 @@ def replay_layer(stack: CompiledStack, inputs: Tensor, baseline: Baseline, index
     """
     layer = stack.layers[index]
     current = baseline.currents[index][samples]  # indexing copies
-    if changed is None:
-        below = (baseline.spikes[index - 1] if index > 0 else inputs)[samples]
-        changed = (train != below.to(train.dtype)).any(dim=2)
-    _changed_rows(layer, train, changed, current)
+    if isinstance(train, Tensor):
+        train = ChangedRows.of(train, (baseline.spikes[index - 1] if index > 0 else inputs)[samples])
+    _changed_rows(layer, train, current)
     spikes, states = run_neurons(layer, current)
     return spikes, membrane_of(states)
 
@@ -162,17 +187,17 @@ def _in_place_row(row: Tensor, t: int) -> Tensor:
     return buffer[t * row.numel():].view(row.shape)
 
 
-def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> None:
-    """Overwrite ``current[p, t]`` where ``changed[p, t]`` with the layer's product of ``train[p, t]``,
-    called in ``(1, T, n_in)`` shape with the row at its own position ``t``."""
-    rows, steps = torch.nonzero(changed, as_tuple=True)
-    if len(rows) == 0:
+def _changed_rows(layer, rows: ChangedRows, current: Tensor) -> None:
+    """Overwrite ``current[copy, step]`` for each changed row with the layer's product of it, called in
+    ``(1, T, n_in)`` shape with the row at its own position ``step``."""
+    copies, steps = rows.copy, rows.step
+    if len(copies) == 0:
         return
     if _per_step(layer):  # the framework calls the product one step at a time: one row per call, as alone
         one_row = _row_current(layer)
         with torch.no_grad():
-            for p, t in zip(rows.tolist(), steps.tolist(), strict=True):
-                current[p, t] = one_row(train[p, t], t).to(current.dtype)
+            for r, (p, t) in enumerate(zip(copies.tolist(), steps.tolist(), strict=True)):
+                current[p, t] = one_row(rows.data[r], t).to(current.dtype)
         return
     # The rank of each changed row among those of its timestep: call ``r`` holds every timestep's r-th one.
     order = np.argsort(steps.numpy(), kind="stable")
@@ -183,8 +208,8 @@ def _changed_rows(layer, train: Tensor, changed: Tensor, current: Tensor) -> Non
     rank_t = torch.from_numpy(rank)
     n_calls = int(rank.max()) + 1
     with torch.no_grad():
-        packed = train.new_zeros((n_calls, *train.shape[1:]))
-        packed[rank_t, steps] = train[rows, steps]
+        packed = rows.data.new_zeros((n_calls, current.shape[1], rows.data.shape[1]))
+        packed[rank_t, steps] = rows.data
         # One call per packed input, each in the naive loop's (1, T, n_in) shape and a buffer of its own.
         computed = torch.cat([layer.current(packed[call:call + 1].clone()) for call in range(n_calls)])
-        current[rows, steps] = computed[rank_t, steps].to(current.dtype)
+        current[copies, steps] = computed[rank_t, steps].to(current.dtype)
