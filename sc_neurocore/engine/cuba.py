@@ -31,6 +31,7 @@ from ..dynamics import SynapticParameters, synaptic_step
 from .cuba_kernels import cuba_kernels
 from .event_kernels import RESET_CODES
 from .incremental import Baseline, CompiledLayer
+from .kernel_compile import C_EST
 
 #: Float64 words per neuron and step that building one sample's `CubaTables` holds at its peak (the tables,
 #: their neuron-major copies, the tight test's five and the temporaries of the bounds).
@@ -81,7 +82,7 @@ class CubaTables(NamedTuple):
     partial: np.ndarray | None = None
     gam: np.ndarray | None = None
     tight: bool = False
-    c_est: float = 2.0**-52
+    c_est: float = C_EST
 
     def kernel(self):
         """The layer's kernel, `propagate_cuba` (numba-compiled when installed)."""

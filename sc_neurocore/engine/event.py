@@ -257,9 +257,9 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
             if index == len(stack.layers) - 1:
                 suffixes.append((index, picked, changed_rows, True))
             else:
-                exact, _ = replay_layer(stack, x, baseline, index, sample[torch.from_numpy(picked)], changed_rows)
-                offsets, t, j, delta = _with_rows(offsets, t, j, delta, picked,
-                                                  exact - baseline.spikes[index][sample[torch.from_numpy(picked)]])
+                copies_of = sample[torch.from_numpy(picked)]
+                exact, _ = replay_layer(stack, x, baseline, index, copies_of, changed_rows)
+                offsets, t, j, delta = _with_rows(offsets, t, j, delta, picked, exact - baseline.spikes[index][copies_of])
                 replayed[picked] = True
             row_ties = row_ties & ~new_ties
             shape |= new_ties

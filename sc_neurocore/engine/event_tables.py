@@ -26,6 +26,7 @@ from torch import Tensor
 from .cuba import CUBA_TABLE_WORDS, CubaTables, cuba_tables, is_cuba
 from .event_kernels import RESET_CODES
 from .incremental import Baseline, CompiledStack
+from .kernel_compile import C_EST
 from .table_kernels import table_kernels
 
 #: Readouts of the output layer's membrane: the event engine replays that layer (see
@@ -36,8 +37,6 @@ MEMBRANE_READOUTS = ("final_membrane", "max_membrane")
 #: a call add more, that layer's tables are rebuilt for as many, up to `MAX_SLACK`.
 ADDED_SPIKES = 8
 MAX_SLACK = 32
-#: The float64 estimates' own rounding factor.
-C_EST = 2.0**-52
 
 
 class LayerTables(NamedTuple):
@@ -164,8 +163,8 @@ def layer_tables(stack: CompiledStack, x: Tensor, baseline: Baseline, tight: boo
         >>> [table.tight for table in layer_tables(stack, x, baseline, tight=True)]
         [True, True]
     """
-    evented = stack.layers[:-1] if stack.readout in MEMBRANE_READOUTS else stack.layers
-    return [layer_table(stack, x, baseline, index, tight, alone_checked) for index in range(len(evented))]
+    tables = ChunkTables(stack, x, baseline, tight, alone_checked)
+    return [tables.table(index) for index in range(len(tables))]
 
 
 def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int, tight: bool = False,

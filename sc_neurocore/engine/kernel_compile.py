@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+#: The float64 estimates' own rounding factor, which every event kernel's radii add.
+C_EST = 2.0**-52
+
 
 def numba_available() -> bool:
     """Whether numba is installed (the ``fast`` extra).
