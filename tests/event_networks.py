@@ -47,12 +47,27 @@ def plans_of(net: LIFNetwork, spikes: torch.Tensor):
 
 def naive_loop(net: LIFNetwork, spikes: torch.Tensor, plan) -> torch.Tensor:
     """The model's own forward on one perturbed copy at a time."""
+    return naive_rows(net.run, spikes, plan)
+
+
+def naive_rows(run, spikes: torch.Tensor, plan) -> torch.Tensor:
+    """``run(spikes, silence=None)`` on one perturbed copy at a time."""
     rows, silence = materialise(spikes, plan)
     outputs = []
     for p in range(rows.shape[0]):
         alone = {name: mask[p:p + 1] for name, mask in silence.items()} if silence else None
-        outputs.append(net.run(rows[p:p + 1].clone(), silence=alone))  # each copy its own tensor
+        copy = rows[p:p + 1].clone()  # each copy its own tensor, as a loop over copies makes them
+        outputs.append(run(copy) if alone is None else run(copy, silence=alone))
     return torch.cat(outputs)
+
+
+def graph_plans(spikes: torch.Tensor, graph) -> list:
+    """Each spike removed, each input neuron silenced and, with a hidden layer, each first-hidden neuron silenced."""
+    out = [remove_each_spike(spikes), silence_each_neuron("input", spikes.shape[2], spikes.shape[0], spikes.device)]
+    first = graph.segments[0].neuron
+    if len(graph.segments) > 1:
+        out.append(silence_each_neuron(first.name, first.shape[0], spikes.shape[0], spikes.device))
+    return [plan for plan in out if len(plan) > 0]
 
 
 def float32_workload(seed: int = 3):

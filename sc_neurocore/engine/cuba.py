@@ -84,6 +84,12 @@ class CubaTables(NamedTuple):
     tight: bool = False
     c_est: float = C_EST
 
+    @property
+    def replay(self) -> bool:
+        """Whether the rows inside the tight bound are replayed from this layer (see
+        `sc_neurocore.engine.event_tables.LayerTables`): where the tight test may decide."""
+        return self.tight
+
     def kernel(self):
         """The layer's kernel, `propagate_cuba` (numba-compiled when installed)."""
         return cuba_kernels()["propagate_cuba"]

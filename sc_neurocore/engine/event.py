@@ -8,7 +8,9 @@ time order, from the row's first event. The next layer receives the flips as ran
 of its weight matrix). The readout is the baseline's plus the output layer's flips.
 
 Layers plug in through `sc_neurocore.engine.event_tables.LayerTables` (a weight matrix and the baseline tables of one LIF layer); a
-current-based layer (snnTorch `Synaptic`) through `sc_neurocore.engine.cuba.CubaTables` and its own kernel.
+current-based layer (snnTorch `Synaptic`) through `sc_neurocore.engine.cuba.CubaTables` and its own kernel; a
+layer that charges and resets in the same step (SpikingJelly's integrate-and-fire nodes, Norse `LIFBoxCell`) as a
+LIF layer on its charged membrane (`sc_neurocore.engine.charge_forms`).
 A convolution or pooling segment lowers to the same interface by its ``dense()`` matrix or
 ``unit_responses`` (see `sc_neurocore.engine.lower`).
 
@@ -16,8 +18,9 @@ Exactness: a spike decision is taken from its float64 estimate only outside a ri
 framework's own rounding, in a loose test (any summation order, any batch shape) and a tight one (anchored
 on the baseline's own float membrane), both defined with the tables in `sc_neurocore.engine.event_tables`.
 A row with a decision inside the loose bound is reported in the tie mask. A row with one inside the tight
-bound too is replayed from that layer by `sc_neurocore.engine.replay` in the naive loop's own call shapes
-(without the tight test: recomputed by the model's own forward, the caller's ``recompute``). Every row is
+bound too (a layer without tight tables: inside the loose one) is replayed from that layer by
+`sc_neurocore.engine.replay` in the naive loop's own call shapes, where the stack's ops are checked to be the
+model's own (else recomputed by the model's own forward, the caller's ``recompute``). Every row is
 then the naive loop's bit for bit (outside the tie mask also every other executor's): spike counts are
 integers, and the readout is formed as the forward forms it.
 """
@@ -33,6 +36,7 @@ from torch import Tensor
 
 from ..dynamics import LIFParameters, lif_step
 from ..protocol import INPUT_LAYER
+from .charge_forms import charge_unsupported, is_charge
 from .cuba import cuba_unsupported, is_cuba
 from .event_kernels import RESET_CODES, kernels
 from .event_tables import MEMBRANE_READOUTS, ChunkTables, LayerTables, _rows_alone_match, table_bytes_per_sample
@@ -70,6 +74,14 @@ def unsupported(stack: CompiledStack, tight: bool = False) -> str | None:
     for name, layer in zip(stack.names[:len(evented)], evented, strict=True):
         if is_cuba(layer):  # a current-based layer: its own kernel (engine.cuba)
             why = cuba_unsupported(name, layer)
+            if why is not None:
+                return why
+            continue
+        if is_charge(layer):  # charge then reset in the same step: the LIF kernel on its charged membrane
+            why = charge_unsupported(name, layer)
+            if why is None and stack.readout in MEMBRANE_READOUTS:
+                why = (f"layer {name!r} charges and resets in the same step, which has no tight test, and a membrane "
+                       "readout needs it on every layer run as events")
             if why is not None:
                 return why
             continue
@@ -247,7 +259,7 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
             events.offsets, events.t, events.i, events.delta, sample_np, only, *table.kernel_args(),
             max(16, 4 * events.t.shape[0]), *table.tight_args())
         new_ties = row_ties & ~ties
-        if table.tight and new_ties.any():
+        if table.replay and new_ties.any():
             # Every decision below this layer was taken outside the bound, so this layer's input is exact:
             # this layer is replayed in the naive loop's own call shapes, and its exact spike changes go on
             # as events (the output layer's replay gives the rows' outputs).

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .charge_forms import charge_form, is_charge
 from .cuba import CUBA_TABLE_WORDS, CubaTables, cuba_tables, is_cuba
 from .event_kernels import RESET_CODES
 from .incremental import Baseline, CompiledStack
@@ -64,6 +65,9 @@ class LayerTables(NamedTuple):
             product's $\gamma_{k_t}$.
         tight: whether the tight test may decide.
         c_est: the float64 estimates' own rounding.
+        replay: whether a row can be replayed from this layer in the naive loop's own call shapes (the stack's ops
+            are the model's own): its rows inside the bound are then replayed there, not recomputed by the model's
+            forward (with the tight test, those inside the tight bound; without it, those inside the loose one).
     """
 
     weight: np.ndarray
@@ -89,6 +93,7 @@ class LayerTables(NamedTuple):
     gam: np.ndarray | None = None
     tight: bool = False
     c_est: float = C_EST
+    replay: bool = False
 
     def kernel_args(self) -> tuple:
         """The arguments of `sc_neurocore.engine.event_kernels.propagate_layer` between the rows' samples and
@@ -191,14 +196,8 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
         return cuba_tables(layer, index, x if index == 0 else baseline.spikes[index - 1], baseline, tight,
                            alone_checked, spread, slack)
     train = (x if index == 0 else baseline.spikes[index - 1]).double()
-    params = layer.params
     n_in, n_out = layer.weight.shape
-    weight = np.ascontiguousarray(layer.weight.double().numpy())
-    bias = np.zeros(n_out) if layer.bias is None else layer.bias.double().numpy()
-    membrane, spikes, current = (np.ascontiguousarray(a.double().numpy()) for a in
-                                 (baseline.states[index].membrane, baseline.spikes[index], baseline.currents[index]))
-    beta = np.ascontiguousarray(torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).numpy())
-    theta = np.ascontiguousarray(torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).numpy())
+    neurons = _charge_neurons(layer, baseline, index) if is_charge(layer) else _lif_neurons(layer, baseline, index)
     n_samples, n_steps = train.shape[:2]
     by_neuron = [np.empty((n_samples, n_out, n_steps)) for _ in range(10)]
     inverse = [np.empty((n_samples, n_steps, n_out)) for _ in range(2)]
@@ -208,16 +207,86 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
     terms = layer.terms + (0 if index == 0 else slack)
     values = np.ascontiguousarray(train.numpy())
     binary = bool(np.logical_or(values == 0, values == 1).all())  # exact products: M is the larger one-signed sum
-    table_kernels()["build_tables"](values, weight, bias, membrane, spikes, current, beta, theta,
-                                    RESET_CODES[params.reset], unit, spread, terms, binary, C_EST, *by_neuron[:5],
-                                    *inverse, *by_neuron[5:], gam)
+    table_kernels()["build_tables"](values, neurons.weight, neurons.bias, neurons.membrane, neurons.spikes,
+                                    neurons.current, neurons.beta, neurons.theta, neurons.reset, unit, spread, terms,
+                                    binary, C_EST, *neurons.rounding, *by_neuron[:5], *inverse, *by_neuron[5:], gam)
     anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n, residual_n, slip_n = by_neuron
-    layer_tight = tight and (alone_checked or _rows_alone_match(
-        layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index]))
-    extra: tuple = (recorded_n, rho_n, partial_n, residual_n, slip_n, gam, True) if layer_tight else ()
-    return LayerTables(weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n, beta, theta,
-                       RESET_CODES[params.reset], 4 * unit, scalar_gamma(n_in + 1 + layer.terms, unit), spread,
-                       slack if index > 0 else ADDED_SPIKES, *extra)
+    # The stack's ops are the model's own and give each sample's rows alone the recorded bits: a row can be replayed
+    # from this layer in the naive loop's call shapes.
+    replay = tight and (alone_checked or _rows_alone_match(layer, x if index == 0 else baseline.spikes[index - 1],
+                                                           baseline.currents[index]))
+    table = LayerTables(neurons.weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n,
+                        neurons.beta, neurons.theta, neurons.reset, neurons.c_op * unit,
+                        scalar_gamma(n_in + 1 + layer.terms, unit) + neurons.c_current * unit, spread,
+                        slack if index > 0 else ADDED_SPIKES, replay=replay)
+    if replay and neurons.tight:
+        table = table._replace(recorded=recorded_n, rho=rho_n, partial=partial_n, residual=residual_n, slip=slip_n,
+                               gam=gam, tight=True)
+    return table
+
+
+class _Neurons(NamedTuple):
+    """What the table kernel reads of one layer's neurons (float64 NumPy arrays; ``(B, T, n)`` time-major).
+
+    Attributes:
+        weight, bias: ``(n_in, n)`` and ``(n,)``: what one unit of input, and the bias, add to the membrane.
+        membrane: the baseline's float membrane the spikes are decided on; spikes: its spikes; current: its
+            float input current.
+        beta, theta: ``(n,)``; reset: the reset code of the membrane's recurrence.
+        rounding: the update's rounding coefficients ``(k_prev, k_current, k_membrane, k_theta)`` of
+            `sc_neurocore.engine.table_kernels.build_tables`.
+        c_op, c_current: a perturbed copy's extra update rounding, in units of $u$: on the kernel's per-step
+            magnitudes, and on the mass of its changed current.
+        tight: whether the tight test's tables describe this layer's update.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    membrane: np.ndarray
+    spikes: np.ndarray
+    current: np.ndarray
+    beta: np.ndarray
+    theta: np.ndarray
+    reset: int
+    rounding: tuple
+    c_op: float
+    c_current: float
+    tight: bool
+
+
+def _lif_neurons(layer, baseline: Baseline, index: int) -> _Neurons:
+    """A `lif_step` layer: its own membrane, weights and parameters."""
+    params = layer.params
+    n_out = layer.weight.shape[1]
+    beta = np.ascontiguousarray(torch.as_tensor(params.beta, dtype=torch.float64).expand(n_out).numpy())
+    theta = np.ascontiguousarray(torch.as_tensor(params.threshold, dtype=torch.float64).expand(n_out).numpy())
+    membrane, spikes, current = (np.ascontiguousarray(a.double().numpy()) for a in
+                                 (baseline.states[index].membrane, baseline.spikes[index], baseline.currents[index]))
+    return _Neurons(np.ascontiguousarray(layer.weight.double().numpy()),
+                    np.zeros(n_out) if layer.bias is None else layer.bias.double().numpy(), membrane, spikes, current,
+                    beta, theta, RESET_CODES[params.reset], (2.0 * beta, np.full(n_out, 2.0), 2.0, 2.0), 4.0, 0.0,
+                    True)
+
+
+def _charge_neurons(layer, baseline: Baseline, index: int) -> _Neurons:
+    """A charge-then-reset layer (`sc_neurocore.engine.charge_forms`) on its charged membrane $h$: weights and
+    bias times its gain, the delayed zero reset, its charge's rounding coefficients."""
+    form = charge_form(layer)
+    current = baseline.currents[index]
+    after = baseline.states[index].membrane  # (B, T, n): the membrane after each step's reset
+    before = torch.cat([layer.initial_state(current[:, 0]).membrane[:, None], after[:, :-1]], dim=1)
+    charged = form.charge(current, before)
+    gain = form.gain.numpy()
+    bias = np.zeros_like(gain) if layer.bias is None else layer.bias.double().numpy() * gain
+    beta = np.ascontiguousarray(form.beta.numpy())
+    k_prev = np.ascontiguousarray(form.k_prev.numpy())
+    c_op = 2.0 * max(form.k_charged, float((form.k_prev / form.beta).max()))
+    return _Neurons(np.ascontiguousarray(layer.weight.double().numpy() * gain), bias,
+                    np.ascontiguousarray(charged.double().numpy()),
+                    np.ascontiguousarray(baseline.spikes[index].double().numpy()),
+                    np.ascontiguousarray(current.double().numpy()), beta, np.ascontiguousarray(form.threshold.numpy()),
+                    RESET_CODES["zero"], (k_prev, np.ascontiguousarray(form.k_current.numpy()), form.k_charged, 0.0),
+                    c_op, 2.0 * float((form.k_current / form.gain).max()), False)
 
 
 class ChunkTables:

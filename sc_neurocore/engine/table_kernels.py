@@ -13,8 +13,8 @@ from .kernel_compile import jit_kernels, numba_available, plain_kernels
 
 
 def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, reset, unit, spread, terms, binary,
-                 c_est, anchor_n, spikes_n, bound_n, up_n, down_n, inverse_up, inverse_down, recorded_n, rho_n,
-                 partial_n, residual_n, slip_n, gam):
+                 c_est, k_prev, k_current, k_membrane, k_theta, anchor_n, spikes_n, bound_n, up_n, down_n, inverse_up,
+                 inverse_down, recorded_n, rho_n, partial_n, residual_n, slip_n, gam):
     r"""One layer's tables (`sc_neurocore.engine.event_tables.layer_tables` gives the definitions) in one pass, written
     into the given arrays.
 
@@ -25,6 +25,8 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, re
         spread: the factor on the bound in the margin; terms: the sum's terms beyond the non-zero inputs and
             the bias;
         binary: whether ``train`` holds only 0 and 1; c_est: the float64 estimates' own rounding ($2^{-52}$).
+        k_prev, k_current: ``(n,)``; k_membrane, k_theta: the membrane update's rounding, in units of $u$, on
+            $|v[t-1]|$, $|I[t]|$, $|v[t]|$ and $\theta$ (`lif_step`: $2\beta$, 2, 2, 2);
         anchor_n, spikes_n, bound_n, up_n, down_n: ``(B, n, T)`` outputs: the real anchor, spikes, bound $E$,
             upward and downward reaches;
         inverse_up, inverse_down: ``(B, T, n)`` outputs;
@@ -40,7 +42,7 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, re
         >>> out += [np.zeros((1, 1, 2)) for _ in range(5)] + [np.zeros((1, 2))]
         >>> build_tables(np.ones((1, 2, 1)), np.array([[0.6]]), np.zeros(1), np.array([[[0.6], [0.0]]]),
         ...              np.array([[[0.0], [1.0]]]), np.full((1, 2, 1), 0.6), np.array([1.0]), np.array([1.0]), 0,
-        ...              2.0**-24, 1.05, 1, True, 2.0**-52, *out)
+        ...              2.0**-24, 1.05, 1, True, 2.0**-52, np.array([2.0]), np.array([2.0]), 2.0, 2.0, *out)
         >>> out[0][0, 0].tolist()
         [0.6, 1.2]
     """
@@ -52,7 +54,6 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, re
     running = np.zeros(n_out)
     error = np.zeros(n_out)
     margin = np.empty((n_steps, n_out))
-    two_u = 2.0 * unit
     # Narrower than float64, the model's roundings are computed in float64 to a small fraction of their size:
     # the tight test takes the baseline's out of the difference and bounds only the perturbed copy's. In
     # float64 that would not be finer than bounding both (the arrays then say so: no residual, no slip).
@@ -93,8 +94,9 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, re
                 else:
                     running[j] = beta[j] * running[j] + (real[j] + bias[j])
                 previous = membrane[b, t - 1, j] if t > 0 else 0.0
-                size = beta[j] * abs(previous) + abs(current[b, t, j]) + abs(membrane[b, t, j]) + abs(theta[j])
-                rho = two_u * size
+                size = k_prev[j] * abs(previous) + k_current[j] * abs(current[b, t, j]) + \
+                    k_membrane * abs(membrane[b, t, j]) + k_theta * abs(theta[j])
+                rho = unit * size
                 error[j] = beta[j] * error[j] + (rho + g * magnitude)
                 anchor_n[b, j, t] = running[j]
                 spikes_n[b, j, t] = spikes[b, t, j]
@@ -113,7 +115,7 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, re
                         update = beta[j] * previous + current[b, t, j]
                     residual_n[b, j, t] = current[b, t, j] - (real[j] + bias[j])
                     slip_n[b, j, t] = membrane[b, t, j] - update
-                    rho_n[b, j, t] = rho + 2.0 * c_est * size
+                    rho_n[b, j, t] = rho + c_est * size
                     partial_n[b, j, t] = partial + c_est * (k + 3) * (magnitude + abs(current[b, t, j])) / g
                 else:  # both copies' update and product roundings bounded
                     residual_n[b, j, t] = 0.0

@@ -18,33 +18,15 @@ from hypothesis import strategies as st
 
 from sc_neurocore.dynamics import SynapticParameters, synaptic_initial_state, synaptic_step
 from sc_neurocore.engine import event, event_tables, execute
-from sc_neurocore.engine.batched import materialise
 from sc_neurocore.engine.cuba_kernels import cuba_kernels
 from sc_neurocore.engine.incremental import stack_forward
 from sc_neurocore.engine.lower import to_compiled_stack
 from sc_neurocore.engine.plans import remove_each_spike, silence_each_neuron
 from sc_neurocore.graph import Dense, ModelGraph, NeuronNode, Segment
 
+from event_networks import graph_plans, naive_rows
+
 STACKS = settings(max_examples=30, deadline=None, derandomize=True, database=None)
-
-
-def naive(run, spikes: torch.Tensor, plan) -> torch.Tensor:
-    """``run`` on one perturbed copy at a time."""
-    rows, silence = materialise(spikes, plan)
-    outputs = []
-    for p in range(rows.shape[0]):
-        alone = {name: mask[p:p + 1] for name, mask in silence.items()} if silence else None
-        copy = rows[p:p + 1].clone()  # each copy its own tensor, as a loop over copies makes them
-        outputs.append(run(copy) if alone is None else run(copy, silence=alone))
-    return torch.cat(outputs)
-
-
-def plans(spikes: torch.Tensor, graph: ModelGraph) -> list:
-    out = [remove_each_spike(spikes), silence_each_neuron("input", spikes.shape[2], spikes.shape[0], spikes.device)]
-    first = graph.segments[0].neuron
-    if len(graph.segments) > 1:
-        out.append(silence_each_neuron(first.name, first.shape[0], spikes.shape[0], spikes.device))
-    return [plan for plan in out if len(plan) > 0]
 
 
 @st.composite
@@ -98,12 +80,12 @@ def test_synaptic_stacks_equal_the_naive_loop(problem):
     assert graph is not None, model.graph_reason
     stack = to_compiled_stack(graph)
     assert stack is not None and event.unsupported(stack, tight=True) is None  # a membrane readout needs tight
-    for plan in plans(spikes, graph):
+    for plan in graph_plans(spikes, graph):
         outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
         assert info.engine == "event"
         keep = ~info.tie_mask
-        assert torch.equal(outputs[keep], naive(model.run, spikes, plan)[keep]), (type(plan).__name__, info.reason)
-        assert torch.equal(outputs, naive(graph.run, spikes, plan))
+        assert torch.equal(outputs[keep], naive_rows(model.run, spikes, plan)[keep]), (type(plan).__name__, info.reason)
+        assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
 
 
 def hand_graph(dtype: torch.dtype, sizes: list[int], alpha: float, beta: float, reset: str, seed: int,
@@ -126,10 +108,10 @@ def test_float64_graphs_equal_their_naive_loop(reset, alpha, beta):
     graph = hand_graph(torch.float64, [20, 12, 4], alpha, beta, reset, seed=int(10 * alpha + beta))
     spikes = (torch.rand(2, 12, 20, generator=torch.Generator().manual_seed(5)) < 0.3).double()
     assert graph.run(spikes).sum() > 0  # not vacuous: the output fires
-    for plan in plans(spikes, graph):
+    for plan in graph_plans(spikes, graph):
         outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
         assert info.engine == "event"
-        assert torch.equal(outputs, naive(graph.run, spikes, plan))
+        assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
 
 
 def test_the_tight_test_replays_its_ties_and_the_loose_ties_are_recomputed():
@@ -139,7 +121,7 @@ def test_the_tight_test_replays_its_ties_and_the_loose_ties_are_recomputed():
     outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
     assert info.engine == "event" and bool(info.tie_mask.any())  # not vacuous: some rows sit inside the bound
     assert not bool((info.recomputed & ~info.tie_mask).any())
-    assert torch.equal(outputs, naive(graph.run, spikes, plan))
+    assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
     # Without the tight test every loose tie is recomputed by the stack's own forward (the tie mask is the same).
     stack = to_compiled_stack(graph)
     _, baseline = stack_forward(stack, spikes, record=True)
@@ -205,7 +187,7 @@ def test_the_synaptic_workload_runs_on_the_event_engine_by_the_cost_model():
     assert forced_info.engine == "event" and torch.equal(forced, auto)
     rows = torch.arange(0, len(plan), 7)  # a seventh of the rows through the framework's own forward, one at a time
     keep = ~info.tie_mask[rows]
-    assert torch.equal(auto[rows][keep], naive(model.run, spikes, event.select(plan, rows))[keep])
+    assert torch.equal(auto[rows][keep], naive_rows(model.run, spikes, event.select(plan, rows))[keep])
 
 
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
@@ -252,6 +234,6 @@ def test_a_row_adding_many_spikes_a_step_gets_wider_tables_not_a_tie():
     assert graph.run(spikes).sum() == 0
     plan = remove_each_spike(spikes)
     outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
-    assert torch.equal(outputs, naive(graph.run, spikes, plan))
+    assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
     removed_inhibition = int(torch.nonzero(plan.neuron == 0)[0, 0])
     assert outputs[removed_inhibition].tolist() == [1.0, 0.0] and not bool(info.tie_mask[removed_inhibition])

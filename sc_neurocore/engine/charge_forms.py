@@ -1,0 +1,194 @@
+r"""Charge-then-reset neurons in the event engine: SpikingJelly `IFNode`, `LIFNode` and `ParametricLIFNode`,
+and Norse `LIFBoxCell`, each with a hard reset to 0.
+
+Such a neuron first charges, $h[t] = f(v[t-1], I[t])$, then fires on the charged membrane ($h[t] \ge \theta$ in
+SpikingJelly, $h[t] > \theta$ in Norse) and resets in the same step, $v[t] = (1 - s[t])\, h[t]$. Its charge is
+affine, $f(v, I) = \beta v + g I$, so on the charged membrane the layer is exactly the delayed zero reset of
+`sc_neurocore.dynamics.lif_step`:
+
+$$h[t] = \beta\, (1 - s[t-1])\, h[t-1] + g\, I[t].$$
+
+The event engine runs it with the LIF kernel (`sc_neurocore.engine.event_kernels`), reset code ``"zero"``, on
+weights $g W$ (bias $g b$) and on tables anchored on $h$ (`sc_neurocore.engine.event_tables.layer_table`).
+
+| neuron (step function) | charge, as the framework computes it | $\beta$ | $g$ |
+|---|---|---|---|
+| SpikingJelly `IFNode` (`integrate_fire_step`) | $v + x$ | 1 | 1 |
+| SpikingJelly `LIFNode`, `decay_input=True` | $v + (x - (v - 0)) / \tau$ | $1 - 1/\tau$ | $1/\tau$ |
+| SpikingJelly `LIFNode`, `decay_input=False` | $v - (v - 0) / \tau + x$ | $1 - 1/\tau$ | 1 |
+| SpikingJelly `ParametricLIFNode` | as `LIFNode`, times $q = \sigma(w)$ instead of $/ \tau$ | $1 - q$ | $q$ or 1 |
+| Norse `LIFBoxCell` (`current_lif_box_step`), `reset_value` | $v + a\,((I + 0) - v)$, $a = dt\, \tau_{mem}^{-1}$ | $1 - a$ | $a$ |
+
+Rounding. Each float op of the charge rounds its result by at most $u$ of it (a division perhaps twice, as a
+multiplication by a rounded reciprocal; a constant such as $a$ perhaps once more, where the framework forms it
+in another precision), and the reset is exact ($0 \cdot h + 0$ and $1 \cdot h + 0$). Bounding each op's result
+by the magnitudes of its operands gives the charge's local rounding
+
+$$\rho[t] \le u\, (k_v\, |\hat h[t-1]| + k_I\, |\hat I[t]| + k_h\, |\hat h[t]|)$$
+
+on the float charged membranes $\hat h$ ($|\hat v[t-1]| \le |\hat h[t-1]|$ whatever the reset did, so a flipped
+reset of a perturbed copy is covered too) and the float current $\hat I$. The coefficients (`ChargeForm`) are
+read off the op sequences in the table above, times $1.01$ for the second-order terms:
+
+| charge | $k_v$ | $k_I$ | $k_h$ |
+|---|---|---|---|
+| $v + x$ | 0 | 0 | 1 |
+| $v + (x - v) \cdot c$ ($c = 1/\tau$, $q$ or $a$) | $3c$ | $3c$ | 1 |
+| $v - v \cdot c + x$ | $1 + 3c$ | 0 | 1 |
+
+A perturbed copy's charge rounds at most $u\,(k_v |d[t-1]| + k_I |\Delta I[t]| + k_h |d[t]|)$ more than the
+baseline's ($d$ the charged membrane's difference, $|\Delta I| \le \text{mass} / g$), which the kernel's
+per-step term covers with $c_{op} = 2u \max(k_h, k_v / \beta)$ and $c_{sum} = \gamma_{n_{in}+1} + 2u\, k_I / g$
+(twice, as for `lif_step`, for the second-order terms).
+
+Only the loose test decides for these layers (no tight tables: the charge's own residuals are not computed): a row
+with a decision inside the loose bound is replayed from that layer in the naive loop's own call shapes
+(`sc_neurocore.engine.replay`), or recomputed by the model's own forward where the stack's ops were not checked
+to be the model's.
+
+Not covered (their stacks take the other executors): a soft reset (SpikingJelly ``v_reset=None``, Norse
+``reset_subtract``: the threshold is subtracted in the same step, which on $h$ is a delayed subtraction of
+$\beta \theta$), a reset or leak potential other than 0, and a decay so fast that $\beta < 1/64$.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from ..dynamics import (
+    CurrentBoxState,
+    CurrentLIFBoxParameters,
+    IntegrateFireParameters,
+    current_lif_box_integrate,
+    current_lif_box_step,
+    integrate_fire_charge,
+    integrate_fire_step,
+)
+from .incremental import CompiledLayer
+
+#: Second-order slack on every rounding coefficient.
+SECOND_ORDER = 1.01
+#: The smallest decay a charge-then-reset layer may have in the event engine (the previous membrane's rounding
+#: is carried by $c_{op}\, \beta$, see the module docstring).
+MIN_BETA = 1.0 / 64
+
+
+class ChargeForm(NamedTuple):
+    """A charge-then-reset layer as the event engine runs it (see the module docstring); float64, ``(n,)``.
+
+    Attributes:
+        beta: $\\beta$, the decay of the charged membrane.
+        gain: $g$, the current's gain.
+        threshold: $\\theta$.
+        k_prev, k_current: the charge's rounding coefficients on $|\\hat h[t-1]|$ and $|\\hat I[t]|$.
+        k_charged: its coefficient on $|\\hat h[t]|$ (one value).
+        charge: ``charge(current, membrane) -> h``: the framework's own charge on float tensors (the recorded
+            current and the membrane after the previous step's reset).
+    """
+
+    beta: Tensor
+    gain: Tensor
+    threshold: Tensor
+    k_prev: Tensor
+    k_current: Tensor
+    k_charged: float
+    charge: Callable[[Tensor, Tensor], Tensor]
+
+
+def is_charge(layer: CompiledLayer) -> bool:
+    """Whether ``layer``'s step is one this module describes (SpikingJelly's integrate-and-fire step, Norse's box
+    LIF step); `charge_unsupported` says whether its parameters are covered.
+
+    Example:
+        >>> from sc_neurocore.dynamics import IntegrateFireParameters
+        >>> is_charge(CompiledLayer(torch.ones(2, 2), None, integrate_fire_step, IntegrateFireParameters(), None))
+        True
+    """
+    return (layer.step is integrate_fire_step and isinstance(layer.params, IntegrateFireParameters)) or \
+        (layer.step is current_lif_box_step and isinstance(layer.params, CurrentLIFBoxParameters))
+
+
+def charge_unsupported(name: str, layer: CompiledLayer) -> str | None:
+    """Why the charge-then-reset ``layer`` cannot run as events (``None``: it can).
+
+    Example:
+        >>> from sc_neurocore.dynamics import IntegrateFireParameters
+        >>> layer = CompiledLayer(torch.ones(2, 2), None, integrate_fire_step, IntegrateFireParameters(v_reset=None),
+        ...                       None)
+        >>> charge_unsupported("1", layer)
+        "layer '1' resets softly in the same step (only a hard reset to 0 runs as events)"
+    """
+    params = layer.params
+    n_out = layer.weight.shape[1]
+    if isinstance(params, IntegrateFireParameters):
+        if params.v_reset is None:
+            return f"layer {name!r} resets softly in the same step (only a hard reset to 0 runs as events)"
+        fields = {"v_reset": params.v_reset, "v_threshold": params.v_threshold}
+    else:
+        if params.reset != "value":
+            return f"layer {name!r} resets by subtraction in the same step (only a reset to 0 runs as events)"
+        fields = {"v_reset": params.v_reset, "v_leak": params.v_leak, "v_th": params.v_th}
+    for field, given in fields.items():
+        value = torch.as_tensor(given)
+        if value.numel() not in (1, n_out):
+            return f"layer {name!r} has a {field} of shape {tuple(value.shape)}, neither one value nor one per neuron"
+        if field not in ("v_threshold", "v_th") and bool((value != 0).any()):
+            return f"layer {name!r} has a {field} other than 0"
+    form = charge_form(layer)
+    if not bool(torch.isfinite(form.beta).all()) or bool((form.beta < MIN_BETA).any()) or \
+            bool((form.beta > 1).any()):
+        return f"layer {name!r} has a decay outside [{MIN_BETA}, 1] (beta = 1 - leak)"
+    if not bool((form.gain > 0).all()):
+        return f"layer {name!r} has an input gain that is not positive"
+    return None
+
+
+def charge_form(layer: CompiledLayer) -> ChargeForm:
+    """The `ChargeForm` of a charge-then-reset ``layer`` (`is_charge`), its parameters read as the step reads them.
+
+    Example:
+        >>> from sc_neurocore.dynamics import IntegrateFireParameters
+        >>> form = charge_form(CompiledLayer(torch.ones(2, 3), None, integrate_fire_step,
+        ...                                  IntegrateFireParameters(tau=2.0), None))
+        >>> form.beta.tolist(), form.gain.tolist()
+        ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+    """
+    params = layer.params
+    n_out = layer.weight.shape[1]
+    dtype = layer.weight.dtype
+
+    def flat(value) -> Tensor:
+        return torch.as_tensor(value, dtype=torch.float64).reshape(-1).expand(n_out).clone()
+
+    if isinstance(params, CurrentLIFBoxParameters):
+        # The rate the framework multiplies by: dt * tau_mem_inv, formed as the step forms it, in the model dtype
+        # (a double-precision rate instead differs by less than the one extra u of the coefficients).
+        rate = flat(torch.as_tensor(params.dt * params.tau_mem_inv, dtype=dtype))
+
+        def box_charge(current: Tensor, membrane: Tensor) -> Tensor:
+            return current_lif_box_integrate(current, CurrentBoxState(membrane), params)
+
+        return ChargeForm(1 - rate, rate, flat(params.v_th), 3 * SECOND_ORDER * rate, 3 * SECOND_ORDER * rate,
+                          SECOND_ORDER, box_charge)
+
+    def sj_charge(current: Tensor, membrane: Tensor) -> Tensor:
+        return integrate_fire_charge(current, membrane, params)
+
+    threshold = flat(params.v_threshold)
+    if params.tau is None and params.decay is None:  # IFNode: v + x
+        zeros = torch.zeros(n_out, dtype=torch.float64)
+        return ChargeForm(torch.ones(n_out, dtype=torch.float64), torch.ones(n_out, dtype=torch.float64), threshold,
+                          zeros, zeros.clone(), SECOND_ORDER, sj_charge)
+    if params.tau is not None:
+        leak = flat(1.0 / float(params.tau))
+    else:
+        leak = flat(torch.as_tensor(params.decay, dtype=dtype).detach())  # the float q the step multiplies by
+    if params.decay_input:  # v + (x - v) * c
+        return ChargeForm(1 - leak, leak, threshold, 3 * SECOND_ORDER * leak, 3 * SECOND_ORDER * leak, SECOND_ORDER,
+                          sj_charge)
+    return ChargeForm(1 - leak, torch.ones(n_out, dtype=torch.float64), threshold, SECOND_ORDER * (1 + 3 * leak),
+                      torch.zeros(n_out, dtype=torch.float64), SECOND_ORDER, sj_charge)

@@ -1,0 +1,316 @@
+"""Charge-then-reset layers (SpikingJelly `IFNode` / `LIFNode` / `ParametricLIFNode`, Norse `LIFBoxCell`) in the
+event engine equal the naive loop: the framework's own forward on one perturbed copy at a time, bit for bit outside
+the reported tie mask, and every row, tie rows included, the traced graph's own naive loop.
+
+Random stacks through the frameworks (float32), float64 graphs built by hand, a check of the rounding bound itself
+(the framework's own float charged membrane of each perturbed copy lies within the loose radius at every step the
+kernel scans), and the refusals of what the kernel does not model."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import types
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sc_neurocore.dynamics import (
+    CurrentLIFBoxParameters,
+    IntegrateFireParameters,
+    current_box_initial_state,
+    current_lif_box_step,
+    integrate_fire_initial_state,
+    integrate_fire_step,
+)
+from sc_neurocore.engine import event, event_kernels, event_tables, execute
+from sc_neurocore.engine.charge_forms import charge_form
+from sc_neurocore.engine.incremental import stack_forward
+from sc_neurocore.engine.lower import to_compiled_stack
+from sc_neurocore.engine.plans import remove_each_spike
+from sc_neurocore.graph import Dense, ModelGraph, NeuronNode, Segment
+
+from event_networks import graph_plans, naive_rows
+
+STACKS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
+
+
+@st.composite
+def spikingjelly_stacks(draw):
+    """A random SpikingJelly Linear + IF / LIF / PLIF stack (hard reset to 0) and its spikes."""
+    from conftest import require_module
+
+    require_module("spikingjelly", "spikingjelly")
+    from spikingjelly.activation_based import neuron
+
+    torch.manual_seed(draw(st.integers(0, 2**16)))
+    n_layers = draw(st.integers(1, 3))
+    sizes = [draw(st.integers(6, 24)) for _ in range(n_layers)] + [draw(st.integers(2, 5))]
+    layers: list[torch.nn.Module] = []
+    for index in range(n_layers):
+        layers.append(torch.nn.Linear(sizes[index], sizes[index + 1], bias=draw(st.booleans())))
+        kind = draw(st.sampled_from(["if", "lif", "plif"]))
+        threshold = draw(st.sampled_from([0.5, 1.0]))
+        decay_input = draw(st.booleans())
+        if kind == "if":
+            layers.append(neuron.IFNode(v_threshold=threshold))
+        elif kind == "lif":
+            layers.append(neuron.LIFNode(tau=draw(st.sampled_from([1.5, 2.0, 3.0, 10.0])), decay_input=decay_input,
+                                         v_threshold=threshold))
+        else:
+            layers.append(neuron.ParametricLIFNode(init_tau=draw(st.sampled_from([1.5, 2.5, 8.0])),
+                                                   decay_input=decay_input, v_threshold=threshold))
+    gain = draw(st.sampled_from([1.5, 3.0, 5.0]))
+    with torch.no_grad():
+        for layer in layers:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.mul_(gain)
+    return torch.nn.Sequential(*layers).eval(), _spikes(draw, sizes[0])
+
+
+@st.composite
+def norse_stacks(draw):
+    """A random Norse Linear + LIFBoxCell stack (reset to 0) and its spikes."""
+    from conftest import require_module
+
+    require_module("norse", "norse")
+    import norse.torch as norse
+
+    torch.manual_seed(draw(st.integers(0, 2**16)))
+    n_layers = draw(st.integers(1, 3))
+    sizes = [draw(st.integers(6, 24)) for _ in range(n_layers)] + [draw(st.integers(2, 5))]
+    layers: list[torch.nn.Module] = []
+    for index in range(n_layers):
+        layers.append(torch.nn.Linear(sizes[index], sizes[index + 1], bias=draw(st.booleans())))
+        p = norse.LIFBoxParameters(tau_mem_inv=torch.as_tensor(draw(st.sampled_from([100.0, 200.0, 500.0]))),
+                                   v_th=torch.as_tensor(draw(st.sampled_from([0.5, 1.0]))))
+        layers.append(norse.LIFBoxCell(p))
+    gain = draw(st.sampled_from([10.0, 20.0, 40.0]))
+    with torch.no_grad():
+        for layer in layers:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.mul_(gain)
+    return norse.SequentialState(*layers), _spikes(draw, sizes[0])
+
+
+def _spikes(draw, n_inputs: int) -> torch.Tensor:
+    steps = draw(st.integers(3, 14))
+    batch = draw(st.integers(1, 2))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+    return (torch.rand(batch, steps, n_inputs, generator=generator) < 0.3).float()
+
+
+def check_stack(model, spikes: torch.Tensor) -> None:
+    """Every plan on ``model``'s graph through the event engine: the framework's naive loop outside the tie mask,
+    the graph's own naive loop on every row."""
+    graph = model.graph_for(spikes)
+    assert graph is not None, model.graph_reason
+    stack = to_compiled_stack(graph)
+    assert stack is not None and event.unsupported(stack) is None
+    for plan in graph_plans(spikes, graph):
+        outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
+        assert info.engine == "event"
+        keep = ~info.tie_mask
+        assert torch.equal(outputs[keep], naive_rows(model.run, spikes, plan)[keep]), (type(plan).__name__, info.reason)
+        assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
+
+
+@pytest.mark.slow
+@STACKS
+@given(spikingjelly_stacks())
+def test_spikingjelly_stacks_equal_the_naive_loop(problem):
+    from sc_neurocore.adapters import from_spikingjelly
+
+    sequential, spikes = problem
+    check_stack(from_spikingjelly(sequential), spikes)
+
+
+@pytest.mark.slow
+@STACKS
+@given(norse_stacks())
+def test_norse_box_stacks_equal_the_naive_loop(problem):
+    from sc_neurocore.adapters import from_norse
+
+    sequential, spikes = problem
+    check_stack(from_norse(sequential), spikes)
+
+
+def hand_graph(dtype: torch.dtype, sizes: list[int], kind: str, seed: int, gain: float = 3.0) -> ModelGraph:
+    """Dense + charge-then-reset layers built by hand (their own reference: `graph.run`)."""
+    generator = torch.Generator().manual_seed(seed)
+    segments = []
+    for index, (a, b) in enumerate(itertools.pairwise(sizes)):
+        weight = torch.randn(b, a, generator=generator, dtype=dtype) * (gain / a ** 0.5)
+        bias = torch.randn(b, generator=generator, dtype=dtype) * 0.1
+        if kind == "box":
+            box = CurrentLIFBoxParameters(torch.tensor(200.0, dtype=dtype), 0.0, torch.tensor(0.8, dtype=dtype))
+            weight = weight * 5
+            neuron = NeuronNode(str(index), "box", (b,), current_lif_box_step, box,
+                                lambda like, box=box: current_box_initial_state(like, box))
+        else:
+            params = {"if": IntegrateFireParameters(1.0, 0.0),
+                      "lif": IntegrateFireParameters(1.0, 0.0, tau=2.0),
+                      "lif-no-decay-input": IntegrateFireParameters(1.0, 0.0, tau=3.0, decay_input=False),
+                      "plif": IntegrateFireParameters(1.0, 0.0, decay=torch.tensor(0.4, dtype=dtype))}[kind]
+            neuron = NeuronNode(str(index), kind, (b,), integrate_fire_step, params,
+                                lambda like, params=params: integrate_fire_initial_state(like, params))
+        segments.append(Segment((Dense((a,), (b,), weight, bias),), neuron))
+    return ModelGraph((sizes[0],), segments, "count")
+
+
+KINDS = ["if", "lif", "lif-no-decay-input", "plif", "box"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_float64_graphs_equal_their_naive_loop(kind):
+    graph = hand_graph(torch.float64, [20, 12, 4], kind, seed=KINDS.index(kind))
+    spikes = (torch.rand(2, 12, 20, generator=torch.Generator().manual_seed(5)) < 0.3).double()
+    assert graph.run(spikes).sum() > 0  # not vacuous: the output fires
+    changed = 0
+    for plan in graph_plans(spikes, graph):
+        outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
+        assert info.engine == "event"
+        expected = naive_rows(graph.run, spikes, plan)
+        assert torch.equal(outputs, expected)
+        changed += int((expected != graph.run(spikes)[plan.sample]).any(dim=1).sum())
+    assert changed > 0  # not vacuous: some perturbations change the output
+
+
+# The lines of `_scan_row` the logging copy changes (the test fails loudly if the kernel no longer has them).
+STEP = "                d = new\n                dt = new_t\n"
+LOGGED = "                LOG.append((ROW[0], j, t, d + membrane[b, j, t], spread * bound[b, j, t] + rx))\n"
+ROW_LOOP = "    for p in range(first, n_rows):\n"
+
+
+def logging_kernel() -> types.ModuleType:
+    """A copy of `event_kernels` (plain Python) whose scans log ``(row, neuron, step, estimate, loose radius)`` at
+    every step they visit."""
+    source = inspect.getsource(event_kernels)
+    for anchor in (STEP, ROW_LOOP):
+        assert source.count(anchor) == 1, f"the kernel's line {anchor!r} moved: update this test"
+    source = source.replace(STEP, STEP + LOGGED).replace(ROW_LOOP, ROW_LOOP + "        ROW[0] = p\n")
+    source = source.replace("\nfrom .", "\nfrom sc_neurocore.engine.")  # its imports, absolute
+    module = types.ModuleType("logging_event_kernels")
+    module.__dict__.update(LOG=[], ROW=[0])
+    exec(compile(source, "logging_event_kernels", "exec"), module.__dict__)  # noqa: S102 - the kernel's own source
+    return module
+
+
+def worst_error(graph: ModelGraph, x: torch.Tensor) -> tuple[int, float]:
+    """``(steps checked, the largest |true - estimate| / radius)`` over every step the kernel scans for the spike
+    removals of ``x``: the true value is the charged membrane of the perturbed copy's own float forward."""
+    stack = to_compiled_stack(graph)
+    _, baseline = stack_forward(stack, x, record=True)
+    tables = event_tables.layer_tables(stack, x, baseline)
+    plan = remove_each_spike(x)
+    events = event.plan_events(stack, x, baseline, plan)
+    truth = []  # each copy's float charged membranes, layer by layer, by the stack's forward on it alone
+    for p in range(len(plan)):
+        copy = x.clone()
+        copy[0, plan.timestep[p], plan.neuron[p]] = 0
+        _, alone = stack_forward(stack, copy, record=True)
+        charged = []
+        for index, layer in enumerate(stack.layers):
+            after = alone.states[index].membrane
+            before = torch.cat([layer.initial_state(after[:, 0]).membrane[:, None], after[:, :-1]], dim=1)
+            charged.append(charge_form(layer).charge(alone.currents[index], before)[0].double().numpy())
+        truth.append(charged)
+    kernel = logging_kernel()
+    tied = np.zeros(len(plan), dtype=bool)  # a tie row's later layers see incomplete events: not checked
+    checked, worst = 0, 0.0
+    for index, table in enumerate(tables):
+        assert not table.tight  # no tight tables for these layers: a loose tie goes to the model's forward
+        kernel.LOG.clear()
+        result = kernel.propagate_layer(events.offsets, events.t, events.i, events.delta,
+                                        plan.sample.numpy().astype(np.int64), np.full(len(plan), -1),
+                                        *table.kernel_args(), 64, *table.tight_args())
+        logged = np.array([entry for entry in kernel.LOG if not tied[entry[0]]]).reshape(-1, 5)
+        true = np.array([truth[int(p)][index][int(t), int(j)] for p, j, t in logged[:, :3]])
+        checked += len(logged)
+        worst = max([worst, *(np.abs(true - logged[:, 3]) / logged[:, 4])])
+        tied |= result[4]
+        events = event.Events(*result[:4])
+    return checked, worst
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_true_float_charge_lies_within_the_loose_radius(kind):
+    graph = hand_graph(torch.float32, [160, 48, 6], kind, seed=11, gain=1.5 if kind in ("if", "box") else 4.0)
+    checked, worst = worst_error(graph, (torch.rand(1, 20, 160, generator=torch.Generator().manual_seed(12)) < 0.12)
+                                 .float())
+    assert checked > 1000  # not vacuous: many scanned steps
+    assert worst <= 1.0, "the loose bound fails"
+    assert worst > 1e-3  # and the radius is of the size of the rounding, not far above it
+
+
+def test_the_bound_check_fails_without_the_charges_rounding(monkeypatch):
+    """The check above has teeth: with the charge's own rounding left out of the tables, true values fall outside.
+
+    A membrane that drifts on a constant bias (0.1, not a float) rounds the same way at every step, an error the
+    product's bound (the bias alone, added exactly) does not cover."""
+    from sc_neurocore.engine import charge_forms
+
+    def unrounded(layer):
+        form = charge_form(layer)
+        return form._replace(k_prev=form.k_prev * 0, k_current=form.k_current * 0, k_charged=0.0)
+
+    monkeypatch.setattr(event_tables, "charge_form", unrounded)
+    assert charge_forms.charge_form is charge_form  # only the tables lose it
+    generator = torch.Generator().manual_seed(3)
+    weight, bias = torch.randn(8, 20, generator=generator) * 0.05, torch.full((8,), 0.1)
+    params = IntegrateFireParameters(7.9, 0.0)
+    node = NeuronNode("1", "if", (8,), integrate_fire_step, params,
+                      lambda like: integrate_fire_initial_state(like, params))
+    graph = ModelGraph((20,), [Segment((Dense((20,), (8,), weight, bias),), node)], "count")
+    x = (torch.rand(1, 80, 20, generator=generator) < 0.02).float()
+    checked, worst = worst_error(graph, x)
+    assert checked > 100 and worst > 1.0
+    monkeypatch.undo()
+    assert worst_error(graph, x)[1] <= 1.0  # with it, the same steps are covered
+
+
+def test_framework_roundings_are_bounded_on_trained_like_weights():
+    """The bound on a layer whose float charge rounds often (many inputs, small weights, a long window)."""
+    graph = hand_graph(torch.float32, [400, 64, 10], "lif", seed=21, gain=4.0)
+    spikes = (torch.rand(1, 30, 400, generator=torch.Generator().manual_seed(22)) < 0.08).float()
+    plan = remove_each_spike(spikes)
+    outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
+    assert info.engine == "event"
+    assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
+
+
+@pytest.mark.parametrize("change,why", [({"v_reset": None}, "resets softly"),
+                                        ({"v_reset": 0.25}, "v_reset other than 0"),
+                                        ({"tau": 1.0}, "decay outside"),
+                                        ({"v_threshold": torch.ones(2)}, "neither one value nor one per neuron")])
+def test_what_the_kernel_does_not_model_is_refused(change, why):
+    stack = to_compiled_stack(hand_graph(torch.float32, [6, 3], "lif", seed=0))
+    assert stack is not None and event.unsupported(stack) is None
+    layer = stack.layers[0]
+    changed = stack._replace(layers=(layer._replace(params=layer.params._replace(**change)),) + stack.layers[1:])
+    assert why in str(event.unsupported(changed))
+
+
+@pytest.mark.parametrize("change,why", [({"reset": "subtract"}, "resets by subtraction"),
+                                        ({"v_leak": 0.1}, "v_leak other than 0"),
+                                        ({"v_reset": -0.1}, "v_reset other than 0")])
+def test_norse_box_layers_outside_the_model_are_refused(change, why):
+    stack = to_compiled_stack(hand_graph(torch.float32, [6, 3], "box", seed=0))
+    assert stack is not None and event.unsupported(stack) is None
+    layer = stack.layers[0]
+    changed = stack._replace(layers=(layer._replace(params=layer.params._replace(**change)),) + stack.layers[1:])
+    assert why in str(event.unsupported(changed))
+    # Refused, the plan still runs exactly on another executor.
+    graph = hand_graph(torch.float32, [6, 3], "box", seed=0)
+    spikes = (torch.rand(1, 8, 6, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    outputs, info = execute(graph, spikes, remove_each_spike(spikes), return_info=True)
+    assert torch.equal(outputs, naive_rows(graph.run, spikes, remove_each_spike(spikes)))
+
+
+def test_a_membrane_readout_refuses_charge_layers():
+    graph = hand_graph(torch.float32, [6, 4, 3], "lif", seed=0)
+    stack = to_compiled_stack(graph)._replace(readout="final_membrane")
+    assert "no tight test" in str(event.unsupported(stack, tight=True))
