@@ -65,7 +65,7 @@ class Settings(NamedTuple):
         memory_budgets: ``max_memory`` values (bytes) tried there.
         rates: input rates of the time-vs-spikes section (R-MNIST).
         workloads: workload names.
-        framework_workloads: names of the snnTorch-only workloads (`FRAMEWORK_WORKLOADS`: exact saliency).
+        framework_workloads: names of the one-framework workloads (`FRAMEWORK_WORKLOADS`: exact saliency).
     """
 
     runs: int = 5
@@ -213,20 +213,26 @@ def cases(workload: Workload) -> list[Case]:
 
 
 def framework_case(workload: FrameworkWorkload) -> Case | None:
-    """A snnTorch-only workload as a case (``None`` without snnTorch); no hidden-layer loop is timed on it."""
+    """A one-framework workload as a case (``None`` without that framework); no hidden-layer loop is timed on it."""
     try:
-        sequential = framework_network(workload)
+        module = framework_network(workload)
     except ImportError:
         return None
-    from ..adapters import from_snntorch
+    from ..adapters import from_norse, from_snntorch, from_spikingjelly
 
-    adapter = from_snntorch(sequential, input_shape=(1, 28, 28)) if workload.name == "CSNN-7" else \
-        from_snntorch(sequential)
+    if workload.framework == "Norse":
+        adapter = from_norse(module)
+    elif workload.framework == "SpikingJelly":
+        adapter = from_spikingjelly(module)
+    else:
+        adapter = from_snntorch(module, input_shape=(1, 28, 28)) if workload.name == "CSNN-7" else \
+            from_snntorch(module)
 
     def no_hidden_loop(spikes: Tensor, target: int) -> Tensor:
-        raise NotImplementedError("the snnTorch-only workloads time exact saliency only")
+        raise NotImplementedError("the one-framework workloads time exact saliency only")
 
-    return Case(f"{workload.name} / snnTorch", adapter, adapter.run, no_hidden_loop, next(iter(adapter.neuron_layers)))
+    return Case(f"{workload.name} / {workload.framework}", adapter, adapter.run, no_hidden_loop,
+                next(iter(adapter.neuron_layers)))
 
 
 def check_twins(workload: Workload, spikes: Tensor) -> str:
@@ -257,7 +263,8 @@ def executor_note(model, spikes: Tensor) -> str:
     ties = "" if info.tie_mask is None else f", {int(info.tie_mask.sum())} of {len(plan)} rows inside the " \
         "loose rounding bound (the tie mask)"
     if info.recomputed is not None:
-        ties += f", {int(info.recomputed.sum())} inside the tight one too (replayed from their first such layer)"
+        ties += f", {int(info.recomputed.sum())} replayed from their first such layer (inside the tight bound too, " \
+            "or inside the loose one on a layer without the tight test)"
     kernels = f" ({info.kernels} kernels)" if info.kernels else ""
     return f"executor {info.engine}{kernels}: {info.reason}{ties}"
 
@@ -496,7 +503,7 @@ def run_suite(settings: Settings | None = None, progress: Callable[[str], None] 
             framework = framework if settings.scale == 1.0 else framework.scaled(settings.scale)
             framework_model = framework_case(framework)
             if framework_model is None:
-                notes.append(f"{name}: snnTorch not installed")
+                notes.append(f"{name}: {framework.framework} not installed")
                 continue
             progress(f"saliency: {framework_model.label}")
             spikes = framework_spikes(framework)

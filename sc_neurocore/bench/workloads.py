@@ -100,19 +100,21 @@ def input_spikes(workload: Workload, batch: int = 1, seed: int = 1, rate: float 
 
 
 class FrameworkWorkload(NamedTuple):
-    """A benchmark model that exists only as an snnTorch model (no `LIFNetwork` twin).
+    """A benchmark model that exists only as one framework's model (no `LIFNetwork` twin).
 
     Attributes:
         name: e.g. ``"CSNN-7"``.
         steps: timesteps ``T``.
         why: what it stands for.
         scale: size factor (1.0: the real workload; smoke runs shrink the window).
+        framework: ``"snnTorch"``, ``"Norse"`` or ``"SpikingJelly"``.
     """
 
     name: str
     steps: int
     why: str
     scale: float = 1.0
+    framework: str = "snnTorch"
 
     def scaled(self, factor: float) -> FrameworkWorkload:
         """The same workload with the window shrunk by ``factor`` (for smoke runs)."""
@@ -124,11 +126,20 @@ FRAMEWORK_WORKLOADS = {
                                 "Conv2d(12, 64, 5), MaxPool2d(2), Leaky, Linear(1024, 10), Leaky; a bundled 28x28 digit"),
     "Synaptic": FrameworkWorkload("Synaptic", 25, "R-MNIST's 784-128-10 shape with snnTorch Synaptic neurons "
                                   "(alpha 0.8, beta 0.9)"),
+    "LIFBox": FrameworkWorkload("LIFBox", 25, "R-MNIST's 784-128-10 network with Norse LIFBoxCell neurons (decay "
+                                "dt * tau_mem_inv = 0.1: beta 0.9 and input gain 0.1; reset to 0), weights x10",
+                                framework="Norse"),
+    "LIFNode": FrameworkWorkload("LIFNode", 25, "R-MNIST's 784-128-10 network with SpikingJelly LIFNode neurons "
+                                 "(tau 10: beta 0.9 and input gain 0.1; hard reset to 0), weights x10",
+                                 framework="SpikingJelly"),
 }
 
 
-def framework_network(workload: FrameworkWorkload, seed: int = 0) -> nn.Sequential:
-    """The workload's seeded snnTorch ``nn.Sequential`` (weights scaled so that every layer fires)."""
+def framework_network(workload: FrameworkWorkload, seed: int = 0) -> nn.Module:
+    """The workload's seeded framework model (weights scaled so that every layer fires): an snnTorch
+    ``nn.Sequential``, a Norse ``SequentialState`` or a SpikingJelly ``nn.Sequential`` (single-step)."""
+    if workload.framework != "snnTorch":
+        return _charge_network(workload, seed)
     try:
         import snntorch as snn
     except ImportError as error:
@@ -151,6 +162,28 @@ def framework_network(workload: FrameworkWorkload, seed: int = 0) -> nn.Sequenti
             assert isinstance(layer, (nn.Linear, nn.Conv2d))
             layer.weight.mul_(gain)
     return model.eval()
+
+
+def _charge_network(workload: FrameworkWorkload, seed: int) -> nn.Module:
+    """R-MNIST's weights, times 10 (the neurons' input gain is 0.1), in bias-free Linear layers, with Norse
+    ``LIFBoxCell`` or SpikingJelly ``LIFNode`` neurons."""
+    linears = []
+    for weight in weights(WORKLOADS["R-MNIST"], seed):
+        linear = nn.Linear(weight.shape[0], weight.shape[1], bias=False)
+        with torch.no_grad():
+            linear.weight.copy_(10 * weight.T)
+        linears.append(linear)
+    if workload.framework == "Norse":
+        try:
+            import norse.torch as norse
+        except ImportError as error:
+            raise missing_extra("the Norse workloads need Norse", "norse") from error
+        return norse.SequentialState(linears[0], norse.LIFBoxCell(), linears[1], norse.LIFBoxCell())
+    try:
+        from spikingjelly.activation_based import neuron
+    except ImportError as error:
+        raise missing_extra("the SpikingJelly workloads need SpikingJelly", "spikingjelly") from error
+    return nn.Sequential(linears[0], neuron.LIFNode(tau=10.0), linears[1], neuron.LIFNode(tau=10.0)).eval()
 
 
 def framework_spikes(workload: FrameworkWorkload, seed: int = 1) -> Tensor:
