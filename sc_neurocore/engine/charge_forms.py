@@ -1,5 +1,5 @@
 r"""Charge-then-reset neurons in the event engine: SpikingJelly `IFNode`, `LIFNode` and `ParametricLIFNode`,
-and Norse `LIFBoxCell`, each with a hard reset to 0.
+Norse `LIFBoxCell` and NIR `LIF` and `IF`, each with a hard reset to 0.
 
 Such a neuron first charges, $h[t] = f(v[t-1], I[t])$, then fires on the charged membrane ($h[t] \ge \theta$ in
 SpikingJelly, $h[t] > \theta$ in Norse) and resets in the same step, $v[t] = (1 - s[t])\, h[t]$. Its charge is
@@ -18,6 +18,8 @@ weights $g W$ (bias $g b$) and on tables anchored on $h$ (`sc_neurocore.engine.e
 | SpikingJelly `LIFNode`, `decay_input=False` | $v - (v - 0) / \tau + x$ | $1 - 1/\tau$ | 1 |
 | SpikingJelly `ParametricLIFNode` | as `LIFNode`, times $q = \sigma(w)$ instead of $/ \tau$ | $1 - q$ | $q$ or 1 |
 | Norse `LIFBoxCell` (`current_lif_box_step`), `reset_value` | $v + a\,((I + 0) - v)$, $a = dt\, \tau_{mem}^{-1}$ | $1 - a$ | $a$ |
+| NIR `LIF` (`euler_step`) | $v + \delta\,((0 - v) + R\, I)$, $\delta = dt / \tau$ | $1 - \delta$ | $\delta R$ |
+| NIR `IF` | $v + (dt\, R)\, I$ | 1 | $dt\, R$ |
 
 Rounding. Each float op of the charge rounds its result by at most $u$ of it (a division perhaps twice, as a
 multiplication by a rounded reciprocal; a constant such as $a$ perhaps once more, where the framework forms it
@@ -35,6 +37,8 @@ read off the op sequences in the table above, times $1.01$ for the second-order 
 | $v + x$ | 0 | 0 | 1 |
 | $v + (x - v) \cdot c$ ($c = 1/\tau$, $q$ or $a$) | $3c$ | $3c$ | 1 |
 | $v - v \cdot c + x$ | $1 + 3c$ | 0 | 1 |
+| $v + \delta\,((0 - v) + R\, I)$ | $2\delta$ | $3\delta R$ | 1 |
+| $v + g\, I$ | 0 | $g$ | 1 |
 
 A perturbed copy's charge rounds at most $u\,(k_v |d[t-1]| + k_I |\Delta I[t]| + k_h |d[t]|)$ more than the
 baseline's ($d$ the charged membrane's difference, $|\Delta I| \le \text{mass} / g$), which the kernel's
@@ -68,6 +72,7 @@ from ..dynamics import (
     integrate_fire_charge,
     integrate_fire_step,
 )
+from ..dynamics.nir_euler import EulerParameters, EulerState, euler_integrate, euler_step
 from .incremental import CompiledLayer
 
 #: Second-order slack on every rounding coefficient.
@@ -109,7 +114,8 @@ def is_charge(layer: CompiledLayer) -> bool:
         True
     """
     return (layer.step is integrate_fire_step and isinstance(layer.params, IntegrateFireParameters)) or \
-        (layer.step is current_lif_box_step and isinstance(layer.params, CurrentLIFBoxParameters))
+        (layer.step is current_lif_box_step and isinstance(layer.params, CurrentLIFBoxParameters)) or \
+        (layer.step is euler_step and isinstance(layer.params, EulerParameters))
 
 
 def charge_unsupported(name: str, layer: CompiledLayer) -> str | None:
@@ -128,6 +134,13 @@ def charge_unsupported(name: str, layer: CompiledLayer) -> str | None:
         if params.v_reset is None:
             return f"layer {name!r} resets softly in the same step (only a hard reset to 0 runs as events)"
         fields = {"v_reset": params.v_reset, "v_threshold": params.v_threshold}
+    elif isinstance(params, EulerParameters):
+        if params.v_threshold is None or params.v_reset is None:
+            return f"layer {name!r} emits its membrane (no spikes to flip)"
+        if params.syn_gain is not None or params.recurrent is not None:
+            return f"layer {name!r} has a synaptic current or a recurrent edge"
+        fields = {"v_reset": params.v_reset, "v_leak": params.v_leak, "v_threshold": params.v_threshold,
+                  "gain": params.gain, "r": params.r}
     else:
         if params.reset != "value":
             return f"layer {name!r} resets by subtraction in the same step (only a reset to 0 runs as events)"
@@ -136,7 +149,7 @@ def charge_unsupported(name: str, layer: CompiledLayer) -> str | None:
         value = torch.as_tensor(given)
         if value.numel() not in (1, n_out):
             return f"layer {name!r} has a {field} of shape {tuple(value.shape)}, neither one value nor one per neuron"
-        if field not in ("v_threshold", "v_th") and bool((value != 0).any()):
+        if field in ("v_reset", "v_leak") and bool((value != 0).any()):
             return f"layer {name!r} has a {field} other than 0"
     form = charge_form(layer)
     if not bool(torch.isfinite(form.beta).all()) or bool((form.beta < MIN_BETA).any()) or \
@@ -174,6 +187,21 @@ def charge_form(layer: CompiledLayer) -> ChargeForm:
 
         return ChargeForm(1 - rate, rate, flat(params.v_th), 3 * SECOND_ORDER * rate, 3 * SECOND_ORDER * rate,
                           SECOND_ORDER, box_charge)
+
+    if isinstance(params, EulerParameters):
+        gain = flat(params.gain)
+
+        def euler_charge(current: Tensor, membrane: Tensor) -> Tensor:
+            zeros = torch.zeros_like(membrane)
+            return euler_integrate(current, EulerState(membrane, zeros, zeros), params)[1]
+
+        if not params.leaky:  # IF: v + (dt R) I
+            zeros = torch.zeros(n_out, dtype=torch.float64)
+            return ChargeForm(torch.ones(n_out, dtype=torch.float64), gain, flat(params.v_threshold), zeros,
+                              SECOND_ORDER * gain, SECOND_ORDER, euler_charge)
+        r = flat(params.r)  # LIF: v + delta ((0 - v) + r I)
+        return ChargeForm(1 - gain, gain * r, flat(params.v_threshold), 2 * SECOND_ORDER * gain,
+                          3 * SECOND_ORDER * gain * r.abs(), SECOND_ORDER, euler_charge)
 
     def sj_charge(current: Tensor, membrane: Tensor) -> Tensor:
         return integrate_fire_charge(current, membrane, params)

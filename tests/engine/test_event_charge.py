@@ -26,6 +26,7 @@ from sc_neurocore.dynamics import (
     integrate_fire_initial_state,
     integrate_fire_step,
 )
+from sc_neurocore.dynamics.nir_euler import EulerParameters, euler_initial_state, euler_step
 from sc_neurocore.engine import event, event_kernels, event_tables, execute
 from sc_neurocore.engine.charge_forms import charge_form
 from sc_neurocore.engine.incremental import stack_forward
@@ -145,7 +146,14 @@ def hand_graph(dtype: torch.dtype, sizes: list[int], kind: str, seed: int, gain:
     for index, (a, b) in enumerate(itertools.pairwise(sizes)):
         weight = torch.randn(b, a, generator=generator, dtype=dtype) * (gain / a ** 0.5)
         bias = torch.randn(b, generator=generator, dtype=dtype) * 0.1
-        if kind == "box":
+        if kind.startswith("nir"):
+            gain, r, zero, threshold = (torch.tensor(v, dtype=dtype) for v in (0.2 if kind == "nir-lif" else 0.5,
+                                                                                1.5, 0.0, 0.9))
+            euler = EulerParameters(gain, r, zero, threshold, zero, leaky=kind == "nir-lif")
+            weight = weight * (6 if kind == "nir-lif" else 3)
+            neuron = NeuronNode(str(index), kind, (b,), euler_step, euler,
+                                lambda like, euler=euler: euler_initial_state(like, euler))
+        elif kind == "box":
             box = CurrentLIFBoxParameters(torch.tensor(200.0, dtype=dtype), 0.0, torch.tensor(0.8, dtype=dtype))
             weight = weight * 5
             neuron = NeuronNode(str(index), "box", (b,), current_lif_box_step, box,
@@ -161,7 +169,7 @@ def hand_graph(dtype: torch.dtype, sizes: list[int], kind: str, seed: int, gain:
     return ModelGraph((sizes[0],), segments, "count")
 
 
-KINDS = ["if", "lif", "lif-no-decay-input", "plif", "box"]
+KINDS = ["if", "lif", "lif-no-decay-input", "plif", "box", "nir-lif", "nir-if"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -238,7 +246,7 @@ def worst_error(graph: ModelGraph, x: torch.Tensor) -> tuple[int, float]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_true_float_charge_lies_within_the_loose_radius(kind):
-    graph = hand_graph(torch.float32, [160, 48, 6], kind, seed=11, gain=1.5 if kind in ("if", "box") else 4.0)
+    graph = hand_graph(torch.float32, [160, 48, 6], kind, seed=11, gain=1.5 if kind in ("if", "box", "nir-if") else 4.0)
     checked, worst = worst_error(graph, (torch.rand(1, 20, 160, generator=torch.Generator().manual_seed(12)) < 0.12)
                                  .float())
     assert checked > 1000  # not vacuous: many scanned steps
@@ -288,6 +296,18 @@ def test_framework_roundings_are_bounded_on_trained_like_weights():
                                         ({"v_threshold": torch.ones(2)}, "neither one value nor one per neuron")])
 def test_what_the_kernel_does_not_model_is_refused(change, why):
     stack = to_compiled_stack(hand_graph(torch.float32, [6, 3], "lif", seed=0))
+    assert stack is not None and event.unsupported(stack) is None
+    layer = stack.layers[0]
+    changed = stack._replace(layers=(layer._replace(params=layer.params._replace(**change)),) + stack.layers[1:])
+    assert why in str(event.unsupported(changed))
+
+
+@pytest.mark.parametrize("change,why", [({"v_leak": torch.tensor(0.1)}, "v_leak other than 0"),
+                                        ({"v_reset": torch.tensor(0.1)}, "v_reset other than 0"),
+                                        ({"v_threshold": None}, "emits its membrane"),
+                                        ({"syn_gain": torch.tensor(0.1), "w_in": torch.tensor(1.0)}, "synaptic")])
+def test_nir_layers_outside_the_model_are_refused(change, why):
+    stack = to_compiled_stack(hand_graph(torch.float32, [6, 3], "nir-lif", seed=0))
     assert stack is not None and event.unsupported(stack) is None
     layer = stack.layers[0]
     changed = stack._replace(layers=(layer._replace(params=layer.params._replace(**change)),) + stack.layers[1:])
