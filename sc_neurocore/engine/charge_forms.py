@@ -1,15 +1,17 @@
 r"""Charge-then-reset neurons in the event engine: SpikingJelly `IFNode`, `LIFNode` and `ParametricLIFNode`,
-Norse `LIFBoxCell` and NIR `LIF` and `IF`, each with a hard reset to 0.
+Norse `LIFBoxCell` and NIR `LIF` and `IF`, each with a reset to 0 or by subtraction.
 
 Such a neuron first charges, $h[t] = f(v[t-1], I[t])$, then fires on the charged membrane ($h[t] \ge \theta$ in
-SpikingJelly, $h[t] > \theta$ in Norse) and resets in the same step, $v[t] = (1 - s[t])\, h[t]$. Its charge is
-affine, $f(v, I) = \beta v + g I$, so on the charged membrane the layer is exactly the delayed zero reset of
-`sc_neurocore.dynamics.lif_step`:
+SpikingJelly, $h[t] > \theta$ in Norse and NIR) and resets in the same step: to 0, $v[t] = (1 - s[t])\, h[t]$
+(SpikingJelly ``v_reset=0``, Norse ``reset_value``, NIR), or softly, $v[t] = h[t] - s[t]\, \theta$ (SpikingJelly
+``v_reset=None``, Norse ``reset_subtract``). Its charge is affine, $f(v, I) = \beta v + g I$, so on the charged
+membrane the layer is exactly a delayed reset of `sc_neurocore.dynamics.lif_step`, to zero or by $\beta\theta$:
 
-$$h[t] = \beta\, (1 - s[t-1])\, h[t-1] + g\, I[t].$$
+$$h[t] = \beta\, (1 - s[t-1])\, h[t-1] + g\, I[t], \qquad h[t] = \beta\, h[t-1] - \beta\theta\, s[t-1] + g\, I[t].$$
 
-The event engine runs it with the LIF kernel (`sc_neurocore.engine.event_kernels`), reset code ``"zero"``, on
-weights $g W$ (bias $g b$) and on tables anchored on $h$ (`sc_neurocore.engine.event_tables.layer_table`).
+The event engine runs it with the LIF kernel (`sc_neurocore.engine.event_kernels`), reset code ``"zero"`` or
+``"subtract"`` (taking off ``drop`` $= \beta\theta$), on weights $g W$ (bias $g b$) and on tables anchored on $h$
+(`sc_neurocore.engine.event_tables.layer_table`).
 
 | neuron (step function) | charge, as the framework computes it | $\beta$ | $g$ |
 |---|---|---|---|
@@ -23,14 +25,17 @@ weights $g W$ (bias $g b$) and on tables anchored on $h$ (`sc_neurocore.engine.e
 
 Rounding. Each float op of the charge rounds its result by at most $u$ of it (a division perhaps twice, as a
 multiplication by a rounded reciprocal; a constant such as $a$ perhaps once more, where the framework forms it
-in another precision), and the reset is exact ($0 \cdot h + 0$ and $1 \cdot h + 0$). Bounding each op's result
+in another precision), and a reset to 0 is exact ($0 \cdot h + 0$ and $1 \cdot h + 0$). Bounding each op's result
 by the magnitudes of its operands gives the charge's local rounding
 
-$$\rho[t] \le u\, (k_v\, |\hat h[t-1]| + k_I\, |\hat I[t]| + k_h\, |\hat h[t]|)$$
+$$\rho[t] \le u\, (k_v\, |\hat h[t-1]| + k_I\, |\hat I[t]| + k_h\, |\hat h[t]| + k_\theta\, \theta)$$
 
 on the float charged membranes $\hat h$ ($|\hat v[t-1]| \le |\hat h[t-1]|$ whatever the reset did, so a flipped
-reset of a perturbed copy is covered too) and the float current $\hat I$. The coefficients (`ChargeForm`) are
-read off the op sequences in the table above, times $1.01$ for the second-order terms:
+reset of a perturbed copy is covered too; after a soft reset $|\hat v[t-1]| \le |\hat h[t-1]| + \theta$, and the
+subtraction rounds by $u$ of it, so $k_v$ grows by 1 and $k_\theta = k_v$; $k_\theta = 0$ for a reset to 0) and
+the float current $\hat I$.
+The coefficients (`ChargeForm`) are read off the op sequences in the table above, times $1.01$ for the second-order
+terms:
 
 | charge | $k_v$ | $k_I$ | $k_h$ |
 |---|---|---|---|
@@ -50,9 +55,8 @@ with a decision inside the loose bound is replayed from that layer in the naive 
 (`sc_neurocore.engine.replay`), or recomputed by the model's own forward where the stack's ops were not checked
 to be the model's.
 
-Not covered (their stacks take the other executors): a soft reset (SpikingJelly ``v_reset=None``, Norse
-``reset_subtract``: the threshold is subtracted in the same step, which on $h$ is a delayed subtraction of
-$\beta \theta$), a reset or leak potential other than 0, and a decay so fast that $\beta < 1/64$.
+Not covered (their stacks take the other executors): a reset or leak potential other than 0, a decay so fast that
+$\beta < 1/64$, and Norse's current-based `LIFCell` (two states, `sc_neurocore.engine.cuba` covers snnTorch's).
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class ChargeForm(NamedTuple):
         k_charged: its coefficient on $|\\hat h[t]|$ (one value).
         charge: ``charge(current, membrane) -> h``: the framework's own charge on float tensors (the recorded
             current and the membrane after the previous step's reset).
+        soft: whether a spike subtracts the threshold (a soft reset) rather than resetting to 0; ``k_prev`` then
+            includes the subtraction's rounding.
     """
 
     beta: Tensor
@@ -102,6 +108,7 @@ class ChargeForm(NamedTuple):
     k_current: Tensor
     k_charged: float
     charge: Callable[[Tensor, Tensor], Tensor]
+    soft: bool = False
 
 
 def is_charge(layer: CompiledLayer) -> bool:
@@ -123,17 +130,18 @@ def charge_unsupported(name: str, layer: CompiledLayer) -> str | None:
 
     Example:
         >>> from sc_neurocore.dynamics import IntegrateFireParameters
-        >>> layer = CompiledLayer(torch.ones(2, 2), None, integrate_fire_step, IntegrateFireParameters(v_reset=None),
+        >>> layer = CompiledLayer(torch.ones(2, 2), None, integrate_fire_step, IntegrateFireParameters(v_reset=0.5),
         ...                       None)
         >>> charge_unsupported("1", layer)
-        "layer '1' resets softly in the same step (only a hard reset to 0 runs as events)"
+        "layer '1' has a v_reset other than 0"
     """
     params = layer.params
     n_out = layer.weight.shape[1]
+    fields: dict[str, float | Tensor]
     if isinstance(params, IntegrateFireParameters):
-        if params.v_reset is None:
-            return f"layer {name!r} resets softly in the same step (only a hard reset to 0 runs as events)"
-        fields = {"v_reset": params.v_reset, "v_threshold": params.v_threshold}
+        fields = {"v_threshold": params.v_threshold}
+        if params.v_reset is not None:  # a hard reset (None: a soft one, subtracting the threshold)
+            fields["v_reset"] = params.v_reset
     elif isinstance(params, EulerParameters):
         if params.v_threshold is None or params.v_reset is None:
             return f"layer {name!r} emits its membrane (no spikes to flip)"
@@ -142,9 +150,9 @@ def charge_unsupported(name: str, layer: CompiledLayer) -> str | None:
         fields = {"v_reset": params.v_reset, "v_leak": params.v_leak, "v_threshold": params.v_threshold,
                   "gain": params.gain, "r": params.r}
     else:
-        if params.reset != "value":
-            return f"layer {name!r} resets by subtraction in the same step (only a reset to 0 runs as events)"
-        fields = {"v_reset": params.v_reset, "v_leak": params.v_leak, "v_th": params.v_th}
+        fields = {"v_leak": params.v_leak, "v_th": params.v_th}
+        if params.reset != "subtract":  # reset_value: to v_reset
+            fields["v_reset"] = params.v_reset
     for field, given in fields.items():
         value = torch.as_tensor(given)
         if value.numel() not in (1, n_out):
@@ -170,6 +178,19 @@ def charge_form(layer: CompiledLayer) -> ChargeForm:
         >>> form.beta.tolist(), form.gain.tolist()
         ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
     """
+    form = _hard_form(layer)
+    params = layer.params
+    soft = (isinstance(params, IntegrateFireParameters) and params.v_reset is None) or \
+        (isinstance(params, CurrentLIFBoxParameters) and params.reset == "subtract")
+    if not soft:
+        return form
+    # v[t-1] = h[t-1] - theta after a spike: the charge's operand is at most |h[t-1]| + theta, and the subtraction
+    # itself rounds by u of it (carried into the next charge by beta <= 1).
+    return form._replace(k_prev=form.k_prev + SECOND_ORDER, soft=True)
+
+
+def _hard_form(layer: CompiledLayer) -> ChargeForm:
+    """`charge_form` before the reset: the charge's own form and rounding."""
     params = layer.params
     n_out = layer.weight.shape[1]
     dtype = layer.weight.dtype

@@ -56,9 +56,9 @@ from .kernel_compile import grown_events, jit_kernels, numba_available, plain_ke
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 
 
-def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane, spikes, bound, inverse_up, inverse_down,
-                    up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, capacity,
-                    recorded, rho, partial, residual, slip, gam, tight, c_est):
+def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane, spikes, bound, inverse_up,
+                    inverse_down, up_by_neuron, down_by_neuron, beta, theta, drop, reset, c_op, c_sum, spread, slack,
+                    capacity, recorded, rho, partial, residual, slip, gam, tight, c_est):
     r"""Spike changes of one LIF layer for every row (see the module docstring).
 
     Args:
@@ -73,6 +73,8 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
             screen reads along neurons), for the reach of an upward and of a downward flip (see the module
             docstring); ``up_by_neuron``, ``down_by_neuron``: the reaches themselves, ``(B, n, T)``.
         beta, theta: ``(n,)`` float64.
+        drop: ``(n,)`` float64: what a reset by subtraction takes off the membrane ($\theta$; on the charged
+            membrane of a layer that resets in the same step, $\beta \theta$).
         reset: 0 subtract, 1 zero, 2 none.
         c_op: the rounding factor of the membrane updates in the perturbation's share of the bound ($4u$).
         c_sum: that of the matrix product's extra terms ($\gamma_{n_{in} + 1}$).
@@ -97,9 +99,8 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
         >>> out = propagate_layer(np.array([0, 1]), np.array([0]), np.array([0]), np.array([1.0]), np.array([0]),
         ...                       np.array([-1]), np.array([[2.0]]), z, z, z, np.full((1, 2, 1), np.inf),
         ...                       np.full((1, 2, 1), np.inf), np.full((1, 1, 2), -1.0), np.full((1, 1, 2), -1.0),
-        ...                       np.array([0.5]),
-        ...                       np.array([1.0]), 0, 1e-7, 1e-7, 2.5, 8, 4, z, z, z, z, z, np.zeros((1, 2)), True,
-        ...                       2.0**-52)
+        ...                       np.array([0.5]), np.array([1.0]), np.array([1.0]), 0, 1e-7, 1e-7, 2.5, 8, 4,
+        ...                       z, z, z, z, z, np.zeros((1, 2)), True, 2.0**-52)
         >>> out[0].tolist(), out[1].tolist(), out[3].tolist()
         ([0, 1], [0], [1.0])
     """
@@ -139,20 +140,20 @@ def propagate_layer(offsets, ev_t, ev_i, ev_delta, sample, only, weight, membran
     while first < n_rows:
         first, count = _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane,
                                        spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta,
-                                       theta, reset, c_op, c_sum, spread, slack, recorded, rho, partial, residual, slip,
-                                       gam, tight, c_est, grow, scale_t, out_offsets, out_t, out_j, out_delta, tie,
-                                       shape, flag, row_t, row_j, row_delta, per_step, totals, totals_down, level, bulk,
-                                       powers, group_t, group_kicks, group_change, group_mass)
+                                       theta, drop, reset, c_op, c_sum, spread, slack, recorded, rho, partial, residual,
+                                       slip, gam, tight, c_est, grow, scale_t, out_offsets, out_t, out_j, out_delta,
+                                       tie, shape, flag, row_t, row_j, row_delta, per_step, totals, totals_down, level,
+                                       bulk, powers, group_t, group_kicks, group_change, group_mass)
         if first < n_rows:  # the buffers are full: grown (doubling), and the rows go on from ``first``
             out_t, out_j, out_delta = grown_events(out_t, out_j, out_delta, count, n_out * n_steps)
     return out_offsets, out_t[:count], out_j[:count], out_delta[:count], tie, shape
 
 
 def _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight, membrane, spikes, bound,
-                    inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread,
-                    slack, recorded, rho, partial, residual, slip, gam, tight, c_est, grow, scale_t, out_offsets,
-                    out_t, out_j, out_delta, tie, shape, flag, row_t, row_j, row_delta, per_step, totals, totals_down,
-                    level, bulk, powers, group_t, group_kicks, group_change, group_mass):
+                    inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, drop, reset, c_op, c_sum,
+                    spread, slack, recorded, rho, partial, residual, slip, gam, tight, c_est, grow, scale_t,
+                    out_offsets, out_t, out_j, out_delta, tie, shape, flag, row_t, row_j, row_delta, per_step, totals,
+                    totals_down, level, bulk, powers, group_t, group_kicks, group_change, group_mass):
     """`propagate_layer`'s rows from ``first`` on, appended to ``out_*`` from ``count``: ``(the first row not
     done, the events written)``; a row stops it, undone, when its changes do not fit in ``out_*``."""
     n_rows = offsets.shape[0] - 1
@@ -168,11 +169,11 @@ def _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, w
             if only[p] >= 0:
                 lo = only[p]
                 hi = only[p] + 1
-            found = _scan_row(start, stop, sample[p], lo, hi, ev_t, ev_i, ev_delta, weight, membrane,
-                              spikes, bound, inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset,
-                              c_op, c_sum, spread, slack, grow, totals, totals_down, row_t, row_j, row_delta, recorded,
-                              rho, partial, residual, slip, gam, tight, c_est, scale_t, flag, level, bulk, powers,
-                              group_t, group_kicks, group_change, group_mass)
+            found = _scan_row(start, stop, sample[p], lo, hi, ev_t, ev_i, ev_delta, weight, membrane, spikes, bound,
+                              inverse_up, inverse_down, up_by_neuron, down_by_neuron, beta, theta, drop, reset, c_op,
+                              c_sum, spread, slack, grow, totals, totals_down, row_t, row_j, row_delta, recorded, rho,
+                              partial, residual, slip, gam, tight, c_est, scale_t, flag, level, bulk, powers, group_t,
+                              group_kicks, group_change, group_mass)
         if count + max(found, 0) > out_t.shape[0]:
             return p, count
         shape[p] = flag[0]
@@ -185,8 +186,8 @@ def _propagate_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, w
     return n_rows, count
 
 
-def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, spikes, bound, inverse_up,
-              inverse_down, up_by_neuron, down_by_neuron, beta, theta, reset, c_op, c_sum, spread, slack, grow, totals,
+def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, spikes, bound, inverse_up, inverse_down,
+              up_by_neuron, down_by_neuron, beta, theta, drop, reset, c_op, c_sum, spread, slack, grow, totals,
               totals_down, row_t, row_j, row_delta, recorded, rho, partial, residual, slip, gam, tight, c_est, scale_t,
               flag, level, bulk, powers, group_t, group_kicks, group_change, group_mass):
     """The spike changes of one row's neurons ``lo .. hi - 1``, in neuron order, written to ``row_*``: their
@@ -308,8 +309,8 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
                 base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
                 flipped = abs(previous - base_reset)
                 if reset == 0:
-                    new = bj * d + change - (previous - base_reset) * th
-                    new_t = bj * dt + change - (previous - base_reset) * th
+                    new = bj * d + change - (previous - base_reset) * drop[j]
+                    new_t = bj * dt + change - (previous - base_reset) * drop[j]
                 elif reset == 2:
                     new = bj * d + change
                     new_t = bj * dt + change

@@ -53,6 +53,8 @@ class LayerTables(NamedTuple):
             the steps below threshold (``up``) or at or above it (``down``), each also over the steps with
             $m \le 0$; time-major. ``up_by_neuron``, ``down_by_neuron``: the reaches, ``(B, n, T)``.
         beta, theta: ``(n,)``.
+        drop: ``(n,)``: what a reset by subtraction takes off the membrane ($\theta$, or $\beta \theta$ on the
+            charged membrane of a layer that resets in the same step, `sc_neurocore.engine.charge_forms`).
         reset: the reset code of `RESET_CODES`.
         c_op: the rounding factor of a perturbation's membrane updates ($4u$).
         c_sum: that of the extra terms a perturbation adds to the matrix product ($\gamma_{n_{in}+1}$).
@@ -80,6 +82,7 @@ class LayerTables(NamedTuple):
     down_by_neuron: np.ndarray
     beta: np.ndarray
     theta: np.ndarray
+    drop: np.ndarray
     reset: int
     c_op: float
     c_sum: float
@@ -99,7 +102,8 @@ class LayerTables(NamedTuple):
         """The arguments of `sc_neurocore.engine.event_kernels.propagate_layer` between the rows' samples and
         ``capacity``."""
         return (self.weight, self.membrane, self.spikes, self.bound, self.inverse_up, self.inverse_down,
-                self.up_by_neuron, self.down_by_neuron, self.beta, self.theta, self.reset, self.c_op, self.c_sum, self.spread,
+                self.up_by_neuron, self.down_by_neuron, self.beta, self.theta, self.drop, self.reset, self.c_op,
+                self.c_sum, self.spread,
                 self.slack)
 
     def tight_args(self) -> tuple:
@@ -208,7 +212,8 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
     values = np.ascontiguousarray(train.numpy())
     binary = bool(np.logical_or(values == 0, values == 1).all())  # exact products: M is the larger one-signed sum
     table_kernels()["build_tables"](values, neurons.weight, neurons.bias, neurons.membrane, neurons.spikes,
-                                    neurons.current, neurons.beta, neurons.theta, neurons.reset, unit, spread, terms,
+                                    neurons.current, neurons.beta, neurons.theta, neurons.drop, neurons.reset, unit,
+                                    spread, terms,
                                     binary, C_EST, *neurons.rounding, *by_neuron[:5], *inverse, *by_neuron[5:], gam)
     anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n, residual_n, slip_n = by_neuron
     # The stack's ops are the model's own and give each sample's rows alone the recorded bits: a row can be replayed
@@ -216,7 +221,7 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
     replay = tight and (alone_checked or _rows_alone_match(layer, x if index == 0 else baseline.spikes[index - 1],
                                                            baseline.currents[index]))
     table = LayerTables(neurons.weight, anchor_n, spikes_n, bound_n, inverse[0], inverse[1], up_n, down_n,
-                        neurons.beta, neurons.theta, neurons.reset, neurons.c_op * unit,
+                        neurons.beta, neurons.theta, neurons.drop, neurons.reset, neurons.c_op * unit,
                         scalar_gamma(n_in + 1 + layer.terms, unit) + neurons.c_current * unit, spread,
                         slack if index > 0 else ADDED_SPIKES, replay=replay)
     if replay and neurons.tight:
@@ -232,7 +237,7 @@ class _Neurons(NamedTuple):
         weight, bias: ``(n_in, n)`` and ``(n,)``: what one unit of input, and the bias, add to the membrane.
         membrane: the baseline's float membrane the spikes are decided on; spikes: its spikes; current: its
             float input current.
-        beta, theta: ``(n,)``; reset: the reset code of the membrane's recurrence.
+        beta, theta, drop: ``(n,)`` (see `LayerTables`); reset: the reset code of the membrane's recurrence.
         rounding: the update's rounding coefficients ``(k_prev, k_current, k_membrane, k_theta)`` of
             `sc_neurocore.engine.table_kernels.build_tables`.
         c_op, c_current: a perturbed copy's extra update rounding, in units of $u$: on the kernel's per-step
@@ -247,6 +252,7 @@ class _Neurons(NamedTuple):
     current: np.ndarray
     beta: np.ndarray
     theta: np.ndarray
+    drop: np.ndarray
     reset: int
     rounding: tuple
     c_op: float
@@ -264,13 +270,14 @@ def _lif_neurons(layer, baseline: Baseline, index: int) -> _Neurons:
                                  (baseline.states[index].membrane, baseline.spikes[index], baseline.currents[index]))
     return _Neurons(np.ascontiguousarray(layer.weight.double().numpy()),
                     np.zeros(n_out) if layer.bias is None else layer.bias.double().numpy(), membrane, spikes, current,
-                    beta, theta, RESET_CODES[params.reset], (2.0 * beta, np.full(n_out, 2.0), 2.0, 2.0), 4.0, 0.0,
-                    True)
+                    beta, theta, theta, RESET_CODES[params.reset], (2.0 * beta, np.full(n_out, 2.0), 2.0, 2.0), 4.0,
+                    0.0, True)
 
 
 def _charge_neurons(layer, baseline: Baseline, index: int) -> _Neurons:
     """A charge-then-reset layer (`sc_neurocore.engine.charge_forms`) on its charged membrane $h$: weights and
-    bias times its gain, the delayed zero reset, its charge's rounding coefficients."""
+    bias times its gain, the delayed zero reset (a soft reset: the delayed subtraction of $\beta\theta$), its
+    charge's rounding coefficients."""
     form = charge_form(layer)
     current = baseline.currents[index]
     after = baseline.states[index].membrane  # (B, T, n): the membrane after each step's reset
@@ -281,12 +288,15 @@ def _charge_neurons(layer, baseline: Baseline, index: int) -> _Neurons:
     beta = np.ascontiguousarray(form.beta.numpy())
     k_prev = np.ascontiguousarray(form.k_prev.numpy())
     c_op = 2.0 * max(form.k_charged, float((form.k_prev / form.beta).max()))
+    theta = np.ascontiguousarray(form.threshold.numpy())
+    # A soft reset is, on h, a delayed subtraction of beta theta; its operand |v[t-1]| <= |h[t-1]| + theta.
+    reset, k_theta = (RESET_CODES["subtract"], float(form.k_prev.max())) if form.soft else (RESET_CODES["zero"], 0.0)
     return _Neurons(np.ascontiguousarray(layer.weight.double().numpy() * gain), bias,
                     np.ascontiguousarray(charged.double().numpy()),
                     np.ascontiguousarray(baseline.spikes[index].double().numpy()),
-                    np.ascontiguousarray(current.double().numpy()), beta, np.ascontiguousarray(form.threshold.numpy()),
-                    RESET_CODES["zero"], (k_prev, np.ascontiguousarray(form.k_current.numpy()), form.k_charged, 0.0),
-                    c_op, 2.0 * float((form.k_current / form.gain).max()), False)
+                    np.ascontiguousarray(current.double().numpy()), beta, theta, beta * theta, reset,
+                    (k_prev, np.ascontiguousarray(form.k_current.numpy()), form.k_charged, k_theta), c_op,
+                    2.0 * float((form.k_current / form.gain).max()), False)
 
 
 class ChunkTables:

@@ -12,16 +12,17 @@ import numpy as np
 from .kernel_compile import jit_kernels, numba_available, plain_kernels
 
 
-def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, reset, unit, spread, terms, binary,
-                 c_est, k_prev, k_current, k_membrane, k_theta, anchor_n, spikes_n, bound_n, up_n, down_n, inverse_up,
-                 inverse_down, recorded_n, rho_n, partial_n, residual_n, slip_n, gam):
+def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, drop, reset, unit, spread, terms,
+                 binary, c_est, k_prev, k_current, k_membrane, k_theta, anchor_n, spikes_n, bound_n, up_n, down_n,
+                 inverse_up, inverse_down, recorded_n, rho_n, partial_n, residual_n, slip_n, gam):
     r"""One layer's tables (`sc_neurocore.engine.event_tables.layer_tables` gives the definitions) in one pass, written
     into the given arrays.
 
     Args:
         train: ``(B, T, n_in)`` the layer's input; weight ``(n_in, n)``; bias ``(n,)`` (zeros without one).
         membrane, spikes, current: ``(B, T, n)`` the baseline's float membrane, spikes and current.
-        beta, theta: ``(n,)``; reset: the reset code; unit: the model dtype's unit roundoff $u$;
+        beta, theta, drop: ``(n,)`` (drop: what a reset by subtraction takes off the membrane); reset: the reset
+            code; unit: the model dtype's unit roundoff $u$;
         spread: the factor on the bound in the margin; terms: the sum's terms beyond the non-zero inputs and
             the bias;
         binary: whether ``train`` holds only 0 and 1; c_est: the float64 estimates' own rounding ($2^{-52}$).
@@ -41,8 +42,9 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, re
         >>> out = [np.zeros((1, 1, 2)) for _ in range(5)] + [np.zeros((1, 2, 1)) for _ in range(2)]
         >>> out += [np.zeros((1, 1, 2)) for _ in range(5)] + [np.zeros((1, 2))]
         >>> build_tables(np.ones((1, 2, 1)), np.array([[0.6]]), np.zeros(1), np.array([[[0.6], [0.0]]]),
-        ...              np.array([[[0.0], [1.0]]]), np.full((1, 2, 1), 0.6), np.array([1.0]), np.array([1.0]), 0,
-        ...              2.0**-24, 1.05, 1, True, 2.0**-52, np.array([2.0]), np.array([2.0]), 2.0, 2.0, *out)
+        ...              np.array([[[0.0], [1.0]]]), np.full((1, 2, 1), 0.6), np.array([1.0]), np.array([1.0]),
+        ...              np.array([1.0]), 0, 2.0**-24, 1.05, 1, True, 2.0**-52, np.array([2.0]), np.array([2.0]), 2.0, 2.0,
+        ...              *out)
         >>> out[0][0, 0].tolist()
         [0.6, 1.2]
     """
@@ -88,7 +90,7 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, re
                 partial += abs(bias[j])
                 fired = spikes[b, t - 1, j] if t > 0 else 0.0
                 if reset == 0:
-                    running[j] = beta[j] * running[j] + (real[j] + bias[j]) - fired * theta[j]
+                    running[j] = beta[j] * running[j] + (real[j] + bias[j]) - fired * drop[j]
                 elif reset == 1:
                     running[j] = beta[j] * ((1.0 - fired) * running[j]) + (real[j] + bias[j])
                 else:

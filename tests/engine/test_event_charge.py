@@ -41,7 +41,7 @@ STACKS = settings(max_examples=25, deadline=None, derandomize=True, database=Non
 
 @st.composite
 def spikingjelly_stacks(draw):
-    """A random SpikingJelly Linear + IF / LIF / PLIF stack (hard reset to 0) and its spikes."""
+    """A random SpikingJelly Linear + IF / LIF / PLIF stack (a hard reset to 0 or a soft one) and its spikes."""
     from conftest import require_module
 
     require_module("spikingjelly", "spikingjelly")
@@ -54,16 +54,17 @@ def spikingjelly_stacks(draw):
     for index in range(n_layers):
         layers.append(torch.nn.Linear(sizes[index], sizes[index + 1], bias=draw(st.booleans())))
         kind = draw(st.sampled_from(["if", "lif", "plif"]))
-        threshold = draw(st.sampled_from([0.5, 1.0]))
+        common = {"v_threshold": draw(st.sampled_from([0.5, 1.0])),
+                  "v_reset": draw(st.sampled_from([0.0, None]))}  # a hard reset to 0, or a soft one
         decay_input = draw(st.booleans())
         if kind == "if":
-            layers.append(neuron.IFNode(v_threshold=threshold))
+            layers.append(neuron.IFNode(**common))
         elif kind == "lif":
             layers.append(neuron.LIFNode(tau=draw(st.sampled_from([1.5, 2.0, 3.0, 10.0])), decay_input=decay_input,
-                                         v_threshold=threshold))
+                                         **common))
         else:
             layers.append(neuron.ParametricLIFNode(init_tau=draw(st.sampled_from([1.5, 2.5, 8.0])),
-                                                   decay_input=decay_input, v_threshold=threshold))
+                                                   decay_input=decay_input, **common))
     gain = draw(st.sampled_from([1.5, 3.0, 5.0]))
     with torch.no_grad():
         for layer in layers:
@@ -74,11 +75,12 @@ def spikingjelly_stacks(draw):
 
 @st.composite
 def norse_stacks(draw):
-    """A random Norse Linear + LIFBoxCell stack (reset to 0) and its spikes."""
+    """A random Norse Linear + LIFBoxCell stack (a reset to 0 or by subtraction) and its spikes."""
     from conftest import require_module
 
     require_module("norse", "norse")
     import norse.torch as norse
+    from norse.torch.functional.reset import reset_subtract, reset_value
 
     torch.manual_seed(draw(st.integers(0, 2**16)))
     n_layers = draw(st.integers(1, 3))
@@ -87,7 +89,8 @@ def norse_stacks(draw):
     for index in range(n_layers):
         layers.append(torch.nn.Linear(sizes[index], sizes[index + 1], bias=draw(st.booleans())))
         p = norse.LIFBoxParameters(tau_mem_inv=torch.as_tensor(draw(st.sampled_from([100.0, 200.0, 500.0]))),
-                                   v_th=torch.as_tensor(draw(st.sampled_from([0.5, 1.0]))))
+                                   v_th=torch.as_tensor(draw(st.sampled_from([0.5, 1.0]))),
+                                   reset_method=draw(st.sampled_from([reset_value, reset_subtract])))
         layers.append(norse.LIFBoxCell(p))
     gain = draw(st.sampled_from([10.0, 20.0, 40.0]))
     with torch.no_grad():
@@ -146,6 +149,8 @@ def hand_graph(dtype: torch.dtype, sizes: list[int], kind: str, seed: int, gain:
     for index, (a, b) in enumerate(itertools.pairwise(sizes)):
         weight = torch.randn(b, a, generator=generator, dtype=dtype) * (gain / a ** 0.5)
         bias = torch.randn(b, generator=generator, dtype=dtype) * 0.1
+        soft = kind.endswith("-soft")
+        kind = kind.removesuffix("-soft")
         if kind.startswith("nir"):
             gain, r, zero, threshold = (torch.tensor(v, dtype=dtype) for v in (0.2 if kind == "nir-lif" else 0.5,
                                                                                 1.5, 0.0, 0.9))
@@ -154,27 +159,30 @@ def hand_graph(dtype: torch.dtype, sizes: list[int], kind: str, seed: int, gain:
             neuron = NeuronNode(str(index), kind, (b,), euler_step, euler,
                                 lambda like, euler=euler: euler_initial_state(like, euler))
         elif kind == "box":
-            box = CurrentLIFBoxParameters(torch.tensor(200.0, dtype=dtype), 0.0, torch.tensor(0.8, dtype=dtype))
+            box = CurrentLIFBoxParameters(torch.tensor(200.0, dtype=dtype), 0.0, torch.tensor(0.8, dtype=dtype),
+                                          reset="subtract" if soft else "value")
             weight = weight * 5
             neuron = NeuronNode(str(index), "box", (b,), current_lif_box_step, box,
                                 lambda like, box=box: current_box_initial_state(like, box))
         else:
-            params = {"if": IntegrateFireParameters(1.0, 0.0),
-                      "lif": IntegrateFireParameters(1.0, 0.0, tau=2.0),
-                      "lif-no-decay-input": IntegrateFireParameters(1.0, 0.0, tau=3.0, decay_input=False),
-                      "plif": IntegrateFireParameters(1.0, 0.0, decay=torch.tensor(0.4, dtype=dtype))}[kind]
+            v_reset = None if soft else 0.0
+            params = {"if": IntegrateFireParameters(1.0, v_reset),
+                      "lif": IntegrateFireParameters(1.0, v_reset, tau=2.0),
+                      "lif-no-decay-input": IntegrateFireParameters(1.0, v_reset, tau=3.0, decay_input=False),
+                      "plif": IntegrateFireParameters(1.0, v_reset, decay=torch.tensor(0.4, dtype=dtype))}[kind]
             neuron = NeuronNode(str(index), kind, (b,), integrate_fire_step, params,
                                 lambda like, params=params: integrate_fire_initial_state(like, params))
         segments.append(Segment((Dense((a,), (b,), weight, bias),), neuron))
     return ModelGraph((sizes[0],), segments, "count")
 
 
-KINDS = ["if", "lif", "lif-no-decay-input", "plif", "box", "nir-lif", "nir-if"]
+KINDS = ["if", "lif", "lif-no-decay-input", "plif", "box", "nir-lif", "nir-if", "if-soft", "lif-soft",
+         "lif-no-decay-input-soft", "plif-soft", "box-soft"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_float64_graphs_equal_their_naive_loop(kind):
-    graph = hand_graph(torch.float64, [20, 12, 4], kind, seed=KINDS.index(kind))
+    graph = hand_graph(torch.float64, [20, 12, 4], kind, seed=1, gain=4.0)
     spikes = (torch.rand(2, 12, 20, generator=torch.Generator().manual_seed(5)) < 0.3).double()
     assert graph.run(spikes).sum() > 0  # not vacuous: the output fires
     changed = 0
@@ -246,7 +254,8 @@ def worst_error(graph: ModelGraph, x: torch.Tensor) -> tuple[int, float]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_true_float_charge_lies_within_the_loose_radius(kind):
-    graph = hand_graph(torch.float32, [160, 48, 6], kind, seed=11, gain=1.5 if kind in ("if", "box", "nir-if") else 4.0)
+    gain = 1.5 if kind.removesuffix("-soft") in ("if", "box", "nir-if") else 4.0
+    graph = hand_graph(torch.float32, [160, 48, 6], kind, seed=11, gain=gain)
     checked, worst = worst_error(graph, (torch.rand(1, 20, 160, generator=torch.Generator().manual_seed(12)) < 0.12)
                                  .float())
     assert checked > 1000  # not vacuous: many scanned steps
@@ -290,8 +299,7 @@ def test_framework_roundings_are_bounded_on_trained_like_weights():
     assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
 
 
-@pytest.mark.parametrize("change,why", [({"v_reset": None}, "resets softly"),
-                                        ({"v_reset": 0.25}, "v_reset other than 0"),
+@pytest.mark.parametrize("change,why", [({"v_reset": 0.25}, "v_reset other than 0"),
                                         ({"tau": 1.0}, "decay outside"),
                                         ({"v_threshold": torch.ones(2)}, "neither one value nor one per neuron")])
 def test_what_the_kernel_does_not_model_is_refused(change, why):
@@ -314,8 +322,7 @@ def test_nir_layers_outside_the_model_are_refused(change, why):
     assert why in str(event.unsupported(changed))
 
 
-@pytest.mark.parametrize("change,why", [({"reset": "subtract"}, "resets by subtraction"),
-                                        ({"v_leak": 0.1}, "v_leak other than 0"),
+@pytest.mark.parametrize("change,why", [({"v_leak": 0.1}, "v_leak other than 0"),
                                         ({"v_reset": -0.1}, "v_reset other than 0")])
 def test_norse_box_layers_outside_the_model_are_refused(change, why):
     stack = to_compiled_stack(hand_graph(torch.float32, [6, 3], "box", seed=0))

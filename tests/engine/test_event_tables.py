@@ -135,7 +135,8 @@ def test_the_compiled_and_the_plain_python_table_kernels_agree_bit_for_bit():
         out = [np.zeros((2, 4, 9)) for _ in range(5)] + [np.zeros((2, 9, 4)) for _ in range(2)] + \
             [np.zeros((2, 4, 9)) for _ in range(5)] + [np.zeros((2, 9))]
         table_kernels.table_kernels(compiled)["build_tables"](train, weight, np.full(4, 0.1), membrane, spikes, current,
-                                                        np.full(4, 0.7), np.ones(4), 0, 2.0**-24, 1.05, 0, True,
+                                                        np.full(4, 0.7), np.ones(4), np.ones(4), 0, 2.0**-24, 1.05, 0,
+                                                        True,
                                                         2.0**-52, np.full(4, 1.4), np.full(4, 2.0), 2.0, 2.0, *out)
         results.append(out)
     for fast, slow in zip(*results, strict=True):
