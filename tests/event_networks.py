@@ -70,6 +70,38 @@ def graph_plans(spikes: torch.Tensor, graph) -> list:
     return [plan for plan in out if len(plan) > 0]
 
 
+def gained_spikes(draw, layers: list, n_inputs: int, gains: list[float]) -> torch.Tensor:
+    """Multiply the weights of the ``nn.Linear`` layers of ``layers`` (in place, on modules just built) by a gain drawn
+    from ``gains``, and draw a batch of spikes ``(1-2, 3-14, n_inputs)`` for them."""
+    gain = draw(st.sampled_from(gains))
+    with torch.no_grad():
+        for layer in layers:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.mul_(gain)
+    steps = draw(st.integers(3, 14))
+    batch = draw(st.integers(1, 2))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+    return (torch.rand(batch, steps, n_inputs, generator=generator) < 0.3).float()
+
+
+def check_event_stack(model, spikes: torch.Tensor, tight: bool = False) -> None:
+    """Every plan of `graph_plans` on ``model``'s traced graph through the event engine: the model's own naive loop
+    outside the tie mask, the graph's own naive loop on every row (``tight``: the stack needs the tight test)."""
+    from sc_neurocore.engine import event, execute
+    from sc_neurocore.engine.lower import to_compiled_stack
+
+    graph = model.graph_for(spikes)
+    assert graph is not None, model.graph_reason
+    stack = to_compiled_stack(graph)
+    assert stack is not None and event.unsupported(stack, tight=tight) is None
+    for plan in graph_plans(spikes, graph):
+        outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
+        assert info.engine == "event"
+        keep = ~info.tie_mask
+        assert torch.equal(outputs[keep], naive_rows(model.run, spikes, plan)[keep]), (type(plan).__name__, info.reason)
+        assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
+
+
 def float32_workload(seed: int = 3):
     generator = torch.Generator().manual_seed(seed)
     net = LIFNetwork([torch.randn(300, 96, generator=generator) * 0.25, torch.randn(96, 48, generator=generator) * 0.3,

@@ -34,7 +34,7 @@ from sc_neurocore.engine.lower import to_compiled_stack
 from sc_neurocore.engine.plans import remove_each_spike
 from sc_neurocore.graph import Dense, ModelGraph, NeuronNode, Segment
 
-from event_networks import graph_plans, naive_rows
+from event_networks import check_event_stack, gained_spikes, graph_plans, naive_rows
 
 STACKS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 
@@ -47,30 +47,20 @@ def spikingjelly_stacks(draw):
     require_module("spikingjelly", "spikingjelly")
     from spikingjelly.activation_based import neuron
 
-    torch.manual_seed(draw(st.integers(0, 2**16)))
-    n_layers = draw(st.integers(1, 3))
-    sizes = [draw(st.integers(6, 24)) for _ in range(n_layers)] + [draw(st.integers(2, 5))]
-    layers: list[torch.nn.Module] = []
-    for index in range(n_layers):
-        layers.append(torch.nn.Linear(sizes[index], sizes[index + 1], bias=draw(st.booleans())))
+    def node(draw):
         kind = draw(st.sampled_from(["if", "lif", "plif"]))
         common = {"v_threshold": draw(st.sampled_from([0.5, 1.0])),
                   "v_reset": draw(st.sampled_from([0.0, None]))}  # a hard reset to 0, or a soft one
-        decay_input = draw(st.booleans())
         if kind == "if":
-            layers.append(neuron.IFNode(**common))
-        elif kind == "lif":
-            layers.append(neuron.LIFNode(tau=draw(st.sampled_from([1.5, 2.0, 3.0, 10.0])), decay_input=decay_input,
-                                         **common))
-        else:
-            layers.append(neuron.ParametricLIFNode(init_tau=draw(st.sampled_from([1.5, 2.5, 8.0])),
-                                                   decay_input=decay_input, **common))
-    gain = draw(st.sampled_from([1.5, 3.0, 5.0]))
-    with torch.no_grad():
-        for layer in layers:
-            if isinstance(layer, torch.nn.Linear):
-                layer.weight.mul_(gain)
-    return torch.nn.Sequential(*layers).eval(), _spikes(draw, sizes[0])
+            return neuron.IFNode(**common)
+        if kind == "lif":
+            return neuron.LIFNode(tau=draw(st.sampled_from([1.5, 2.0, 3.0, 10.0])), decay_input=draw(st.booleans()),
+                                  **common)
+        return neuron.ParametricLIFNode(init_tau=draw(st.sampled_from([1.5, 2.5, 8.0])),
+                                        decay_input=draw(st.booleans()), **common)
+
+    layers, spikes = _linear_stack(draw, node, [1.5, 3.0, 5.0])
+    return torch.nn.Sequential(*layers).eval(), spikes
 
 
 @st.composite
@@ -82,44 +72,26 @@ def norse_stacks(draw):
     import norse.torch as norse
     from norse.torch.functional.reset import reset_subtract, reset_value
 
+    def cell(draw):
+        return norse.LIFBoxCell(norse.LIFBoxParameters(
+            tau_mem_inv=torch.as_tensor(draw(st.sampled_from([100.0, 200.0, 500.0]))),
+            v_th=torch.as_tensor(draw(st.sampled_from([0.5, 1.0]))),
+            reset_method=draw(st.sampled_from([reset_value, reset_subtract]))))
+
+    layers, spikes = _linear_stack(draw, cell, [10.0, 20.0, 40.0])
+    return norse.SequentialState(*layers), spikes
+
+
+def _linear_stack(draw, neurons, gains: list[float]) -> tuple[list[torch.nn.Module], torch.Tensor]:
+    """1-3 random Linear layers (with or without a bias), each followed by ``neurons(draw)``, and spikes for them
+    (`gained_spikes`)."""
     torch.manual_seed(draw(st.integers(0, 2**16)))
     n_layers = draw(st.integers(1, 3))
     sizes = [draw(st.integers(6, 24)) for _ in range(n_layers)] + [draw(st.integers(2, 5))]
     layers: list[torch.nn.Module] = []
     for index in range(n_layers):
-        layers.append(torch.nn.Linear(sizes[index], sizes[index + 1], bias=draw(st.booleans())))
-        p = norse.LIFBoxParameters(tau_mem_inv=torch.as_tensor(draw(st.sampled_from([100.0, 200.0, 500.0]))),
-                                   v_th=torch.as_tensor(draw(st.sampled_from([0.5, 1.0]))),
-                                   reset_method=draw(st.sampled_from([reset_value, reset_subtract])))
-        layers.append(norse.LIFBoxCell(p))
-    gain = draw(st.sampled_from([10.0, 20.0, 40.0]))
-    with torch.no_grad():
-        for layer in layers:
-            if isinstance(layer, torch.nn.Linear):
-                layer.weight.mul_(gain)
-    return norse.SequentialState(*layers), _spikes(draw, sizes[0])
-
-
-def _spikes(draw, n_inputs: int) -> torch.Tensor:
-    steps = draw(st.integers(3, 14))
-    batch = draw(st.integers(1, 2))
-    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
-    return (torch.rand(batch, steps, n_inputs, generator=generator) < 0.3).float()
-
-
-def check_stack(model, spikes: torch.Tensor) -> None:
-    """Every plan on ``model``'s graph through the event engine: the framework's naive loop outside the tie mask,
-    the graph's own naive loop on every row."""
-    graph = model.graph_for(spikes)
-    assert graph is not None, model.graph_reason
-    stack = to_compiled_stack(graph)
-    assert stack is not None and event.unsupported(stack) is None
-    for plan in graph_plans(spikes, graph):
-        outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
-        assert info.engine == "event"
-        keep = ~info.tie_mask
-        assert torch.equal(outputs[keep], naive_rows(model.run, spikes, plan)[keep]), (type(plan).__name__, info.reason)
-        assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
+        layers += [torch.nn.Linear(sizes[index], sizes[index + 1], bias=draw(st.booleans())), neurons(draw)]
+    return layers, gained_spikes(draw, layers, sizes[0], gains)
 
 
 @pytest.mark.slow
@@ -129,7 +101,7 @@ def test_spikingjelly_stacks_equal_the_naive_loop(problem):
     from sc_neurocore.adapters import from_spikingjelly
 
     sequential, spikes = problem
-    check_stack(from_spikingjelly(sequential), spikes)
+    check_event_stack(from_spikingjelly(sequential), spikes)
 
 
 @pytest.mark.slow
@@ -139,7 +111,7 @@ def test_norse_box_stacks_equal_the_naive_loop(problem):
     from sc_neurocore.adapters import from_norse
 
     sequential, spikes = problem
-    check_stack(from_norse(sequential), spikes)
+    check_event_stack(from_norse(sequential), spikes)
 
 
 def hand_graph(dtype: torch.dtype, sizes: list[int], kind: str, seed: int, gain: float = 3.0) -> ModelGraph:

@@ -24,7 +24,7 @@ from sc_neurocore.engine.lower import to_compiled_stack
 from sc_neurocore.engine.plans import remove_each_spike, silence_each_neuron
 from sc_neurocore.graph import Dense, ModelGraph, NeuronNode, Segment
 
-from event_networks import graph_plans, naive_rows
+from event_networks import check_event_stack, gained_spikes, graph_plans, naive_rows
 
 STACKS = settings(max_examples=30, deadline=None, derandomize=True, database=None)
 
@@ -53,15 +53,7 @@ def synaptic_stacks(draw):
         else:
             layers.append(snn.Synaptic(alpha=draw(st.sampled_from([0.0, 0.7, 1.0])), beta=beta, threshold=threshold,
                                        reset_mechanism=reset, init_hidden=True, output=last))
-    gain = draw(st.sampled_from([2.0, 3.0, 4.5]))
-    with torch.no_grad():
-        for layer in layers:
-            if isinstance(layer, torch.nn.Linear):
-                layer.weight.mul_(gain)
-    steps = draw(st.integers(3, 14))
-    batch = draw(st.integers(1, 2))
-    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
-    spikes = (torch.rand(batch, steps, sizes[0], generator=generator) < 0.3).float()
+    spikes = gained_spikes(draw, layers, sizes[0], [2.0, 3.0, 4.5])
     return torch.nn.Sequential(*layers).eval(), readout, spikes
 
 
@@ -75,17 +67,7 @@ def test_synaptic_stacks_equal_the_naive_loop(problem):
     from sc_neurocore.adapters import from_snntorch
 
     sequential, readout, spikes = problem
-    model = from_snntorch(sequential, readout=readout)
-    graph = model.graph_for(spikes)
-    assert graph is not None, model.graph_reason
-    stack = to_compiled_stack(graph)
-    assert stack is not None and event.unsupported(stack, tight=True) is None  # a membrane readout needs tight
-    for plan in graph_plans(spikes, graph):
-        outputs, info = execute(graph, spikes, plan, engine="event", return_info=True)
-        assert info.engine == "event"
-        keep = ~info.tie_mask
-        assert torch.equal(outputs[keep], naive_rows(model.run, spikes, plan)[keep]), (type(plan).__name__, info.reason)
-        assert torch.equal(outputs, naive_rows(graph.run, spikes, plan))
+    check_event_stack(from_snntorch(sequential, readout=readout), spikes, tight=True)  # a membrane readout needs it
 
 
 def hand_graph(dtype: torch.dtype, sizes: list[int], alpha: float, beta: float, reset: str, seed: int,
