@@ -284,6 +284,7 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
             continue
         bj = beta[j]
         th = theta[j]
+        dj = drop[j]
         # First without the tight test's bookkeeping (``careful``); only a decision inside the loose bound reruns
         # the neuron with it (the same steps and values: the tight test never changes the estimate).
         saved = found
@@ -309,8 +310,8 @@ def _scan_row(start, stop, b, lo, hi, ev_t, ev_i, ev_delta, weight, membrane, sp
                 base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
                 flipped = abs(previous - base_reset)
                 if reset == 0:
-                    new = bj * d + change - (previous - base_reset) * drop[j]
-                    new_t = bj * dt + change - (previous - base_reset) * drop[j]
+                    new = bj * d + change - (previous - base_reset) * dj
+                    new_t = bj * dt + change - (previous - base_reset) * dj
                 elif reset == 2:
                     new = bj * d + change
                     new_t = bj * dt + change
