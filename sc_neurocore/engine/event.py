@@ -79,9 +79,6 @@ def unsupported(stack: CompiledStack, tight: bool = False) -> str | None:
             continue
         if is_charge(layer):  # charge then reset in the same step: the LIF kernel on its charged membrane
             why = charge_unsupported(name, layer)
-            if why is None and stack.readout in MEMBRANE_READOUTS:
-                why = (f"layer {name!r} charges and resets in the same step, which has no tight test, and a membrane "
-                       "readout needs it on every layer run as events")
             if why is not None:
                 return why
             continue
@@ -100,9 +97,10 @@ def unsupported(stack: CompiledStack, tight: bool = False) -> str | None:
 
 
 def naive_baseline(stack: CompiledStack, x: Tensor, baseline: Baseline) -> Baseline:
-    """``baseline`` if every layer's product gives each sample's rows, computed alone, the recorded bits; else
-    the forward recorded one sample at a time, as the naive loop runs it (a BLAS may round a batch's rows
-    differently, and the tight test must anchor on what the naive loop computes).
+    """``baseline`` if every layer's product gives each sample's rows, computed alone in a fresh buffer, the
+    recorded bits; else the forward recorded one sample at a time, each in a fresh buffer, as the naive loop runs
+    it (a BLAS may round a batch's rows differently, or a row by its place in memory, and the tight test and the
+    replays must anchor on what the naive loop computes).
 
     Example:
         >>> import torch
@@ -113,13 +111,13 @@ def naive_baseline(stack: CompiledStack, x: Tensor, baseline: Baseline) -> Basel
         >>> naive_baseline(stack, x, stack_forward(stack, x, record=True)[1]).spikes[0].shape
         torch.Size([3, 10, 4])
     """
-    if x.shape[0] == 1 or all(_rows_alone_match(layer, x if index == 0 else baseline.spikes[index - 1],
-                                                baseline.currents[index])
-                              for index, layer in enumerate(stack.layers)):
+    if all(_rows_alone_match(layer, x if index == 0 else baseline.spikes[index - 1], baseline.currents[index])
+           for index, layer in enumerate(stack.layers)):
         return baseline
     alone = []
     for b in range(x.shape[0]):
-        recorded_forward = stack_forward(stack, x[b:b + 1], record=True)
+        # A fresh buffer, as the naive loop's copy is: a product may round a row by its place in memory.
+        recorded_forward = stack_forward(stack, x[b:b + 1].clone(), record=True)
         assert isinstance(recorded_forward, tuple)
         alone.append(recorded_forward[1])
     return Baseline([torch.cat([one.currents[i] for one in alone]) for i in range(len(stack.layers))],
@@ -252,8 +250,9 @@ def run_event(stack: CompiledStack, x: Tensor, baseline: Baseline, plan: SpikeRe
         # adding more than it allows ties); the silenced or removed spikes of the first layer add none.
         added = 0 if index == level else kernels()["most_added"](events.offsets, events.t, events.delta)
         table = tables.table(index, added)
-        if membrane and not table.tight:
-            raise ValueError("stack: a membrane readout needs the tight test on every layer it runs as events")
+        if membrane and not table.replay:
+            raise ValueError("stack: a membrane readout needs every layer it runs as events replayable in the naive "
+                             "loop's call shapes (the stack's ops checked to be the model's own)")
         kernel = propagate if isinstance(table, LayerTables) else table.kernel()  # a current-based layer's own
         offsets, t, j, delta, row_ties, row_shape = kernel(
             events.offsets, events.t, events.i, events.delta, sample_np, only, *table.kernel_args(),

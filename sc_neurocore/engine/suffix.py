@@ -112,7 +112,8 @@ def run_suffix(graph: ModelGraph, spikes: Tensor, plan: SpikeRemovals, *, max_me
     row_bytes = bytes_per_row(n_steps, n_inputs, list(graph.neuron_layers.values()), spikes.element_size())
     chunk = rows_per_chunk(budget, row_bytes, max(n_rows, 1), minimum_rows(graph, spikes, n_rows), "suffix replay")
     with torch.inference_mode():
-        records = [_record(graph, spikes[b:b + 1]) for b in range(batch)]
+        # Each sample in a fresh buffer, as the naive loop's copies are (a product may round a row by its place).
+        records = [_record(graph, spikes[b:b + 1].clone()) for b in range(batch)]
         # Which dim of each state field holds the rows (a delay line may keep them second): the one whose
         # size doubles with two copies of a sample.
         axes = batch_axes(records[0].states, _two_copies(graph, records[0]))
