@@ -103,8 +103,7 @@ class LayerTables(NamedTuple):
         ``capacity``."""
         return (self.weight, self.membrane, self.spikes, self.bound, self.inverse_up, self.inverse_down,
                 self.up_by_neuron, self.down_by_neuron, self.beta, self.theta, self.drop, self.reset, self.c_op,
-                self.c_sum, self.spread,
-                self.slack)
+                self.c_sum, self.spread, self.slack)
 
     def tight_args(self) -> tuple:
         """The tight test's arguments of `propagate_layer` (after ``capacity``)."""
@@ -213,8 +212,8 @@ def layer_table(stack: CompiledStack, x: Tensor, baseline: Baseline, index: int,
     binary = bool(np.logical_or(values == 0, values == 1).all())  # exact products: M is the larger one-signed sum
     table_kernels()["build_tables"](values, neurons.weight, neurons.bias, neurons.membrane, neurons.spikes,
                                     neurons.current, neurons.beta, neurons.theta, neurons.drop, neurons.reset, unit,
-                                    spread, terms,
-                                    binary, C_EST, *neurons.rounding, *by_neuron[:5], *inverse, *by_neuron[5:], gam)
+                                    spread, terms, binary, C_EST, *neurons.rounding, *by_neuron[:5], *inverse,
+                                    *by_neuron[5:], gam)
     anchor_n, spikes_n, bound_n, up_n, down_n, recorded_n, rho_n, partial_n, residual_n, slip_n = by_neuron
     # The stack's ops are the model's own and give each sample's rows alone the recorded bits: a row can be replayed
     # from this layer in the naive loop's call shapes.
