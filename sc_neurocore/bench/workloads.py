@@ -80,14 +80,28 @@ def snntorch_network(workload: Workload, seed: int = 0) -> nn.Sequential:
     except ImportError as error:
         raise missing_extra("the snnTorch workloads need snnTorch", "snntorch") from error
     layers: list[nn.Module] = []
-    chain = weights(workload, seed)
-    for index, weight in enumerate(chain):
+    linears = bias_free_linears(weights(workload, seed))
+    for index, linear in enumerate(linears):
+        layers += [linear, snn.Leaky(beta=BETA, threshold=THRESHOLD, reset_mechanism="subtract", init_hidden=True,
+                                     output=index == len(linears) - 1)]
+    return nn.Sequential(*layers)
+
+
+def bias_free_linears(chain: list[Tensor], gain: float = 1.0) -> list[nn.Linear]:
+    """Bias-free ``nn.Linear`` layers computing ``x @ (gain * W)`` for each ``(n_in, n_out)`` matrix ``W`` of
+    ``chain``.
+
+    Example:
+        >>> [layer.weight.shape for layer in bias_free_linears([torch.ones(3, 2)], gain=10.0)]
+        [torch.Size([2, 3])]
+    """
+    linears = []
+    for weight in chain:
         linear = nn.Linear(weight.shape[0], weight.shape[1], bias=False)
         with torch.no_grad():
-            linear.weight.copy_(weight.T)
-        layers += [linear, snn.Leaky(beta=BETA, threshold=THRESHOLD, reset_mechanism="subtract", init_hidden=True,
-                                     output=index == len(chain) - 1)]
-    return nn.Sequential(*layers)
+            linear.weight.copy_(gain * weight.T)
+        linears.append(linear)
+    return linears
 
 
 def input_spikes(workload: Workload, batch: int = 1, seed: int = 1, rate: float | None = None) -> Tensor:
@@ -167,12 +181,7 @@ def framework_network(workload: FrameworkWorkload, seed: int = 0) -> nn.Module:
 def _charge_network(workload: FrameworkWorkload, seed: int) -> nn.Module:
     """R-MNIST's weights, times 10 (the neurons' input gain is 0.1), in bias-free Linear layers, with Norse
     ``LIFBoxCell`` or SpikingJelly ``LIFNode`` neurons."""
-    linears = []
-    for weight in weights(WORKLOADS["R-MNIST"], seed):
-        linear = nn.Linear(weight.shape[0], weight.shape[1], bias=False)
-        with torch.no_grad():
-            linear.weight.copy_(10 * weight.T)
-        linears.append(linear)
+    linears = bias_free_linears(weights(WORKLOADS["R-MNIST"], seed), gain=10.0)
     if workload.framework == "Norse":
         try:
             import norse.torch as norse

@@ -168,6 +168,23 @@ def charge_unsupported(name: str, layer: CompiledLayer) -> str | None:
     return None
 
 
+def charged_membranes(layer: CompiledLayer, current: Tensor, after: Tensor) -> Tensor:
+    """The float charged membranes $\hat h$ ``(B, T, n)`` of a recorded forward of a charge-then-reset ``layer``:
+    its charge, as the framework computes it, of each step's current from the membrane the step before left
+    (``after``, the membranes after each step's reset; at rest before the first).
+
+    Example:
+        >>> from sc_neurocore.dynamics import IntegrateFireParameters, integrate_fire_initial_state
+        >>> params = IntegrateFireParameters()
+        >>> layer = CompiledLayer(torch.ones(2, 1), None, integrate_fire_step, params,
+        ...                       lambda like: integrate_fire_initial_state(like, params))
+        >>> charged_membranes(layer, torch.full((1, 3, 1), 0.6), torch.tensor([[[0.6], [0.0], [0.6]]]))[0, :, 0]
+        tensor([0.6000, 1.2000, 0.6000])
+    """
+    before = torch.cat([layer.initial_state(current[:, 0]).membrane[:, None], after[:, :-1]], dim=1)
+    return charge_form(layer).charge(current, before)
+
+
 def charge_form(layer: CompiledLayer) -> ChargeForm:
     """The `ChargeForm` of a charge-then-reset ``layer`` (`is_charge`), its parameters read as the step reads them.
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .charge_forms import charge_form, is_charge
+from .charge_forms import charge_form, charged_membranes, is_charge
 from .cuba import CUBA_TABLE_WORDS, CubaTables, cuba_tables, is_cuba
 from .event_kernels import RESET_CODES
 from .incremental import Baseline, CompiledStack
@@ -279,9 +279,7 @@ def _charge_neurons(layer, baseline: Baseline, index: int) -> _Neurons:
     charge's rounding coefficients."""
     form = charge_form(layer)
     current = baseline.currents[index]
-    after = baseline.states[index].membrane  # (B, T, n): the membrane after each step's reset
-    before = torch.cat([layer.initial_state(current[:, 0]).membrane[:, None], after[:, :-1]], dim=1)
-    charged = form.charge(current, before)
+    charged = charged_membranes(layer, current, baseline.states[index].membrane)
     gain = form.gain.numpy()
     bias = np.zeros_like(gain) if layer.bias is None else layer.bias.double().numpy() * gain
     beta = np.ascontiguousarray(form.beta.numpy())

@@ -43,8 +43,8 @@ def build_tables(train, weight, bias, membrane, spikes, current, beta, theta, dr
         >>> out += [np.zeros((1, 1, 2)) for _ in range(5)] + [np.zeros((1, 2))]
         >>> build_tables(np.ones((1, 2, 1)), np.array([[0.6]]), np.zeros(1), np.array([[[0.6], [0.0]]]),
         ...              np.array([[[0.0], [1.0]]]), np.full((1, 2, 1), 0.6), np.array([1.0]), np.array([1.0]),
-        ...              np.array([1.0]), 0, 2.0**-24, 1.05, 1, True, 2.0**-52, np.array([2.0]), np.array([2.0]), 2.0, 2.0,
-        ...              *out)
+        ...              np.array([1.0]), 0, 2.0**-24, 1.05, 1, True, 2.0**-52, np.array([2.0]), np.array([2.0]),
+        ...              2.0, 2.0, *out)
         >>> out[0][0, 0].tolist()
         [0.6, 1.2]
     """
