@@ -368,17 +368,16 @@ class HookedModel(nn.Module):
         """`(graph_for(spikes), self.run(spikes))`: the verified graph and the model's own outputs, which
         the caller may use as the unperturbed baseline instead of running the model again.
 
-        With `reuse`, a known stack (`stack` is not `None`: its graph is built from its listed layers) whose
-        graph was verified on spikes of the same shape, dtype and device, with the same parameters, is not
-        run again: the outputs are then `None` (the caller takes the graph's forward, checked to be the
+        With `reuse`, a model whose forward is fixed by its layers (`fixed_structure`) and whose graph was
+        verified on spikes of the same shape, dtype and device, with the same parameters and settings, is
+        not run again: the outputs are then `None` (the caller takes the graph's forward, checked to be the
         model's once per shape, as the compiled executors' check is)."""
         spikes = self._checked(spikes)
-        traced = _TRACED.setdefault(self, {})
+        fingerprint = self.fingerprint()
+        traced = self._traces(fingerprint)
         key = (spikes.shape[1], _reference_tensor(self.module).dtype, spikes.device)
-        verified = (tuple(spikes.shape), spikes.dtype, str(spikes.device),
-                    tuple((t.data_ptr(), t._version) for t in (*self.module.parameters(), *self.module.buffers())),
-                    _plain_attributes(self.module))
-        if reuse and self.stack is not None and key in traced and traced[key][0] is not None and \
+        verified = (tuple(spikes.shape), spikes.dtype, str(spikes.device), fingerprint)
+        if reuse and self.fixed_structure and key in traced and traced[key][0] is not None and \
                 _VERIFIED.get(self) == verified:
             _LAST_REASON[self] = ""
             return traced[key][0], None
@@ -399,6 +398,46 @@ class HookedModel(nn.Module):
             _VERIFIED[self] = verified
         _LAST_REASON[self] = reason
         return graph, expected
+
+    def fingerprint(self) -> tuple:
+        """`module_fingerprint` of the wrapped module, its neuron state (what this adapter empties before
+        every call: its state buffers, and the state its frameworks keep on modules) left out: what a
+        reused check, or a front end an explainer keeps, needs unchanged.
+
+        Example:
+            >>> import torch, snntorch as snn
+            >>> from sc_neurocore.adapters import from_snntorch
+            >>> net = torch.nn.Sequential(torch.nn.Linear(8, 4), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+            >>> model = from_snntorch(net)
+            >>> before = model.fingerprint()
+            >>> _ = net(torch.ones(2, 8))  # the user's own forward: only neuron state changes
+            >>> model.fingerprint() == before
+            True
+        """
+        from .registry import frameworks_in
+
+        state = list(self._state_buffers)
+        for framework in frameworks_in(self.module):
+            if framework.state_attributes is not None:
+                state += framework.state_attributes(self.module)
+        return module_fingerprint(self.module, state)
+
+    @property
+    def fixed_structure(self) -> bool:
+        """Whether the model's forward is fixed by its layers and their settings, never by the spikes it is
+        fed, so that a graph verified once per input shape stays verified (`check_graph`'s `reuse`): a
+        known stack (`stack` is not `None`). A module with its own time loop may branch on its input."""
+        return self.stack is not None
+
+    def _traces(self, fingerprint: tuple | None = None) -> dict:
+        """This adapter's traced graphs `{(T, dtype, device): (graph or None, reason)}`, emptied when the
+        module has changed since they were traced (a replaced submodule or parameter, a changed setting, an
+        in-place weight update: see `module_fingerprint`), so that a graph is never reused stale."""
+        fingerprint = self.fingerprint() if fingerprint is None else fingerprint
+        kept = _TRACED.get(self)
+        if kept is None or kept[0] != fingerprint:
+            kept = _TRACED[self] = (fingerprint, {})
+        return kept[1]
 
     @property
     def graph_reason(self) -> str:
@@ -608,14 +647,56 @@ class HookedModel(nn.Module):
         return layers
 
 
-def _plain_attributes(module: nn.Module) -> tuple:
-    """Every submodule's plain settings (bools, numbers, strings, `None`, including private ones such as
-    snnTorch's `_reset_mechanism`, and the training flag): with the parameters' and buffers' identities and
-    versions, what a reused graph check must find unchanged, since a changed reset or `reset_delay` changes
-    the forward without touching a tensor."""
-    plain = (bool, int, float, str, type(None))
-    return tuple((name, tuple(sorted((key, value) for key, value in vars(sub).items() if isinstance(value, plain))))
-                 for name, sub in module.named_modules())
+def module_fingerprint(module: nn.Module, state: Sequence[tuple[nn.Module, str]] = ()) -> tuple:
+    """What must be unchanged for a check of `module`, or a front end built for it, to be reused.
+
+    Every submodule: its name, identity and type, and every setting it holds (plain values, tensors by
+    identity and version, tuples such as Norse's parameter NamedTuples element by element, other objects
+    such as a reset function by identity; the training flag included: a changed reset, threshold or
+    `reset_delay` changes the forward without touching a parameter); and every parameter's and buffer's
+    identity and version (an in-place update, an optimiser step included, bumps it). The module's own
+    bookkeeping (its parameter, buffer and submodule tables, its hooks) is left out, and so is neuron
+    `state`: `(submodule, attribute name)` pairs that an adapter empties before every call and restores
+    after it (snnTorch's `mem`, SpikingJelly's memories), which the user's own forwards change.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+        >>> before = module_fingerprint(net)
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.mul_(2.0)
+        >>> module_fingerprint(net) == before
+        False
+    """
+    skipped = {(id(sub), name) for sub, name in state}
+    submodules = tuple((name, id(sub), type(sub),
+                        tuple(sorted((key, _setting(value)) for key, value in vars(sub).items()
+                                     if key not in _MODULE_TABLES and "hook" not in key and (id(sub), key) not in skipped)))
+                       for name, sub in module.named_modules())
+    buffers = ((owner, name, buffer) for owner in module.modules() for name, buffer in owner.named_buffers(recurse=False))
+    tensors = tuple((t.data_ptr(), t._version) for t in (*module.parameters(),
+                                                         *(b for owner, name, b in buffers if (id(owner), name) not in skipped)))
+    return submodules, tensors
+
+
+#: `nn.Module` attributes that are its own bookkeeping (the tensors and submodules are fingerprinted apart).
+_MODULE_TABLES = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"})
+
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _setting(value: Any, depth: int = 0) -> Any:
+    """A comparable stand-in for one attribute of a submodule (see `module_fingerprint`)."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, Tensor):
+        return "tensor", id(value), value.data_ptr(), value._version, tuple(value.shape), value.dtype
+    if depth < 3 and isinstance(value, (tuple, list)):
+        return type(value), tuple(_setting(item, depth + 1) for item in value)
+    if depth < 3 and isinstance(value, dict):
+        return dict, tuple(sorted(((str(key), _setting(item, depth + 1)) for key, item in value.items()),
+                                  key=lambda pair: pair[0]))
+    return "object", type(value), id(value)
 
 
 #: One `CallLock` per user module: every adapter of a module takes turns with every other.
@@ -632,8 +713,9 @@ def module_lock(module: nn.Module) -> CallLock:
         return lock
 
 
-#: `{adapter: {(T, dtype, device): (graph or None, reason)}}`: each adapter's traced graphs, traced once per
-#: input shape; and the reason of each adapter's last check. Weak: they go with the adapter.
+#: `{adapter: (module fingerprint, {(T, dtype, device): (graph or None, reason)})}`: each adapter's traced
+#: graphs, traced once per input shape and module state (`HookedModel._traces`); and the reason of each
+#: adapter's last check. Weak: they go with the adapter.
 _TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LAST_REASON: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: adapter -> the shape, dtype, device and parameter versions its graph was last verified on (`check_graph`).

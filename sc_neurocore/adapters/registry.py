@@ -35,6 +35,9 @@ class Framework(NamedTuple):
         fresh_state: `fresh_state(model) -> context manager` giving the framework's neurons in `model`
             fresh state for one call and the user's own back after it, for frameworks that keep state on
             modules between calls (SpikingJelly's memories); `None` when the adapter's state buffers do.
+        state_attributes: `state_attributes(model) -> [(module, attribute name)]`: where `fresh_state`
+            finds that state, left out of `hooked.module_fingerprint` (a forward of the user's own between
+            two explanations changes it, never what an adapter's call computes); `None` with `fresh_state`.
     """
 
     name: str
@@ -44,6 +47,7 @@ class Framework(NamedTuple):
     wrap: Callable[..., Any]
     reset_hint: str = ""
     fresh_state: Callable[[nn.Module], Any] | None = None
+    state_attributes: Callable[[nn.Module], list[tuple[nn.Module, str]]] | None = None
 
 
 #: `(package, adapter module)`: one line per framework.

@@ -44,7 +44,7 @@ from ..dynamics import (
 )
 from ..extras import missing_extra
 from ..graph.neurons import NeuronNode
-from .hooked import _TRACED, Candidate, Emitted, HookedModel, infer_input_shape
+from .hooked import Candidate, Emitted, HookedModel, infer_input_shape
 from .readout import check_readout
 from .registry import Framework
 from .torch_maps import Untraceable
@@ -55,6 +55,10 @@ STEP_MODES: tuple[str, ...] = ("s", "m")
 _WEIGHT_STEPS = 4
 
 _ABSENT = object()
+
+
+#: Where a layer's class must come from for `SpikingJellyModel.fixed_structure`.
+_STRUCTURAL_PACKAGES = ("torch.nn.", "spikingjelly.activation_based.")
 
 
 def import_spikingjelly():
@@ -267,6 +271,18 @@ class SpikingJellyModel(HookedModel):
     def _default_readout(self) -> str:
         return "rate"
 
+    @property
+    def fixed_structure(self) -> bool:
+        """Whether the network is a plain stack: `nn.Sequential` (or SpikingJelly's containers) of layers
+        and neurons that torch and SpikingJelly themselves define (run in evaluation mode, as every adapter
+        call runs). Such a forward
+        never branches on its input, so its graph, verified once per input shape, stays verified; a
+        network with its own `forward` (or a layer subclassed outside those two packages) is checked on
+        every call."""
+        if type(self.module) is not nn.Sequential:
+            return False
+        return all(type(module).__module__.startswith(_STRUCTURAL_PACKAGES) for module in self.module.modules())
+
     def linear_weights(self) -> list[Tensor] | None:
         """The `(n_in, n_out)` weight chain of a network of Linear layers and neurons (Flatten and Dropout
         aside), read from its traced graph; `None` for convolutions, pooling or a network the graph
@@ -274,7 +290,7 @@ class SpikingJellyModel(HookedModel):
         reference = next((t for t in (*self.module.parameters(), *self.module.buffers()) if t.is_floating_point()),
                          torch.zeros(()))
         self._known()
-        traced = _TRACED.setdefault(self, {})
+        traced = self._traces()
         key = (_WEIGHT_STEPS, reference.dtype, reference.device)
         if key not in traced:
             traced[key] = self._trace(_WEIGHT_STEPS, reference.device)
@@ -362,5 +378,18 @@ def from_spikingjelly(model: nn.Module, step_mode: str | None = None, input_shap
             from error
 
 
+def memory_attributes(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """Where SpikingJelly keeps neuron state on `model` between calls: every memory module's `_memories`
+    (its `v`, ...) and `v_seq`, the attributes `fresh_memories` empties and restores.
+
+    Example:
+        >>> from spikingjelly.activation_based import neuron
+        >>> node = neuron.IFNode()
+        >>> [name for _, name in memory_attributes(torch.nn.Sequential(node))]
+        ['_memories', 'v_seq']
+    """
+    return [(module, name) for module in memory_modules(model) for name in ("_memories", "v_seq")]
+
+
 FRAMEWORK = Framework("spikingjelly", "spikingjelly", is_spikingjelly_neuron, neuron_node, from_spikingjelly,
-                      "spikingjelly.activation_based.functional.reset_net(model)", fresh_memories)
+                      "spikingjelly.activation_based.functional.reset_net(model)", fresh_memories, memory_attributes)

@@ -169,7 +169,7 @@ def charge_unsupported(name: str, layer: CompiledLayer) -> str | None:
 
 
 def charged_membranes(layer: CompiledLayer, current: Tensor, after: Tensor) -> Tensor:
-    """The float charged membranes $\hat h$ ``(B, T, n)`` of a recorded forward of a charge-then-reset ``layer``:
+    r"""The float charged membranes $\hat h$ ``(B, T, n)`` of a recorded forward of a charge-then-reset ``layer``:
     its charge, as the framework computes it, of each step's current from the membrane the step before left
     (``after``, the membranes after each step's reset; at rest before the first).
 

@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ..adapters.hooked import module_fingerprint
+
 from .incremental import Baseline, CompiledStack, stack_forward
 
 logger = logging.getLogger(__name__)
@@ -54,13 +56,12 @@ def _module(model) -> nn.Module | None:
 
 def _parameter_key(model) -> tuple:
     module = _module(model)
-    if module is None:
-        return ()
-    return tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
+    return () if module is None else module_fingerprint(module)
 
 
 def check_key(model, spikes: Tensor) -> tuple:
-    """What a cached compiled check depends on: input shape, dtype, device and the model's parameters."""
+    """What a cached compiled check depends on: input shape, dtype, device and the model's parameters,
+    submodules and settings (`sc_neurocore.adapters.hooked.module_fingerprint`)."""
     return (tuple(spikes.shape), spikes.dtype, str(spikes.device), _parameter_key(model))
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters import as_spiking_model
+from ..adapters.hooked import module_fingerprint
 from ..adapters.nir import is_nir_graph
 from ..engine import ENGINES, Execution, execute
 from ..engine.budget import check_max_memory
@@ -75,12 +76,36 @@ class PerturbationExplainer:
         self.max_memory = check_max_memory(max_memory)
         self.progress = bool(progress)
         self.engine = as_choice(engine, ENGINES, "engine")
+        self._front_end: tuple[Any, tuple, SpikingModel] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_front_end"] = None  # a copy builds its own (its model is a copy)
+        return state
+
+    def _model_for(self, batch: SpikeBatch, input_shape: tuple[int, ...]) -> SpikingModel:
+        """`run_fn` as a `SpikingModel`: a bare framework model is wrapped by its front end once, and the
+        wrap (with the traced graphs and checks it keeps) is reused while the model's fingerprint (the
+        front end's `fingerprint`, or `module_fingerprint`) and this call's options are unchanged; a replaced `run_fn`, submodule or parameter, an in-place
+        weight update or a changed setting builds a fresh one."""
+        run_fn = self.run_fn
+        n_inputs = batch.spikes.shape[2]
+        if not isinstance(run_fn, nn.Module) or isinstance(run_fn, SpikingModel):
+            return as_spiking_model(run_fn, batched=self.batched, n_inputs=n_inputs, numpy_io=batch.numpy,
+                                    input_shape=input_shape)
+        options = (self.batched, n_inputs, batch.numpy, input_shape)
+        kept = self._front_end
+        if kept is not None and kept[0] is run_fn and kept[1] == (options, _fingerprint(kept[2], run_fn)):
+            return kept[2]
+        model = as_spiking_model(run_fn, batched=self.batched, n_inputs=n_inputs, numpy_io=batch.numpy,
+                                 input_shape=input_shape)
+        self._front_end = (run_fn, (options, _fingerprint(model, run_fn)), model)
+        return model
 
     def _prepare(self, input_spikes: Any, time_first: bool = False) -> Prepared:
         layout = normalise_layout(input_spikes, self.run_fn, time_first=time_first)
         batch = as_spikes(layout.spikes)
-        model = as_spiking_model(self.run_fn, batched=self.batched, n_inputs=batch.spikes.shape[2],
-                                 numpy_io=batch.numpy, input_shape=layout.feature_shape)
+        model = self._model_for(batch, layout.feature_shape)
         _check_inputs_fit(model, batch.spikes)
         warn_if_time_first(batch.spikes, model, time_first)
         if isinstance(model, ModelGraph):  # a NIR graph, or a graph built by hand: it is its own reference
@@ -109,6 +134,12 @@ class PerturbationExplainer:
             return execute(prepared.model, prepared.batch.spikes, plan, max_memory=self.max_memory,
                            n_outputs=prepared.baseline.shape[1], progress=self.progress, engine=self.engine,
                            return_info=True, columns=columns)
+
+
+def _fingerprint(model: SpikingModel, module: nn.Module) -> tuple:
+    """What a kept front end needs unchanged: its own `fingerprint` (neuron state left out), else the module's."""
+    own = getattr(model, "fingerprint", None)
+    return own() if callable(own) else module_fingerprint(module)
 
 
 def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:
