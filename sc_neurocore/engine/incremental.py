@@ -132,6 +132,21 @@ class CompiledLayer(NamedTuple):
         return current if self.bias is None else current + self.bias
 
 
+def never_decides(current: Tensor, before, after, params) -> Tensor:
+    """The decision of a layer that emits its membrane, not spikes (a leaky integrator): it takes none, so
+    no rounding of its membrane can flip a spike (an infinite distance to threshold).
+
+    Example:
+        >>> from sc_neurocore.dynamics import CurrentLIParameters, current_li_initial_state, current_li_step
+        >>> params = CurrentLIParameters()
+        >>> state = current_li_initial_state(torch.zeros(1, 2), params)
+        >>> _, after = current_li_step(torch.ones(1, 2), state, params)
+        >>> never_decides(torch.ones(1, 2), state, after, params)
+        tensor([[inf, inf]])
+    """
+    return torch.full_like(current, math.inf)
+
+
 class CompiledStack(NamedTuple):
     """A feed-forward spiking network in compiled form.
 

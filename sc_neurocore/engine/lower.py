@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ..graph import Conv, Dense, Identity, MatMul, ModelGraph, Reshape, Segment
-from .incremental import READOUTS, CompiledLayer, CompiledStack
+from .incremental import READOUTS, CompiledLayer, CompiledStack, never_decides
 
 #: Above this many matrix entries a segment's composed matrix is not materialised (the graph runs batched).
 MAX_DENSE_ENTRIES = 2**26
@@ -107,8 +107,8 @@ def _lower_segment(graph: ModelGraph, segment: Segment, last: bool, fresh: bool)
     shape = neuron.shape
     return CompiledLayer(weight, bias, neuron.step, neuron.params,
                          functools.partial(_flat_initial_state, initial_state=neuron.initial_state, shape=shape),
-                         functools.partial(_segment_current, graph=graph, segment=segment, fresh=fresh), neuron.decision,
-                         extra)
+                         functools.partial(_segment_current, graph=graph, segment=segment, fresh=fresh),
+                         neuron.decision if neuron.spiking else never_decides, extra)
 
 
 def _composed(segment: Segment) -> tuple[Tensor, Tensor | None] | None:
