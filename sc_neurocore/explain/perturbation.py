@@ -8,7 +8,9 @@ runs them in as few forward passes as ``max_memory`` allows.
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -16,7 +18,7 @@ from torch import Tensor, nn
 
 from ..adapters import as_spiking_model
 from ..adapters.hooked import module_fingerprint
-from ..adapters.nir import is_nir_graph
+from ..adapters.nir import is_nir_graph, nir_fingerprint
 from ..engine import ENGINES, Execution, execute
 from ..engine.budget import check_max_memory
 from ..engine.plans import Silencing, SpikeRemovals
@@ -84,22 +86,33 @@ class PerturbationExplainer:
         return state
 
     def _model_for(self, batch: SpikeBatch, input_shape: tuple[int, ...]) -> SpikingModel:
-        """`run_fn` as a `SpikingModel`: a bare framework model is wrapped by its front end once, and the
-        wrap (with the traced graphs and checks it keeps) is reused while the model's fingerprint (the
-        front end's `fingerprint`, or `module_fingerprint`) and this call's options are unchanged; a replaced `run_fn`, submodule or parameter, an in-place
-        weight update or a changed setting builds a fresh one."""
+        """`run_fn` as a `SpikingModel`: a bare framework model is wrapped by its front end once, and a NIR
+        graph read by `from_nir` once; the result (with the traced graphs and checks it keeps) is reused
+        while the model's fingerprint (the front end's `fingerprint`, `module_fingerprint` or
+        `nir_fingerprint`) and this call's options are unchanged. A replaced `run_fn`, submodule or
+        parameter, an in-place edit of a weight or a changed setting builds a fresh one."""
         run_fn = self.run_fn
         n_inputs = batch.spikes.shape[2]
-        if not isinstance(run_fn, nn.Module) or isinstance(run_fn, SpikingModel):
+
+        def built() -> SpikingModel:
             return as_spiking_model(run_fn, batched=self.batched, n_inputs=n_inputs, numpy_io=batch.numpy,
                                     input_shape=input_shape)
+
+        fingerprint: Callable[[SpikingModel], tuple]
+        if isinstance(run_fn, SpikingModel):
+            return built()
+        if is_nir_graph(run_fn):
+            fingerprint = functools.partial(_unused_model, nir_fingerprint(run_fn))
+        elif isinstance(run_fn, nn.Module):
+            fingerprint = functools.partial(_fingerprint, module=run_fn)
+        else:
+            return built()
         options = (self.batched, n_inputs, batch.numpy, input_shape)
         kept = self._front_end
-        if kept is not None and kept[0] is run_fn and kept[1] == (options, _fingerprint(kept[2], run_fn)):
+        if kept is not None and kept[0] is run_fn and kept[1] == (options, fingerprint(kept[2])):
             return kept[2]
-        model = as_spiking_model(run_fn, batched=self.batched, n_inputs=n_inputs, numpy_io=batch.numpy,
-                                 input_shape=input_shape)
-        self._front_end = (run_fn, (options, _fingerprint(model, run_fn)), model)
+        model = built()
+        self._front_end = (run_fn, (options, fingerprint(model)), model)
         return model
 
     def _prepare(self, input_spikes: Any, time_first: bool = False) -> Prepared:
@@ -140,6 +153,11 @@ def _fingerprint(model: SpikingModel, module: nn.Module) -> tuple:
     """What a kept front end needs unchanged: its own `fingerprint` (neuron state left out), else the module's."""
     own = getattr(model, "fingerprint", None)
     return own() if callable(own) else module_fingerprint(module)
+
+
+def _unused_model(fingerprint: tuple, model: SpikingModel) -> tuple:
+    """A fingerprint taken of the source (a NIR graph) rather than of what was built from it."""
+    return fingerprint
 
 
 def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:

@@ -201,3 +201,37 @@ def test_fingerprint_sees_a_replaced_or_updated_tensor_setting(reassigned):
     else:
         module.scale.mul_(2.0)
     assert module_fingerprint(module) != before
+
+
+def test_a_nir_graph_is_read_once_and_again_after_an_edit(monkeypatch):
+    require_module("nir", "nir")
+    import numpy as np
+    import nir
+
+    from sc_neurocore.adapters import nir as nir_adapter
+
+    rng = np.random.default_rng(16)
+
+    def lif(n: int):
+        return nir.LIF(tau=np.full(n, 1e-3, np.float32), r=np.ones(n, np.float32), v_leak=np.zeros(n, np.float32),
+                       v_threshold=np.full(n, 0.5, np.float32), v_reset=np.zeros(n, np.float32))
+
+    graph = nir.NIRGraph.from_list(nir.Linear(weight=rng.normal(0.0, 8.0, (12, 30)).astype(np.float32)), lif(12),
+                                   nir.Linear(weight=np.abs(rng.normal(0.0, 2.0, (3, 12))).astype(np.float32)), lif(3))
+    reads = []
+    real = nir_adapter.from_nir
+    monkeypatch.setattr(nir_adapter, "from_nir", lambda *args, **kwargs: reads.append(1) or real(*args, **kwargs))
+    spikes = (torch.rand(2, 20, 30, generator=torch.Generator().manual_seed(17)) < 0.3).float()
+    explainer = TemporalSaliency(graph)
+    target = int(real(graph).run(spikes).sum(0).argmax())
+    for sample in spikes:
+        got = _saliency(explainer, sample, target)
+        torch.testing.assert_close(got, _brute(real(graph).run, sample, target))
+    assert len(reads) == 1, "unchanged: the graph is read once"
+    before = got
+    first_linear = next(node for node in graph.nodes.values() if isinstance(node, nir.Linear))
+    first_linear.weight *= 1.5  # an in-place edit of the user's array
+    after = _saliency(explainer, spikes[-1], target)
+    assert len(reads) == 2, "edited: read again"
+    torch.testing.assert_close(after, _brute(real(graph).run, spikes[-1], target))
+    assert not torch.equal(after, before), "the edit must change the saliency for the test to mean anything"
