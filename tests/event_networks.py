@@ -84,6 +84,18 @@ def gained_spikes(draw, layers: list, n_inputs: int, gains: list[float]) -> torc
     return (torch.rand(batch, steps, n_inputs, generator=generator) < 0.3).float()
 
 
+def linear_stack(draw, neurons, gains: list[float]) -> tuple[list[torch.nn.Module], torch.Tensor]:
+    """1-3 random Linear layers (with or without a bias), each followed by ``neurons(draw)``, and spikes for them
+    (`gained_spikes`)."""
+    torch.manual_seed(draw(st.integers(0, 2**16)))
+    n_layers = draw(st.integers(1, 3))
+    sizes = [draw(st.integers(6, 24)) for _ in range(n_layers)] + [draw(st.integers(2, 5))]
+    layers: list[torch.nn.Module] = []
+    for index in range(n_layers):
+        layers += [torch.nn.Linear(sizes[index], sizes[index + 1], bias=draw(st.booleans())), neurons(draw)]
+    return layers, gained_spikes(draw, layers, sizes[0], gains)
+
+
 def check_event_stack(model, spikes: torch.Tensor, tight: bool = False) -> None:
     """Every plan of `graph_plans` on ``model``'s traced graph through the event engine: the model's own naive loop
     outside the tie mask, the graph's own naive loop on every row (``tight``: the stack needs the tight test)."""

@@ -110,7 +110,8 @@ def nir_fingerprint(graph: Any) -> tuple:
         >>> import numpy as np, nir
         >>> graph = nir.NIRGraph.from_list(nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)))
         >>> before = nir_fingerprint(graph)
-        >>> graph.nodes[next(iter(graph.nodes))].weight[0, 0] = 2.0  # edited in place
+        >>> affine = next(node for node in graph.nodes.values() if isinstance(node, nir.Affine))
+        >>> affine.weight[0, 0] = 2.0  # edited in place
         >>> nir_fingerprint(graph) == before
         False
     """

@@ -304,8 +304,9 @@ def _options(model, spikes: Tensor, plan, stack, max_memory: int | None, same_op
     events = 1.0
     if isinstance(plan, Silencing) and plan.layer == INPUT_LAYER:  # a silenced input neuron: its spikes
         events = float((spikes != 0).sum()) / max(1, spikes.shape[0] * spikes.shape[2])
+    membrane = stack.readout in MEMBRANE_READOUTS
     shape = Shape(spikes.shape[0], len(plan), spikes.shape[1], spikes.shape[2], tuple(stack.sizes), events,
-                  one_column and stack.readout not in MEMBRANE_READOUTS)
+                  one_column and not membrane, membrane)
     options: dict = {"batched": batched_seconds(shape)}
     if _many_inputs_per_row(plan):
         options["incremental refused"] = "rows silence many input neurons (a full product per step)"

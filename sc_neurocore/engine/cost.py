@@ -13,8 +13,9 @@ with one torch thread (``sc-neurocore bench`` records the real times next to the
   (its LIF time loops compiled) and the float64 tables, then per row the first layer's screen and scans
   and, above it, every neuron scanned over the window, at `EVENT_STEP` (compiled) or `PYTHON_STEP`
   (numba missing), plus the rows decided inside the tight rounding bound, replayed from their first
-  such layer (`REPLAY_ROW` each; their share from `TIE_RATE`). A current-based layer (snnTorch `Synaptic`,
-  `sc_neurocore.engine.cuba`) is costed as a LIF layer: its scan step, two states and two bounds, measured
+  such layer (`REPLAY_ROW` each; their share from `TIE_RATE`), and for a membrane readout every row's
+  output layer replayed (`MEMBRANE_REPLAY_STEP` a step). A current-based layer (snnTorch `Synaptic`, Norse
+  `LIFCell`, `sc_neurocore.engine.cuba`) is costed as a LIF layer: its scan step, two states and two bounds, measured
   6.3 ns against a LIF layer's 5.9 ns (medians, a 784-128 layer with every pair scanned).
 
 The model picks the cheapest executor that can run the plan exactly; ties in the estimate go to the
@@ -44,6 +45,10 @@ PYTHON_STEP = 1e-6
 EVENT_FIXED = 1e-3
 #: Seconds per replayed tie row (its changed rows' products in the naive call shapes, the compiled loops).
 REPLAY_ROW = 5e-5
+#: Seconds per step of a row's output layer replayed for a membrane readout (one product call in the naive
+#: loop's call shape, and the step's ops): the event engine replays every row whose input to it changed.
+#: Measured 2.4 us on Norse's LIFCell + LICell tutorial network at 784-128-10, T = 25.
+MEMBRANE_REPLAY_STEP = 2.5e-6
 #: Rows landing inside the tight rounding bound (replayed) grow with the decisions a row scans: share
 #: ``1 - exp(-TIE_RATE x layers x T x sum(n))``. Fitted on the benchmark workloads (R-MNIST 1.1%, R-seed 1.0%,
 #: R-deep 26% of the saliency rows in float32).
@@ -52,8 +57,9 @@ TIE_RATE = 3e-6
 
 class Shape(NamedTuple):
     """What the costs depend on: samples, rows, window, input width, layer widths, the input changes
-    (events) of an average row, and whether the caller reads one output column per row (the event engine
-    then scans one output neuron)."""
+    (events) of an average row, whether the caller reads one output column per row (the event engine
+    then scans one output neuron), and whether the readout is a membrane (the event engine then replays
+    the output layer of every row)."""
 
     samples: int
     rows: int
@@ -62,6 +68,7 @@ class Shape(NamedTuple):
     sizes: tuple[int, ...]
     events: float = 1.0
     one_column: bool = False
+    membrane: bool = False
 
     @property
     def macs_per_step(self) -> int:
@@ -109,7 +116,8 @@ def event_seconds(shape: Shape, compiled: bool = True) -> float:
         above[-1] = 1
     per_row = step * (first * (1 + shape.steps / 5) * max(1.0, shape.events) + shape.steps * sum(above))
     share = 1.0 - math.exp(-TIE_RATE * len(shape.sizes) * shape.steps * sum(shape.sizes))
-    return EVENT_FIXED + forward + shape.rows * (per_row + share * REPLAY_ROW)
+    replayed = shape.steps * MEMBRANE_REPLAY_STEP if shape.membrane else 0.0
+    return EVENT_FIXED + forward + shape.rows * (per_row + share * REPLAY_ROW + replayed)
 
 
 def cheapest(estimates: dict[str, float]) -> tuple[str, str]:

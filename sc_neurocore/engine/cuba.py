@@ -1,15 +1,17 @@
-r"""Current-based (synaptic-current) layers in the event engine: snnTorch `Synaptic`, as the graph traces it.
+r"""Current-based (synaptic-current) layers in the event engine: snnTorch `Synaptic` and Norse `LIFCell` / `LIF`,
+as the graph traces them.
 
 A layer whose step is `sc_neurocore.dynamics.synaptic_step` (delayed reset, spikes of height 1, no
-recurrence) runs as events through `sc_neurocore.engine.cuba_kernels.propagate_cuba`: the same interface
+recurrence), or Norse's `current_lif_step` (the input jumps the current before the membrane charges on it,
+and the spike, decided on the charged membrane, resets it to 0 in the same step; no leak potential, no
+recurrence), runs as events through `sc_neurocore.engine.cuba_kernels.propagate_cuba`: the same interface
 as a LIF layer's kernel (`sc_neurocore.engine.event`), with the two-state recurrence, its screen and its
-rounding bounds derived in that module's docstring. This module builds the layer's tables from the
-recorded baseline (`CubaTables`) and says when a layer cannot run as events (`cuba_unsupported`).
+rounding bounds derived in that module's docstring (Norse's on its charged membrane, `norse_form`). This
+module builds the layer's tables from the recorded baseline (`CubaTables`) and says when a layer cannot
+run as events (`cuba_unsupported`).
 
-Not covered (their stacks take the incremental engine): Norse's current-based LIF (`current_lif_step`:
-the input jumps the current before the membrane integrates it, and the spike, decided on the pre-reset
-membrane, resets it to `v_reset` in the same step) and NIR's `CubaLIF` (`euler_step`). Both are two-state
-linear recurrences too, with other ops in another order, so other rounding bounds.
+Not covered (their stacks take the incremental engine): NIR's `CubaLIF` (`euler_step`), a two-state linear
+recurrence too, with other ops in another order, so other rounding bounds.
 
 The tables (float64, per sample, neuron and step): the real-arithmetic anchor (the real currents through
 the float forward's own resets: synaptic current, pre-reset membrane $u$, membrane $v$), the bound $E$ on
@@ -27,7 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..dynamics import SynapticParameters, synaptic_step
+from ..dynamics import CurrentLIFParameters, SynapticParameters, current_lif_step, synaptic_step
+from ..dynamics.current import current_lif_integrate
 from .cuba_kernels import cuba_kernels
 from .event_kernels import RESET_CODES
 from .incremental import Baseline, CompiledLayer
@@ -83,12 +86,14 @@ class CubaTables(NamedTuple):
     gam: np.ndarray | None = None
     tight: bool = False
     c_est: float = C_EST
+    replayable: bool = False
 
     @property
     def replay(self) -> bool:
         """Whether the rows inside the tight bound are replayed from this layer (see
-        `sc_neurocore.engine.event_tables.LayerTables`): where the tight test may decide."""
-        return self.tight
+        `sc_neurocore.engine.event_tables.LayerTables`): where the tight test may decide, or, for a layer
+        without one (Norse's), where the stack's ops are the model's own (``replayable``)."""
+        return self.tight or self.replayable
 
     def kernel(self):
         """The layer's kernel, `propagate_cuba` (numba-compiled when installed)."""
@@ -109,7 +114,8 @@ class CubaTables(NamedTuple):
 
 
 def is_cuba(layer: CompiledLayer) -> bool:
-    """Whether ``layer`` is a current-based layer this module handles (its step is `synaptic_step`).
+    """Whether ``layer`` is a current-based layer this module handles (its step is `synaptic_step`, or
+    Norse's `current_lif_step`).
 
     Example:
         >>> import torch
@@ -117,7 +123,55 @@ def is_cuba(layer: CompiledLayer) -> bool:
         >>> is_cuba(CompiledLayer(torch.ones(2, 2), None, synaptic_step, SynapticParameters(), None))
         True
     """
-    return layer.step is synaptic_step and isinstance(layer.params, SynapticParameters)
+    return (layer.step is synaptic_step and isinstance(layer.params, SynapticParameters)) or _is_norse(layer)
+
+
+def _is_norse(layer: CompiledLayer) -> bool:
+    return layer.step is current_lif_step and isinstance(layer.params, CurrentLIFParameters)
+
+
+def norse_form(layer: CompiledLayer) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""``(gain a, alpha, beta, threshold)`` ``(n,)`` float64 of a Norse current-based LIF ``layer`` on its charged
+    membrane (see `sc_neurocore.engine.cuba_kernels`): $a = dt\,\tau_{mem}^{-1}$ and $c = -dt\,\tau_{syn}^{-1}$
+    exactly as `current_lif_step` forms them (a constant in the layer's dtype), $\alpha = 1 + c$, $\beta = 1 - a$.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.dynamics import CurrentLIFParameters, current_lif_initial_state
+        >>> layer = CompiledLayer(torch.ones(2, 3), None, current_lif_step, CurrentLIFParameters(), None)
+        >>> [round(float(v[0]), 6) for v in norse_form(layer)]
+        [0.1, 0.8, 0.9, 1.0]
+    """
+    params: CurrentLIFParameters = layer.params
+    dtype = layer.weight.dtype
+    n_out = layer.weight.shape[1]
+
+    def constant(value) -> Tensor:  # a Python number meets the float tensor as a constant of its dtype
+        return torch.as_tensor(value).to(dtype).double().expand(n_out).contiguous()
+
+    gain = constant(params.dt * params.tau_mem_inv)
+    decay = constant(-params.dt * params.tau_syn_inv)
+    return gain, 1.0 + decay, 1.0 - gain, constant(params.v_th)
+
+
+def _norse_unsupported(name: str, layer: CompiledLayer) -> str | None:
+    params: CurrentLIFParameters = layer.params
+    if params.recurrent is not None:
+        return f"layer {name!r} is recurrent"
+    n_out = layer.weight.shape[1]
+    for field in ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset"):
+        value = torch.as_tensor(getattr(params, field))
+        if value.numel() not in (1, n_out):
+            return f"layer {name!r} has a {field} of shape {tuple(value.shape)}, neither one value nor one per neuron"
+    for field in ("v_leak", "v_reset"):
+        if bool((torch.as_tensor(getattr(params, field)) != 0).any()):
+            return f"layer {name!r} has a {field} other than 0 (the events model a reset to 0 and no leak potential)"
+    gain, alpha, beta, _ = norse_form(layer)
+    if bool((gain <= 0).any()) or bool((beta < 0).any()):
+        return f"layer {name!r} has a membrane decay dt * tau_mem_inv outside (0, 1]"
+    if bool((alpha < 0).any()) or bool((alpha > 1).any()):
+        return f"layer {name!r} has a current decay dt * tau_syn_inv outside [0, 1]"
+    return None
 
 
 def cuba_unsupported(name: str, layer: CompiledLayer) -> str | None:
@@ -130,6 +184,8 @@ def cuba_unsupported(name: str, layer: CompiledLayer) -> str | None:
         >>> cuba_unsupported("1", layer)
         "layer '1' resets in the same step (the events follow the delayed reset)"
     """
+    if _is_norse(layer):
+        return _norse_unsupported(name, layer)
     params = layer.params
     if params.recurrent is not None:
         return f"layer {name!r} is recurrent"
@@ -147,6 +203,29 @@ def cuba_unsupported(name: str, layer: CompiledLayer) -> str | None:
     if not params.reset_delay:
         return f"layer {name!r} resets in the same step (the events follow the delayed reset)"
     return None
+
+
+def _before(states: Tensor) -> Tensor:
+    """``(B, T, n)`` states one step later: each step's state the step before (at rest, 0, before the first)."""
+    return torch.cat([states.new_zeros(states[:, :1].shape), states[:, :-1]], dim=1)
+
+
+def _norse_roundings(layer: CompiledLayer, currents: Tensor, state, gain: Tensor, alpha: Tensor,
+                     factor: float) -> tuple[Tensor, Tensor]:
+    r"""The local roundings $\rho_i, \rho_v$ ``(B, T, n)`` of a Norse current-based LIF layer's float forward, in the
+    kernel's units (the current scaled by $a$; see `sc_neurocore.engine.cuba_kernels`), from its recorded states:
+    the jumped current $\hat j = \hat i[t-1] + \hat I[t]$ and the charged membrane $\tilde v$, recomputed with
+    the step's own elementwise ops (the same bits)."""
+    params: CurrentLIFParameters = layer.params
+    current_f, membrane_f = state.current, state.membrane
+    before = type(state)(_before(membrane_f), _before(current_f))
+    with torch.no_grad():
+        jumped, charged = current_lif_integrate(currents, before, params)
+    jumped, charged = jumped.double(), charged.double()
+    decay = (alpha - 1.0).abs()
+    rho_i = factor * gain * (jumped.abs() + decay * _before(jumped).abs() + _before(current_f.double()).abs())
+    rho_v = factor * (2.0 * gain * (jumped.abs() + _before(membrane_f.double()).abs()) + charged.abs())
+    return rho_i, rho_v
 
 
 def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Baseline, tight: bool,
@@ -174,7 +253,7 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
 
     slack = ADDED_SPIKES if slack is None or index == 0 else slack
 
-    params: SynapticParameters = layer.params
+    params = layer.params
     unit = torch.finfo(layer.weight.dtype).eps / 2
     n_in, n_out = layer.weight.shape
     own = cuba_kernels()
@@ -182,8 +261,13 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
     weight = layer.weight.double()
     state = baseline.states[index]
     spikes = baseline.spikes[index].double()
-    alpha, beta, theta = (torch.as_tensor(value, dtype=torch.float64).expand(n_out).contiguous()
-                          for value in (params.alpha, params.beta, params.threshold))
+    norse = _is_norse(layer)
+    if norse:  # on the charged membrane, with the current a j: the kernel's weights a W
+        gain, alpha, beta, theta = norse_form(layer)
+        weight = weight * gain
+    else:
+        alpha, beta, theta = (torch.as_tensor(value, dtype=torch.float64).expand(n_out).contiguous()
+                              for value in (params.alpha, params.beta, params.threshold))
     sums = [np.zeros((*train.shape[:2], n_out)) for _ in range(3)]
     own["product_sums"](np.ascontiguousarray(train.numpy()), np.ascontiguousarray(weight.numpy()), *sums)
     real_current, positive, negative = (torch.from_numpy(a) for a in sums)
@@ -191,21 +275,25 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
     binary = bool(((train == 0) | (train == 1)).all())
     partial = torch.maximum(positive, negative) if binary else magnitude.clone()
     if layer.bias is not None:
-        magnitude += layer.bias.double().abs()
-        partial += layer.bias.double().abs()
-        real_current += layer.bias.double()
-    reset = RESET_CODES[params.reset]
+        bias = layer.bias.double() * (gain if norse else 1.0)
+        magnitude += bias.abs()
+        partial += bias.abs()
+        real_current += bias
+    reset = 3 if norse else RESET_CODES[params.reset]
     _, pre, membrane = own["real_states"](real_current.numpy(), np.zeros(real_current.shape), spikes.numpy(),
                                           alpha.numpy(), beta.numpy(), theta.numpy(), reset)
     terms = (train != 0).sum(dim=2, keepdim=True) + 1 + layer.terms + (0 if index == 0 else slack)
-    synaptic_f, membrane_f = state.synaptic.double(), state.membrane.double()
-    previous_i = torch.cat([synaptic_f.new_zeros(synaptic_f[:, :1].shape), synaptic_f[:, :-1]], dim=1)
-    previous_v = torch.cat([membrane_f.new_zeros(membrane_f[:, :1].shape), membrane_f[:, :-1]], dim=1)
     # Each op rounds by at most u times its float result (round to nearest), whose magnitude is at most
     # (1 + u) times the bound of its terms. float64: the estimates round as finely as the model, doubled.
     factor = 2 * unit if unit < 2.0**-40 else unit * (1 + 4 * unit)
-    rho_i = factor * (alpha * previous_i.abs() + synaptic_f.abs())
-    rho_v = factor * (2 * beta * previous_v.abs() + synaptic_f.abs() + membrane_f.abs())
+    if norse:
+        rho_i, rho_v = _norse_roundings(layer, baseline.currents[index], state, gain, alpha, factor)
+    else:
+        synaptic_f, membrane_f = state.synaptic.double(), state.membrane.double()
+        previous_i = _before(synaptic_f)
+        previous_v = _before(membrane_f)
+        rho_i = factor * (alpha * previous_i.abs() + synaptic_f.abs())
+        rho_v = factor * (2 * beta * previous_v.abs() + synaptic_f.abs() + membrane_f.abs())
     gam = gamma(terms, unit)
     # The bound runs the same recurrence on the local bounds, without resets (code 2).
     bound = own["real_states"]((rho_i + gam * magnitude).numpy(), rho_v.numpy(), spikes.numpy(), alpha.numpy(),
@@ -218,6 +306,10 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
                                                           for a in (membrane, pre, spikes.numpy(), bound, up, down))
     layer_tight = tight and (alone_checked or _rows_alone_match(layer, below, baseline.currents[index]))
     extra: tuple = ()
+    if norse:  # no tight test: rows inside the loose bound are replayed where the stack's ops are the model's
+        return CubaTables(weight.numpy(), alpha.numpy(), beta.numpy(), theta.numpy(), reset, membrane_n, pre_n,
+                          spikes_n, bound_n, inverse_up, inverse_down, up_n, down_n, 4 * unit,
+                          scalar_gamma(n_in + 1 + layer.terms, unit), spread, slack, replayable=layer_tight)
     if layer_tight:
         with torch.no_grad():  # the framework's own elementwise ops on its own float states: the same bits
             zero = state.membrane.new_zeros(state.membrane[:, :1].shape)

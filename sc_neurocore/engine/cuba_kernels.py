@@ -1,4 +1,4 @@
-r"""The event engine's inner loop for a current-based (synaptic-current) layer: snnTorch `Synaptic`.
+r"""The event engine's inner loop for a current-based (synaptic-current) layer: snnTorch `Synaptic`, Norse `LIFCell`.
 
 The layer (`sc_neurocore.dynamics.synaptic_step`, delayed reset, spikes of height 1) runs, in the framework's
 order of operations, with $r[t] = s[t-1]$ the reset decided from the previous membrane:
@@ -67,6 +67,26 @@ only from the first decision of a neuron that falls inside the loose bound (caug
 event then). A decision the tight test takes flags the row (``shape``); one inside both bounds makes the row
 a tie, replayed by the caller exactly as for a LIF layer (`sc_neurocore.engine.event`).
 
+**Norse's current-based LIF** (`current_lif_step`, `LIFCell`) charges and resets in the same step: the input
+jumps the current, $j[t] = i[t-1] + I[t]$, the membrane charges on it, $\tilde v[t] = v[t-1] + a(j[t] -
+v[t-1])$ ($a = dt\,\tau_{mem}^{-1}$, no leak potential), fires on $\tilde v$ and resets to 0, and the current
+decays, $i[t] = j[t] + c\,j[t]$ ($c = -dt\,\tau_{syn}^{-1}$). On its charged membrane $v := \tilde v$, with the
+current $a j$ (the kernel's weights $aW$), $\alpha = 1 + c$ and $\beta = 1 - a$, that is
+
+$$i[t] = \alpha i[t-1] + I[t], \qquad v[t] = \beta (1 - r[t])\, v[t-1] + i[t]$$
+
+(reset code 3): the reset wipes the old membrane and not the step's current. Its differences run
+$\Delta v[t] = \beta(1 - r)\Delta v[t-1] + \Delta i[t]$ while the resets agree, re-anchored on the membrane
+the step before where they differ; the zero resets only cut the response, so the screen holds unchanged.
+Its float forward rounds the current twice a step ($\rho_i = f a(|\hat j[t]| + |c||\hat j[t-1]| + |\hat
+i[t-1]|)$) and the membrane three times ($\rho_v = f(2a(|\hat j[t]| + |\hat v[t-1]|) + |\tilde v[t]|)$, the
+leak's difference, its scaling by $a$, the sum; the reset and the comparison with the threshold are exact);
+a perturbed copy adds $c(|\Delta i[t-1]| + |\Delta i[t]|)$ and $c(2|\Delta i[t]| + |\Delta v[t]| + 2a(|\Delta
+v[t-1]| + |v[t-1]|\,|r' - r|))$, at most $7(T + 1)$ response bounds over the window, hence $8T + 8$ in $g$.
+There is no tight test for it (the stack's ops on $\tilde v$ are not Norse's): rows inside the loose bound
+are replayed from the layer in the naive loop's call shapes where the stack's ops are the model's own, and
+recomputed by the model elsewhere.
+
 Written once in plain Python over NumPy arrays and compiled by numba when it is installed (the ``fast``
 extra), as `sc_neurocore.engine.event_kernels`; without numba the same functions run uncompiled. The layer's
 plain time loop, compiled, is `sc_neurocore.engine.synaptic_loop`.
@@ -92,7 +112,7 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, b
             `sc_neurocore.engine.event_kernels.propagate_layer`).
         weight: ``(n_in, n)`` float64.
         alpha, beta, theta: ``(n,)`` float64.
-        reset: 0 subtract, 1 zero, 2 none.
+        reset: 0 subtract, 1 zero, 2 none, 3 the old membrane's zero reset (Norse, on its charged membrane).
         membrane, pre, spikes, bound: ``(B, n, T)``: the real anchor's membrane $v$ and pre-reset membrane
             $u$, the baseline spikes, the bound $E$.
         inverse_up, inverse_down: ``(B, T, n)``: ``1 / reach`` where ``reach > 0``, else ``inf``, for the reach of
@@ -121,7 +141,8 @@ def propagate_cuba(offsets, ev_t, ev_i, ev_delta, sample, only, weight, alpha, b
     n_steps = membrane.shape[2]
     n_out = weight.shape[1]
     by_neuron = np.ascontiguousarray(weight.T)
-    grow = 1.0 + c_sum + c_op * (6.0 * n_steps + 6.0)
+    shares = 8.0 if reset == 3 else 6.0  # the copy's rounding shares a step, in units of the response bound
+    grow = 1.0 + c_sum + c_op * (shares * n_steps + shares)
     slack_share = grow - 1.0
     scale_t = 1.0 + c_op * (2.0 * n_steps + 4.0)
     c_opt = c_op + 2.0 * c_est
@@ -223,11 +244,21 @@ def _cuba_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight
                 for t in range(first_t, n_steps):
                     e, change, mass, kicks = _kicks(e, stop, t, j, ev_t, ev_i, ev_delta, by_neuron)
                     base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
-                    new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
-                                                         pre[b, j, t] if reset == 1 else 0.0)
-                    ri = aj * ri + c_op * (aj * abs(di) + abs(new_di)) + c_sum * mass
-                    rv = bj * rv + ri + c_op * (2.0 * bj * abs(dv) + abs(new_di) + abs(new_dv)
-                                                + th * abs(previous - base_reset))
+                    if reset == 3:
+                        anchor = membrane[b, j, t - 1] if t > 0 else 0.0
+                        new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
+                                                             anchor)
+                        # The current's two roundings (its jump, and its decay a step before), the membrane's three
+                        # (the leak's difference, its scaling by 1 - beta, the sum), of the copy's share.
+                        ri = aj * ri + c_op * (abs(di) + abs(new_di)) + c_sum * mass
+                        rv = bj * rv + ri + c_op * (2.0 * abs(new_di) + abs(new_dv) + 2.0 * (1.0 - bj) * (
+                            abs(dv) + abs(anchor) * abs(previous - base_reset)))
+                    else:
+                        new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
+                                                             pre[b, j, t] if reset == 1 else 0.0)
+                        ri = aj * ri + c_op * (aj * abs(di) + abs(new_di)) + c_sum * mass
+                        rv = bj * rv + ri + c_op * (2.0 * bj * abs(dv) + abs(new_di) + abs(new_dv)
+                                                    + th * abs(previous - base_reset))
                     di = new_di
                     dv = new_dv
                     if tracking:
@@ -304,8 +335,14 @@ def _kicks(e, stop, t, j, ev_t, ev_i, ev_delta, by_neuron):
 
 def _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset, anchor_pre):
     """One step of the differences ``(di, dv)`` to an anchor (``anchor_pre``: its pre-reset membrane at this
-    step, read on a flipped zero reset only): the new ``(di, du, dv)``."""
+    step, read on a flipped zero reset only; for code 3 its membrane the step before): the new ``(di, du, dv)``."""
     new_di = aj * di + change
+    if reset == 3:  # the reset zeroes the old membrane only: v = beta (1 - r) v[t-1] + i
+        if previous == base_reset:
+            du = bj * (1.0 - base_reset) * dv + new_di
+        else:  # a flipped reset: re-anchored on the membrane the step before
+            du = bj * ((1.0 - previous) * (anchor_pre + dv) - (1.0 - base_reset) * anchor_pre) + new_di
+        return new_di, du, du
     du = bj * dv + new_di
     if reset == 0:
         new_dv = du - (previous - base_reset) * th
@@ -428,12 +465,12 @@ def real_states(current, direct, spikes, alpha, beta, theta, reset):
             for t in range(n_steps):
                 fired = spikes[b, t - 1, j] if t > 0 else 0.0
                 i = alpha[j] * i + current[b, t, j]
-                u = beta[j] * v + i + direct[b, t, j]
+                u = beta[j] * (1.0 - fired if reset == 3 else 1.0) * v + i + direct[b, t, j]
                 if reset == 0:
                     v = u - fired * theta[j]
                 elif reset == 1:
                     v = (1.0 - fired) * u
-                else:
+                else:  # none, or (3) the old membrane's reset, already in u
                     v = u
                 synaptic[b, t, j] = i
                 pre[b, t, j] = u

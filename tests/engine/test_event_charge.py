@@ -35,7 +35,7 @@ from sc_neurocore.engine.lower import to_compiled_stack
 from sc_neurocore.engine.plans import remove_each_spike
 from sc_neurocore.graph import Dense, ModelGraph, NeuronNode, Segment
 
-from event_networks import check_event_stack, gained_spikes, graph_plans, naive_rows
+from event_networks import check_event_stack, graph_plans, linear_stack, naive_rows
 
 STACKS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 
@@ -60,7 +60,7 @@ def spikingjelly_stacks(draw):
         return neuron.ParametricLIFNode(init_tau=draw(st.sampled_from([1.5, 2.5, 8.0])),
                                         decay_input=draw(st.booleans()), **common)
 
-    layers, spikes = _linear_stack(draw, node, [1.5, 3.0, 5.0])
+    layers, spikes = linear_stack(draw, node, [1.5, 3.0, 5.0])
     return torch.nn.Sequential(*layers).eval(), spikes
 
 
@@ -79,20 +79,8 @@ def norse_stacks(draw):
             v_th=torch.as_tensor(draw(st.sampled_from([0.5, 1.0]))),
             reset_method=draw(st.sampled_from([reset_value, reset_subtract]))))
 
-    layers, spikes = _linear_stack(draw, cell, [10.0, 20.0, 40.0])
+    layers, spikes = linear_stack(draw, cell, [10.0, 20.0, 40.0])
     return norse.SequentialState(*layers), spikes
-
-
-def _linear_stack(draw, neurons, gains: list[float]) -> tuple[list[torch.nn.Module], torch.Tensor]:
-    """1-3 random Linear layers (with or without a bias), each followed by ``neurons(draw)``, and spikes for them
-    (`gained_spikes`)."""
-    torch.manual_seed(draw(st.integers(0, 2**16)))
-    n_layers = draw(st.integers(1, 3))
-    sizes = [draw(st.integers(6, 24)) for _ in range(n_layers)] + [draw(st.integers(2, 5))]
-    layers: list[torch.nn.Module] = []
-    for index in range(n_layers):
-        layers += [torch.nn.Linear(sizes[index], sizes[index + 1], bias=draw(st.booleans())), neurons(draw)]
-    return layers, gained_spikes(draw, layers, sizes[0], gains)
 
 
 @pytest.mark.slow
