@@ -86,14 +86,12 @@ class CubaTables(NamedTuple):
     gam: np.ndarray | None = None
     tight: bool = False
     c_est: float = C_EST
-    replayable: bool = False
 
     @property
     def replay(self) -> bool:
         """Whether the rows inside the tight bound are replayed from this layer (see
-        `sc_neurocore.engine.event_tables.LayerTables`): where the tight test may decide, or, for a layer
-        without one (Norse's), where the stack's ops are the model's own (``replayable``)."""
-        return self.tight or self.replayable
+        `sc_neurocore.engine.event_tables.LayerTables`): where the tight test may decide."""
+        return self.tight
 
     def kernel(self):
         """The layer's kernel, `propagate_cuba` (numba-compiled when installed)."""
@@ -211,11 +209,11 @@ def _before(states: Tensor) -> Tensor:
 
 
 def _norse_roundings(layer: CompiledLayer, currents: Tensor, state, gain: Tensor, alpha: Tensor,
-                     factor: float) -> tuple[Tensor, Tensor]:
+                     factor: float) -> tuple[Tensor, Tensor, Tensor]:
     r"""The local roundings $\rho_i, \rho_v$ ``(B, T, n)`` of a Norse current-based LIF layer's float forward, in the
-    kernel's units (the current scaled by $a$; see `sc_neurocore.engine.cuba_kernels`), from its recorded states:
-    the jumped current $\hat j = \hat i[t-1] + \hat I[t]$ and the charged membrane $\tilde v$, recomputed with
-    the step's own elementwise ops (the same bits)."""
+    kernel's units (the current scaled by $a$; see `sc_neurocore.engine.cuba_kernels`), and its float charged
+    membrane $\tilde v$, from its recorded states: the jumped current $\hat j = \hat i[t-1] + \hat I[t]$ and
+    $\tilde v$ recomputed with the step's own elementwise ops (the same bits)."""
     params: CurrentLIFParameters = layer.params
     current_f, membrane_f = state.current, state.membrane
     before = type(state)(_before(membrane_f), _before(current_f))
@@ -225,7 +223,7 @@ def _norse_roundings(layer: CompiledLayer, currents: Tensor, state, gain: Tensor
     decay = (alpha - 1.0).abs()
     rho_i = factor * gain * (jumped.abs() + decay * _before(jumped).abs() + _before(current_f.double()).abs())
     rho_v = factor * (2.0 * gain * (jumped.abs() + _before(membrane_f.double()).abs()) + charged.abs())
-    return rho_i, rho_v
+    return rho_i, rho_v, charged
 
 
 def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Baseline, tight: bool,
@@ -287,7 +285,7 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
     # (1 + u) times the bound of its terms. float64: the estimates round as finely as the model, doubled.
     factor = 2 * unit if unit < 2.0**-40 else unit * (1 + 4 * unit)
     if norse:
-        rho_i, rho_v = _norse_roundings(layer, baseline.currents[index], state, gain, alpha, factor)
+        rho_i, rho_v, charged = _norse_roundings(layer, baseline.currents[index], state, gain, alpha, factor)
     else:
         synaptic_f, membrane_f = state.synaptic.double(), state.membrane.double()
         previous_i = _before(synaptic_f)
@@ -306,11 +304,11 @@ def cuba_tables(layer: CompiledLayer, index: int, below: Tensor, baseline: Basel
                                                           for a in (membrane, pre, spikes.numpy(), bound, up, down))
     layer_tight = tight and (alone_checked or _rows_alone_match(layer, below, baseline.currents[index]))
     extra: tuple = ()
-    if norse:  # no tight test: rows inside the loose bound are replayed where the stack's ops are the model's
-        return CubaTables(weight.numpy(), alpha.numpy(), beta.numpy(), theta.numpy(), reset, membrane_n, pre_n,
-                          spikes_n, bound_n, inverse_up, inverse_down, up_n, down_n, 4 * unit,
-                          scalar_gamma(n_in + 1 + layer.terms, unit), spread, slack, replayable=layer_tight)
-    if layer_tight:
+    if norse and layer_tight:  # the tight test on the float charged membrane, its reset anchored the step before
+        extra = tuple(np.ascontiguousarray(a.double().numpy().transpose(0, 2, 1))
+                      for a in (charged, _before(charged), rho_i, rho_v, partial)) \
+            + (np.ascontiguousarray(gam[:, :, 0].numpy()), True)
+    elif layer_tight:
         with torch.no_grad():  # the framework's own elementwise ops on its own float states: the same bits
             zero = state.membrane.new_zeros(state.membrane[:, :1].shape)
             recorded_pre = params.beta * torch.cat([zero, state.membrane[:, :-1]], dim=1) + state.synaptic

@@ -83,9 +83,10 @@ i[t-1]|)$) and the membrane three times ($\rho_v = f(2a(|\hat j[t]| + |\hat v[t-
 leak's difference, its scaling by $a$, the sum; the reset and the comparison with the threshold are exact);
 a perturbed copy adds $c(|\Delta i[t-1]| + |\Delta i[t]|)$ and $c(2|\Delta i[t]| + |\Delta v[t]| + 2a(|\Delta
 v[t-1]| + |v[t-1]|\,|r' - r|))$, at most $7(T + 1)$ response bounds over the window, hence $8T + 8$ in $g$.
-There is no tight test for it (the stack's ops on $\tilde v$ are not Norse's): rows inside the loose bound
-are replayed from the layer in the naive loop's call shapes where the stack's ops are the model's own, and
-recomputed by the model elsewhere.
+Its tight test (where the stack's ops are Norse's own) runs on the baseline's own float charged membrane: two
+float forwards through the same ops differ, step by step, by the same linear recurrence plus their local
+roundings ($2\rho$ and the copy's share) and, where the input changed, their products; the reset's anchor is
+the baseline's float membrane the step before (``recorded_pre``).
 
 Written once in plain Python over NumPy arrays and compiled by numba when it is installed (the ``fast``
 extra), as `sc_neurocore.engine.event_kernels`; without numba the same functions run uncompiled. The layer's
@@ -358,14 +359,18 @@ def _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset, an
 def _tight_step(ti, tv, rti, rtv, change, mass, kicks, previous, base_reset, aj, bj, th, reset, b, j, t, recorded_pre,
                 rho_i, rho_v, partial, gam, c_opt, c_est):
     """One step of the tight test's differences to the baseline's float states and their bounds."""
-    new_ti, _, new_tv = _difference_step(ti, tv, change, previous, base_reset, aj, bj, th, reset,
-                                         recorded_pre[b, j, t])
+    anchor = recorded_pre[b, j, t]  # code 3: the baseline's float membrane the step before
+    new_ti, _, new_tv = _difference_step(ti, tv, change, previous, base_reset, aj, bj, th, reset, anchor)
     # Both copies' updates round (2 rho); their products differ only where the input did.
-    rti = aj * rti + 2.0 * rho_i[b, j, t] + c_opt * (aj * abs(ti) + abs(new_ti))
+    rti = aj * rti + 2.0 * rho_i[b, j, t] + c_opt * ((abs(ti) if reset == 3 else aj * abs(ti)) + abs(new_ti))
     if kicks > 0:
         rti += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
-    rtv = bj * rtv + rti + 2.0 * rho_v[b, j, t] + c_opt * (2.0 * bj * abs(tv) + abs(new_ti) + abs(new_tv)
-                                                           + th * abs(previous - base_reset))
+    if reset == 3:
+        rtv = bj * rtv + rti + 2.0 * rho_v[b, j, t] + c_opt * (2.0 * abs(new_ti) + abs(new_tv) + 2.0 * (1.0 - bj) * (
+            abs(tv) + abs(anchor) * abs(previous - base_reset)))
+    else:
+        rtv = bj * rtv + rti + 2.0 * rho_v[b, j, t] + c_opt * (2.0 * bj * abs(tv) + abs(new_ti) + abs(new_tv)
+                                                               + th * abs(previous - base_reset))
     return new_ti, new_tv, rti, rtv
 
 

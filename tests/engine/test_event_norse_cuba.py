@@ -3,7 +3,8 @@ own forward on one perturbed copy at a time, bit for bit outside the reported ti
 included, the traced graph's own naive loop.
 
 The layer charges and resets in the same step; on its charged membrane it is the current-based kernel's reset
-code 3 (the reset zeroes the old membrane, not the step's current; `sc_neurocore.engine.cuba_kernels`). Random
+code 3 (the reset zeroes the old membrane, not the step's current; `sc_neurocore.engine.cuba_kernels`), with a
+tight test on its own float charged membrane. Random
 stacks through Norse (float32 and float64, decays down to 0, spike counts and an `LICell` readout), a check of
 the rounding bound itself (Norse's own float charged membrane of each perturbed copy lies within the loose radius
 at every step the kernel scans) with a control showing the check has teeth, the refusals, and the cost model."""
@@ -87,19 +88,22 @@ def _network(sizes: list[int], gain: float, seed: int, bias: float | None = None
 # The lines of `_cuba_rows` the logging copy changes (the test fails loudly if the kernel no longer has them).
 STEP = "                    radius = spread * bound[b, j, t] + rv\n"
 LOGGED = "                    LOG.append((ROW[0], j, t, estimate, radius))\n"
+TIGHT_STEP = "                        radius = rtv * scale_t + c_est * (abs(estimate) + th) + c_op * th\n"
+TIGHT_LOGGED = "                        TIGHT.append((ROW[0], j, t, estimate, radius))\n"
 ROW_LOOP = "    for p in range(first, n_rows):\n"
 
 
 def logging_kernel() -> types.ModuleType:
-    """A copy of `cuba_kernels` (plain Python) whose scans log ``(row, neuron, step, estimate, loose radius)`` at
-    every step they visit."""
+    """A copy of `cuba_kernels` (plain Python) whose scans log ``(row, neuron, step, estimate, radius)`` at every
+    step they visit (``LOG``, the loose test) and at every decision the tight test takes (``TIGHT``)."""
     source = inspect.getsource(cuba_kernels)
-    for anchor in (STEP, ROW_LOOP):
+    for anchor in (STEP, TIGHT_STEP, ROW_LOOP):
         assert source.count(anchor) == 1, f"the kernel's line {anchor!r} moved: update this test"
-    source = source.replace(STEP, STEP + LOGGED).replace(ROW_LOOP, ROW_LOOP + "        ROW[0] = p\n")
+    source = source.replace(STEP, STEP + LOGGED).replace(TIGHT_STEP, TIGHT_STEP + TIGHT_LOGGED)
+    source = source.replace(ROW_LOOP, ROW_LOOP + "        ROW[0] = p\n")
     source = source.replace("\nfrom .", "\nfrom sc_neurocore.engine.")  # its imports, absolute
     module = types.ModuleType("logging_cuba_kernels")
-    module.__dict__.update(LOG=[], ROW=[0])
+    module.__dict__.update(LOG=[], TIGHT=[], ROW=[0])
     exec(compile(source, "logging_cuba_kernels", "exec"), module.__dict__)  # noqa: S102 - the kernel's own source
     return module
 
@@ -113,12 +117,13 @@ def _charged(layer, currents: torch.Tensor, state) -> np.ndarray:
     return current_lif_integrate(currents, previous, layer.params)[1][0].double().numpy()
 
 
-def worst_error(graph, x: torch.Tensor) -> tuple[int, float]:
+def worst_error(graph, x: torch.Tensor, tight: bool = False) -> tuple[int, float]:
     """``(steps checked, the largest |true - estimate| / radius)`` over every step the kernel scans for the spike
-    removals of ``x``: the true value is the charged membrane of the perturbed copy's own float forward."""
+    removals of ``x`` (``tight``: over every decision the tight test takes): the true value is the charged membrane
+    of the perturbed copy's own float forward."""
     stack = to_compiled_stack(graph)
     _, baseline = stack_forward(stack, x, record=True)
-    tables = event_tables.layer_tables(stack, x, baseline)
+    tables = event_tables.layer_tables(stack, x, baseline, tight=tight)
     plan = remove_each_spike(x)
     events = event.plan_events(stack, x, baseline, plan)
     truth = []  # each copy's float charged membranes, layer by layer, by the stack's forward on it alone
@@ -132,12 +137,14 @@ def worst_error(graph, x: torch.Tensor) -> tuple[int, float]:
     tied = np.zeros(len(plan), dtype=bool)  # a tie row's later layers see incomplete events: not checked
     checked, worst = 0, 0.0
     for index, table in enumerate(tables):
-        assert table.reset == 3 and not table.tight  # Norse's form, without the tight test
+        assert table.reset == 3 and table.tight == tight  # Norse's form
         kernel.LOG.clear()
+        kernel.TIGHT.clear()
         result = kernel.propagate_cuba(events.offsets, events.t, events.i, events.delta,
                                        plan.sample.numpy().astype(np.int64), np.full(len(plan), -1),
                                        *table.kernel_args(), 64, *table.tight_args())
-        logged = np.array([entry for entry in kernel.LOG if not tied[entry[0]]]).reshape(-1, 5)
+        log = kernel.TIGHT if tight else kernel.LOG
+        logged = np.array([entry for entry in log if not tied[entry[0]]]).reshape(-1, 5)
         true = np.array([truth[int(p)][index][int(t), int(j)] for p, j, t in logged[:, :3]])
         checked += len(logged)
         worst = max([worst, *(np.abs(true - logged[:, 3]) / logged[:, 4])])
@@ -161,6 +168,16 @@ def test_the_true_float_charge_lies_within_the_loose_radius():
     assert checked > 1000  # not vacuous: many scanned steps
     assert worst <= 1.0, "the loose bound fails"
     assert worst > 1e-3  # and the radius is of the size of the rounding, not far above it
+
+
+def test_the_true_float_charge_lies_within_the_tight_radius():
+    """Where the tight test decides (the loose bound could not), the copy's own float charged membrane lies within
+    its radius around the baseline's float membrane plus the difference."""
+    net = _network([160, 48, 6], 30.0, seed=0)
+    x = (torch.rand(1, 20, 160, generator=torch.Generator().manual_seed(12)) < 0.12).float()
+    checked, worst = worst_error(_graph(net, x), x, tight=True)
+    assert checked > 3  # the loose test left some decisions to the tight one
+    assert worst <= 1.0, "the tight bound fails"
 
 
 def test_the_bound_check_fails_without_norses_own_rounding(monkeypatch):
