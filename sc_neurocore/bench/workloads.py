@@ -143,6 +143,9 @@ FRAMEWORK_WORKLOADS = {
     "LIFBox": FrameworkWorkload("LIFBox", 25, "R-MNIST's 784-128-10 network with Norse LIFBoxCell neurons (decay "
                                 "dt * tau_mem_inv = 0.1: beta 0.9 and input gain 0.1; reset to 0), weights x10",
                                 framework="Norse"),
+    "LIFCell": FrameworkWorkload("LIFCell", 25, "R-MNIST's 784-128-10 network with Norse LIFCell neurons, Norse's "
+                                 "default (current decay dt * tau_syn_inv = 0.2 and membrane decay 0.1: alpha 0.8, beta "
+                                 "0.9, input gain 0.1; reset to 0), weights x10", framework="Norse"),
     "LIFNode": FrameworkWorkload("LIFNode", 25, "R-MNIST's 784-128-10 network with SpikingJelly LIFNode neurons "
                                  "(tau 10: beta 0.9 and input gain 0.1; hard reset to 0), weights x10",
                                  framework="SpikingJelly"),
@@ -180,14 +183,15 @@ def framework_network(workload: FrameworkWorkload, seed: int = 0) -> nn.Module:
 
 def _charge_network(workload: FrameworkWorkload, seed: int) -> nn.Module:
     """R-MNIST's weights, times 10 (the neurons' input gain is 0.1), in bias-free Linear layers, with Norse
-    ``LIFBoxCell`` or SpikingJelly ``LIFNode`` neurons."""
+    ``LIFBoxCell`` or ``LIFCell``, or SpikingJelly ``LIFNode`` neurons."""
     linears = bias_free_linears(weights(WORKLOADS["R-MNIST"], seed), gain=10.0)
     if workload.framework == "Norse":
         try:
             import norse.torch as norse
         except ImportError as error:
             raise missing_extra("the Norse workloads need Norse", "norse") from error
-        return norse.SequentialState(linears[0], norse.LIFBoxCell(), linears[1], norse.LIFBoxCell())
+        cell = norse.LIFCell if workload.name == "LIFCell" else norse.LIFBoxCell
+        return norse.SequentialState(linears[0], cell(), linears[1], cell())
     try:
         from spikingjelly.activation_based import neuron
     except ImportError as error:

@@ -227,16 +227,18 @@ def test_what_the_kernel_does_not_model_is_refused(field, value, why):
 
 
 def _tutorial(integrator: bool):
-    """R-MNIST's 784-128-10 weights (x10: the cells' input gain is dt * tau_mem_inv = 0.1) with Norse cells."""
+    """The bench's LIFCell workload (R-MNIST's 784-128-10 weights with Norse cells), its output layer an `LICell`
+    with ``integrator`` (Norse's tutorial network)."""
     import norse.torch as norse
 
     from sc_neurocore.adapters import from_norse
-    from sc_neurocore.bench.workloads import WORKLOADS, bias_free_linears, input_spikes, weights
+    from sc_neurocore.bench.workloads import FRAMEWORK_WORKLOADS, framework_network, framework_spikes
 
-    workload = WORKLOADS["R-MNIST"]
-    linears = bias_free_linears(weights(workload), gain=10.0)
-    net = norse.SequentialState(linears[0], norse.LIFCell(), linears[1], norse.LICell() if integrator else norse.LIFCell())
-    return from_norse(net), input_spikes(workload)
+    workload = FRAMEWORK_WORKLOADS["LIFCell"]
+    net = framework_network(workload)
+    if integrator:
+        net = norse.SequentialState(net[0], net[1], net[2], norse.LICell())
+    return from_norse(net), framework_spikes(workload)
 
 
 @pytest.mark.slow
