@@ -9,9 +9,7 @@ kernel scans), and the refusals of what the kernel does not model."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
-import types
 
 import numpy as np
 import pytest
@@ -30,11 +28,12 @@ from sc_neurocore.dynamics import (
 from sc_neurocore.dynamics.nir_euler import EulerParameters, euler_initial_state, euler_step
 from sc_neurocore.engine import event, event_kernels, event_tables, execute
 from sc_neurocore.engine.charge_forms import charge_form, charged_membranes
-from sc_neurocore.engine.incremental import stack_forward
 from sc_neurocore.engine.lower import to_compiled_stack
 from sc_neurocore.engine.plans import remove_each_spike
 from sc_neurocore.graph import Dense, ModelGraph, NeuronNode, Segment
 
+import bound_checks
+from bound_checks import kernel_scan, logging_copy
 from event_networks import check_event_stack, graph_plans, linear_stack, naive_rows
 
 STACKS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
@@ -156,57 +155,21 @@ def test_float64_graphs_equal_their_naive_loop(kind):
     assert changed > 0  # not vacuous: some perturbations change the output
 
 
-# The lines of `_scan_row` the logging copy changes (the test fails loudly if the kernel no longer has them).
+# The line of `_scan_row` after which the logging copy logs (the test fails loudly if the kernel no longer has it).
 STEP = "                d = new\n                dt = new_t\n"
 LOGGED = "                LOG.append((ROW[0], j, t, d + membrane[b, j, t], spread * bound[b, j, t] + rx))\n"
-ROW_LOOP = "    for p in range(first, n_rows):\n"
 
 
-def logging_kernel() -> types.ModuleType:
-    """A copy of `event_kernels` (plain Python) whose scans log ``(row, neuron, step, estimate, loose radius)`` at
-    every step they visit."""
-    source = inspect.getsource(event_kernels)
-    for anchor in (STEP, ROW_LOOP):
-        assert source.count(anchor) == 1, f"the kernel's line {anchor!r} moved: update this test"
-    source = source.replace(STEP, STEP + LOGGED).replace(ROW_LOOP, ROW_LOOP + "        ROW[0] = p\n")
-    source = source.replace("\nfrom .", "\nfrom sc_neurocore.engine.")  # its imports, absolute
-    module = types.ModuleType("logging_event_kernels")
-    module.__dict__.update(LOG=[], ROW=[0])
-    exec(compile(source, "logging_event_kernels", "exec"), module.__dict__)  # noqa: S102 - the kernel's own source
-    return module
+def _charged(layer, currents: torch.Tensor, states) -> np.ndarray:
+    return charged_membranes(layer, currents, states.membrane)[0].double().numpy()
 
 
 def worst_error(graph: ModelGraph, x: torch.Tensor) -> tuple[int, float]:
     """``(steps checked, the largest |true - estimate| / radius)`` over every step the kernel scans for the spike
-    removals of ``x``: the true value is the charged membrane of the perturbed copy's own float forward."""
-    stack = to_compiled_stack(graph)
-    _, baseline = stack_forward(stack, x, record=True)
-    tables = event_tables.layer_tables(stack, x, baseline)
-    plan = remove_each_spike(x)
-    events = event.plan_events(stack, x, baseline, plan)
-    truth = []  # each copy's float charged membranes, layer by layer, by the stack's forward on it alone
-    for p in range(len(plan)):
-        copy = x.clone()
-        copy[0, plan.timestep[p], plan.neuron[p]] = 0
-        _, alone = stack_forward(stack, copy, record=True)
-        truth.append([charged_membranes(layer, alone.currents[index], alone.states[index].membrane)[0].double().numpy()
-                      for index, layer in enumerate(stack.layers)])
-    kernel = logging_kernel()
-    tied = np.zeros(len(plan), dtype=bool)  # a tie row's later layers see incomplete events: not checked
-    checked, worst = 0, 0.0
-    for index, table in enumerate(tables):
-        assert not table.tight  # no tight tables for these layers: a loose tie goes to the model's forward
-        kernel.LOG.clear()
-        result = kernel.propagate_layer(events.offsets, events.t, events.i, events.delta,
-                                        plan.sample.numpy().astype(np.int64), np.full(len(plan), -1),
-                                        *table.kernel_args(), 64, *table.tight_args())
-        logged = np.array([entry for entry in kernel.LOG if not tied[entry[0]]]).reshape(-1, 5)
-        true = np.array([truth[int(p)][index][int(t), int(j)] for p, j, t in logged[:, :3]])
-        checked += len(logged)
-        worst = max([worst, *(np.abs(true - logged[:, 3]) / logged[:, 4])])
-        tied |= result[4]
-        events = event.Events(*result[:4])
-    return checked, worst
+    removals of ``x`` (`bound_checks.worst_error`): the true value is the charged membrane of the perturbed copy's
+    own float forward. No tight tables for these layers: a loose tie goes to the model's forward."""
+    return bound_checks.worst_error(graph, x, _charged, kernel_scan(logging_copy(event_kernels, {STEP: LOGGED}),
+                                                                     "propagate_layer"))
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -11,8 +11,6 @@ at every step the kernel scans) with a control showing the check has teeth, the 
 
 from __future__ import annotations
 
-import inspect
-import types
 
 import numpy as np
 import pytest
@@ -22,11 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sc_neurocore.dynamics.current import current_lif_integrate
-from sc_neurocore.engine import cuba, cuba_kernels, event, event_tables, execute
-from sc_neurocore.engine.incremental import stack_forward
+from sc_neurocore.engine import cuba, cuba_kernels, event, execute
 from sc_neurocore.engine.lower import to_compiled_stack
 from sc_neurocore.engine.plans import remove_each_spike
 
+import bound_checks
+from bound_checks import kernel_scan, logging_copy
 from event_networks import check_event_stack, linear_stack, naive_rows
 
 STACKS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
@@ -85,27 +84,12 @@ def _network(sizes: list[int], gain: float, seed: int, bias: float | None = None
     return norse.SequentialState(*layers)
 
 
-# The lines of `_cuba_rows` the logging copy changes (the test fails loudly if the kernel no longer has them).
-STEP = "                    radius = spread * bound[b, j, t] + rv\n"
-LOGGED = "                    LOG.append((ROW[0], j, t, estimate, radius))\n"
-TIGHT_STEP = "                        radius = rtv * scale_t + c_est * (abs(estimate) + th) + c_op * th\n"
-TIGHT_LOGGED = "                        TIGHT.append((ROW[0], j, t, estimate, radius))\n"
-ROW_LOOP = "    for p in range(first, n_rows):\n"
-
-
-def logging_kernel() -> types.ModuleType:
-    """A copy of `cuba_kernels` (plain Python) whose scans log ``(row, neuron, step, estimate, radius)`` at every
-    step they visit (``LOG``, the loose test) and at every decision the tight test takes (``TIGHT``)."""
-    source = inspect.getsource(cuba_kernels)
-    for anchor in (STEP, TIGHT_STEP, ROW_LOOP):
-        assert source.count(anchor) == 1, f"the kernel's line {anchor!r} moved: update this test"
-    source = source.replace(STEP, STEP + LOGGED).replace(TIGHT_STEP, TIGHT_STEP + TIGHT_LOGGED)
-    source = source.replace(ROW_LOOP, ROW_LOOP + "        ROW[0] = p\n")
-    source = source.replace("\nfrom .", "\nfrom sc_neurocore.engine.")  # its imports, absolute
-    module = types.ModuleType("logging_cuba_kernels")
-    module.__dict__.update(LOG=[], TIGHT=[], ROW=[0])
-    exec(compile(source, "logging_cuba_kernels", "exec"), module.__dict__)  # noqa: S102 - the kernel's own source
-    return module
+# The lines of `_cuba_rows` after which the logging copy logs (the test fails loudly if the kernel no longer has
+# them): the loose test's every scanned step, the tight test's every decision.
+LOGGED = {"                    radius = spread * bound[b, j, t] + rv\n":
+          "                    LOG.append((ROW[0], j, t, estimate, radius))\n",
+          "                        radius = rtv * scale_t + c_est * (abs(estimate) + th) + c_op * th\n":
+          "                        TIGHT.append((ROW[0], j, t, estimate, radius))\n"}
 
 
 def _charged(layer, currents: torch.Tensor, state) -> np.ndarray:
@@ -119,38 +103,16 @@ def _charged(layer, currents: torch.Tensor, state) -> np.ndarray:
 
 def worst_error(graph, x: torch.Tensor, tight: bool = False) -> tuple[int, float]:
     """``(steps checked, the largest |true - estimate| / radius)`` over every step the kernel scans for the spike
-    removals of ``x`` (``tight``: over every decision the tight test takes): the true value is the charged membrane
-    of the perturbed copy's own float forward."""
-    stack = to_compiled_stack(graph)
-    _, baseline = stack_forward(stack, x, record=True)
-    tables = event_tables.layer_tables(stack, x, baseline, tight=tight)
-    plan = remove_each_spike(x)
-    events = event.plan_events(stack, x, baseline, plan)
-    truth = []  # each copy's float charged membranes, layer by layer, by the stack's forward on it alone
-    for p in range(len(plan)):
-        copy = x.clone()
-        copy[0, plan.timestep[p], plan.neuron[p]] = 0
-        _, alone = stack_forward(stack, copy, record=True)
-        truth.append([_charged(layer, alone.currents[index], alone.states[index])
-                      for index, layer in enumerate(stack.layers)])
-    kernel = logging_kernel()
-    tied = np.zeros(len(plan), dtype=bool)  # a tie row's later layers see incomplete events: not checked
-    checked, worst = 0, 0.0
-    for index, table in enumerate(tables):
+    removals of ``x`` (``tight``: over every decision the tight test takes; `bound_checks.worst_error`): the true
+    value is the charged membrane of the perturbed copy's own float forward."""
+    kernel = logging_copy(cuba_kernels, LOGGED)
+    scan = kernel_scan(kernel, "propagate_cuba", "TIGHT" if tight else "LOG")
+
+    def checked_scan(table, events, plan):
         assert table.reset == 3 and table.tight == tight  # Norse's form
-        kernel.LOG.clear()
-        kernel.TIGHT.clear()
-        result = kernel.propagate_cuba(events.offsets, events.t, events.i, events.delta,
-                                       plan.sample.numpy().astype(np.int64), np.full(len(plan), -1),
-                                       *table.kernel_args(), 64, *table.tight_args())
-        log = kernel.TIGHT if tight else kernel.LOG
-        logged = np.array([entry for entry in log if not tied[entry[0]]]).reshape(-1, 5)
-        true = np.array([truth[int(p)][index][int(t), int(j)] for p, j, t in logged[:, :3]])
-        checked += len(logged)
-        worst = max([worst, *(np.abs(true - logged[:, 3]) / logged[:, 4])])
-        tied |= result[4]
-        events = event.Events(*result[:4])
-    return checked, worst
+        return scan(table, events, plan)
+
+    return bound_checks.worst_error(graph, x, _charged, checked_scan, tight)
 
 
 def _graph(net, x: torch.Tensor):
