@@ -273,11 +273,10 @@ class SpikingJellyModel(HookedModel):
 
     @property
     def fixed_structure(self) -> bool:
-        """Whether the network is a plain stack: `nn.Sequential` (or SpikingJelly's containers) of layers
-        and neurons that torch and SpikingJelly themselves define (run in evaluation mode, as every adapter
-        call runs). Such a forward
-        never branches on its input, so its graph, verified once per input shape, stays verified; a
-        network with its own `forward` (or a layer subclassed outside those two packages) is checked on
+        """Whether the network is a plain stack: an `nn.Sequential` of layers, containers and neurons that
+        torch and SpikingJelly themselves define (run in evaluation mode, as every adapter call runs). Such
+        a forward never branches on its input, so its graph, verified once per input shape, stays verified;
+        a network with its own `forward` (or a layer subclassed outside those two packages) is checked on
         every call."""
         if type(self.module) is not nn.Sequential:
             return False

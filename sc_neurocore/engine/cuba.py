@@ -204,22 +204,36 @@ def cuba_unsupported(name: str, layer: CompiledLayer) -> str | None:
 
 
 def _before(states: Tensor) -> Tensor:
-    """``(B, T, n)`` states one step later: each step's state the step before (at rest, 0, before the first)."""
+    """``(B, T, n)``: at each step, the state the step before (at rest, 0, before the first)."""
     return torch.cat([states.new_zeros(states[:, :1].shape), states[:, :-1]], dim=1)
+
+
+def norse_charged(layer: CompiledLayer, currents: Tensor, state) -> tuple[Tensor, Tensor]:
+    r"""``(jumped current, charged membrane)`` ``(B, T, n)`` of a recorded forward of a Norse current-based LIF
+    ``layer``: $\hat j = \hat i[t-1] + \hat I[t]$ and $\tilde v$, recomputed from its input currents and its
+    recorded states (``state``: the step's own NamedTuple of ``(B, T, n)`` tensors) with the step's own elementwise
+    ops, so with the forward's bits.
+
+    Example:
+        >>> import torch
+        >>> from sc_neurocore.dynamics import CurrentLIFParameters, CurrentLIFState
+        >>> layer = CompiledLayer(torch.ones(2, 1), None, current_lif_step, CurrentLIFParameters(), None)
+        >>> zero = torch.zeros(1, 2, 1)
+        >>> norse_charged(layer, torch.ones(1, 2, 1), CurrentLIFState(zero, zero))[1].flatten().tolist()
+        [0.10000000149011612, 0.10000000149011612]
+    """
+    before = type(state)(_before(state.membrane), _before(state.current))
+    with torch.no_grad():
+        return current_lif_integrate(currents, before, layer.params)
 
 
 def _norse_roundings(layer: CompiledLayer, currents: Tensor, state, gain: Tensor, alpha: Tensor,
                      factor: float) -> tuple[Tensor, Tensor, Tensor]:
     r"""The local roundings $\rho_i, \rho_v$ ``(B, T, n)`` of a Norse current-based LIF layer's float forward, in the
     kernel's units (the current scaled by $a$; see `sc_neurocore.engine.cuba_kernels`), and its float charged
-    membrane $\tilde v$, from its recorded states: the jumped current $\hat j = \hat i[t-1] + \hat I[t]$ and
-    $\tilde v$ recomputed with the step's own elementwise ops (the same bits)."""
-    params: CurrentLIFParameters = layer.params
+    membrane $\tilde v$ (`norse_charged`)."""
     current_f, membrane_f = state.current, state.membrane
-    before = type(state)(_before(membrane_f), _before(current_f))
-    with torch.no_grad():
-        jumped, charged = current_lif_integrate(currents, before, params)
-    jumped, charged = jumped.double(), charged.double()
+    jumped, charged = (value.double() for value in norse_charged(layer, currents, state))
     decay = (alpha - 1.0).abs()
     rho_i = factor * gain * (jumped.abs() + decay * _before(jumped).abs() + _before(current_f.double()).abs())
     rho_v = factor * (2.0 * gain * (jumped.abs() + _before(membrane_f.double()).abs()) + charged.abs())

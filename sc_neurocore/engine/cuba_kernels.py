@@ -245,21 +245,15 @@ def _cuba_rows(first, count, offsets, ev_t, ev_i, ev_delta, sample, only, weight
                 for t in range(first_t, n_steps):
                     e, change, mass, kicks = _kicks(e, stop, t, j, ev_t, ev_i, ev_delta, by_neuron)
                     base_reset = spikes[b, j, t - 1] if t > 0 else 0.0
-                    if reset == 3:
+                    if reset == 3:  # the real anchor's membrane the step before
                         anchor = membrane[b, j, t - 1] if t > 0 else 0.0
-                        new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
-                                                             anchor)
-                        # The current's two roundings (its jump, and its decay a step before), the membrane's three
-                        # (the leak's difference, its scaling by 1 - beta, the sum), of the copy's share.
-                        ri = aj * ri + c_op * (abs(di) + abs(new_di)) + c_sum * mass
-                        rv = bj * rv + ri + c_op * (2.0 * abs(new_di) + abs(new_dv) + 2.0 * (1.0 - bj) * (
-                            abs(dv) + abs(anchor) * abs(previous - base_reset)))
-                    else:
-                        new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
-                                                             pre[b, j, t] if reset == 1 else 0.0)
-                        ri = aj * ri + c_op * (aj * abs(di) + abs(new_di)) + c_sum * mass
-                        rv = bj * rv + ri + c_op * (2.0 * bj * abs(dv) + abs(new_di) + abs(new_dv)
-                                                    + th * abs(previous - base_reset))
+                    else:  # its pre-reset membrane, read on a flipped zero reset only
+                        anchor = pre[b, j, t] if reset == 1 else 0.0
+                    new_di, _, new_dv = _difference_step(di, dv, change, previous, base_reset, aj, bj, th, reset,
+                                                         anchor)
+                    share_i, share_v = _shares(di, new_di, dv, new_dv, previous, base_reset, aj, bj, th, reset, anchor)
+                    ri = aj * ri + c_op * share_i + c_sum * mass
+                    rv = bj * rv + ri + c_op * share_v
                     di = new_di
                     dv = new_dv
                     if tracking:
@@ -361,17 +355,24 @@ def _tight_step(ti, tv, rti, rtv, change, mass, kicks, previous, base_reset, aj,
     """One step of the tight test's differences to the baseline's float states and their bounds."""
     anchor = recorded_pre[b, j, t]  # code 3: the baseline's float membrane the step before
     new_ti, _, new_tv = _difference_step(ti, tv, change, previous, base_reset, aj, bj, th, reset, anchor)
+    share_i, share_v = _shares(ti, new_ti, tv, new_tv, previous, base_reset, aj, bj, th, reset, anchor)
     # Both copies' updates round (2 rho); their products differ only where the input did.
-    rti = aj * rti + 2.0 * rho_i[b, j, t] + c_opt * ((abs(ti) if reset == 3 else aj * abs(ti)) + abs(new_ti))
+    rti = aj * rti + 2.0 * rho_i[b, j, t] + c_opt * share_i
     if kicks > 0:
         rti += gam[b, t] * (2.0 * partial[b, j, t] + mass) + c_est * mass * (kicks + 1)
-    if reset == 3:
-        rtv = bj * rtv + rti + 2.0 * rho_v[b, j, t] + c_opt * (2.0 * abs(new_ti) + abs(new_tv) + 2.0 * (1.0 - bj) * (
-            abs(tv) + abs(anchor) * abs(previous - base_reset)))
-    else:
-        rtv = bj * rtv + rti + 2.0 * rho_v[b, j, t] + c_opt * (2.0 * bj * abs(tv) + abs(new_ti) + abs(new_tv)
-                                                               + th * abs(previous - base_reset))
+    rtv = bj * rtv + rti + 2.0 * rho_v[b, j, t] + c_opt * share_v
     return new_ti, new_tv, rti, rtv
+
+
+def _shares(di, new_di, dv, new_dv, previous, base_reset, aj, bj, th, reset, anchor):
+    """A perturbed copy's share of one step's roundings, beyond the anchor's, per unit roundoff: ``(of the
+    current, of the membrane)``, from the differences before and after the step (``anchor``: as for
+    `_difference_step`). For Norse's form (code 3) the current's two roundings (its jump, and its decay a step
+    before) and the membrane's three (the leak's difference, its scaling by 1 - beta, the sum)."""
+    if reset == 3:
+        flipped = abs(anchor) * abs(previous - base_reset)
+        return abs(di) + abs(new_di), 2.0 * abs(new_di) + abs(new_dv) + 2.0 * (1.0 - bj) * (abs(dv) + flipped)
+    return aj * abs(di) + abs(new_di), 2.0 * bj * abs(dv) + abs(new_di) + abs(new_dv) + th * abs(previous - base_reset)
 
 
 def _tight_catch_up(start, stop, stop_t, b, j, ev_t, ev_i, ev_delta, by_neuron, history, spikes, aj, bj, th, reset,
@@ -509,9 +510,9 @@ def product_sums(train, weight, real, positive, negative):
                         negative[b, t, j] += max(-term, 0.0)
 
 
-_PYTHON_HELPERS = {"_kicks": _kicks, "_difference_step": _difference_step, "_tight_step": _tight_step,
-                   "_tight_catch_up": _tight_catch_up, "_cuba_rows": _cuba_rows, "grown_events": grown_events,
-                   "time_sorted": time_sorted}
+_PYTHON_HELPERS = {"_kicks": _kicks, "_difference_step": _difference_step, "_shares": _shares,
+                   "_tight_step": _tight_step, "_tight_catch_up": _tight_catch_up, "_cuba_rows": _cuba_rows,
+                   "grown_events": grown_events, "time_sorted": time_sorted}
 _ENTRIES = {"propagate_cuba": propagate_cuba, "reverse_reach": reverse_reach, "real_states": real_states,
             "product_sums": product_sums}
 PYTHON_KERNELS = {name: function for name, function in plain_kernels(globals(), _PYTHON_HELPERS, _ENTRIES).items()

@@ -8,9 +8,7 @@ runs them in as few forward passes as ``max_memory`` allows.
 
 from __future__ import annotations
 
-import functools
 import itertools
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -98,15 +96,13 @@ class PerturbationExplainer:
             return as_spiking_model(run_fn, batched=self.batched, n_inputs=n_inputs, numpy_io=batch.numpy,
                                     input_shape=input_shape)
 
-        fingerprint: Callable[[SpikingModel], tuple]
-        if isinstance(run_fn, SpikingModel):
+        if isinstance(run_fn, SpikingModel) or not (is_nir_graph(run_fn) or isinstance(run_fn, nn.Module)):
             return built()
-        if is_nir_graph(run_fn):
-            fingerprint = functools.partial(_unused_model, nir_fingerprint(run_fn))
-        elif isinstance(run_fn, nn.Module):
-            fingerprint = functools.partial(_fingerprint, module=run_fn)
-        else:
-            return built()
+        source = nir_fingerprint(run_fn) if is_nir_graph(run_fn) else None  # the source's, not the build's
+
+        def fingerprint(model: SpikingModel) -> tuple:
+            return source if source is not None else _fingerprint(model, run_fn)
+
         options = (self.batched, n_inputs, batch.numpy, input_shape)
         kept = self._front_end
         if kept is not None and kept[0] is run_fn and kept[1] == (options, fingerprint(kept[2])):
@@ -153,11 +149,6 @@ def _fingerprint(model: SpikingModel, module: nn.Module) -> tuple:
     """What a kept front end needs unchanged: its own `fingerprint` (neuron state left out), else the module's."""
     own = getattr(model, "fingerprint", None)
     return own() if callable(own) else module_fingerprint(module)
-
-
-def _unused_model(fingerprint: tuple, model: SpikingModel) -> tuple:
-    """A fingerprint taken of the source (a NIR graph) rather than of what was built from it."""
-    return fingerprint
 
 
 def _check_inputs_fit(model: SpikingModel, spikes: Tensor) -> None:

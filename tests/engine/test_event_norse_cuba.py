@@ -19,7 +19,6 @@ from conftest import require_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sc_neurocore.dynamics.current import current_lif_integrate
 from sc_neurocore.engine import cuba, cuba_kernels, event, execute
 from sc_neurocore.engine.lower import to_compiled_stack
 from sc_neurocore.engine.plans import remove_each_spike
@@ -94,11 +93,7 @@ LOGGED = {"                    radius = spread * bound[b, j, t] + rv\n":
 
 def _charged(layer, currents: torch.Tensor, state) -> np.ndarray:
     """A recorded forward's float charged membranes ``(T, n)`` of its first sample, by Norse's own ops."""
-    def before(states: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.zeros_like(states[:, :1]), states[:, :-1]], dim=1)
-
-    previous = type(state)(before(state.membrane), before(state.current))
-    return current_lif_integrate(currents, previous, layer.params)[1][0].double().numpy()
+    return cuba.norse_charged(layer, currents, state)[1][0].double().numpy()
 
 
 def worst_error(graph, x: torch.Tensor, tight: bool = False) -> tuple[int, float]:

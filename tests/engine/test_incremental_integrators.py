@@ -1,7 +1,7 @@
 """A stack that ends in a leaky integrator (Norse `LICell`, NIR `LI` / `CubaLI`: a membrane readout, no
 spikes) runs on the incremental engine and equals brute force through the framework's own forward (to the
-zoo harness's float32 tolerance for membrane readouts). Its last layer takes no spike decision, so it is never near a threshold (the
-replay's near-tie watch used to read a threshold the integrator does not have)."""
+zoo harness's float32 tolerance for membrane readouts). Its last layer takes no spike decision, so it is never
+near a threshold (the replay's near-tie watch used to read a threshold the integrator does not have)."""
 
 from __future__ import annotations
 
