@@ -25,7 +25,7 @@ from torch import nn
 
 from ..protocol import SpikingModel
 from .function import FunctionModel
-from .hooked import HookedModel
+from .hooked import HookedModel, model_input_shape
 from .module import ModuleModel, from_module
 from .nir import from_nir
 from .norse import NorseSequential, from_norse
@@ -48,7 +48,8 @@ def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_
     - a bare model built from one framework's neurons (snnTorch, Norse, SpikingJelly, sinabs) is wrapped
       by that framework's front end (`from_snntorch`, `from_norse`, ...) with its defaults, from the one
       registry of frameworks (wrap it yourself to choose a readout or a layout); image-shaped spikes give
-      it its `input_shape`;
+      it its `input_shape`, and so do flat ones where the model does not tell its input size (a convolution
+      or an ``Unflatten`` before its first Linear, `sc_neurocore.adapters.hooked.model_input_shape`);
     - any other `nn.Module` is a batched callable `(B, T, N) -> (B, C)` unless `batched=False`;
     - any other callable is the tutorial's unbatched `(T, N) -> (C,)` form unless `batched=True`.
 
@@ -75,7 +76,8 @@ def as_spiking_model(run_fn: Any, *, batched: bool | None, n_inputs: int, numpy_
             raise TypeError(f"{name}: {type(run_fn).__name__} mixes neurons of {[f.name for f in frameworks]}; wrap it "
                             "with from_module(model, time_first=..., neuron_layers=[...])")
         if frameworks:
-            options = {"input_shape": input_shape} if len(input_shape) > 1 else {}
+            told = len(input_shape) > 1 or (input_shape and model_input_shape(run_fn) is None)
+            options = {"input_shape": input_shape} if told else {}
             return frameworks[0].wrap(run_fn, **options)
     if batched is None:
         batched = isinstance(run_fn, nn.Module)

@@ -836,22 +836,43 @@ def _reference_tensor(module: nn.Module) -> Tensor:
     return torch.zeros(())
 
 
-def infer_input_shape(model: nn.Module, input_shape: int | Sequence[int] | None) -> tuple[int, ...]:
-    """``input_shape`` as a tuple, or the input size of the first Linear-like layer (``in_features``,
-    ``input_size``, or the columns of a Norse cell's ``input_weights``)."""
-    if input_shape is not None:
-        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-        if not shape or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape):
-            raise ValueError(f"input_shape: expected a positive int or a tuple of them, got {input_shape!r}")
-        return shape
+#: Layers that change the shape of what they pass on: the first Linear-like layer after one of them does not
+#: tell the model's input size.
+RESHAPING = (nn.modules.conv._ConvNd, nn.Unflatten, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+             nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd, nn.Upsample)
+
+
+def model_input_shape(model: nn.Module) -> tuple[int, ...] | None:
+    """The input size the model's first Linear-like layer (``in_features``, ``input_size``, or the columns of a
+    Norse cell's ``input_weights``) tells, when no layer before it changes the shape (a convolution, a pool,
+    an ``Unflatten``: `RESHAPING`); else ``None``.
+
+    Example:
+        >>> from torch import nn
+        >>> model_input_shape(nn.Sequential(nn.Linear(4, 2))), model_input_shape(nn.Sequential(nn.Conv1d(1, 2, 3)))
+        ((4,), None)
+    """
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            break
+        if isinstance(module, RESHAPING):
+            return None
         size = getattr(module, "in_features", None) or getattr(module, "input_size", None)
         weights = getattr(module, "input_weights", None)  # Norse cells with their own input weights
         if not isinstance(size, int) and isinstance(weights, Tensor) and weights.ndim == 2:
             size = weights.shape[1]
         if isinstance(size, int):
             return (size,)
-    raise ValueError(f"input_shape: cannot tell the input size of {type(model).__name__} (no Linear before any "
-                     "convolution); pass input_shape=, e.g. input_shape=(1, 28, 28)")
+    return None
+
+
+def infer_input_shape(model: nn.Module, input_shape: int | Sequence[int] | None) -> tuple[int, ...]:
+    """``input_shape`` as a tuple, or the input size the model tells (`model_input_shape`)."""
+    if input_shape is not None:
+        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+        if not shape or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape):
+            raise ValueError(f"input_shape: expected a positive int or a tuple of them, got {input_shape!r}")
+        return shape
+    shape = model_input_shape(model)
+    if shape is None:
+        raise ValueError(f"input_shape: cannot tell the input size of {type(model).__name__} (a layer before its first "
+                         "Linear changes the shape, or it has none); pass input_shape=, e.g. input_shape=(1, 28, 28)")
+    return shape

@@ -234,3 +234,25 @@ def test_leaky_stack_records_and_attributes_as_the_reference_lif_network():
     gated = SpikeAttributor(decay=0.9, mode="gated")
     torch.testing.assert_close(gated.attribute(spikes, from_snntorch(net), output_neuron=1).attribution_map(),
                                gated.attribute(spikes, reference, output_neuron=1).attribution_map())
+
+
+def test_a_bare_model_that_reshapes_before_its_first_linear_takes_its_input_shape_from_the_spikes():
+    # Unflatten and Conv1d come before the Linear: its in_features (8 * 6) is not the model's input size (4 * 8).
+    import snntorch as snn
+    from torch import nn
+
+    from sc_neurocore.adapters.hooked import infer_input_shape
+
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Unflatten(1, (4, 8)), nn.Conv1d(4, 8, 3), snn.Leaky(beta=0.8, init_hidden=True),
+                        nn.Flatten(), nn.Linear(8 * 6, 3), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    with torch.no_grad():
+        net[1].weight.mul_(3.0)
+        net[4].weight.mul_(3.0)
+    with pytest.raises(ValueError, match="input_shape: cannot tell the input size"):
+        infer_input_shape(net, None)
+    spikes = random_spikes(1, 12, 32, seed=5)
+    saliency = TemporalSaliency(net).explain(spikes[0], output_neuron=0).saliency_map()
+    expected = saliency_loop(one_sample(net), spikes[0], target=0)
+    assert expected.abs().sum() > 0
+    torch.testing.assert_close(torch.as_tensor(saliency).double(), expected, rtol=0, atol=0)
