@@ -871,8 +871,8 @@ def infer_input_shape(model: nn.Module, input_shape: int | Sequence[int] | None)
         if not shape or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape):
             raise ValueError(f"input_shape: expected a positive int or a tuple of them, got {input_shape!r}")
         return shape
-    shape = model_input_shape(model)
-    if shape is None:
+    told = model_input_shape(model)
+    if told is None:
         raise ValueError(f"input_shape: cannot tell the input size of {type(model).__name__} (a layer before its first "
                          "Linear changes the shape, or it has none); pass input_shape=, e.g. input_shape=(1, 28, 28)")
-    return shape
+    return told

@@ -17,6 +17,7 @@ from .batched import run_plan
 from .budget import BudgetWarning, bytes_per_row, default_max_memory, workable_budget
 from .cost import cheapest
 from .event import select
+from .event_tables import MEMBRANE_READOUTS
 from .incremental import run_incremental
 from .plans import Silencing, SpikeRemovals, remove_each_spike, silence_each_neuron, silence_prefixes
 from .recorded import compiled_stack, recorded
@@ -71,6 +72,10 @@ ENGINES = ("auto", "event", "incremental", "batched")
 #: Environment variable naming the executor ``engine="auto"`` prefers wherever it can run (tests and
 #: benchmarks use it; unset: the cost model decides).
 ENGINE_ENV = "SC_NEUROCORE_ENGINE"
+#: Why ``engine="auto"`` runs a membrane readout on the event engine even where another executor is cheaper.
+MEMBRANE_NOTE = ("the event engine, the one executor that gives a membrane readout the one-copy loop's bits (it "
+                 "replays the output layer in that loop's call shapes; the others' products may round it by batch "
+                 "shape)")
 
 
 @overload
@@ -234,6 +239,11 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
                 max_memory < _event_minimum(stack, spikes):
             del estimates["event"]  # below its workable minimum (forced, it would raise the budget): another fits
         name, reason = cheapest(estimates)
+        if name != "event" and "event" in estimates and stack.readout in MEMBRANE_READOUTS:
+            # A membrane readout is a float: the other executors' products round it by their batch shape (1-2
+            # ulps from the one-copy loop where the framework's products are not batch-invariant), unmarked.
+            name, reason = "event", f"{reason}; {MEMBRANE_NOTE}"
+
     if name == "batched":
         return generic(reason)
     try:
