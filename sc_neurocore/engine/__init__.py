@@ -72,6 +72,13 @@ ENGINES = ("auto", "event", "incremental", "batched")
 #: Environment variable naming the executor ``engine="auto"`` prefers wherever it can run (tests and
 #: benchmarks use it; unset: the cost model decides).
 ENGINE_ENV = "SC_NEUROCORE_ENGINE"
+#: How much slower (estimated) the event engine may be than the cheapest executor and still be the one
+#: ``engine="auto"`` runs: its decisions rest on a rigorous rounding bound, where the incremental executor's
+#: near-tie margin is measured and the batched path relies on the model's ops being batch-invariant.
+EXACT_PREFERENCE = 1.5
+#: Why ``engine="auto"`` then runs the event engine.
+EXACT_NOTE = (f"the event engine, within {EXACT_PREFERENCE}x of the cheapest: its spike decisions rest on a rigorous "
+              "rounding bound (the others' on a measured margin or on batch invariance)")
 #: Why ``engine="auto"`` runs a membrane readout on the event engine even where another executor is cheaper.
 MEMBRANE_NOTE = ("the event engine, the one executor that gives a membrane readout the one-copy loop's bits (it "
                  "replays the output layer in that loop's call shapes; the others' products may round it by batch "
@@ -239,10 +246,13 @@ def _execute(model, spikes, plan, max_memory, n_outputs, progress, choice,
                 max_memory < _event_minimum(stack, spikes):
             del estimates["event"]  # below its workable minimum (forced, it would raise the budget): another fits
         name, reason = cheapest(estimates)
-        if name != "event" and "event" in estimates and stack.readout in MEMBRANE_READOUTS:
-            # A membrane readout is a float: the other executors' products round it by their batch shape (1-2
-            # ulps from the one-copy loop where the framework's products are not batch-invariant), unmarked.
-            name, reason = "event", f"{reason}; {MEMBRANE_NOTE}"
+        if name != "event" and "event" in estimates:
+            if stack.readout in MEMBRANE_READOUTS:
+                # A membrane readout is a float: the other executors' products round it by their batch shape
+                # (1-2 ulps from the one-copy loop where the framework's products are not batch-invariant), unmarked.
+                name, reason = "event", f"{reason}; {MEMBRANE_NOTE}"
+            elif estimates["event"] <= EXACT_PREFERENCE * estimates[name]:
+                name, reason = "event", f"{reason}; {EXACT_NOTE}"
 
     if name == "batched":
         return generic(reason)

@@ -312,3 +312,20 @@ def test_multi_input_silencing_goes_to_the_generic_path(monkeypatch):
     hidden = silence_prefixes("0", torch.arange(12), 2)
     assert torch.equal(execute(net, spikes, hidden, engine="incremental"), run_plan(net, spikes, hidden))
     assert calls == [1]
+
+
+@pytest.mark.parametrize(("event_factor", "expected"), [(1.2, "event"), (3.0, "incremental")])
+def test_auto_prefers_the_event_engines_rigorous_bound_when_it_costs_little_more(monkeypatch, event_factor, expected):
+    from sc_neurocore import engine
+    from sc_neurocore.engine import cost
+
+    monkeypatch.setattr(cost, "incremental_seconds", lambda shape: 0.01)
+    monkeypatch.setattr(cost, "event_seconds", lambda shape, compiled=True: 0.01 * event_factor)
+    monkeypatch.setattr(cost, "batched_seconds", lambda shape: 1.0)
+    net = network([20, 12, 4], seed=5)
+    spikes = ragged_spikes(1, 15, 20, 0.3, seed=6)
+    plan = remove_each_spike(spikes)
+    outputs, info = execute(net, spikes, plan, return_info=True)
+    assert info.engine == expected, info.reason
+    assert (engine.EXACT_NOTE in info.reason) == (expected == "event")
+    assert torch.equal(outputs, run_plan(net, spikes, plan))
