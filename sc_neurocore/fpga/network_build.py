@@ -176,10 +176,12 @@ class NetworkBuildReport:
 
 
 class _Progress:
-    """Print the running tool and the elapsed time every `interval` seconds (to stderr)."""
+    """Print the running tool and the elapsed time (to stderr): as each tool starts, and every `interval` seconds
+    while it runs. The build's files are looked at every `poll` seconds, so a tool that finishes between two
+    intervals is still announced."""
 
-    def __init__(self, gateware: Path, interval: float = 10.0, stream=None) -> None:
-        self.gateware, self.interval, self.stream = gateware, interval, stream or sys.stderr
+    def __init__(self, gateware: Path, interval: float = 10.0, stream=None, poll: float = 0.25) -> None:
+        self.gateware, self.interval, self.stream, self.poll = gateware, interval, stream or sys.stderr, poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -192,9 +194,12 @@ class _Progress:
 
     def _run(self) -> None:
         start = time.monotonic()
-        while not self._stop.wait(self.interval):
-            print(f"sc-neurocore fpga build: {self._stage()} running, {time.monotonic() - start:.0f} s",
-                  file=self.stream, flush=True)
+        told, told_at = None, start
+        while not self._stop.wait(self.poll):
+            stage, now = self._stage(), time.monotonic()
+            if stage != told or now - told_at >= self.interval:
+                print(f"sc-neurocore fpga build: {stage} running, {now - start:.0f} s", file=self.stream, flush=True)
+                told, told_at = stage, now
 
     def __enter__(self):
         self._thread.start()

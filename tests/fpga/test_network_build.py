@@ -115,3 +115,28 @@ def test_second_board_builds_timing_clean(tmp_path):
     assert report.dsp == 2 and report.layers == [16, 8, 4] and report.accuracy is None
     assert NetworkBuildReport.from_json((tmp_path / "report.json").read_text()) == report
     assert (tmp_path / "explainer.bin").stat().st_size > 100_000
+
+
+def test_build_progress_announces_every_tool_as_it_starts(tmp_path):
+    """A tool that finishes between two of the periodic lines is still named (the files are watched)."""
+    import io
+    import time
+
+    from sc_neurocore.fpga.network_build import BUILD_NAME, _Progress
+
+    stream = io.StringIO()
+
+    def seen(text: str) -> bool:
+        deadline = time.monotonic() + 5.0
+        while text not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return text in stream.getvalue()
+
+    with _Progress(tmp_path, interval=60.0, stream=stream, poll=0.01):
+        assert seen("yosys (synthesis) running")
+        (tmp_path / f"{BUILD_NAME}.json").write_text("{}")
+        assert seen("nextpnr (place and route) running")
+        (tmp_path / f"{BUILD_NAME}.bin").write_bytes(b"")
+        assert seen("icepack running")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and all(line.startswith("sc-neurocore fpga build: ") for line in lines)
