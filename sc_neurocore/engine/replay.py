@@ -224,13 +224,17 @@ def distinct_rows(rows: Tensor, hashes: Tensor | None = None) -> tuple[Tensor, T
         weights = torch.rand(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64) + 0.5
         hashes = rows.to(torch.float64) @ weights
     _, inverse = torch.unique(hashes, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1 if m else 0,), m, dtype=torch.int64)
-    first.scatter_reduce_(0, inverse, torch.arange(m), reduce="amin")
+    first = _leaders(inverse, m)
     if not torch.equal(rows, rows[first][inverse]):  # two distinct rows with one hash: group them exactly
-        distinct, inverse = torch.unique(rows, dim=0, return_inverse=True)
-        first = torch.full((len(distinct),), m, dtype=torch.int64)
-        first.scatter_reduce_(0, inverse, torch.arange(m), reduce="amin")
+        _, inverse = torch.unique(rows, dim=0, return_inverse=True)
+        first = _leaders(inverse, m)
     return first, inverse
+
+
+def _leaders(inverse: Tensor, m: int) -> Tensor:
+    """The first of the ``m`` rows in each group ``inverse`` (``(m,)`` group numbers ``0 ..``)."""
+    first = torch.full((int(inverse.max()) + 1 if m else 0,), m, dtype=torch.int64)
+    return first.scatter_reduce_(0, inverse, torch.arange(m), reduce="amin")
 
 
 def _rows_as_fresh(data: Tensor) -> bool:
@@ -266,8 +270,8 @@ def _changed_rows(layer, rows: ChangedRows, current: Tensor) -> None:
                 distinct = data[leaders]
                 one_row = _row_current(layer, aligned=_rows_as_fresh(distinct))
                 computed = torch.stack([one_row(distinct[u], 0) for u in range(len(distinct))])[inverse]
-            else:
-                one_row = _row_current(layer, aligned=_rows_as_fresh(data))
+            else:  # each row read in place, at its own step's position in a copy's buffer: one call per row
+                one_row = _row_current(layer)
                 computed = torch.stack([one_row(data[r], t) for r, t in enumerate(steps.tolist())])
             current[copies, steps] = computed.to(current.dtype)
         return
